@@ -1,0 +1,2 @@
+/* batch.c - not yet written. */
+typedef int chronik_placeholder_batch;

@@ -1,0 +1,2 @@
+/* commit.c - not yet written. */
+typedef int chronik_placeholder_commit;

@@ -1,0 +1,2 @@
+/* engine.c - not yet written. */
+typedef int chronik_placeholder_engine;

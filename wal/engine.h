@@ -1,0 +1,200 @@
+/* engine.h - chronik's storage engine, the one API both front-ends use.
+ *
+ * An engine owns one data directory:
+ *   DATA/LOCK            flock()ed by the process that has the engine open
+ *   DATA/wal/NNNN.wal    the WAL: one stream of frames for every partition,
+ *                        rotated into sealed files (see wal/frame.h)
+ *   DATA/meta.log        the metadata log: V1 frames whose values are JSON
+ *                        (topics, configs, consumer-group offsets; wal/meta.c)
+ *
+ * Threads: every function here is thread-safe unless it says otherwise.
+ * Appends from any thread join the current group commit (wal/commit.c).
+ *
+ * Errors: 0 or a negative code (-errno or CHRONIK_E*, see errors.h).
+ */
+#ifndef CHRONIK_ENGINE_H
+#define CHRONIK_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "batch.h"
+#include "errors.h"
+
+struct engine;
+struct partition;
+struct engine_cursor;
+
+enum fsync_policy {
+	FSYNC_EVERY = 0, /* an append returns after its group's fsync (default) */
+	FSYNC_INTERVAL,	 /* fsync at most every fsync_interval_ms */
+	FSYNC_NEVER,	 /* only engine_sync() and close fsync */
+};
+
+struct engine_options {
+	uint64_t wal_segment_bytes;  /* rotate the WAL at this size; default 128 MiB */
+	enum fsync_policy fsync;
+	uint32_t fsync_interval_ms;
+	int32_t default_partitions;  /* default 1 */
+	bool repair;		     /* truncate at a corrupt frame before the tail */
+	bool read_only;		     /* no appends, no tail repair (verify, dump) */
+};
+
+/* Fill *o with the defaults above. */
+void engine_options_init(struct engine_options *o);
+/* Parse "every", "never" or "interval:MS" into o. 0 or -EINVAL. */
+int engine_options_parse_fsync(struct engine_options *o, const char *s);
+/* Set one option from its configuration name ("wal.segment.bytes", "fsync",
+ * "default.partitions"). 0, -ENOENT (unknown key) or -EINVAL (bad value). */
+int engine_options_set(struct engine_options *o, const char *key, const char *value);
+
+/* Open (creating if needed) the data directory dir, take its lock, recover
+ * the WAL. CHRONIK_ELOCKED if another process holds it; CHRONIK_ECORRUPT if
+ * a frame before the tail is invalid and !o->repair. *out owned by caller. */
+int engine_open(const char *dir, const struct engine_options *o, struct engine **out);
+/* Flush and fsync everything appended, stop the commit thread, release the
+ * lock, free. Partitions still referenced become unusable (appends fail). */
+int engine_close(struct engine *e);
+/* Force durability of everything appended so far (fsync() on a file). */
+int engine_sync(struct engine *e);
+const struct engine_options *engine_get_options(const struct engine *e);
+
+/* ---- topics -------------------------------------------------------------- */
+
+/* Kafka's rule: [A-Za-z0-9._-], 1-249 characters, not "." or "..". */
+bool engine_topic_name_valid(const char *name);
+
+/* partitions <= 0 means the default. config_json may be NULL (no config) or
+ * a JSON object of string/number values. CHRONIK_EBADNAME, -EINVAL,
+ * CHRONIK_ETOPICEXISTS. Durable (metadata log fsynced) on return. */
+int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
+			const char *config_json);
+/* CHRONIK_ENOTOPIC if absent. Its partitions stop accepting appends; its WAL
+ * frames are ignored from then on. */
+int engine_topic_delete(struct engine *e, const char *name);
+/* Names of all topics, sorted; *names is a malloc'd array of malloc'd strings,
+ * free with engine_strv_free. */
+int engine_topic_list(struct engine *e, char ***names, size_t *count);
+void engine_strv_free(char **v, size_t count);
+/* Partition count of a topic, or CHRONIK_ENOTOPIC. */
+int engine_topic_partitions(struct engine *e, const char *name, int32_t *partitions);
+/* Config as a JSON object text; *json malloc'd. */
+int engine_topic_config_get(struct engine *e, const char *name, char **json);
+/* Replace the config with json (a JSON object); -EINVAL if not an object. */
+int engine_topic_config_set(struct engine *e, const char *name, const char *json);
+/* The whole metadata (topics, partitions, configs, group offsets) as JSON. */
+int engine_metadata_json(struct engine *e, char **json);
+
+/* ---- partitions ------------------------------------------------------------ */
+
+/* A referenced partition: valid until engine_partition_unref. After its topic
+ * is deleted, appends return CHRONIK_ENOTOPIC and reads see no new data. */
+int engine_partition_get(struct engine *e, const char *topic, int32_t partition,
+			 struct partition **out);
+void engine_partition_ref(struct partition *p);
+void engine_partition_unref(struct partition *p);
+const char *engine_partition_topic(const struct partition *p);
+int32_t engine_partition_index(const struct partition *p);
+
+struct partition_info {
+	int64_t log_start_offset;
+	int64_t next_offset;	/* the high watermark: offsets < this are readable */
+	uint64_t raw_start;	/* raw-view position of log_start_offset */
+	uint64_t raw_size;	/* raw-view size: sum(value len + 1) */
+	uint64_t wal_bytes;	/* bytes of frames of this partition in the WAL */
+	uint64_t batches;
+	int64_t max_timestamp;	/* -1 when empty */
+	int64_t mtime_ns;	/* wall clock of the last append (or open) */
+	int64_t ctime_ns;	/* when the topic was created */
+};
+void engine_partition_info(struct partition *p, struct partition_info *out);
+
+/* ---- appends ---------------------------------------------------------------- */
+
+/* Append one Kafka RecordBatch v2 as received. Its baseOffset (bytes 0-7) is
+ * patched in place; the rest is stored byte for byte. With verify_crc the
+ * batch CRC is checked first (CHRONIK_EBADCRC). Returns when the group is
+ * written (and fsynced under FSYNC_EVERY); *base_offset gets the first
+ * offset. A failed write consumes no offsets. batch must stay valid and
+ * unchanged until the call returns. */
+int engine_append_batch(struct partition *p, uint8_t *batch, size_t len, bool verify_crc,
+			int64_t *base_offset);
+/* Encode n records into one batch and append it. */
+int engine_append_records(struct partition *p, const struct record_in *recs, size_t n,
+			  int64_t *base_offset);
+/* Append buf[0, len), complete '\n'-terminated lines, as one batch of one
+ * record per line (values without the newline). -EINVAL if len == 0 or the
+ * last byte is not '\n'. */
+int engine_append_lines(struct partition *p, const char *buf, size_t len, int64_t *base_offset);
+
+/* Called from the commit thread after each group is published, once per
+ * partition that grew, without engine locks held. It must not block for
+ * long nor call back into appends. One listener per engine; NULL clears. */
+typedef void (*engine_append_fn)(void *arg, struct partition *p);
+void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg);
+
+/* ---- reads ------------------------------------------------------------------ */
+
+/* One record as read; pointers borrowed from the cursor, valid until the
+ * next engine_cursor_next or engine_cursor_close. */
+struct engine_record {
+	int64_t offset;
+	int64_t timestamp;
+	uint64_t raw_pos;	/* raw-view position of this record's value */
+	const uint8_t *key;
+	int32_t key_len;	/* -1 = null */
+	const uint8_t *value;
+	int32_t value_len;	/* -1 = null */
+	int32_t header_count;
+	const uint8_t *headers; /* walk with batch_record_header_next */
+	size_t headers_len;
+};
+
+/* A cursor from an offset (clamped up to the log start; CHRONIK_ERANGE if
+ * beyond next_offset). */
+int engine_cursor_open(struct partition *p, int64_t from_offset, struct engine_cursor **out);
+/* A cursor at the record whose raw-view line contains raw_pos. */
+int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_cursor **out);
+/* 1 = *r filled, 0 = at the current end (call again later for more),
+ * <0 error. */
+int engine_cursor_next(struct engine_cursor *c, struct engine_record *r);
+void engine_cursor_close(struct engine_cursor *c);
+
+/* Copy raw-view bytes [pos, pos + len) into buf; returns bytes copied (0 at
+ * or past the end) or <0. Fewer than len only at the end. */
+ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len);
+
+/* Whole stored batches from the one containing from_offset, for a Kafka
+ * Fetch: at least one batch if any exists at or past from_offset, then more
+ * while the total stays <= max_bytes. *out is malloc'd (caller frees), *len
+ * its size (0 = nothing yet). CHRONIK_ERANGE outside [log start, next]. */
+int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
+			size_t *len);
+
+/* Block until next_offset > offset, up to timeout_ms (-1 = forever).
+ * 1 = data available, 0 = timed out, <0 error (topic deleted, engine closing). */
+int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms);
+
+/* The first offset whose batch's max timestamp >= ts (Kafka ListOffsets);
+ * next_offset if none. */
+int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset);
+
+/* ---- consumer-group offsets (metadata log) ----------------------------------- */
+
+int engine_group_offset_commit(struct engine *e, const char *group, const char *topic,
+			       int32_t partition, int64_t offset, const char *metadata);
+/* *offset = -1 and *metadata = NULL when none committed; *metadata malloc'd. */
+int engine_group_offset_fetch(struct engine *e, const char *group, const char *topic,
+			      int32_t partition, int64_t *offset, char **metadata);
+
+/* ---- checks --------------------------------------------------------------------- */
+
+/* Re-read every frame of the WAL and check every CRC and every hot-index
+ * entry against it. problem() (may be NULL) is called once per problem
+ * found. Returns the number of problems (0 = clean) or <0 on error. */
+typedef void (*engine_problem_fn)(void *arg, const char *what);
+int engine_verify(struct engine *e, engine_problem_fn problem, void *arg);
+
+#endif

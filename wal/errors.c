@@ -1,0 +1,2 @@
+/* errors.c - not yet written. */
+typedef int chronik_placeholder_errors;

@@ -1,0 +1,2 @@
+/* frame.c - not yet written. */
+typedef int chronik_placeholder_frame;

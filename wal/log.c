@@ -1,0 +1,2 @@
+/* log.c - not yet written. */
+typedef int chronik_placeholder_log;

@@ -1,0 +1,2 @@
+/* meta.c - not yet written. */
+typedef int chronik_placeholder_meta;

@@ -1,0 +1,2 @@
+/* read.c - not yet written. */
+typedef int chronik_placeholder_read;

@@ -1,0 +1,2 @@
+/* recover.c - not yet written. */
+typedef int chronik_placeholder_recover;
