@@ -1,0 +1,39 @@
+/* listener.h - the Kafka listener inside chronikd.
+ *
+ * kafka_listener_start binds host:port (loopback unless told otherwise),
+ * serves Kafka clients on the shared engine from its own threads, and
+ * returns. kafka_listener_stop closes every connection and joins them.
+ */
+#ifndef CHRONIK_KAFKA_LISTENER_H
+#define CHRONIK_KAFKA_LISTENER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+struct kafka_listener;
+
+struct kafka_options {
+	const char *host;	   /* default "127.0.0.1" */
+	uint16_t port;		   /* default 9092; 0 = any free port */
+	size_t max_request_bytes;  /* kafka.max.request.bytes, default 100 MiB */
+	bool auto_create_topics;   /* Metadata creates unknown topics; default true */
+};
+
+void kafka_options_init(struct kafka_options *o);
+/* Parse "HOST:PORT" (or ":PORT", or "PORT") into o. 0 or -EINVAL. */
+int kafka_options_parse_addr(struct kafka_options *o, const char *addr);
+
+int kafka_listener_start(struct engine *e, const struct kafka_options *o,
+			 struct kafka_listener **out);
+/* The port actually bound (useful with port 0). */
+uint16_t kafka_listener_port(const struct kafka_listener *l);
+void kafka_listener_stop(struct kafka_listener *l);
+
+/* Register gzip, snappy and zstd decompressors with the engine's batch codec
+ * table (batch_codec_register) so every front-end can look inside compressed
+ * batches. Call once at start, before any read. */
+void kafka_codecs_register(void);
+
+#endif
