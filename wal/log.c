@@ -20,8 +20,8 @@
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 static atomic_int log_threshold = LOG_LVL_INFO;
-static log_sink_fn log_sink;	/* NULL = the default sink; guarded by log_lock */
-static void *log_sink_arg;	/* guarded by log_lock */
+static log_sink_fn log_sink; /* NULL = the default sink; guarded by log_lock */
+static void *log_sink_arg; /* guarded by log_lock */
 
 static const char *level_name(enum log_level level)
 {
