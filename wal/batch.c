@@ -371,12 +371,12 @@ int batch_iter_next(struct batch_iter *it, struct batch_record *out)
 		return 0;
 	}
 
-	outer = (struct rd){.p = it->p, .end = it->end};
+	outer = (struct rd){ .p = it->p, .end = it->end };
 	len = rd_varint(&outer);
 	if (outer.bad || len < 0 || (size_t)len > (size_t)(outer.end - outer.p))
 		goto corrupt;
 
-	rec = (struct rd){.p = outer.p, .end = outer.p + len};
+	rec = (struct rd){ .p = outer.p, .end = outer.p + len };
 	if (rec.p >= rec.end)
 		goto corrupt;
 	r.attributes = (int8_t)*rec.p++;
@@ -415,7 +415,7 @@ void batch_iter_fini(struct batch_iter *it)
 
 int batch_record_header_next(const uint8_t **pos, const uint8_t *end, struct batch_record_header *h)
 {
-	struct rd r = {.p = *pos, .end = end};
+	struct rd r = { .p = *pos, .end = end };
 
 	if (r.p >= r.end)
 		return 0;
@@ -460,9 +460,9 @@ static void header_fill(uint8_t *b, size_t len, int32_t count, int64_t base_ts, 
 	put_be32(b + OFF_LAST_OFFSET_DELTA, (uint32_t)(count - 1));
 	put_be64(b + OFF_BASE_TIMESTAMP, (uint64_t)base_ts);
 	put_be64(b + OFF_MAX_TIMESTAMP, (uint64_t)max_ts);
-	put_be64(b + OFF_PRODUCER_ID, UINT64_MAX);  /* -1 */
+	put_be64(b + OFF_PRODUCER_ID, UINT64_MAX); /* -1 */
 	put_be16(b + OFF_PRODUCER_EPOCH, UINT16_MAX); /* -1 */
-	put_be32(b + OFF_BASE_SEQUENCE, UINT32_MAX);  /* -1 */
+	put_be32(b + OFF_BASE_SEQUENCE, UINT32_MAX); /* -1 */
 	put_be32(b + OFF_RECORD_COUNT, (uint32_t)count);
 	put_be32(b + OFF_CRC, crc32c(0, b + BATCH_CRC_START, len - BATCH_CRC_START));
 }
@@ -608,7 +608,8 @@ int batch_encode_lines(const char *buf, size_t len, int64_t ts, uint8_t **out, s
 	for (i = 0; s < end; i++) {
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		int32_t vlen = (int32_t)(nl - s);
-		int64_t body = 1 + 1 + (int64_t)varint_size(i) + 1 + (int64_t)varint_size(vlen) + vlen + 1;
+		int64_t body =
+			1 + 1 + (int64_t)varint_size(i) + 1 + (int64_t)varint_size(vlen) + vlen + 1;
 
 		p += varint_put(p, body);
 		*p++ = 0; /* attributes */

@@ -112,7 +112,8 @@ static inline uint32_t shift_apply(uint32_t t[4][256], uint32_t r)
 /* ---- hardware ---------------------------------------------------------- */
 
 #if CRC32C_HAVE_X86
-__attribute__((target("sse4.2"))) static uint32_t hw_update(uint32_t r, const uint8_t *p, size_t len)
+__attribute__((target("sse4.2"))) static uint32_t hw_update(uint32_t r, const uint8_t *p,
+							    size_t len)
 {
 	uint64_t c0 = r;
 
@@ -169,7 +170,8 @@ static void crc32c_init(void)
 	}
 	for (int k = 1; k < 8; k++)
 		for (int i = 0; i < 256; i++)
-			sw_table[k][i] = sw_table[0][sw_table[k - 1][i] & 0xff] ^ (sw_table[k - 1][i] >> 8);
+			sw_table[k][i] = sw_table[0][sw_table[k - 1][i] & 0xff] ^
+					 (sw_table[k - 1][i] >> 8);
 
 	shift_table_build(shift_long, LONG_BLOCK);
 	shift_table_build(shift_short, SHORT_BLOCK);

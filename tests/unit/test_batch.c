@@ -68,18 +68,21 @@ static int check_records(const uint8_t *batch, size_t len, const struct record_i
 			max_ts = recs[k].timestamp;
 	if (batch_iter_init(&it, batch, len))
 		return 0;
-	if (it.hdr.record_count != n || it.hdr.last_offset_delta != n - 1 || it.hdr.producer_id != -1 ||
-	    it.hdr.producer_epoch != -1 || it.hdr.base_sequence != -1 || it.hdr.partition_leader_epoch != -1 ||
-	    it.hdr.base_timestamp != recs[0].timestamp || it.hdr.max_timestamp != max_ts)
+	if (it.hdr.record_count != n || it.hdr.last_offset_delta != n - 1 ||
+	    it.hdr.producer_id != -1 || it.hdr.producer_epoch != -1 || it.hdr.base_sequence != -1 ||
+	    it.hdr.partition_leader_epoch != -1 || it.hdr.base_timestamp != recs[0].timestamp ||
+	    it.hdr.max_timestamp != max_ts)
 		good = 0;
 	while ((ret = batch_iter_next(&it, &r)) == 1) {
 		const struct record_in *w = &recs[i];
 		const uint8_t *hp = r.headers;
 		struct batch_record_header h;
 		int hn = 0, hr;
-		if (i >= n || r.offset_delta != i || it.hdr.base_timestamp + r.timestamp_delta != w->timestamp ||
+		if (i >= n || r.offset_delta != i ||
+		    it.hdr.base_timestamp + r.timestamp_delta != w->timestamp ||
 		    !bytes_eq(r.key, r.key_len, w->key, w->key_len) ||
-		    !bytes_eq(r.value, r.value_len, w->value, w->value_len) || r.header_count != w->header_count) {
+		    !bytes_eq(r.value, r.value_len, w->value, w->value_len) ||
+		    r.header_count != w->header_count) {
 			diag("record %d differs", i);
 			good = 0;
 			break;
@@ -159,17 +162,17 @@ static void test_varints(void)
 		const char *enc;
 		size_t n;
 	} cases[] = {
-		{0, "\x00", 1},
-		{-1, "\x01", 1},
-		{1, "\x02", 1},
-		{63, "\x7e", 1},
-		{-64, "\x7f", 1},
-		{64, "\x80\x01", 2},
-		{-65, "\x81\x01", 2},
-		{INT32_MAX, "\xfe\xff\xff\xff\x0f", 5},
-		{INT32_MIN, "\xff\xff\xff\xff\x0f", 5},
-		{INT64_MAX, "\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10},
-		{INT64_MIN, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10},
+		{ 0, "\x00", 1 },
+		{ -1, "\x01", 1 },
+		{ 1, "\x02", 1 },
+		{ 63, "\x7e", 1 },
+		{ -64, "\x7f", 1 },
+		{ 64, "\x80\x01", 2 },
+		{ -65, "\x81\x01", 2 },
+		{ INT32_MAX, "\xfe\xff\xff\xff\x0f", 5 },
+		{ INT32_MIN, "\xff\xff\xff\xff\x0f", 5 },
+		{ INT64_MAX, "\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10 },
+		{ INT64_MIN, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10 },
 	};
 	int good = 1;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -177,8 +180,10 @@ static void test_varints(void)
 		int64_t back = 12345;
 		size_t n = varint_put(buf, cases[i].v);
 		size_t m = varint_get(buf, buf + n, &back);
-		if (n != cases[i].n || memcmp(buf, cases[i].enc, n) || m != n || back != cases[i].v) {
-			diag("varint %lld: %zu bytes, decoded %lld", (long long)cases[i].v, n, (long long)back);
+		if (n != cases[i].n || memcmp(buf, cases[i].enc, n) || m != n ||
+		    back != cases[i].v) {
+			diag("varint %lld: %zu bytes, decoded %lld", (long long)cases[i].v, n,
+			     (long long)back);
 			good = 0;
 		}
 		/* One byte short never decodes. */
@@ -203,8 +208,8 @@ static void test_varints(void)
 		uint8_t buf[10];
 		uint64_t back;
 		size_t n = uvarint_put(buf, 300);
-		int a = n == 2 && buf[0] == 0xac && buf[1] == 0x02 && uvarint_get(buf, buf + n, &back) == 2 &&
-			back == 300;
+		int a = n == 2 && buf[0] == 0xac && buf[1] == 0x02 &&
+			uvarint_get(buf, buf + n, &back) == 2 && back == 300;
 		n = uvarint_put(buf, UINT64_MAX);
 		int b = n == 10 && uvarint_get(buf, buf + n, &back) == 10 && back == UINT64_MAX;
 		n = uvarint_put(buf, 0);
@@ -213,14 +218,18 @@ static void test_varints(void)
 	}
 
 	{
-		static const uint8_t eleven[11] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
-		static const uint8_t tenth_big[10] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
-		static const uint8_t cont[1] = {0x80};
+		static const uint8_t eleven[11] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+						    0x80, 0x80, 0x80, 0x80, 0x00 };
+		static const uint8_t tenth_big[10] = { 0xff, 0xff, 0xff, 0xff, 0xff,
+						       0xff, 0xff, 0xff, 0xff, 0x02 };
+		static const uint8_t cont[1] = { 0x80 };
 		int64_t v;
 		uint64_t u;
-		ok(varint_get(eleven, eleven + 11, &v) == 0 && varint_get(tenth_big, tenth_big + 10, &v) == 0 &&
+		ok(varint_get(eleven, eleven + 11, &v) == 0 &&
+			   varint_get(tenth_big, tenth_big + 10, &v) == 0 &&
 			   varint_get(cont, cont + 1, &v) == 0 && varint_get(cont, cont, &v) == 0 &&
-			   uvarint_get(eleven, eleven + 11, &u) == 0 && uvarint_get(tenth_big, tenth_big + 10, &u) == 0,
+			   uvarint_get(eleven, eleven + 11, &u) == 0 &&
+			   uvarint_get(tenth_big, tenth_big + 10, &u) == 0,
 		   "malformed varints (11 bytes, overflowing 10th byte, cut, empty) are rejected");
 	}
 }
@@ -229,21 +238,39 @@ static void test_varints(void)
 
 static void test_builder(void)
 {
-	static const uint8_t bin[] = {0x00, 0xff, 0x0a, 0x00, 0x80, 0x7f, 0x0d};
+	static const uint8_t bin[] = { 0x00, 0xff, 0x0a, 0x00, 0x80, 0x7f, 0x0d };
 	static const struct record_header_in hdrs[] = {
-		{"trace", 5, "abc", 3},
-		{"nullv", 5, NULL, -1},
-		{"", 0, "", 0},
-		{"bin", 3, bin, (int32_t)sizeof(bin)},
+		{ "trace", 5, "abc", 3 },
+		{ "nullv", 5, NULL, -1 },
+		{ "", 0, "", 0 },
+		{ "bin", 3, bin, (int32_t)sizeof(bin) },
 	};
 	const struct record_in recs[] = {
-		{.timestamp = 1700000000000, .key = NULL, .key_len = -1, .value = "hello", .value_len = 5},
-		{.timestamp = 1700000000500, .key = "k", .key_len = 1, .value = NULL, .value_len = -1},
-		{.timestamp = 1699999999000, .key = "", .key_len = 0, .value = "", .value_len = 0},
-		{.timestamp = 1700000000100, .key = bin, .key_len = 7, .value = bin, .value_len = 7,
-		 .headers = hdrs, .header_count = 4},
-		{.timestamp = 1700000000100, .key = NULL, .key_len = -1, .value = "x", .value_len = 1,
-		 .headers = hdrs + 1, .header_count = 1},
+		{ .timestamp = 1700000000000,
+		  .key = NULL,
+		  .key_len = -1,
+		  .value = "hello",
+		  .value_len = 5 },
+		{ .timestamp = 1700000000500,
+		  .key = "k",
+		  .key_len = 1,
+		  .value = NULL,
+		  .value_len = -1 },
+		{ .timestamp = 1699999999000, .key = "", .key_len = 0, .value = "", .value_len = 0 },
+		{ .timestamp = 1700000000100,
+		  .key = bin,
+		  .key_len = 7,
+		  .value = bin,
+		  .value_len = 7,
+		  .headers = hdrs,
+		  .header_count = 4 },
+		{ .timestamp = 1700000000100,
+		  .key = NULL,
+		  .key_len = -1,
+		  .value = "x",
+		  .value_len = 1,
+		  .headers = hdrs + 1,
+		  .header_count = 1 },
 	};
 	uint8_t *b = NULL;
 	size_t len = 0;
@@ -251,8 +278,8 @@ static void test_builder(void)
 
 	ok(build(recs, 5, &b, &len) == 0, "builder accepts nulls, empties, binary and headers");
 	ok(b && batch_header_parse(b, len, &h) == 0 && h.magic == 2 && h.attributes == 0 &&
-		   h.base_offset == 0 && h.batch_length == (int32_t)len - 12 && h.record_count == 5 &&
-		   h.last_offset_delta == 4,
+		   h.base_offset == 0 && h.batch_length == (int32_t)len - 12 &&
+		   h.record_count == 5 && h.last_offset_delta == 4,
 	   "built header parses: magic 2, attributes 0, length, count");
 	ok(b && batch_crc_check(b, len) == 0, "built batch has a valid CRC");
 	ok(b && h.base_timestamp == 1700000000000 && h.max_timestamp == 1700000000500,
@@ -262,7 +289,8 @@ static void test_builder(void)
 		uint64_t raw = 0;
 		int rr = b ? batch_raw_size(b, len, &raw) : -1;
 		ok(rr == 0 && raw == 5 + 0 + 0 + 7 + 1 + 5,
-		   "raw size: values (null = 0) plus one newline each (%llu)", (unsigned long long)raw);
+		   "raw size: values (null = 0) plus one newline each (%llu)",
+		   (unsigned long long)raw);
 	}
 	if (b) {
 		batch_set_base_offset(b, 0x0102030405060708);
@@ -292,7 +320,8 @@ static void test_builder(void)
 			many[i].key_len = i % 3 == 0 ? -1 : (int32_t)(rng() % 200);
 		}
 		b = NULL;
-		ok(build(many, n, &b, &len) == 0 && batch_crc_check(b, len) == 0 && check_records(b, len, many, n),
+		ok(build(many, n, &b, &len) == 0 && batch_crc_check(b, len) == 0 &&
+			   check_records(b, len, many, n),
 		   "%d records of varied sizes and timestamps round trip (%zu bytes)", n, len);
 		free(b);
 		free(many);
@@ -302,10 +331,14 @@ static void test_builder(void)
 	/* Misuse. */
 	{
 		struct batch_builder bb;
-		struct record_in bad = {.timestamp = 1, .key_len = -2, .value_len = -1};
-		struct record_header_in nullkey = {NULL, -1, "v", 1};
-		struct record_in badh = {.timestamp = 1, .key_len = -1, .value = "v", .value_len = 1,
-					 .headers = &nullkey, .header_count = 1};
+		struct record_in bad = { .timestamp = 1, .key_len = -2, .value_len = -1 };
+		struct record_header_in nullkey = { NULL, -1, "v", 1 };
+		struct record_in badh = { .timestamp = 1,
+					  .key_len = -1,
+					  .value = "v",
+					  .value_len = 1,
+					  .headers = &nullkey,
+					  .header_count = 1 };
 		uint8_t *o = NULL;
 		size_t ol = 0;
 		batch_builder_init(&bb);
@@ -317,8 +350,8 @@ static void test_builder(void)
 		ok(batch_builder_add(&bb, &badh) == -EINVAL, "null header key: -EINVAL");
 		ok(bb.count == 0, "rejected records leave the builder empty");
 		bad.value_len = 0;
-		ok(batch_builder_add(&bb, &bad) == 0 && batch_builder_finish(&bb, &o, &ol) == 0 && bb.count == 0 &&
-			   bb.buf == NULL && batch_crc_check(o, ol) == 0,
+		ok(batch_builder_add(&bb, &bad) == 0 && batch_builder_finish(&bb, &o, &ol) == 0 &&
+			   bb.count == 0 && bb.buf == NULL && batch_crc_check(o, ol) == 0,
 		   "after finish the builder is reset and empty");
 		free(o);
 		batch_builder_fini(&bb);
@@ -339,10 +372,11 @@ static void test_encode_lines(void)
 	if (b) {
 		struct batch_iter it;
 		struct batch_record r;
-		const char *want[] = {"alpha", "", "third line"};
+		const char *want[] = { "alpha", "", "third line" };
 		int i = 0, good = batch_crc_check(b, len) == 0;
 		uint64_t raw = 0;
-		good &= batch_iter_init(&it, b, len) == 0 && it.hdr.base_timestamp == 42 && it.hdr.max_timestamp == 42;
+		good &= batch_iter_init(&it, b, len) == 0 && it.hdr.base_timestamp == 42 &&
+			it.hdr.max_timestamp == 42;
 		while (good && batch_iter_next(&it, &r) == 1) {
 			good &= i < 3 && r.key_len == -1 && r.key == NULL && r.offset_delta == i &&
 				r.timestamp_delta == 0 && r.header_count == 0 &&
@@ -351,7 +385,8 @@ static void test_encode_lines(void)
 		}
 		batch_iter_fini(&it);
 		ok(good && i == 3, "lines decode: values, null keys, offset deltas, timestamp 42");
-		ok(batch_raw_size(b, len, &raw) == 0 && raw == sizeof(text) - 1, "raw size equals the input length");
+		ok(batch_raw_size(b, len, &raw) == 0 && raw == sizeof(text) - 1,
+		   "raw size equals the input length");
 		free(b);
 	} else {
 		ok(0, "lines decode");
@@ -380,8 +415,10 @@ static void test_encode_lines(void)
 		for (size_t i = 0; i < n; i++) {
 			for (size_t k = 0; k < lens[i]; k++)
 				buf[pos + k] = (char)(' ' + rng() % 90);
-			recs[i] = (struct record_in){.timestamp = 777, .key_len = -1, .value = buf + pos,
-						     .value_len = (int32_t)lens[i]};
+			recs[i] = (struct record_in){ .timestamp = 777,
+						      .key_len = -1,
+						      .value = buf + pos,
+						      .value_len = (int32_t)lens[i] };
 			pos += lens[i];
 			buf[pos++] = '\n';
 		}
@@ -389,7 +426,8 @@ static void test_encode_lines(void)
 		size_t alen = 0, clen = 0;
 		int ra = batch_encode_lines(buf, cap, 777, &a, &alen, &count);
 		int rc = build(recs, (int)n, &c, &clen);
-		ok(ra == 0 && rc == 0 && count == (int32_t)n && alen == clen && memcmp(a, c, alen) == 0,
+		ok(ra == 0 && rc == 0 && count == (int32_t)n && alen == clen &&
+			   memcmp(a, c, alen) == 0,
 		   "encode_lines gives the builder's bytes for %zu lines (%zu bytes)", n, alen);
 		free(a);
 		free(c);
@@ -433,9 +471,10 @@ static void test_header_and_crc(void)
 	c[16] = 2;
 	ok(good, "magic other than 2: CHRONIK_EVERSION");
 	{
-		uint8_t old[26] = {0};
+		uint8_t old[26] = { 0 };
 		old[16] = 1; /* a v1 message set is shorter than 61 bytes */
-		ok(batch_header_parse(old, sizeof(old), &h) == CHRONIK_EVERSION, "short v1 message: CHRONIK_EVERSION");
+		ok(batch_header_parse(old, sizeof(old), &h) == CHRONIK_EVERSION,
+		   "short v1 message: CHRONIK_EVERSION");
 	}
 
 	wr32(c + 8, (uint32_t)(len - 12 + 1));
@@ -448,7 +487,8 @@ static void test_header_and_crc(void)
 	good &= batch_header_parse(c, len, &h) == 0;
 	ok(good, "batchLength + 12 != buffer length: CHRONIK_ECORRUPT");
 	wr32(c + 57, 0xffffffffu);
-	ok(batch_header_parse(c, len, &h) == CHRONIK_ECORRUPT, "negative record count: CHRONIK_ECORRUPT");
+	ok(batch_header_parse(c, len, &h) == CHRONIK_ECORRUPT,
+	   "negative record count: CHRONIK_ECORRUPT");
 	free(c);
 
 	/* Flip one bit at every byte of [17, end): the CRC catches each. */
@@ -481,16 +521,21 @@ static void test_header_and_crc(void)
 
 static void test_malformed(void)
 {
-	static const struct record_header_in hdrs[] = {{"h1", 2, "v1", 2}, {"h2", 2, NULL, -1}};
+	static const struct record_header_in hdrs[] = { { "h1", 2, "v1", 2 },
+							{ "h2", 2, NULL, -1 } };
 	struct record_in recs[6];
 	uint8_t *b = NULL, *c;
 	size_t len = 0;
 	int good, n, ret;
 
 	for (int i = 0; i < 6; i++)
-		recs[i] = (struct record_in){.timestamp = 100 + i, .key = "key", .key_len = i % 2 ? 3 : -1,
-					     .value = "some value bytes", .value_len = 3 + i,
-					     .headers = hdrs, .header_count = i % 3};
+		recs[i] = (struct record_in){ .timestamp = 100 + i,
+					      .key = "key",
+					      .key_len = i % 2 ? 3 : -1,
+					      .value = "some value bytes",
+					      .value_len = 3 + i,
+					      .headers = hdrs,
+					      .header_count = i % 3 };
 	if (build(recs, 6, &b, &len))
 		bail("build failed");
 
@@ -520,15 +565,18 @@ static void test_malformed(void)
 	memcpy(c, b, len);
 	c[len] = 0;
 	batch_fix(c, len + 1);
-	ok(walk(c, len + 1, &n) == CHRONIK_ECORRUPT && n == 6, "a byte after the last record: CHRONIK_ECORRUPT");
+	ok(walk(c, len + 1, &n) == CHRONIK_ECORRUPT && n == 6,
+	   "a byte after the last record: CHRONIK_ECORRUPT");
 	free(c);
 
 	/* recordCount larger / smaller than the records present. */
 	c = dup_exact(b, len);
 	wr32(c + 57, 7);
-	ok(walk(c, len, &n) == CHRONIK_ECORRUPT, "recordCount above the records present: CHRONIK_ECORRUPT");
+	ok(walk(c, len, &n) == CHRONIK_ECORRUPT,
+	   "recordCount above the records present: CHRONIK_ECORRUPT");
 	wr32(c + 57, 5);
-	ok(walk(c, len, &n) == CHRONIK_ECORRUPT && n == 5, "recordCount below the records present: CHRONIK_ECORRUPT");
+	ok(walk(c, len, &n) == CHRONIK_ECORRUPT && n == 5,
+	   "recordCount below the records present: CHRONIK_ECORRUPT");
 	wr32(c + 57, 6);
 	ok(walk(c, len, &n) == 0 && n == 6, "restored count walks all 6");
 	free(c);
@@ -543,21 +591,46 @@ static void test_malformed(void)
 		} cases[] = {
 			/* length (zig-zag), attributes, timestampDelta, offsetDelta,
 			 * keyLength, valueLength, value, headerCount, headers */
-			{"valid", {14, 0, 0, 0, 1, 2, 'a', 0}, 8, 0},
-			{"record length past the end", {16, 0, 0, 0, 1, 2, 'a', 0}, 8, CHRONIK_ECORRUPT},
-			{"negative record length", {1, 0, 0, 0, 1, 2, 'a', 0}, 8, CHRONIK_ECORRUPT},
-			{"record longer than its fields", {16, 0, 0, 0, 1, 2, 'a', 0, 0}, 9, CHRONIK_ECORRUPT},
-			{"key length -2", {14, 0, 0, 0, 3, 2, 'a', 0}, 8, CHRONIK_ECORRUPT},
-			{"value length past the record", {14, 0, 0, 0, 1, 8, 'a', 0}, 8, CHRONIK_ECORRUPT},
-			{"negative header count", {14, 0, 0, 0, 1, 2, 'a', 1}, 8, CHRONIK_ECORRUPT},
-			{"header count past the record", {14, 0, 0, 0, 1, 2, 'a', 2}, 8, CHRONIK_ECORRUPT},
-			{"null header key", {20, 0, 0, 0, 1, 2, 'a', 2, 1, 2, 'b'}, 11, CHRONIK_ECORRUPT},
-			{"valid header", {22, 0, 0, 0, 1, 2, 'a', 2, 2, 'k', 2, 'b'}, 12, 0},
-			{"offset delta over int32",
-			 {22, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x1f, 1, 2, 'a', 0}, 12, CHRONIK_ECORRUPT},
-			{"overlong varint",
-			 {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0}, 12, CHRONIK_ECORRUPT},
-			{"empty record", {0}, 1, CHRONIK_ECORRUPT},
+			{ "valid", { 14, 0, 0, 0, 1, 2, 'a', 0 }, 8, 0 },
+			{ "record length past the end",
+			  { 16, 0, 0, 0, 1, 2, 'a', 0 },
+			  8,
+			  CHRONIK_ECORRUPT },
+			{ "negative record length",
+			  { 1, 0, 0, 0, 1, 2, 'a', 0 },
+			  8,
+			  CHRONIK_ECORRUPT },
+			{ "record longer than its fields",
+			  { 16, 0, 0, 0, 1, 2, 'a', 0, 0 },
+			  9,
+			  CHRONIK_ECORRUPT },
+			{ "key length -2", { 14, 0, 0, 0, 3, 2, 'a', 0 }, 8, CHRONIK_ECORRUPT },
+			{ "value length past the record",
+			  { 14, 0, 0, 0, 1, 8, 'a', 0 },
+			  8,
+			  CHRONIK_ECORRUPT },
+			{ "negative header count",
+			  { 14, 0, 0, 0, 1, 2, 'a', 1 },
+			  8,
+			  CHRONIK_ECORRUPT },
+			{ "header count past the record",
+			  { 14, 0, 0, 0, 1, 2, 'a', 2 },
+			  8,
+			  CHRONIK_ECORRUPT },
+			{ "null header key",
+			  { 20, 0, 0, 0, 1, 2, 'a', 2, 1, 2, 'b' },
+			  11,
+			  CHRONIK_ECORRUPT },
+			{ "valid header", { 22, 0, 0, 0, 1, 2, 'a', 2, 2, 'k', 2, 'b' }, 12, 0 },
+			{ "offset delta over int32",
+			  { 22, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x1f, 1, 2, 'a', 0 },
+			  12,
+			  CHRONIK_ECORRUPT },
+			{ "overlong varint",
+			  { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0 },
+			  12,
+			  CHRONIK_ECORRUPT },
+			{ "empty record", { 0 }, 1, CHRONIK_ECORRUPT },
 		};
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			size_t blen = BATCH_HEADER_SIZE + cases[i].n;
@@ -567,42 +640,48 @@ static void test_malformed(void)
 			wr32(c + 57, 1);
 			batch_fix(c, blen);
 			ret = walk(c, blen, &n);
-			ok(ret == cases[i].want, "%s: %d (want %d)", cases[i].what, ret, cases[i].want);
+			ok(ret == cases[i].want, "%s: %d (want %d)", cases[i].what, ret,
+			   cases[i].want);
 			free(c);
 		}
 	}
 
 	/* The header walker on its own. */
 	{
-		static const uint8_t bad_hdr[] = {2, 'k', 9, 'v'};
-		static const uint8_t good_hdr[] = {2, 'k', 1, 0, 2, 'v'};
+		static const uint8_t bad_hdr[] = { 2, 'k', 9, 'v' };
+		static const uint8_t good_hdr[] = { 2, 'k', 1, 0, 2, 'v' };
 		const uint8_t *p = bad_hdr;
 		struct batch_record_header h;
-		int a = batch_record_header_next(&p, bad_hdr + sizeof(bad_hdr), &h) == CHRONIK_ECORRUPT;
+		int a = batch_record_header_next(&p, bad_hdr + sizeof(bad_hdr), &h) ==
+			CHRONIK_ECORRUPT;
 		p = good_hdr;
-		int b1 = batch_record_header_next(&p, good_hdr + sizeof(good_hdr), &h) == 1 && h.key_len == 1 &&
-			 h.key[0] == 'k' && h.value_len == -1 && h.value == NULL;
-		int b2 = batch_record_header_next(&p, good_hdr + sizeof(good_hdr), &h) == 1 && h.key_len == 0 &&
-			 h.value_len == 1 && h.value[0] == 'v';
+		int b1 = batch_record_header_next(&p, good_hdr + sizeof(good_hdr), &h) == 1 &&
+			 h.key_len == 1 && h.key[0] == 'k' && h.value_len == -1 && h.value == NULL;
+		int b2 = batch_record_header_next(&p, good_hdr + sizeof(good_hdr), &h) == 1 &&
+			 h.key_len == 0 && h.value_len == 1 && h.value[0] == 'v';
 		int b3 = batch_record_header_next(&p, good_hdr + sizeof(good_hdr), &h) == 0;
-		ok(a && b1 && b2 && b3, "header walker: two headers then end; value past the end is corrupt");
+		ok(a && b1 && b2 && b3,
+		   "header walker: two headers then end; value past the end is corrupt");
 	}
 
 	/* Random damage to the record bytes (header kept consistent): the walk
 	 * ends in a result, never a crash. */
 	{
-		int results[3] = {0, 0, 0};
+		int results[3] = { 0, 0, 0 };
 		for (int t = 0; t < 20000; t++) {
 			c = dup_exact(b, len);
 			int flips = 1 + (int)(rng() % 4);
 			for (int f = 0; f < flips; f++)
-				c[BATCH_HEADER_SIZE + rng() % (len - BATCH_HEADER_SIZE)] = (uint8_t)rng();
+				c[BATCH_HEADER_SIZE + rng() % (len - BATCH_HEADER_SIZE)] =
+					(uint8_t)rng();
 			ret = walk(c, len, &n);
 			results[ret == 0 ? 0 : ret == CHRONIK_ECORRUPT ? 1 : 2]++;
 			free(c);
 		}
-		diag("random damage: %d decoded, %d corrupt, %d other", results[0], results[1], results[2]);
-		ok(results[2] == 0 && results[1] > 0, "20000 randomly damaged batches: decoded or CHRONIK_ECORRUPT");
+		diag("random damage: %d decoded, %d corrupt, %d other", results[0], results[1],
+		     results[2]);
+		ok(results[2] == 0 && results[1] > 0,
+		   "20000 randomly damaged batches: decoded or CHRONIK_ECORRUPT");
 	}
 	free(b);
 }
@@ -623,7 +702,8 @@ static int reverse_codec(const uint8_t *in, size_t in_len, uint8_t **out, size_t
 }
 
 /* The batch b with its records replaced by rec[0, rlen) and the codec set. */
-static uint8_t *recode(const uint8_t *b, const uint8_t *rec, size_t rlen, int codec, size_t *out_len)
+static uint8_t *recode(const uint8_t *b, const uint8_t *rec, size_t rlen, int codec,
+		       size_t *out_len)
 {
 	size_t len = BATCH_HEADER_SIZE + rlen;
 	uint8_t *c = malloc(len);
@@ -647,7 +727,9 @@ static void test_codecs(void)
 
 	for (int i = 0; i < 50; i++) {
 		int l = snprintf(vals[i], sizeof(vals[i]), "msg-%d", i);
-		recs[i] = (struct record_in){.timestamp = 1000 + i, .key_len = -1, .value = vals[i], .value_len = l};
+		recs[i] = (struct record_in){
+			.timestamp = 1000 + i, .key_len = -1, .value = vals[i], .value_len = l
+		};
 	}
 	if (build(recs, 50, &b, &len))
 		bail("build failed");
@@ -667,8 +749,8 @@ static void test_codecs(void)
 		   "lz4 frame batch decodes through the built-in codec");
 		int rr = batch_raw_size(c, clen, &raw);
 		/* "msg-0".."msg-9" are 5 bytes, "msg-10".."msg-49" 6, plus newlines. */
-		ok(rr == 0 && raw == 10 * 5 + 40 * 6 + 50,
-		   "raw size of the lz4 batch (%llu)", (unsigned long long)raw);
+		ok(rr == 0 && raw == 10 * 5 + 40 * 6 + 50, "raw size of the lz4 batch (%llu)",
+		   (unsigned long long)raw);
 	}
 	free(c);
 
@@ -685,7 +767,8 @@ static void test_codecs(void)
 		uint8_t *zz = dup_exact(z, zlen);
 		zz[4] ^= 0xff; /* frame descriptor flags */
 		c = recode(b, zz, zlen, BATCH_CODEC_LZ4, &clen);
-		ok(walk(c, clen, &n) == CHRONIK_ECORRUPT, "bad lz4 frame descriptor: CHRONIK_ECORRUPT");
+		ok(walk(c, clen, &n) == CHRONIK_ECORRUPT,
+		   "bad lz4 frame descriptor: CHRONIK_ECORRUPT");
 		free(c);
 		free(zz);
 		uint8_t *two = malloc(2 * zlen);

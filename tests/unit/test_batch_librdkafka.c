@@ -69,21 +69,25 @@ static void check_records(const char *codec, const uint8_t *b, size_t len)
 		if (ts > max_ts)
 			max_ts = ts;
 		if (r.offset_delta != i || !eq(r.value, r.value_len, val) ||
-		    (i % 3 == 0 ? !eq(r.key, r.key_len, key) : r.key_len != -1) || r.header_count != 1 ||
-		    batch_record_header_next(&hp, r.headers + r.headers_len, &h) != 1 || !eq(h.key, h.key_len, "src") ||
-		    !eq(h.value, h.value_len, "kcat") ||
-		    batch_record_header_next(&hp, r.headers + r.headers_len, &h) != 0 || ts < it.hdr.base_timestamp) {
+		    (i % 3 == 0 ? !eq(r.key, r.key_len, key) : r.key_len != -1) ||
+		    r.header_count != 1 ||
+		    batch_record_header_next(&hp, r.headers + r.headers_len, &h) != 1 ||
+		    !eq(h.key, h.key_len, "src") || !eq(h.value, h.value_len, "kcat") ||
+		    batch_record_header_next(&hp, r.headers + r.headers_len, &h) != 0 ||
+		    ts < it.hdr.base_timestamp) {
 			if (bad++ < 3)
 				diag("%s: record %d differs", codec, i);
 		}
 		i++;
 	}
-	ok(ret == 0 && i == COUNT && bad == 0, "%s: %d records: offsets, values msg-N, keys, header src=kcat", codec, i);
-	ok(max_ts == it.hdr.max_timestamp, "%s: maxTimestamp is the largest record timestamp", codec);
+	ok(ret == 0 && i == COUNT && bad == 0,
+	   "%s: %d records: offsets, values msg-N, keys, header src=kcat", codec, i);
+	ok(max_ts == it.hdr.max_timestamp, "%s: maxTimestamp is the largest record timestamp",
+	   codec);
 	batch_iter_fini(&it);
 	ret = batch_raw_size(b, len, &raw);
-	ok(ret == 0 && raw == raw_want, "%s: raw size %llu (want %llu)", codec, (unsigned long long)raw,
-	   (unsigned long long)raw_want);
+	ok(ret == 0 && raw == raw_want, "%s: raw size %llu (want %llu)", codec,
+	   (unsigned long long)raw, (unsigned long long)raw_want);
 }
 
 int main(int argc, char **argv)
@@ -92,8 +96,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int codec;
 	} files[] = {
-		{"none", BATCH_CODEC_NONE}, {"gzip", BATCH_CODEC_GZIP}, {"snappy", BATCH_CODEC_SNAPPY},
-		{"lz4", BATCH_CODEC_LZ4},   {"zstd", BATCH_CODEC_ZSTD},
+		{ "none", BATCH_CODEC_NONE },	  { "gzip", BATCH_CODEC_GZIP },
+		{ "snappy", BATCH_CODEC_SNAPPY }, { "lz4", BATCH_CODEC_LZ4 },
+		{ "zstd", BATCH_CODEC_ZSTD },
 	};
 
 	if (argc < 2)
@@ -107,17 +112,20 @@ int main(int argc, char **argv)
 		struct batch_header h;
 		int ret = batch_header_parse(b, len, &h);
 
-		ok(ret == 0 && h.magic == 2 && h.record_count == COUNT && h.last_offset_delta == COUNT - 1 &&
+		ok(ret == 0 && h.magic == 2 && h.record_count == COUNT &&
+			   h.last_offset_delta == COUNT - 1 &&
 			   (h.attributes & BATCH_ATTR_CODEC_MASK) == files[f].codec &&
 			   !(h.attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)) &&
 			   h.base_timestamp <= h.max_timestamp && h.base_timestamp > 1500000000000,
 		   "%s: header: magic 2, %d records, codec %d, timestamps", codec, h.record_count,
 		   h.attributes & BATCH_ATTR_CODEC_MASK);
-		diag("%s: %zu bytes, producerId %lld, epoch %d, baseSequence %d, leaderEpoch %d", codec, len,
-		     (long long)h.producer_id, h.producer_epoch, h.base_sequence, h.partition_leader_epoch);
+		diag("%s: %zu bytes, producerId %lld, epoch %d, baseSequence %d, leaderEpoch %d",
+		     codec, len, (long long)h.producer_id, h.producer_epoch, h.base_sequence,
+		     h.partition_leader_epoch);
 		ok(batch_crc_check(b, len) == 0, "%s: CRC-32C matches librdkafka's", codec);
 		b[len / 2] ^= 0x01;
-		ok(batch_crc_check(b, len) == CHRONIK_EBADCRC, "%s: one flipped bit fails the CRC", codec);
+		ok(batch_crc_check(b, len) == CHRONIK_EBADCRC, "%s: one flipped bit fails the CRC",
+		   codec);
 		b[len / 2] ^= 0x01;
 
 		if (files[f].codec == BATCH_CODEC_NONE || files[f].codec == BATCH_CODEC_LZ4) {
@@ -125,7 +133,8 @@ int main(int argc, char **argv)
 		} else {
 			struct batch_iter it;
 			ret = batch_iter_init(&it, b, len);
-			ok(ret == CHRONIK_ECODEC, "%s: no decompressor in the engine: CHRONIK_ECODEC", codec);
+			ok(ret == CHRONIK_ECODEC,
+			   "%s: no decompressor in the engine: CHRONIK_ECODEC", codec);
 			batch_iter_fini(&it);
 		}
 		free(b);

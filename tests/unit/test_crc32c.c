@@ -34,8 +34,8 @@ static int check_vector(const char *name, const void *buf, size_t len, uint32_t 
 {
 	uint32_t hw = crc32c(0, buf, len), sw = crc32c_sw(0, buf, len);
 	uint32_t bit = crc32c_bitwise(0, buf, len);
-	return ok(hw == want && sw == want && bit == want, "%s: crc32c %08x sw %08x bitwise %08x want %08x",
-		  name, hw, sw, bit, want);
+	return ok(hw == want && sw == want && bit == want,
+		  "%s: crc32c %08x sw %08x bitwise %08x want %08x", name, hw, sw, bit, want);
 }
 
 int main(void)
@@ -84,25 +84,34 @@ int main(void)
 				uint32_t seed = (uint32_t)rng();
 				uint32_t want = crc32c_bitwise(seed, buf + align, len);
 				checked++;
-				if (crc32c(seed, buf + align, len) != want || crc32c_sw(seed, buf + align, len) != want) {
+				if (crc32c(seed, buf + align, len) != want ||
+				    crc32c_sw(seed, buf + align, len) != want) {
 					if (bad++ < 5)
 						diag("mismatch at align %zu len %zu", align, len);
 				}
 			}
 		}
-		ok(bad == 0, "hw and sw equal the reference on %d (alignment, length) pairs", checked);
+		ok(bad == 0, "hw and sw equal the reference on %d (alignment, length) pairs",
+		   checked);
 
 		bad = 0;
 		checked = 0;
-		static const size_t sizes[] = {3 * 256, 3 * 256 + 1, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 13,
-					       3 * 8192 * 2, 3 * 8192 * 2 + 3 * 256 + 77};
+		static const size_t sizes[] = { 3 * 256,
+						3 * 256 + 1,
+						3 * 8192 - 1,
+						3 * 8192,
+						3 * 8192 + 13,
+						3 * 8192 * 2,
+						3 * 8192 * 2 + 3 * 256 + 77 };
 		for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 			for (size_t align = 0; align < 8; align += 3) {
 				uint32_t want = crc32c_bitwise(0, buf + align, sizes[s]);
 				checked++;
-				if (crc32c(0, buf + align, sizes[s]) != want || crc32c_sw(0, buf + align, sizes[s]) != want) {
+				if (crc32c(0, buf + align, sizes[s]) != want ||
+				    crc32c_sw(0, buf + align, sizes[s]) != want) {
 					if (bad++ < 5)
-						diag("mismatch at align %zu len %zu", align, sizes[s]);
+						diag("mismatch at align %zu len %zu", align,
+						     sizes[s]);
 				}
 			}
 		}
