@@ -1,0 +1,66 @@
+/* cli.h - shared pieces of the chronik admin CLI (cli/chronik.c and the
+ * cmd_*.c files, one per command).
+ *
+ * Exit statuses: 0 success, 1 failure (the engine said no, data corrupt,
+ * I/O error), 2 usage error. Every command function returns one of these.
+ */
+#ifndef CHRONIK_CLI_H
+#define CHRONIK_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+struct cli {
+	const char *data_dir; /* --data, or $CHRONIK_DATA; NULL if neither */
+	struct engine_options opts; /* defaults, then --fsync / --set */
+	bool verbose;
+	struct engine *engine; /* set by cli_engine_open */
+};
+
+/* Print "chronik: <formatted message>" and a hint to stderr; returns
+ * CLI_EXIT_USAGE. */
+__attribute__((format(printf, 1, 2))) int cli_usage_error(const char *fmt, ...);
+
+/* Print "chronik: <what>: <chronik_strerror(err)>" to stderr; returns
+ * CLI_EXIT_FAIL. */
+int cli_fail(const char *what, int err);
+
+/* If argv[*i] is the option name ("--name" followed by a value, or
+ * "--name=value"), store the value in *val, advance *i past it and return 1.
+ * 0 if argv[*i] is not this option; -1 (usage error printed) if the value
+ * is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+
+/* Handle a global option (--data, --fsync, --set, --verbose) at argv[*i],
+ * which commands accept after their name too. 1 consumed, 0 not a global
+ * option, -1 usage error (printed). */
+int cli_global_opt(struct cli *c, int argc, char **argv, int *i);
+
+/* Open c->data_dir into c->engine (read_only for inspection commands).
+ * Prints the error and returns CLI_EXIT_FAIL / CLI_EXIT_USAGE, or 0. */
+int cli_engine_open(struct cli *c, bool read_only);
+/* Close c->engine if open; prints and returns CLI_EXIT_FAIL on error. */
+int cli_engine_close(struct cli *c);
+
+/* Split "TOPIC/PARTITION" (or "TOPIC", partition 0). *topic is malloc'd.
+ * 0, or CLI_EXIT_USAGE after printing why. */
+int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition);
+
+/* Parse a whole decimal int64 (no sign for unsigned use is enforced by the
+ * caller). 0 or -EINVAL. */
+int cli_parse_i64(const char *s, int64_t *out);
+
+int cmd_topic(struct cli *c, int argc, char **argv);
+int cmd_produce(struct cli *c, int argc, char **argv);
+int cmd_consume(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_info(struct cli *c, int argc, char **argv);
+int cmd_dump(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,184 @@
+/* cmd_consume.c - chronik consume TOPIC/PARTITION [--from OFFSET|end]
+ * [--jsonl] [--follow].
+ *
+ * Prints each record's value followed by '\n' (a null value prints an empty
+ * line), or with --jsonl one JSON object per line (record_json.h). stdout is
+ * fully buffered with a large buffer; --follow flushes whenever it reaches
+ * the end and then waits (engine_partition_wait) for more, until SIGINT or
+ * SIGTERM, or until stdout is closed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "record_json.h"
+
+#define CONSUME_STDOUT_BUF (1u << 20)
+/* How long one wait may block before the stop flag is looked at again. */
+#define CONSUME_WAIT_MS 200
+
+static volatile sig_atomic_t consume_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	consume_stop = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* 0, or -errno when stdout failed (EPIPE: the reader went away). */
+static int print_record(const struct engine_record *r, bool jsonl)
+{
+	if (jsonl) {
+		int err;
+		struct json_object *o = record_json_new(r, &err);
+
+		if (!o)
+			return err;
+		fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								JSON_C_TO_STRING_NOSLASHESCAPE),
+		      stdout);
+		json_object_put(o);
+	} else if (r->value_len > 0) {
+		fwrite(r->value, 1, (size_t)r->value_len, stdout);
+	}
+	putchar('\n');
+	return ferror(stdout) ? -(errno ? errno : EIO) : 0;
+}
+
+int cmd_consume(struct cli *c, int argc, char **argv)
+{
+	struct engine_cursor *cur = NULL;
+	struct partition *p = NULL;
+	struct partition_info info;
+	struct engine_record r;
+	const char *tp = NULL, *from_s = NULL;
+	bool jsonl = false, follow = false;
+	char *topic = NULL;
+	int32_t partition = 0;
+	int64_t from = 0, next;
+	char what[320];
+	int ret, rc;
+
+	for (int i = 0; i < argc;) {
+		rc = cli_opt_value(argc, argv, &i, "--from", &from_s);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		if (!strcmp(argv[i], "--jsonl")) {
+			jsonl = true;
+			i++;
+			continue;
+		}
+		if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f")) {
+			follow = true;
+			i++;
+			continue;
+		}
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return cli_usage_error("consume: unknown option '%s'", argv[i]);
+		if (tp)
+			return cli_usage_error("consume: one TOPIC/PARTITION expected");
+		tp = argv[i++];
+	}
+	if (!tp)
+		return cli_usage_error("consume: missing TOPIC/PARTITION");
+	if (from_s && strcmp(from_s, "end") != 0 && (cli_parse_i64(from_s, &from) < 0 || from < 0))
+		return cli_usage_error("--from %s: expected an offset >= 0 or 'end'", from_s);
+	ret = cli_parse_topic_partition(tp, &topic, &partition);
+	if (ret)
+		return ret;
+	snprintf(what, sizeof(what), "%.250s/%" PRId32, topic, partition);
+
+	install_signals();
+	setvbuf(stdout, NULL, _IOFBF, CONSUME_STDOUT_BUF);
+
+	ret = cli_engine_open(c, false);
+	if (ret)
+		goto free_topic;
+	rc = engine_partition_get(c->engine, topic, partition, &p);
+	if (rc < 0) {
+		ret = cli_fail(what, rc);
+		goto close_engine;
+	}
+	engine_partition_info(p, &info);
+	if (from_s && !strcmp(from_s, "end"))
+		from = info.next_offset;
+	rc = engine_cursor_open(p, from, &cur);
+	if (rc < 0) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg),
+			 "%s: offset %" PRId64 " (log is %" PRId64 "..%" PRId64 ")", what, from,
+			 info.log_start_offset, info.next_offset);
+		ret = cli_fail(msg, rc);
+		goto unref;
+	}
+	/* The offset we wait for: the cursor clamps up to the log start. */
+	next = from > info.log_start_offset ? from : info.log_start_offset;
+
+	while (!consume_stop) {
+		rc = engine_cursor_next(cur, &r);
+		if (rc < 0) {
+			ret = cli_fail(what, rc);
+			break;
+		}
+		if (rc > 0) {
+			rc = print_record(&r, jsonl);
+			if (rc == -EPIPE)
+				break;
+			if (rc < 0) {
+				ret = cli_fail(rc == CHRONIK_ECORRUPT ? what : "stdout", rc);
+				break;
+			}
+			next = r.offset + 1;
+			continue;
+		}
+		if (!follow)
+			break;
+		if (fflush(stdout)) {
+			if (errno != EPIPE)
+				ret = cli_fail("stdout", -errno);
+			break;
+		}
+		rc = engine_partition_wait(p, next, CONSUME_WAIT_MS);
+		if (rc < 0) {
+			ret = cli_fail(what, rc);
+			break;
+		}
+	}
+	if (fflush(stdout) && errno != EPIPE && !ret)
+		ret = cli_fail("stdout", -errno);
+
+	engine_cursor_close(cur);
+unref:
+	engine_partition_unref(p);
+close_engine:
+	rc = cli_engine_close(c);
+	if (!ret)
+		ret = rc;
+free_topic:
+	free(topic);
+	return ret;
+}

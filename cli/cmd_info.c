@@ -1,0 +1,223 @@
+/* cmd_info.c - chronik info [TOPIC/PARTITION] and chronik verify. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+#include "frame.h"
+
+static int print_json_text(const char *text)
+{
+	struct json_object *o = json_tokener_parse(text);
+
+	/* Pretty-print when the text parses; otherwise print it as given. */
+	if (o) {
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							       JSON_C_TO_STRING_SPACED |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		puts(text);
+	}
+	return fflush(stdout) ? cli_fail("stdout", -errno) : 0;
+}
+
+static int partition_info_json(struct partition *p, char **out)
+{
+	struct partition_info in;
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return -ENOMEM;
+	engine_partition_info(p, &in);
+	json_object_object_add(o, "topic", json_object_new_string(engine_partition_topic(p)));
+	json_object_object_add(o, "partition", json_object_new_int(engine_partition_index(p)));
+	json_object_object_add(o, "log_start_offset", json_object_new_int64(in.log_start_offset));
+	json_object_object_add(o, "next_offset", json_object_new_int64(in.next_offset));
+	json_object_object_add(o, "raw_start", json_object_new_uint64(in.raw_start));
+	json_object_object_add(o, "raw_size", json_object_new_uint64(in.raw_size));
+	json_object_object_add(o, "wal_bytes", json_object_new_uint64(in.wal_bytes));
+	json_object_object_add(o, "batches", json_object_new_uint64(in.batches));
+	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));
+	json_object_object_add(o, "mtime_ns", json_object_new_int64(in.mtime_ns));
+	json_object_object_add(o, "ctime_ns", json_object_new_int64(in.ctime_ns));
+	*out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return *out ? 0 : -ENOMEM;
+}
+
+int cmd_info(struct cli *c, int argc, char **argv)
+{
+	struct partition *p = NULL;
+	const char *tp = NULL;
+	char *topic = NULL, *json = NULL;
+	int32_t partition = 0;
+	char what[320];
+	int ret, rc;
+
+	for (int i = 0; i < argc;) {
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		if (tp)
+			return cli_usage_error("info: at most one TOPIC/PARTITION expected");
+		tp = argv[i++];
+	}
+	if (tp) {
+		ret = cli_parse_topic_partition(tp, &topic, &partition);
+		if (ret)
+			return ret;
+		snprintf(what, sizeof(what), "%.250s/%" PRId32, topic, partition);
+	} else {
+		snprintf(what, sizeof(what), "metadata");
+	}
+	ret = cli_engine_open(c, true);
+	if (ret)
+		goto free_topic;
+	if (topic) {
+		rc = engine_partition_get(c->engine, topic, partition, &p);
+		if (rc == 0) {
+			rc = partition_info_json(p, &json);
+			engine_partition_unref(p);
+		}
+	} else {
+		rc = engine_metadata_json(c->engine, &json);
+	}
+	if (rc < 0)
+		ret = cli_fail(what, rc);
+	else
+		ret = print_json_text(json);
+	free(json);
+	rc = cli_engine_close(c);
+	if (!ret)
+		ret = rc;
+free_topic:
+	free(topic);
+	return ret;
+}
+
+/* ---- verify ----------------------------------------------------------------- */
+
+struct verify_walk {
+	const char *path;
+	unsigned problems;
+};
+
+static int verify_walk_frame(void *arg, uint64_t pos, enum frame_status st,
+			     const struct frame_info *fi)
+{
+	struct verify_walk *w = arg;
+	static const char *const names[] = {
+		[FRAME_VALID] = "valid",
+		[FRAME_SHORT] = "short frame (torn write)",
+		[FRAME_INVALID] = "invalid frame (magic, length or CRC)",
+		[FRAME_UNKNOWN_VERSION] = "unknown frame version",
+	};
+
+	(void)fi;
+	if (st != FRAME_VALID) {
+		fprintf(stderr, "chronik: verify: %s: position %" PRIu64 ": %s\n", w->path, pos,
+			(unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?");
+		w->problems++;
+	}
+	return 0;
+}
+
+static int wal_name_filter(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 4 && !strcmp(d->d_name + n - 4, ".wal");
+}
+
+/* When the engine refuses to open a corrupt directory, walk its WAL files
+ * to say where the damage is. Returns the number of problems found. */
+static unsigned verify_walk_files(const char *data_dir)
+{
+	struct dirent **ents = NULL;
+	unsigned problems = 0;
+	char dir[4096];
+	int n;
+
+	snprintf(dir, sizeof(dir), "%s/wal", data_dir);
+	n = scandir(dir, &ents, wal_name_filter, alphasort);
+	if (n < 0)
+		return 0;
+	for (int k = 0; k < n; k++) {
+		char path[4096 + 256];
+		struct verify_walk w = { .path = path };
+		int rc;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, ents[k]->d_name);
+		rc = wal_file_walk(path, verify_walk_frame, &w);
+		if (rc < 0 && !w.problems) {
+			fprintf(stderr, "chronik: verify: %s: %s\n", path, chronik_strerror(rc));
+			w.problems++;
+		}
+		problems += w.problems;
+		free(ents[k]);
+	}
+	free(ents);
+	return problems;
+}
+
+static void verify_problem(void *arg, const char *what)
+{
+	unsigned *count = arg;
+
+	(*count)++;
+	fprintf(stderr, "chronik: verify: %s\n", what);
+}
+
+int cmd_verify(struct cli *c, int argc, char **argv)
+{
+	unsigned reported = 0;
+	int ret, rc;
+
+	for (int i = 0; i < argc;) {
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc == 0)
+			return cli_usage_error("verify: unexpected argument '%s'", argv[i]);
+	}
+	if (!c->data_dir || !*c->data_dir)
+		return cli_usage_error("no data directory: use --data DIR or set CHRONIK_DATA");
+	{
+		struct engine_options o = c->opts;
+
+		o.read_only = true;
+		rc = engine_open(c->data_dir, &o, &c->engine);
+	}
+	if (rc < 0) {
+		c->engine = NULL;
+		cli_fail(c->data_dir, rc);
+		if (rc == CHRONIK_ECORRUPT || rc == CHRONIK_EVERSION) {
+			verify_walk_files(c->data_dir);
+			printf("verify: %s: corrupt\n", c->data_dir);
+			fflush(stdout);
+		}
+		return CLI_EXIT_FAIL;
+	}
+	rc = engine_verify(c->engine, verify_problem, &reported);
+	if (rc < 0) {
+		ret = cli_fail("verify", rc);
+	} else if (rc > 0) {
+		printf("verify: %s: %d problem%s\n", c->data_dir, rc, rc == 1 ? "" : "s");
+		ret = CLI_EXIT_FAIL;
+	} else {
+		printf("verify: %s: ok\n", c->data_dir);
+		ret = CLI_EXIT_OK;
+	}
+	if (fflush(stdout) && !ret)
+		ret = cli_fail("stdout", -errno);
+	rc = cli_engine_close(c);
+	return ret ? ret : rc;
+}

@@ -1,0 +1,182 @@
+/* cmd_topic.c - chronik topic create | list | delete. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+
+/* Add "--config KEY=VALUE" to the config object; values are strings, as
+ * Kafka's CreateTopics carries them. */
+static int config_add(struct json_object *cfg, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	struct json_object *v;
+	char *key;
+	int rc = 0;
+
+	if (!eq || eq == kv)
+		return cli_usage_error("--config %s: expected KEY=VALUE", kv);
+	key = strndup(kv, (size_t)(eq - kv));
+	if (!key)
+		return cli_fail("--config", -ENOMEM);
+	v = json_object_new_string(eq + 1);
+	if (!v || json_object_object_add(cfg, key, v)) {
+		json_object_put(v);
+		rc = cli_fail("--config", -ENOMEM);
+	}
+	free(key);
+	return rc;
+}
+
+static int topic_create(struct cli *c, int argc, char **argv)
+{
+	struct json_object *cfg = json_object_new_object();
+	const char *name = NULL, *v;
+	int64_t partitions = 0;
+	int ret = CLI_EXIT_OK, rc;
+	char what[320];
+
+	if (!cfg)
+		return cli_fail("topic create", -ENOMEM);
+	for (int i = 0; i < argc;) {
+		rc = cli_opt_value(argc, argv, &i, "--partitions", &v);
+		if (rc < 0)
+			goto usage;
+		if (rc > 0) {
+			if (cli_parse_i64(v, &partitions) < 0 || partitions < 1 ||
+			    partitions > INT32_MAX) {
+				ret = cli_usage_error("--partitions %s: expected a positive number",
+						      v);
+				goto put_cfg;
+			}
+			continue;
+		}
+		rc = cli_opt_value(argc, argv, &i, "--config", &v);
+		if (rc < 0)
+			goto usage;
+		if (rc > 0) {
+			ret = config_add(cfg, v);
+			if (ret)
+				goto put_cfg;
+			continue;
+		}
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			goto usage;
+		if (rc > 0)
+			continue;
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			ret = cli_usage_error("topic create: unknown option '%s'", argv[i]);
+			goto put_cfg;
+		}
+		if (name) {
+			ret = cli_usage_error("topic create: one topic name expected");
+			goto put_cfg;
+		}
+		name = argv[i++];
+	}
+	if (!name) {
+		ret = cli_usage_error("topic create: missing NAME");
+		goto put_cfg;
+	}
+	snprintf(what, sizeof(what), "topic '%.250s'", name);
+	if (!engine_topic_name_valid(name)) {
+		ret = cli_fail(what, CHRONIK_EBADNAME);
+		goto put_cfg;
+	}
+	ret = cli_engine_open(c, false);
+	if (ret)
+		goto put_cfg;
+	rc = engine_topic_create(c->engine, name, (int32_t)partitions,
+				 json_object_object_length(cfg) ?
+					 json_object_to_json_string_ext(cfg,
+									JSON_C_TO_STRING_PLAIN) :
+					 NULL);
+	if (rc < 0)
+		ret = cli_fail(what, rc);
+	rc = cli_engine_close(c);
+	if (!ret)
+		ret = rc;
+put_cfg:
+	json_object_put(cfg);
+	return ret;
+usage:
+	json_object_put(cfg);
+	return CLI_EXIT_USAGE;
+}
+
+static int topic_list(struct cli *c, int argc, char **argv)
+{
+	char **names = NULL;
+	size_t count = 0;
+	int ret, rc;
+
+	for (int i = 0; i < argc;) {
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc == 0)
+			return cli_usage_error("topic list: unexpected argument '%s'", argv[i]);
+	}
+	ret = cli_engine_open(c, false);
+	if (ret)
+		return ret;
+	rc = engine_topic_list(c->engine, &names, &count);
+	if (rc < 0) {
+		ret = cli_fail("topic list", rc);
+	} else {
+		for (size_t k = 0; k < count; k++)
+			printf("%s\n", names[k]);
+		engine_strv_free(names, count);
+		if (fflush(stdout))
+			ret = cli_fail("stdout", -errno);
+	}
+	rc = cli_engine_close(c);
+	return ret ? ret : rc;
+}
+
+static int topic_delete(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL;
+	char what[320];
+	int ret, rc;
+
+	for (int i = 0; i < argc;) {
+		rc = cli_global_opt(c, argc, argv, &i);
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		if (name)
+			return cli_usage_error("topic delete: one topic name expected");
+		name = argv[i++];
+	}
+	if (!name)
+		return cli_usage_error("topic delete: missing NAME");
+	snprintf(what, sizeof(what), "topic '%.250s'", name);
+	ret = cli_engine_open(c, false);
+	if (ret)
+		return ret;
+	rc = engine_topic_delete(c->engine, name);
+	if (rc < 0)
+		ret = cli_fail(what, rc);
+	rc = cli_engine_close(c);
+	return ret ? ret : rc;
+}
+
+int cmd_topic(struct cli *c, int argc, char **argv)
+{
+	if (argc < 1)
+		return cli_usage_error("topic: expected create, list or delete");
+	if (!strcmp(argv[0], "create"))
+		return topic_create(c, argc - 1, argv + 1);
+	if (!strcmp(argv[0], "list"))
+		return topic_list(c, argc - 1, argv + 1);
+	if (!strcmp(argv[0], "delete"))
+		return topic_delete(c, argc - 1, argv + 1);
+	return cli_usage_error("topic: unknown subcommand '%s'", argv[0]);
+}
