@@ -133,7 +133,8 @@ struct batch_iter {
 
 /* Start walking the records of a batch (header parsed, not CRC-checked).
  * A compressed batch is decompressed through the registered codec
- * (CHRONIK_ECODEC when none is registered). */
+ * (CHRONIK_ECODEC when none is registered). batch_iter_fini is safe after
+ * a failed init. */
 int batch_iter_init(struct batch_iter *it, const uint8_t *batch, size_t len);
 /* 1 = *r filled, 0 = no more records, <0 = CHRONIK_ECORRUPT. */
 int batch_iter_next(struct batch_iter *it, struct batch_record *r);
@@ -175,7 +176,9 @@ void batch_builder_fini(struct batch_builder *b);
 /* Fast path for the raw view: encode buf[0, len), a run of '\n'-terminated
  * lines (the last byte must be '\n'), as one batch of one record per line
  * (value = line without its newline, null key, no headers, timestamp ts).
- * *out is malloc'd; *count = number of records; *raw_size = len. */
+ * *out is malloc'd; *count = number of records. The raw view grows by len.
+ * -EINVAL when len is 0, the last byte is not '\n', or the batch would not fit
+ * an int32 batchLength. */
 int batch_encode_lines(const char *buf, size_t len, int64_t ts, uint8_t **out, size_t *out_len,
 		       int32_t *count);
 
