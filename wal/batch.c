@@ -34,7 +34,7 @@
 #include <lz4frame.h>
 
 #include "crc32c.h"
-#include "endian.h"
+#include "byteorder.h"
 #include "errors.h"
 
 _Static_assert(BATCH_HEADER_SIZE == 61, "RecordBatch v2 header is 61 bytes");

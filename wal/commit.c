@@ -1,2 +1,399 @@
-/* commit.c - not yet written. */
-typedef int chronik_placeholder_commit;
+/* commit.c - group commit: one write and one fsync for every appender that
+ * joined the group.
+ *
+ * Appenders (any thread) prepare their batch outside every lock (header
+ * parsed, CRC checked, raw size computed), then queue an append_req and
+ * sleep on commit_done. The commit thread takes the whole queue as one
+ * group and, for each request in queue order:
+ *   - assigns offsets from the partition's c_next_offset and raw positions
+ *     from its c_raw_size (so offsets follow WAL order, and a group that
+ *     fails consumes none: the counters are reset to the published values);
+ *   - patches the batch's baseOffset in place and encodes the 64-byte V2
+ *     frame header;
+ * then writes the group with pwritev at the end of the active WAL file
+ * (rotating first if the file has reached wal.segment.bytes), and fsyncs
+ * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
+ * Only then are the hot-index entries published, waiting readers woken,
+ * appenders released, and the append listener called.
+ *
+ * A failed write or fsync truncates the file back to where the group began
+ * and fails every request of the group with the error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "engine-private.h"
+#include "log.h"
+
+struct append_req {
+	struct partition *p;
+	uint8_t *batch;
+	size_t len;
+	int32_t last_delta;
+	uint32_t count;
+	int64_t max_timestamp;
+	uint64_t raw_len;
+	/* filled by the commit thread */
+	int64_t base_offset;
+	uint64_t raw_pos;
+	uint8_t hdr[FRAME_V2_HEADER_SIZE];
+	int status;
+	bool done;
+	struct append_req *next;
+};
+
+/* Requests per writev: each needs two iovecs. */
+#define GROUP_IOV_MAX 1024
+
+static int write_all(int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+	while (iovcnt > 0) {
+		ssize_t n = pwritev(fd, iov, iovcnt > GROUP_IOV_MAX ? GROUP_IOV_MAX : iovcnt, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		off += n;
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0 && n > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int rotate(struct engine *e)
+{
+	struct wal_file *active = &e->files[e->nfiles - 1];
+	uint64_t seq = active->seq + 1;
+	int fd, rc;
+
+	if (fdatasync(active->fd) < 0)
+		return -errno;
+	rc = wal_file_create(e, seq, &fd);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&e->files_lock);
+	if (e->nfiles == e->files_cap) {
+		size_t cap = e->files_cap ? e->files_cap * 2 : 16;
+		struct wal_file *f = realloc(e->files, cap * sizeof(*f));
+		if (!f) {
+			pthread_mutex_unlock(&e->files_lock);
+			close(fd);
+			return -ENOMEM;
+		}
+		e->files = f;
+		e->files_cap = cap;
+	}
+	e->files[e->nfiles].seq = seq;
+	e->files[e->nfiles].fd = fd;
+	e->nfiles++;
+	pthread_mutex_unlock(&e->files_lock);
+	e->active_size = WAL_FILE_HEADER_SIZE;
+	e->unsynced = 0;
+	log_msg(LOG_LVL_DEBUG, "wal", "rotated to file %llu", (unsigned long long)seq);
+	return 0;
+}
+
+static int sync_active(struct engine *e)
+{
+	int fd;
+	pthread_mutex_lock(&e->files_lock);
+	fd = e->files[e->nfiles - 1].fd;
+	pthread_mutex_unlock(&e->files_lock);
+	if (fdatasync(fd) < 0)
+		return -errno;
+	e->last_sync_ns = now_ns();
+	e->unsynced = 0;
+	return 0;
+}
+
+/* Write one group; returns 0 or the error that fails all of it. */
+static int group_write(struct engine *e, struct append_req *head)
+{
+	struct iovec *iov;
+	size_t n = 0, total = 0;
+	struct wal_file *active;
+	uint32_t seq;
+	off_t start;
+	int rc, fd;
+
+	for (struct append_req *r = head; r; r = r->next)
+		if (r->status == 0) {
+			n++;
+			total += FRAME_V2_HEADER_SIZE + r->len;
+		}
+	if (n == 0)
+		return 0;
+	if (e->active_size > WAL_FILE_HEADER_SIZE &&
+	    e->active_size + total > e->opt.wal_segment_bytes) {
+		rc = rotate(e);
+		if (rc)
+			return rc;
+	}
+	if (e->active_size + total > UINT32_MAX)
+		return -EFBIG;
+	iov = malloc(2 * n * sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	active = &e->files[e->nfiles - 1];
+	seq = (uint32_t)active->seq;
+	fd = active->fd;
+	start = (off_t)e->active_size;
+
+	n = 0;
+	for (struct append_req *r = head; r; r = r->next) {
+		struct partition *p = r->p;
+		struct frame_info fi = {0};
+		if (r->status)
+			continue;
+		r->base_offset = p->c_next_offset;
+		r->raw_pos = p->c_raw_size;
+		p->c_next_offset += (int64_t)r->last_delta + 1;
+		p->c_raw_size += r->raw_len;
+		batch_set_base_offset(r->batch, r->base_offset);
+		fi.topic_id = p->topic_id;
+		fi.partition = p->index;
+		fi.base_offset = r->base_offset;
+		fi.last_offset = r->base_offset + r->last_delta;
+		fi.record_count = r->count;
+		fi.max_timestamp = r->max_timestamp;
+		fi.raw_pos = r->raw_pos;
+		fi.raw_len = (uint32_t)r->raw_len;
+		frame_v2_header_encode(r->hdr, &fi, r->batch, r->len);
+		iov[n].iov_base = r->hdr;
+		iov[n].iov_len = FRAME_V2_HEADER_SIZE;
+		iov[n + 1].iov_base = r->batch;
+		iov[n + 1].iov_len = r->len;
+		n += 2;
+	}
+	rc = write_all(fd, iov, (int)n, start);
+	free(iov);
+	if (rc == 0) {
+		e->unsynced += total;
+		if (e->opt.fsync == FSYNC_EVERY ||
+		    (e->opt.fsync == FSYNC_INTERVAL &&
+		     now_ns() - e->last_sync_ns >= (int64_t)e->opt.fsync_interval_ms * 1000000))
+			rc = sync_active(e);
+	}
+	if (rc) {
+		log_msg(LOG_LVL_ERROR, "wal", "group write of %zu bytes failed: %s", total,
+			chronik_strerror(rc));
+		if (ftruncate(fd, start) < 0)
+			log_msg(LOG_LVL_ERROR, "wal", "cannot truncate the failed group: %s",
+				chronik_strerror(-errno));
+		for (struct append_req *r = head; r; r = r->next) {
+			pthread_mutex_lock(&r->p->lock);
+			r->p->c_next_offset = r->p->next_offset;
+			r->p->c_raw_size = r->p->raw_size;
+			pthread_mutex_unlock(&r->p->lock);
+		}
+		return rc;
+	}
+
+	/* Publish. */
+	int64_t mtime = now_ns();
+	uint64_t pos = (uint64_t)start;
+	for (struct append_req *r = head; r; r = r->next) {
+		struct partition *p = r->p;
+		struct hot_entry he;
+		if (r->status)
+			continue;
+		he.base_offset = r->base_offset;
+		he.raw_pos = r->raw_pos;
+		he.max_timestamp = r->max_timestamp;
+		he.file_seq = seq;
+		he.file_pos = (uint32_t)pos;
+		he.frame_len = (uint32_t)(FRAME_V2_HEADER_SIZE + r->len);
+		he.reserved = 0;
+		pos += he.frame_len;
+		pthread_mutex_lock(&p->lock);
+		r->status = partition_index_push(p, &he);
+		if (r->status == 0) {
+			p->next_offset = r->base_offset + r->last_delta + 1;
+			p->raw_size = r->raw_pos + r->raw_len;
+			p->wal_bytes += he.frame_len;
+			if (r->max_timestamp > p->max_timestamp)
+				p->max_timestamp = r->max_timestamp;
+			p->mtime_ns = mtime;
+			pthread_cond_broadcast(&p->grown);
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	e->active_size = pos;
+	return 0;
+}
+
+static void *commit_main(void *arg)
+{
+	struct engine *e = arg;
+
+	pthread_mutex_lock(&e->commit_lock);
+	for (;;) {
+		struct append_req *head;
+		int rc;
+
+		while (!e->queue_head && !e->stopping) {
+			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
+				struct timespec ts;
+				int64_t due = e->last_sync_ns +
+					      (int64_t)e->opt.fsync_interval_ms * 1000000;
+				if (now_ns() >= due) {
+					pthread_mutex_unlock(&e->commit_lock);
+					rc = sync_active(e);
+					if (rc)
+						log_msg(LOG_LVL_ERROR, "wal", "interval fsync failed: %s",
+							chronik_strerror(rc));
+					pthread_mutex_lock(&e->commit_lock);
+					continue;
+				}
+				clock_gettime(CLOCK_REALTIME, &ts);
+				int64_t wait = due - now_ns();
+				ts.tv_sec += wait / 1000000000;
+				ts.tv_nsec += wait % 1000000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
+			} else {
+				pthread_cond_wait(&e->commit_wake, &e->commit_lock);
+			}
+		}
+		if (!e->queue_head && e->stopping)
+			break;
+		head = e->queue_head;
+		e->queue_head = e->queue_tail = NULL;
+		pthread_mutex_unlock(&e->commit_lock);
+
+		/* Requests for deleted partitions fail here, outside the group. */
+		for (struct append_req *r = head; r; r = r->next) {
+			pthread_mutex_lock(&r->p->lock);
+			if (r->p->deleted)
+				r->status = CHRONIK_ENOTOPIC;
+			pthread_mutex_unlock(&r->p->lock);
+		}
+		rc = group_write(e, head);
+
+		/* Collect the partitions that grew before releasing the appenders
+		 * (their requests die with them); each is referenced once. */
+		struct partition **grown = NULL;
+		size_t ngrown = 0, nreq = 0;
+		for (struct append_req *r = head; r; r = r->next)
+			nreq++;
+		if (rc == 0 && e->listener)
+			grown = malloc(nreq * sizeof(*grown));
+		for (struct append_req *r = head; grown && r; r = r->next) {
+			size_t i;
+			if (r->status)
+				continue;
+			for (i = 0; i < ngrown && grown[i] != r->p; i++)
+				;
+			if (i == ngrown) {
+				engine_partition_ref(r->p);
+				grown[ngrown++] = r->p;
+			}
+		}
+		pthread_mutex_lock(&e->commit_lock);
+		for (struct append_req *r = head, *next; r; r = next) {
+			next = r->next;
+			if (rc && r->status == 0)
+				r->status = rc;
+			r->done = true;
+		}
+		pthread_cond_broadcast(&e->commit_done);
+		pthread_mutex_unlock(&e->commit_lock);
+
+		for (size_t i = 0; i < ngrown; i++) {
+			if (e->listener)
+				e->listener(e->listener_arg, grown[i]);
+			engine_partition_unref(grown[i]);
+		}
+		free(grown);
+		pthread_mutex_lock(&e->commit_lock);
+	}
+	pthread_mutex_unlock(&e->commit_lock);
+	return NULL;
+}
+
+int commit_start(struct engine *e)
+{
+	int rc;
+	e->last_sync_ns = now_ns();
+	rc = pthread_create(&e->commit_thread, NULL, commit_main, e);
+	if (rc)
+		return -rc;
+	e->commit_running = true;
+	return 0;
+}
+
+void commit_stop(struct engine *e)
+{
+	if (!e->commit_running)
+		return;
+	pthread_mutex_lock(&e->commit_lock);
+	e->stopping = true;
+	pthread_cond_broadcast(&e->commit_wake);
+	pthread_mutex_unlock(&e->commit_lock);
+	pthread_join(e->commit_thread, NULL);
+	e->commit_running = false;
+}
+
+int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t *base_offset)
+{
+	struct engine *e = p->e;
+	struct batch_header bh;
+	struct append_req r = {0};
+	int rc;
+
+	if (e->opt.read_only)
+		return -EROFS;
+	if (len > FRAME_MAX_LEN - FRAME_V2_HEADER_SIZE)
+		return -EMSGSIZE;
+	rc = batch_header_parse(batch, len, &bh);
+	if (rc)
+		return rc;
+	if (bh.record_count <= 0 || bh.last_offset_delta < 0)
+		return CHRONIK_ECORRUPT;
+	rc = batch_raw_size(batch, len, &r.raw_len);
+	if (rc)
+		return rc;
+	if (r.raw_len > UINT32_MAX)
+		return -EMSGSIZE;
+	r.p = p;
+	r.batch = batch;
+	r.len = len;
+	r.last_delta = bh.last_offset_delta;
+	r.count = (uint32_t)bh.record_count;
+	r.max_timestamp = bh.max_timestamp;
+
+	pthread_mutex_lock(&e->commit_lock);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->commit_lock);
+		return -ESHUTDOWN;
+	}
+	if (e->queue_tail)
+		e->queue_tail->next = &r;
+	else
+		e->queue_head = &r;
+	e->queue_tail = &r;
+	pthread_cond_signal(&e->commit_wake);
+	while (!r.done)
+		pthread_cond_wait(&e->commit_done, &e->commit_lock);
+	pthread_mutex_unlock(&e->commit_lock);
+	if (r.status == 0 && base_offset)
+		*base_offset = r.base_offset;
+	return r.status;
+}

@@ -1,2 +1,408 @@
-/* engine.c - not yet written. */
-typedef int chronik_placeholder_engine;
+/* engine.c - open and close a data directory; partitions and appends.
+ *
+ * engine_open: create DATA and DATA/wal if needed, take DATA/LOCK (flock,
+ * exclusive, non-blocking: a second process gets CHRONIK_ELOCKED; the
+ * holder's pid is written into the file for the message), replay the
+ * metadata log (meta.c), recover the WAL (recover.c), start the commit
+ * thread (commit.c). engine_close undoes it in reverse.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+#include "log.h"
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t now_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
+int fsync_dir(int dir_fd)
+{
+	return fsync(dir_fd) < 0 ? -errno : 0;
+}
+
+void engine_options_init(struct engine_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->wal_segment_bytes = 128ull << 20;
+	o->fsync = FSYNC_EVERY;
+	o->fsync_interval_ms = 1000;
+	o->default_partitions = 1;
+}
+
+int engine_options_parse_fsync(struct engine_options *o, const char *s)
+{
+	char *end;
+	unsigned long ms;
+
+	if (strcmp(s, "every") == 0) {
+		o->fsync = FSYNC_EVERY;
+		return 0;
+	}
+	if (strcmp(s, "never") == 0) {
+		o->fsync = FSYNC_NEVER;
+		return 0;
+	}
+	if (strncmp(s, "interval:", 9) == 0) {
+		errno = 0;
+		ms = strtoul(s + 9, &end, 10);
+		if (errno || end == s + 9 || *end || ms == 0 || ms > 3600000)
+			return -EINVAL;
+		o->fsync = FSYNC_INTERVAL;
+		o->fsync_interval_ms = (uint32_t)ms;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int engine_options_set(struct engine_options *o, const char *key, const char *value)
+{
+	uint64_t v;
+	int rc;
+
+	if (strcmp(key, "fsync") == 0)
+		return engine_options_parse_fsync(o, value);
+	if (strcmp(key, "wal.segment.bytes") == 0) {
+		/* A hot-index entry holds a 32-bit file position. */
+		rc = parse_u64(value, 4096, 1ull << 31, &v);
+		if (rc == 0)
+			o->wal_segment_bytes = v;
+		return rc;
+	}
+	if (strcmp(key, "default.partitions") == 0) {
+		rc = parse_u64(value, 1, 100000, &v);
+		if (rc == 0)
+			o->default_partitions = (int32_t)v;
+		return rc;
+	}
+	return -ENOENT;
+}
+
+const struct engine_options *engine_get_options(const struct engine *e)
+{
+	return &e->opt;
+}
+
+/* ---- partitions --------------------------------------------------------------- */
+
+struct partition *partition_new(struct engine *e, struct topic *t, int32_t index)
+{
+	struct partition *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->e = e;
+	p->t = t;
+	p->topic_id = t->id;
+	p->topic_name = strdup(t->name);
+	p->ctime_ns = t->ctime_ns ? t->ctime_ns : now_ns();
+	p->index = index;
+	if (!p->topic_name) {
+		free(p);
+		return NULL;
+	}
+	atomic_init(&p->refcnt, 1);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->grown, NULL);
+	p->max_timestamp = -1;
+	p->mtime_ns = p->ctime_ns;
+	return p;
+}
+
+int partition_index_push(struct partition *p, const struct hot_entry *he)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		p->idx = v;
+		p->cap = cap;
+	}
+	p->idx[p->n++] = *he;
+	return 0;
+}
+
+void engine_partition_ref(struct partition *p)
+{
+	atomic_fetch_add(&p->refcnt, 1);
+}
+
+void engine_partition_unref(struct partition *p)
+{
+	if (!p || atomic_fetch_sub(&p->refcnt, 1) != 1)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->grown);
+	free(p->idx);
+	free(p->topic_name);
+	free(p);
+}
+
+int engine_partition_get(struct engine *e, const char *topic, int32_t partition,
+			 struct partition **out)
+{
+	struct topic *t;
+	int rc = CHRONIK_ENOTOPIC;
+
+	pthread_rwlock_rdlock(&e->meta_lock);
+	t = meta_topic_find(e, topic);
+	if (t && partition >= 0 && partition < t->nparts) {
+		*out = t->parts[partition];
+		engine_partition_ref(*out);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	return rc;
+}
+
+/* Borrowed: valid as long as the caller holds its reference. */
+const char *engine_partition_topic(const struct partition *p)
+{
+	return p->topic_name;
+}
+
+int32_t engine_partition_index(const struct partition *p)
+{
+	return p->index;
+}
+
+void engine_partition_info(struct partition *p, struct partition_info *out)
+{
+	pthread_mutex_lock(&p->lock);
+	out->log_start_offset = p->log_start_offset;
+	out->next_offset = p->next_offset;
+	out->raw_start = p->raw_start;
+	out->raw_size = p->raw_size;
+	out->wal_bytes = p->wal_bytes;
+	out->batches = p->n;
+	out->max_timestamp = p->max_timestamp;
+	out->mtime_ns = p->mtime_ns;
+	out->ctime_ns = p->ctime_ns;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- appends ------------------------------------------------------------------- */
+
+int engine_append_batch(struct partition *p, uint8_t *batch, size_t len, bool verify_crc,
+			int64_t *base_offset)
+{
+	if (len < BATCH_HEADER_SIZE)
+		return CHRONIK_ECORRUPT;
+	if (verify_crc) {
+		int rc = batch_crc_check(batch, len);
+		if (rc)
+			return rc;
+	}
+	return commit_submit(p, batch, len, base_offset);
+}
+
+int engine_append_records(struct partition *p, const struct record_in *recs, size_t n,
+			  int64_t *base_offset)
+{
+	struct batch_builder b;
+	uint8_t *buf;
+	size_t len;
+	int rc = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	batch_builder_init(&b);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = batch_builder_add(&b, &recs[i]);
+	if (rc == 0)
+		rc = batch_builder_finish(&b, &buf, &len);
+	batch_builder_fini(&b);
+	if (rc)
+		return rc;
+	rc = commit_submit(p, buf, len, base_offset);
+	free(buf);
+	return rc;
+}
+
+int engine_append_lines(struct partition *p, const char *buf, size_t len, int64_t *base_offset)
+{
+	uint8_t *batch;
+	size_t blen;
+	int32_t count;
+	int rc;
+
+	if (len == 0 || buf[len - 1] != '\n')
+		return -EINVAL;
+	rc = batch_encode_lines(buf, len, now_ms(), &batch, &blen, &count);
+	if (rc)
+		return rc;
+	rc = commit_submit(p, batch, blen, base_offset);
+	free(batch);
+	return rc;
+}
+
+void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg)
+{
+	pthread_mutex_lock(&e->commit_lock);
+	e->listener = fn;
+	e->listener_arg = arg;
+	pthread_mutex_unlock(&e->commit_lock);
+}
+
+int engine_sync(struct engine *e)
+{
+	int fd;
+
+	if (e->opt.read_only)
+		return 0;
+	pthread_mutex_lock(&e->files_lock);
+	fd = e->nfiles ? e->files[e->nfiles - 1].fd : -1;
+	pthread_mutex_unlock(&e->files_lock);
+	if (fd >= 0 && fdatasync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+static int lock_dir(struct engine *e)
+{
+	char path[4096], pid[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/LOCK", e->dir);
+	e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (e->lock_fd < 0)
+		return -errno;
+	if (flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+		n = (int)pread(e->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		close(e->lock_fd);
+		e->lock_fd = -1;
+		if (err == EWOULDBLOCK) {
+			log_msg(LOG_LVL_ERROR, "engine",
+				"data directory %s is in use by another process (pid %s)", e->dir,
+				*pid ? pid : "unknown");
+			return CHRONIK_ELOCKED;
+		}
+		return -err;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(e->lock_fd, 0) < 0 || pwrite(e->lock_fd, pid, (size_t)n, 0) != n)
+		log_msg(LOG_LVL_WARN, "engine", "cannot write pid into %s", path);
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int engine_open(const char *dir, const struct engine_options *o, struct engine **out)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	char path[4096];
+	int rc;
+
+	if (!e)
+		return -ENOMEM;
+	e->lock_fd = e->dir_fd = e->meta_fd = -1;
+	if (o)
+		e->opt = *o;
+	else
+		engine_options_init(&e->opt);
+	if (e->opt.default_partitions <= 0)
+		e->opt.default_partitions = 1;
+	pthread_rwlock_init(&e->meta_lock, NULL);
+	pthread_mutex_init(&e->files_lock, NULL);
+	pthread_mutex_init(&e->commit_lock, NULL);
+	pthread_cond_init(&e->commit_wake, NULL);
+	pthread_cond_init(&e->commit_done, NULL);
+	e->dir = strdup(dir);
+	if (!e->dir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/wal", dir);
+	if (!e->opt.read_only && ((rc = mkdir_p(dir)) || (rc = mkdir_p(path))))
+		goto fail;
+	rc = lock_dir(e);
+	if (rc)
+		goto fail;
+	e->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e->dir_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = meta_open(e);
+	if (rc)
+		goto fail;
+	rc = wal_recover(e);
+	if (rc)
+		goto fail;
+	if (!e->opt.read_only) {
+		rc = commit_start(e);
+		if (rc)
+			goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	engine_close(e);
+	return rc;
+}
+
+int engine_close(struct engine *e)
+{
+	int rc = 0;
+
+	if (!e)
+		return 0;
+	commit_stop(e);
+	if (!e->opt.read_only && e->nfiles)
+		rc = engine_sync(e);
+	meta_close(e);
+	for (size_t i = 0; i < e->nfiles; i++)
+		close(e->files[i].fd);
+	free(e->files);
+	if (e->dir_fd >= 0)
+		close(e->dir_fd);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
+	pthread_rwlock_destroy(&e->meta_lock);
+	pthread_mutex_destroy(&e->files_lock);
+	pthread_mutex_destroy(&e->commit_lock);
+	pthread_cond_destroy(&e->commit_wake);
+	pthread_cond_destroy(&e->commit_done);
+	free(e->dir);
+	free(e);
+	return rc;
+}

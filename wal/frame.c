@@ -1,2 +1,263 @@
-/* frame.c - not yet written. */
-typedef int chronik_placeholder_frame;
+/* frame.c - encode and decode WAL frames and WAL file headers.
+ * The formats and the validity rules are documented in frame.h. */
+#include "frame.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "crc32c.h"
+#include "byteorder.h"
+#include "errors.h"
+
+static const uint8_t frame_magic[4] = {'C', 'H', 'K', 'F'};
+
+_Static_assert(FRAME_V2_HEADER_SIZE == 64, "V2 header is 64 bytes");
+_Static_assert(FRAME_V1_HEADER_SIZE == 56, "V1 header is 56 bytes");
+_Static_assert(WAL_FILE_HEADER_SIZE == 32, "file header is 32 bytes");
+_Static_assert(FRAME_V2_CRC_BATCH_PREFIX == BATCH_CRC_START, "batch prefix ends at the batch crc");
+
+/* CRC of a frame: header bytes [0, 12) then [16, hdr_len), then the
+ * version's tail: V2 the batch's first 21 bytes, V1 the payload. */
+static uint32_t frame_crc(const uint8_t *frame, size_t hdr_len, const uint8_t *tail,
+			  size_t tail_len)
+{
+	uint32_t crc = crc32c(0, frame, 12);
+	crc = crc32c(crc, frame + 16, hdr_len - 16);
+	return crc32c(crc, tail, tail_len);
+}
+
+static void put_common(uint8_t *h, uint8_t version, uint16_t hdr_len, uint32_t frame_len)
+{
+	memcpy(h, frame_magic, 4);
+	h[4] = version;
+	h[5] = 0;
+	put_le16(h + 6, hdr_len);
+	put_le32(h + 8, frame_len);
+}
+
+void frame_v2_header_encode(uint8_t hdr[FRAME_V2_HEADER_SIZE], const struct frame_info *fi,
+			    const uint8_t *batch, size_t len)
+{
+	put_common(hdr, 2, FRAME_V2_HEADER_SIZE, (uint32_t)(FRAME_V2_HEADER_SIZE + len));
+	put_le32(hdr + 16, fi->topic_id);
+	put_le32(hdr + 20, (uint32_t)fi->partition);
+	put_le64(hdr + 24, (uint64_t)fi->base_offset);
+	put_le64(hdr + 32, (uint64_t)fi->last_offset);
+	put_le32(hdr + 40, fi->record_count);
+	put_le32(hdr + 44, fi->raw_len);
+	put_le64(hdr + 48, (uint64_t)fi->max_timestamp);
+	put_le64(hdr + 56, fi->raw_pos);
+	put_le32(hdr + 12, frame_crc(hdr, FRAME_V2_HEADER_SIZE, batch, FRAME_V2_CRC_BATCH_PREFIX));
+}
+
+int frame_v1_encode(const struct frame_info *fi, uint8_t **out, size_t *out_len)
+{
+	size_t klen = fi->key_len > 0 ? (size_t)fi->key_len : 0;
+	size_t vlen = fi->value_len > 0 ? (size_t)fi->value_len : 0;
+	size_t len = FRAME_V1_HEADER_SIZE + klen + vlen + fi->headers_len;
+	uint8_t *f;
+
+	if (len > FRAME_MAX_LEN || fi->key_len < -1 || fi->value_len < -1)
+		return -EINVAL;
+	f = malloc(len);
+	if (!f)
+		return -ENOMEM;
+	put_common(f, 1, FRAME_V1_HEADER_SIZE, (uint32_t)len);
+	put_le32(f + 16, fi->topic_id);
+	put_le32(f + 20, (uint32_t)fi->partition);
+	put_le64(f + 24, (uint64_t)fi->base_offset);
+	put_le64(f + 32, (uint64_t)fi->timestamp);
+	put_le32(f + 40, (uint32_t)fi->key_len);
+	put_le32(f + 44, (uint32_t)fi->value_len);
+	put_le32(f + 48, fi->header_count);
+	put_le32(f + 52, 0);
+	if (klen)
+		memcpy(f + FRAME_V1_HEADER_SIZE, fi->key, klen);
+	if (vlen)
+		memcpy(f + FRAME_V1_HEADER_SIZE + klen, fi->value, vlen);
+	if (fi->headers_len)
+		memcpy(f + FRAME_V1_HEADER_SIZE + klen + vlen, fi->headers, fi->headers_len);
+	put_le32(f + 12, frame_crc(f, FRAME_V1_HEADER_SIZE, f + FRAME_V1_HEADER_SIZE,
+				   len - FRAME_V1_HEADER_SIZE));
+	*out = f;
+	*out_len = len;
+	return 0;
+}
+
+/* V1 payload: key, value, then header_count headers filling it exactly. */
+static int v1_payload_decode(const uint8_t *f, size_t len, struct frame_info *fi)
+{
+	const uint8_t *p = f + FRAME_V1_HEADER_SIZE, *end = f + len;
+	int32_t klen = (int32_t)get_le32(f + 40), vlen = (int32_t)get_le32(f + 44);
+
+	if (klen < -1 || vlen < -1)
+		return -1;
+	if (klen > end - p)
+		return -1;
+	fi->key = klen >= 0 ? p : NULL;
+	fi->key_len = klen;
+	p += klen > 0 ? klen : 0;
+	if (vlen > end - p)
+		return -1;
+	fi->value = vlen >= 0 ? p : NULL;
+	fi->value_len = vlen;
+	p += vlen > 0 ? vlen : 0;
+	fi->headers = p;
+	for (uint32_t i = 0; i < fi->header_count; i++) {
+		uint32_t hk;
+		int32_t hv;
+		if (end - p < 4)
+			return -1;
+		hk = get_le32(p);
+		p += 4;
+		if (hk > (size_t)(end - p))
+			return -1;
+		p += hk;
+		if (end - p < 4)
+			return -1;
+		hv = (int32_t)get_le32(p);
+		p += 4;
+		if (hv < -1 || (hv > 0 && hv > end - p))
+			return -1;
+		p += hv > 0 ? hv : 0;
+	}
+	if (p != end)
+		return -1;
+	fi->headers_len = (size_t)(p - fi->headers);
+	return 0;
+}
+
+enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_info *fi)
+{
+	uint16_t hdr_len;
+	uint32_t len;
+
+	memset(fi, 0, sizeof(*fi));
+	if (avail < FRAME_COMMON_SIZE)
+		return FRAME_SHORT;
+	if (memcmp(buf, frame_magic, 4) != 0)
+		return FRAME_INVALID;
+	fi->version = buf[4];
+	if (fi->version != 1 && fi->version != 2)
+		return FRAME_UNKNOWN_VERSION;
+	hdr_len = get_le16(buf + 6);
+	len = get_le32(buf + 8);
+	fi->frame_len = len;
+	fi->crc = get_le32(buf + 12);
+	if (hdr_len != (fi->version == 2 ? FRAME_V2_HEADER_SIZE : FRAME_V1_HEADER_SIZE))
+		return FRAME_INVALID;
+	if (len > FRAME_MAX_LEN ||
+	    len < (uint32_t)hdr_len + (fi->version == 2 ? BATCH_HEADER_SIZE : 0u))
+		return FRAME_INVALID;
+	if (avail < len)
+		return FRAME_SHORT;
+	fi->topic_id = get_le32(buf + 16);
+	fi->partition = (int32_t)get_le32(buf + 20);
+	fi->base_offset = (int64_t)get_le64(buf + 24);
+
+	if (fi->version == 2) {
+		struct batch_header bh;
+		fi->last_offset = (int64_t)get_le64(buf + 32);
+		fi->record_count = get_le32(buf + 40);
+		fi->raw_len = get_le32(buf + 44);
+		fi->max_timestamp = (int64_t)get_le64(buf + 48);
+		fi->raw_pos = get_le64(buf + 56);
+		fi->batch = buf + FRAME_V2_HEADER_SIZE;
+		fi->batch_len = len - FRAME_V2_HEADER_SIZE;
+		if (frame_crc(buf, FRAME_V2_HEADER_SIZE, fi->batch, FRAME_V2_CRC_BATCH_PREFIX) !=
+		    fi->crc)
+			return FRAME_INVALID;
+		if (batch_header_parse(fi->batch, fi->batch_len, &bh) != 0)
+			return FRAME_INVALID;
+		if (bh.base_offset != fi->base_offset ||
+		    fi->last_offset != fi->base_offset + bh.last_offset_delta ||
+		    (uint32_t)bh.record_count != fi->record_count)
+			return FRAME_INVALID;
+		if (batch_crc_check(fi->batch, fi->batch_len) != 0)
+			return FRAME_INVALID;
+		return FRAME_VALID;
+	}
+
+	fi->last_offset = fi->base_offset;
+	fi->record_count = 1;
+	fi->timestamp = (int64_t)get_le64(buf + 32);
+	fi->max_timestamp = fi->timestamp;
+	fi->header_count = get_le32(buf + 48);
+	if (frame_crc(buf, FRAME_V1_HEADER_SIZE, buf + FRAME_V1_HEADER_SIZE,
+		      len - FRAME_V1_HEADER_SIZE) != fi->crc)
+		return FRAME_INVALID;
+	if (v1_payload_decode(buf, len, fi) != 0)
+		return FRAME_INVALID;
+	return FRAME_VALID;
+}
+
+void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq)
+{
+	memset(hdr, 0, WAL_FILE_HEADER_SIZE);
+	memcpy(hdr, WAL_FILE_MAGIC, 8);
+	put_le32(hdr + 8, WAL_FILE_VERSION);
+	put_le64(hdr + 16, seq);
+	put_le32(hdr + 28, crc32c(0, hdr, 28));
+}
+
+int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
+{
+	if (avail < WAL_FILE_HEADER_SIZE || memcmp(hdr, WAL_FILE_MAGIC, 8) != 0 ||
+	    get_le32(hdr + 28) != crc32c(0, hdr, 28))
+		return CHRONIK_ECORRUPT;
+	if (get_le32(hdr + 8) != WAL_FILE_VERSION)
+		return CHRONIK_EVERSION;
+	*seq = get_le64(hdr + 16);
+	return 0;
+}
+
+int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
+{
+	struct stat st;
+	const uint8_t *map = NULL;
+	uint64_t seq, pos;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			rc = -errno;
+			goto out_close;
+		}
+		madvise((void *)map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	}
+	rc = wal_file_header_decode(map, (size_t)st.st_size, &seq);
+	if (rc)
+		goto out_unmap;
+	for (pos = WAL_FILE_HEADER_SIZE; pos < (uint64_t)st.st_size;) {
+		struct frame_info fi;
+		enum frame_status fs = frame_decode(map + pos, (size_t)st.st_size - pos, &fi);
+		int stop = cb(arg, pos, fs, fs == FRAME_VALID ? &fi : NULL);
+		if (fs != FRAME_VALID) {
+			rc = fs == FRAME_UNKNOWN_VERSION ? CHRONIK_EVERSION : CHRONIK_ECORRUPT;
+			break;
+		}
+		if (stop)
+			break;
+		pos += fi.frame_len;
+	}
+out_unmap:
+	if (map)
+		munmap((void *)map, (size_t)st.st_size);
+out_close:
+	close(fd);
+	return rc;
+}

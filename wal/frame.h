@@ -36,7 +36,8 @@
  *    24    8 base offset (i64), equal to the batch's baseOffset
  *    32    8 last offset (i64) = base offset + batch lastOffsetDelta
  *    40    4 record count (u32), equal to the batch's recordCount
- *    44    4 reserved, 0
+ *    44    4 raw length (u32): raw-view bytes of the batch, the sum over its
+ *            records of value length (null = 0) + 1 for the newline
  *    48    8 max timestamp (i64), the batch's maxTimestamp
  *    56    8 raw position (u64): raw-view byte position of the first record
  *    64    . the batch: frame length - 64 bytes, stored byte for byte
@@ -122,6 +123,7 @@ struct frame_info {
 	uint32_t record_count;
 	int64_t max_timestamp;
 	uint64_t raw_pos;
+	uint32_t raw_len;
 	const uint8_t *batch; /* borrowed from the decoded buffer */
 	size_t batch_len;
 	/* V1 (base_offset holds the record's offset too) */
@@ -148,7 +150,7 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 
 /* Fill the 64-byte V2 header for batch (len bytes, baseOffset already set):
  * the fields come from fi (topic_id, partition, base_offset, last_offset,
- * record_count, max_timestamp, raw_pos), the CRC is computed here. */
+ * record_count, raw_len, max_timestamp, raw_pos), the CRC is computed here. */
 void frame_v2_header_encode(uint8_t hdr[FRAME_V2_HEADER_SIZE], const struct frame_info *fi,
 			    const uint8_t *batch, size_t len);
 
@@ -164,7 +166,8 @@ int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq);
 /* Walk every frame of one WAL file (for `chronik dump` and verify). cb gets
  * each frame's position and status; on a non-VALID status the walk stops
  * after the call. Returns 0 when the whole file was valid, else the
- * status-derived error (CHRONIK_ECORRUPT / CHRONIK_EVERSION) or -errno. */
+ * status-derived error (CHRONIK_ECORRUPT / CHRONIK_EVERSION) or -errno.
+ * A callback that returns non-zero ends the walk early (returns 0). */
 typedef int (*frame_walk_fn)(void *arg, uint64_t pos, enum frame_status st,
 			     const struct frame_info *fi);
 int wal_file_walk(const char *path, frame_walk_fn cb, void *arg);

@@ -1,2 +1,565 @@
-/* read.c - not yet written. */
-typedef int chronik_placeholder_read;
+/* read.c - reading partitions: record cursors (from an offset or a raw-view
+ * position), raw-view byte reads, whole-batch reads for Kafka Fetch,
+ * waiting for growth, timestamp lookup, and verify.
+ *
+ * Readers copy hot-index entries out under the partition lock and read
+ * frames with pread() without it: frames are immutable once published, and
+ * WAL file descriptors stay open until engine_close.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+#include "log.h"
+
+struct engine_cursor {
+	struct partition *p;
+	int64_t next;		/* the next offset to return */
+	uint64_t raw_from;	/* skip records whose line ends at or before this */
+	size_t entry;		/* the next hot-index entry to load */
+	uint8_t *buf;		/* the current frame */
+	size_t cap;
+	bool in_batch;
+	struct batch_iter it;
+	int64_t batch_base;
+	uint64_t raw_pos;	/* raw position of the next record in the batch */
+};
+
+/* Index of the last entry with base_offset <= off (0 if none). Lock held. */
+static size_t entry_for_offset(const struct partition *p, int64_t off)
+{
+	size_t lo = 0, hi = p->n;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->idx[mid].base_offset <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of the last entry with raw_pos <= pos (0 if none). Lock held. */
+static size_t entry_for_raw(const struct partition *p, uint64_t pos)
+{
+	size_t lo = 0, hi = p->n;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->idx[mid].raw_pos <= pos)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Read the frame of he into *buf (grown as needed). */
+static int frame_read(struct engine *e, const struct hot_entry *he, uint8_t **buf, size_t *cap)
+{
+	int fd = wal_fd_get(e, he->file_seq);
+	size_t got = 0;
+
+	if (fd < 0)
+		return fd;
+	if (*cap < he->frame_len) {
+		uint8_t *b = realloc(*buf, he->frame_len);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = he->frame_len;
+	}
+	while (got < he->frame_len) {
+		ssize_t n = pread(fd, *buf + got, he->frame_len - got, (off_t)he->file_pos + (off_t)got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return CHRONIK_ECORRUPT;
+		got += (size_t)n;
+	}
+	if (memcmp(*buf, "CHKF", 4) != 0)
+		return CHRONIK_ECORRUPT;
+	return 0;
+}
+
+static int cursor_new(struct partition *p, struct engine_cursor **out)
+{
+	struct engine_cursor *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	engine_partition_ref(p);
+	c->p = p;
+	*out = c;
+	return 0;
+}
+
+int engine_cursor_open(struct partition *p, int64_t from_offset, struct engine_cursor **out)
+{
+	struct engine_cursor *c;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	if (from_offset > p->next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return CHRONIK_ERANGE;
+	}
+	rc = cursor_new(p, &c);
+	if (rc == 0) {
+		c->next = from_offset < p->log_start_offset ? p->log_start_offset : from_offset;
+		c->entry = p->n ? entry_for_offset(p, c->next) : 0;
+		if (c->next == p->next_offset)
+			c->entry = p->n;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		*out = c;
+	return rc;
+}
+
+int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_cursor **out)
+{
+	struct engine_cursor *c;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	rc = cursor_new(p, &c);
+	if (rc == 0) {
+		c->next = p->log_start_offset;
+		c->raw_from = raw_pos;
+		if (raw_pos >= p->raw_size) {
+			c->entry = p->n;
+			c->next = p->next_offset;
+		} else if (p->n) {
+			c->entry = entry_for_raw(p, raw_pos);
+			c->next = p->idx[c->entry].base_offset;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		*out = c;
+	return rc;
+}
+
+void engine_cursor_close(struct engine_cursor *c)
+{
+	if (!c)
+		return;
+	if (c->in_batch)
+		batch_iter_fini(&c->it);
+	engine_partition_unref(c->p);
+	free(c->buf);
+	free(c);
+}
+
+/* Load the next entry's frame. 1 = loaded, 0 = at the end. */
+static int cursor_load(struct engine_cursor *c, struct engine_record *r)
+{
+	struct partition *p = c->p;
+	struct hot_entry he;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	if (c->entry >= p->n) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	he = p->idx[c->entry];
+	pthread_mutex_unlock(&p->lock);
+
+	rc = frame_read(p->e, &he, &c->buf, &c->cap);
+	if (rc)
+		return rc;
+	c->entry++;
+	c->batch_base = he.base_offset;
+	c->raw_pos = he.raw_pos;
+	if (c->buf[4] == 2) {
+		rc = batch_iter_init(&c->it, c->buf + FRAME_V2_HEADER_SIZE,
+				     he.frame_len - FRAME_V2_HEADER_SIZE);
+		if (rc)
+			return rc;
+		c->in_batch = true;
+		return 1;
+	}
+	if (c->buf[4] == 1) {
+		struct frame_info fi;
+		if (frame_decode(c->buf, he.frame_len, &fi) != FRAME_VALID)
+			return CHRONIK_ECORRUPT;
+		r->offset = fi.base_offset;
+		r->timestamp = fi.timestamp;
+		r->raw_pos = he.raw_pos;
+		r->key = fi.key;
+		r->key_len = fi.key_len;
+		r->value = fi.value;
+		r->value_len = fi.value_len;
+		/* V1 headers use their own encoding; they are not exposed here. */
+		r->header_count = 0;
+		r->headers = NULL;
+		r->headers_len = 0;
+		return 2;
+	}
+	return CHRONIK_EVERSION;
+}
+
+int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
+{
+	for (;;) {
+		if (c->in_batch) {
+			struct batch_record br;
+			int rc = batch_iter_next(&c->it, &br);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				batch_iter_fini(&c->it);
+				c->in_batch = false;
+				continue;
+			}
+			int64_t off = c->batch_base + br.offset_delta;
+			uint64_t raw = c->raw_pos;
+			c->raw_pos += (br.value_len > 0 ? (uint64_t)br.value_len : 0) + 1;
+			if (off < c->next || c->raw_pos <= c->raw_from)
+				continue;
+			r->offset = off;
+			r->timestamp = c->it.hdr.base_timestamp + br.timestamp_delta;
+			r->raw_pos = raw;
+			r->key = br.key;
+			r->key_len = br.key_len;
+			r->value = br.value;
+			r->value_len = br.value_len;
+			r->header_count = br.header_count;
+			r->headers = br.headers;
+			r->headers_len = br.headers_len;
+			c->next = off + 1;
+			return 1;
+		}
+		int rc = cursor_load(c, r);
+		if (rc <= 0)
+			return rc;
+		if (rc == 2) {
+			uint64_t end = r->raw_pos + (r->value_len > 0 ? (uint64_t)r->value_len : 0) + 1;
+			if (r->offset < c->next || end <= c->raw_from)
+				continue;
+			c->next = r->offset + 1;
+			return 1;
+		}
+	}
+}
+
+ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
+{
+	struct engine_cursor *c;
+	struct engine_record r;
+	uint8_t *out = buf;
+	size_t done = 0;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	rc = engine_cursor_open_raw(p, pos, &c);
+	if (rc)
+		return rc;
+	while (done < len && (rc = engine_cursor_next(c, &r)) == 1) {
+		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
+		uint64_t line_end = r.raw_pos + vlen + 1;
+		uint64_t from = pos + done;
+		if (from < r.raw_pos || from >= line_end) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		uint64_t skip = from - r.raw_pos;
+		if (skip < vlen) {
+			size_t n = (size_t)(vlen - skip);
+			if (n > len - done)
+				n = len - done;
+			memcpy(out + done, r.value + skip, n);
+			done += n;
+		}
+		if (done < len && pos + done == line_end - 1)
+			out[done++] = '\n';
+	}
+	engine_cursor_close(c);
+	if (rc < 0)
+		return rc;
+	return (ssize_t)done;
+}
+
+/* A V1 frame re-encoded as a one-record batch at its offset. */
+static int v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *out_len)
+{
+	struct frame_info fi;
+	struct batch_builder b;
+	struct record_in rec = {0};
+	int rc;
+
+	if (frame_decode(frame, len, &fi) != FRAME_VALID)
+		return CHRONIK_ECORRUPT;
+	rec.timestamp = fi.timestamp;
+	rec.key = fi.key;
+	rec.key_len = fi.key_len;
+	rec.value = fi.value;
+	rec.value_len = fi.value_len;
+	batch_builder_init(&b);
+	rc = batch_builder_add(&b, &rec);
+	if (rc == 0)
+		rc = batch_builder_finish(&b, out, out_len);
+	batch_builder_fini(&b);
+	if (rc == 0)
+		batch_set_base_offset(*out, fi.base_offset);
+	return rc;
+}
+
+int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
+			size_t *len)
+{
+	struct hot_entry *ents = NULL;
+	size_t n = 0, total = 0, cap = 0, i;
+	uint8_t *buf = NULL, *frame = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	*len = 0;
+	pthread_mutex_lock(&p->lock);
+	if (from_offset < p->log_start_offset || from_offset > p->next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return CHRONIK_ERANGE;
+	}
+	if (from_offset == p->next_offset || p->n == 0) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	for (i = entry_for_offset(p, from_offset); i < p->n; i++) {
+		size_t blen = p->idx[i].frame_len - FRAME_V2_HEADER_SIZE;
+		if (n > 0 && total + blen > max_bytes)
+			break;
+		if (n == cap) {
+			size_t c2 = cap ? cap * 2 : 16;
+			struct hot_entry *v = realloc(ents, c2 * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			ents = v;
+			cap = c2;
+		}
+		ents[n++] = p->idx[i];
+		total += blen;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc)
+		goto out;
+	/* V1 frames grow a little when re-encoded: size generously. */
+	buf = malloc(total + n * 64);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	total = 0;
+	for (i = 0; i < n; i++) {
+		size_t fcap = 0;
+		rc = frame_read(p->e, &ents[i], &frame, &fcap);
+		if (rc)
+			goto out;
+		if (frame[4] == 2) {
+			size_t blen = ents[i].frame_len - FRAME_V2_HEADER_SIZE;
+			memcpy(buf + total, frame + FRAME_V2_HEADER_SIZE, blen);
+			total += blen;
+		} else {
+			uint8_t *b;
+			size_t blen;
+			rc = v1_as_batch(frame, ents[i].frame_len, &b, &blen);
+			if (rc)
+				goto out;
+			if (blen > ents[i].frame_len - FRAME_V2_HEADER_SIZE + 64) {
+				free(b);
+				rc = CHRONIK_ECORRUPT;
+				goto out;
+			}
+			memcpy(buf + total, b, blen);
+			total += blen;
+			free(b);
+		}
+		free(frame);
+		frame = NULL;
+	}
+	*out = buf;
+	*len = total;
+	buf = NULL;
+out:
+	free(frame);
+	free(buf);
+	free(ents);
+	return rc;
+}
+
+int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (timeout_ms >= 0) {
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->next_offset <= offset && !p->deleted) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&p->grown, &p->lock);
+		} else if (pthread_cond_timedwait(&p->grown, &p->lock, &ts) == ETIMEDOUT) {
+			break;
+		}
+	}
+	if (p->next_offset > offset)
+		rc = 1;
+	else if (p->deleted)
+		rc = CHRONIK_ENOTOPIC;
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset)
+{
+	struct engine_cursor *c;
+	struct engine_record r;
+	int64_t start = -1;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	*offset = p->next_offset;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->idx[i].max_timestamp >= ts) {
+			start = p->idx[i].base_offset;
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+	if (start < 0)
+		return 0;
+	rc = engine_cursor_open(p, start, &c);
+	if (rc)
+		return rc;
+	while ((rc = engine_cursor_next(c, &r)) == 1)
+		if (r.timestamp >= ts) {
+			*offset = r.offset;
+			break;
+		}
+	engine_cursor_close(c);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+struct verify_ctx {
+	engine_problem_fn problem;
+	void *arg;
+	const char *path;
+	int problems;
+	uint64_t frames;
+};
+
+static void report(struct verify_ctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(struct verify_ctx *v, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	v->problems++;
+	if (v->problem)
+		v->problem(v->arg, msg);
+}
+
+static int verify_frame(void *arg, uint64_t pos, enum frame_status st, const struct frame_info *fi)
+{
+	struct verify_ctx *v = arg;
+	(void)fi;
+	if (st == FRAME_VALID) {
+		v->frames++;
+		return 0;
+	}
+	report(v, "%s position %" PRIu64 ": %s", v->path, pos,
+	       st == FRAME_UNKNOWN_VERSION ? "unknown frame version"
+	       : st == FRAME_SHORT	   ? "truncated frame"
+					   : "invalid frame (bad magic, length or CRC)");
+	return 1;
+}
+
+int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
+{
+	struct verify_ctx v = {.problem = problem, .arg = arg};
+	char path[4096];
+	size_t nfiles;
+	int rc;
+
+	pthread_mutex_lock(&e->files_lock);
+	nfiles = e->nfiles;
+	pthread_mutex_unlock(&e->files_lock);
+	for (size_t i = 0; i < nfiles; i++) {
+		uint64_t seq;
+		pthread_mutex_lock(&e->files_lock);
+		seq = e->files[i].seq;
+		pthread_mutex_unlock(&e->files_lock);
+		wal_path(e, seq, path, sizeof(path));
+		v.path = path;
+		rc = wal_file_walk(path, verify_frame, &v);
+		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
+			report(&v, "%s: %s", path, chronik_strerror(rc));
+	}
+
+	/* Every hot-index entry must point at a valid frame of its partition,
+	 * densely and in raw-view order. */
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t t = 0; t < e->ntopics; t++) {
+		struct topic *tp = e->topics[t];
+		for (int32_t pi = 0; pi < tp->nparts; pi++) {
+			struct partition *p = tp->parts[pi];
+			uint8_t *buf = NULL;
+			size_t cap = 0;
+			int64_t expect = p->log_start_offset;
+			uint64_t raw = p->raw_start;
+			pthread_mutex_lock(&p->lock);
+			for (size_t i = 0; i < p->n; i++) {
+				struct hot_entry he = p->idx[i];
+				struct frame_info fi;
+				if (he.base_offset != expect || he.raw_pos != raw) {
+					report(&v, "%s/%d: index entry %zu at offset %" PRId64
+						   " (raw %" PRIu64 ") expected %" PRId64 " (raw %" PRIu64 ")",
+					       tp->name, pi, i, he.base_offset, he.raw_pos, expect, raw);
+					break;
+				}
+				if (frame_read(e, &he, &buf, &cap) != 0 ||
+				    frame_decode(buf, he.frame_len, &fi) != FRAME_VALID ||
+				    fi.base_offset != he.base_offset || fi.topic_id != p->topic_id ||
+				    fi.partition != pi) {
+					report(&v, "%s/%d: index entry %zu does not match its frame",
+					       tp->name, pi, i);
+					break;
+				}
+				expect = fi.last_offset + 1;
+				raw += fi.version == 2 ? fi.raw_len
+						       : (uint64_t)(fi.value_len > 0 ? fi.value_len : 0) + 1;
+			}
+			if (expect != p->next_offset || raw != p->raw_size)
+				report(&v, "%s/%d: next offset %" PRId64 " / raw size %" PRIu64
+					   " disagree with the index (%" PRId64 " / %" PRIu64 ")",
+				       tp->name, pi, p->next_offset, p->raw_size, expect, raw);
+			pthread_mutex_unlock(&p->lock);
+			free(buf);
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	log_msg(LOG_LVL_INFO, "verify", "%" PRIu64 " frames checked, %d problems", v.frames,
+		v.problems);
+	return v.problems;
+}

@@ -1,2 +1,367 @@
-/* recover.c - not yet written. */
-typedef int chronik_placeholder_recover;
+/* recover.c - open the WAL files of a data directory and rebuild the engine's
+ * state from them: the hot index and each partition's next offset and
+ * raw size. The algorithm and the validity rules are in frame.h
+ * ("RECOVERY"); in short: sealed files must be valid to their end, the
+ * active file may end in a torn tail, which is truncated and logged once,
+ * and damage before the tail fails the open unless repair is asked for.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+#include "log.h"
+
+void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/wal/%020" PRIu64 ".wal", e->dir, seq);
+}
+
+int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
+{
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
+	char path[4096];
+	int fd, rc;
+
+	wal_path(e, seq, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	wal_file_header_encode(hdr, seq);
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) < 0) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		return rc;
+	}
+	rc = fsync_dir(e->dir_fd);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int wal_fd_get(struct engine *e, uint32_t seq)
+{
+	int fd = -ENOENT;
+	pthread_mutex_lock(&e->files_lock);
+	if (e->nfiles && seq >= e->files[0].seq && seq - e->files[0].seq < e->nfiles)
+		fd = e->files[seq - e->files[0].seq].fd;
+	pthread_mutex_unlock(&e->files_lock);
+	return fd;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The sequence numbers of DATA/wal/NNNNNNNNNNNNNNNNNNNN.wal, sorted. */
+static int list_files(struct engine *e, uint64_t **out, size_t *count)
+{
+	char path[4096];
+	struct dirent *de;
+	uint64_t *seqs = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/wal", e->dir);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long long v;
+		if (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".wal") != 0)
+			continue;
+		errno = 0;
+		v = strtoull(de->d_name, &end, 10);
+		if (errno || end != de->d_name + 20)
+			continue;
+		if (n == cap) {
+			uint64_t *s = realloc(seqs, (cap = cap ? cap * 2 : 16) * sizeof(*s));
+			if (!s) {
+				free(seqs);
+				closedir(d);
+				return -ENOMEM;
+			}
+			seqs = s;
+		}
+		seqs[n++] = v;
+	}
+	closedir(d);
+	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	*out = seqs;
+	*count = n;
+	return 0;
+}
+
+/* Add a valid frame to its partition. Frames of deleted topics are skipped.
+ * CHRONIK_ECORRUPT when it does not continue its partition densely. */
+static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t seq, uint64_t pos)
+{
+	struct topic *t = meta_topic_find_id(e, fi->topic_id);
+	struct partition *p;
+	struct hot_entry he;
+	uint64_t raw_len;
+
+	if (!t)
+		return 0;
+	if (fi->partition < 0 || fi->partition >= t->nparts)
+		return CHRONIK_ECORRUPT;
+	p = t->parts[fi->partition];
+	if (fi->base_offset != p->next_offset)
+		return CHRONIK_ECORRUPT;
+	if (fi->version == 2) {
+		if (fi->raw_pos != p->raw_size)
+			return CHRONIK_ECORRUPT;
+		raw_len = fi->raw_len;
+	} else {
+		raw_len = (fi->value_len > 0 ? (uint64_t)fi->value_len : 0) + 1;
+	}
+	he.base_offset = fi->base_offset;
+	he.raw_pos = p->raw_size;
+	he.max_timestamp = fi->max_timestamp;
+	he.file_seq = (uint32_t)seq;
+	he.file_pos = (uint32_t)pos;
+	he.frame_len = fi->frame_len;
+	he.reserved = 0;
+	if (partition_index_push(p, &he))
+		return -ENOMEM;
+	p->next_offset = fi->last_offset + 1;
+	p->raw_size += raw_len;
+	p->wal_bytes += fi->frame_len;
+	if (fi->max_timestamp > p->max_timestamp)
+		p->max_timestamp = fi->max_timestamp;
+	return 0;
+}
+
+/* After an invalid frame at pos: is there a valid frame further on? */
+static bool valid_frame_after(const uint8_t *map, size_t size, size_t pos)
+{
+	for (size_t q = pos + 1; q + FRAME_COMMON_SIZE <= size;) {
+		const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
+		struct frame_info fi;
+		if (!m)
+			return false;
+		q = (size_t)(m - map);
+		if (frame_decode(m, size - q, &fi) == FRAME_VALID)
+			return true;
+		q++;
+	}
+	return false;
+}
+
+static int file_truncate(int fd, uint64_t pos)
+{
+	if (ftruncate(fd, (off_t)pos) < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Scan one file. *end_out: where its valid frames end. *cut: set when the
+ * file was cut at corruption (repair), so later files must go. */
+static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t *end_out,
+		     bool *cut)
+{
+	char path[4096];
+	struct stat st;
+	uint8_t *map = NULL;
+	uint64_t hseq, pos = WAL_FILE_HEADER_SIZE;
+	size_t size;
+	int rc = 0;
+
+	wal_path(e, seq, path, sizeof(path));
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size = (size_t)st.st_size;
+	if (size > UINT32_MAX) {
+		log_msg(LOG_LVL_ERROR, "recover", "%s: %zu bytes, more than a WAL file may hold", path,
+			size);
+		return CHRONIK_ECORRUPT;
+	}
+	if (size > 0) {
+		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			return -errno;
+		madvise(map, size, MADV_SEQUENTIAL);
+	}
+	rc = wal_file_header_decode(map, size, &hseq);
+	if (rc == 0 && hseq != seq)
+		rc = CHRONIK_ECORRUPT;
+	if (rc) {
+		if (last && size <= WAL_FILE_HEADER_SIZE && !e->opt.read_only) {
+			/* Created but its header never made it to disk: start it anew. */
+			uint8_t hdr[WAL_FILE_HEADER_SIZE];
+			log_msg(LOG_LVL_WARN, "recover", "%s: incomplete file header rewritten", path);
+			wal_file_header_encode(hdr, seq);
+			if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+			    fsync(fd) < 0)
+				rc = -errno;
+			else
+				rc = 0;
+			*end_out = WAL_FILE_HEADER_SIZE;
+		} else {
+			log_msg(LOG_LVL_ERROR, "recover", "%s: invalid file header: %s", path,
+				chronik_strerror(rc));
+		}
+		goto out;
+	}
+
+	while (pos < size) {
+		struct frame_info fi;
+		enum frame_status st2 = frame_decode(map + pos, size - pos, &fi);
+		if (st2 == FRAME_VALID) {
+			rc = apply_frame(e, &fi, seq, pos);
+			if (rc == 0) {
+				pos += fi.frame_len;
+				continue;
+			}
+			if (rc != CHRONIK_ECORRUPT)
+				goto out;
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s position %" PRIu64 ": frame of topic %u partition %d at offset %" PRId64
+				" does not follow its partition",
+				path, pos, fi.topic_id, fi.partition, fi.base_offset);
+		} else if (st2 == FRAME_UNKNOWN_VERSION) {
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s position %" PRIu64 ": unknown frame version %u", path, pos,
+				map[pos + 4]);
+			rc = CHRONIK_EVERSION;
+			goto out;
+		}
+		/* Invalid (or short) frame at pos. */
+		if (last && !valid_frame_after(map, size, pos)) {
+			if (e->opt.read_only) {
+				log_msg(LOG_LVL_WARN, "recover",
+					"%s: torn tail at position %" PRIu64 " (%zu bytes) left as is (read-only)",
+					path, pos, size - (size_t)pos);
+			} else {
+				log_msg(LOG_LVL_WARN, "recover",
+					"%s: torn tail at position %" PRIu64 " (%zu bytes) truncated", path,
+					pos, size - (size_t)pos);
+				rc = file_truncate(fd, pos);
+			}
+			goto out;
+		}
+		if (!e->opt.repair || e->opt.read_only) {
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s position %" PRIu64 ": corrupt frame before the end of the log", path,
+				pos);
+			rc = CHRONIK_ECORRUPT;
+			goto out;
+		}
+		log_msg(LOG_LVL_ERROR, "recover",
+			"%s position %" PRIu64 ": corrupt frame; repair cuts the log here (%zu bytes dropped)",
+			path, pos, size - (size_t)pos);
+		rc = file_truncate(fd, pos);
+		*cut = true;
+		goto out;
+	}
+out:
+	if (rc == 0 && *end_out == 0)
+		*end_out = pos;
+	if (map)
+		munmap(map, size);
+	return rc;
+}
+
+static int files_push(struct engine *e, uint64_t seq, int fd)
+{
+	if (e->nfiles == e->files_cap) {
+		size_t cap = e->files_cap ? e->files_cap * 2 : 16;
+		struct wal_file *f = realloc(e->files, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		e->files = f;
+		e->files_cap = cap;
+	}
+	e->files[e->nfiles].seq = seq;
+	e->files[e->nfiles].fd = fd;
+	e->nfiles++;
+	return 0;
+}
+
+int wal_recover(struct engine *e)
+{
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	uint64_t end = 0;
+	bool cut = false;
+	int rc;
+
+	rc = list_files(e, &seqs, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		int fd;
+
+		wal_path(e, seqs[i], path, sizeof(path));
+		if (cut) {
+			/* Repair cut the log before this file: set it aside. */
+			char aside[4200];
+			snprintf(aside, sizeof(aside), "%s.corrupt", path);
+			log_msg(LOG_LVL_ERROR, "recover", "%s set aside as %s after repair", path, aside);
+			if (rename(path, aside) < 0) {
+				rc = -errno;
+				goto out;
+			}
+			continue;
+		}
+		if (i > 0 && seqs[i] != seqs[i - 1] + 1) {
+			log_msg(LOG_LVL_ERROR, "recover", "%s: WAL file %" PRIu64 " is missing", path,
+				seqs[i - 1] + 1);
+			rc = CHRONIK_ECORRUPT;
+			goto out;
+		}
+		fd = open(path, (e->opt.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			goto out;
+		}
+		end = 0;
+		rc = scan_file(e, seqs[i], fd, i == n - 1, &end, &cut);
+		if (rc == 0)
+			rc = files_push(e, seqs[i], fd);
+		if (rc) {
+			close(fd);
+			goto out;
+		}
+	}
+	if (cut && fsync_dir(e->dir_fd) < 0)
+		log_msg(LOG_LVL_ERROR, "recover", "fsync of the WAL directory failed");
+	if (e->nfiles == 0) {
+		int fd;
+		if (e->opt.read_only)
+			goto out;
+		rc = wal_file_create(e, 0, &fd);
+		if (rc)
+			goto out;
+		rc = files_push(e, 0, fd);
+		if (rc) {
+			close(fd);
+			goto out;
+		}
+		end = WAL_FILE_HEADER_SIZE;
+	}
+	e->active_size = end;
+	for (size_t i = 0; i < e->ntopics; i++)
+		for (int32_t j = 0; j < e->topics[i]->nparts; j++) {
+			struct partition *p = e->topics[i]->parts[j];
+			p->c_next_offset = p->next_offset;
+			p->c_raw_size = p->raw_size;
+		}
+out:
+	free(seqs);
+	return rc;
+}

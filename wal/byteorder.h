@@ -1,7 +1,7 @@
-/* endian.h - explicit byte-order helpers: every on-disk and on-wire integer
+/* byteorder.h - explicit byte-order helpers: every on-disk and on-wire integer
  * goes through these, never through a struct. */
-#ifndef CHRONIK_ENDIAN_H
-#define CHRONIK_ENDIAN_H
+#ifndef CHRONIK_BYTEORDER_H
+#define CHRONIK_BYTEORDER_H
 
 #include <stdint.h>
 

@@ -1,0 +1,277 @@
+/* test_engine.c - the engine API end to end: topics, appends, cursors, raw
+ * reads at every position, batch reads, waits, timestamps, group offsets,
+ * the lock, WAL rotation and reopen. */
+#include <errno.h>
+#include <pthread.h>
+
+#include "testutil.h"
+
+static void test_topics(const char *dir)
+{
+	struct engine *e = open_or_bail(dir, NULL);
+	char **names;
+	size_t n;
+	int32_t np;
+	char *cfg;
+
+	ok(engine_topic_create(e, "alpha", 3, "{\"retention.ms\":\"1000\"}") == 0, "create alpha/3");
+	ok(engine_topic_create(e, "beta", 0, NULL) == 0, "create beta with default partitions");
+	ok(engine_topic_create(e, "alpha", 1, NULL) == CHRONIK_ETOPICEXISTS, "duplicate refused");
+	ok(engine_topic_create(e, "a/b", 1, NULL) == CHRONIK_EBADNAME, "slash refused");
+	ok(engine_topic_create(e, "..", 1, NULL) == CHRONIK_EBADNAME, "'..' refused");
+	ok(engine_topic_create(e, "", 1, NULL) == CHRONIK_EBADNAME, "empty refused");
+	char long_name[251];
+	memset(long_name, 'x', 250);
+	long_name[250] = 0;
+	ok(engine_topic_create(e, long_name, 1, NULL) == CHRONIK_EBADNAME, "250 chars refused");
+	long_name[249] = 0;
+	ok(engine_topic_create(e, long_name, 1, NULL) == 0, "249 chars accepted");
+	ok(engine_topic_create(e, "cfg", 1, "[1,2]") == -EINVAL, "non-object config refused");
+	ok(engine_topic_delete(e, long_name) == 0, "delete the long one");
+	ok(engine_topic_list(e, &names, &n) == 0 && n == 2 && strcmp(names[0], "alpha") == 0 &&
+		   strcmp(names[1], "beta") == 0,
+	   "list is sorted: alpha, beta");
+	engine_strv_free(names, n);
+	ok(engine_topic_partitions(e, "alpha", &np) == 0 && np == 3, "alpha has 3 partitions");
+	ok(engine_topic_partitions(e, "beta", &np) == 0 && np == 1, "beta has 1 partition");
+	ok(engine_topic_partitions(e, "gamma", &np) == CHRONIK_ENOTOPIC, "unknown topic");
+	ok(engine_topic_config_set(e, "beta", "{\"cleanup.policy\":\"compact\"}") == 0, "config set");
+	engine_close(e);
+
+	e = open_or_bail(dir, NULL);
+	cfg = NULL;
+	ok(engine_topic_config_get(e, "beta", &cfg) == 0 && strstr(cfg, "compact") != NULL,
+	   "config survives reopen");
+	free(cfg);
+	ok(engine_topic_config_get(e, "alpha", &cfg) == 0 && strstr(cfg, "retention.ms") != NULL,
+	   "creation config survives reopen");
+	free(cfg);
+	ok(engine_topic_delete(e, "beta") == 0, "delete beta");
+	ok(engine_topic_delete(e, "beta") == CHRONIK_ENOTOPIC, "delete twice is ENOTOPIC");
+	engine_close(e);
+	e = open_or_bail(dir, NULL);
+	ok(engine_topic_partitions(e, "beta", &np) == CHRONIK_ENOTOPIC, "deletion survives reopen");
+	ok(engine_topic_create(e, "beta", 2, NULL) == 0, "recreate beta");
+	engine_close(e);
+}
+
+/* Lines "line-<i>" for i in [from, to), into buf; returns length. */
+static size_t make_lines(char *buf, int from, int to)
+{
+	size_t n = 0;
+	for (int i = from; i < to; i++)
+		n += (size_t)sprintf(buf + n, "line-%d\n", i);
+	return n;
+}
+
+static uint32_t get_batch_len(const uint8_t *p)
+{
+	return ((uint32_t)p[8] << 24) | ((uint32_t)p[9] << 16) | ((uint32_t)p[10] << 8) | p[11];
+}
+
+static void test_append_read(const char *dir)
+{
+	struct engine_options o;
+	engine_options_init(&o);
+	o.wal_segment_bytes = 8192; /* force rotations */
+	struct engine *e = open_or_bail(dir, &o);
+	struct partition *p;
+	struct partition_info info;
+	static char lines[1 << 20], raw[1 << 20], got[1 << 20];
+	size_t rawlen = 0;
+	int64_t base;
+	int rc, i, bad;
+
+	ok(engine_topic_create(e, "logs", 2, NULL) == 0, "create logs/2");
+	p = part_or_bail(e, "logs", 1);
+	for (i = 0; i < 50; i++) {
+		size_t n = make_lines(lines, i * 20, i * 20 + 20);
+		rc = engine_append_lines(p, lines, n, &base);
+		if (rc || base != i * 20)
+			break;
+		memcpy(raw + rawlen, lines, n);
+		rawlen += n;
+	}
+	ok(i == 50, "50 appends of 20 lines, offsets dense (stopped at %d)", i);
+	ok(engine_append_lines(p, "no newline", 10, &base) == -EINVAL, "partial line refused");
+	engine_partition_info(p, &info);
+	ok(info.next_offset == 1000 && info.raw_size == rawlen && info.batches == 50,
+	   "info: next %lld raw %llu batches %llu", (long long)info.next_offset,
+	   (unsigned long long)info.raw_size, (unsigned long long)info.batches);
+
+	/* records with keys and headers, null value */
+	struct record_header_in h = {"h", 1, "v", 1};
+	struct record_in recs[2] = {
+		{.timestamp = 5000, .key = "k1", .key_len = 2, .value = "v1", .value_len = 2,
+		 .headers = &h, .header_count = 1},
+		{.timestamp = 6000, .key = NULL, .key_len = -1, .value = NULL, .value_len = -1},
+	};
+	ok(engine_append_records(p, recs, 2, &base) == 0 && base == 1000, "records appended at 1000");
+	memcpy(raw + rawlen, "v1\n\n", 4);
+	rawlen += 4;
+
+	/* cursor from an offset in the middle of a batch */
+	struct engine_cursor *c;
+	struct engine_record r;
+	ok(engine_cursor_open(p, 437, &c) == 0, "cursor at 437");
+	bad = 0;
+	for (i = 437; (rc = engine_cursor_next(c, &r)) == 1; i++) {
+		char want[32];
+		if (i >= 1000)
+			continue;
+		int wl = sprintf(want, "line-%d", i);
+		if (r.offset != i || r.value_len != wl || memcmp(r.value, want, (size_t)wl) != 0)
+			bad++;
+	}
+	ok(rc == 0 && i == 1002 && bad == 0, "cursor returns 437..1001 in order (%d bad, end %d)", bad, i);
+	engine_cursor_close(c);
+
+	ok(engine_cursor_open(p, 1000, &c) == 0 && engine_cursor_next(c, &r) == 1 &&
+		   r.key_len == 2 && memcmp(r.key, "k1", 2) == 0 && r.timestamp == 5000 &&
+		   r.header_count == 1,
+	   "keyed record with header and timestamp");
+	ok(engine_cursor_next(c, &r) == 1 && r.value_len == -1 && r.key_len == -1 && r.offset == 1001,
+	   "null key and value");
+	ok(engine_cursor_next(c, &r) == 0, "end of partition");
+	engine_cursor_close(c);
+	ok(engine_cursor_open(p, 5000, &c) == CHRONIK_ERANGE, "cursor past the end is ERANGE");
+
+	/* raw reads at every position, in odd sizes */
+	bad = 0;
+	for (size_t pos = 0; pos < rawlen; pos += 1 + pos % 7) {
+		size_t want = (pos * 31) % 3000 + 1;
+		if (want > rawlen - pos)
+			want = rawlen - pos;
+		ssize_t n = engine_read_raw(p, pos, got, (pos * 31) % 3000 + 1);
+		if (n != (ssize_t)want || memcmp(got, raw + pos, want) != 0)
+			bad++;
+	}
+	ok(bad == 0, "raw reads at every position match (%d bad)", bad);
+	ok(engine_read_raw(p, rawlen, got, 10) == 0, "raw read at the end is 0");
+	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen && memcmp(got, raw, rawlen) == 0,
+	   "whole raw view in one read");
+
+	/* batches */
+	uint8_t *bb;
+	size_t blen;
+	ok(engine_read_batches(p, 430, 1, &bb, &blen) == 0 && blen > 0, "read_batches gives one batch");
+	struct batch_header bh;
+	ok(batch_header_parse(bb, blen, &bh) == 0 && bh.base_offset == 420 && bh.record_count == 20 &&
+		   batch_crc_check(bb, blen) == 0,
+	   "it is the batch holding 430, base offset patched, CRC intact");
+	free(bb);
+	ok(engine_read_batches(p, 0, 1 << 20, &bb, &blen) == 0, "read_batches from 0");
+	size_t nb = 0;
+	for (size_t off = 0; off + 12 <= blen; nb++)
+		off += 12 + get_batch_len(bb + off);
+	ok(nb == 51, "all 51 batches returned (%zu)", nb);
+	free(bb);
+	ok(engine_read_batches(p, 1002, 100, &bb, &blen) == 0 && blen == 0, "nothing at the end");
+	ok(engine_read_batches(p, 1003, 100, &bb, &blen) == CHRONIK_ERANGE, "past the end is ERANGE");
+
+	/* timestamps */
+	int64_t off;
+	struct partition *p0 = part_or_bail(e, "logs", 0);
+	struct record_in tsr[3] = {
+		{.timestamp = 1000, .key_len = -1, .value = "a", .value_len = 1},
+		{.timestamp = 2000, .key_len = -1, .value = "b", .value_len = 1},
+		{.timestamp = 3000, .key_len = -1, .value = "c", .value_len = 1},
+	};
+	ok(engine_append_records(p0, tsr, 3, &base) == 0 && base == 0, "timestamped records in logs/0");
+	ok(engine_offset_for_timestamp(p0, 1500, &off) == 0 && off == 1, "offset for ts 1500 is 1");
+	ok(engine_offset_for_timestamp(p0, 0, &off) == 0 && off == 0, "offset for ts 0 is 0");
+	ok(engine_offset_for_timestamp(p0, 3001, &off) == 0 && off == 3, "future ts gives the end");
+	engine_partition_unref(p0);
+
+	/* waits */
+	ok(engine_partition_wait(p, 1001, 10) == 1, "wait for existing data returns at once");
+	ok(engine_partition_wait(p, 1002, 50) == 0, "wait times out");
+	engine_partition_unref(p);
+	engine_close(e);
+
+	/* reopen: rotation produced several files; everything is recovered */
+	e = open_or_bail(dir, &o);
+	p = part_or_bail(e, "logs", 1);
+	engine_partition_info(p, &info);
+	ok(info.next_offset == 1002 && info.raw_size == rawlen && info.batches == 51,
+	   "after reopen: next %lld raw %llu", (long long)info.next_offset,
+	   (unsigned long long)info.raw_size);
+	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen && memcmp(got, raw, rawlen) == 0,
+	   "raw view identical after reopen");
+	ok(engine_append_lines(p, "after\n", 6, &base) == 0 && base == 1002, "append continues at 1002");
+	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
+static void *waiter(void *arg)
+{
+	struct partition *p = arg;
+	return (void *)(intptr_t)engine_partition_wait(p, 0, 5000);
+}
+
+static void test_wait_wakes(const char *dir)
+{
+	struct engine *e = open_or_bail(dir, NULL);
+	struct partition *p;
+	pthread_t t;
+	void *res;
+	int64_t base;
+
+	engine_topic_create(e, "w", 1, NULL);
+	p = part_or_bail(e, "w", 0);
+	pthread_create(&t, NULL, waiter, p);
+	usleep(50000);
+	engine_append_lines(p, "x\n", 2, &base);
+	pthread_join(t, &res);
+	ok((intptr_t)res == 1, "a blocked waiter wakes on append");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
+static void test_groups_and_lock(const char *dir)
+{
+	struct engine *e = open_or_bail(dir, NULL), *e2;
+	int64_t off;
+	char *md;
+
+	ok(engine_group_offset_commit(e, "g1", "logs", 1, 42, "meta") == 0, "commit offset");
+	ok(engine_group_offset_commit(e, "g1", "logs", 1, 43, NULL) == 0, "commit again");
+	ok(engine_open(dir, NULL, &e2) == CHRONIK_ELOCKED, "second open is ELOCKED");
+	engine_close(e);
+	e = open_or_bail(dir, NULL);
+	ok(engine_group_offset_fetch(e, "g1", "logs", 1, &off, &md) == 0 && off == 43 && md == NULL,
+	   "committed offset survives reopen");
+	ok(engine_group_offset_fetch(e, "g2", "logs", 1, &off, &md) == 0 && off == -1,
+	   "unknown group has no offset");
+	/* many commits compact the metadata log on the next open */
+	for (int i = 0; i < 5000; i++)
+		engine_group_offset_commit(e, "g1", "logs", 0, i, "m");
+	engine_close(e);
+	e = open_or_bail(dir, NULL);
+	ok(engine_group_offset_fetch(e, "g1", "logs", 0, &off, &md) == 0 && off == 4999 && md &&
+		   strcmp(md, "m") == 0,
+	   "offsets intact after the metadata log was compacted");
+	free(md);
+	int32_t np;
+	ok(engine_topic_partitions(e, "logs", &np) == 0 && np == 2, "topics intact after compaction");
+	engine_close(e);
+}
+
+int main(void)
+{
+	char *dir = tmpdir_new("engine");
+	char *d1, *d2, *d3;
+	if (asprintf(&d1, "%s/a", dir) < 0 || asprintf(&d2, "%s/b", dir) < 0 ||
+	    asprintf(&d3, "%s/c", dir) < 0)
+		bail("oom");
+	test_topics(d1);
+	test_append_read(d2);
+	test_wait_wakes(d3);
+	test_groups_and_lock(d2);
+	free(d1);
+	free(d2);
+	free(d3);
+	tmpdir_free(dir);
+	return tap_exit();
+}

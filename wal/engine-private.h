@@ -1,0 +1,145 @@
+/* engine-private.h - the engine's internal state, shared by the files of wal/
+ * and by nothing else. */
+#ifndef CHRONIK_ENGINE_PRIVATE_H
+#define CHRONIK_ENGINE_PRIVATE_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine.h"
+#include "frame.h"
+
+/* One hot-index entry per stored batch (or V1 record) of a partition: where
+ * its frame lies in the WAL. 40 bytes a batch. The batch's last offset is
+ * the next entry's base offset - 1 (or the partition's next offset - 1), its
+ * raw length the next entry's raw_pos - raw_pos (or raw_size - raw_pos). */
+struct hot_entry {
+	int64_t base_offset;
+	uint64_t raw_pos;
+	int64_t max_timestamp;
+	uint32_t file_seq;  /* WAL file sequence number */
+	uint32_t file_pos;  /* frame position in that file (files < 4 GiB) */
+	uint32_t frame_len;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct hot_entry) == 40, "hot index entry is 40 bytes");
+
+struct topic;
+
+/* Invariants (guarded by lock): idx[0..n) sorted by base_offset and by
+ * raw_pos; next_offset == last entry's last offset + 1; raw_size == last
+ * entry's raw_pos + its raw length. Only the commit thread (or recovery,
+ * before it starts) appends entries and advances next_offset / raw_size;
+ * readers copy entries out under lock and do their I/O without it.
+ * c_next_offset / c_raw_size are the commit thread's own counters: equal to
+ * the published ones except while a group is being written. */
+struct partition {
+	struct engine *e;
+	struct topic *t;       /* NULL once the topic is deleted (under meta_lock) */
+	uint32_t topic_id;     /* copies, so a partition outlives its topic */
+	char *topic_name;
+	int64_t ctime_ns;
+	int32_t index;
+	atomic_int refcnt;
+
+	pthread_mutex_t lock;
+	pthread_cond_t grown; /* broadcast when next_offset advances or on delete */
+	struct hot_entry *idx;
+	size_t n, cap;
+	int64_t log_start_offset;
+	int64_t next_offset;
+	uint64_t raw_start;
+	uint64_t raw_size;
+	uint64_t wal_bytes;
+	int64_t max_timestamp;
+	int64_t mtime_ns;
+	bool deleted;
+
+	int64_t c_next_offset;
+	uint64_t c_raw_size;
+};
+
+/* A topic: owned by the engine's topic table (guarded by e->meta_lock).
+ * Holds one reference on each of its partitions. */
+struct topic {
+	char *name;
+	uint32_t id;
+	int32_t nparts;
+	struct partition **parts;
+	char *config_json;
+	int64_t ctime_ns;
+};
+
+struct wal_file {
+	uint64_t seq;
+	int fd;
+};
+
+struct append_req;
+
+struct engine {
+	char *dir;
+	struct engine_options opt;
+	int lock_fd;
+	int dir_fd;	/* DATA/wal, for fsync after create/rename */
+
+	/* Topics and the metadata log (meta.c). meta_lock guards topics, groups,
+	 * next_topic_id and the meta log file. */
+	pthread_rwlock_t meta_lock;
+	struct topic **topics;
+	size_t ntopics, topics_cap;
+	uint32_t next_topic_id;
+	json_object *groups; /* {group: {"topic/partition": {"offset", "metadata"}}} */
+	int meta_fd;
+	uint64_t meta_size;
+	int64_t meta_seq;
+	uint64_t meta_frames;
+
+	/* WAL files (files_lock guards the array; fds live until close). */
+	pthread_mutex_t files_lock;
+	struct wal_file *files;
+	size_t nfiles, files_cap;
+	uint64_t active_size; /* commit thread only (after recovery) */
+
+	/* Group commit (commit.c). */
+	pthread_mutex_t commit_lock;
+	pthread_cond_t commit_wake; /* the commit thread waits for work */
+	pthread_cond_t commit_done; /* appenders wait for their group */
+	struct append_req *queue_head, *queue_tail;
+	bool stopping;
+	bool commit_running;
+	pthread_t commit_thread;
+	int64_t last_sync_ns;
+	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
+
+	engine_append_fn listener;
+	void *listener_arg;
+};
+
+/* Topic helpers (meta.c); callers hold meta_lock. */
+struct topic *meta_topic_find(struct engine *e, const char *name);
+struct topic *meta_topic_find_id(struct engine *e, uint32_t id);
+int meta_open(struct engine *e);
+void meta_close(struct engine *e);
+
+/* WAL files (recover.c). */
+int wal_recover(struct engine *e);
+int wal_file_create(struct engine *e, uint64_t seq, int *fd_out);
+int wal_fd_get(struct engine *e, uint32_t seq);
+void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len);
+
+/* Commit thread (commit.c). */
+int commit_start(struct engine *e);
+void commit_stop(struct engine *e);
+int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t *base_offset);
+
+/* Partitions (engine.c). */
+struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);
+int partition_index_push(struct partition *p, const struct hot_entry *he);
+
+int64_t now_ns(void);
+int64_t now_ms(void);
+int fsync_dir(int dir_fd);
+
+#endif
