@@ -335,7 +335,7 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 		return 0;
 	}
 	for (i = entry_for_offset(p, from_offset); i < p->n; i++) {
-		size_t blen = p->idx[i].frame_len - FRAME_V2_HEADER_SIZE;
+		size_t blen = p->idx[i].frame_len;
 		if (n > 0 && total + blen > max_bytes)
 			break;
 		if (n == cap) {
@@ -354,8 +354,9 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 	pthread_mutex_unlock(&p->lock);
 	if (rc)
 		goto out;
-	/* V1 frames grow a little when re-encoded: size generously. */
-	buf = malloc(total + n * 64);
+	/* A V1 frame re-encoded as a batch is at most its frame length plus the
+	 * batch header and varints: size for that. */
+	buf = malloc(total + n * (FRAME_V2_HEADER_SIZE + 128));
 	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
@@ -376,7 +377,7 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 			rc = v1_as_batch(frame, ents[i].frame_len, &b, &blen);
 			if (rc)
 				goto out;
-			if (blen > ents[i].frame_len - FRAME_V2_HEADER_SIZE + 64) {
+			if (blen > ents[i].frame_len + 128) {
 				free(b);
 				rc = CHRONIK_ECORRUPT;
 				goto out;
