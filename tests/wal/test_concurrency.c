@@ -1,6 +1,8 @@
 /* test_concurrency.c - four threads append to two partitions at once while
  * a reader follows; offsets are dense per partition, and every record is
  * there exactly once, in each writer's order. */
+#include <stdatomic.h>
+
 #include "testutil.h"
 
 #define WRITERS 4
@@ -28,7 +30,7 @@ static void *writer(void *arg)
 	return (void *)fails;
 }
 
-static volatile int writers_done;
+static atomic_int writers_done;
 
 /* Follows partition 0 while it grows: offsets must come in order. */
 static void *reader(void *arg)
