@@ -351,7 +351,8 @@ void commit_stop(struct engine *e)
 	e->commit_running = false;
 }
 
-int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t *base_offset)
+int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
+		  int64_t *base_offset)
 {
 	struct engine *e = p->e;
 	struct batch_header bh;
@@ -367,9 +368,13 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t *base
 		return rc;
 	if (bh.record_count <= 0 || bh.last_offset_delta < 0)
 		return CHRONIK_ECORRUPT;
-	rc = batch_raw_size(batch, len, &r.raw_len);
-	if (rc)
-		return rc;
+	if (raw_len >= 0) {
+		r.raw_len = (uint64_t)raw_len;
+	} else {
+		rc = batch_raw_size(batch, len, &r.raw_len);
+		if (rc)
+			return rc;
+	}
 	if (r.raw_len > UINT32_MAX)
 		return -EMSGSIZE;
 	r.p = p;

@@ -132,7 +132,10 @@ void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len);
 /* Commit thread (commit.c). */
 int commit_start(struct engine *e);
 void commit_stop(struct engine *e);
-int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t *base_offset);
+/* Queue a batch and wait for its group. raw_len: the batch's raw-view size
+ * when the caller knows it, -1 to have it computed from the records. */
+int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
+		  int64_t *base_offset);
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);

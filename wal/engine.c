@@ -222,7 +222,7 @@ int engine_append_batch(struct partition *p, uint8_t *batch, size_t len, bool ve
 		if (rc)
 			return rc;
 	}
-	return commit_submit(p, batch, len, base_offset);
+	return commit_submit(p, batch, len, -1, base_offset);
 }
 
 int engine_append_records(struct partition *p, const struct record_in *recs, size_t n,
@@ -231,19 +231,22 @@ int engine_append_records(struct partition *p, const struct record_in *recs, siz
 	struct batch_builder b;
 	uint8_t *buf;
 	size_t len;
+	int64_t raw = 0;
 	int rc = 0;
 
 	if (n == 0)
 		return -EINVAL;
 	batch_builder_init(&b);
-	for (size_t i = 0; i < n && rc == 0; i++)
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = batch_builder_add(&b, &recs[i]);
+		raw += (recs[i].value_len > 0 ? recs[i].value_len : 0) + 1;
+	}
 	if (rc == 0)
 		rc = batch_builder_finish(&b, &buf, &len);
 	batch_builder_fini(&b);
 	if (rc)
 		return rc;
-	rc = commit_submit(p, buf, len, base_offset);
+	rc = commit_submit(p, buf, len, raw, base_offset);
 	free(buf);
 	return rc;
 }
@@ -260,7 +263,7 @@ int engine_append_lines(struct partition *p, const char *buf, size_t len, int64_
 	rc = batch_encode_lines(buf, len, now_ms(), &batch, &blen, &count);
 	if (rc)
 		return rc;
-	rc = commit_submit(p, batch, blen, base_offset);
+	rc = commit_submit(p, batch, blen, (int64_t)len, base_offset);
 	free(batch);
 	return rc;
 }
