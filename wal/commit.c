@@ -156,7 +156,7 @@ static int group_write(struct engine *e, struct append_req *head)
 	n = 0;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
-		struct frame_info fi = {0};
+		struct frame_info fi = { 0 };
 		if (r->status)
 			continue;
 		r->base_offset = p->c_next_offset;
@@ -254,7 +254,8 @@ static void *commit_main(void *arg)
 					pthread_mutex_unlock(&e->commit_lock);
 					rc = sync_active(e);
 					if (rc)
-						log_msg(LOG_LVL_ERROR, "wal", "interval fsync failed: %s",
+						log_msg(LOG_LVL_ERROR, "wal",
+							"interval fsync failed: %s",
 							chronik_strerror(rc));
 					pthread_mutex_lock(&e->commit_lock);
 					continue;
@@ -356,7 +357,7 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 {
 	struct engine *e = p->e;
 	struct batch_header bh;
-	struct append_req r = {0};
+	struct append_req r = { 0 };
 	int rc;
 
 	if (e->opt.read_only)

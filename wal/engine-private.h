@@ -18,8 +18,8 @@ struct hot_entry {
 	int64_t base_offset;
 	uint64_t raw_pos;
 	int64_t max_timestamp;
-	uint32_t file_seq;  /* WAL file sequence number */
-	uint32_t file_pos;  /* frame position in that file (files < 4 GiB) */
+	uint32_t file_seq; /* WAL file sequence number */
+	uint32_t file_pos; /* frame position in that file (files < 4 GiB) */
 	uint32_t frame_len;
 	uint32_t reserved;
 };
@@ -36,8 +36,8 @@ struct topic;
  * the published ones except while a group is being written. */
 struct partition {
 	struct engine *e;
-	struct topic *t;       /* NULL once the topic is deleted (under meta_lock) */
-	uint32_t topic_id;     /* copies, so a partition outlives its topic */
+	struct topic *t; /* NULL once the topic is deleted (under meta_lock) */
+	uint32_t topic_id; /* copies, so a partition outlives its topic */
 	char *topic_name;
 	int64_t ctime_ns;
 	int32_t index;
@@ -82,7 +82,7 @@ struct engine {
 	char *dir;
 	struct engine_options opt;
 	int lock_fd;
-	int dir_fd;	/* DATA/wal, for fsync after create/rename */
+	int dir_fd; /* DATA/wal, for fsync after create/rename */
 
 	/* Topics and the metadata log (meta.c). meta_lock guards topics, groups,
 	 * next_topic_id and the meta log file. */

@@ -29,17 +29,17 @@ struct engine_cursor;
 
 enum fsync_policy {
 	FSYNC_EVERY = 0, /* an append returns after its group's fsync (default) */
-	FSYNC_INTERVAL,	 /* fsync at most every fsync_interval_ms */
-	FSYNC_NEVER,	 /* only engine_sync() and close fsync */
+	FSYNC_INTERVAL, /* fsync at most every fsync_interval_ms */
+	FSYNC_NEVER, /* only engine_sync() and close fsync */
 };
 
 struct engine_options {
-	uint64_t wal_segment_bytes;  /* rotate the WAL at this size; default 128 MiB */
+	uint64_t wal_segment_bytes; /* rotate the WAL at this size; default 128 MiB */
 	enum fsync_policy fsync;
 	uint32_t fsync_interval_ms;
-	int32_t default_partitions;  /* default 1 */
-	bool repair;		     /* truncate at a corrupt frame before the tail */
-	bool read_only;		     /* no appends, no tail repair (verify, dump) */
+	int32_t default_partitions; /* default 1 */
+	bool repair; /* truncate at a corrupt frame before the tail */
+	bool read_only; /* no appends, no tail repair (verify, dump) */
 };
 
 /* Fill *o with the defaults above. */
@@ -100,14 +100,14 @@ int32_t engine_partition_index(const struct partition *p);
 
 struct partition_info {
 	int64_t log_start_offset;
-	int64_t next_offset;	/* the high watermark: offsets < this are readable */
-	uint64_t raw_start;	/* raw-view position of log_start_offset */
-	uint64_t raw_size;	/* raw-view size: sum(value len + 1) */
-	uint64_t wal_bytes;	/* bytes of frames of this partition in the WAL */
+	int64_t next_offset; /* the high watermark: offsets < this are readable */
+	uint64_t raw_start; /* raw-view position of log_start_offset */
+	uint64_t raw_size; /* raw-view size: sum(value len + 1) */
+	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL */
 	uint64_t batches;
-	int64_t max_timestamp;	/* -1 when empty */
-	int64_t mtime_ns;	/* wall clock of the last append (or open) */
-	int64_t ctime_ns;	/* when the topic was created */
+	int64_t max_timestamp; /* -1 when empty */
+	int64_t mtime_ns; /* wall clock of the last append (or open) */
+	int64_t ctime_ns; /* when the topic was created */
 };
 void engine_partition_info(struct partition *p, struct partition_info *out);
 
@@ -142,11 +142,11 @@ void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg
 struct engine_record {
 	int64_t offset;
 	int64_t timestamp;
-	uint64_t raw_pos;	/* raw-view position of this record's value */
+	uint64_t raw_pos; /* raw-view position of this record's value */
 	const uint8_t *key;
-	int32_t key_len;	/* -1 = null */
+	int32_t key_len; /* -1 = null */
 	const uint8_t *value;
-	int32_t value_len;	/* -1 = null */
+	int32_t value_len; /* -1 = null */
 	int32_t header_count;
 	const uint8_t *headers; /* walk with batch_record_header_next */
 	size_t headers_len;

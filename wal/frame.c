@@ -15,7 +15,7 @@
 #include "byteorder.h"
 #include "errors.h"
 
-static const uint8_t frame_magic[4] = {'C', 'H', 'K', 'F'};
+static const uint8_t frame_magic[4] = { 'C', 'H', 'K', 'F' };
 
 _Static_assert(FRAME_V2_HEADER_SIZE == 64, "V2 header is 64 bytes");
 _Static_assert(FRAME_V1_HEADER_SIZE == 56, "V1 header is 56 bytes");

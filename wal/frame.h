@@ -139,8 +139,8 @@ struct frame_info {
 
 enum frame_status {
 	FRAME_VALID = 0,
-	FRAME_SHORT = 1,    /* fewer bytes than the frame needs (torn) */
-	FRAME_INVALID = 2,  /* magic, lengths or a CRC wrong */
+	FRAME_SHORT = 1, /* fewer bytes than the frame needs (torn) */
+	FRAME_INVALID = 2, /* magic, lengths or a CRC wrong */
 	FRAME_UNKNOWN_VERSION = 3,
 };
 

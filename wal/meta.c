@@ -188,10 +188,10 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		json_object_object_get_ex(v, "config", &cfg);
 		if (!name || id <= 0 || np <= 0 || np > 1000000)
 			return CHRONIK_ECORRUPT;
-		return state_topic_add(e, name, (uint32_t)id, (int32_t)np,
-				       cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN)
-					   : "{}",
-				       ct);
+		return state_topic_add(
+			e, name, (uint32_t)id, (int32_t)np,
+			cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN) : "{}",
+			ct);
 	}
 	if (strcmp(type, "topic.delete") == 0) {
 		struct topic *t = meta_topic_find_id(e, (uint32_t)GET_INT("id"));
@@ -218,8 +218,8 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		if (!group || !topic)
 			return CHRONIK_ECORRUPT;
 		s = GET_STR("metadata");
-		state_group_offset(e, group, topic, (int32_t)GET_INT("partition"), GET_INT("offset"),
-				   s);
+		state_group_offset(e, group, topic, (int32_t)GET_INT("partition"),
+				   GET_INT("offset"), s);
 		return 0;
 	}
 	if (strcmp(type, "topic.next_id") == 0) {
@@ -239,7 +239,7 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
 		       size_t *len)
 {
-	struct frame_info fi = {0};
+	struct frame_info fi = { 0 };
 	const char *val = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 	fi.topic_id = 0;
 	fi.partition = 0;
@@ -270,7 +270,8 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 	if (pwrite(e->meta_fd, f, len, (off_t)e->meta_size) != (ssize_t)len ||
 	    fdatasync(e->meta_fd) < 0) {
 		rc = errno ? -errno : -EIO;
-		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s", chronik_strerror(rc));
+		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
+			chronik_strerror(rc));
 		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0)
 			log_msg(LOG_LVL_ERROR, "meta", "cannot truncate the metadata log");
 		free(f);
@@ -353,10 +354,10 @@ static void meta_state_events(struct engine *e, void (*emit)(void *, const char 
 				continue;
 			v = json_object_new_object();
 			json_object_object_add(v, "group", json_object_new_string(group));
-			json_object_object_add(
-				v, "topic",
-				json_object_new_string_len(key, (int)(slash - key)));
-			json_object_object_add(v, "partition", json_object_new_int(atoi(slash + 1)));
+			json_object_object_add(v, "topic",
+					       json_object_new_string_len(key, (int)(slash - key)));
+			json_object_object_add(v, "partition",
+					       json_object_new_int(atoi(slash + 1)));
 			json_object_object_get_ex(o, "offset", &f);
 			json_object_object_add(v, "offset", json_object_get(f));
 			json_object_object_get_ex(o, "metadata", &f);
@@ -398,7 +399,7 @@ static int meta_snapshot(struct engine *e, int top_fd)
 {
 	char path[4096], tmp[4200];
 	uint8_t hdr[WAL_FILE_HEADER_SIZE];
-	struct snap s = {.e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0};
+	struct snap s = { .e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0 };
 
 	snprintf(path, sizeof(path), "%s/meta.log", e->dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -420,8 +421,9 @@ static int meta_snapshot(struct engine *e, int top_fd)
 		unlink(tmp);
 		return s.rc;
 	}
-	log_msg(LOG_LVL_INFO, "meta", "metadata log compacted from %" PRIu64 " to %" PRId64 " events",
-		e->meta_frames, s.seq);
+	log_msg(LOG_LVL_INFO, "meta",
+		"metadata log compacted from %" PRIu64 " to %" PRId64 " events", e->meta_frames,
+		s.seq);
 	close(e->meta_fd);
 	e->meta_fd = s.fd;
 	e->meta_size = s.size;
@@ -433,7 +435,7 @@ static int meta_snapshot(struct engine *e, int top_fd)
 int meta_open(struct engine *e)
 {
 	char path[4096];
-	struct replay r = {.e = e, .bad = FRAME_VALID};
+	struct replay r = { .e = e, .bad = FRAME_VALID };
 	struct stat st;
 	int top_fd, rc;
 
@@ -459,7 +461,8 @@ int meta_open(struct engine *e)
 			goto out;
 		}
 		wal_file_header_encode(hdr, 0);
-		if (ftruncate(e->meta_fd, 0) < 0 || pwrite(e->meta_fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+		if (ftruncate(e->meta_fd, 0) < 0 ||
+		    pwrite(e->meta_fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
 		    fsync(e->meta_fd) < 0) {
 			rc = -errno;
 			goto out;
@@ -472,13 +475,13 @@ int meta_open(struct engine *e)
 	rc = wal_file_walk(path, replay_frame, &r);
 	if (r.rc) {
 		rc = r.rc;
-		log_msg(LOG_LVL_ERROR, "meta", "%s: bad event at position %" PRIu64 ": %s", path, r.end,
-			chronik_strerror(rc));
+		log_msg(LOG_LVL_ERROR, "meta", "%s: bad event at position %" PRIu64 ": %s", path,
+			r.end, chronik_strerror(rc));
 		goto out;
 	}
 	if (rc == CHRONIK_EVERSION) {
-		log_msg(LOG_LVL_ERROR, "meta", "%s position %" PRIu64 ": unknown frame version", path,
-			r.bad_pos);
+		log_msg(LOG_LVL_ERROR, "meta", "%s position %" PRIu64 ": unknown frame version",
+			path, r.bad_pos);
 		goto out;
 	}
 	if (rc == CHRONIK_ECORRUPT) {
@@ -490,20 +493,24 @@ int meta_open(struct engine *e)
 			log_msg(LOG_LVL_ERROR, "meta", "%s: invalid file header", path);
 			goto out;
 		}
-		uint8_t *map = mmap(NULL, (size_t)st2.st_size, PROT_READ, MAP_PRIVATE, e->meta_fd, 0);
+		uint8_t *map =
+			mmap(NULL, (size_t)st2.st_size, PROT_READ, MAP_PRIVATE, e->meta_fd, 0);
 		bool later = false;
 		if (map != MAP_FAILED) {
-			for (size_t q = r.bad_pos + 1; q + 4 <= (size_t)st2.st_size && !later; q++) {
+			for (size_t q = r.bad_pos + 1; q + 4 <= (size_t)st2.st_size && !later;
+			     q++) {
 				struct frame_info fi;
 				if (memcmp(map + q, "CHKF", 4) == 0 &&
-				    frame_decode(map + q, (size_t)st2.st_size - q, &fi) == FRAME_VALID)
+				    frame_decode(map + q, (size_t)st2.st_size - q, &fi) ==
+					    FRAME_VALID)
 					later = true;
 			}
 			munmap(map, (size_t)st2.st_size);
 		}
 		if (later && !e->opt.repair) {
-			log_msg(LOG_LVL_ERROR, "meta", "%s position %" PRIu64 ": corrupt event before the end",
-				path, r.bad_pos);
+			log_msg(LOG_LVL_ERROR, "meta",
+				"%s position %" PRIu64 ": corrupt event before the end", path,
+				r.bad_pos);
 			goto out;
 		}
 		if (!e->opt.read_only) {
@@ -521,10 +528,12 @@ int meta_open(struct engine *e)
 		goto out;
 	e->meta_size = r.end;
 	if (!e->opt.read_only && e->meta_frames > META_SNAPSHOT_MIN_FRAMES &&
-	    e->meta_frames > 4 * (e->ntopics + (uint64_t)json_object_object_length(e->groups) + 1)) {
+	    e->meta_frames >
+		    4 * (e->ntopics + (uint64_t)json_object_object_length(e->groups) + 1)) {
 		rc = meta_snapshot(e, top_fd);
 		if (rc)
-			log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s", chronik_strerror(rc));
+			log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s",
+				chronik_strerror(rc));
 		rc = 0;
 	}
 out:

@@ -20,15 +20,15 @@
 
 struct engine_cursor {
 	struct partition *p;
-	int64_t next;		/* the next offset to return */
-	uint64_t raw_from;	/* skip records whose line ends at or before this */
-	size_t entry;		/* the next hot-index entry to load */
-	uint8_t *buf;		/* the current frame */
+	int64_t next; /* the next offset to return */
+	uint64_t raw_from; /* skip records whose line ends at or before this */
+	size_t entry; /* the next hot-index entry to load */
+	uint8_t *buf; /* the current frame */
 	size_t cap;
 	bool in_batch;
 	struct batch_iter it;
 	int64_t batch_base;
-	uint64_t raw_pos;	/* raw position of the next record in the batch */
+	uint64_t raw_pos; /* raw position of the next record in the batch */
 };
 
 /* Index of the last entry with base_offset <= off (0 if none). Lock held. */
@@ -75,7 +75,8 @@ static int frame_read(struct engine *e, const struct hot_entry *he, uint8_t **bu
 		*cap = he->frame_len;
 	}
 	while (got < he->frame_len) {
-		ssize_t n = pread(fd, *buf + got, he->frame_len - got, (off_t)he->file_pos + (off_t)got);
+		ssize_t n = pread(fd, *buf + got, he->frame_len - got,
+				  (off_t)he->file_pos + (off_t)got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -243,7 +244,8 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 		if (rc <= 0)
 			return rc;
 		if (rc == 2) {
-			uint64_t end = r->raw_pos + (r->value_len > 0 ? (uint64_t)r->value_len : 0) + 1;
+			uint64_t end =
+				r->raw_pos + (r->value_len > 0 ? (uint64_t)r->value_len : 0) + 1;
 			if (r->offset < c->next || end <= c->raw_from)
 				continue;
 			c->next = r->offset + 1;
@@ -295,7 +297,7 @@ static int v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *
 {
 	struct frame_info fi;
 	struct batch_builder b;
-	struct record_in rec = {0};
+	struct record_in rec = { 0 };
 	int rc;
 
 	if (frame_decode(frame, len, &fi) != FRAME_VALID)
@@ -468,7 +470,8 @@ struct verify_ctx {
 	uint64_t frames;
 };
 
-static void report(struct verify_ctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(struct verify_ctx *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void report(struct verify_ctx *v, const char *fmt, ...)
 {
 	char msg[512];
@@ -490,15 +493,15 @@ static int verify_frame(void *arg, uint64_t pos, enum frame_status st, const str
 		return 0;
 	}
 	report(v, "%s position %" PRIu64 ": %s", v->path, pos,
-	       st == FRAME_UNKNOWN_VERSION ? "unknown frame version"
-	       : st == FRAME_SHORT	   ? "truncated frame"
-					   : "invalid frame (bad magic, length or CRC)");
+	       st == FRAME_UNKNOWN_VERSION ? "unknown frame version" :
+	       st == FRAME_SHORT	   ? "truncated frame" :
+					     "invalid frame (bad magic, length or CRC)");
 	return 1;
 }
 
 int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 {
-	struct verify_ctx v = {.problem = problem, .arg = arg};
+	struct verify_ctx v = { .problem = problem, .arg = arg };
 	char path[4096];
 	size_t nfiles;
 	int rc;
@@ -534,26 +537,32 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 				struct hot_entry he = p->idx[i];
 				struct frame_info fi;
 				if (he.base_offset != expect || he.raw_pos != raw) {
-					report(&v, "%s/%d: index entry %zu at offset %" PRId64
-						   " (raw %" PRIu64 ") expected %" PRId64 " (raw %" PRIu64 ")",
-					       tp->name, pi, i, he.base_offset, he.raw_pos, expect, raw);
+					report(&v,
+					       "%s/%d: index entry %zu at offset %" PRId64
+					       " (raw %" PRIu64 ") expected %" PRId64
+					       " (raw %" PRIu64 ")",
+					       tp->name, pi, i, he.base_offset, he.raw_pos, expect,
+					       raw);
 					break;
 				}
 				if (frame_read(e, &he, &buf, &cap) != 0 ||
 				    frame_decode(buf, he.frame_len, &fi) != FRAME_VALID ||
-				    fi.base_offset != he.base_offset || fi.topic_id != p->topic_id ||
-				    fi.partition != pi) {
-					report(&v, "%s/%d: index entry %zu does not match its frame",
+				    fi.base_offset != he.base_offset ||
+				    fi.topic_id != p->topic_id || fi.partition != pi) {
+					report(&v,
+					       "%s/%d: index entry %zu does not match its frame",
 					       tp->name, pi, i);
 					break;
 				}
 				expect = fi.last_offset + 1;
-				raw += fi.version == 2 ? fi.raw_len
-						       : (uint64_t)(fi.value_len > 0 ? fi.value_len : 0) + 1;
+				raw += fi.version == 2 ?
+					       fi.raw_len :
+					       (uint64_t)(fi.value_len > 0 ? fi.value_len : 0) + 1;
 			}
 			if (expect != p->next_offset || raw != p->raw_size)
-				report(&v, "%s/%d: next offset %" PRId64 " / raw size %" PRIu64
-					   " disagree with the index (%" PRId64 " / %" PRIu64 ")",
+				report(&v,
+				       "%s/%d: next offset %" PRId64 " / raw size %" PRIu64
+				       " disagree with the index (%" PRId64 " / %" PRIu64 ")",
 				       tp->name, pi, p->next_offset, p->raw_size, expect, raw);
 			pthread_mutex_unlock(&p->lock);
 			free(buf);

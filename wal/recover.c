@@ -185,8 +185,8 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 		return -errno;
 	size = (size_t)st.st_size;
 	if (size > UINT32_MAX) {
-		log_msg(LOG_LVL_ERROR, "recover", "%s: %zu bytes, more than a WAL file may hold", path,
-			size);
+		log_msg(LOG_LVL_ERROR, "recover", "%s: %zu bytes, more than a WAL file may hold",
+			path, size);
 		return CHRONIK_ECORRUPT;
 	}
 	if (size > 0) {
@@ -202,10 +202,11 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 		if (last && size <= WAL_FILE_HEADER_SIZE && !e->opt.read_only) {
 			/* Created but its header never made it to disk: start it anew. */
 			uint8_t hdr[WAL_FILE_HEADER_SIZE];
-			log_msg(LOG_LVL_WARN, "recover", "%s: incomplete file header rewritten", path);
+			log_msg(LOG_LVL_WARN, "recover", "%s: incomplete file header rewritten",
+				path);
 			wal_file_header_encode(hdr, seq);
-			if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
-			    fsync(fd) < 0)
+			if (ftruncate(fd, 0) < 0 ||
+			    pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) || fsync(fd) < 0)
 				rc = -errno;
 			else
 				rc = 0;
@@ -229,7 +230,8 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			if (rc != CHRONIK_ECORRUPT)
 				goto out;
 			log_msg(LOG_LVL_ERROR, "recover",
-				"%s position %" PRIu64 ": frame of topic %u partition %d at offset %" PRId64
+				"%s position %" PRIu64
+				": frame of topic %u partition %d at offset %" PRId64
 				" does not follow its partition",
 				path, pos, fi.topic_id, fi.partition, fi.base_offset);
 		} else if (st2 == FRAME_UNKNOWN_VERSION) {
@@ -243,25 +245,28 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 		if (last && !valid_frame_after(map, size, pos)) {
 			if (e->opt.read_only) {
 				log_msg(LOG_LVL_WARN, "recover",
-					"%s: torn tail at position %" PRIu64 " (%zu bytes) left as is (read-only)",
+					"%s: torn tail at position %" PRIu64
+					" (%zu bytes) left as is (read-only)",
 					path, pos, size - (size_t)pos);
 			} else {
 				log_msg(LOG_LVL_WARN, "recover",
-					"%s: torn tail at position %" PRIu64 " (%zu bytes) truncated", path,
-					pos, size - (size_t)pos);
+					"%s: torn tail at position %" PRIu64
+					" (%zu bytes) truncated",
+					path, pos, size - (size_t)pos);
 				rc = file_truncate(fd, pos);
 			}
 			goto out;
 		}
 		if (!e->opt.repair || e->opt.read_only) {
 			log_msg(LOG_LVL_ERROR, "recover",
-				"%s position %" PRIu64 ": corrupt frame before the end of the log", path,
-				pos);
+				"%s position %" PRIu64 ": corrupt frame before the end of the log",
+				path, pos);
 			rc = CHRONIK_ECORRUPT;
 			goto out;
 		}
 		log_msg(LOG_LVL_ERROR, "recover",
-			"%s position %" PRIu64 ": corrupt frame; repair cuts the log here (%zu bytes dropped)",
+			"%s position %" PRIu64
+			": corrupt frame; repair cuts the log here (%zu bytes dropped)",
 			path, pos, size - (size_t)pos);
 		rc = file_truncate(fd, pos);
 		*cut = true;
@@ -311,7 +316,8 @@ int wal_recover(struct engine *e)
 			/* Repair cut the log before this file: set it aside. */
 			char aside[4200];
 			snprintf(aside, sizeof(aside), "%s.corrupt", path);
-			log_msg(LOG_LVL_ERROR, "recover", "%s set aside as %s after repair", path, aside);
+			log_msg(LOG_LVL_ERROR, "recover", "%s set aside as %s after repair", path,
+				aside);
 			if (rename(path, aside) < 0) {
 				rc = -errno;
 				goto out;
@@ -319,8 +325,8 @@ int wal_recover(struct engine *e)
 			continue;
 		}
 		if (i > 0 && seqs[i] != seqs[i - 1] + 1) {
-			log_msg(LOG_LVL_ERROR, "recover", "%s: WAL file %" PRIu64 " is missing", path,
-				seqs[i - 1] + 1);
+			log_msg(LOG_LVL_ERROR, "recover", "%s: WAL file %" PRIu64 " is missing",
+				path, seqs[i - 1] + 1);
 			rc = CHRONIK_ECORRUPT;
 			goto out;
 		}

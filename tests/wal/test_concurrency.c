@@ -14,7 +14,7 @@ static struct engine *eng;
 static void *writer(void *arg)
 {
 	int w = (int)(intptr_t)arg;
-	struct partition *p[2] = {part_or_bail(eng, "cc", 0), part_or_bail(eng, "cc", 1)};
+	struct partition *p[2] = { part_or_bail(eng, "cc", 0), part_or_bail(eng, "cc", 1) };
 	intptr_t fails = 0;
 	for (int b = 0; b < BATCHES; b++) {
 		char buf[1024];
@@ -109,8 +109,9 @@ int main(void)
 				char v[64];
 				memcpy(v, r.value, (size_t)r.value_len);
 				v[r.value_len] = 0;
-				if (r.offset != want++ || sscanf(v, "w%d-%d", &w, &seq) != 2 || w < 0 ||
-				    w >= WRITERS || seq < 0 || seq >= BATCHES * PER_BATCH || seen[w][seq]++ ||
+				if (r.offset != want++ || sscanf(v, "w%d-%d", &w, &seq) != 2 ||
+				    w < 0 || w >= WRITERS || seq < 0 ||
+				    seq >= BATCHES * PER_BATCH || seen[w][seq]++ ||
 				    seq <= last[i][w])
 					bad++;
 				else

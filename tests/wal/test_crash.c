@@ -55,7 +55,7 @@ int main(void)
 {
 	char *dir = tmpdir_new("crash");
 	struct engine *e = open_or_bail(dir, NULL);
-	int64_t max_ack[2] = {-1, -1};
+	int64_t max_ack[2] = { -1, -1 };
 	int round_bad = 0, total_acks = 0;
 
 	ok(engine_topic_create(e, "crash", 2, NULL) == 0, "topic with two partitions");
@@ -88,7 +88,8 @@ int main(void)
 		int status;
 		waitpid(pid, &status, 0);
 		if (!WIFSIGNALED(status)) {
-			diag("round %d: child exited with %d before the kill", round, WEXITSTATUS(status));
+			diag("round %d: child exited with %d before the kill", round,
+			     WEXITSTATUS(status));
 			round_bad++;
 			continue;
 		}
@@ -107,17 +108,18 @@ int main(void)
 			int rc;
 			engine_partition_info(p, &info);
 			if (info.next_offset <= max_ack[i]) {
-				diag("round %d: partition %d next %lld but offset %lld was acknowledged", round,
-				     i, (long long)info.next_offset, (long long)max_ack[i]);
+				diag("round %d: partition %d next %lld but offset %lld was acknowledged",
+				     round, i, (long long)info.next_offset, (long long)max_ack[i]);
 				round_bad++;
 			}
 			engine_cursor_open(p, 0, &c);
 			while ((rc = engine_cursor_next(c, &r)) == 1) {
 				char exp[64];
 				int n = sprintf(exp, "p%d-%lld", i, (long long)want);
-				if (r.offset != want || r.value_len != n || memcmp(r.value, exp, (size_t)n)) {
-					diag("round %d: partition %d offset %lld holds the wrong record", round, i,
-					     (long long)r.offset);
+				if (r.offset != want || r.value_len != n ||
+				    memcmp(r.value, exp, (size_t)n)) {
+					diag("round %d: partition %d offset %lld holds the wrong record",
+					     round, i, (long long)r.offset);
 					round_bad++;
 					break;
 				}
@@ -135,8 +137,10 @@ int main(void)
 			round_bad++;
 		engine_close(e);
 	}
-	ok(total_acks > ROUNDS, "the child acknowledged %d appends over %d kills", total_acks, ROUNDS);
-	ok(round_bad == 0, "every acknowledged record survived %d kill -9s, dense and verified (%d problems)",
+	ok(total_acks > ROUNDS, "the child acknowledged %d appends over %d kills", total_acks,
+	   ROUNDS);
+	ok(round_bad == 0,
+	   "every acknowledged record survived %d kill -9s, dense and verified (%d problems)",
 	   ROUNDS, round_bad);
 	tmpdir_free(dir);
 	return tap_exit();

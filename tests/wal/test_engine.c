@@ -14,7 +14,8 @@ static void test_topics(const char *dir)
 	int32_t np;
 	char *cfg;
 
-	ok(engine_topic_create(e, "alpha", 3, "{\"retention.ms\":\"1000\"}") == 0, "create alpha/3");
+	ok(engine_topic_create(e, "alpha", 3, "{\"retention.ms\":\"1000\"}") == 0,
+	   "create alpha/3");
 	ok(engine_topic_create(e, "beta", 0, NULL) == 0, "create beta with default partitions");
 	ok(engine_topic_create(e, "alpha", 1, NULL) == CHRONIK_ETOPICEXISTS, "duplicate refused");
 	ok(engine_topic_create(e, "a/b", 1, NULL) == CHRONIK_EBADNAME, "slash refused");
@@ -35,7 +36,8 @@ static void test_topics(const char *dir)
 	ok(engine_topic_partitions(e, "alpha", &np) == 0 && np == 3, "alpha has 3 partitions");
 	ok(engine_topic_partitions(e, "beta", &np) == 0 && np == 1, "beta has 1 partition");
 	ok(engine_topic_partitions(e, "gamma", &np) == CHRONIK_ENOTOPIC, "unknown topic");
-	ok(engine_topic_config_set(e, "beta", "{\"cleanup.policy\":\"compact\"}") == 0, "config set");
+	ok(engine_topic_config_set(e, "beta", "{\"cleanup.policy\":\"compact\"}") == 0,
+	   "config set");
 	engine_close(e);
 
 	e = open_or_bail(dir, NULL);
@@ -100,13 +102,19 @@ static void test_append_read(const char *dir)
 	   (unsigned long long)info.raw_size, (unsigned long long)info.batches);
 
 	/* records with keys and headers, null value */
-	struct record_header_in h = {"h", 1, "v", 1};
+	struct record_header_in h = { "h", 1, "v", 1 };
 	struct record_in recs[2] = {
-		{.timestamp = 5000, .key = "k1", .key_len = 2, .value = "v1", .value_len = 2,
-		 .headers = &h, .header_count = 1},
-		{.timestamp = 6000, .key = NULL, .key_len = -1, .value = NULL, .value_len = -1},
+		{ .timestamp = 5000,
+		  .key = "k1",
+		  .key_len = 2,
+		  .value = "v1",
+		  .value_len = 2,
+		  .headers = &h,
+		  .header_count = 1 },
+		{ .timestamp = 6000, .key = NULL, .key_len = -1, .value = NULL, .value_len = -1 },
 	};
-	ok(engine_append_records(p, recs, 2, &base) == 0 && base == 1000, "records appended at 1000");
+	ok(engine_append_records(p, recs, 2, &base) == 0 && base == 1000,
+	   "records appended at 1000");
 	memcpy(raw + rawlen, "v1\n\n", 4);
 	rawlen += 4;
 
@@ -123,14 +131,16 @@ static void test_append_read(const char *dir)
 		if (r.offset != i || r.value_len != wl || memcmp(r.value, want, (size_t)wl) != 0)
 			bad++;
 	}
-	ok(rc == 0 && i == 1002 && bad == 0, "cursor returns 437..1001 in order (%d bad, end %d)", bad, i);
+	ok(rc == 0 && i == 1002 && bad == 0, "cursor returns 437..1001 in order (%d bad, end %d)",
+	   bad, i);
 	engine_cursor_close(c);
 
 	ok(engine_cursor_open(p, 1000, &c) == 0 && engine_cursor_next(c, &r) == 1 &&
 		   r.key_len == 2 && memcmp(r.key, "k1", 2) == 0 && r.timestamp == 5000 &&
 		   r.header_count == 1,
 	   "keyed record with header and timestamp");
-	ok(engine_cursor_next(c, &r) == 1 && r.value_len == -1 && r.key_len == -1 && r.offset == 1001,
+	ok(engine_cursor_next(c, &r) == 1 && r.value_len == -1 && r.key_len == -1 &&
+		   r.offset == 1001,
 	   "null key and value");
 	ok(engine_cursor_next(c, &r) == 0, "end of partition");
 	engine_cursor_close(c);
@@ -148,16 +158,18 @@ static void test_append_read(const char *dir)
 	}
 	ok(bad == 0, "raw reads at every position match (%d bad)", bad);
 	ok(engine_read_raw(p, rawlen, got, 10) == 0, "raw read at the end is 0");
-	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen && memcmp(got, raw, rawlen) == 0,
+	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen &&
+		   memcmp(got, raw, rawlen) == 0,
 	   "whole raw view in one read");
 
 	/* batches */
 	uint8_t *bb;
 	size_t blen;
-	ok(engine_read_batches(p, 430, 1, &bb, &blen) == 0 && blen > 0, "read_batches gives one batch");
+	ok(engine_read_batches(p, 430, 1, &bb, &blen) == 0 && blen > 0,
+	   "read_batches gives one batch");
 	struct batch_header bh;
-	ok(batch_header_parse(bb, blen, &bh) == 0 && bh.base_offset == 420 && bh.record_count == 20 &&
-		   batch_crc_check(bb, blen) == 0,
+	ok(batch_header_parse(bb, blen, &bh) == 0 && bh.base_offset == 420 &&
+		   bh.record_count == 20 && batch_crc_check(bb, blen) == 0,
 	   "it is the batch holding 430, base offset patched, CRC intact");
 	free(bb);
 	ok(engine_read_batches(p, 0, 1 << 20, &bb, &blen) == 0, "read_batches from 0");
@@ -167,17 +179,19 @@ static void test_append_read(const char *dir)
 	ok(nb == 51, "all 51 batches returned (%zu)", nb);
 	free(bb);
 	ok(engine_read_batches(p, 1002, 100, &bb, &blen) == 0 && blen == 0, "nothing at the end");
-	ok(engine_read_batches(p, 1003, 100, &bb, &blen) == CHRONIK_ERANGE, "past the end is ERANGE");
+	ok(engine_read_batches(p, 1003, 100, &bb, &blen) == CHRONIK_ERANGE,
+	   "past the end is ERANGE");
 
 	/* timestamps */
 	int64_t off;
 	struct partition *p0 = part_or_bail(e, "logs", 0);
 	struct record_in tsr[3] = {
-		{.timestamp = 1000, .key_len = -1, .value = "a", .value_len = 1},
-		{.timestamp = 2000, .key_len = -1, .value = "b", .value_len = 1},
-		{.timestamp = 3000, .key_len = -1, .value = "c", .value_len = 1},
+		{ .timestamp = 1000, .key_len = -1, .value = "a", .value_len = 1 },
+		{ .timestamp = 2000, .key_len = -1, .value = "b", .value_len = 1 },
+		{ .timestamp = 3000, .key_len = -1, .value = "c", .value_len = 1 },
 	};
-	ok(engine_append_records(p0, tsr, 3, &base) == 0 && base == 0, "timestamped records in logs/0");
+	ok(engine_append_records(p0, tsr, 3, &base) == 0 && base == 0,
+	   "timestamped records in logs/0");
 	ok(engine_offset_for_timestamp(p0, 1500, &off) == 0 && off == 1, "offset for ts 1500 is 1");
 	ok(engine_offset_for_timestamp(p0, 0, &off) == 0 && off == 0, "offset for ts 0 is 0");
 	ok(engine_offset_for_timestamp(p0, 3001, &off) == 0 && off == 3, "future ts gives the end");
@@ -196,9 +210,11 @@ static void test_append_read(const char *dir)
 	ok(info.next_offset == 1002 && info.raw_size == rawlen && info.batches == 51,
 	   "after reopen: next %lld raw %llu", (long long)info.next_offset,
 	   (unsigned long long)info.raw_size);
-	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen && memcmp(got, raw, rawlen) == 0,
+	ok(engine_read_raw(p, 0, got, sizeof(got)) == (ssize_t)rawlen &&
+		   memcmp(got, raw, rawlen) == 0,
 	   "raw view identical after reopen");
-	ok(engine_append_lines(p, "after\n", 6, &base) == 0 && base == 1002, "append continues at 1002");
+	ok(engine_append_lines(p, "after\n", 6, &base) == 0 && base == 1002,
+	   "append continues at 1002");
 	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
 	engine_partition_unref(p);
 	engine_close(e);
@@ -254,7 +270,8 @@ static void test_groups_and_lock(const char *dir)
 	   "offsets intact after the metadata log was compacted");
 	free(md);
 	int32_t np;
-	ok(engine_topic_partitions(e, "logs", &np) == 0 && np == 2, "topics intact after compaction");
+	ok(engine_topic_partitions(e, "logs", &np) == 0 && np == 2,
+	   "topics intact after compaction");
 	engine_close(e);
 }
 

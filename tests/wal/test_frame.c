@@ -13,7 +13,7 @@ static uint8_t *make_batch(int n, size_t *len)
 	batch_builder_init(&b);
 	for (int i = 0; i < n; i++) {
 		char v[32];
-		struct record_in r = {.timestamp = 1000 + i, .key_len = -1, .value = v};
+		struct record_in r = { .timestamp = 1000 + i, .key_len = -1, .value = v };
 		r.value_len = sprintf(v, "value-%d", i);
 		batch_builder_add(&b, &r);
 	}
@@ -28,7 +28,7 @@ static void test_v2(void)
 	size_t blen;
 	uint8_t *batch = make_batch(3, &blen);
 	uint8_t *frame = malloc(FRAME_V2_HEADER_SIZE + blen);
-	struct frame_info in = {0}, out;
+	struct frame_info in = { 0 }, out;
 	size_t flen = FRAME_V2_HEADER_SIZE + blen;
 	int bad = 0;
 
@@ -73,7 +73,7 @@ static void test_v1(void)
 {
 	uint8_t hdrs[64], *f;
 	size_t hl = 0, flen;
-	struct frame_info in = {0}, out;
+	struct frame_info in = { 0 }, out;
 	int bad = 0;
 
 	put_le32(hdrs, 2);
@@ -92,7 +92,8 @@ static void test_v1(void)
 	in.header_count = 1;
 	in.headers = hdrs;
 	in.headers_len = hl;
-	ok(frame_v1_encode(&in, &f, &flen) == 0 && flen == 56 + 3 + 10 + 13, "V1 encodes to 56 + key + value + headers bytes");
+	ok(frame_v1_encode(&in, &f, &flen) == 0 && flen == 56 + 3 + 10 + 13,
+	   "V1 encodes to 56 + key + value + headers bytes");
 	ok(frame_decode(f, flen, &out) == FRAME_VALID && out.version == 1 && out.base_offset == 5 &&
 		   out.timestamp == 99 && out.key_len == 3 && memcmp(out.key, "key", 3) == 0 &&
 		   out.value_len == 10 && memcmp(out.value, "some value", 10) == 0 &&
@@ -138,7 +139,7 @@ static void test_mixed(void)
 	char path[4096];
 	struct engine *e = open_or_bail(dir, NULL);
 	struct partition *p;
-	struct frame_info fi = {0};
+	struct frame_info fi = { 0 };
 	uint8_t *f;
 	size_t flen;
 	int64_t base;
@@ -168,29 +169,32 @@ static void test_mixed(void)
 
 	e = open_or_bail(dir, NULL);
 	p = part_or_bail(e, "mix", 0);
-	ok(engine_append_lines(p, "c\n", 2, &base) == 0 && base == 3, "next V2 append follows the V1 record");
+	ok(engine_append_lines(p, "c\n", 2, &base) == 0 && base == 3,
+	   "next V2 append follows the V1 record");
 	char raw[64];
 	ssize_t n = engine_read_raw(p, 0, raw, sizeof(raw));
-	ok(n == 14 && memcmp(raw, "a\nb\nfrom-v1\nc\n", 14) == 0, "raw view shows the V1 record in order");
+	ok(n == 14 && memcmp(raw, "a\nb\nfrom-v1\nc\n", 14) == 0,
+	   "raw view shows the V1 record in order");
 	struct engine_cursor *c;
 	struct engine_record r;
 	engine_cursor_open(p, 2, &c);
-	ok(engine_cursor_next(c, &r) == 1 && r.offset == 2 && r.timestamp == 4242 && r.key_len == 1 &&
-		   r.value_len == 7,
+	ok(engine_cursor_next(c, &r) == 1 && r.offset == 2 && r.timestamp == 4242 &&
+		   r.key_len == 1 && r.value_len == 7,
 	   "cursor returns the V1 record with key and timestamp");
 	engine_cursor_close(c);
 	uint8_t *bb;
 	size_t blen;
 	struct batch_header bh;
-	ok(engine_read_batches(p, 2, 1, &bb, &blen) == 0 && batch_header_parse(bb, blen, &bh) == 0 &&
-		   bh.base_offset == 2 && bh.record_count == 1 && batch_crc_check(bb, blen) == 0,
+	ok(engine_read_batches(p, 2, 1, &bb, &blen) == 0 &&
+		   batch_header_parse(bb, blen, &bh) == 0 && bh.base_offset == 2 &&
+		   bh.record_count == 1 && batch_crc_check(bb, blen) == 0,
 	   "read_batches turns the V1 record into a valid batch at offset 2");
 	free(bb);
 	ok(engine_verify(e, NULL, NULL) == 0, "verify accepts V1 among V2");
 	engine_partition_unref(p);
 	engine_close(e);
 
-	struct walk w = {0};
+	struct walk w = { 0 };
 	ok(wal_file_walk(path, walk_cb, &w) == 0 && strcmp(w.versions, "212") == 0,
 	   "one walk reads versions %s", w.versions);
 

@@ -34,7 +34,9 @@ static void copy_file(const char *from, const char *to, off_t len)
 	if (in < 0 || out < 0)
 		bail("copy %s -> %s", from, to);
 	while (done < len) {
-		ssize_t n = read(in, buf, (size_t)(len - done) < sizeof(buf) ? (size_t)(len - done) : sizeof(buf));
+		ssize_t n = read(in, buf,
+				 (size_t)(len - done) < sizeof(buf) ? (size_t)(len - done) :
+								      sizeof(buf));
 		if (n <= 0 || write(out, buf, (size_t)n) != n)
 			bail("copy failed");
 		done += n;
@@ -82,7 +84,7 @@ int main(void)
 	size_t rawlen;
 	int64_t counts[NBATCH];
 	uint64_t raw_end[NBATCH];
-	struct frames f = {0};
+	struct frames f = { 0 };
 
 	snprintf(src, sizeof(src), "%s/src", root);
 	snprintf(work, sizeof(work), "%s/work", root);
@@ -91,7 +93,8 @@ int main(void)
 	snprintf(meta_src, sizeof(meta_src), "%s/meta.log", src);
 	snprintf(wal_work, sizeof(wal_work), "%s/wal/%020d.wal", work, 0);
 	snprintf(meta_work, sizeof(meta_work), "%s/meta.log", work);
-	ok(wal_file_walk(wal_src, collect, &f) == 0 && f.n == NBATCH, "the WAL holds the laid-out frames");
+	ok(wal_file_walk(wal_src, collect, &f) == 0 && f.n == NBATCH,
+	   "the WAL holds the laid-out frames");
 	/* raw end of batch i: the lines of batches 0..i */
 	for (int i = 0, pos = 0; i < NBATCH; i++) {
 		for (int j = 0; j <= i; j++)
@@ -127,13 +130,14 @@ int main(void)
 		uint64_t want_raw = whole ? raw_end[whole - 1] : 0;
 		ssize_t n = engine_read_raw(p, 0, got, sizeof(got));
 		uint64_t fsz = (uint64_t)file_size(wal_work);
-		if (info.next_offset != want_next || info.raw_size != want_raw || n != (ssize_t)want_raw ||
-		    memcmp(got, raw, want_raw) != 0 || fsz != (whole ? f.end[whole - 1] : 32)) {
+		if (info.next_offset != want_next || info.raw_size != want_raw ||
+		    n != (ssize_t)want_raw || memcmp(got, raw, want_raw) != 0 ||
+		    fsz != (whole ? f.end[whole - 1] : 32)) {
 			bad++;
 			diag("cut %llu: next %lld (want %lld) raw %llu (want %llu) file %llu",
-			     (unsigned long long)cut, (long long)info.next_offset, (long long)want_next,
-			     (unsigned long long)info.raw_size, (unsigned long long)want_raw,
-			     (unsigned long long)fsz);
+			     (unsigned long long)cut, (long long)info.next_offset,
+			     (long long)want_next, (unsigned long long)info.raw_size,
+			     (unsigned long long)want_raw, (unsigned long long)fsz);
 		}
 		int64_t base;
 		if (engine_append_lines(p, "again\n", 6, &base) != 0 || base != want_next)
@@ -175,7 +179,8 @@ int main(void)
 		struct partition_info info;
 		engine_partition_info(p, &info);
 		ok(info.next_offset == counts[1] && file_size(wal_work) == (off_t)f.pos[2],
-		   "repair cut the log at the corrupt frame (next offset %lld)", (long long)info.next_offset);
+		   "repair cut the log at the corrupt frame (next offset %lld)",
+		   (long long)info.next_offset);
 		ok(engine_verify(e, NULL, NULL) == 0, "verify clean after repair");
 		engine_partition_unref(p);
 		engine_close(e);
@@ -194,14 +199,18 @@ int main(void)
 		engine_topic_create(e, "s", 1, NULL);
 		p = part_or_bail(e, "s", 0);
 		for (int i = 0; i < 100; i++)
-			engine_append_lines(p, "0123456789012345678901234567890123456789012345678901234567890123456789\n", 71, &base);
+			engine_append_lines(
+				p,
+				"0123456789012345678901234567890123456789012345678901234567890123456789\n",
+				71, &base);
 		engine_partition_unref(p);
 		engine_close(e);
 		char first[4300];
 		snprintf(first, sizeof(first), "%s/wal/%020d.wal", d2, 0);
 		off_t sz = file_size(first);
 		ok(truncate(first, sz - 10) == 0, "cut the end of the first, sealed file");
-		ok(engine_open(d2, &o2, &e) == CHRONIK_ECORRUPT, "a damaged sealed file fails the open");
+		ok(engine_open(d2, &o2, &e) == CHRONIK_ECORRUPT,
+		   "a damaged sealed file fails the open");
 	}
 	tmpdir_free(root);
 	return tap_exit();

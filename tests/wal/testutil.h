@@ -3,7 +3,6 @@
 #ifndef CHRONIK_TESTUTIL_H
 #define CHRONIK_TESTUTIL_H
 
-
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,7 +13,8 @@
 #include "engine.h"
 #include "tap.h"
 
-static inline int testutil_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int testutil_rm_one(const char *path, const struct stat *st, int flag,
+				  struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
