@@ -1,0 +1,193 @@
+/* codecs.c - gzip, snappy (raw and xerial) and zstd decompressors for the
+ * engine's batch codec table (see codecs.h). */
+#include "codecs.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "batch.h"
+#include "errors.h"
+#include "listener.h"
+
+/* A growable output buffer bounded by KAFKA_CODEC_MAX_OUT. */
+struct obuf {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+/* Make room for at least one more byte; 0, -ENOMEM or CHRONIK_ECORRUPT
+ * (output would pass the bound). */
+static int obuf_grow(struct obuf *o, size_t hint)
+{
+	if (o->len < o->cap)
+		return 0;
+	if (o->cap >= KAFKA_CODEC_MAX_OUT)
+		return CHRONIK_ECORRUPT;
+	size_t cap = o->cap ? o->cap * 2 : (hint < 4096 ? 4096 : hint);
+	if (cap > KAFKA_CODEC_MAX_OUT)
+		cap = KAFKA_CODEC_MAX_OUT;
+	uint8_t *b = realloc(o->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	o->buf = b;
+	o->cap = cap;
+	return 0;
+}
+
+static int obuf_finish(struct obuf *o, int err, uint8_t **out, size_t *out_len)
+{
+	if (err) {
+		free(o->buf);
+		return err;
+	}
+	if (!o->buf) { /* empty output: still hand back a valid pointer */
+		o->buf = malloc(1);
+		if (!o->buf)
+			return -ENOMEM;
+	}
+	*out = o->buf;
+	*out_len = o->len;
+	return 0;
+}
+
+int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	struct obuf o = { 0 };
+	z_stream zs;
+	int err = 0;
+
+	memset(&zs, 0, sizeof(zs));
+	if (in_len > UINT32_MAX)
+		return CHRONIK_ECORRUPT;
+	/* 15 + 32: a 32 KiB window, gzip or zlib header detected. */
+	if (inflateInit2(&zs, 15 + 32) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)in_len;
+	for (;;) {
+		err = obuf_grow(&o, in_len * 4);
+		if (err)
+			break;
+		zs.next_out = o.buf + o.len;
+		zs.avail_out = (uInt)(o.cap - o.len);
+		int rc = inflate(&zs, Z_NO_FLUSH);
+		o.len = o.cap - zs.avail_out;
+		if (rc == Z_STREAM_END) {
+			/* Concatenated gzip members: keep going. */
+			if (zs.avail_in > 0 && inflateReset(&zs) == Z_OK)
+				continue;
+			break;
+		}
+		if (rc == Z_BUF_ERROR && zs.avail_in == 0) {
+			err = CHRONIK_ECORRUPT; /* truncated */
+			break;
+		}
+		if (rc != Z_OK && rc != Z_BUF_ERROR) {
+			err = rc == Z_MEM_ERROR ? -ENOMEM : CHRONIK_ECORRUPT;
+			break;
+		}
+	}
+	inflateEnd(&zs);
+	return obuf_finish(&o, err, out, out_len);
+}
+
+static const uint8_t xerial_magic[8] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0 };
+
+/* Append one raw snappy block to o. */
+static int snappy_block(struct obuf *o, const uint8_t *in, size_t in_len)
+{
+	size_t n;
+	if (snappy_uncompressed_length((const char *)in, in_len, &n) != SNAPPY_OK)
+		return CHRONIK_ECORRUPT;
+	if (n > KAFKA_CODEC_MAX_OUT - o->len)
+		return CHRONIK_ECORRUPT;
+	if (o->len + n > o->cap) {
+		size_t cap = o->len + n;
+		uint8_t *b = realloc(o->buf, cap ? cap : 1);
+		if (!b)
+			return -ENOMEM;
+		o->buf = b;
+		o->cap = cap;
+	}
+	size_t got = n;
+	if (snappy_uncompress((const char *)in, in_len, (char *)o->buf + o->len, &got) !=
+		    SNAPPY_OK ||
+	    got != n)
+		return CHRONIK_ECORRUPT;
+	o->len += n;
+	return 0;
+}
+
+int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	struct obuf o = { 0 };
+	int err = 0;
+
+	if (in_len >= 16 && memcmp(in, xerial_magic, sizeof(xerial_magic)) == 0) {
+		size_t pos = 16;
+		while (!err && pos < in_len) {
+			if (in_len - pos < 4) {
+				err = CHRONIK_ECORRUPT;
+				break;
+			}
+			uint32_t n = (uint32_t)in[pos] << 24 | (uint32_t)in[pos + 1] << 16 |
+				     (uint32_t)in[pos + 2] << 8 | in[pos + 3];
+			pos += 4;
+			if (n > in_len - pos) {
+				err = CHRONIK_ECORRUPT;
+				break;
+			}
+			err = snappy_block(&o, in + pos, n);
+			pos += n;
+		}
+	} else {
+		err = snappy_block(&o, in, in_len);
+	}
+	return obuf_finish(&o, err, out, out_len);
+}
+
+int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	struct obuf o = { 0 };
+	int err = 0;
+	ZSTD_DStream *ds = ZSTD_createDStream();
+	if (!ds)
+		return -ENOMEM;
+	ZSTD_initDStream(ds);
+	/* Refuse frames that ask for a huge window (memory, not output). */
+	ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, 27);
+	ZSTD_inBuffer ib = { in, in_len, 0 };
+	size_t last = 1;
+	while (ib.pos < ib.size || last != 0) {
+		err = obuf_grow(&o, in_len * 4);
+		if (err)
+			break;
+		ZSTD_outBuffer ob = { o.buf, o.cap, o.len };
+		last = ZSTD_decompressStream(ds, &ob, &ib);
+		o.len = ob.pos;
+		if (ZSTD_isError(last)) {
+			err = CHRONIK_ECORRUPT;
+			break;
+		}
+		if (ib.pos == ib.size && last != 0 && ob.pos < ob.size) {
+			/* All input consumed, room left, frame unfinished. */
+			err = CHRONIK_ECORRUPT;
+			break;
+		}
+	}
+	ZSTD_freeDStream(ds);
+	return obuf_finish(&o, err, out, out_len);
+}
+
+void kafka_codecs_register(void)
+{
+	batch_codec_register(BATCH_CODEC_GZIP, kafka_codec_gzip);
+	batch_codec_register(BATCH_CODEC_SNAPPY, kafka_codec_snappy);
+	batch_codec_register(BATCH_CODEC_ZSTD, kafka_codec_zstd);
+}

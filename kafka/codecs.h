@@ -1,0 +1,26 @@
+/* codecs.h - decompressors for Kafka's gzip, snappy and zstd batches.
+ *
+ * Each has the batch_codec_fn shape: *out is malloc'd and owned by the
+ * caller. Output is bounded by KAFKA_CODEC_MAX_OUT so that a small hostile
+ * input ("compression bomb") cannot exhaust memory: past it the call fails
+ * with CHRONIK_ECORRUPT. lz4 frame is built into the engine (wal/batch.c).
+ */
+#ifndef CHRONIK_KAFKA_CODECS_H
+#define CHRONIK_KAFKA_CODECS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KAFKA_CODEC_MAX_OUT ((size_t)256 << 20)
+
+/* gzip (RFC 1952; a zlib stream is accepted too). */
+int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
+/* snappy: a raw snappy block, or Java's xerial framing:
+ *   0  8  magic 0x82 'S' 'N' 'A' 'P' 'P' 'Y' 0x00
+ *   8  4  version (BE), 12 4 minimum compatible version (BE)
+ *  16  .  blocks: u32 BE length, then that many bytes of one raw snappy block */
+int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
+/* zstd frames, content size unknown or known (streamed). */
+int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
+
+#endif

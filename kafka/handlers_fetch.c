@@ -1,0 +1,306 @@
+/* handlers_fetch.c - Fetch (with long poll) and ListOffsets.
+ *
+ * FetchRequest v4-11: ReplicaId int32, MaxWaitMs int32, MinBytes int32,
+ * MaxBytes int32 (v3+), IsolationLevel int8 (v4+), SessionId int32 (v7+),
+ * SessionEpoch int32 (v7+), Topics [Topic string, Partitions [Partition
+ * int32, CurrentLeaderEpoch int32 (v9+), FetchOffset int64, LogStartOffset
+ * int64 (v5+), PartitionMaxBytes int32]], ForgottenTopicsData (v7+) [Topic,
+ * Partitions [int32]], RackId string (v11+).
+ * FetchResponse v4-11: ThrottleTimeMs int32, ErrorCode int16 (v7+),
+ * SessionId int32 (v7+), Responses [Topic, Partitions [PartitionIndex,
+ * ErrorCode, HighWatermark int64, LastStableOffset int64, LogStartOffset
+ * int64 (v5+), AbortedTransactions nullable [ProducerId, FirstOffset],
+ * PreferredReadReplica int32 (v11+), Records nullable bytes]].
+ *
+ * Fetch sessions (KIP-227) are not kept: every fetch is a full fetch and the
+ * response's SessionId is 0, which tells the client so. The records are the
+ * stored batches byte for byte (engine_read_batches), from the batch holding
+ * FetchOffset; clients skip the records before it. High watermark = last
+ * stable offset = next_offset (no transactions). An offset outside
+ * [log start, next offset] gets 1 OFFSET_OUT_OF_RANGE.
+ *
+ * Long poll: while the response holds fewer than MinBytes and MaxWaitMs has
+ * not passed, the connection's thread waits for an append
+ * (engine_partition_wait), in KAFKA_WAIT_SLICE_MS slices (shorter when
+ * several partitions are watched, taking turns), then reads again.
+ */
+#include "kafka-private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FETCH_RESPONSE_MAX ((size_t)64 << 20)
+#define MULTI_WAIT_SLICE_MS 10
+
+struct fetch_part {
+	int32_t topic_index; /* into the request's topics */
+	int32_t partition;
+	int64_t fetch_offset;
+	int32_t max_bytes;
+	struct partition *p;
+	int16_t error;
+	struct partition_info info;
+	uint8_t *data;
+	size_t len;
+};
+
+struct fetch_topic {
+	struct kafka_str name;
+	int32_t first, count; /* range in the parts array */
+};
+
+static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, size_t *total,
+			   bool *any_error)
+{
+	*total = 0;
+	*any_error = false;
+	for (int32_t i = 0; i < n; i++) {
+		struct fetch_part *fp = &parts[i];
+		free(fp->data);
+		fp->data = NULL;
+		fp->len = 0;
+		if (!fp->p) {
+			*any_error = true;
+			continue;
+		}
+		engine_partition_info(fp->p, &fp->info);
+		if (fp->fetch_offset < fp->info.log_start_offset ||
+		    fp->fetch_offset > fp->info.next_offset) {
+			fp->error = KERR_OFFSET_OUT_OF_RANGE;
+			*any_error = true;
+			continue;
+		}
+		fp->error = KERR_NONE;
+		if (fp->fetch_offset == fp->info.next_offset || fp->max_bytes <= 0)
+			continue;
+		size_t left = max_bytes > *total ? max_bytes - *total : 0;
+		if (left == 0)
+			continue;
+		size_t want = (size_t)fp->max_bytes < left ? (size_t)fp->max_bytes : left;
+		int rc = engine_read_batches(fp->p, fp->fetch_offset, want, &fp->data, &fp->len);
+		if (rc) {
+			fp->error = kafka_error_from(rc);
+			fp->data = NULL;
+			fp->len = 0;
+			*any_error = true;
+			continue;
+		}
+		*total += fp->len;
+	}
+}
+
+int kafka_handle_fetch(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	int16_t v = req->api_version;
+	struct fetch_topic *topics = NULL;
+	struct fetch_part *parts = NULL;
+	int32_t ntopics, nparts = 0;
+	int rc = -1;
+
+	(void)kafka_read_i32(r); /* ReplicaId */
+	int32_t max_wait = kafka_read_i32(r);
+	int32_t min_bytes = kafka_read_i32(r);
+	int32_t max_bytes = kafka_read_i32(r);
+	(void)kafka_read_i8(r); /* IsolationLevel: no transactions, same data */
+	if (v >= 7) {
+		(void)kafka_read_i32(r); /* SessionId */
+		(void)kafka_read_i32(r); /* SessionEpoch */
+	}
+	/* Smallest topic: name 2 + count 4. Smallest partition: 4 + 8 + 4. */
+	ntopics = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	topics = calloc((size_t)ntopics + 1, sizeof(*topics));
+	/* Every partition takes >= 16 request bytes: bounded by the request. */
+	size_t cap_parts = kafka_reader_left(r) / 16 + 1;
+	parts = calloc(cap_parts, sizeof(*parts));
+	if (!topics || !parts)
+		goto out;
+	for (int32_t t = 0; t < ntopics; t++) {
+		topics[t].name = kafka_read_string(r, false, false);
+		int32_t np = kafka_read_array(r, false, false, 16);
+		topics[t].first = nparts;
+		topics[t].count = np;
+		for (int32_t i = 0; i < np && !kafka_reader_failed(r); i++) {
+			if ((size_t)nparts >= cap_parts) {
+				kafka_reader_fail(r);
+				break;
+			}
+			struct fetch_part *fp = &parts[nparts++];
+			fp->topic_index = t;
+			fp->partition = kafka_read_i32(r);
+			if (v >= 9)
+				(void)kafka_read_i32(r); /* CurrentLeaderEpoch */
+			fp->fetch_offset = kafka_read_i64(r);
+			if (v >= 5)
+				(void)kafka_read_i64(r); /* LogStartOffset */
+			fp->max_bytes = kafka_read_i32(r);
+		}
+		if (kafka_reader_failed(r))
+			goto out;
+	}
+	if (v >= 7) {
+		int32_t nf = kafka_read_array(r, false, false, 6);
+		for (int32_t i = 0; i < nf && !kafka_reader_failed(r); i++) {
+			(void)kafka_read_string(r, false, false);
+			int32_t ni = kafka_read_array(r, false, false, 4);
+			kafka_read_skip(r, (size_t)ni * 4);
+		}
+	}
+	if (v >= 11)
+		(void)kafka_read_string(r, false, false); /* RackId */
+	if (kafka_reader_failed(r))
+		goto out;
+
+	/* Resolve partitions. */
+	for (int32_t i = 0; i < nparts; i++) {
+		struct fetch_part *fp = &parts[i];
+		char name[250];
+		fp->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		if (!kafka_topic_name_copy(topics[fp->topic_index].name, name))
+			continue;
+		int prc = engine_partition_get(req->l->e, name, fp->partition, &fp->p);
+		if (prc) {
+			fp->p = NULL;
+			fp->error = kafka_error_from(prc);
+		}
+	}
+
+	size_t limit = max_bytes > 0 ? (size_t)max_bytes : 0;
+	if (limit > FETCH_RESPONSE_MAX)
+		limit = FETCH_RESPONSE_MAX;
+	size_t total;
+	bool any_error;
+	int64_t deadline = kafka_now_ms() + (max_wait > 0 ? max_wait : 0);
+	int turn = 0;
+	for (;;) {
+		fetch_read_all(parts, nparts, limit, &total, &any_error);
+		int64_t now = kafka_now_ms();
+		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes ||
+		    now >= deadline || nparts == 0 || atomic_load(&req->l->stopping))
+			break;
+		/* Wait for one of the partitions, taking turns. */
+		int64_t left = deadline - now;
+		int slice = nparts == 1 ? KAFKA_WAIT_SLICE_MS : MULTI_WAIT_SLICE_MS;
+		if (left < slice)
+			slice = (int)left;
+		struct fetch_part *fp = &parts[turn++ % nparts];
+		if (engine_partition_wait(fp->p, fp->fetch_offset, slice) < 0)
+			break;
+	}
+
+	kafka_write_i32(w, 0); /* ThrottleTimeMs */
+	if (v >= 7) {
+		kafka_write_i16(w, KERR_NONE);
+		kafka_write_i32(w, 0); /* SessionId: no session */
+	}
+	kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0; t < ntopics; t++) {
+		kafka_write_str(w, false, topics[t].name);
+		kafka_write_array(w, false, topics[t].count);
+		for (int32_t i = topics[t].first; i < topics[t].first + topics[t].count; i++) {
+			struct fetch_part *fp = &parts[i];
+			bool ok = fp->p && fp->error == KERR_NONE;
+			kafka_write_i32(w, fp->partition);
+			kafka_write_i16(w, fp->error);
+			kafka_write_i64(w, fp->p ? fp->info.next_offset : -1); /* HighWatermark */
+			kafka_write_i64(w, fp->p ? fp->info.next_offset : -1); /* LastStableOffset */
+			if (v >= 5)
+				kafka_write_i64(w, fp->p ? fp->info.log_start_offset : -1);
+			kafka_write_array(w, false, 0); /* AbortedTransactions */
+			if (v >= 11)
+				kafka_write_i32(w, -1); /* PreferredReadReplica */
+			kafka_write_bytes(w, false, ok && fp->data ? fp->data : (const uint8_t *)"",
+					  ok ? (int32_t)fp->len : 0);
+		}
+	}
+	rc = 0;
+out:
+	if (parts) {
+		for (int32_t i = 0; i < nparts; i++) {
+			free(parts[i].data);
+			if (parts[i].p)
+				engine_partition_unref(parts[i].p);
+		}
+	}
+	free(parts);
+	free(topics);
+	return rc;
+}
+
+/* ListOffsetsRequest v1-5: ReplicaId int32, IsolationLevel int8 (v2+),
+ * Topics [Name, Partitions [PartitionIndex, CurrentLeaderEpoch int32 (v4+),
+ * Timestamp int64]].
+ * ListOffsetsResponse v1-5: ThrottleTimeMs (v2+), Topics [Name, Partitions
+ * [PartitionIndex, ErrorCode, Timestamp int64, Offset int64, LeaderEpoch
+ * int32 (v4+)]].
+ * Timestamp -1 = latest (next offset), -2 = earliest (log start), else the
+ * first offset whose batch's max timestamp >= Timestamp. */
+int kafka_handle_list_offsets(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	int16_t v = req->api_version;
+
+	(void)kafka_read_i32(r);
+	if (v >= 2)
+		(void)kafka_read_i8(r);
+	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	if (v >= 2)
+		kafka_write_i32(w, 0);
+	kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0; t < ntopics; t++) {
+		char name[250];
+		struct kafka_str s = kafka_read_string(r, false, false);
+		bool name_ok = kafka_topic_name_copy(s, name);
+		int32_t np = kafka_read_array(r, false, false, 12);
+		if (kafka_reader_failed(r))
+			return -1;
+		kafka_write_str(w, false, s);
+		kafka_write_array(w, false, np);
+		for (int32_t i = 0; i < np; i++) {
+			int32_t index = kafka_read_i32(r);
+			if (v >= 4)
+				(void)kafka_read_i32(r);
+			int64_t ts = kafka_read_i64(r);
+			if (kafka_reader_failed(r))
+				return -1;
+			struct partition *p = NULL;
+			int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			int64_t offset = -1;
+			if (name_ok) {
+				int rc = engine_partition_get(req->l->e, name, index, &p);
+				err = kafka_error_from(rc);
+				if (rc)
+					p = NULL;
+			}
+			if (p) {
+				struct partition_info info;
+				engine_partition_info(p, &info);
+				if (ts == -1) {
+					offset = info.next_offset;
+				} else if (ts == -2) {
+					offset = info.log_start_offset;
+				} else {
+					int rc = engine_offset_for_timestamp(p, ts, &offset);
+					err = kafka_error_from(rc);
+					if (rc)
+						offset = -1;
+				}
+				engine_partition_unref(p);
+			}
+			kafka_write_i32(w, index);
+			kafka_write_i16(w, err);
+			kafka_write_i64(w, -1); /* Timestamp */
+			kafka_write_i64(w, offset);
+			if (v >= 4)
+				kafka_write_i32(w, -1); /* LeaderEpoch */
+		}
+	}
+	return 0;
+}

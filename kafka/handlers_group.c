@@ -1,0 +1,925 @@
+/* handlers_group.c - the group coordinator: Kafka's classic (eager)
+ * consumer-group protocol, and the group offsets kept in the metadata log.
+ *
+ * Group states and transitions (one mutex, groups->lock, guards every
+ * group and member; one condition variable wakes every waiter):
+ *
+ *   EMPTY --JoinGroup--> PREPARING --all joined, or deadline--> AWAITING_SYNC
+ *   AWAITING_SYNC --leader's SyncGroup--> STABLE
+ *   STABLE/AWAITING_SYNC --JoinGroup, LeaveGroup, session expiry--> PREPARING
+ *   PREPARING --completes with no member--> EMPTY
+ *
+ * PREPARING waits for every known member to (re)join, at most the largest
+ * rebalance timeout of its members; members that have not rejoined by then
+ * are removed. A group that starts from EMPTY also waits INITIAL_DELAY_MS
+ * (extended, up to the deadline, while new members keep arriving), so that
+ * consumers started together land in one generation. Completing bumps the
+ * generation, keeps the leader if it is still a member (else the first
+ * member to have joined), picks the first protocol of the leader's list
+ * that every member supports, and answers every pending JoinGroup; only the
+ * leader's answer lists the members and their metadata.
+ *
+ * Heartbeat answers 27 REBALANCE_IN_PROGRESS during PREPARING (the member
+ * must rejoin), 22 ILLEGAL_GENERATION for an old generation, 25
+ * UNKNOWN_MEMBER_ID for a member the group does not know. A member not heard
+ * from (JoinGroup, SyncGroup, Heartbeat, OffsetCommit) within its session
+ * timeout is evicted by kafka_groups_tick (the listener's timer thread),
+ * which starts a rebalance; a member waiting for a JoinGroup answer is not.
+ *
+ * Membership lives in memory. Committed offsets go to the engine's metadata
+ * log (engine_group_offset_commit), so they survive a restart.
+ *
+ * A waiting handler holds a reference on its member (waiters); a member
+ * removed while waited on is unlinked and marked removed, and the last
+ * waiter frees it.
+ */
+#include "kafka-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INITIAL_DELAY_MS 300
+#define MIN_SESSION_TIMEOUT_MS 1000
+#define MAX_SESSION_TIMEOUT_MS 3600000
+#define MAX_GROUPS 4096
+#define MAX_MEMBERS 1024
+
+enum group_state { G_EMPTY, G_PREPARING, G_AWAITING_SYNC, G_STABLE };
+
+struct protocol {
+	char *name;
+	uint8_t *meta;
+	int32_t meta_len;
+};
+
+struct member {
+	char *id;
+	char *instance_id;
+	int32_t session_timeout_ms, rebalance_timeout_ms;
+	struct protocol *protocols;
+	int32_t nprotocols;
+	uint8_t *assignment;
+	int32_t assignment_len;
+	int64_t last_seen;
+	bool joined;	   /* joined the rebalance in progress */
+	bool join_pending; /* a JoinGroup waits for the rebalance to complete */
+	bool removed;	   /* unlinked; freed by the last waiter */
+	int waiters;
+	struct member *next;
+};
+
+struct group {
+	char *id;
+	enum group_state state;
+	int32_t generation;
+	char *protocol_type;
+	char *protocol; /* chosen protocol name */
+	char *leader;	/* member id */
+	struct member *members;
+	int nmembers;
+	int64_t deadline, initial_until;
+	struct group *next;
+};
+
+struct kafka_groups {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* broadcast on every state change */
+	struct group *groups;
+	int ngroups;
+	uint64_t seq;
+	bool stopping;
+};
+
+int kafka_groups_new(struct kafka_groups **out)
+{
+	struct kafka_groups *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = g;
+	return 0;
+}
+
+static void protocols_free(struct protocol *p, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++) {
+		free(p[i].name);
+		free(p[i].meta);
+	}
+	free(p);
+}
+
+static void member_free(struct member *m)
+{
+	protocols_free(m->protocols, m->nprotocols);
+	free(m->assignment);
+	free(m->instance_id);
+	free(m->id);
+	free(m);
+}
+
+void kafka_groups_free(struct kafka_groups *g)
+{
+	if (!g)
+		return;
+	while (g->groups) {
+		struct group *gr = g->groups;
+		g->groups = gr->next;
+		while (gr->members) {
+			struct member *m = gr->members;
+			gr->members = m->next;
+			member_free(m);
+		}
+		free(gr->id);
+		free(gr->protocol_type);
+		free(gr->protocol);
+		free(gr->leader);
+		free(gr);
+	}
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+void kafka_groups_wake_all(struct kafka_groups *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->stopping = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void cond_wait_ms(struct kafka_groups *g, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+}
+
+static struct group *group_find(struct kafka_groups *g, struct kafka_str id)
+{
+	for (struct group *gr = g->groups; gr; gr = gr->next)
+		if (kafka_str_eq(id, gr->id))
+			return gr;
+	return NULL;
+}
+
+static struct group *group_get(struct kafka_groups *g, struct kafka_str id)
+{
+	struct group *gr = group_find(g, id);
+	if (gr || g->ngroups >= MAX_GROUPS)
+		return gr;
+	gr = calloc(1, sizeof(*gr));
+	if (!gr)
+		return NULL;
+	gr->id = kafka_str_dup(id);
+	if (!gr->id) {
+		free(gr);
+		return NULL;
+	}
+	gr->state = G_EMPTY;
+	gr->next = g->groups;
+	g->groups = gr;
+	g->ngroups++;
+	return gr;
+}
+
+static struct member *member_find(struct group *gr, struct kafka_str id)
+{
+	for (struct member *m = gr->members; m; m = m->next)
+		if (kafka_str_eq(id, m->id))
+			return m;
+	return NULL;
+}
+
+/* Unlink m from gr; free it unless a handler waits on it. */
+static void member_remove(struct group *gr, struct member *m)
+{
+	for (struct member **pp = &gr->members; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			gr->nmembers--;
+			break;
+		}
+	}
+	if (gr->leader && strcmp(gr->leader, m->id) == 0) {
+		free(gr->leader);
+		gr->leader = NULL;
+	}
+	m->removed = true;
+	m->next = NULL;
+	if (m->waiters == 0)
+		member_free(m);
+}
+
+static int32_t max_rebalance_timeout(const struct group *gr)
+{
+	int32_t t = 0;
+	for (const struct member *m = gr->members; m; m = m->next)
+		if (m->rebalance_timeout_ms > t)
+			t = m->rebalance_timeout_ms;
+	return t;
+}
+
+/* Enter PREPARING (members must rejoin). */
+static void group_rebalance_begin(struct kafka_groups *g, struct group *gr, int64_t now,
+				  bool from_empty)
+{
+	if (gr->state != G_PREPARING) {
+		for (struct member *m = gr->members; m; m = m->next)
+			m->joined = false;
+		gr->state = G_PREPARING;
+		gr->deadline = now + max_rebalance_timeout(gr);
+		gr->initial_until = from_empty ? now + INITIAL_DELAY_MS : now;
+	}
+	pthread_cond_broadcast(&g->cond);
+}
+
+static bool member_supports(const struct member *m, const char *protocol)
+{
+	for (int32_t i = 0; i < m->nprotocols; i++)
+		if (strcmp(m->protocols[i].name, protocol) == 0)
+			return true;
+	return false;
+}
+
+/* Complete the rebalance when its wait is over. */
+static void group_try_complete(struct kafka_groups *g, struct group *gr, int64_t now)
+{
+	if (gr->state != G_PREPARING)
+		return;
+	bool all = true;
+	for (struct member *m = gr->members; m; m = m->next)
+		all = all && m->joined;
+	if (!((all && now >= gr->initial_until) || now >= gr->deadline))
+		return;
+
+	struct member *m = gr->members;
+	while (m) {
+		struct member *n = m->next;
+		if (!m->joined)
+			member_remove(gr, m);
+		m = n;
+	}
+	gr->generation++;
+	free(gr->protocol);
+	gr->protocol = NULL;
+	if (!gr->members) {
+		gr->state = G_EMPTY;
+		free(gr->leader);
+		gr->leader = NULL;
+		free(gr->protocol_type);
+		gr->protocol_type = NULL;
+		pthread_cond_broadcast(&g->cond);
+		return;
+	}
+	if (!gr->leader)
+		gr->leader = strdup(gr->members->id);
+	struct member *leader = gr->members;
+	for (m = gr->members; m; m = m->next)
+		if (gr->leader && strcmp(m->id, gr->leader) == 0)
+			leader = m;
+	for (int32_t i = 0; i < leader->nprotocols && !gr->protocol; i++) {
+		bool everyone = true;
+		for (m = gr->members; m; m = m->next)
+			everyone = everyone && member_supports(m, leader->protocols[i].name);
+		if (everyone)
+			gr->protocol = strdup(leader->protocols[i].name);
+	}
+	if (!gr->protocol && leader->nprotocols > 0)
+		gr->protocol = strdup(leader->protocols[0].name);
+	for (m = gr->members; m; m = m->next) {
+		m->join_pending = false;
+		m->last_seen = now;
+		free(m->assignment);
+		m->assignment = NULL;
+		m->assignment_len = 0;
+	}
+	gr->state = G_AWAITING_SYNC;
+	pthread_cond_broadcast(&g->cond);
+}
+
+void kafka_groups_tick(struct kafka_listener *l)
+{
+	struct kafka_groups *g = l->groups;
+	int64_t now = kafka_now_ms();
+
+	pthread_mutex_lock(&g->lock);
+	for (struct group *gr = g->groups; gr; gr = gr->next) {
+		struct member *m = gr->members;
+		bool evicted = false;
+		while (m) {
+			struct member *n = m->next;
+			if (!m->join_pending && now - m->last_seen > m->session_timeout_ms) {
+				member_remove(gr, m);
+				evicted = true;
+			}
+			m = n;
+		}
+		if (evicted) {
+			if (gr->members) {
+				group_rebalance_begin(g, gr, now, false);
+			} else if (gr->state != G_PREPARING) {
+				gr->state = G_EMPTY;
+				gr->generation++;
+				free(gr->protocol_type);
+				gr->protocol_type = NULL;
+				pthread_cond_broadcast(&g->cond);
+			}
+		}
+		group_try_complete(g, gr, now);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* JoinGroupRequest v0-5: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
+ * int32 (v1+), MemberId, GroupInstanceId nullable (v5+), ProtocolType,
+ * Protocols [Name, Metadata bytes].
+ * JoinGroupResponse v0-5: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
+ * ProtocolName, Leader, MemberId, Members [MemberId, GroupInstanceId
+ * nullable (v5+), Metadata bytes]. */
+int kafka_handle_join_group(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+	struct protocol *protos = NULL;
+	int32_t nprotos = 0;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t session_timeout = kafka_read_i32(r);
+	int32_t rebalance_timeout = v >= 1 ? kafka_read_i32(r) : session_timeout;
+	struct kafka_str member_id = kafka_read_string(r, false, false);
+	struct kafka_str instance_id = { NULL, -1 };
+	if (v >= 5)
+		instance_id = kafka_read_string(r, false, true);
+	struct kafka_str protocol_type = kafka_read_string(r, false, false);
+	int32_t n = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	protos = calloc((size_t)n + 1, sizeof(*protos));
+	if (!protos)
+		return -1;
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str name = kafka_read_string(r, false, false);
+		struct kafka_str meta = kafka_read_bytes(r, false, false);
+		if (kafka_reader_failed(r))
+			break;
+		protos[i].name = kafka_str_dup(name);
+		protos[i].meta = malloc((size_t)meta.len + 1);
+		protos[i].meta_len = meta.len;
+		nprotos = i + 1;
+		if (!protos[i].name || !protos[i].meta) {
+			kafka_reader_fail(r);
+			break;
+		}
+		memcpy(protos[i].meta, meta.ptr, (size_t)meta.len);
+	}
+	if (kafka_reader_failed(r)) {
+		protocols_free(protos, nprotos);
+		return -1;
+	}
+	if (rebalance_timeout <= 0)
+		rebalance_timeout = session_timeout;
+
+	int16_t err = KERR_NONE;
+	struct group *gr = NULL;
+	struct member *m = NULL;
+	int64_t now = kafka_now_ms();
+
+	pthread_mutex_lock(&g->lock);
+	if (group_id.len <= 0) {
+		err = KERR_INVALID_GROUP_ID;
+	} else if (session_timeout < MIN_SESSION_TIMEOUT_MS ||
+		   session_timeout > MAX_SESSION_TIMEOUT_MS) {
+		err = KERR_INVALID_SESSION_TIMEOUT;
+	} else if (nprotos == 0) {
+		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
+	} else if (!(gr = group_get(g, group_id))) {
+		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	} else if (gr->members && gr->protocol_type &&
+		   !kafka_str_eq(protocol_type, gr->protocol_type)) {
+		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
+	} else if (member_id.len > 0) {
+		m = member_find(gr, member_id);
+		if (!m)
+			err = KERR_UNKNOWN_MEMBER_ID;
+	} else if (gr->nmembers >= MAX_MEMBERS) {
+		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	} else {
+		char id[300];
+		m = calloc(1, sizeof(*m));
+		int cl = req->client_id.len > 0 && req->client_id.len < 200 ? req->client_id.len : 0;
+		snprintf(id, sizeof(id), "%.*s-%llu-%08x", cl, cl ? req->client_id.ptr : "",
+			 (unsigned long long)++g->seq, (unsigned)(kafka_wall_ms() * 2654435761u));
+		if (m)
+			m->id = strdup(id);
+		if (!m || !m->id) {
+			free(m);
+			m = NULL;
+			err = KERR_COORDINATOR_NOT_AVAILABLE;
+		} else {
+			bool from_empty = gr->members == NULL;
+			/* Append: the first member to join leads. */
+			struct member **pp = &gr->members;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = m;
+			gr->nmembers++;
+			if (from_empty) {
+				free(gr->protocol_type);
+				gr->protocol_type = kafka_str_dup(protocol_type);
+			}
+			if (gr->state == G_PREPARING && gr->initial_until > now) {
+				int64_t until = now + INITIAL_DELAY_MS;
+				gr->initial_until = until < gr->deadline ? until : gr->deadline;
+			}
+		}
+	}
+	if (err) {
+		pthread_mutex_unlock(&g->lock);
+		protocols_free(protos, nprotos);
+		if (v >= 2)
+			kafka_write_i32(w, 0);
+		kafka_write_i16(w, err);
+		kafka_write_i32(w, -1);
+		kafka_write_string(w, false, "");
+		kafka_write_string(w, false, "");
+		kafka_write_str(w, false, member_id);
+		kafka_write_array(w, false, 0);
+		return 0;
+	}
+
+	protocols_free(m->protocols, m->nprotocols);
+	m->protocols = protos;
+	m->nprotocols = nprotos;
+	free(m->instance_id);
+	m->instance_id = kafka_str_dup(instance_id);
+	m->session_timeout_ms = session_timeout;
+	m->rebalance_timeout_ms = rebalance_timeout;
+	m->last_seen = now;
+	group_rebalance_begin(g, gr, now, gr->state == G_EMPTY);
+	m->joined = true;
+	m->join_pending = true;
+	if (gr->deadline < now + rebalance_timeout)
+		gr->deadline = now + rebalance_timeout;
+
+	m->waiters++;
+	while (m->join_pending && !m->removed && !g->stopping) {
+		group_try_complete(g, gr, kafka_now_ms());
+		if (!m->join_pending)
+			break;
+		cond_wait_ms(g, 50);
+	}
+	m->waiters--;
+
+	if (m->removed || g->stopping || m->join_pending) {
+		bool gone = m->removed;
+		if (gone && m->waiters == 0)
+			member_free(m);
+		pthread_mutex_unlock(&g->lock);
+		if (!gone)
+			return -1; /* stopping */
+		if (v >= 2)
+			kafka_write_i32(w, 0);
+		kafka_write_i16(w, KERR_UNKNOWN_MEMBER_ID);
+		kafka_write_i32(w, -1);
+		kafka_write_string(w, false, "");
+		kafka_write_string(w, false, "");
+		kafka_write_str(w, false, member_id);
+		kafka_write_array(w, false, 0);
+		return 0;
+	}
+
+	bool is_leader = gr->leader && strcmp(gr->leader, m->id) == 0;
+	if (v >= 2)
+		kafka_write_i32(w, 0);
+	kafka_write_i16(w, KERR_NONE);
+	kafka_write_i32(w, gr->generation);
+	kafka_write_string(w, false, gr->protocol ? gr->protocol : "");
+	kafka_write_string(w, false, gr->leader ? gr->leader : "");
+	kafka_write_string(w, false, m->id);
+	if (is_leader) {
+		kafka_write_array(w, false, gr->nmembers);
+		for (struct member *x = gr->members; x; x = x->next) {
+			kafka_write_string(w, false, x->id);
+			if (v >= 5)
+				kafka_write_string(w, false, x->instance_id);
+			const struct protocol *p = NULL;
+			for (int32_t i = 0; i < x->nprotocols; i++)
+				if (gr->protocol && strcmp(x->protocols[i].name, gr->protocol) == 0)
+					p = &x->protocols[i];
+			kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+					  p ? p->meta_len : 0);
+		}
+	} else {
+		kafka_write_array(w, false, 0);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+/* SyncGroupRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+), Assignments [MemberId, Assignment bytes].
+ * SyncGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Assignment bytes. */
+int kafka_handle_sync_group(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t generation = kafka_read_i32(r);
+	struct kafka_str member_id = kafka_read_string(r, false, false);
+	if (v >= 3)
+		(void)kafka_read_string(r, false, true);
+	int32_t n = kafka_read_array(r, false, false, 6);
+	const uint8_t *assign_at = r->p;
+	for (int32_t i = 0; i < n; i++) {
+		(void)kafka_read_string(r, false, false);
+		(void)kafka_read_bytes(r, false, false);
+	}
+	if (kafka_reader_failed(r))
+		return -1;
+
+	int16_t err = KERR_NONE;
+	const uint8_t *assignment = NULL;
+	int32_t assignment_len = 0;
+	uint8_t *copy = NULL;
+
+	pthread_mutex_lock(&g->lock);
+	struct group *gr = group_find(g, group_id);
+	struct member *m = gr ? member_find(gr, member_id) : NULL;
+	if (!m) {
+		err = KERR_UNKNOWN_MEMBER_ID;
+	} else if (generation != gr->generation) {
+		err = KERR_ILLEGAL_GENERATION;
+	} else if (gr->state == G_PREPARING) {
+		err = KERR_REBALANCE_IN_PROGRESS;
+	} else {
+		m->last_seen = kafka_now_ms();
+		if (gr->state == G_AWAITING_SYNC && gr->leader && strcmp(gr->leader, m->id) == 0) {
+			struct kafka_reader ar;
+			kafka_reader_init(&ar, assign_at, (size_t)(r->end - assign_at));
+			for (int32_t i = 0; i < n; i++) {
+				struct kafka_str mid = kafka_read_string(&ar, false, false);
+				struct kafka_str a = kafka_read_bytes(&ar, false, false);
+				struct member *x = member_find(gr, mid);
+				if (!x)
+					continue;
+				free(x->assignment);
+				x->assignment = malloc((size_t)a.len + 1);
+				x->assignment_len = x->assignment ? a.len : 0;
+				if (x->assignment)
+					memcpy(x->assignment, a.ptr, (size_t)a.len);
+			}
+			gr->state = G_STABLE;
+			pthread_cond_broadcast(&g->cond);
+		}
+		m->waiters++;
+		while (gr->state == G_AWAITING_SYNC && gr->generation == generation &&
+		       !m->removed && !g->stopping)
+			cond_wait_ms(g, KAFKA_WAIT_SLICE_MS);
+		m->waiters--;
+		if (m->removed) {
+			if (m->waiters == 0)
+				member_free(m);
+			err = KERR_UNKNOWN_MEMBER_ID;
+		} else if (g->stopping && gr->state == G_AWAITING_SYNC) {
+			pthread_mutex_unlock(&g->lock);
+			return -1;
+		} else if (gr->state != G_STABLE || gr->generation != generation) {
+			err = KERR_REBALANCE_IN_PROGRESS;
+		} else if (m->assignment) {
+			copy = malloc((size_t)m->assignment_len + 1);
+			if (copy) {
+				memcpy(copy, m->assignment, (size_t)m->assignment_len);
+				assignment = copy;
+				assignment_len = m->assignment_len;
+			}
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+
+	if (v >= 1)
+		kafka_write_i32(w, 0);
+	kafka_write_i16(w, err);
+	kafka_write_bytes(w, false, assignment ? assignment : (const uint8_t *)"", assignment_len);
+	free(copy);
+	return 0;
+}
+
+/* HeartbeatRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+). HeartbeatResponse v0-3: ThrottleTimeMs (v1+), ErrorCode. */
+int kafka_handle_heartbeat(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t generation = kafka_read_i32(r);
+	struct kafka_str member_id = kafka_read_string(r, false, false);
+	if (v >= 3)
+		(void)kafka_read_string(r, false, true);
+	if (kafka_reader_failed(r))
+		return -1;
+
+	int16_t err = KERR_NONE;
+	pthread_mutex_lock(&g->lock);
+	struct group *gr = group_find(g, group_id);
+	struct member *m = gr ? member_find(gr, member_id) : NULL;
+	if (!m) {
+		err = KERR_UNKNOWN_MEMBER_ID;
+	} else {
+		m->last_seen = kafka_now_ms();
+		if (gr->state == G_PREPARING)
+			err = KERR_REBALANCE_IN_PROGRESS;
+		else if (generation != gr->generation)
+			err = KERR_ILLEGAL_GENERATION;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (v >= 1)
+		kafka_write_i32(req->w, 0);
+	kafka_write_i16(req->w, err);
+	return 0;
+}
+
+/* Remove member_id from the group; a Kafka error code. Lock held. */
+static int16_t group_leave(struct kafka_groups *g, struct group *gr, struct kafka_str member_id)
+{
+	struct member *m = gr ? member_find(gr, member_id) : NULL;
+	if (!m)
+		return KERR_UNKNOWN_MEMBER_ID;
+	member_remove(gr, m);
+	int64_t now = kafka_now_ms();
+	if (gr->members) {
+		group_rebalance_begin(g, gr, now, false);
+		group_try_complete(g, gr, now);
+	} else if (gr->state != G_PREPARING) {
+		gr->state = G_EMPTY;
+		gr->generation++;
+		free(gr->protocol_type);
+		gr->protocol_type = NULL;
+		pthread_cond_broadcast(&g->cond);
+	} else {
+		group_try_complete(g, gr, now);
+	}
+	return KERR_NONE;
+}
+
+/* LeaveGroupRequest v0-2: GroupId, MemberId; v3: GroupId, Members
+ * [MemberId, GroupInstanceId nullable].
+ * LeaveGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Members (v3+)
+ * [MemberId, GroupInstanceId nullable, ErrorCode]. */
+int kafka_handle_leave_group(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	if (v < 3) {
+		struct kafka_str member_id = kafka_read_string(r, false, false);
+		if (kafka_reader_failed(r))
+			return -1;
+		pthread_mutex_lock(&g->lock);
+		int16_t err = group_leave(g, group_find(g, group_id), member_id);
+		pthread_mutex_unlock(&g->lock);
+		if (v >= 1)
+			kafka_write_i32(w, 0);
+		kafka_write_i16(w, err);
+		return 0;
+	}
+	int32_t n = kafka_read_array(r, false, false, 4);
+	if (kafka_reader_failed(r))
+		return -1;
+	kafka_write_i32(w, 0);
+	kafka_write_i16(w, KERR_NONE);
+	kafka_write_array(w, false, n);
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str member_id = kafka_read_string(r, false, false);
+		struct kafka_str instance_id = kafka_read_string(r, false, true);
+		if (kafka_reader_failed(r))
+			return -1;
+		pthread_mutex_lock(&g->lock);
+		int16_t err = group_leave(g, group_find(g, group_id), member_id);
+		pthread_mutex_unlock(&g->lock);
+		kafka_write_str(w, false, member_id);
+		kafka_write_str(w, false, instance_id);
+		kafka_write_i16(w, err);
+	}
+	return 0;
+}
+
+/* OffsetCommitRequest v0-5: GroupId, GenerationId int32 (v1+), MemberId
+ * (v1+), RetentionTimeMs int64 (v2-4), Topics [Name, Partitions
+ * [PartitionIndex, CommittedOffset int64, CommitTimestamp int64 (v1 only),
+ * CommittedMetadata nullable]].
+ * OffsetCommitResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
+ * [PartitionIndex, ErrorCode]].
+ * A commit with generation -1 and no member id is a plain (standalone)
+ * commit; otherwise the member and generation must be current. */
+int kafka_handle_offset_commit(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t generation = -1;
+	struct kafka_str member_id = { "", 0 };
+	if (v >= 1) {
+		generation = kafka_read_i32(r);
+		member_id = kafka_read_string(r, false, false);
+	}
+	if (v >= 2 && v <= 4)
+		(void)kafka_read_i64(r);
+	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+
+	char *group = kafka_str_dup(group_id);
+	int16_t group_err = KERR_NONE;
+	if (!group || group_id.len == 0) {
+		group_err = KERR_INVALID_GROUP_ID;
+	} else if (generation >= 0 || member_id.len > 0) {
+		pthread_mutex_lock(&g->lock);
+		struct group *gr = group_find(g, group_id);
+		struct member *m = gr ? member_find(gr, member_id) : NULL;
+		if (!m)
+			group_err = KERR_UNKNOWN_MEMBER_ID;
+		else if (gr->state == G_PREPARING)
+			group_err = KERR_REBALANCE_IN_PROGRESS;
+		else if (generation != gr->generation)
+			group_err = KERR_ILLEGAL_GENERATION;
+		else
+			m->last_seen = kafka_now_ms();
+		pthread_mutex_unlock(&g->lock);
+	}
+
+	if (v >= 3)
+		kafka_write_i32(w, 0);
+	kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0; t < ntopics; t++) {
+		char topic[250];
+		struct kafka_str s = kafka_read_string(r, false, false);
+		bool name_ok = kafka_topic_name_copy(s, topic);
+		int32_t np = kafka_read_array(r, false, false, 14);
+		if (kafka_reader_failed(r))
+			goto malformed;
+		int32_t nparts = 0;
+		if (name_ok && engine_topic_partitions(req->l->e, topic, &nparts) != 0)
+			name_ok = false;
+		kafka_write_str(w, false, s);
+		kafka_write_array(w, false, np);
+		for (int32_t i = 0; i < np; i++) {
+			int32_t index = kafka_read_i32(r);
+			int64_t offset = kafka_read_i64(r);
+			if (v == 1)
+				(void)kafka_read_i64(r);
+			struct kafka_str meta = kafka_read_string(r, false, true);
+			if (kafka_reader_failed(r))
+				goto malformed;
+			int16_t err = group_err;
+			if (!err && (!name_ok || index < 0 || index >= nparts))
+				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			if (!err) {
+				char *md = meta.len >= 0 ? kafka_str_dup(meta) : NULL;
+				err = kafka_error_from(engine_group_offset_commit(
+					req->l->e, group, topic, index, offset, md));
+				free(md);
+			}
+			kafka_write_i32(w, index);
+			kafka_write_i16(w, err);
+		}
+	}
+	free(group);
+	return 0;
+malformed:
+	free(group);
+	return -1;
+}
+
+static void offset_fetch_partition(struct kafka_request *req, const char *group, const char *topic,
+				   int32_t index, bool exists)
+{
+	struct kafka_writer *w = req->w;
+	int64_t offset = -1;
+	char *meta = NULL;
+	int16_t err = KERR_NONE;
+	if (exists) {
+		int rc = engine_group_offset_fetch(req->l->e, group, topic, index, &offset, &meta);
+		if (rc && rc != CHRONIK_ENOTOPIC)
+			err = kafka_error_from(rc);
+		if (rc)
+			offset = -1;
+	}
+	kafka_write_i32(w, index);
+	kafka_write_i64(w, offset);
+	if (req->api_version >= 5)
+		kafka_write_i32(w, -1); /* CommittedLeaderEpoch */
+	kafka_write_string(w, false, meta ? meta : "");
+	kafka_write_i16(w, err);
+	free(meta);
+}
+
+/* OffsetFetchRequest v0-5: GroupId, Topics [Name, PartitionIndexes [int32]]
+ * (nullable v2+: null = every committed partition).
+ * OffsetFetchResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
+ * [PartitionIndex, CommittedOffset int64, CommittedLeaderEpoch int32 (v5+),
+ * Metadata nullable, ErrorCode]], ErrorCode (v2+). No commit = offset -1. */
+int kafka_handle_offset_fetch(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	int16_t v = req->api_version;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t ntopics = kafka_read_array(r, false, v >= 2, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	char *group = kafka_str_dup(group_id);
+	if (!group)
+		return -1;
+
+	if (v >= 3)
+		kafka_write_i32(w, 0);
+	if (ntopics < 0) {
+		/* Every topic and partition with a committed offset. */
+		char **names = NULL;
+		size_t count = 0;
+		if (engine_topic_list(req->l->e, &names, &count) != 0)
+			count = 0;
+		size_t at = kafka_write_i32_later(w);
+		int32_t written = 0;
+		for (size_t t = 0; t < count; t++) {
+			int32_t nparts = 0;
+			if (engine_topic_partitions(req->l->e, names[t], &nparts) != 0)
+				continue;
+			size_t mark = w->len;
+			kafka_write_string(w, false, names[t]);
+			size_t pat = kafka_write_i32_later(w);
+			int32_t pw = 0;
+			for (int32_t i = 0; i < nparts; i++) {
+				int64_t off = -1;
+				char *md = NULL;
+				if (engine_group_offset_fetch(req->l->e, group, names[t], i, &off,
+							      &md) == 0 &&
+				    off >= 0) {
+					kafka_write_i32(w, i);
+					kafka_write_i64(w, off);
+					if (v >= 5)
+						kafka_write_i32(w, -1);
+					kafka_write_string(w, false, md ? md : "");
+					kafka_write_i16(w, KERR_NONE);
+					pw++;
+				}
+				free(md);
+			}
+			if (pw == 0) {
+				w->len = mark; /* nothing committed: drop the topic */
+				continue;
+			}
+			kafka_write_i32_at(w, pat, pw);
+			written++;
+		}
+		kafka_write_i32_at(w, at, written);
+		engine_strv_free(names, count);
+	} else {
+		kafka_write_array(w, false, ntopics);
+		for (int32_t t = 0; t < ntopics; t++) {
+			char topic[250];
+			struct kafka_str s = kafka_read_string(r, false, false);
+			bool name_ok = kafka_topic_name_copy(s, topic);
+			int32_t np = kafka_read_array(r, false, false, 4);
+			if (kafka_reader_failed(r)) {
+				free(group);
+				return -1;
+			}
+			kafka_write_str(w, false, s);
+			kafka_write_array(w, false, np);
+			for (int32_t i = 0; i < np; i++)
+				offset_fetch_partition(req, group, name_ok ? topic : "",
+						       kafka_read_i32(r), name_ok);
+		}
+	}
+	if (v >= 2)
+		kafka_write_i16(w, KERR_NONE);
+	free(group);
+	return 0;
+}

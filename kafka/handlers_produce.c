@@ -1,0 +1,319 @@
+/* handlers_produce.c - Produce and InitProducerId, with the idempotent
+ * producer's sequence checks.
+ *
+ * ProduceRequest v0-7: TransactionalId nullable string (v3+), Acks int16,
+ * TimeoutMs int32, Topics [Name, Partitions [PartitionIndex int32, Records
+ * nullable bytes]].
+ * ProduceResponse v0-7: Responses [Name, Partitions [PartitionIndex,
+ * ErrorCode, BaseOffset int64, LogAppendTimeMs int64 (v2+), LogStartOffset
+ * int64 (v5+)]], ThrottleTimeMs int32 (v1+).
+ *
+ * Only v3+ (RecordBatch v2) is served; v0-2 are parsed and every partition
+ * answered with 43 UNSUPPORTED_FOR_MESSAGE_FORMAT (advertising Produce from
+ * v0 keeps librdkafka's compression enabled). As in Kafka, a v3+ Records
+ * field holds exactly one batch; its CRC32C is checked by the engine, which
+ * patches the base offset in place and stores the rest byte for byte.
+ *
+ * Idempotence. A batch with producerId >= 0 is checked against the state
+ * of (producerId, topic, partition): the last sequence appended, and the
+ * sequence ranges and base offsets of the last 5 batches (a producer has
+ * at most 5 requests in flight). A batch equal to one of those is a retry:
+ * it is answered with the original base offset and not appended again. A
+ * batch whose base sequence is not last + 1 (mod 2^31) gets 45
+ * OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch gets 47 INVALID_PRODUCER_EPOCH.
+ * Unknown producers (e.g. after a restart: the state is in memory) start
+ * from whatever sequence they send. The state's lock is held across the
+ * check and the append, so two retries of one batch cannot both append.
+ */
+#include "kafka-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "log.h"
+
+#define RECENT_BATCHES 5
+#define PSTATE_BUCKETS 1024
+#define PSTATE_MAX 65536
+
+struct recent_batch {
+	int32_t first_seq, last_seq;
+	int64_t base_offset;
+};
+
+struct pstate {
+	int64_t producer_id;
+	int32_t partition;
+	char topic[250];
+	pthread_mutex_t lock; /* held across sequence check + append */
+	bool known;	      /* the fields below are valid */
+	int16_t epoch;
+	int32_t last_seq;
+	struct recent_batch recent[RECENT_BATCHES];
+	int nrecent, next_recent;
+	struct pstate *next;
+};
+
+struct kafka_producers {
+	pthread_mutex_t lock; /* guards buckets, count, next_id */
+	struct pstate *buckets[PSTATE_BUCKETS];
+	size_t count;
+	int64_t next_id;
+};
+
+int kafka_producers_new(struct kafka_producers **out)
+{
+	struct kafka_producers *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	/* Ids unique across restarts: seconds since the epoch in the high
+	 * bits, a counter below. */
+	p->next_id = (kafka_wall_ms() / 1000) << 20;
+	*out = p;
+	return 0;
+}
+
+void kafka_producers_free(struct kafka_producers *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < PSTATE_BUCKETS; i++) {
+		struct pstate *s = p->buckets[i];
+		while (s) {
+			struct pstate *n = s->next;
+			pthread_mutex_destroy(&s->lock);
+			free(s);
+			s = n;
+		}
+	}
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static size_t pstate_hash(int64_t pid, const char *topic, int32_t partition)
+{
+	uint64_t h = (uint64_t)pid * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uint32_t)partition;
+	for (const char *c = topic; *c; c++)
+		h = (h ^ (unsigned char)*c) * 0x100000001B3ull;
+	return (size_t)(h % PSTATE_BUCKETS);
+}
+
+/* The state of (pid, topic, partition), created if needed; NULL when the
+ * table is full (the batch is then appended without a sequence check). */
+static struct pstate *pstate_get(struct kafka_producers *p, int64_t pid, const char *topic,
+				 int32_t partition)
+{
+	size_t h = pstate_hash(pid, topic, partition);
+	struct pstate *s;
+
+	pthread_mutex_lock(&p->lock);
+	for (s = p->buckets[h]; s; s = s->next)
+		if (s->producer_id == pid && s->partition == partition &&
+		    strcmp(s->topic, topic) == 0)
+			break;
+	if (!s && p->count < PSTATE_MAX) {
+		s = calloc(1, sizeof(*s));
+		if (s) {
+			s->producer_id = pid;
+			s->partition = partition;
+			snprintf(s->topic, sizeof(s->topic), "%s", topic);
+			pthread_mutex_init(&s->lock, NULL);
+			s->next = p->buckets[h];
+			p->buckets[h] = s;
+			p->count++;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return s;
+}
+
+static int32_t seq_add(int32_t seq, int32_t n)
+{
+	int64_t v = (int64_t)seq + n;
+	if (v > INT32_MAX)
+		v -= (int64_t)INT32_MAX + 1;
+	return (int32_t)v;
+}
+
+/* Append one batch to topic/partition; fills *base_offset and
+ * *log_start. Returns a Kafka error code. */
+static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t partition,
+			   uint8_t *batch, size_t len, int64_t *base_offset, int64_t *log_start)
+{
+	struct batch_header h;
+	struct partition *p = NULL;
+	struct pstate *ps = NULL;
+	int16_t err = KERR_NONE;
+	int rc;
+
+	if (len < BATCH_HEADER_SIZE)
+		return KERR_CORRUPT_MESSAGE;
+	/* Exactly one batch: batchLength + 12 must cover the whole field. */
+	uint32_t blen = kafka_get_be32(batch + 8);
+	if ((uint64_t)blen + 12 != len)
+		return (uint64_t)blen + 12 < len ? KERR_INVALID_RECORD : KERR_CORRUPT_MESSAGE;
+	rc = batch_header_parse(batch, len, &h);
+	if (rc)
+		return kafka_error_from(rc);
+
+	rc = engine_partition_get(req->l->e, topic, partition, &p);
+	if (rc)
+		return kafka_error_from(rc);
+
+	if (h.producer_id >= 0) {
+		ps = pstate_get(req->l->producers, h.producer_id, topic, partition);
+		if (ps)
+			pthread_mutex_lock(&ps->lock);
+	}
+	int32_t last_seq = seq_add(h.base_sequence, h.last_offset_delta);
+	if (ps && ps->known) {
+		if (h.producer_epoch < ps->epoch) {
+			err = KERR_INVALID_PRODUCER_EPOCH;
+			goto out;
+		}
+		if (h.producer_epoch > ps->epoch) {
+			ps->known = false; /* new epoch: sequences restart */
+		} else {
+			for (int i = 0; i < ps->nrecent; i++) {
+				if (ps->recent[i].first_seq == h.base_sequence &&
+				    ps->recent[i].last_seq == last_seq) {
+					*base_offset = ps->recent[i].base_offset;
+					goto info; /* a retry: already stored */
+				}
+			}
+			if (h.base_sequence != seq_add(ps->last_seq, 1)) {
+				err = KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+				goto out;
+			}
+		}
+	}
+
+	rc = engine_append_batch(p, batch, len, true, base_offset);
+	if (rc) {
+		err = kafka_error_from(rc);
+		goto out;
+	}
+	if (ps) {
+		if (!ps->known) {
+			ps->nrecent = 0;
+			ps->next_recent = 0;
+		}
+		ps->known = true;
+		ps->epoch = h.producer_epoch;
+		ps->last_seq = last_seq;
+		ps->recent[ps->next_recent] =
+			(struct recent_batch){ h.base_sequence, last_seq, *base_offset };
+		ps->next_recent = (ps->next_recent + 1) % RECENT_BATCHES;
+		if (ps->nrecent < RECENT_BATCHES)
+			ps->nrecent++;
+	}
+info:;
+	struct partition_info info;
+	engine_partition_info(p, &info);
+	*log_start = info.log_start_offset;
+out:
+	if (ps)
+		pthread_mutex_unlock(&ps->lock);
+	engine_partition_unref(p);
+	return err;
+}
+
+int kafka_handle_produce(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	int16_t v = req->api_version;
+
+	if (v >= 3) {
+		struct kafka_str txn = kafka_read_string(r, false, true);
+		(void)txn;
+	}
+	int16_t acks = kafka_read_i16(r);
+	(void)kafka_read_i32(r); /* TimeoutMs */
+	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	if (acks == 0)
+		req->no_response = true;
+
+	kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0; t < ntopics; t++) {
+		char topic[250];
+		struct kafka_str name = kafka_read_string(r, false, false);
+		bool name_ok = kafka_topic_name_copy(name, topic);
+		int32_t nparts = kafka_read_array(r, false, false, 8);
+		if (kafka_reader_failed(r))
+			return -1;
+		kafka_write_str(w, false, name);
+		kafka_write_array(w, false, nparts);
+		for (int32_t i = 0; i < nparts; i++) {
+			int32_t index = kafka_read_i32(r);
+			struct kafka_str rec = kafka_read_bytes(r, false, true);
+			if (kafka_reader_failed(r))
+				return -1;
+			int64_t base_offset = -1, log_start = -1;
+			int16_t err;
+			if (v < 3)
+				err = KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+			else if (acks != 0 && acks != 1 && acks != -1)
+				err = KERR_INVALID_REQUIRED_ACKS;
+			else if (!name_ok)
+				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			else if (rec.len <= 0)
+				err = KERR_CORRUPT_MESSAGE;
+			else
+				/* The request buffer belongs to this connection and
+				 * is writable: the engine patches the base offset
+				 * in place. */
+				err = produce_one(req, topic, index, (uint8_t *)(uintptr_t)rec.ptr,
+						  (size_t)rec.len, &base_offset, &log_start);
+			if (err)
+				base_offset = -1;
+			kafka_write_i32(w, index);
+			kafka_write_i16(w, err);
+			kafka_write_i64(w, base_offset);
+			if (v >= 2)
+				kafka_write_i64(w, -1); /* LogAppendTimeMs: CreateTime */
+			if (v >= 5)
+				kafka_write_i64(w, log_start);
+		}
+	}
+	if (v >= 1)
+		kafka_write_i32(w, 0);
+	return 0;
+}
+
+/* InitProducerIdRequest v0-1: TransactionalId nullable string,
+ * TransactionTimeoutMs int32.
+ * InitProducerIdResponse v0-1: ThrottleTimeMs, ErrorCode, ProducerId int64,
+ * ProducerEpoch int16. Transactions are not supported: a transactional id
+ * gets 35 UNSUPPORTED_VERSION. */
+int kafka_handle_init_producer_id(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_producers *p = req->l->producers;
+
+	struct kafka_str txn = kafka_read_string(r, false, true);
+	(void)kafka_read_i32(r);
+	if (kafka_reader_failed(r))
+		return -1;
+	kafka_write_i32(w, 0);
+	if (txn.len >= 0) {
+		kafka_write_i16(w, KERR_UNSUPPORTED_VERSION);
+		kafka_write_i64(w, -1);
+		kafka_write_i16(w, -1);
+		return 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	int64_t id = p->next_id++;
+	pthread_mutex_unlock(&p->lock);
+	kafka_write_i16(w, KERR_NONE);
+	kafka_write_i64(w, id);
+	kafka_write_i16(w, 0);
+	return 0;
+}

@@ -1,0 +1,178 @@
+/* kafka-private.h - what the listener's files share: the listener and
+ * connection structs, the request context, the request table, the group
+ * coordinator and producer-state entry points, and Kafka's error codes.
+ */
+#ifndef CHRONIK_KAFKA_PRIVATE_H
+#define CHRONIK_KAFKA_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "engine.h"
+#include "listener.h"
+
+/* Kafka's error codes used here (org.apache.kafka.common.protocol.Errors). */
+enum kafka_error {
+	KERR_UNKNOWN_SERVER_ERROR = -1,
+	KERR_NONE = 0,
+	KERR_OFFSET_OUT_OF_RANGE = 1,
+	KERR_CORRUPT_MESSAGE = 2,
+	KERR_UNKNOWN_TOPIC_OR_PARTITION = 3,
+	KERR_INVALID_FETCH_SIZE = 4,
+	KERR_COORDINATOR_NOT_AVAILABLE = 15,
+	KERR_NOT_COORDINATOR = 16,
+	KERR_INVALID_TOPIC_EXCEPTION = 17,
+	KERR_RECORD_LIST_TOO_LARGE = 18,
+	KERR_INVALID_REQUIRED_ACKS = 21,
+	KERR_ILLEGAL_GENERATION = 22,
+	KERR_INCONSISTENT_GROUP_PROTOCOL = 23,
+	KERR_INVALID_GROUP_ID = 24,
+	KERR_UNKNOWN_MEMBER_ID = 25,
+	KERR_INVALID_SESSION_TIMEOUT = 26,
+	KERR_REBALANCE_IN_PROGRESS = 27,
+	KERR_UNSUPPORTED_VERSION = 35,
+	KERR_TOPIC_ALREADY_EXISTS = 36,
+	KERR_INVALID_PARTITIONS = 37,
+	KERR_INVALID_REPLICATION_FACTOR = 38,
+	KERR_INVALID_REQUEST = 42,
+	KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
+	KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
+	KERR_INVALID_PRODUCER_EPOCH = 47,
+	KERR_KAFKA_STORAGE_ERROR = 56,
+	KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
+	KERR_INVALID_RECORD = 87,
+};
+
+/* Kafka error code for a chronik error (0 -> 0). The one translation table. */
+int16_t kafka_error_from(int err);
+
+enum kafka_api_key {
+	KAPI_PRODUCE = 0,
+	KAPI_FETCH = 1,
+	KAPI_LIST_OFFSETS = 2,
+	KAPI_METADATA = 3,
+	KAPI_OFFSET_COMMIT = 8,
+	KAPI_OFFSET_FETCH = 9,
+	KAPI_FIND_COORDINATOR = 10,
+	KAPI_JOIN_GROUP = 11,
+	KAPI_HEARTBEAT = 12,
+	KAPI_LEAVE_GROUP = 13,
+	KAPI_SYNC_GROUP = 14,
+	KAPI_API_VERSIONS = 18,
+	KAPI_CREATE_TOPICS = 19,
+	KAPI_DELETE_TOPICS = 20,
+	KAPI_INIT_PRODUCER_ID = 22,
+};
+
+struct kafka_groups;	/* handlers_group.c */
+struct kafka_producers; /* handlers_produce.c */
+
+struct kafka_conn {
+	struct kafka_listener *l;
+	int fd;
+	pthread_t thread;
+	atomic_bool done;	/* set by the connection thread as it exits */
+	char host[64];		/* our address as the client reached it */
+	int32_t port;
+	char peer[64];		/* the client's address, for logs and member ids */
+	struct kafka_conn *next; /* listener's list, under l->lock */
+};
+
+struct kafka_listener {
+	struct engine *e;
+	struct kafka_options o;
+	int listen_fd;
+	uint16_t port;
+	pthread_t accept_thread;
+	pthread_t timer_thread;
+	atomic_bool stopping;
+
+	pthread_mutex_t lock;	/* guards conns, nconns */
+	struct kafka_conn *conns;
+	int nconns;
+
+	struct kafka_groups *groups;
+	struct kafka_producers *producers;
+};
+
+#define KAFKA_MAX_CONNS 256
+/* Longest single blocking wait inside a handler, so stop() is prompt. */
+#define KAFKA_WAIT_SLICE_MS 100
+
+/* One request being served. The dispatcher has written the response header
+ * (size placeholder, correlation id) into w; the handler appends the body. */
+struct kafka_request {
+	struct kafka_listener *l;
+	struct kafka_conn *c;
+	int16_t api_key;
+	int16_t api_version;
+	int32_t correlation_id;
+	struct kafka_str client_id;
+	bool flexible;	  /* the body uses the compact encodings */
+	bool no_response; /* set by a handler (Produce with acks=0) */
+	struct kafka_reader *r;
+	struct kafka_writer *w;
+};
+
+/* A handler returns 0 (response body written; send it unless no_response)
+ * or -1 (malformed request: close the connection). */
+typedef int (*kafka_handler_fn)(struct kafka_request *req);
+
+struct kafka_api {
+	int16_t key;
+	int16_t min_version, max_version;
+	int16_t first_flexible; /* first flexible version, or -1 */
+	const char *name;
+	kafka_handler_fn handler;
+};
+
+/* The request table, the single source of truth for ApiVersions. */
+extern const struct kafka_api kafka_apis[];
+extern const size_t kafka_apis_count;
+const struct kafka_api *kafka_api_find(int16_t key);
+/* Write an ApiVersions body (v0 layout when the version is unsupported). */
+void kafka_api_versions_write(struct kafka_writer *w, int16_t version, int16_t error_code);
+
+/* Handlers (handlers_*.c). */
+int kafka_handle_api_versions(struct kafka_request *req);
+int kafka_handle_metadata(struct kafka_request *req);
+int kafka_handle_create_topics(struct kafka_request *req);
+int kafka_handle_delete_topics(struct kafka_request *req);
+int kafka_handle_find_coordinator(struct kafka_request *req);
+int kafka_handle_produce(struct kafka_request *req);
+int kafka_handle_init_producer_id(struct kafka_request *req);
+int kafka_handle_fetch(struct kafka_request *req);
+int kafka_handle_list_offsets(struct kafka_request *req);
+int kafka_handle_join_group(struct kafka_request *req);
+int kafka_handle_sync_group(struct kafka_request *req);
+int kafka_handle_heartbeat(struct kafka_request *req);
+int kafka_handle_leave_group(struct kafka_request *req);
+int kafka_handle_offset_commit(struct kafka_request *req);
+int kafka_handle_offset_fetch(struct kafka_request *req);
+
+/* Group coordinator state (handlers_group.c). */
+int kafka_groups_new(struct kafka_groups **out);
+void kafka_groups_free(struct kafka_groups *g);
+/* Called about every 50 ms by the listener's timer thread: completes
+ * rebalances whose wait is over, evicts members whose session expired. */
+void kafka_groups_tick(struct kafka_listener *l);
+/* Wake every waiter (listener stopping). */
+void kafka_groups_wake_all(struct kafka_groups *g);
+
+/* Idempotent-producer state (handlers_produce.c). */
+int kafka_producers_new(struct kafka_producers **out);
+void kafka_producers_free(struct kafka_producers *p);
+
+/* Monotonic milliseconds. */
+int64_t kafka_now_ms(void);
+/* Wall-clock milliseconds since the epoch. */
+int64_t kafka_wall_ms(void);
+
+/* Topic names as Kafka allows them (engine_topic_name_valid on a kafka_str).
+ * Fills name (>= 250 bytes) on success. */
+bool kafka_topic_name_copy(struct kafka_str s, char name[static 250]);
+
+#endif

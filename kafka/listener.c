@@ -1,0 +1,546 @@
+/* listener.c - the Kafka listener: accept loop, connections, framing,
+ * dispatch through the request table.
+ *
+ * Protocol notes (held against apache/kafka's message JSON files,
+ * clients/src/main/resources/common/message/, one JSON file per message):
+ *
+ * Framing. Every request and response is an int32 size (big-endian, bytes
+ * after the size field) followed by that many bytes. A request whose size is
+ * below the smallest header (10 bytes: api_key, api_version, correlation_id,
+ * client_id length) or above max_request_bytes closes the connection before
+ * its body is read; nothing is allocated for it.
+ *
+ * Request header (RequestHeader.json):
+ *   v1: api_key int16, api_version int16, correlation_id int32,
+ *       client_id nullable string (int16 length, even in flexible versions)
+ *   v2: v1 followed by tagged fields (flexible request versions)
+ * Response header (ResponseHeader.json):
+ *   v0: correlation_id int32
+ *   v1: v0 followed by tagged fields (flexible response versions)
+ * ApiVersions always answers with response header v0, even in its flexible
+ * v3, so that a client can parse the answer whatever version it asked for.
+ * Of the versions this listener implements only ApiVersions v3 is flexible
+ * (the table below says so per API), so every other response has header v0.
+ *
+ * Version negotiation. The request table (handlers_meta.c) lists for each
+ * API key its versions; ApiVersions answers with exactly that table. An
+ * ApiVersions request of a version above ours is answered, as Kafka does,
+ * with error 35 (UNSUPPORTED_VERSION) and a v0 body listing what we support,
+ * so the client retries with a version we know. Any other unknown API key or
+ * unsupported version is a malformed request: the connection is closed.
+ *
+ * Malformed vs failed. A request that cannot be parsed (truncated, a length
+ * or count that does not fit the bytes left, a null where the schema has no
+ * null) closes the connection and affects nothing else. A well-formed
+ * request that fails (unknown topic, bad CRC, ...) is answered with Kafka's
+ * error code in the response (kafka_error_from is the one translation
+ * table from the engine's errors).
+ *
+ * Ordering and concurrency. Each connection has its own thread and serves
+ * its requests one at a time, in arrival order, so responses leave in
+ * request order (Kafka's broker also mutes a connection while one of its
+ * requests is in progress). A produce waits for its group commit and a
+ * fetch long-polls on that connection's thread only; other connections keep
+ * being served, and concurrent produces from several connections share the
+ * engine's group commits. At most KAFKA_MAX_CONNS connections are served;
+ * more are closed on accept. Produce with acks=0 gets no response.
+ *
+ * Stop. kafka_listener_stop sets `stopping`, shuts every socket down (which
+ * wakes blocked reads), wakes group waiters; handler waits are sliced into
+ * KAFKA_WAIT_SLICE_MS pieces that re-check `stopping`; then every thread is
+ * joined.
+ */
+#include "kafka-private.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MIN_REQUEST_HEADER 10
+
+int64_t kafka_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t kafka_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool kafka_topic_name_copy(struct kafka_str s, char name[static 250])
+{
+	if (s.len <= 0 || s.len > 249)
+		return false;
+	memcpy(name, s.ptr, (size_t)s.len);
+	name[s.len] = 0;
+	return engine_topic_name_valid(name);
+}
+
+int16_t kafka_error_from(int err)
+{
+	static const struct {
+		int err;
+		int16_t code;
+	} table[] = {
+		{ 0, KERR_NONE },
+		{ CHRONIK_ENOTOPIC, KERR_UNKNOWN_TOPIC_OR_PARTITION },
+		{ CHRONIK_ERANGE, KERR_OFFSET_OUT_OF_RANGE },
+		{ CHRONIK_EBADCRC, KERR_CORRUPT_MESSAGE },
+		{ CHRONIK_ECORRUPT, KERR_CORRUPT_MESSAGE },
+		{ CHRONIK_EVERSION, KERR_CORRUPT_MESSAGE },
+		{ CHRONIK_ECODEC, KERR_UNSUPPORTED_COMPRESSION_TYPE },
+		{ CHRONIK_EBADNAME, KERR_INVALID_TOPIC_EXCEPTION },
+		{ CHRONIK_ETOPICEXISTS, KERR_TOPIC_ALREADY_EXISTS },
+		{ -EINVAL, KERR_INVALID_REQUEST },
+		{ -ENOSPC, KERR_KAFKA_STORAGE_ERROR },
+		{ -EIO, KERR_KAFKA_STORAGE_ERROR },
+		{ -EDQUOT, KERR_KAFKA_STORAGE_ERROR },
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].err == err)
+			return table[i].code;
+	return KERR_UNKNOWN_SERVER_ERROR;
+}
+
+void kafka_options_init(struct kafka_options *o)
+{
+	o->host = "127.0.0.1";
+	o->port = 9092;
+	o->max_request_bytes = (size_t)100 << 20;
+	o->auto_create_topics = true;
+}
+
+int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
+{
+	static char hostbuf[256];
+	const char *colon = strrchr(addr, ':');
+	const char *port_s = colon ? colon + 1 : addr;
+	char *end;
+
+	if (!*port_s)
+		return -EINVAL;
+	errno = 0;
+	unsigned long port = strtoul(port_s, &end, 10);
+	if (errno || *end || port > 65535)
+		return -EINVAL;
+	if (colon && colon != addr) {
+		size_t n = (size_t)(colon - addr);
+		/* [v6]:port */
+		if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') {
+			addr++;
+			n -= 2;
+		}
+		if (n >= sizeof(hostbuf))
+			return -EINVAL;
+		/* The options keep a pointer: one static copy (set at start-up). */
+		memcpy(hostbuf, addr, n);
+		hostbuf[n] = 0;
+		o->host = hostbuf;
+	}
+	o->port = (uint16_t)port;
+	return 0;
+}
+
+/* ---- socket I/O ----------------------------------------------------- */
+
+/* Read exactly n bytes: 0, or -1 on EOF/error/stop. */
+static int read_full(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	while (n > 0) {
+		ssize_t k = recv(fd, p, n, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void addr_to_str(const struct sockaddr_storage *ss, char *host, size_t hostlen,
+			int32_t *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, (socklen_t)hostlen);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, host, (socklen_t)hostlen);
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+/* ---- one request ---------------------------------------------------- */
+
+/* Serve one request held in buf[0, len). Returns 0 to keep the connection,
+ * -1 to close it. */
+static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len,
+		      struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	struct kafka_request req;
+	const struct kafka_api *api;
+
+	memset(&req, 0, sizeof(req));
+	kafka_reader_init(&r, buf, len);
+	req.l = c->l;
+	req.c = c;
+	req.r = &r;
+	req.w = w;
+	req.api_key = kafka_read_i16(&r);
+	req.api_version = kafka_read_i16(&r);
+	req.correlation_id = kafka_read_i32(&r);
+	req.client_id = kafka_read_string(&r, false, true);
+	if (kafka_reader_failed(&r))
+		return -1;
+
+	api = kafka_api_find(req.api_key);
+	if (!api) {
+		log_msg(LOG_LVL_DEBUG, "kafka", "%s: unknown api key %d, closing", c->peer,
+			req.api_key);
+		return -1;
+	}
+
+	kafka_writer_reset(w);
+	(void)kafka_write_i32_later(w); /* size, filled below */
+	kafka_write_i32(w, req.correlation_id);
+
+	if (req.api_version < api->min_version || req.api_version > api->max_version) {
+		if (req.api_key != KAPI_API_VERSIONS || req.api_version < 0) {
+			log_msg(LOG_LVL_DEBUG, "kafka", "%s: %s v%d unsupported, closing",
+				c->peer, api->name, req.api_version);
+			return -1;
+		}
+		/* A newer ApiVersions: header v2, body unread; answer with
+		 * error 35 and the v0 body. */
+		kafka_api_versions_write(w, 0, KERR_UNSUPPORTED_VERSION);
+	} else {
+		req.flexible = api->first_flexible >= 0 && req.api_version >= api->first_flexible;
+		if (req.flexible)
+			kafka_read_tags(&r); /* request header v2 */
+		if (kafka_reader_failed(&r))
+			return -1;
+		if (api->handler(&req) < 0 || kafka_reader_failed(&r)) {
+			log_msg(LOG_LVL_DEBUG, "kafka", "%s: malformed %s v%d, closing", c->peer,
+				api->name, req.api_version);
+			return -1;
+		}
+		if (req.no_response)
+			return 0;
+	}
+	if (w->failed)
+		return -1;
+	kafka_write_i32_at(w, 0, (int32_t)(w->len - 4));
+	return write_full(c->fd, w->buf, w->len);
+}
+
+static void *conn_main(void *arg)
+{
+	struct kafka_conn *c = arg;
+	struct kafka_listener *l = c->l;
+	struct kafka_writer w;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+
+	kafka_writer_init(&w, 0);
+	while (!atomic_load(&l->stopping)) {
+		uint8_t szb[4];
+		if (read_full(c->fd, szb, 4) < 0)
+			break;
+		int32_t size = (int32_t)kafka_get_be32(szb);
+		if (size < MIN_REQUEST_HEADER || (size_t)size > l->o.max_request_bytes) {
+			log_msg(LOG_LVL_DEBUG, "kafka", "%s: request size %d refused, closing",
+				c->peer, size);
+			break;
+		}
+		if ((size_t)size > cap) {
+			uint8_t *nb = realloc(buf, (size_t)size);
+			if (!nb)
+				break;
+			buf = nb;
+			cap = (size_t)size;
+		}
+		if (read_full(c->fd, buf, (size_t)size) < 0)
+			break;
+		if (conn_serve(c, buf, (size_t)size, &w) < 0)
+			break;
+		/* Do not keep a huge buffer around after a big request. */
+		if (cap > (4u << 20)) {
+			free(buf);
+			buf = NULL;
+			cap = 0;
+		}
+		if (w.cap > (4u << 20))
+			kafka_writer_fini(&w);
+	}
+	free(buf);
+	kafka_writer_fini(&w);
+	shutdown(c->fd, SHUT_RDWR);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* ---- accept loop and connection list ------------------------------------ */
+
+/* Join and free finished connections (all of them when all is set). */
+static void conns_reap(struct kafka_listener *l, bool all)
+{
+	struct kafka_conn *done = NULL;
+
+	pthread_mutex_lock(&l->lock);
+	struct kafka_conn **pp = &l->conns;
+	while (*pp) {
+		struct kafka_conn *c = *pp;
+		if (all || atomic_load(&c->done)) {
+			*pp = c->next;
+			c->next = done;
+			done = c;
+			l->nconns--;
+		} else {
+			pp = &c->next;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	while (done) {
+		struct kafka_conn *c = done;
+		done = c->next;
+		pthread_join(c->thread, NULL);
+		close(c->fd);
+		free(c);
+	}
+}
+
+static void accept_one(struct kafka_listener *l)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	int fd = accept4(l->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+
+	pthread_mutex_lock(&l->lock);
+	bool full = l->nconns >= KAFKA_MAX_CONNS;
+	pthread_mutex_unlock(&l->lock);
+	if (full) {
+		log_msg(LOG_LVL_WARN, "kafka", "too many connections (%d), refusing one",
+			KAFKA_MAX_CONNS);
+		close(fd);
+		return;
+	}
+
+	struct kafka_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->l = l;
+	c->fd = fd;
+	atomic_init(&c->done, false);
+	int32_t pport = 0;
+	addr_to_str(&peer, c->peer, sizeof(c->peer), &pport);
+	size_t pl = strlen(c->peer);
+	snprintf(c->peer + pl, sizeof(c->peer) - pl, ":%d", (int)pport);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+		addr_to_str(&local, c->host, sizeof(c->host), &c->port);
+	else
+		snprintf(c->host, sizeof(c->host), "%s", l->o.host), c->port = l->port;
+
+	pthread_mutex_lock(&l->lock);
+	if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+		pthread_mutex_unlock(&l->lock);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = l->conns;
+	l->conns = c;
+	l->nconns++;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void *accept_main(void *arg)
+{
+	struct kafka_listener *l = arg;
+	while (!atomic_load(&l->stopping)) {
+		struct pollfd pfd = { .fd = l->listen_fd, .events = POLLIN };
+		int n = poll(&pfd, 1, 200);
+		if (n > 0 && (pfd.revents & POLLIN))
+			accept_one(l);
+		conns_reap(l, false);
+	}
+	return NULL;
+}
+
+static void *timer_main(void *arg)
+{
+	struct kafka_listener *l = arg;
+	while (!atomic_load(&l->stopping)) {
+		struct timespec ts = { 0, 50 * 1000000 };
+		nanosleep(&ts, NULL);
+		kafka_groups_tick(l);
+	}
+	return NULL;
+}
+
+static int listen_on(const struct kafka_options *o, int *fd_out, uint16_t *port_out)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port_s[8];
+	int err = -EADDRNOTAVAIL;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port_s, sizeof(port_s), "%u", (unsigned)o->port);
+	int rc = getaddrinfo(o->host && *o->host ? o->host : NULL, port_s, &hints, &res);
+	if (rc != 0)
+		return -EINVAL;
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+			err = -errno;
+			close(fd);
+			continue;
+		}
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char host[64];
+		int32_t port = 0;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			addr_to_str(&ss, host, sizeof(host), &port);
+		*fd_out = fd;
+		*port_out = (uint16_t)port;
+		err = 0;
+		break;
+	}
+	freeaddrinfo(res);
+	return err;
+}
+
+int kafka_listener_start(struct engine *e, const struct kafka_options *o,
+			 struct kafka_listener **out)
+{
+	struct kafka_listener *l;
+	int err;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->e = e;
+	l->o = *o;
+	if (l->o.max_request_bytes < 1024)
+		l->o.max_request_bytes = 1024;
+	if (l->o.max_request_bytes > INT32_MAX)
+		l->o.max_request_bytes = INT32_MAX;
+	atomic_init(&l->stopping, false);
+	pthread_mutex_init(&l->lock, NULL);
+
+	err = kafka_groups_new(&l->groups);
+	if (err)
+		goto err_free;
+	err = kafka_producers_new(&l->producers);
+	if (err)
+		goto err_groups;
+	err = listen_on(o, &l->listen_fd, &l->port);
+	if (err) {
+		log_msg(LOG_LVL_ERROR, "kafka", "cannot listen on %s:%u: %s",
+			o->host ? o->host : "*", (unsigned)o->port, chronik_strerror(err));
+		goto err_producers;
+	}
+	if (pthread_create(&l->timer_thread, NULL, timer_main, l) != 0) {
+		err = -EAGAIN;
+		goto err_close;
+	}
+	if (pthread_create(&l->accept_thread, NULL, accept_main, l) != 0) {
+		err = -EAGAIN;
+		goto err_timer;
+	}
+	log_msg(LOG_LVL_INFO, "kafka", "listening on %s:%u", o->host ? o->host : "*",
+		(unsigned)l->port);
+	*out = l;
+	return 0;
+
+err_timer:
+	atomic_store(&l->stopping, true);
+	pthread_join(l->timer_thread, NULL);
+err_close:
+	close(l->listen_fd);
+err_producers:
+	kafka_producers_free(l->producers);
+err_groups:
+	kafka_groups_free(l->groups);
+err_free:
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+	return err;
+}
+
+uint16_t kafka_listener_port(const struct kafka_listener *l)
+{
+	return l->port;
+}
+
+void kafka_listener_stop(struct kafka_listener *l)
+{
+	if (!l)
+		return;
+	atomic_store(&l->stopping, true);
+	pthread_join(l->accept_thread, NULL);
+	close(l->listen_fd);
+
+	pthread_mutex_lock(&l->lock);
+	for (struct kafka_conn *c = l->conns; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&l->lock);
+	kafka_groups_wake_all(l->groups);
+	conns_reap(l, true);
+	pthread_join(l->timer_thread, NULL);
+
+	kafka_producers_free(l->producers);
+	kafka_groups_free(l->groups);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}

@@ -1,0 +1,85 @@
+/* kafka_server.c - the engine and the Kafka listener, without FUSE: what the
+ * Kafka tests run against.
+ *
+ * Usage: kafka_server DATA_DIR [--partitions N] [--fsync POLICY]
+ *                              [--max-request-bytes N] [--no-auto-create]
+ * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
+ * it accepts connections. SIGTERM or SIGINT stops it cleanly (listener
+ * stopped, engine closed); exit status 0 then.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "listener.h"
+
+int main(int argc, char **argv)
+{
+	struct engine_options eo;
+	struct kafka_options ko;
+	struct engine *e = NULL;
+	struct kafka_listener *l = NULL;
+	sigset_t set;
+	int sig, rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s DATA_DIR [--partitions N] [--fsync POLICY] "
+				"[--max-request-bytes N] [--no-auto-create]\n",
+			argv[0]);
+		return 2;
+	}
+	engine_options_init(&eo);
+	kafka_options_init(&ko);
+	ko.port = 0;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--partitions") == 0 && i + 1 < argc) {
+			eo.default_partitions = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--fsync") == 0 && i + 1 < argc) {
+			if (engine_options_parse_fsync(&eo, argv[++i]) != 0) {
+				fprintf(stderr, "bad fsync policy\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--max-request-bytes") == 0 && i + 1 < argc) {
+			ko.max_request_bytes = strtoull(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
+			ko.auto_create_topics = false;
+		} else {
+			fprintf(stderr, "unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+
+	/* Block the stop signals before any thread starts: they inherit it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	kafka_codecs_register();
+	rc = engine_open(argv[1], &eo, &e);
+	if (rc) {
+		fprintf(stderr, "engine_open %s: %s\n", argv[1], chronik_strerror(rc));
+		return 1;
+	}
+	rc = kafka_listener_start(e, &ko, &l);
+	if (rc) {
+		fprintf(stderr, "kafka_listener_start: %s\n", chronik_strerror(rc));
+		engine_close(e);
+		return 1;
+	}
+	printf("PORT %u\n", (unsigned)kafka_listener_port(l));
+	fflush(stdout);
+
+	sigwait(&set, &sig);
+	kafka_listener_stop(l);
+	rc = engine_close(e);
+	if (rc) {
+		fprintf(stderr, "engine_close: %s\n", chronik_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
