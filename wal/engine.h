@@ -39,7 +39,7 @@ struct engine_options {
 	uint32_t fsync_interval_ms;
 	int32_t default_partitions; /* default 1 */
 	bool repair; /* truncate at a corrupt frame before the tail */
-	bool read_only; /* no appends, no tail repair (verify, dump) */
+	bool read_only; /* no appends, no tail repair (verify, info); still takes the lock */
 };
 
 /* Fill *o with the defaults above. */

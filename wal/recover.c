@@ -99,7 +99,8 @@ static int list_files(struct engine *e, uint64_t **out, size_t *count)
 		seqs[n++] = v;
 	}
 	closedir(d);
-	qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	if (n)
+		qsort(seqs, n, sizeof(*seqs), cmp_u64);
 	*out = seqs;
 	*count = n;
 	return 0;
