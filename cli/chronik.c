@@ -41,6 +41,8 @@ static const char usage_text[] =
 	"  --data DIR                     the data directory\n"
 	"  --fsync every|interval:MS|never  the fsync policy (default every)\n"
 	"  --set KEY=VALUE                an engine setting (wal.segment.bytes, ...)\n"
+	"  --repair                       open a WAL damaged before its tail by\n"
+	"                                 cutting it at the damage (data after it is lost)\n"
 	"  --verbose                      log engine messages down to debug\n"
 	"  --version                      print the version and exit\n"
 	"  --help                         print this help and exit\n"
@@ -93,6 +95,11 @@ int cli_global_opt(struct cli *c, int argc, char **argv, int *i)
 	const char *v;
 	int rc;
 
+	if (!strcmp(argv[*i], "--repair")) {
+		c->opts.repair = true;
+		*i += 1;
+		return 1;
+	}
 	if (!strcmp(argv[*i], "--verbose") || !strcmp(argv[*i], "-v")) {
 		c->verbose = true;
 		log_set_level(LOG_LVL_DEBUG);

@@ -3,7 +3,7 @@
 # the middle of the WAL: verify exits 1 and other commands fail clearly.
 . "$(dirname "$0")/lib.sh"
 
-plan 14
+plan 18
 
 run 0 --data "$D" topic create v --partitions 2
 ok $? "create v"
@@ -53,5 +53,16 @@ ok $? "with a message"
 run 1 dump "$wal"
 grep -q 'status: invalid' "$T/out"
 ok $? "dump stops at the invalid frame and says so"
+
+# --repair cuts the log at the damage: what came before it is kept.
+run 0 --data "$D" --repair topic list
+ok $? "an open with --repair succeeds"
+run 0 --data "$D" verify
+ok $? "verify is clean after the repair"
+run 0 --data "$D" consume v/0
+head -n 1 "$T/out" | grep -qx 'batch 1 record 1'
+ok $? "the records before the damage are still there"
+[ "$(stat -c %s "$wal")" -lt "$mid" ]
+ok $? "the WAL was cut before the damaged byte"
 
 done_testing
