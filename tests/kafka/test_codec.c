@@ -1,0 +1,301 @@
+/* test_codec.c - the Kafka wire reader/writer and the gzip/snappy/zstd
+ * decompressors, without a server. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "codec.h"
+#include "codecs.h"
+#include "errors.h"
+#include "tap.h"
+
+static void test_reader(void)
+{
+	struct kafka_writer w;
+	struct kafka_reader r;
+
+	kafka_writer_init(&w, 0);
+	kafka_write_i8(&w, -3);
+	kafka_write_i16(&w, -2);
+	kafka_write_i32(&w, 0x12345678);
+	kafka_write_i64(&w, -1234567890123ll);
+	kafka_write_varint(&w, -300);
+	kafka_write_uvarint(&w, 300);
+	kafka_write_string(&w, false, "abc");
+	kafka_write_string(&w, false, NULL);
+	kafka_write_string(&w, true, "compact");
+	kafka_write_string(&w, true, NULL);
+	kafka_write_bytes(&w, false, "xy", 2);
+	kafka_write_bytes(&w, true, NULL, -1);
+	kafka_write_array(&w, false, 2);
+	kafka_write_i32(&w, 7);
+	kafka_write_i32(&w, 8);
+	kafka_write_tags(&w);
+	ok(!w.failed, "writer wrote every type");
+
+	kafka_reader_init(&r, w.buf, w.len);
+	ok(kafka_read_i8(&r) == -3, "int8");
+	ok(kafka_read_i16(&r) == -2, "int16");
+	ok(kafka_read_i32(&r) == 0x12345678, "int32 big-endian");
+	ok(kafka_read_i64(&r) == -1234567890123ll, "int64");
+	ok(kafka_read_varint(&r) == -300, "zig-zag varint");
+	ok(kafka_read_uvarint(&r) == 300, "unsigned varint");
+	ok(kafka_str_eq(kafka_read_string(&r, false, false), "abc"), "string");
+	ok(kafka_read_string(&r, false, true).len == -1, "nullable string null");
+	ok(kafka_str_eq(kafka_read_string(&r, true, false), "compact"), "compact string");
+	ok(kafka_read_string(&r, true, true).len == -1, "compact null string");
+	struct kafka_str b = kafka_read_bytes(&r, false, false);
+	ok(b.len == 2 && memcmp(b.ptr, "xy", 2) == 0, "bytes");
+	ok(kafka_read_bytes(&r, true, true).len == -1, "compact null bytes");
+	int32_t n = kafka_read_array(&r, false, false, 4);
+	ok(n == 2 && kafka_read_i32(&r) == 7 && kafka_read_i32(&r) == 8, "array of int32");
+	kafka_read_tags(&r);
+	ok(!kafka_reader_failed(&r) && kafka_reader_left(&r) == 0, "read exactly what was written");
+	ok(kafka_read_i32(&r) == 0 && kafka_reader_failed(&r), "reading past the end fails");
+	ok(kafka_read_i64(&r) == 0 && kafka_reader_failed(&r), "and the failure is sticky");
+
+	/* A null where the schema has none is malformed. */
+	kafka_writer_reset(&w);
+	kafka_write_string(&w, false, NULL);
+	kafka_reader_init(&r, w.buf, w.len);
+	(void)kafka_read_string(&r, false, false);
+	ok(kafka_reader_failed(&r), "null in a non-nullable string fails");
+
+	/* A string longer than the bytes left. */
+	uint8_t shortstr[] = { 0x00, 0x10, 'a', 'b' };
+	kafka_reader_init(&r, shortstr, sizeof(shortstr));
+	(void)kafka_read_string(&r, false, false);
+	ok(kafka_reader_failed(&r), "truncated string fails");
+
+	/* An array count that cannot fit in the bytes left. */
+	uint8_t bigarr[] = { 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0 };
+	kafka_reader_init(&r, bigarr, sizeof(bigarr));
+	(void)kafka_read_array(&r, false, false, 4);
+	ok(kafka_reader_failed(&r), "array count * element size > bytes left fails");
+	uint8_t negarr[] = { 0xff, 0xff, 0xff, 0xfe };
+	kafka_reader_init(&r, negarr, sizeof(negarr));
+	(void)kafka_read_array(&r, false, true, 4);
+	ok(kafka_reader_failed(&r), "array count -2 fails");
+	uint8_t nullarr[] = { 0xff, 0xff, 0xff, 0xff };
+	kafka_reader_init(&r, nullarr, sizeof(nullarr));
+	ok(kafka_read_array(&r, false, true, 4) == -1 && !kafka_reader_failed(&r),
+	   "array count -1 is null when nullable");
+	kafka_reader_init(&r, nullarr, sizeof(nullarr));
+	(void)kafka_read_array(&r, false, false, 4);
+	ok(kafka_reader_failed(&r), "array count -1 fails when not nullable");
+
+	/* An overlong varint (more than 10 bytes). */
+	uint8_t longv[12];
+	memset(longv, 0xff, sizeof(longv));
+	kafka_reader_init(&r, longv, sizeof(longv));
+	(void)kafka_read_uvarint(&r);
+	ok(kafka_reader_failed(&r), "an 11-byte varint fails");
+
+	/* Tagged fields whose size runs past the end. */
+	uint8_t tags[] = { 0x01, 0x00, 0x7f, 'x' };
+	kafka_reader_init(&r, tags, sizeof(tags));
+	kafka_read_tags(&r);
+	ok(kafka_reader_failed(&r), "a tagged field larger than the request fails");
+
+	/* Writer limit. */
+	struct kafka_writer lw;
+	kafka_writer_init(&lw, 8);
+	kafka_write_i64(&lw, 1);
+	ok(!lw.failed, "writer accepts up to its limit");
+	kafka_write_i8(&lw, 1);
+	ok(lw.failed, "writer fails past its limit");
+	kafka_writer_fini(&lw);
+	kafka_writer_fini(&w);
+}
+
+static uint8_t *make_data(size_t n)
+{
+	uint8_t *d = malloc(n);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245 + 12345;
+		d[i] = (uint8_t)("abcdefgh\n"[(x >> 16) % 9]);
+	}
+	return d;
+}
+
+static int gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	size_t cap = deflateBound(&zs, (uLong)n) + 64;
+	*out = malloc(cap);
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)n;
+	zs.next_out = *out;
+	zs.avail_out = (uInt)cap;
+	int rc = deflate(&zs, Z_FINISH);
+	*out_len = cap - zs.avail_out;
+	deflateEnd(&zs);
+	return rc == Z_STREAM_END ? 0 : -1;
+}
+
+/* A gzip stream of n zero bytes, compressed piecewise (a "bomb"). */
+static int gzip_zeros(size_t n, uint8_t **out, size_t *out_len)
+{
+	static uint8_t zeros[1 << 20];
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	size_t cap = n / 500 + 4096;
+	*out = malloc(cap);
+	zs.next_out = *out;
+	zs.avail_out = (uInt)cap;
+	int rc = Z_OK;
+	while (n > 0 && rc == Z_OK) {
+		size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+		zs.next_in = zeros;
+		zs.avail_in = (uInt)k;
+		n -= k;
+		rc = deflate(&zs, n ? Z_NO_FLUSH : Z_FINISH);
+	}
+	*out_len = cap - zs.avail_out;
+	deflateEnd(&zs);
+	return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static void test_gzip(void)
+{
+	size_t n = 300000;
+	uint8_t *data = make_data(n), *z = NULL, *out = NULL;
+	size_t zlen = 0, olen = 0;
+
+	ok(gzip_compress(data, n, &z, &zlen) == 0, "gzip test data compressed");
+	ok(kafka_codec_gzip(z, zlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	   "gzip round trip");
+	free(out);
+	out = NULL;
+	ok(kafka_codec_gzip(z, zlen / 2, &out, &olen) == CHRONIK_ECORRUPT,
+	   "truncated gzip is corrupt");
+	z[zlen / 2] ^= 0x55;
+	int rc = kafka_codec_gzip(z, zlen, &out, &olen);
+	ok(rc == CHRONIK_ECORRUPT, "damaged gzip is corrupt (got %d)", rc);
+	free(z);
+
+	ok(gzip_zeros(KAFKA_CODEC_MAX_OUT + (1 << 20), &z, &zlen) == 0,
+	   "gzip bomb built (%zu bytes)", zlen);
+	ok(kafka_codec_gzip(z, zlen, &out, &olen) == CHRONIK_ECORRUPT,
+	   "gzip output beyond the bound is refused");
+	free(z);
+	free(data);
+}
+
+static void test_snappy(void)
+{
+	size_t n = 200000;
+	uint8_t *data = make_data(n), *out = NULL;
+	size_t clen = snappy_max_compressed_length(n), olen = 0;
+	uint8_t *c = malloc(clen);
+
+	ok(snappy_compress((const char *)data, n, (char *)c, &clen) == SNAPPY_OK,
+	   "snappy test data compressed");
+	ok(kafka_codec_snappy(c, clen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
+	   "raw snappy round trip");
+	free(out);
+
+	/* xerial: header, then two blocks of the two halves. */
+	size_t half = n / 2;
+	size_t c1 = snappy_max_compressed_length(half), c2 = snappy_max_compressed_length(n - half);
+	uint8_t *x = malloc(16 + 8 + c1 + c2);
+	static const uint8_t hdr[16] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1 };
+	memcpy(x, hdr, 16);
+	snappy_compress((const char *)data, half, (char *)x + 20, &c1);
+	kafka_put_be32(x + 16, (uint32_t)c1);
+	snappy_compress((const char *)data + half, n - half, (char *)x + 24 + c1, &c2);
+	kafka_put_be32(x + 20 + c1, (uint32_t)c2);
+	size_t xlen = 24 + c1 + c2;
+	ok(kafka_codec_snappy(x, xlen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
+	   "xerial-framed snappy round trip");
+	free(out);
+	ok(kafka_codec_snappy(x, xlen - 3, &out, &olen) == CHRONIK_ECORRUPT,
+	   "truncated xerial block is corrupt");
+	kafka_put_be32(x + 16, 0xffffff00u);
+	ok(kafka_codec_snappy(x, xlen, &out, &olen) == CHRONIK_ECORRUPT,
+	   "xerial block length past the end is corrupt");
+
+	/* A raw block announcing 300 MiB: refused before allocating. */
+	uint8_t bomb[16] = { 0 };
+	size_t len300 = (size_t)300 << 20, k = 0;
+	while (len300 >= 0x80) {
+		bomb[k++] = (uint8_t)(len300 | 0x80);
+		len300 >>= 7;
+	}
+	bomb[k++] = (uint8_t)len300;
+	ok(kafka_codec_snappy(bomb, sizeof(bomb), &out, &olen) == CHRONIK_ECORRUPT,
+	   "snappy block announcing 300 MiB is refused");
+	ok(kafka_codec_snappy((const uint8_t *)"\xff\xff\xff", 3, &out, &olen) == CHRONIK_ECORRUPT,
+	   "garbage is not snappy");
+	free(x);
+	free(c);
+	free(data);
+}
+
+static void test_zstd(void)
+{
+	size_t n = 300000;
+	uint8_t *data = make_data(n), *out = NULL;
+	size_t olen = 0;
+	size_t cap = ZSTD_compressBound(n);
+	uint8_t *c = malloc(cap);
+
+	/* Streamed, so the frame does not carry its content size. */
+	ZSTD_CStream *cs = ZSTD_createCStream();
+	ZSTD_initCStream(cs, 3);
+	ZSTD_inBuffer ib = { data, n, 0 };
+	ZSTD_outBuffer ob = { c, cap, 0 };
+	ZSTD_compressStream(cs, &ob, &ib);
+	size_t left = ZSTD_endStream(cs, &ob);
+	size_t clen = ob.pos;
+	ok(left == 0 && ZSTD_getFrameContentSize(c, clen) == ZSTD_CONTENTSIZE_UNKNOWN,
+	   "zstd frame without content size built");
+	ok(kafka_codec_zstd(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	   "zstd round trip (unknown content size)");
+	free(out);
+	ok(kafka_codec_zstd(c, clen - 5, &out, &olen) == CHRONIK_ECORRUPT,
+	   "truncated zstd is corrupt");
+	ok(kafka_codec_zstd((const uint8_t *)"nope", 4, &out, &olen) == CHRONIK_ECORRUPT,
+	   "garbage is not zstd");
+
+	/* Bomb: 300 MiB of zeros. */
+	size_t bomb_n = KAFKA_CODEC_MAX_OUT + ((size_t)44 << 20);
+	uint8_t *zeros = calloc(1, 1 << 20);
+	uint8_t *bomb = malloc(1 << 20);
+	ZSTD_initCStream(cs, 1);
+	ZSTD_outBuffer bo = { bomb, 1 << 20, 0 };
+	for (size_t done = 0; done < bomb_n; done += 1 << 20) {
+		ZSTD_inBuffer zi = { zeros, 1 << 20, 0 };
+		while (zi.pos < zi.size)
+			ZSTD_compressStream(cs, &bo, &zi);
+	}
+	while (ZSTD_endStream(cs, &bo) != 0)
+		;
+	ok(kafka_codec_zstd(bomb, bo.pos, &out, &olen) == CHRONIK_ECORRUPT,
+	   "zstd output beyond the bound is refused (%zu byte input)", bo.pos);
+	ZSTD_freeCStream(cs);
+	free(zeros);
+	free(bomb);
+	free(c);
+	free(data);
+}
+
+int main(void)
+{
+	test_reader();
+	test_gzip();
+	test_snappy();
+	test_zstd();
+	return tap_exit();
+}

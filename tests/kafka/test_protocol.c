@@ -1,0 +1,630 @@
+/* test_protocol.c - the listener at the wire level: version negotiation,
+ * produce (CRC, errors, idempotent retries, sequence gaps), fetch (byte for
+ * byte, out of range, long poll woken by another connection), list offsets,
+ * topic admin, standalone offset commits, ordering, acks=0, and malformed
+ * frames closing only their own connection.
+ *
+ * Usage: test_kafka_protocol KAFKA_SERVER_BINARY
+ */
+#include <pthread.h>
+
+#include "batch.h"
+#include "crc32c.h"
+#include "kclient.h"
+
+static struct kserver srv;
+static int32_t corr = 100;
+
+/* Send a request built by the caller in w, read the response, check its
+ * correlation id, position r after it. Returns the frame (free it). */
+static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
+{
+	uint8_t *buf;
+	size_t len;
+	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
+	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
+		kafka_reader_init(r, "", 0);
+		kafka_reader_fail(r);
+		return NULL;
+	}
+	kafka_reader_init(r, buf, len);
+	if (kafka_read_i32(r) != want)
+		kafka_reader_fail(r);
+	return buf;
+}
+
+/* A batch of n records "rec-<i>" with producer fields set; malloc'd. */
+static uint8_t *make_batch(int n, int64_t pid, int16_t epoch, int32_t seq, size_t *len)
+{
+	struct batch_builder b;
+	uint8_t *out = NULL;
+	char val[32];
+	batch_builder_init(&b);
+	for (int i = 0; i < n; i++) {
+		snprintf(val, sizeof(val), "rec-%d", i);
+		struct record_in r = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val), NULL, 0 };
+		batch_builder_add(&b, &r);
+	}
+	if (batch_builder_finish(&b, &out, len) != 0)
+		bail("batch_builder_finish");
+	batch_builder_fini(&b);
+	for (int i = 0; i < 8; i++)
+		out[43 + i] = (uint8_t)((uint64_t)pid >> (56 - 8 * i));
+	out[51] = (uint8_t)((uint16_t)epoch >> 8);
+	out[52] = (uint8_t)epoch;
+	kafka_put_be32(out + 53, (uint32_t)seq);
+	kafka_put_be32(out + 17, crc32c(0, out + 21, *len - 21));
+	return out;
+}
+
+/* Produce one batch to topic/0; returns the partition error code, *offset
+ * the base offset. -100 on transport failure. */
+static int produce(int fd, struct kafka_writer *w, int16_t version, int16_t acks,
+		   const char *topic, const uint8_t *batch, size_t len, int64_t *offset)
+{
+	struct kafka_reader r;
+	*offset = -1;
+	kc_begin(w, 0, version, ++corr, 0);
+	if (version >= 3)
+		kafka_write_string(w, false, NULL);
+	kafka_write_i16(w, acks);
+	kafka_write_i32(w, 5000);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_bytes(w, false, batch, (int32_t)len);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	*offset = kafka_read_i64(&r);
+	int bad = kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* ListOffsets v1 for topic/0 at ts: the offset, or -100. */
+static int64_t list_offset(int fd, struct kafka_writer *w, const char *topic, int64_t ts,
+			   int16_t *err)
+{
+	struct kafka_reader r;
+	kc_begin(w, 2, 1, ++corr, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_i64(w, ts);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	*err = kafka_read_i16(&r);
+	kafka_read_i64(&r);
+	int64_t off = kafka_read_i64(&r);
+	int bad = kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : off;
+}
+
+/* Fetch v11 topic/0 from offset. Returns the error code, copies the
+ * records into *records (malloc'd) / *rlen, *hw the high watermark. */
+static int fetch(int fd, struct kafka_writer *w, const char *topic, int64_t offset,
+		 int32_t max_wait, uint8_t **records, int32_t *rlen, int64_t *hw)
+{
+	struct kafka_reader r;
+	kc_begin(w, 1, 11, ++corr, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_i32(w, max_wait);
+	kafka_write_i32(w, 1);
+	kafka_write_i32(w, 1 << 20);
+	kafka_write_i8(w, 0);
+	kafka_write_i32(w, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_i64(w, offset);
+	kafka_write_i64(w, -1);
+	kafka_write_i32(w, 1 << 20);
+	kafka_write_array(w, false, 0);
+	kafka_write_string(w, false, "");
+	uint8_t *buf = roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_i32(&r);
+	int16_t top = kafka_read_i16(&r);
+	int32_t session = kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	*hw = kafka_read_i64(&r);
+	kafka_read_i64(&r); /* LSO */
+	kafka_read_i64(&r); /* log start */
+	int32_t na = kafka_read_array(&r, false, true, 16);
+	kafka_read_skip(&r, (size_t)(na > 0 ? na : 0) * 16);
+	kafka_read_i32(&r); /* preferred read replica */
+	struct kafka_str rec = kafka_read_bytes(&r, false, true);
+	int bad = kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || top != 0 || session != 0;
+	*rlen = rec.len;
+	*records = NULL;
+	if (rec.len > 0) {
+		*records = malloc((size_t)rec.len);
+		memcpy(*records, rec.ptr, (size_t)rec.len);
+	}
+	free(buf);
+	return bad ? -100 : err;
+}
+
+static void test_api_versions(int fd, struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	uint8_t *buf;
+
+	kc_begin(w, 18, 0, ++corr, 0);
+	buf = roundtrip(fd, w, &r);
+	int16_t err = kafka_read_i16(&r);
+	int32_t n = kafka_read_array(&r, false, false, 6);
+	int produce_max = -1, fetch_min = -1, av_max = -1;
+	for (int32_t i = 0; i < n; i++) {
+		int16_t k = kafka_read_i16(&r), mn = kafka_read_i16(&r), mx = kafka_read_i16(&r);
+		if (k == 0)
+			produce_max = mx;
+		if (k == 1)
+			fetch_min = mn;
+		if (k == 18)
+			av_max = mx;
+	}
+	ok(buf && !kafka_reader_failed(&r) && kafka_reader_left(&r) == 0 && err == 0,
+	   "ApiVersions v0 answers with the v0 body");
+	ok(produce_max >= 7 && fetch_min == 4 && av_max == 3,
+	   "it lists Produce up to v%d, Fetch from v%d, ApiVersions up to v%d", produce_max,
+	   fetch_min, av_max);
+	free(buf);
+
+	/* v3: request header v2, compact body; response header v0. */
+	kc_begin(w, 18, 3, ++corr, 1);
+	kafka_write_string(w, true, "kclient");
+	kafka_write_string(w, true, "1.0");
+	kafka_write_tags(w);
+	buf = roundtrip(fd, w, &r);
+	err = kafka_read_i16(&r);
+	n = kafka_read_array(&r, true, false, 4);
+	for (int32_t i = 0; i < n; i++) {
+		kafka_read_i16(&r);
+		kafka_read_i16(&r);
+		kafka_read_i16(&r);
+		kafka_read_tags(&r);
+	}
+	kafka_read_i32(&r);
+	kafka_read_tags(&r);
+	ok(buf && !kafka_reader_failed(&r) && kafka_reader_left(&r) == 0 && err == 0 && n >= 15,
+	   "ApiVersions v3 (flexible) answers %d APIs", n);
+	free(buf);
+
+	/* An ApiVersions version above ours: error 35 and the v0 body. */
+	kc_begin(w, 18, 9, ++corr, 1);
+	kafka_write_string(w, true, "kclient");
+	kafka_write_string(w, true, "1.0");
+	kafka_write_tags(w);
+	buf = roundtrip(fd, w, &r);
+	err = kafka_read_i16(&r);
+	n = kafka_read_array(&r, false, false, 6);
+	kafka_read_skip(&r, (size_t)n * 6);
+	ok(buf && !kafka_reader_failed(&r) && kafka_reader_left(&r) == 0 && err == 35 && n >= 15,
+	   "ApiVersions v9 gets error 35 with the v0 list");
+	free(buf);
+}
+
+static void test_metadata_admin(int fd, struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	uint8_t *buf;
+
+	/* Metadata v4 with auto-create for "proto". */
+	kc_begin(w, 3, 4, ++corr, 0);
+	kafka_write_array(w, false, 2);
+	kafka_write_string(w, false, "proto");
+	kafka_write_string(w, false, "bad/name");
+	kafka_write_bool(w, true);
+	buf = roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t nb = kafka_read_array(&r, false, false, 0);
+	int32_t node = kafka_read_i32(&r);
+	struct kafka_str host = kafka_read_string(&r, false, false);
+	int32_t port = kafka_read_i32(&r);
+	kafka_read_string(&r, false, true);
+	kafka_read_string(&r, false, true);
+	int32_t controller = kafka_read_i32(&r);
+	int32_t nt = kafka_read_array(&r, false, false, 0);
+	int16_t e1 = kafka_read_i16(&r);
+	int n1 = kafka_str_eq(kafka_read_string(&r, false, false), "proto");
+	kafka_read_bool(&r);
+	int32_t np = kafka_read_array(&r, false, false, 0);
+	for (int32_t i = 0; i < np; i++) {
+		kafka_read_i16(&r);
+		kafka_read_i32(&r);
+		kafka_read_i32(&r);
+		int32_t a = kafka_read_array(&r, false, false, 4);
+		kafka_read_skip(&r, (size_t)a * 4);
+		a = kafka_read_array(&r, false, false, 4);
+		kafka_read_skip(&r, (size_t)a * 4);
+	}
+	int16_t e2 = kafka_read_i16(&r);
+	ok(buf && !kafka_reader_failed(&r) && nb == 1 && node == 1 && controller == 1 &&
+		   kafka_str_eq(host, "127.0.0.1") && port == srv.port,
+	   "Metadata v4 advertises broker 1 at 127.0.0.1:%d", srv.port);
+	ok(nt == 2 && e1 == 0 && n1 && np == 2, "unknown topic auto-created with 2 partitions");
+	ok(e2 == 17, "an invalid topic name gets 17 (got %d)", e2);
+	free(buf);
+
+	/* CreateTopics v4 / DeleteTopics v3. */
+	for (int round = 0; round < 2; round++) {
+		kc_begin(w, 19, 4, ++corr, 0);
+		kafka_write_array(w, false, 2);
+		kafka_write_string(w, false, "ct");
+		kafka_write_i32(w, 3);
+		kafka_write_i16(w, -1);
+		kafka_write_array(w, false, 0);
+		kafka_write_array(w, false, 1);
+		kafka_write_string(w, false, "retention.ms");
+		kafka_write_string(w, false, "1000");
+		kafka_write_string(w, false, "..");
+		kafka_write_i32(w, 1);
+		kafka_write_i16(w, 1);
+		kafka_write_array(w, false, 0);
+		kafka_write_array(w, false, 0);
+		kafka_write_i32(w, 1000);
+		kafka_write_bool(w, false);
+		buf = roundtrip(fd, w, &r);
+		kafka_read_i32(&r);
+		kafka_read_array(&r, false, false, 0);
+		kafka_read_string(&r, false, false);
+		int16_t c1 = kafka_read_i16(&r);
+		kafka_read_string(&r, false, true);
+		kafka_read_string(&r, false, false);
+		int16_t c2 = kafka_read_i16(&r);
+		kafka_read_string(&r, false, true);
+		if (round == 0)
+			ok(buf && !kafka_reader_failed(&r) && c1 == 0 && c2 == 17,
+			   "CreateTopics creates ct (%d) and refuses '..' (%d)", c1, c2);
+		else
+			ok(buf && !kafka_reader_failed(&r) && c1 == 36,
+			   "creating ct again gets 36 (got %d)", c1);
+		free(buf);
+	}
+	int16_t err;
+	int64_t off = list_offset(fd, w, "ct", -1, &err);
+	ok(off == 0 && err == 0, "ct is empty");
+	for (int round = 0; round < 2; round++) {
+		kc_begin(w, 20, 3, ++corr, 0);
+		kafka_write_array(w, false, 1);
+		kafka_write_string(w, false, "ct");
+		kafka_write_i32(w, 1000);
+		buf = roundtrip(fd, w, &r);
+		kafka_read_i32(&r);
+		kafka_read_array(&r, false, false, 0);
+		kafka_read_string(&r, false, false);
+		int16_t d = kafka_read_i16(&r);
+		ok(buf && !kafka_reader_failed(&r) && d == (round == 0 ? 0 : 3),
+		   "DeleteTopics ct: %d", d);
+		free(buf);
+	}
+}
+
+struct delayed_produce {
+	int port;
+};
+
+static void *delayed_producer(void *arg)
+{
+	struct delayed_produce *d = arg;
+	struct kafka_writer w;
+	size_t len;
+	int64_t off;
+	usleep(300000);
+	int fd = kc_connect(d->port, 10);
+	kafka_writer_init(&w, 0);
+	uint8_t *b = make_batch(2, -1, -1, -1, &len);
+	produce(fd, &w, 7, 1, "proto", b, len, &off);
+	free(b);
+	kafka_writer_fini(&w);
+	close(fd);
+	return NULL;
+}
+
+static void test_produce_fetch(int fd, struct kafka_writer *w)
+{
+	size_t len;
+	int64_t off, hw;
+	int16_t err;
+	uint8_t *rec;
+	int32_t rlen;
+
+	uint8_t *b = make_batch(5, -1, -1, -1, &len);
+	uint8_t *orig = malloc(len);
+	memcpy(orig, b, len);
+	ok(produce(fd, w, 7, -1, "proto", b, len, &off) == 0 && off == 0,
+	   "Produce v7 acks=-1 appends at offset 0");
+	ok(produce(fd, w, 3, 1, "proto", b, len, &off) == 0 && off == 5,
+	   "Produce v3 appends the next batch at offset 5");
+
+	int rc = fetch(fd, w, "proto", 0, 0, &rec, &rlen, &hw);
+	ok(rc == 0 && hw == 10 && rlen == (int32_t)(2 * len), "Fetch v11 returns both batches (hw %lld)",
+	   (long long)hw);
+	ok(rec && memcmp(rec + 8, orig + 8, len - 8) == 0 && memcmp(rec + len + 8, orig + 8, len - 8) == 0,
+	   "fetched batches are the produced bytes (after the base offset)");
+	ok(rec && kafka_get_be32(rec + 4) == 0 && kafka_get_be32(rec + len + 4) == 5,
+	   "their base offsets are 0 and 5");
+	free(rec);
+
+	rc = fetch(fd, w, "proto", 11, 0, &rec, &rlen, &hw);
+	ok(rc == 1, "Fetch past the high watermark gets 1 OFFSET_OUT_OF_RANGE (got %d)", rc);
+	free(rec);
+	rc = fetch(fd, w, "nosuch", 0, 0, &rec, &rlen, &hw);
+	ok(rc == 3, "Fetch of an unknown topic gets 3 (got %d)", rc);
+	free(rec);
+
+	/* Bad CRC: refused, nothing appended. */
+	b[len - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", b, len, &off) == 2, "a batch with a bad CRC gets 2");
+	b[len - 1] ^= 1;
+	ok(list_offset(fd, w, "proto", -1, &err) == 10 && err == 0, "and nothing was appended");
+	ok(produce(fd, w, 2, 1, "proto", b, len, &off) == 43, "Produce v2 gets 43");
+	ok(produce(fd, w, 7, 1, "nosuch", b, len, &off) == 3, "Produce to an unknown topic gets 3");
+	ok(produce(fd, w, 7, 1, "proto", b, len - 1, &off) == 2, "a truncated batch gets 2");
+	ok(list_offset(fd, w, "proto", -2, &err) == 0 && err == 0, "ListOffsets earliest = 0");
+	off = list_offset(fd, w, "proto", 1700000000003, &err);
+	/* Kafka answers the first record with timestamp >= ts (offset 3);
+	 * the start of its batch (0) is also a valid place to start reading. */
+	ok((off == 0 || off == 3) && err == 0,
+	   "ListOffsets by timestamp finds the first batch (got %lld, %d)", (long long)off, err);
+	ok(list_offset(fd, w, "proto", 4000000000000, &err) == 10,
+	   "ListOffsets past every timestamp = the end");
+
+	/* Long poll woken by a produce on another connection. */
+	pthread_t th;
+	struct delayed_produce d = { srv.port };
+	pthread_create(&th, NULL, delayed_producer, &d);
+	rc = fetch(fd, w, "proto", 10, 20000, &rec, &rlen, &hw);
+	pthread_join(th, NULL);
+	ok(rc == 0 && rlen > 0 && hw == 12, "a long-polling Fetch returns data produced meanwhile");
+	free(rec);
+	rc = fetch(fd, w, "proto", 12, 200, &rec, &rlen, &hw);
+	ok(rc == 0 && rlen == 0, "a Fetch at the end times out empty");
+	free(rec);
+	free(b);
+	free(orig);
+}
+
+static int64_t init_producer_id(int fd, struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	kc_begin(w, 22, 1, ++corr, 0);
+	kafka_write_string(w, false, NULL);
+	kafka_write_i32(w, 60000);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	int64_t pid = kafka_read_i64(&r);
+	int16_t epoch = kafka_read_i16(&r);
+	int bad = !buf || kafka_reader_failed(&r) || err || epoch != 0;
+	free(buf);
+	return bad ? -1 : pid;
+}
+
+static void test_idempotence(int fd, struct kafka_writer *w)
+{
+	size_t len;
+	int64_t off, off2;
+	int16_t err;
+	int64_t pid = init_producer_id(fd, w);
+	int64_t pid2 = init_producer_id(fd, w);
+	ok(pid >= 0 && pid2 >= 0 && pid != pid2, "InitProducerId hands out distinct ids");
+
+	int64_t start = list_offset(fd, w, "proto", -1, &err);
+	uint8_t *b0 = make_batch(3, pid, 0, 0, &len);
+	int rc = produce(fd, w, 7, -1, "proto", b0, len, &off);
+	ok(rc == 0 && off == start, "idempotent batch seq 0 appended at %lld", (long long)off);
+	size_t len0 = len;
+	uint8_t *b0r = make_batch(3, pid, 0, 0, &len);
+	ok(produce(fd, w, 7, -1, "proto", b0r, len, &off2) == 0 && off2 == off,
+	   "its retry is answered with the original offset");
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 3, "and not appended twice");
+	uint8_t *gap = make_batch(1, pid, 0, 7, &len);
+	ok(produce(fd, w, 7, -1, "proto", gap, len, &off) == 45,
+	   "a sequence gap gets 45 OUT_OF_ORDER_SEQUENCE_NUMBER");
+	uint8_t *b1 = make_batch(2, pid, 0, 3, &len);
+	ok(produce(fd, w, 7, -1, "proto", b1, len, &off) == 0 && off == start + 3,
+	   "the next sequence is appended");
+	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
+	   "an older in-flight batch retried is still answered with its offset");
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 5, "log end is right after both");
+	free(b0);
+	free(b0r);
+	free(gap);
+	free(b1);
+}
+
+static void test_offsets(int fd, struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	uint8_t *buf;
+
+	kc_begin(w, 8, 2, ++corr, 0);
+	kafka_write_string(w, false, "standalone");
+	kafka_write_i32(w, -1);
+	kafka_write_string(w, false, "");
+	kafka_write_i64(w, -1);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, 2);
+	kafka_write_i32(w, 1);
+	kafka_write_i64(w, 42);
+	kafka_write_string(w, false, "meta");
+	kafka_write_i32(w, 9);
+	kafka_write_i64(w, 1);
+	kafka_write_string(w, false, NULL);
+	buf = roundtrip(fd, w, &r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t e1 = kafka_read_i16(&r);
+	kafka_read_i32(&r);
+	int16_t e2 = kafka_read_i16(&r);
+	ok(buf && !kafka_reader_failed(&r) && e1 == 0 && e2 == 3,
+	   "OffsetCommit v2 standalone: ok for partition 1, 3 for partition 9");
+	free(buf);
+
+	kc_begin(w, 9, 5, ++corr, 0);
+	kafka_write_string(w, false, "standalone");
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, 2);
+	kafka_write_i32(w, 1);
+	kafka_write_i32(w, 0);
+	buf = roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int64_t o1 = kafka_read_i64(&r);
+	kafka_read_i32(&r);
+	struct kafka_str m1 = kafka_read_string(&r, false, true);
+	kafka_read_i16(&r);
+	kafka_read_i32(&r);
+	int64_t o2 = kafka_read_i64(&r);
+	kafka_read_i32(&r);
+	kafka_read_string(&r, false, true);
+	kafka_read_i16(&r);
+	int16_t top = kafka_read_i16(&r);
+	ok(buf && !kafka_reader_failed(&r) && kafka_reader_left(&r) == 0 && o1 == 42 &&
+		   kafka_str_eq(m1, "meta") && o2 == -1 && top == 0,
+	   "OffsetFetch v5 returns 42/meta and -1 for an uncommitted partition");
+	free(buf);
+
+	/* Heartbeat for a group nobody joined. */
+	kc_begin(w, 12, 3, ++corr, 0);
+	kafka_write_string(w, false, "nogroup");
+	kafka_write_i32(w, 1);
+	kafka_write_string(w, false, "nobody");
+	kafka_write_string(w, false, NULL);
+	buf = roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	ok(buf && kafka_read_i16(&r) == 25, "Heartbeat from an unknown member gets 25");
+	free(buf);
+}
+
+static void test_ordering(int fd, struct kafka_writer *w)
+{
+	size_t len;
+	/* acks=0 produce (no response), then ApiVersions twice, pipelined. */
+	uint8_t *b = make_batch(1, -1, -1, -1, &len);
+	struct kafka_writer all;
+	kafka_writer_init(&all, 0);
+	kc_begin(w, 0, 7, 500, 0);
+	kafka_write_string(w, false, NULL);
+	kafka_write_i16(w, 0);
+	kafka_write_i32(w, 5000);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_bytes(w, false, b, (int32_t)len);
+	kafka_write_i32_at(w, 0, (int32_t)(w->len - 4));
+	kafka_write_raw(&all, w->buf, w->len);
+	for (int i = 0; i < 3; i++) {
+		kc_begin(w, i == 1 ? 3 : 18, i == 1 ? 1 : 0, 501 + i, 0);
+		if (i == 1)
+			kafka_write_array(w, false, 0);
+		kafka_write_i32_at(w, 0, (int32_t)(w->len - 4));
+		kafka_write_raw(&all, w->buf, w->len);
+	}
+	kc_send_all(fd, all.buf, all.len);
+	int order_ok = 1;
+	for (int i = 0; i < 3; i++) {
+		uint8_t *buf;
+		size_t n;
+		if (kc_recv(fd, &buf, &n) < 0) {
+			order_ok = 0;
+			break;
+		}
+		if (kafka_get_be32(buf) != (uint32_t)(501 + i))
+			order_ok = 0;
+		free(buf);
+	}
+	ok(order_ok, "pipelined requests are answered in order, acks=0 produce not at all");
+	kafka_writer_fini(&all);
+	free(b);
+}
+
+/* A malformed request closes its connection; others go on. */
+static void test_malformed(struct kafka_writer *w)
+{
+	static const struct {
+		const char *what;
+		uint8_t bytes[16];
+		size_t len;
+	} cases[] = {
+		{ "a size below the header", { 0, 0, 0, 4, 0, 18, 0, 0 }, 8 },
+		{ "a negative size", { 0xff, 0xff, 0xff, 0xf0 }, 4 },
+		{ "a size above max_request_bytes", { 0x7f, 0xff, 0xff, 0xff, 0, 18 }, 6 },
+		{ "an unknown api key", { 0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0 }, 14 },
+		{ "an unsupported Metadata version", { 0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0, 0 }, 14 },
+		{ "a truncated Metadata body", { 0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9 }, 16 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = kc_connect(srv.port, 10);
+		kc_send_all(fd, cases[i].bytes, cases[i].len);
+		ok(kc_closed(fd), "%s closes the connection", cases[i].what);
+		close(fd);
+	}
+	int fd = kc_connect(srv.port, 10);
+	struct kafka_reader r;
+	kc_begin(w, 18, 0, ++corr, 0);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	ok(buf && kafka_read_i16(&r) == 0, "a new connection is served afterwards");
+	free(buf);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		tap_skip_all("no kafka_server binary given");
+	static const char *const args[] = { "--partitions", "2", "--max-request-bytes", "1048576", NULL };
+	kserver_start(&srv, argv[1], args);
+
+	struct kafka_writer w;
+	kafka_writer_init(&w, 0);
+	int fd = kc_connect(srv.port, 30);
+	if (fd < 0)
+		bail("connect");
+	test_api_versions(fd, &w);
+	test_metadata_admin(fd, &w);
+	test_produce_fetch(fd, &w);
+	test_idempotence(fd, &w);
+	test_offsets(fd, &w);
+	test_ordering(fd, &w);
+	close(fd);
+	test_malformed(&w);
+	ok(kserver_alive(&srv), "the server is still running");
+	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
+	kafka_writer_fini(&w);
+	kserver_cleanup(&srv);
+	return tap_exit();
+}
