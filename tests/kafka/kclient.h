@@ -1,6 +1,6 @@
 /* kclient.h - helpers for the kafka suite's C tests: start kafka_server on a
  * fresh data directory, and speak raw Kafka frames to it.
- * Header-only (static functions), one copy per test program.
+ * Header-only (static inline functions), one copy per test program.
  */
 #ifndef CHRONIK_TESTS_KCLIENT_H
 #define CHRONIK_TESTS_KCLIENT_H
@@ -31,7 +31,7 @@ struct kserver {
 
 /* Start bin on dir/data (dir created if empty string) with extra args (NULL
  * terminated list, may be NULL). Bails out when it does not start. */
-static void kserver_start(struct kserver *s, const char *bin, const char *const *args)
+static inline void kserver_start(struct kserver *s, const char *bin, const char *const *args)
 {
 	int pfd[2];
 	if (!s->dir[0]) {
@@ -76,7 +76,7 @@ static void kserver_start(struct kserver *s, const char *bin, const char *const 
 
 /* SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status, -1 if
  * it had to be killed or died of a signal. */
-static int kserver_stop(struct kserver *s)
+static inline int kserver_stop(struct kserver *s)
 {
 	int st = 0;
 	if (s->pid <= 0)
@@ -96,13 +96,13 @@ static int kserver_stop(struct kserver *s)
 }
 
 /* 1 if the server process is still running. */
-static int kserver_alive(struct kserver *s)
+static inline int kserver_alive(struct kserver *s)
 {
 	int st;
 	return s->pid > 0 && waitpid(s->pid, &st, WNOHANG) == 0;
 }
 
-static void kserver_cleanup(struct kserver *s)
+static inline void kserver_cleanup(struct kserver *s)
 {
 	char cmd[300];
 	kserver_stop(s);
@@ -112,7 +112,7 @@ static void kserver_cleanup(struct kserver *s)
 }
 
 /* A connection with a receive timeout (so a test never hangs). */
-static int kc_connect(int port, int timeout_s)
+static inline int kc_connect(int port, int timeout_s)
 {
 	struct sockaddr_in a;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -133,7 +133,7 @@ static int kc_connect(int port, int timeout_s)
 	return fd;
 }
 
-static int kc_send_all(int fd, const void *buf, size_t n)
+static inline int kc_send_all(int fd, const void *buf, size_t n)
 {
 	const uint8_t *p = buf;
 	while (n > 0) {
@@ -147,7 +147,7 @@ static int kc_send_all(int fd, const void *buf, size_t n)
 }
 
 /* Begin a request in w: size placeholder and header v1 (v2 when flexible). */
-static void kc_begin(struct kafka_writer *w, int16_t key, int16_t version, int32_t corr,
+static inline void kc_begin(struct kafka_writer *w, int16_t key, int16_t version, int32_t corr,
 		     int flexible_header)
 {
 	kafka_writer_reset(w);
@@ -161,7 +161,7 @@ static void kc_begin(struct kafka_writer *w, int16_t key, int16_t version, int32
 }
 
 /* Fill in the size and send. */
-static int kc_send(int fd, struct kafka_writer *w)
+static inline int kc_send(int fd, struct kafka_writer *w)
 {
 	kafka_write_i32_at(w, 0, (int32_t)(w->len - 4));
 	return kc_send_all(fd, w->buf, w->len);
@@ -169,7 +169,7 @@ static int kc_send(int fd, struct kafka_writer *w)
 
 /* Receive one response frame: *buf malloc'd (body after the size). 0, or
  * -1 on EOF/timeout/error. */
-static int kc_recv(int fd, uint8_t **buf, size_t *len)
+static inline int kc_recv(int fd, uint8_t **buf, size_t *len)
 {
 	uint8_t hdr[4];
 	size_t got = 0;
@@ -197,7 +197,7 @@ static int kc_recv(int fd, uint8_t **buf, size_t *len)
 }
 
 /* 1 when the peer closed the connection (EOF) within the timeout. */
-static int kc_closed(int fd)
+static inline int kc_closed(int fd)
 {
 	uint8_t b;
 	ssize_t k = recv(fd, &b, 1, 0);
