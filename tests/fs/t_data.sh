@@ -1,0 +1,98 @@
+#!/bin/bash
+# The raw view: appends, cat, wc, tail -n, head -c, dd at any offset, sizes,
+# partial lines, what is refused.
+. "$(dirname "$0")/lib.sh"
+
+fs_start
+mkdir "$MNT/t"
+D=$MNT/t/0/data
+REF=$T/ref
+
+printf 'a\nb\nc\n' >"$T/in"
+cat "$T/in" >>"$D"
+cp "$T/in" "$REF"
+check "cat gives the three lines" test "$(cat "$D")" = "$(printf 'a\nb\nc')"
+check "st_size is 6" test "$(stat -c %s "$D")" = 6
+check "one write of three lines is one batch" grep -q '"batches": 1,' "$MNT/t/0/info.json"
+check "wc -l says 3" test "$(wc -l <"$D")" = 3
+check "tail -n 2" test "$(tail -n 2 "$D")" = "$(printf 'b\nc')"
+check "head -c 3" test "$(head -c 3 "$D")" = "$(printf 'a\nb')"
+
+bad=0
+for skip in 0 1 2 3 4 5 6 7; do
+	for count in 1 2 3; do
+		a=$(dd if="$D" bs=1 skip=$skip count=$count 2>/dev/null | od -An -c)
+		b=$(dd if="$REF" bs=1 skip=$skip count=$count 2>/dev/null | od -An -c)
+		[ "$a" = "$b" ] || { bad=$((bad + 1)); diag "dd skip=$skip count=$count: '$a' != '$b'"; }
+	done
+done
+ok $bad "dd bs=1 skip=N count=M returns the right bytes at every offset"
+
+# Many lines of varying length, written by cat in 128 KiB pieces that cut
+# lines apart: the pieces' partial lines wait in the handle.
+awk 'BEGIN { for (i = 0; i < 20000; i++) { s = sprintf("line %06d ", i); for (j = 0; j < i % 37; j++) s = s "x"; print s } }' >"$T/big"
+cat "$T/big" >>"$D"
+cat "$T/big" >>"$REF"
+check "a large append reads back byte for byte" cmp -s "$D" "$REF"
+check "st_size after the large append" test "$(stat -c %s "$D")" = "$(stat -c %s "$REF")"
+check "wc -l after the large append" test "$(wc -l <"$D")" = 20003
+check "tail -n 5 of the large file" test "$(tail -n 5 "$D")" = "$(tail -n 5 "$REF")"
+size=$(stat -c %s "$REF")
+bad=0
+for skip in 1 4095 4096 65537 131071 131072 300001 $((size - 10)) $((size - 1)); do
+	a=$(dd if="$D" bs=1 skip=$skip count=17 2>/dev/null | od -An -c)
+	b=$(dd if="$REF" bs=1 skip=$skip count=17 2>/dev/null | od -An -c)
+	[ "$a" = "$b" ] || { bad=$((bad + 1)); diag "dd skip=$skip: differs"; }
+done
+ok $bad "dd skip= at scattered offsets of the large file"
+a=$(dd if="$D" bs=1M count=1 status=none | md5sum)
+b=$(head -c 1048576 "$REF" | md5sum)
+check "one 1 MiB read() returns everything up to 1 MiB" test "$a" = "$b"
+
+# A partial line waits in the handle for its newline, then for close().
+# (One process, one descriptor: the kernel reports every close() of every
+# duplicate of a descriptor as a flush, and a flush appends the partial.)
+check "a partial line waits for its newline, then for close()" python3 - "$D" "$REF" <<'PY'
+import os, sys
+d, ref = sys.argv[1], sys.argv[2]
+size = os.stat(d).st_size
+fd = os.open(d, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"part1")
+assert os.stat(d).st_size == size, "partial line visible"
+os.write(fd, b"part2\nrest")
+assert os.stat(d).st_size == size + len(b"part1part2\n"), "line not appended"
+os.close(fd)
+assert os.stat(d).st_size == size + len(b"part1part2\nrest\n"), "rest not appended on close"
+with open(ref, "ab") as f:
+    f.write(b"part1part2\nrest\n")
+PY
+check "the partial lines read back" cmp -s "$D" "$REF"
+printf 'no newline' >>"$D"
+printf 'no newline\n' >>"$REF"
+check "echo -n then close appends one record" cmp -s "$D" "$REF"
+printf '\n' >>"$D"
+printf '\n' >>"$REF"
+check "an empty line is an empty record" cmp -s "$D" "$REF"
+
+size=$(stat -c %s "$REF")
+expect_errno "> on a non-empty log is EPERM" "Operation not permitted" sh -c "echo x > '$D'"
+expect_errno "truncate is EPERM" "Operation not permitted" truncate -s 0 "$D"
+check "truncate to the current size is a no-op" truncate -s "$size" "$D"
+expect_errno "a write at offset 0 without O_APPEND is EINVAL" "Invalid argument" \
+	dd if="$T/in" of="$D" conv=notrunc bs=1 count=2 status=none
+check "a write at the end without O_APPEND appends" \
+	dd if="$T/in" of="$D" conv=notrunc oflag=seek_bytes seek="$size" status=none
+cat "$T/in" >>"$REF"
+check "the log is unchanged by refused writes and has the append" cmp -s "$D" "$REF"
+check "> on an empty partition works" sh -c "mkdir '$MNT/u' && echo fresh > '$MNT/u/0/data' && test \"\$(cat '$MNT/u/0/data')\" = fresh"
+check "fsync works" dd if="$T/in" of="$MNT/u/0/data" oflag=append conv=notrunc,fsync status=none
+check "df on the mount" sh -c "df '$MNT' >/dev/null"
+
+mtime1=$(stat -c %Y "$D")
+check "mtime is true (not before the mount's start)" test "$mtime1" -ge "$(stat -c %Y "$T/in")"
+
+daemon_stop
+fs_start
+check "the log reads back the same after a restart" cmp -s "$D" "$REF"
+
+done_testing

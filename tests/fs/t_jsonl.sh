@@ -1,0 +1,127 @@
+#!/bin/bash
+# records.jsonl round trip (keys, headers, timestamps, null, binary), invalid
+# JSON refused whole; config.json and info.json.
+. "$(dirname "$0")/lib.sh"
+
+fs_start
+mkdir "$MNT/j"
+P=$MNT/j/0
+
+python3 - "$P" >"$T/py.out" 2>&1 <<'PY'
+import base64, errno, json, os, sys
+p = sys.argv[1]
+J, D = p + "/records.jsonl", p + "/data"
+n = 0
+def ok(cond, desc):
+    global n
+    n += 1
+    print(("ok " if cond else "not ok ") + str(n) + " - " + desc)
+def append(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        return os.write(fd, data)
+    finally:
+        os.close(fd)
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+binval = bytes(range(256))
+lines = [
+    {"key": "k1", "value": "hello", "timestamp": 1700000000123,
+     "headers": [{"key": "h1", "value": "v1"}, {"key": "h1", "value": "v2"}, {"key": "h2", "value": None}]},
+    {"value": "no key"},
+    {"key": None, "value": None},
+    {"key_b64": base64.b64encode(b"\xff\xfe").decode(), "value_b64": base64.b64encode(binval).decode()},
+    {"value": "tab\tquote\"backslash\\ newline\n unicode \u00e9\u4e2d\U0001F600 nul\u0000end"},
+    {"value": {"nested": [1, 2]}, "headers": {"a": "b"}},
+]
+data = "".join(json.dumps(l) + "\n" for l in lines).encode()
+w = append(J, data)
+ok(w == len(data), "one write of 6 JSON lines")
+info = json.loads(read(p + "/info.json"))
+ok(info["next_offset"] == 6 and info["batches"] == 1, "6 records in one batch")
+
+raw = read(J)
+ok(os.stat(J).st_size == len(raw), "st_size of records.jsonl equals the bytes read")
+recs = [json.loads(l) for l in raw.decode().splitlines()]
+ok(len(recs) == 6, "6 lines read back")
+r = recs[0]
+ok(r["offset"] == 0 and r["timestamp"] == 1700000000123 and r["key"] == "k1" and r["value"] == "hello",
+   "offset, timestamp, key, value")
+ok(r["headers"] == [{"key": "h1", "value": "v1"}, {"key": "h1", "value": "v2"}, {"key": "h2", "value": None}],
+   "headers in order, repeated keys kept, null header value")
+ok(recs[1]["key"] is None and recs[1]["value"] == "no key" and recs[1]["timestamp"] > 1600000000000,
+   "absent key is null, absent timestamp is now")
+ok(recs[2]["key"] is None and recs[2]["value"] is None, "null key and null value")
+ok("key" not in recs[3] and base64.b64decode(recs[3]["key_b64"]) == b"\xff\xfe"
+   and base64.b64decode(recs[3]["value_b64"]) == binval, "binary key and value come back as *_b64")
+ok(recs[4]["value"] == lines[4]["value"], "escapes, non-ASCII and NUL round-trip")
+ok(recs[5]["value"] == '{"nested":[1,2]}' and recs[5]["headers"] == [{"key": "a", "value": "b"}],
+   "a JSON value is stored as its text; headers as an object")
+ok([x["offset"] for x in recs] == list(range(6)), "offsets 0..5")
+
+d = read(D)
+ok(d.split(b"\n")[:3] == [b"hello", b"no key", b""] and binval + b"\n" in d,
+   "the data view has the same values")
+
+# invalid lines fail the whole write, nothing appended
+size = os.stat(J).st_size
+for bad, what in [(b'{"value":"ok"}\n{"value":\n', "a truncated line"),
+                  (b'{"value":"ok"}\nnot json\n', "a line that is not JSON"),
+                  (b'{"value":"ok"}\n[1,2]\n', "a line that is not an object"),
+                  (b'{"valu":"typo"}\n', "an unknown field"),
+                  (b'{"value_b64":"!!!"}\n', "bad base64"),
+                  (b'{"key":"a","key_b64":"YQ=="}\n', "key and key_b64 together"),
+                  (b'{"timestamp":"soon"}\n', "a timestamp that is not an integer")]:
+    try:
+        append(J, bad)
+        ok(False, what + " is refused")
+    except OSError as e:
+        ok(e.errno == errno.EINVAL, what + " is refused with EINVAL")
+ok(os.stat(J).st_size == size and json.loads(read(p + "/info.json"))["next_offset"] == 6,
+   "nothing was appended by the refused writes")
+
+# a line split over two writes, and a blank line
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'{"value":"spl')
+os.write(fd, b'it"}\n\n   \n{"value":"last"}')
+os.close(fd)
+recs = [json.loads(l) for l in read(J).decode().splitlines()]
+ok([x["value"] for x in recs[6:]] == ["split", "last"], "a line split over writes; blank lines skipped; close appends the rest")
+
+# reads at any position of records.jsonl
+raw = read(J)
+good = True
+with open(J, "rb") as f:
+    for pos in range(0, len(raw), 37):
+        f.seek(pos)
+        if f.read(50) != raw[pos:pos + 50]:
+            good = False
+ok(good, "reads at every 37th byte position match")
+
+# config.json
+C = os.path.dirname(p) + "/config.json"
+ok(json.loads(read(C)) == {}, "config.json of a new topic is {}")
+with open(C, "w") as f:
+    f.write('{"retention.ms": "60000", "cleanup.policy": "compact"}\n')
+cfg = json.loads(read(C))
+ok(cfg.get("retention.ms") in ("60000", 60000) and cfg.get("cleanup.policy") == "compact",
+   "writing config.json changes the config")
+try:
+    with open(C, "w") as f:
+        f.write('{"retention.ms": ')
+        f.write('oops}\n')
+    ok(False, "invalid JSON in config.json is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "invalid JSON in config.json is refused with EINVAL")
+ok(json.loads(read(C)) == cfg, "the config is unchanged after the refused write")
+ok(os.stat(C).st_size == len(read(C)), "st_size of config.json is true")
+
+info = json.loads(read(p + "/info.json"))
+ok(info["log_start_offset"] == 0 and info["next_offset"] == 8 and info["raw_size"] == os.stat(D).st_size
+   and info["wal_bytes"] > 0, "info.json: offsets, raw size, WAL bytes")
+print("1.." + str(n))
+PY
+cat "$T/py.out"
+! grep -q "^not ok\|Traceback" "$T/py.out"
