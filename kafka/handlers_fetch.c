@@ -22,7 +22,8 @@
  * Long poll: while the response holds fewer than MinBytes and MaxWaitMs has
  * not passed, the connection's thread waits for an append
  * (engine_partition_wait), in KAFKA_WAIT_SLICE_MS slices (shorter when
- * several partitions are watched, taking turns), then reads again.
+ * several partitions are watched, taking turns), then reads again. The wait
+ * is capped at FETCH_MAX_WAIT_MS and ends when the client disconnects.
  */
 #include "kafka-private.h"
 
@@ -32,6 +33,8 @@
 
 #define FETCH_RESPONSE_MAX ((size_t)64 << 20)
 #define MULTI_WAIT_SLICE_MS 10
+/* Longest long poll; a client gone meanwhile ends it at once. */
+#define FETCH_MAX_WAIT_MS 60000
 
 struct fetch_part {
 	int32_t topic_index; /* into the request's topics */
@@ -174,13 +177,16 @@ int kafka_handle_fetch(struct kafka_request *req)
 		limit = FETCH_RESPONSE_MAX;
 	size_t total;
 	bool any_error;
+	if (max_wait > FETCH_MAX_WAIT_MS)
+		max_wait = FETCH_MAX_WAIT_MS;
 	int64_t deadline = kafka_now_ms() + (max_wait > 0 ? max_wait : 0);
 	int turn = 0;
 	for (;;) {
 		fetch_read_all(parts, nparts, limit, &total, &any_error);
 		int64_t now = kafka_now_ms();
 		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes ||
-		    now >= deadline || nparts == 0 || atomic_load(&req->l->stopping))
+		    now >= deadline || nparts == 0 || atomic_load(&req->l->stopping) ||
+		    kafka_conn_peer_closed(req->c))
 			break;
 		/* Wait for one of the partitions, taking turns. */
 		int64_t left = deadline - now;

@@ -476,7 +476,7 @@ int kafka_handle_join_group(struct kafka_request *req)
 		gr->deadline = now + rebalance_timeout;
 
 	m->waiters++;
-	while (m->join_pending && !m->removed && !g->stopping) {
+	while (m->join_pending && !m->removed && !g->stopping && !kafka_conn_peer_closed(req->c)) {
 		group_try_complete(g, gr, kafka_now_ms());
 		if (!m->join_pending)
 			break;
@@ -488,9 +488,11 @@ int kafka_handle_join_group(struct kafka_request *req)
 		bool gone = m->removed;
 		if (gone && m->waiters == 0)
 			member_free(m);
+		else if (!gone)
+			m->join_pending = false; /* session expiry applies again */
 		pthread_mutex_unlock(&g->lock);
 		if (!gone)
-			return -1; /* stopping */
+			return -1; /* stopping, or the client left: close */
 		if (v >= 2)
 			kafka_write_i32(w, 0);
 		kafka_write_i16(w, KERR_UNKNOWN_MEMBER_ID);
@@ -590,14 +592,15 @@ int kafka_handle_sync_group(struct kafka_request *req)
 		}
 		m->waiters++;
 		while (gr->state == G_AWAITING_SYNC && gr->generation == generation &&
-		       !m->removed && !g->stopping)
+		       !m->removed && !g->stopping && !kafka_conn_peer_closed(req->c))
 			cond_wait_ms(g, KAFKA_WAIT_SLICE_MS);
 		m->waiters--;
 		if (m->removed) {
 			if (m->waiters == 0)
 				member_free(m);
 			err = KERR_UNKNOWN_MEMBER_ID;
-		} else if (g->stopping && gr->state == G_AWAITING_SYNC) {
+		} else if (gr->state == G_AWAITING_SYNC && gr->generation == generation) {
+			/* stopping, or the client left */
 			pthread_mutex_unlock(&g->lock);
 			return -1;
 		} else if (gr->state != G_STABLE || gr->generation != generation) {

@@ -166,6 +166,10 @@ void kafka_groups_wake_all(struct kafka_groups *g);
 int kafka_producers_new(struct kafka_producers **out);
 void kafka_producers_free(struct kafka_producers *p);
 
+/* 1 when the client has closed or reset its end of the connection (a long
+ * wait on its behalf can stop early). */
+bool kafka_conn_peer_closed(const struct kafka_conn *c);
+
 /* Monotonic milliseconds. */
 int64_t kafka_now_ms(void);
 /* Wall-clock milliseconds since the epoch. */

@@ -83,6 +83,12 @@ int64_t kafka_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool kafka_conn_peer_closed(const struct kafka_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLRDHUP };
+	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 bool kafka_topic_name_copy(struct kafka_str s, char name[static 250])
 {
 	if (s.len <= 0 || s.len > 249)
