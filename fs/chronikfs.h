@@ -8,7 +8,7 @@
  *   MNT/<topic>/<N>/records.jsonl  JSON Lines view, one object per record
  *   MNT/<topic>/<N>/info.json    offsets and sizes of the partition
  *
- * The user-visible contract of every file is in fs/README-fs.md.
+ * The user-visible contract of every file is in README.md ("Mounting").
  *
  * Lifetime: chronikfs_mount() mounts and returns; chronikfs_run() serves
  * requests with libfuse's multi-threaded loop until the filesystem is
