@@ -1,0 +1,115 @@
+#!/bin/bash
+# Cross-path: the filesystem and Kafka clients on one chronikd see the same
+# records. echo into a partition's data file and read it with kcat; produce
+# with kcat and read it with cat, tail -f and records.jsonl.
+# Usage: cross_path.sh KAFKA_SERVER CHRONIKD
+. "$(dirname "$0")/lib.sh"
+
+CHRONIKD=${1:-}
+if [ -z "$CHRONIKD" ] || [ ! -x "$CHRONIKD" ]; then
+	echo "1..0 # SKIP no chronikd binary given"
+	exit 0
+fi
+if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "1..0 # SKIP no /dev/fuse or fusermount3 on this machine"
+	exit 0
+fi
+if ! command -v kcat >/dev/null; then
+	echo "1..0 # SKIP kcat not installed"
+	exit 0
+fi
+
+DATA=$T/data
+MNT=$T/mnt
+mkdir -p "$MNT"
+daemon_pid=
+tail_pid=
+
+is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+
+xp_cleanup() {
+	[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
+	if [ -n "$daemon_pid" ]; then
+		kill -TERM "$daemon_pid" 2>/dev/null
+		for _ in $(seq 150); do
+			kill -0 "$daemon_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$daemon_pid" 2>/dev/null
+		wait "$daemon_pid" 2>/dev/null
+	fi
+	if is_mounted "$MNT"; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	cleanup
+}
+trap xp_cleanup EXIT
+
+# wait_for COMMAND...: until COMMAND succeeds (0) or 10 s pass (1).
+wait_for() {
+	for _ in $(seq 100); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A free loopback port (bound, then released for chronikd).
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+BROKER=127.0.0.1:$PORT
+
+plan 10
+"$CHRONIKD" -f --kafka "$BROKER" --set default.partitions=1 "$DATA" "$MNT" 2>"$T/chronikd.log" &
+daemon_pid=$!
+wait_for is_mounted "$MNT"
+st=$?
+wait_for lim 5 kcat -b "$BROKER" -L -m 2 >/dev/null 2>&1
+ok $(( st || $? )) "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
+
+mkdir "$MNT/xp"
+ok $? "mkdir creates topic xp"
+printf 'one\ntwo\nthree\n' >>"$MNT/xp/0/data"
+ok $? "echo >> data appends three lines"
+lim 30 kcat -b "$BROKER" -C -t xp -o beginning -e -q >"$T/k1" 2>"$T/k1.err"
+printf 'one\ntwo\nthree\n' | cmp -s - "$T/k1"
+ok $? "kcat reads the lines written through the filesystem" || diag_file "$T/k1"
+
+printf 'four\nfive\n' | lim 30 kcat -b "$BROKER" -P -t xp -z gzip -X acks=all 2>"$T/p.err"
+ok $? "kcat -P -z gzip produces two records" || diag_file "$T/p.err"
+printf 'one\ntwo\nthree\nfour\nfive\n' | cmp -s - "$MNT/xp/0/data"
+ok $? "cat data shows the Kafka records after the file's" || diag_file "$MNT/xp/0/data"
+
+tail -n +1 -f "$MNT/xp/0/data" >"$T/tail.out" 2>/dev/null &
+tail_pid=$!
+wait_for grep -qx five "$T/tail.out"
+printf 'six\nseven\n' | lim 30 kcat -b "$BROKER" -P -t xp -z snappy 2>/dev/null
+wait_for grep -qx seven "$T/tail.out"
+st=$?
+printf 'one\ntwo\nthree\nfour\nfive\nsix\nseven\n' | cmp -s - "$T/tail.out"
+ok $(( st || $? )) "tail -f follows records produced with kcat" || diag_file "$T/tail.out"
+kill "$tail_pid" 2>/dev/null
+wait "$tail_pid" 2>/dev/null
+tail_pid=
+
+printf 'k1:keyed\n' | lim 30 kcat -b "$BROKER" -P -t xp -K: 2>/dev/null
+grep -q '"key": *"k1"' "$MNT/xp/0/records.jsonl" && grep -q '"value": *"keyed"' "$MNT/xp/0/records.jsonl"
+ok $? "records.jsonl shows a keyed Kafka record" || tail -n 3 "$MNT/xp/0/records.jsonl" | sed 's/^/# /'
+
+lim 30 kcat -b "$BROKER" -C -t xp -o beginning -e -q -f '%o %s\n' >"$T/k2" 2>/dev/null
+[ "$(tail -n 1 "$T/k2")" = "7 keyed" ] && [ "$(wc -l <"$T/k2")" -eq 8 ]
+ok $? "offsets run 0..7 across both paths" || diag_file "$T/k2"
+
+kill -TERM "$daemon_pid"
+st=1
+for _ in $(seq 150); do
+	if ! kill -0 "$daemon_pid" 2>/dev/null; then
+		wait "$daemon_pid"
+		st=$?
+		break
+	fi
+	sleep 0.1
+done
+daemon_pid=
+! is_mounted "$MNT"
+ok $(( st || $? )) "chronikd stops on SIGTERM and unmounts"
+done_testing
