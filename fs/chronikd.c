@@ -61,29 +61,28 @@ struct settings {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: chronikd [options] DATA_DIR MOUNTPOINT\n"
-		"\n"
-		"Mount the chronik log store in DATA_DIR at MOUNTPOINT (and serve Kafka\n"
-		"clients on it).\n"
-		"\n"
-		"  -f, --foreground         stay in the foreground, log to stderr\n"
-		"  -d, --debug              debug logging and libfuse's request trace\n"
-		"  --fsync every|interval:MS|never\n"
-		"                           when appends are fsynced (default every)\n"
-		"  --config FILE.json       settings from a JSON object (flags win)\n"
-		"  --set KEY=VALUE          one setting; also --KEY=VALUE or --KEY VALUE\n"
-		"  -o OPT[,OPT...]          FUSE mount options (allow_other is opt-in;\n"
-		"                           noauto_unmount, nodefault_permissions turn\n"
-		"                           off the defaults)\n"
-		"  --kafka HOST:PORT        Kafka listener address (default 127.0.0.1:9092)\n"
-		"  --no-kafka               no Kafka listener\n"
-		"  -h, --help               this text\n"
-		"  -V, --version            the version\n"
-		"\n"
-		"Settings: fsync, wal.segment.bytes, default.partitions, kafka,\n"
-		"kafka.max.request.bytes, kafka.auto.create.topics, mount.options,\n"
-		"foreground, log.level (debug|info|warn|error).\n");
+	fprintf(f, "usage: chronikd [options] DATA_DIR MOUNTPOINT\n"
+		   "\n"
+		   "Mount the chronik log store in DATA_DIR at MOUNTPOINT (and serve Kafka\n"
+		   "clients on it).\n"
+		   "\n"
+		   "  -f, --foreground         stay in the foreground, log to stderr\n"
+		   "  -d, --debug              debug logging and libfuse's request trace\n"
+		   "  --fsync every|interval:MS|never\n"
+		   "                           when appends are fsynced (default every)\n"
+		   "  --config FILE.json       settings from a JSON object (flags win)\n"
+		   "  --set KEY=VALUE          one setting; also --KEY=VALUE or --KEY VALUE\n"
+		   "  -o OPT[,OPT...]          FUSE mount options (allow_other is opt-in;\n"
+		   "                           noauto_unmount, nodefault_permissions turn\n"
+		   "                           off the defaults)\n"
+		   "  --kafka HOST:PORT        Kafka listener address (default 127.0.0.1:9092)\n"
+		   "  --no-kafka               no Kafka listener\n"
+		   "  -h, --help               this text\n"
+		   "  -V, --version            the version\n"
+		   "\n"
+		   "Settings: fsync, wal.segment.bytes, default.partitions, kafka,\n"
+		   "kafka.max.request.bytes, kafka.auto.create.topics, mount.options,\n"
+		   "foreground, log.level (debug|info|warn|error).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -425,10 +424,10 @@ static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap
 {
 	char msg[1024];
 	size_t n;
-	enum log_level l = level <= FUSE_LOG_ERR	 ? LOG_LVL_ERROR
-			   : level <= FUSE_LOG_WARNING ? LOG_LVL_WARN
-			   : level <= FUSE_LOG_INFO	 ? LOG_LVL_INFO
-						       : LOG_LVL_DEBUG;
+	enum log_level l = level <= FUSE_LOG_ERR     ? LOG_LVL_ERROR :
+			   level <= FUSE_LOG_WARNING ? LOG_LVL_WARN :
+			   level <= FUSE_LOG_INFO    ? LOG_LVL_INFO :
+						       LOG_LVL_DEBUG;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
@@ -661,7 +660,8 @@ close_engine:
 #endif
 	err = engine_close(e);
 	if (err < 0) {
-		log_msg(LOG_LVL_ERROR, "chronikd", "closing %s: %s", data_dir, chronik_strerror(err));
+		log_msg(LOG_LVL_ERROR, "chronikd", "closing %s: %s", data_dir,
+			chronik_strerror(err));
 		status = 1;
 	} else if (status == 0) {
 		log_msg(LOG_LVL_INFO, "chronikd", "%s closed", data_dir);

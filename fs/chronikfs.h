@@ -32,13 +32,13 @@
 struct chronikfs;
 
 struct chronikfs_options {
-	const char *mountpoint;	   /* an existing directory */
-	const char *fsname;	   /* first field of /proc/mounts; NULL = "chronik" */
-	const char *data_dir;	   /* statfs reports its filesystem; may be NULL */
-	const char *fuse_options;  /* extra comma-separated -o options, or NULL */
-	bool auto_unmount;	   /* -o auto_unmount: a dead daemon leaves no mount */
-	bool default_permissions;  /* the kernel checks mode bits (default true) */
-	bool debug;		   /* libfuse's request trace on stderr */
+	const char *mountpoint; /* an existing directory */
+	const char *fsname; /* first field of /proc/mounts; NULL = "chronik" */
+	const char *data_dir; /* statfs reports its filesystem; may be NULL */
+	const char *fuse_options; /* extra comma-separated -o options, or NULL */
+	bool auto_unmount; /* -o auto_unmount: a dead daemon leaves no mount */
+	bool default_permissions; /* the kernel checks mode bits (default true) */
+	bool debug; /* libfuse's request trace on stderr */
 };
 
 void chronikfs_options_init(struct chronikfs_options *o);

@@ -68,9 +68,9 @@ struct jsonl_mark {
 struct jsonl_view {
 	pthread_mutex_t lock;
 	struct engine_cursor *cur; /* counting cursor; NULL until first use */
-	int64_t counted;	   /* records below this offset are counted */
-	uint64_t size;		   /* rendered bytes of the counted records */
-	struct jsonl_mark *marks;  /* ascending pos; one per >= 64 KiB of view */
+	int64_t counted; /* records below this offset are counted */
+	uint64_t size; /* rendered bytes of the counted records */
+	struct jsonl_mark *marks; /* ascending pos; one per >= 64 KiB of view */
 	size_t nmarks, cap;
 	char *scratch; /* render buffer for counting */
 	size_t scratch_cap;
@@ -108,11 +108,11 @@ struct fs_table {
 
 struct fs_handle {
 	struct fs_handle *prev, *next; /* chronikfs.handles, under handles_lock */
-	pthread_mutex_t lock;	       /* one request at a time on this handle */
+	pthread_mutex_t lock; /* one request at a time on this handle */
 	enum fs_kind kind;
 	struct fs_topic *topic; /* referenced */
-	struct fs_part *part;	/* in topic, or NULL for config.json */
-	int flags;		/* open(2) flags */
+	struct fs_part *part; /* in topic, or NULL for config.json */
+	int flags; /* open(2) flags */
 	/* data / records.jsonl: a trailing line without its newline yet */
 	char *pending;
 	size_t pending_len, pending_cap;
@@ -127,7 +127,7 @@ struct fs_handle {
 	/* info.json and config.json: the file's content for this handle */
 	char *text;
 	size_t text_len, text_cap;
-	bool dirty;   /* config.json written: apply on flush */
+	bool dirty; /* config.json written: apply on flush */
 	bool invalid; /* config.json holds something that is not a JSON object */
 };
 
@@ -265,8 +265,7 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
 
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		 struct fuse_file_info *fi);
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

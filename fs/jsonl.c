@@ -163,7 +163,8 @@ static int put_bytes_field(struct jsonl_buf *b, const char *lead, const char *na
 {
 	size_t nl = strlen(name), ll = strlen(lead);
 	size_t n = len < 0 ? 0 : (size_t)len;
-	int err = buf_reserve(b, ll + nl + 16 + (n * 6 > base64_encoded_len(n) ? n * 6 : base64_encoded_len(n)));
+	int err = buf_reserve(
+		b, ll + nl + 16 + (n * 6 > base64_encoded_len(n) ? n * 6 : base64_encoded_len(n)));
 
 	if (err < 0)
 		return err;
@@ -191,8 +192,9 @@ int jsonl_render(struct jsonl_buf *b, const struct engine_record *r)
 
 	if (err < 0)
 		return err;
-	b->len += (size_t)snprintf(b->p + b->len, 80, "{\"offset\":%" PRId64 ",\"timestamp\":%" PRId64,
-				   r->offset, r->timestamp);
+	b->len += (size_t)snprintf(b->p + b->len, 80,
+				   "{\"offset\":%" PRId64 ",\"timestamp\":%" PRId64, r->offset,
+				   r->timestamp);
 	err = put_bytes_field(b, ",", "key", r->key, r->key_len);
 	if (err == 0)
 		err = put_bytes_field(b, ",", "value", r->value, r->value_len);
@@ -331,7 +333,7 @@ static int bytes_from(struct jsonl_batch *b, json_object *v, bool b64, bool any_
 	if (b64 || !any_json)
 		return -EINVAL;
 	const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE);
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
 	*out = s;
 	*len = (int32_t)strlen(s);
 	return 0;
@@ -373,8 +375,8 @@ static int headers_from(struct jsonl_batch *b, json_object *h, struct record_in 
 			json_object_object_foreach(e, k, v)
 			{
 				(void)v;
-				if (strcmp(k, "key") && strcmp(k, "key_b64") && strcmp(k, "value") &&
-				    strcmp(k, "value_b64"))
+				if (strcmp(k, "key") && strcmp(k, "key_b64") &&
+				    strcmp(k, "value") && strcmp(k, "value_b64"))
 					return -EINVAL;
 			}
 			int err = pair_from(b, e, "key", "key_b64", false, &hs[i].key,
@@ -422,9 +424,9 @@ static int record_from(struct jsonl_batch *b, json_object *o, struct record_in *
 	json_object_object_foreach(o, k, v)
 	{
 		(void)v;
-		static const char *const known[] = { "offset",	  "timestamp", "key",
-						     "key_b64",	  "value",     "value_b64",
-						     "headers",	  "partition", "topic" };
+		static const char *const known[] = { "offset",	"timestamp", "key",
+						     "key_b64", "value",     "value_b64",
+						     "headers", "partition", "topic" };
 		size_t i;
 		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			if (strcmp(k, known[i]) == 0)

@@ -549,7 +549,8 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			struct fs_topic *ct;
 			if (fs_topic_lookup(fs, names[i], &ct) < 0)
 				continue; /* deleted meanwhile */
-			err = dir_add(d, &cap, names[i], fs_ino_make(FS_TOPIC, ct->tid, -1), S_IFDIR);
+			err = dir_add(d, &cap, names[i], fs_ino_make(FS_TOPIC, ct->tid, -1),
+				      S_IFDIR);
 			fs_topic_unref(ct);
 		}
 		engine_strv_free(names, n);

@@ -291,8 +291,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size;
 	int err;
 
-	if (fs_ino_decode(ino, &in) < 0 || in.kind == FS_ROOT ||
-	    !(t = fs_topic_get(fs, in.tid)) || in.part >= t->nparts) {
+	if (fs_ino_decode(ino, &in) < 0 || in.kind == FS_ROOT || !(t = fs_topic_get(fs, in.tid)) ||
+	    in.part >= t->nparts) {
 		err = -ENOENT;
 		goto fail;
 	}
@@ -381,8 +381,7 @@ fail:
 	fuse_reply_err(req, fs_errno(err));
 }
 
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = fi_handle(fi);
 	char *buf;
@@ -426,8 +425,9 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_buf(req, NULL, 0);
 		else
 			fuse_reply_buf(req, h->text + off,
-				       h->text_len - (size_t)off < size ? h->text_len - (size_t)off
-									: size);
+				       h->text_len - (size_t)off < size ?
+					       h->text_len - (size_t)off :
+					       size);
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
@@ -477,9 +477,9 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		}
 		break;
 	case FS_CONFIG:
-		err = off < 0 || size > FS_PENDING_MAX || (uint64_t)off > FS_PENDING_MAX
-			      ? -EFBIG
-			      : config_write(h, buf, size, off);
+		err = off < 0 || size > FS_PENDING_MAX || (uint64_t)off > FS_PENDING_MAX ?
+			      -EFBIG :
+			      config_write(h, buf, size, off);
 		break;
 	default:
 		err = -EBADF;

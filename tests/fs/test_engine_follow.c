@@ -116,8 +116,8 @@ int main(void)
 	engine_append_lines(p, "first\n", 6, &base);
 	memset(&st, 0, sizeof(st));
 	err = fstat(fd, &st);
-	ok(err == 0 && st.st_size == 6, "fstat right after an engine append sees the new size (%lld)",
-	   (long long)st.st_size);
+	ok(err == 0 && st.st_size == 6,
+	   "fstat right after an engine append sees the new size (%lld)", (long long)st.st_size);
 	char rb[16] = "";
 	ok(pread(fd, rb, sizeof(rb), 0) == 6 && memcmp(rb, "first\n", 6) == 0,
 	   "and reads the new bytes");
@@ -150,8 +150,8 @@ int main(void)
 	}
 	ok(seen == 5, "tail -f sees all 5 engine appends (%d)", seen);
 	diag("slowest engine append reached tail -f after %lld ms", (long long)worst);
-	const char *want[] = { "first\n", "engine-1\n", "engine-2\n", "engine-3\n", "engine-4\n",
-			       "engine-5\n" };
+	const char *want[] = { "first\n",    "engine-1\n", "engine-2\n",
+			       "engine-3\n", "engine-4\n", "engine-5\n" };
 	const char *at = out;
 	for (int i = 0; i < 6; i++) {
 		const char *f = strstr(at, want[i]);
