@@ -130,8 +130,7 @@ struct kafka_str kafka_read_bytes(struct kafka_reader *r, bool compact, bool nul
 	return read_blob(r, compact, nullable, true);
 }
 
-int32_t kafka_read_array(struct kafka_reader *r, bool compact, bool nullable,
-			 size_t min_elem_size)
+int32_t kafka_read_array(struct kafka_reader *r, bool compact, bool nullable, size_t min_elem_size)
 {
 	int64_t n = read_len(r, compact, true);
 	if (r->failed)

@@ -72,8 +72,7 @@ struct kafka_str kafka_read_bytes(struct kafka_reader *r, bool compact, bool nul
 
 /* An array count: -1 = null (only when nullable), else 0..N where
  * N * min_elem_size <= bytes left (else the reader fails). */
-int32_t kafka_read_array(struct kafka_reader *r, bool compact, bool nullable,
-			 size_t min_elem_size);
+int32_t kafka_read_array(struct kafka_reader *r, bool compact, bool nullable, size_t min_elem_size);
 /* Skip a tagged-fields section (flexible versions). */
 void kafka_read_tags(struct kafka_reader *r);
 /* Skip n bytes. */

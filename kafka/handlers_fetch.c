@@ -184,9 +184,8 @@ int kafka_handle_fetch(struct kafka_request *req)
 	for (;;) {
 		fetch_read_all(parts, nparts, limit, &total, &any_error);
 		int64_t now = kafka_now_ms();
-		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes ||
-		    now >= deadline || nparts == 0 || atomic_load(&req->l->stopping) ||
-		    kafka_conn_peer_closed(req->c))
+		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes || now >= deadline ||
+		    nparts == 0 || atomic_load(&req->l->stopping) || kafka_conn_peer_closed(req->c))
 			break;
 		/* Wait for one of the partitions, taking turns. */
 		int64_t left = deadline - now;
@@ -213,7 +212,8 @@ int kafka_handle_fetch(struct kafka_request *req)
 			kafka_write_i32(w, fp->partition);
 			kafka_write_i16(w, fp->error);
 			kafka_write_i64(w, fp->p ? fp->info.next_offset : -1); /* HighWatermark */
-			kafka_write_i64(w, fp->p ? fp->info.next_offset : -1); /* LastStableOffset */
+			kafka_write_i64(w,
+					fp->p ? fp->info.next_offset : -1); /* LastStableOffset */
 			if (v >= 5)
 				kafka_write_i64(w, fp->p ? fp->info.log_start_offset : -1);
 			kafka_write_array(w, false, 0); /* AbortedTransactions */

@@ -63,9 +63,9 @@ struct member {
 	uint8_t *assignment;
 	int32_t assignment_len;
 	int64_t last_seen;
-	bool joined;	   /* joined the rebalance in progress */
+	bool joined; /* joined the rebalance in progress */
 	bool join_pending; /* a JoinGroup waits for the rebalance to complete */
-	bool removed;	   /* unlinked; freed by the last waiter */
+	bool removed; /* unlinked; freed by the last waiter */
 	int waiters;
 	struct member *next;
 };
@@ -76,7 +76,7 @@ struct group {
 	int32_t generation;
 	char *protocol_type;
 	char *protocol; /* chosen protocol name */
-	char *leader;	/* member id */
+	char *leader; /* member id */
 	struct member *members;
 	int nmembers;
 	int64_t deadline, initial_until;
@@ -420,7 +420,8 @@ int kafka_handle_join_group(struct kafka_request *req)
 	} else {
 		char id[300];
 		m = calloc(1, sizeof(*m));
-		int cl = req->client_id.len > 0 && req->client_id.len < 200 ? req->client_id.len : 0;
+		int cl = req->client_id.len > 0 && req->client_id.len < 200 ? req->client_id.len :
+									      0;
 		snprintf(id, sizeof(id), "%.*s-%llu-%08x", cl, cl ? req->client_id.ptr : "",
 			 (unsigned long long)++g->seq, (unsigned)(kafka_wall_ms() * 2654435761u));
 		if (m)

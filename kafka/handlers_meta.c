@@ -116,7 +116,7 @@ static void write_topic_metadata(struct kafka_request *req, const char *name,
 	for (int32_t i = 0; i < parts; i++) {
 		kafka_write_i16(w, KERR_NONE);
 		kafka_write_i32(w, i);
-		kafka_write_i32(w, NODE_ID);   /* LeaderId */
+		kafka_write_i32(w, NODE_ID); /* LeaderId */
 		kafka_write_array(w, false, 1); /* ReplicaNodes */
 		kafka_write_i32(w, NODE_ID);
 		kafka_write_array(w, false, 1); /* IsrNodes */

@@ -49,7 +49,7 @@ struct pstate {
 	int32_t partition;
 	char topic[250];
 	pthread_mutex_t lock; /* held across sequence check + append */
-	bool known;	      /* the fields below are valid */
+	bool known; /* the fields below are valid */
 	int16_t epoch;
 	int32_t last_seq;
 	struct recent_batch recent[RECENT_BATCHES];

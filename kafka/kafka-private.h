@@ -67,17 +67,17 @@ enum kafka_api_key {
 	KAPI_INIT_PRODUCER_ID = 22,
 };
 
-struct kafka_groups;	/* handlers_group.c */
+struct kafka_groups; /* handlers_group.c */
 struct kafka_producers; /* handlers_produce.c */
 
 struct kafka_conn {
 	struct kafka_listener *l;
 	int fd;
 	pthread_t thread;
-	atomic_bool done;	/* set by the connection thread as it exits */
-	char host[64];		/* our address as the client reached it */
+	atomic_bool done; /* set by the connection thread as it exits */
+	char host[64]; /* our address as the client reached it */
 	int32_t port;
-	char peer[64];		/* the client's address, for logs and member ids */
+	char peer[64]; /* the client's address, for logs and member ids */
 	struct kafka_conn *next; /* listener's list, under l->lock */
 };
 
@@ -90,7 +90,7 @@ struct kafka_listener {
 	pthread_t timer_thread;
 	atomic_bool stopping;
 
-	pthread_mutex_t lock;	/* guards conns, nconns */
+	pthread_mutex_t lock; /* guards conns, nconns */
 	struct kafka_conn *conns;
 	int nconns;
 
@@ -111,7 +111,7 @@ struct kafka_request {
 	int16_t api_version;
 	int32_t correlation_id;
 	struct kafka_str client_id;
-	bool flexible;	  /* the body uses the compact encodings */
+	bool flexible; /* the body uses the compact encodings */
 	bool no_response; /* set by a handler (Produce with acks=0) */
 	struct kafka_reader *r;
 	struct kafka_writer *w;

@@ -214,8 +214,7 @@ static void addr_to_str(const struct sockaddr_storage *ss, char *host, size_t ho
 
 /* Serve one request held in buf[0, len). Returns 0 to keep the connection,
  * -1 to close it. */
-static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len,
-		      struct kafka_writer *w)
+static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w)
 {
 	struct kafka_reader r;
 	struct kafka_request req;
@@ -247,8 +246,8 @@ static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len,
 
 	if (req.api_version < api->min_version || req.api_version > api->max_version) {
 		if (req.api_key != KAPI_API_VERSIONS || req.api_version < 0) {
-			log_msg(LOG_LVL_DEBUG, "kafka", "%s: %s v%d unsupported, closing",
-				c->peer, api->name, req.api_version);
+			log_msg(LOG_LVL_DEBUG, "kafka", "%s: %s v%d unsupported, closing", c->peer,
+				api->name, req.api_version);
 			return -1;
 		}
 		/* A newer ApiVersions: header v2, body unread; answer with

@@ -26,8 +26,9 @@ int main(int argc, char **argv)
 	int sig, rc;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s DATA_DIR [--partitions N] [--fsync POLICY] "
-				"[--max-request-bytes N] [--no-auto-create]\n",
+		fprintf(stderr,
+			"usage: %s DATA_DIR [--partitions N] [--fsync POLICY] "
+			"[--max-request-bytes N] [--no-auto-create]\n",
 			argv[0]);
 		return 2;
 	}

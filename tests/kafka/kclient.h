@@ -148,7 +148,7 @@ static inline int kc_send_all(int fd, const void *buf, size_t n)
 
 /* Begin a request in w: size placeholder and header v1 (v2 when flexible). */
 static inline void kc_begin(struct kafka_writer *w, int16_t key, int16_t version, int32_t corr,
-		     int flexible_header)
+			    int flexible_header)
 {
 	kafka_writer_reset(w);
 	(void)kafka_write_i32_later(w);

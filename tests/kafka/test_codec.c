@@ -200,8 +200,7 @@ static void test_snappy(void)
 
 	ok(snappy_compress((const char *)data, n, (char *)c, &clen) == SNAPPY_OK,
 	   "snappy test data compressed");
-	ok(kafka_codec_snappy(c, clen, &out, &olen) == 0 && olen == n &&
-		   memcmp(out, data, n) == 0,
+	ok(kafka_codec_snappy(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "raw snappy round trip");
 	free(out);
 
@@ -209,15 +208,15 @@ static void test_snappy(void)
 	size_t half = n / 2;
 	size_t c1 = snappy_max_compressed_length(half), c2 = snappy_max_compressed_length(n - half);
 	uint8_t *x = malloc(16 + 8 + c1 + c2);
-	static const uint8_t hdr[16] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1 };
+	static const uint8_t hdr[16] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0,
+					 0,    0,   0,	 1,   0,   0,	0,   1 };
 	memcpy(x, hdr, 16);
 	snappy_compress((const char *)data, half, (char *)x + 20, &c1);
 	kafka_put_be32(x + 16, (uint32_t)c1);
 	snappy_compress((const char *)data + half, n - half, (char *)x + 24 + c1, &c2);
 	kafka_put_be32(x + 20 + c1, (uint32_t)c2);
 	size_t xlen = 24 + c1 + c2;
-	ok(kafka_codec_snappy(x, xlen, &out, &olen) == 0 && olen == n &&
-		   memcmp(out, data, n) == 0,
+	ok(kafka_codec_snappy(x, xlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "xerial-framed snappy round trip");
 	free(out);
 	ok(kafka_codec_snappy(x, xlen - 3, &out, &olen) == CHRONIK_ECORRUPT,

@@ -42,7 +42,8 @@ static uint8_t *make_batch(int n, int64_t pid, int16_t epoch, int32_t seq, size_
 	batch_builder_init(&b);
 	for (int i = 0; i < n; i++) {
 		snprintf(val, sizeof(val), "rec-%d", i);
-		struct record_in r = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val), NULL, 0 };
+		struct record_in r = { 1700000000000 + i,    NULL, -1, val,
+				       (int32_t)strlen(val), NULL, 0 };
 		batch_builder_add(&b, &r);
 	}
 	if (batch_builder_finish(&b, &out, len) != 0)
@@ -59,8 +60,8 @@ static uint8_t *make_batch(int n, int64_t pid, int16_t epoch, int32_t seq, size_
 
 /* Produce one batch to topic/0; returns the partition error code, *offset
  * the base offset. -100 on transport failure. */
-static int produce(int fd, struct kafka_writer *w, int16_t version, int16_t acks,
-		   const char *topic, const uint8_t *batch, size_t len, int64_t *offset)
+static int produce(int fd, struct kafka_writer *w, int16_t version, int16_t acks, const char *topic,
+		   const uint8_t *batch, size_t len, int64_t *offset)
 {
 	struct kafka_reader r;
 	*offset = -1;
@@ -362,9 +363,10 @@ static void test_produce_fetch(int fd, struct kafka_writer *w)
 	   "Produce v3 appends the next batch at offset 5");
 
 	int rc = fetch(fd, w, "proto", 0, 0, &rec, &rlen, &hw);
-	ok(rc == 0 && hw == 10 && rlen == (int32_t)(2 * len), "Fetch v11 returns both batches (hw %lld)",
-	   (long long)hw);
-	ok(rec && memcmp(rec + 8, orig + 8, len - 8) == 0 && memcmp(rec + len + 8, orig + 8, len - 8) == 0,
+	ok(rc == 0 && hw == 10 && rlen == (int32_t)(2 * len),
+	   "Fetch v11 returns both batches (hw %lld)", (long long)hw);
+	ok(rec && memcmp(rec + 8, orig + 8, len - 8) == 0 &&
+		   memcmp(rec + len + 8, orig + 8, len - 8) == 0,
 	   "fetched batches are the produced bytes (after the base offset)");
 	ok(rec && kafka_get_be32(rec + 4) == 0 && kafka_get_be32(rec + len + 4) == 5,
 	   "their base offsets are 0 and 5");
@@ -584,8 +586,12 @@ static void test_malformed(struct kafka_writer *w)
 		{ "a negative size", { 0xff, 0xff, 0xff, 0xf0 }, 4 },
 		{ "a size above max_request_bytes", { 0x7f, 0xff, 0xff, 0xff, 0, 18 }, 6 },
 		{ "an unknown api key", { 0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0 }, 14 },
-		{ "an unsupported Metadata version", { 0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0, 0 }, 14 },
-		{ "a truncated Metadata body", { 0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9 }, 16 },
+		{ "an unsupported Metadata version",
+		  { 0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0, 0 },
+		  14 },
+		{ "a truncated Metadata body",
+		  { 0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9 },
+		  16 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int fd = kc_connect(srv.port, 10);
@@ -606,7 +612,8 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		tap_skip_all("no kafka_server binary given");
-	static const char *const args[] = { "--partitions", "2", "--max-request-bytes", "1048576", NULL };
+	static const char *const args[] = { "--partitions", "2", "--max-request-bytes", "1048576",
+					    NULL };
 	kserver_start(&srv, argv[1], args);
 
 	struct kafka_writer w;

@@ -52,7 +52,8 @@ static void test_produce(const char *broker)
 	int ok_conf = rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err)) ==
 			      RD_KAFKA_CONF_OK &&
 		      rd_kafka_conf_set(c, "acks", "all", err, sizeof(err)) == RD_KAFKA_CONF_OK &&
-		      rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err)) == RD_KAFKA_CONF_OK &&
+		      rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err)) ==
+			      RD_KAFKA_CONF_OK &&
 		      rd_kafka_conf_set(c, "compression.codec", "lz4", err, sizeof(err)) ==
 			      RD_KAFKA_CONF_OK;
 	ok(ok_conf, "producer configured: idempotence, acks=all, lz4");
