@@ -155,7 +155,6 @@ struct fs_notify {
 	struct partition **queue; /* referenced, no duplicates */
 	size_t len, cap;
 	bool stop;
-	struct fs_notify *retired_next;
 };
 
 struct chronikfs {

@@ -40,13 +40,6 @@ void chronikfs_options_init(struct chronikfs_options *o)
 
 /* ---- growth notification ------------------------------------------------------ */
 
-/* The engine may still be inside a listener call for a short while after
- * engine_set_append_listener(NULL) returns, so a closed mount's notify
- * context is never freed: it stays on this list (reachable, a few dozen
- * bytes per mount in the process's life). */
-static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fs_notify *retired;
-
 static void on_append(void *arg, struct partition *p)
 {
 	struct fs_notify *n = arg;
@@ -159,11 +152,15 @@ static int opt_add(char **o, size_t *len, const char *s, bool escape)
 
 static void chronikfs_free(struct chronikfs *fs)
 {
+	/* The listener was cleared (engine_set_append_listener waits out a
+	 * running call) and the notifier joined before we get here. */
 	if (fs->notify) {
-		pthread_mutex_lock(&retired_lock);
-		fs->notify->retired_next = retired;
-		retired = fs->notify;
-		pthread_mutex_unlock(&retired_lock);
+		for (size_t i = 0; i < fs->notify->len; i++)
+			engine_partition_unref(fs->notify->queue[i]);
+		free(fs->notify->queue);
+		pthread_mutex_destroy(&fs->notify->lock);
+		pthread_cond_destroy(&fs->notify->cond);
+		free(fs->notify);
 	}
 	fs_table_fini(&fs->table);
 	pthread_mutex_destroy(&fs->handles_lock);

@@ -289,12 +289,22 @@ static void *commit_main(void *arg)
 		rc = group_write(e, head);
 
 		/* Collect the partitions that grew before releasing the appenders
-		 * (their requests die with them); each is referenced once. */
+		 * (their requests die with them); each is referenced once. The
+		 * listener is read under commit_lock and counted busy until its
+		 * calls are over, so engine_set_append_listener can wait them out. */
 		struct partition **grown = NULL;
 		size_t ngrown = 0, nreq = 0;
+		engine_append_fn fn;
+		void *fn_arg;
 		for (struct append_req *r = head; r; r = r->next)
 			nreq++;
-		if (rc == 0 && e->listener)
+		pthread_mutex_lock(&e->commit_lock);
+		fn = e->listener;
+		fn_arg = e->listener_arg;
+		if (fn)
+			e->listener_busy = true;
+		pthread_mutex_unlock(&e->commit_lock);
+		if (rc == 0 && fn)
 			grown = malloc(nreq * sizeof(*grown));
 		for (struct append_req *r = head; grown && r; r = r->next) {
 			size_t i;
@@ -318,12 +328,15 @@ static void *commit_main(void *arg)
 		pthread_mutex_unlock(&e->commit_lock);
 
 		for (size_t i = 0; i < ngrown; i++) {
-			if (e->listener)
-				e->listener(e->listener_arg, grown[i]);
+			fn(fn_arg, grown[i]);
 			engine_partition_unref(grown[i]);
 		}
 		free(grown);
 		pthread_mutex_lock(&e->commit_lock);
+		if (fn) {
+			e->listener_busy = false;
+			pthread_cond_broadcast(&e->commit_done);
+		}
 	}
 	pthread_mutex_unlock(&e->commit_lock);
 	return NULL;

@@ -113,8 +113,11 @@ struct engine {
 	int64_t last_sync_ns;
 	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
 
+	/* The append listener (commit_lock); listener_busy while the commit
+	 * thread is calling it, commit_done broadcast when it stops being. */
 	engine_append_fn listener;
 	void *listener_arg;
+	bool listener_busy;
 };
 
 /* Topic helpers (meta.c); callers hold meta_lock. */

@@ -195,6 +195,11 @@ int32_t engine_partition_index(const struct partition *p)
 	return p->index;
 }
 
+uint32_t engine_partition_topic_id(const struct partition *p)
+{
+	return p->topic_id;
+}
+
 void engine_partition_info(struct partition *p, struct partition_info *out)
 {
 	pthread_mutex_lock(&p->lock);
@@ -273,6 +278,8 @@ void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg
 	pthread_mutex_lock(&e->commit_lock);
 	e->listener = fn;
 	e->listener_arg = arg;
+	while (e->listener_busy)
+		pthread_cond_wait(&e->commit_done, &e->commit_lock);
 	pthread_mutex_unlock(&e->commit_lock);
 }
 

@@ -97,6 +97,9 @@ void engine_partition_ref(struct partition *p);
 void engine_partition_unref(struct partition *p);
 const char *engine_partition_topic(const struct partition *p);
 int32_t engine_partition_index(const struct partition *p);
+/* The topic's id: assigned at creation, never reused, so a topic deleted and
+ * created again under the same name has a new one. */
+uint32_t engine_partition_topic_id(const struct partition *p);
 
 struct partition_info {
 	int64_t log_start_offset;
@@ -131,7 +134,9 @@ int engine_append_lines(struct partition *p, const char *buf, size_t len, int64_
 
 /* Called from the commit thread after each group is published, once per
  * partition that grew, without engine locks held. It must not block for
- * long nor call back into appends. One listener per engine; NULL clears. */
+ * long nor call back into appends or into engine_set_append_listener. One
+ * listener per engine; NULL clears. When engine_set_append_listener returns,
+ * no call to the previous listener is running or will start. */
 typedef void (*engine_append_fn)(void *arg, struct partition *p);
 void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg);
 
@@ -177,8 +182,8 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
  * 1 = data available, 0 = timed out, <0 error (topic deleted, engine closing). */
 int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms);
 
-/* The first offset whose batch's max timestamp >= ts (Kafka ListOffsets);
- * next_offset if none. */
+/* The offset of the first record whose timestamp >= ts (Kafka ListOffsets by
+ * time); next_offset if none. */
 int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset);
 
 /* ---- consumer-group offsets (metadata log) ----------------------------------- */

@@ -3,6 +3,7 @@
  * the lock, WAL rotation and reopen. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "testutil.h"
 
@@ -245,6 +246,45 @@ static void test_wait_wakes(const char *dir)
 	engine_close(e);
 }
 
+static atomic_int listener_calls;
+
+static void on_append(void *arg, struct partition *p)
+{
+	(void)p;
+	usleep(20000); /* a slow listener: clearing it must wait for this call */
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void test_listener(const char *dir)
+{
+	struct engine *e = open_or_bail(dir, NULL);
+	struct partition *p;
+	int64_t base;
+	int before;
+
+	engine_topic_create(e, "l", 1, NULL);
+	p = part_or_bail(e, "l", 0);
+	engine_set_append_listener(e, on_append, &listener_calls);
+	engine_append_lines(p, "a\n", 2, &base);
+	engine_set_append_listener(e, NULL, NULL);
+	before = atomic_load(&listener_calls);
+	ok(before == 1,
+	   "the listener was called once for one append, and had returned when cleared");
+	engine_append_lines(p, "b\n", 2, &base);
+	ok(atomic_load(&listener_calls) == before, "a cleared listener is not called");
+	uint32_t id1 = engine_partition_topic_id(p);
+	engine_topic_delete(e, "l");
+	engine_topic_create(e, "l", 1, NULL);
+	struct partition *p2 = part_or_bail(e, "l", 0);
+	ok(engine_partition_topic_id(p2) > id1 && strcmp(engine_partition_topic(p2), "l") == 0,
+	   "a recreated topic has a new id");
+	ok(engine_append_lines(p, "c\n", 2, &base) == CHRONIK_ENOTOPIC,
+	   "an append to a partition of the deleted topic fails");
+	engine_partition_unref(p2);
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 static void test_groups_and_lock(const char *dir)
 {
 	struct engine *e = open_or_bail(dir, NULL), *e2;
@@ -285,6 +325,7 @@ int main(void)
 	test_topics(d1);
 	test_append_read(d2);
 	test_wait_wakes(d3);
+	test_listener(d1);
 	test_groups_and_lock(d2);
 	free(d1);
 	free(d2);
