@@ -57,7 +57,7 @@ struct appender {
 	struct partition *p;
 	const struct bench_opts *o;
 	atomic_uint_fast64_t *claimed; /* batches handed out so far */
-	uint64_t total;		       /* batches to append in all */
+	uint64_t total; /* batches to append in all */
 	pthread_barrier_t *start;
 	uint64_t batches;
 	int status;

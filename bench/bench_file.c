@@ -89,8 +89,9 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!chunk || !total || (strcmp(fsync_mode, "every") && strcmp(fsync_mode, "end") &&
-				 strcmp(fsync_mode, "never")))
+	if (!chunk || !total ||
+	    (strcmp(fsync_mode, "every") && strcmp(fsync_mode, "end") &&
+	     strcmp(fsync_mode, "never")))
 		usage();
 	if (line_len) {
 		if (line_len > chunk)

@@ -65,7 +65,7 @@ static int pt_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		return err;
 	}
 	while ((de = readdir(d)) != NULL) {
-		struct stat st = {0};
+		struct stat st = { 0 };
 		st.st_ino = de->d_ino;
 		st.st_mode = (mode_t)de->d_type << 12;
 		if (fill(buf, de->d_name, &st, 0, 0))
