@@ -227,6 +227,7 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 	char *argv[] = { "chronikd", "-o", opts, o->debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
 	fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	fuse_opt_free_args(&args);
 	if (!fs->se) {
 		err = -EINVAL; /* libfuse said which option */
 		goto free_opts;

@@ -115,6 +115,8 @@ static int grow(char **p, size_t *cap, size_t need)
 
 static int pending_add(struct fs_handle *h, const char *buf, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (h->pending_len + n > FS_PENDING_MAX)
 		return -EFBIG;
 	int err = grow(&h->pending, &h->pending_cap, h->pending_len + n);
