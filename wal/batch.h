@@ -142,7 +142,8 @@ void batch_iter_fini(struct batch_iter *it);
 
 /* Walk a record's headers: *pos starts at r->headers; returns 1 with *h
  * filled, 0 at the end, CHRONIK_ECORRUPT on a malformed header. */
-int batch_record_header_next(const uint8_t **pos, const uint8_t *end, struct batch_record_header *h);
+int batch_record_header_next(const uint8_t **pos, const uint8_t *end,
+			     struct batch_record_header *h);
 
 /* Raw-view size of a batch: sum of value lengths (null = 0) plus one newline
  * per record. Decompresses when needed. */

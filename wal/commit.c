@@ -82,6 +82,7 @@ static int rotate(struct engine *e)
 
 	if (fdatasync(active->fd) < 0)
 		return -errno;
+	atomic_fetch_add(&e->st_fsyncs, 1);
 	rc = wal_file_create(e, seq, &fd);
 	if (rc)
 		return rc;
@@ -115,6 +116,7 @@ static int sync_active(struct engine *e)
 	pthread_mutex_unlock(&e->files_lock);
 	if (fdatasync(fd) < 0)
 		return -errno;
+	atomic_fetch_add(&e->st_fsyncs, 1);
 	e->last_sync_ns = now_ns();
 	e->unsynced = 0;
 	return 0;
@@ -194,6 +196,7 @@ static int group_write(struct engine *e, struct append_req *head)
 		if (ftruncate(fd, start) < 0)
 			log_msg(LOG_LVL_ERROR, "wal", "cannot truncate the failed group: %s",
 				chronik_strerror(-errno));
+		atomic_fetch_add(&e->st_failed, 1);
 		for (struct append_req *r = head; r; r = r->next) {
 			pthread_mutex_lock(&r->p->lock);
 			r->p->c_next_offset = r->p->next_offset;
@@ -233,6 +236,9 @@ static int group_write(struct engine *e, struct append_req *head)
 		pthread_mutex_unlock(&p->lock);
 	}
 	e->active_size = pos;
+	atomic_fetch_add(&e->st_groups, 1);
+	atomic_fetch_add(&e->st_appends, n / 2);
+	atomic_fetch_add(&e->st_bytes, total);
 	return 0;
 }
 

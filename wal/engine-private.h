@@ -118,6 +118,9 @@ struct engine {
 	engine_append_fn listener;
 	void *listener_arg;
 	bool listener_busy;
+
+	/* Counters (engine_stats_get); written by the commit thread. */
+	atomic_uint_fast64_t st_appends, st_groups, st_bytes, st_fsyncs, st_failed;
 };
 
 /* Topic helpers (meta.c); callers hold meta_lock. */

@@ -112,6 +112,15 @@ const struct engine_options *engine_get_options(const struct engine *e)
 	return &e->opt;
 }
 
+void engine_stats_get(struct engine *e, struct engine_stats *out)
+{
+	out->appends = atomic_load(&e->st_appends);
+	out->groups = atomic_load(&e->st_groups);
+	out->bytes = atomic_load(&e->st_bytes);
+	out->fsyncs = atomic_load(&e->st_fsyncs);
+	out->failed_groups = atomic_load(&e->st_failed);
+}
+
 /* ---- partitions --------------------------------------------------------------- */
 
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index)
@@ -294,6 +303,7 @@ int engine_sync(struct engine *e)
 	pthread_mutex_unlock(&e->files_lock);
 	if (fd >= 0 && fdatasync(fd) < 0)
 		return -errno;
+	atomic_fetch_add(&e->st_fsyncs, 1);
 	return 0;
 }
 

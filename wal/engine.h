@@ -61,6 +61,18 @@ int engine_close(struct engine *e);
 int engine_sync(struct engine *e);
 const struct engine_options *engine_get_options(const struct engine *e);
 
+/* Group-commit counters since open. appends / groups is the average group
+ * size; fsyncs counts WAL fdatasyncs (group commits, intervals, rotations,
+ * engine_sync). */
+struct engine_stats {
+	uint64_t appends;
+	uint64_t groups;
+	uint64_t bytes;
+	uint64_t fsyncs;
+	uint64_t failed_groups;
+};
+void engine_stats_get(struct engine *e, struct engine_stats *out);
+
 /* ---- topics -------------------------------------------------------------- */
 
 /* Kafka's rule: [A-Za-z0-9._-], 1-249 characters, not "." or "..". */

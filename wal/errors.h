@@ -10,15 +10,15 @@
 
 enum {
 	CHRONIK_ERR_BASE = -30800,
-	CHRONIK_ECORRUPT = CHRONIK_ERR_BASE,	  /* invalid frame or batch before the tail */
-	CHRONIK_EVERSION = CHRONIK_ERR_BASE - 1,  /* unknown frame version / batch magic */
-	CHRONIK_ELOCKED = CHRONIK_ERR_BASE - 2,	  /* data directory held by another process */
-	CHRONIK_EBADCRC = CHRONIK_ERR_BASE - 3,	  /* Kafka batch CRC32C mismatch */
-	CHRONIK_ECODEC = CHRONIK_ERR_BASE - 4,	  /* compression codec not available */
-	CHRONIK_ENOTOPIC = CHRONIK_ERR_BASE - 5,  /* unknown topic or partition */
+	CHRONIK_ECORRUPT = CHRONIK_ERR_BASE, /* invalid frame or batch before the tail */
+	CHRONIK_EVERSION = CHRONIK_ERR_BASE - 1, /* unknown frame version / batch magic */
+	CHRONIK_ELOCKED = CHRONIK_ERR_BASE - 2, /* data directory held by another process */
+	CHRONIK_EBADCRC = CHRONIK_ERR_BASE - 3, /* Kafka batch CRC32C mismatch */
+	CHRONIK_ECODEC = CHRONIK_ERR_BASE - 4, /* compression codec not available */
+	CHRONIK_ENOTOPIC = CHRONIK_ERR_BASE - 5, /* unknown topic or partition */
 	CHRONIK_ETOPICEXISTS = CHRONIK_ERR_BASE - 6, /* topic already exists */
-	CHRONIK_EBADNAME = CHRONIK_ERR_BASE - 7,  /* name breaks Kafka's naming rule */
-	CHRONIK_ERANGE = CHRONIK_ERR_BASE - 8,	  /* offset outside [log start, next offset] */
+	CHRONIK_EBADNAME = CHRONIK_ERR_BASE - 7, /* name breaks Kafka's naming rule */
+	CHRONIK_ERANGE = CHRONIK_ERR_BASE - 8, /* offset outside [log start, next offset] */
 	CHRONIK_ERR_LAST = CHRONIK_ERR_BASE - 8,
 };
 

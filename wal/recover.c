@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,12 +363,22 @@ int wal_recover(struct engine *e)
 		end = WAL_FILE_HEADER_SIZE;
 	}
 	e->active_size = end;
+	/* The hot indexes grew by doubling while the WAL was read: give the
+	 * slack and the abandoned smaller arrays back. */
 	for (size_t i = 0; i < e->ntopics; i++)
 		for (int32_t j = 0; j < e->topics[i]->nparts; j++) {
 			struct partition *p = e->topics[i]->parts[j];
 			p->c_next_offset = p->next_offset;
 			p->c_raw_size = p->raw_size;
+			if (p->n && p->n < p->cap) {
+				struct hot_entry *v = realloc(p->idx, p->n * sizeof(*v));
+				if (v) {
+					p->idx = v;
+					p->cap = p->n;
+				}
+			}
 		}
+	malloc_trim(0);
 out:
 	free(seqs);
 	return rc;

@@ -89,6 +89,12 @@ int main(void)
 	writers_done = 1;
 	pthread_join(rt, &res);
 	ok(fails == 0, "%d writers x %d appends succeeded", WRITERS, BATCHES);
+	struct engine_stats st;
+	engine_stats_get(eng, &st);
+	ok(st.appends == WRITERS * BATCHES && st.groups >= 1 && st.groups <= st.appends &&
+		   st.fsyncs >= st.groups && st.failed_groups == 0,
+	   "stats: %llu appends in %llu groups, %llu fsyncs", (unsigned long long)st.appends,
+	   (unsigned long long)st.groups, (unsigned long long)st.fsyncs);
 	ok((intptr_t)res == 0, "a concurrent reader saw dense offsets in order");
 
 	for (int round = 0; round < 2; round++) {
