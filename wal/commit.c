@@ -11,13 +11,16 @@
  *   - patches the batch's baseOffset in place and encodes the 64-byte V2
  *     frame header;
  * then writes the group with pwritev at the end of the active WAL file
- * (rotating first if the file has reached wal.segment.bytes), and fsyncs
+ * (rotating first if the group would take the file past wal.segment.bytes;
+ * the group's last frame carries FRAME_FLAG_GROUP_END), and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
  * appenders released, and the append listener called.
  *
- * A failed write or fsync truncates the file back to where the group began
- * and fails every request of the group with the error.
+ * Room in the hot index is reserved before the write, so a group that is
+ * on disk is always published. A failed write or fsync truncates the file
+ * back to where the group began and fails every request of the group with
+ * the error.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +33,33 @@
 #include "batch.h"
 #include "engine-private.h"
 #include "log.h"
+
+/* A batch from outside: walk its records once, checking that there are
+ * recordCount of them with offset deltas 0, 1, 2, ... (so that offsets stay
+ * dense and every record is reachable), and sum their raw-view size. */
+static int batch_check_records(const uint8_t *batch, size_t len, uint64_t *raw)
+{
+	struct batch_iter it;
+	struct batch_record br;
+	int32_t i = 0;
+	int rc;
+
+	*raw = 0;
+	rc = batch_iter_init(&it, batch, len);
+	if (rc)
+		return rc;
+	while ((rc = batch_iter_next(&it, &br)) == 1) {
+		if (br.offset_delta != i++) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		*raw += (br.value_len > 0 ? (uint64_t)br.value_len : 0) + 1;
+	}
+	if (rc == 0 && i != it.hdr.record_count)
+		rc = CHRONIK_ECORRUPT;
+	batch_iter_fini(&it);
+	return rc;
+}
 
 struct append_req {
 	struct partition *p;
@@ -74,13 +104,53 @@ static int write_all(int fd, struct iovec *iov, int iovcnt, off_t off)
 	return 0;
 }
 
+/* Make room in each partition's hot index for this group's entries before
+ * anything is written, so publishing after the fsync cannot fail. */
+static int reserve_index(struct append_req *head)
+{
+	for (struct append_req *r = head; r; r = r->next)
+		if (r->status == 0)
+			r->p->c_group_entries++;
+	for (struct append_req *r = head; r; r = r->next) {
+		struct partition *p = r->p;
+		size_t need;
+		int rc = 0;
+		if (r->status || p->c_group_entries == 0)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		need = p->n + p->c_group_entries;
+		if (need > p->cap) {
+			size_t cap = p->cap ? p->cap : 64;
+			while (cap < need)
+				cap *= 2;
+			struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
+			if (v) {
+				p->idx = v;
+				p->cap = cap;
+			} else {
+				rc = -ENOMEM;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+		p->c_group_entries = 0;
+		if (rc) {
+			for (struct append_req *q = head; q; q = q->next)
+				q->p->c_group_entries = 0;
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static int rotate(struct engine *e)
 {
 	struct wal_file *active = &e->files[e->nfiles - 1];
 	uint64_t seq = active->seq + 1;
 	int fd, rc;
 
-	if (fdatasync(active->fd) < 0)
+	/* Seal exactly what was published: a failed group whose truncation
+	 * failed too must not end up inside a sealed file. */
+	if (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)
 		return -errno;
 	atomic_fetch_add(&e->st_fsyncs, 1);
 	rc = wal_file_create(e, seq, &fd);
@@ -147,6 +217,9 @@ static int group_write(struct engine *e, struct append_req *head)
 	}
 	if (e->active_size + total > UINT32_MAX)
 		return -EFBIG;
+	rc = reserve_index(head);
+	if (rc)
+		return rc;
 	iov = malloc(2 * n * sizeof(*iov));
 	if (!iov)
 		return -ENOMEM;
@@ -155,12 +228,17 @@ static int group_write(struct engine *e, struct append_req *head)
 	fd = active->fd;
 	start = (off_t)e->active_size;
 
+	struct append_req *last = NULL;
+	for (struct append_req *r = head; r; r = r->next)
+		if (r->status == 0)
+			last = r;
 	n = 0;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		struct frame_info fi = { 0 };
 		if (r->status)
 			continue;
+		fi.flags = r == last ? FRAME_FLAG_GROUP_END : 0;
 		r->base_offset = p->c_next_offset;
 		r->raw_pos = p->c_raw_size;
 		p->c_next_offset += (int64_t)r->last_delta + 1;
@@ -388,10 +466,12 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		return rc;
 	if (bh.record_count <= 0 || bh.last_offset_delta < 0)
 		return CHRONIK_ECORRUPT;
+	if (bh.record_count != bh.last_offset_delta + 1)
+		return CHRONIK_ECORRUPT;
 	if (raw_len >= 0) {
 		r.raw_len = (uint64_t)raw_len;
 	} else {
-		rc = batch_raw_size(batch, len, &r.raw_len);
+		rc = batch_check_records(batch, len, &r.raw_len);
 		if (rc)
 			return rc;
 	}

@@ -58,6 +58,7 @@ struct partition {
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;
+	size_t c_group_entries; /* commit thread: entries this group adds */
 };
 
 /* A topic: owned by the engine's topic table (guarded by e->meta_lock).
@@ -101,6 +102,9 @@ struct engine {
 	struct wal_file *files;
 	size_t nfiles, files_cap;
 	uint64_t active_size; /* commit thread only (after recovery) */
+	/* A torn tail recovery left in place (read-only opens), so that verify
+	 * can tell it from damage; torn_pos 0 = none. */
+	uint64_t torn_seq, torn_pos;
 
 	/* Group commit (commit.c). */
 	pthread_mutex_t commit_lock;

@@ -32,11 +32,12 @@ static uint32_t frame_crc(const uint8_t *frame, size_t hdr_len, const uint8_t *t
 	return crc32c(crc, tail, tail_len);
 }
 
-static void put_common(uint8_t *h, uint8_t version, uint16_t hdr_len, uint32_t frame_len)
+static void put_common(uint8_t *h, uint8_t version, uint8_t flags, uint16_t hdr_len,
+		       uint32_t frame_len)
 {
 	memcpy(h, frame_magic, 4);
 	h[4] = version;
-	h[5] = 0;
+	h[5] = flags;
 	put_le16(h + 6, hdr_len);
 	put_le32(h + 8, frame_len);
 }
@@ -44,7 +45,7 @@ static void put_common(uint8_t *h, uint8_t version, uint16_t hdr_len, uint32_t f
 void frame_v2_header_encode(uint8_t hdr[FRAME_V2_HEADER_SIZE], const struct frame_info *fi,
 			    const uint8_t *batch, size_t len)
 {
-	put_common(hdr, 2, FRAME_V2_HEADER_SIZE, (uint32_t)(FRAME_V2_HEADER_SIZE + len));
+	put_common(hdr, 2, fi->flags, FRAME_V2_HEADER_SIZE, (uint32_t)(FRAME_V2_HEADER_SIZE + len));
 	put_le32(hdr + 16, fi->topic_id);
 	put_le32(hdr + 20, (uint32_t)fi->partition);
 	put_le64(hdr + 24, (uint64_t)fi->base_offset);
@@ -68,7 +69,7 @@ int frame_v1_encode(const struct frame_info *fi, uint8_t **out, size_t *out_len)
 	f = malloc(len);
 	if (!f)
 		return -ENOMEM;
-	put_common(f, 1, FRAME_V1_HEADER_SIZE, (uint32_t)len);
+	put_common(f, 1, fi->flags, FRAME_V1_HEADER_SIZE, (uint32_t)len);
 	put_le32(f + 16, fi->topic_id);
 	put_le32(f + 20, (uint32_t)fi->partition);
 	put_le64(f + 24, (uint64_t)fi->base_offset);
@@ -144,6 +145,7 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 	if (memcmp(buf, frame_magic, 4) != 0)
 		return FRAME_INVALID;
 	fi->version = buf[4];
+	fi->flags = buf[5];
 	if (fi->version != 1 && fi->version != 2)
 		return FRAME_UNKNOWN_VERSION;
 	hdr_len = get_le16(buf + 6);

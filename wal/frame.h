@@ -24,7 +24,8 @@
  *   off size field
  *     0    4 magic "CHKF" (0x43 0x48 0x4B 0x46)
  *     4    1 version: 2 = batch frame, 1 = single-record frame
- *     5    1 flags, 0 (reserved; a reader ignores them)
+ *     5    1 flags: bit 0 (FRAME_FLAG_GROUP_END) marks the last frame of
+ *            a group commit; the other bits are 0 and a reader ignores them
  *     6    2 header length: 64 for V2, 56 for V1
  *     8    4 frame length: every byte of the frame, header included
  *    12    4 frame CRC (CRC-32C, what it covers is per version below)
@@ -79,16 +80,26 @@
  *
  * RECOVERY (wal/recover.c)
  * ------------------------
- * Files are scanned in sequence order, frames in file order. In a sealed
- * file every frame must be valid up to the end of the file. In the active
- * file, the first invalid frame at position p ends the scan: if no valid
- * frame header (magic, known version, CRC) can be found anywhere after p,
- * the bytes from p are a torn tail: the file is truncated to p, fsynced,
- * and this is logged once. Otherwise the damage is before the tail: the
- * open fails with CHRONIK_ECORRUPT naming file and position, unless repair
- * is set, in which case the file is truncated to p (the later frames are
- * lost, so offsets stay dense) and that is logged as an error.
- * Frames of a topic id that no longer exists are skipped.
+ * Files are scanned in sequence order, frames in file order. A frame that
+ * is valid but does not continue its partition (base offset != the
+ * partition's next offset, or raw position != its raw size) counts as
+ * invalid. In a sealed file every frame must be valid up to the end of the
+ * file. In the active file, the first invalid frame at position p ends the
+ * scan, and the frames after p decide what it is. A group is written with
+ * one write and then fsynced, so before that fsync the kernel may have put
+ * any of its pages on disk, in any order: damage with intact frames after
+ * it is a torn tail as long as those frames all belong to the group that
+ * was being written. So: if no valid frame (rules 1-5) lies after p, or the
+ * valid frames after p end with the first GROUP_END frame after p, the
+ * bytes from p are a torn tail: the file is truncated to p, fsynced, and
+ * this is logged once. If a valid frame follows a GROUP_END frame that lies
+ * after p, a later group was written after the damaged one, so the damage
+ * is before the tail: the open fails with CHRONIK_ECORRUPT naming file and
+ * position, unless repair is set, in which case the file is truncated to p
+ * (the later frames are lost, so offsets stay dense) and that is logged as
+ * an error. A frame of unknown version is an error (CHRONIK_EVERSION) that
+ * repair also cuts. Frames of a topic id that no longer exists are
+ * skipped.
  *
  * VERSION POLICY
  * --------------
@@ -110,9 +121,11 @@
 #define FRAME_V1_HEADER_SIZE 56
 #define FRAME_MAX_LEN (256u << 20)
 #define FRAME_V2_CRC_BATCH_PREFIX 21
+#define FRAME_FLAG_GROUP_END 0x01
 
 struct frame_info {
 	uint8_t version;
+	uint8_t flags;
 	uint32_t frame_len;
 	uint32_t crc;
 	uint32_t topic_id;

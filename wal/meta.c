@@ -241,6 +241,7 @@ static int meta_encode(struct engine *e, const char *type, json_object *v, uint8
 {
 	struct frame_info fi = { 0 };
 	const char *val = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	fi.flags = FRAME_FLAG_GROUP_END; /* every event is a group of its own */
 	fi.topic_id = 0;
 	fi.partition = 0;
 	fi.base_offset = e->meta_seq;
@@ -414,13 +415,15 @@ static int meta_snapshot(struct engine *e, int top_fd)
 		s.rc = -errno;
 	if (s.rc == 0 && rename(tmp, path) < 0)
 		s.rc = -errno;
-	if (s.rc == 0)
-		s.rc = fsync_dir(top_fd);
 	if (s.rc) {
 		close(s.fd);
 		unlink(tmp);
 		return s.rc;
 	}
+	/* Renamed: meta.log is the snapshot now, whatever the directory fsync
+	 * says, so switch to it before reporting anything. */
+	if (fsync_dir(top_fd) < 0)
+		log_msg(LOG_LVL_WARN, "meta", "fsync of %s after the snapshot failed", e->dir);
 	log_msg(LOG_LVL_INFO, "meta",
 		"metadata log compacted from %" PRIu64 " to %" PRId64 " events", e->meta_frames,
 		s.seq);

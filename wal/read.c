@@ -466,6 +466,7 @@ struct verify_ctx {
 	engine_problem_fn problem;
 	void *arg;
 	const char *path;
+	uint64_t torn_pos; /* a torn tail in this file that recovery accepts; 0 = none */
 	int problems;
 	uint64_t frames;
 };
@@ -492,6 +493,12 @@ static int verify_frame(void *arg, uint64_t pos, enum frame_status st, const str
 		v->frames++;
 		return 0;
 	}
+	if (v->torn_pos && pos == v->torn_pos) {
+		log_msg(LOG_LVL_INFO, "verify",
+			"%s position %" PRIu64 ": torn tail (an open for writing truncates it)",
+			v->path, pos);
+		return 1;
+	}
 	report(v, "%s position %" PRIu64 ": %s", v->path, pos,
 	       st == FRAME_UNKNOWN_VERSION ? "unknown frame version" :
 	       st == FRAME_SHORT	   ? "truncated frame" :
@@ -516,6 +523,7 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 		pthread_mutex_unlock(&e->files_lock);
 		wal_path(e, seq, path, sizeof(path));
 		v.path = path;
+		v.torn_pos = seq == e->torn_seq ? e->torn_pos : 0;
 		rc = wal_file_walk(path, verify_frame, &v);
 		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
 			report(&v, "%s: %s", path, chronik_strerror(rc));

@@ -147,20 +147,32 @@ static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t s
 	return 0;
 }
 
-/* After an invalid frame at pos: is there a valid frame further on? */
-static bool valid_frame_after(const uint8_t *map, size_t size, size_t pos)
+/* After an invalid frame at pos: is it a torn tail? It is when no valid
+ * frame follows, or when the valid frames that follow end with the first
+ * GROUP_END frame after pos, i.e. all belong to the group being written
+ * (frame.h, RECOVERY). A valid frame after that GROUP_END means a later
+ * group was written after the damaged one. */
+static bool torn_tail(const uint8_t *map, size_t size, size_t pos)
 {
+	bool group_end_seen = false;
+
 	for (size_t q = pos + 1; q + FRAME_COMMON_SIZE <= size;) {
 		const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
 		struct frame_info fi;
 		if (!m)
-			return false;
+			break;
 		q = (size_t)(m - map);
-		if (frame_decode(m, size - q, &fi) == FRAME_VALID)
-			return true;
-		q++;
+		if (frame_decode(m, size - q, &fi) != FRAME_VALID) {
+			q++;
+			continue;
+		}
+		if (group_end_seen)
+			return false;
+		if (fi.flags & FRAME_FLAG_GROUP_END)
+			group_end_seen = true;
+		q += fi.frame_len;
 	}
-	return false;
+	return true;
 }
 
 static int file_truncate(int fd, uint64_t pos)
@@ -213,6 +225,20 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			else
 				rc = 0;
 			*end_out = WAL_FILE_HEADER_SIZE;
+		} else if (e->opt.repair && !e->opt.read_only) {
+			/* Repair: keep the file, empty, and set aside every later one. */
+			uint8_t hdr[WAL_FILE_HEADER_SIZE];
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s: invalid file header; repair empties the file (%zu bytes dropped)",
+				path, size);
+			wal_file_header_encode(hdr, seq);
+			if (ftruncate(fd, 0) < 0 ||
+			    pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) || fsync(fd) < 0)
+				rc = -errno;
+			else
+				rc = 0;
+			*end_out = WAL_FILE_HEADER_SIZE;
+			*cut = true;
 		} else {
 			log_msg(LOG_LVL_ERROR, "recover", "%s: invalid file header: %s", path,
 				chronik_strerror(rc));
@@ -238,14 +264,23 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 				path, pos, fi.topic_id, fi.partition, fi.base_offset);
 		} else if (st2 == FRAME_UNKNOWN_VERSION) {
 			log_msg(LOG_LVL_ERROR, "recover",
-				"%s position %" PRIu64 ": unknown frame version %u", path, pos,
-				map[pos + 4]);
-			rc = CHRONIK_EVERSION;
+				"%s position %" PRIu64 ": unknown frame version %u%s", path, pos,
+				map[pos + 4],
+				e->opt.repair && !e->opt.read_only ? "; repair cuts the log here" :
+								     "");
+			if (!e->opt.repair || e->opt.read_only) {
+				rc = CHRONIK_EVERSION;
+				goto out;
+			}
+			rc = file_truncate(fd, pos);
+			*cut = true;
 			goto out;
 		}
 		/* Invalid (or short) frame at pos. */
-		if (last && !valid_frame_after(map, size, pos)) {
+		if (last && torn_tail(map, size, pos)) {
 			if (e->opt.read_only) {
+				e->torn_seq = seq;
+				e->torn_pos = pos;
 				log_msg(LOG_LVL_WARN, "recover",
 					"%s: torn tail at position %" PRIu64
 					" (%zu bytes) left as is (read-only)",

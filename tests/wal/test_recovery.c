@@ -3,6 +3,7 @@
  * reported, not skipped, and repair cuts there. */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/stat.h>
 
 #include "frame.h"
 #include "testutil.h"
@@ -73,6 +74,136 @@ static void build(const char *dir, char *raw, size_t *rawlen, int64_t *counts)
 		counts[i] = total;
 	}
 	engine_partition_unref(p);
+	engine_close(e);
+}
+
+/* Rewrite the header of the V2 frame at pos with new flags (CRC redone). */
+static void set_flags(const char *path, uint64_t pos, uint8_t flags)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t buf[4096];
+	struct frame_info fi;
+	ssize_t n = pread(fd, buf, sizeof(buf), (off_t)pos);
+	if (n <= 0 || frame_decode(buf, (size_t)n, &fi) != FRAME_VALID)
+		bail("set_flags: no valid frame at %llu", (unsigned long long)pos);
+	fi.flags = flags;
+	frame_v2_header_encode(buf, &fi, fi.batch, fi.batch_len);
+	if (pwrite(fd, buf, FRAME_V2_HEADER_SIZE, (off_t)pos) != FRAME_V2_HEADER_SIZE)
+		bail("set_flags: write");
+	close(fd);
+}
+
+static void zero_range(const char *path, uint64_t pos, size_t len)
+{
+	int fd = open(path, O_RDWR);
+	static const uint8_t zeros[4096];
+	if (pwrite(fd, zeros, len, (off_t)pos) != (ssize_t)len)
+		bail("zero_range");
+	close(fd);
+}
+
+/* The kernel may write a group's pages in any order before its fsync: a hole
+ * followed by intact frames of the same (last) group is a torn tail; the same
+ * hole followed by a later group is damage. */
+static void test_group_hole(const char *root, const char *wal_src, const char *meta_src,
+			    const struct frames *f, const int64_t *counts)
+{
+	char dir[4200], wal[4300], meta[4300];
+	struct engine *e;
+	struct engine_options o;
+	struct partition_info info;
+
+	snprintf(dir, sizeof(dir), "%s/hole", root);
+	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
+	snprintf(meta, sizeof(meta), "%s/meta.log", dir);
+	mkdir(dir, 0755);
+	snprintf(wal + strlen(dir) + 4, 2, "%s", ""); /* wal = DIR/wal */
+	mkdir(wal, 0755);
+	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
+	copy_file(meta_src, meta, file_size(meta_src));
+	copy_file(wal_src, wal, file_size(wal_src));
+	/* The last two frames become one group; a hole in the first of them. */
+	set_flags(wal, f->pos[NBATCH - 2], 0);
+	zero_range(wal, f->pos[NBATCH - 2] + 70, 16);
+	ok(engine_open(dir, NULL, &e) == 0, "a hole followed only by its own group opens");
+	struct partition *p = part_or_bail(e, "r", 0);
+	engine_partition_info(p, &info);
+	ok(info.next_offset == counts[NBATCH - 3] && file_size(wal) == (off_t)f->pos[NBATCH - 2],
+	   "the torn group is cut off whole");
+	engine_partition_unref(p);
+	engine_close(e);
+
+	/* The same hole, but the frame after it is a group of its own, and one
+	 * more group follows: damage before the tail. */
+	copy_file(wal_src, wal, file_size(wal_src));
+	zero_range(wal, f->pos[NBATCH - 3] + 70, 16);
+	engine_options_init(&o);
+	ok(engine_open(dir, &o, &e) == CHRONIK_ECORRUPT,
+	   "a hole followed by later groups fails the open");
+	o.read_only = true;
+	copy_file(wal_src, wal, (off_t)f->end[NBATCH - 1] - 5);
+	ok(engine_open(dir, &o, &e) == 0 && engine_verify(e, NULL, NULL) == 0,
+	   "read-only open and verify accept a torn tail (it is not damage)");
+	engine_close(e);
+	ok(file_size(wal) == (off_t)f->end[NBATCH - 1] - 5,
+	   "read-only left the torn tail in place");
+
+	/* Repair cuts at a frame of unknown version. */
+	copy_file(wal_src, wal, file_size(wal_src));
+	{
+		int fd = open(wal, O_RDWR);
+		uint8_t v = 7;
+		pwrite(fd, &v, 1, (off_t)f->pos[4] + 4);
+		close(fd);
+	}
+	engine_options_init(&o);
+	ok(engine_open(dir, &o, &e) == CHRONIK_EVERSION, "an unknown version fails the open");
+	o.repair = true;
+	ok(engine_open(dir, &o, &e) == 0 && file_size(wal) == (off_t)f->pos[4],
+	   "repair cuts the log at the unknown version");
+	engine_close(e);
+}
+
+/* The metadata log recovers like the WAL: torn tail cut, damage refused. */
+static void test_meta_log(const char *root)
+{
+	char dir[4200], meta[4300];
+	struct engine *e;
+	struct engine_options o;
+	int32_t np;
+	off_t full, before_last;
+
+	snprintf(dir, sizeof(dir), "%s/meta", root);
+	snprintf(meta, sizeof(meta), "%s/meta.log", dir);
+	e = open_or_bail(dir, NULL);
+	engine_topic_create(e, "m1", 1, NULL);
+	engine_topic_create(e, "m2", 2, NULL);
+	before_last = file_size(meta);
+	engine_topic_create(e, "m3", 3, NULL);
+	engine_close(e);
+	full = file_size(meta);
+
+	ok(truncate(meta, full - 7) == 0, "cut the last metadata event");
+	e = open_or_bail(dir, NULL);
+	ok(engine_topic_partitions(e, "m2", &np) == 0 && np == 2 &&
+		   engine_topic_partitions(e, "m3", &np) == CHRONIK_ENOTOPIC &&
+		   file_size(meta) == before_last,
+	   "the torn metadata event is cut, the ones before it kept");
+	engine_topic_create(e, "m3", 3, NULL);
+	engine_close(e);
+
+	/* damage inside the second event, with a later event intact */
+	{
+		int fd = open(meta, O_RDWR);
+		uint8_t b = 0xEE;
+		pwrite(fd, &b, 1, 32 + 70 + 60);
+		close(fd);
+	}
+	engine_options_init(&o);
+	ok(engine_open(dir, &o, &e) == CHRONIK_ECORRUPT,
+	   "damage before the last metadata event fails the open");
+	o.repair = true;
+	ok(engine_open(dir, &o, &e) == 0, "repair opens the metadata log");
 	engine_close(e);
 }
 
@@ -212,6 +343,8 @@ int main(void)
 		ok(engine_open(d2, &o2, &e) == CHRONIK_ECORRUPT,
 		   "a damaged sealed file fails the open");
 	}
+	test_group_hole(root, wal_src, meta_src, &f, counts);
+	test_meta_log(root);
 	tmpdir_free(root);
 	return tap_exit();
 }
