@@ -1,6 +1,6 @@
 /* ops_dir.c - the namespace: lookup, attributes, directories, topics.
  *
- * Choices (also in fs/README-fs.md):
+ * Choices (also in README.md, "Mounting"):
  *   - mkdir MNT/<name> creates a topic with the default partition count; a
  *     name breaking Kafka's rule is EINVAL. mkdir inside a topic is EPERM:
  *     partitions cannot be added (the engine has no such operation).
@@ -353,17 +353,22 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	fs_fill_attr(fs, &in, t, &st);
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (in.kind == FS_CONFIG) {
-			/* the open file's buffer is cut; applied on flush */
+			/* an open file's buffer is cut (applied on flush); without
+			 * an open file (truncate(2) by path) there is nothing to
+			 * cut: only the current size is accepted */
 			struct fs_handle *h = fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
 			if (h) {
 				pthread_mutex_lock(&h->lock);
-				if ((size_t)attr->st_size < h->text_len)
-					h->text_len = (size_t)attr->st_size;
-				else if ((size_t)attr->st_size > h->text_len)
+				if ((size_t)attr->st_size > h->text_len) {
 					err = -EINVAL;
-				h->dirty = true;
+				} else {
+					h->text_len = (size_t)attr->st_size;
+					h->dirty = true;
+					st.st_size = attr->st_size;
+				}
 				pthread_mutex_unlock(&h->lock);
-				st.st_size = attr->st_size;
+			} else if (attr->st_size != st.st_size) {
+				err = -EPERM;
 			}
 		} else if (attr->st_size != st.st_size) {
 			/* a log is never truncated nor extended with holes */
@@ -578,7 +583,8 @@ out:
 		fuse_reply_err(req, -err);
 	} else {
 		fi->fh = (uint64_t)(uintptr_t)d;
-		fuse_reply_open(req, fi);
+		if (fuse_reply_open(req, fi) == -ENOENT)
+			dir_free(d); /* the opener was interrupted: no releasedir will come */
 	}
 	fs_topic_unref(t);
 }

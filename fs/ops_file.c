@@ -7,10 +7,27 @@
  * Appends (data and records.jsonl), per open file handle:
  *   - The complete lines of one write request are one engine append, one
  *     batch: readers see all of them or none, and two writers never
- *     interleave inside a line. (A write(2) above 1 MiB reaches us as
- *     several requests, hence several batches.)
+ *     interleave inside a line.
+ *   - Requests are at most 1 MiB (conn->max_write, FS_IO_SIZE): the kernel
+ *     cuts a larger write(2) into 1 MiB requests and sends them one after
+ *     the other. Each request is judged on its own, so for a write(2) above
+ *     1 MiB: each 1 MiB piece is its own batch (readers may see the first
+ *     pieces before the last), and an invalid line fails only its piece:
+ *     the pieces before it are appended, and write(2) returns their byte
+ *     count (a short write) or, when the first piece fails, -1 EINVAL.
+ *     A line cut by a request boundary is carried over (below), so no line
+ *     is ever torn. "One write(2) = one atomic batch" holds up to 1 MiB.
+ *   - The kernel serialises direct-I/O writes to one inode (O_APPEND or
+ *     not: it holds the inode lock for the whole write), so two writers on
+ *     one partition file reach us one request at a time and never share a
+ *     group commit; writers on different partitions (or a data and a
+ *     records.jsonl of one partition) do. Measured with --fsync every:
+ *     1 writer 4,418 lines/s, 2 writers on one data file 4,459, 2 writers
+ *     on two partitions 7,098.
  *   - A trailing partial line waits in the handle for its newline, or for
- *     close() (flush), where it is appended as if newline-terminated.
+ *     close() (flush), where it is appended as if newline-terminated. It
+ *     may grow to 64 MiB (FS_PENDING_MAX); the write that would make it
+ *     longer fails with EFBIG.
  *   - O_APPEND: the kernel's offset may be stale; the write lands at the
  *     partition's true end whatever it says.
  *   - Without O_APPEND a write must land at the current end (counting the
@@ -18,18 +35,30 @@
  *     anything else is EINVAL: a log cannot be overwritten.
  *   - open with O_TRUNC is EPERM unless the file is empty (then it is a
  *     no-op); truncate(2) to another size is EPERM.
- *   - A failed append (invalid JSON line: EINVAL) appends nothing from that
- *     write and keeps the partial line as it was.
+ *   - A failed append (invalid JSON line: EINVAL; too long a line: EFBIG)
+ *     appends nothing from that write. Which partial line the handle keeps:
+ *     if the failing line is the one that began in earlier writes (carried
+ *     over), that partial line is dropped with the write, so the descriptor
+ *     recovers: the next write starts a new line, and a non-O_APPEND writer
+ *     may go on at the offset after the failed write. Otherwise (the bad
+ *     line lies wholly in this write, or the engine failed) the partial
+ *     line is kept as it was before the write.
+ *   - A partial line that cannot be appended at close (invalid JSON) fails
+ *     that close() with the error and is dropped; when that happens at the
+ *     last close (release), where nobody can be told, it is logged, at most
+ *     once every 10 seconds.
  *
  * config.json: each open file has its own copy of the config text; writes
- * change the copy, flush/close applies it if it was written. A write that
- * makes the text something that can no longer become a JSON object fails
- * with EINVAL, and so does the close of a file holding an invalid text.
+ * change the copy, flush/close applies it if it was written. What is
+ * written replaces the whole config: a key left out is removed, not kept. A write that makes the text something that can no longer
+ * become a JSON object fails with EINVAL, and so does the close of a file
+ * holding an invalid text.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -140,25 +169,26 @@ void fs_handle_free(struct fs_handle *h)
 /* ---- appends --------------------------------------------------------------------- */
 
 /* Append buf[0, len), complete lines, to the handle's partition in the
- * handle's format. */
-static int append_lines(struct fs_handle *h, const char *buf, size_t len)
+ * handle's format. On -EINVAL *bad says which line (1-based) is invalid. */
+static int append_lines(struct fs_handle *h, const char *buf, size_t len, size_t *bad)
 {
 	struct jsonl_batch *b;
 	const struct record_in *recs;
-	size_t n, bad = 0;
+	size_t n;
 	int64_t base;
 	int err;
 
+	*bad = 0;
 	if (h->kind == FS_DATA)
 		return engine_append_lines(h->part->p, buf, len, &base);
 
 	err = jsonl_batch_new(&b);
 	if (err < 0)
 		return err;
-	err = jsonl_batch_parse(b, buf, len, &bad);
+	err = jsonl_batch_parse(b, buf, len, bad);
 	if (err < 0) {
 		log_msg(LOG_LVL_DEBUG, "fs", "%s/%d/records.jsonl: line %zu of a write is invalid",
-			h->topic->name, h->part->index, bad);
+			h->topic->name, h->part->index, *bad);
 		goto out;
 	}
 	recs = jsonl_batch_records(b, &n);
@@ -169,24 +199,42 @@ out:
 	return err;
 }
 
-/* The write of buf[0, size) to an append view; h->lock held. */
-static int view_write(struct fs_handle *h, const char *buf, size_t size)
+/* The write of buf[0, size) to an append view; h->lock held. *dropped is
+ * set when the write failed on the line carried over from earlier writes
+ * and that partial line was dropped (see the top of this file). */
+static int view_write(struct fs_handle *h, const char *buf, size_t size, bool *dropped)
 {
 	const char *nl = memrchr(buf, '\n', size);
-	size_t head, keep = h->pending_len;
+	size_t head, bad, keep = h->pending_len;
 	int err;
 
-	if (!nl)
-		return pending_add(h, buf, size);
+	*dropped = false;
+	if (!nl) {
+		err = pending_add(h, buf, size);
+		if (err == -EFBIG) {
+			h->pending_len = 0; /* the carried-over line is what is too long */
+			*dropped = true;
+		}
+		return err;
+	}
 	head = (size_t)(nl - buf) + 1;
 	if (h->pending_len == 0) {
-		err = append_lines(h, buf, head); /* straight from the request */
+		err = append_lines(h, buf, head, &bad); /* straight from the request */
 	} else {
 		err = pending_add(h, buf, head);
+		if (err == -EFBIG) {
+			h->pending_len = 0;
+			*dropped = true;
+		}
 		if (err < 0)
 			return err;
-		err = append_lines(h, h->pending, h->pending_len);
-		h->pending_len = err < 0 ? keep : 0;
+		err = append_lines(h, h->pending, h->pending_len, &bad);
+		if (err == -EINVAL && bad == 1) {
+			h->pending_len = 0; /* the carried-over line is the bad one */
+			*dropped = true;
+		} else {
+			h->pending_len = err < 0 ? keep : 0;
+		}
 	}
 	if (err < 0)
 		return err;
@@ -197,6 +245,7 @@ static int view_write(struct fs_handle *h, const char *buf, size_t size)
 
 int fs_handle_flush_pending(struct chronikfs *fs, struct fs_handle *h)
 {
+	size_t bad;
 	int err;
 
 	(void)fs;
@@ -206,8 +255,9 @@ int fs_handle_flush_pending(struct chronikfs *fs, struct fs_handle *h)
 	if (err < 0)
 		return err;
 	h->pending[h->pending_len] = '\n';
-	err = append_lines(h, h->pending, h->pending_len + 1);
-	if (err == 0)
+	err = append_lines(h, h->pending, h->pending_len + 1, &bad);
+	/* appended, or invalid for good: either way the line is done with */
+	if (err == 0 || err == -EINVAL)
 		h->pending_len = 0;
 	return err;
 }
@@ -458,6 +508,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 	struct chronikfs *fs = req_fs(req);
 	struct fs_handle *h = fi_handle(fi);
 	uint64_t end;
+	bool dropped = false;
 	int err = 0;
 
 	(void)ino;
@@ -472,8 +523,9 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 				err = -EINVAL;
 		}
 		if (err == 0)
-			err = view_write(h, buf, size);
-		if (err == 0) {
+			err = view_write(h, buf, size, &dropped);
+		if (err == 0 || dropped) {
+			/* a dropped partial line leaves the writer after this write */
 			h->wrote = true;
 			h->next_off = (uint64_t)off + size;
 		}
@@ -515,17 +567,47 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, fs_errno(err));
 }
 
+/* Whether a failure at release may be logged now: once every 10 s at most,
+ * with the number of failures not logged in *suppressed. */
+static bool release_log_allowed(unsigned long *suppressed)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct timespec last;
+	static unsigned long skipped;
+	struct timespec now;
+	bool allow;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&lock);
+	allow = (last.tv_sec == 0 && last.tv_nsec == 0) || now.tv_sec - last.tv_sec >= 10;
+	if (allow) {
+		last = now;
+		*suppressed = skipped;
+		skipped = 0;
+	} else {
+		skipped++;
+	}
+	pthread_mutex_unlock(&lock);
+	return allow;
+}
+
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct chronikfs *fs = req_fs(req);
 	struct fs_handle *h = fi_handle(fi);
 	int err = handle_close_work(fs, h);
+	unsigned long suppressed;
 
 	(void)ino;
-	if (err < 0 && !(h->kind == FS_CONFIG && err == -EINVAL))
-		log_msg(LOG_LVL_WARN, "fs", "%s: closing a file of topic %s: %s",
+	if (err < 0 && !(h->kind == FS_CONFIG && err == -EINVAL) &&
+	    release_log_allowed(&suppressed)) {
+		char more[64] = "";
+		if (suppressed)
+			snprintf(more, sizeof(more), " (and %lu more not logged)", suppressed);
+		log_msg(LOG_LVL_WARN, "fs", "%s: closing a file of topic %s: %s%s",
 			h->kind == FS_CONFIG ? "config.json" : "append", h->topic->name,
-			chronik_strerror(err));
+			chronik_strerror(err), more);
+	}
 	pthread_mutex_lock(&fs->handles_lock);
 	h->prev->next = h->next;
 	h->next->prev = h->prev;

@@ -121,6 +121,97 @@ ok(os.stat(C).st_size == len(read(C)), "st_size of config.json is true")
 info = json.loads(read(p + "/info.json"))
 ok(info["log_start_offset"] == 0 and info["next_offset"] == 8 and info["raw_size"] == os.stat(D).st_size
    and info["wal_bytes"] > 0, "info.json: offsets, raw size, WAL bytes")
+
+# a bad line that began in an earlier write: that write fails, the partial
+# line is dropped with it, and the descriptor goes on working
+base = json.loads(read(p + "/info.json"))["next_offset"]
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+ok(os.write(fd, b'{"value":"good"}\n{"valu') == 23, "a line and a partial one")
+try:
+    os.write(fd, b'e":1,"bogus":2}\n')
+    ok(False, "the partial line completed into an invalid one is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "the partial line completed into an invalid one is refused with EINVAL")
+try:
+    ok(os.write(fd, b'{"value":"third"}\n') == 18, "a valid line on the same descriptor after that")
+except OSError as e:
+    ok(False, "a valid line on the same descriptor after that (%s)" % e)
+try:
+    os.close(fd)
+    ok(True, "close() of that descriptor succeeds")
+except OSError as e:
+    ok(False, "close() of that descriptor succeeds (%s)" % e)
+recs = [json.loads(l) for l in read(J).decode().splitlines()]
+ok([x["value"] for x in recs[base:]] == ["good", "third"], "good and third are in, nothing else")
+
+# a bad line wholly inside a write keeps the partial line from before it
+base = len(recs)
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'{"value":"a')
+try:
+    os.write(fd, b'b"}\nnot json\n')
+    ok(False, "a write whose second line is invalid is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "a write whose second line is invalid is refused with EINVAL")
+os.write(fd, b'c"}\n')
+os.close(fd)
+recs = [json.loads(l) for l in read(J).decode().splitlines()]
+ok([x["value"] for x in recs[base:]] == ["ac"], "... the partial line from before it was kept")
+
+# an invalid partial line at close: close() fails, the line is dropped
+base = len(recs)
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'{"value":"ok"}\n{"nope')
+try:
+    os.close(fd)
+    ok(False, "close() with an invalid partial line fails")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "close() with an invalid partial line fails with EINVAL")
+recs = [json.loads(l) for l in read(J).decode().splitlines()]
+ok([x["value"] for x in recs[base:]] == ["ok"], "... and only the complete line is in")
+
+# a partial line longer than 64 MiB: EFBIG (or a short write, for the part
+# that fit), the line is dropped, the descriptor goes on working
+base = len(recs)
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+big = b'{"value":"' + b"x" * (65 << 20)
+try:
+    w = os.write(fd, big)
+    ok(w < len(big), "a 65 MiB partial line is not taken whole (wrote %d)" % w)
+except OSError as e:
+    ok(e.errno == errno.EFBIG, "a 65 MiB partial line fails with EFBIG")
+ok(os.write(fd, b'{"value":"after big"}\n') == 22, "a line after it on the same descriptor")
+os.close(fd)
+recs = [json.loads(l) for l in read(J).decode().splitlines()]
+ok([x["value"] for x in recs[base:]] == ["after big"], "... and only that line is in")
+
+# config.json: what is written replaces the whole config
+with open(C, "w") as f:
+    f.write('{"cleanup.policy": "delete"}\n')
+ok(json.loads(read(C)) == {"cleanup.policy": "delete"}, "writing config.json replaces the whole config")
+cfg = json.loads(read(C))
+size = os.stat(C).st_size
+try:
+    os.truncate(C, 3)
+    ok(False, "truncate(2) of config.json by path is refused")
+except OSError as e:
+    ok(e.errno == errno.EPERM, "truncate(2) of config.json by path is refused with EPERM")
+try:
+    os.truncate(C, size)
+    ok(True, "truncate(2) of config.json to its own size succeeds")
+except OSError as e:
+    ok(False, "truncate(2) of config.json to its own size succeeds (%s)" % e)
+ok(json.loads(read(C)) == cfg, "... and the config is unchanged")
+mtime = os.stat(C).st_mtime_ns
+fd = os.open(C, os.O_RDWR)
+try:
+    os.ftruncate(fd, size + 10)
+    ok(False, "ftruncate() growing config.json is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "ftruncate() growing config.json is refused with EINVAL")
+os.close(fd)
+ok(json.loads(read(C)) == cfg and os.stat(C).st_mtime_ns == mtime,
+   "... and the close applies nothing (config and mtime unchanged)")
 print("1.." + str(n))
 PY
 cat "$T/py.out"
