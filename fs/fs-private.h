@@ -165,6 +165,9 @@ struct chronikfs {
 	uid_t uid;
 	gid_t gid;
 	struct timespec mount_time;
+	/* the root's mtime and ctime: the last topic mkdir/rmdir made through
+	 * this mount, or mount_time until then */
+	atomic_llong root_mtime_ns;
 	struct fs_table table;
 
 	pthread_mutex_t handles_lock;

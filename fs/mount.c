@@ -190,6 +190,8 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+	atomic_init(&fs->root_mtime_ns,
+		    (long long)fs->mount_time.tv_sec * 1000000000 + fs->mount_time.tv_nsec);
 	fs_table_init(&fs->table);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->handles.next = fs->handles.prev = &fs->handles;

@@ -145,6 +145,8 @@ void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic
 	case FS_ROOT:
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
+		ts_from_ns(&st->st_mtim, atomic_load(&fs->root_mtime_ns));
+		st->st_ctim = st->st_mtim;
 		return;
 	case FS_TOPIC:
 		st->st_mode = S_IFDIR | 0755;
@@ -201,6 +203,15 @@ void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic
 	}
 	st->st_size = (off_t)size;
 	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+}
+
+/* A topic was created or deleted here: the root directory changed. */
+static void root_touch(struct chronikfs *fs)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	atomic_store(&fs->root_mtime_ns, (long long)now.tv_sec * 1000000000 + now.tv_nsec);
 }
 
 /* Resolve ino to its topic (referenced; NULL for the root). -ENOENT when
@@ -407,6 +418,7 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		err = -fs_errno(err);
 		goto reply;
 	}
+	root_touch(fs);
 	err = child_of(fs, &pin, pt, name, &cin, &ct);
 	if (err == 0)
 		log_msg(LOG_LVL_INFO, "fs", "topic %s created (%" PRId32 " partitions)", name,
@@ -433,8 +445,10 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto reply;
 	if (cin.kind == FS_TOPIC) {
 		err = engine_topic_delete(fs->e, ct->name);
-		if (err == 0 || err == CHRONIK_ENOTOPIC)
+		if (err == 0 || err == CHRONIK_ENOTOPIC) {
 			fs_topic_forget(fs, ct);
+			root_touch(fs);
+		}
 		if (err == 0)
 			log_msg(LOG_LVL_INFO, "fs", "topic %s deleted", ct->name);
 		err = -fs_errno(err);

@@ -4,7 +4,11 @@
 
 fs_start --default.partitions=3
 
+m0=$(stat -c %.9Y "$MNT")
 check "mkdir creates a topic" mkdir "$MNT/alpha"
+m1=$(stat -c %.9Y "$MNT")
+check "mkdir of a topic moves the root's mtime forward" awk -v a="$m0" -v b="$m1" 'BEGIN { exit !(b > a) }'
+check "... and its ctime with it" test "$(stat -c %.9Z "$MNT")" = "$m1"
 check "ls shows the topic" test "$(ls "$MNT")" = "alpha"
 check "a topic lists config.json and default.partitions=3 partitions" \
 	test "$(ls "$MNT/alpha" | tr '\n' ' ')" = "0 1 2 config.json "
@@ -32,6 +36,8 @@ expect_errno "a partition that does not exist cannot be written" "No such file\|
 
 check "rmdir deletes a topic" rmdir "$MNT/a.b_c-D9"
 check "the deleted topic is gone" test ! -e "$MNT/a.b_c-D9"
+m2=$(stat -c %.9Y "$MNT")
+check "rmdir of a topic moves the root's mtime forward" awk -v a="$m1" -v b="$m2" 'BEGIN { exit !(b > a) }'
 
 mkdir "$MNT/beta"
 echo hello >>"$MNT/beta/0/data"
