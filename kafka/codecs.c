@@ -15,63 +15,23 @@
 #include "errors.h"
 #include "listener.h"
 
-/* A growable output buffer bounded by KAFKA_CODEC_MAX_OUT. */
-struct obuf {
-	uint8_t *buf;
-	size_t len, cap;
-};
-
-/* Make room for at least one more byte; 0, -ENOMEM or CHRONIK_ECORRUPT
- * (output would pass the bound). */
-static int obuf_grow(struct obuf *o, size_t hint)
-{
-	if (o->len < o->cap)
-		return 0;
-	if (o->cap >= KAFKA_CODEC_MAX_OUT)
-		return CHRONIK_ECORRUPT;
-	size_t cap = o->cap ? o->cap * 2 : (hint < 4096 ? 4096 : hint);
-	if (cap > KAFKA_CODEC_MAX_OUT)
-		cap = KAFKA_CODEC_MAX_OUT;
-	uint8_t *b = realloc(o->buf, cap);
-	if (!b)
-		return -ENOMEM;
-	o->buf = b;
-	o->cap = cap;
-	return 0;
-}
-
-static int obuf_finish(struct obuf *o, int err, uint8_t **out, size_t *out_len)
-{
-	if (err) {
-		free(o->buf);
-		return err;
-	}
-	if (!o->buf) { /* empty output: still hand back a valid pointer */
-		o->buf = malloc(1);
-		if (!o->buf)
-			return -ENOMEM;
-	}
-	*out = o->buf;
-	*out_len = o->len;
-	return 0;
-}
-
 int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
-	struct obuf o = { 0 };
+	struct batch_outbuf o;
 	z_stream zs;
 	int err = 0;
 
 	memset(&zs, 0, sizeof(zs));
 	if (in_len > UINT32_MAX)
 		return CHRONIK_ECORRUPT;
+	batch_outbuf_init(&o, in_len);
 	/* 15 + 32: a 32 KiB window, gzip or zlib header detected. */
 	if (inflateInit2(&zs, 15 + 32) != Z_OK)
 		return -ENOMEM;
 	zs.next_in = (Bytef *)(uintptr_t)in;
 	zs.avail_in = (uInt)in_len;
 	for (;;) {
-		err = obuf_grow(&o, in_len * 4);
+		err = batch_outbuf_reserve(&o, 1, in_len * 4);
 		if (err)
 			break;
 		zs.next_out = o.buf + o.len;
@@ -94,27 +54,20 @@ int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 		}
 	}
 	inflateEnd(&zs);
-	return obuf_finish(&o, err, out, out_len);
+	return batch_outbuf_finish(&o, err, out, out_len);
 }
 
 static const uint8_t xerial_magic[8] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0 };
 
 /* Append one raw snappy block to o. */
-static int snappy_block(struct obuf *o, const uint8_t *in, size_t in_len)
+static int snappy_block(struct batch_outbuf *o, const uint8_t *in, size_t in_len)
 {
 	size_t n;
 	if (snappy_uncompressed_length((const char *)in, in_len, &n) != SNAPPY_OK)
 		return CHRONIK_ECORRUPT;
-	if (n > KAFKA_CODEC_MAX_OUT - o->len)
-		return CHRONIK_ECORRUPT;
-	if (o->len + n > o->cap) {
-		size_t cap = o->len + n;
-		uint8_t *b = realloc(o->buf, cap ? cap : 1);
-		if (!b)
-			return -ENOMEM;
-		o->buf = b;
-		o->cap = cap;
-	}
+	int err = batch_outbuf_reserve(o, n, n);
+	if (err)
+		return err;
 	size_t got = n;
 	if (snappy_uncompress((const char *)in, in_len, (char *)o->buf + o->len, &got) !=
 		    SNAPPY_OK ||
@@ -126,9 +79,10 @@ static int snappy_block(struct obuf *o, const uint8_t *in, size_t in_len)
 
 int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
-	struct obuf o = { 0 };
+	struct batch_outbuf o;
 	int err = 0;
 
+	batch_outbuf_init(&o, in_len);
 	if (in_len >= 16 && memcmp(in, xerial_magic, sizeof(xerial_magic)) == 0) {
 		size_t pos = 16;
 		while (!err && pos < in_len) {
@@ -149,23 +103,24 @@ int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *
 	} else {
 		err = snappy_block(&o, in, in_len);
 	}
-	return obuf_finish(&o, err, out, out_len);
+	return batch_outbuf_finish(&o, err, out, out_len);
 }
 
 int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
-	struct obuf o = { 0 };
+	struct batch_outbuf o;
 	int err = 0;
 	ZSTD_DStream *ds = ZSTD_createDStream();
 	if (!ds)
 		return -ENOMEM;
+	batch_outbuf_init(&o, in_len);
 	ZSTD_initDStream(ds);
 	/* Refuse frames that ask for a huge window (memory, not output). */
 	ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, 27);
 	ZSTD_inBuffer ib = { in, in_len, 0 };
 	size_t last = 1;
 	while (ib.pos < ib.size || last != 0) {
-		err = obuf_grow(&o, in_len * 4);
+		err = batch_outbuf_reserve(&o, 1, in_len * 4);
 		if (err)
 			break;
 		ZSTD_outBuffer ob = { o.buf, o.cap, o.len };
@@ -182,7 +137,7 @@ int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 		}
 	}
 	ZSTD_freeDStream(ds);
-	return obuf_finish(&o, err, out, out_len);
+	return batch_outbuf_finish(&o, err, out, out_len);
 }
 
 void kafka_codecs_register(void)

@@ -1,17 +1,19 @@
 /* codecs.h - decompressors for Kafka's gzip, snappy and zstd batches.
  *
  * Each has the batch_codec_fn shape: *out is malloc'd and owned by the
- * caller. Output is bounded by KAFKA_CODEC_MAX_OUT so that a small hostile
- * input ("compression bomb") cannot exhaust memory: past it the call fails
- * with CHRONIK_ECORRUPT. lz4 frame is built into the engine (wal/batch.c).
+ * caller. Output grows through batch_outbuf (wal/batch.h), so it is bounded
+ * per batch by batch_decompressed_limit (past it: CHRONIK_ECORRUPT) and
+ * across the process by BATCH_DECOMPRESS_BUDGET (past it: -ENOMEM), and a
+ * small hostile input ("compression bomb") cannot exhaust memory. A caller
+ * other than batch_iter_init that frees *out itself gives the bytes back
+ * with batch_outbuf_release(*out_len). lz4 frame is built into the engine
+ * (wal/batch.c).
  */
 #ifndef CHRONIK_KAFKA_CODECS_H
 #define CHRONIK_KAFKA_CODECS_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define KAFKA_CODEC_MAX_OUT ((size_t)256 << 20)
 
 /* gzip (RFC 1952; a zlib stream is accepted too). */
 int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +60,6 @@ enum {
 	LENGTH_FIELD_END = 12,
 };
 _Static_assert(OFF_RECORD_COUNT + 4 == BATCH_HEADER_SIZE, "header offsets add up");
-
-/* Largest decompressed record area accepted from a codec. */
-#define BATCH_DECOMPRESSED_MAX ((size_t)1 << 30)
 
 /* Worst-case bytes of one batch_encode_lines record besides its value:
  * length varint (5) + attributes (1) + timestampDelta (1) + offsetDelta (5) +
@@ -238,72 +236,148 @@ void batch_set_base_offset(uint8_t *buf, int64_t base_offset)
 
 /* ---- codecs ------------------------------------------------------------ */
 
+/* Bytes of BATCH_DECOMPRESS_BUDGET held by codec output buffers now. */
+static atomic_size_t budget_used;
+/* Net bytes charged on this thread since batch_iter_init started its codec
+ * call: what the buffer it gets back holds (0 for a codec that does not use
+ * batch_outbuf). */
+static _Thread_local size_t call_charge;
+
+size_t batch_decompressed_limit(size_t in_len)
+{
+	size_t lim = BATCH_DECOMPRESSED_FLOOR;
+	if (in_len > lim / BATCH_DECOMPRESSED_RATIO)
+		lim = in_len > BATCH_DECOMPRESSED_MAX / BATCH_DECOMPRESSED_RATIO
+			      ? BATCH_DECOMPRESSED_MAX
+			      : in_len * BATCH_DECOMPRESSED_RATIO;
+	return lim < BATCH_DECOMPRESSED_MAX ? lim : BATCH_DECOMPRESSED_MAX;
+}
+
+size_t batch_decompress_budget_used(void)
+{
+	return atomic_load(&budget_used);
+}
+
+static bool budget_take(size_t n)
+{
+	size_t cur = atomic_load(&budget_used);
+	do {
+		if (n > BATCH_DECOMPRESS_BUDGET - cur)
+			return false;
+	} while (!atomic_compare_exchange_weak(&budget_used, &cur, cur + n));
+	call_charge += n;
+	return true;
+}
+
+static void budget_give(size_t n)
+{
+	atomic_fetch_sub(&budget_used, n);
+	call_charge -= n;
+}
+
+void batch_outbuf_init(struct batch_outbuf *o, size_t in_len)
+{
+	o->buf = NULL;
+	o->len = o->cap = 0;
+	o->limit = batch_decompressed_limit(in_len);
+}
+
+int batch_outbuf_reserve(struct batch_outbuf *o, size_t more, size_t hint)
+{
+	if (more == 0)
+		more = 1;
+	if (o->cap - o->len >= more)
+		return 0;
+	if (more > o->limit - o->len)
+		return CHRONIK_ECORRUPT;
+	size_t need = o->len + more;
+	size_t cap = o->cap ? o->cap : (hint < 4096 ? 4096 : hint);
+	while (cap < need && cap < o->limit)
+		cap = cap > o->limit / 2 ? o->limit : cap * 2;
+	if (cap < need)
+		cap = need;
+	if (cap > o->limit)
+		cap = o->limit;
+	if (!budget_take(cap - o->cap))
+		return -ENOMEM;
+	uint8_t *b = realloc(o->buf, cap);
+	if (!b) {
+		budget_give(cap - o->cap);
+		return -ENOMEM;
+	}
+	o->buf = b;
+	o->cap = cap;
+	return 0;
+}
+
+int batch_outbuf_finish(struct batch_outbuf *o, int err, uint8_t **out, size_t *out_len)
+{
+	if (!err) {
+		size_t keep = o->len ? o->len : 1;
+		if (!o->buf)
+			err = batch_outbuf_reserve(o, 1, 1);
+		if (!err && o->cap > keep) {
+			uint8_t *b = realloc(o->buf, keep);
+			if (b)
+				o->buf = b;
+			budget_give(o->cap - keep);
+			o->cap = keep;
+		}
+	}
+	if (err) {
+		free(o->buf);
+		budget_give(o->cap);
+		o->buf = NULL;
+		o->len = o->cap = 0;
+		return err;
+	}
+	*out = o->buf;
+	*out_len = o->len;
+	return 0;
+}
+
+void batch_outbuf_release(size_t len)
+{
+	budget_give(len ? len : 1);
+}
+
 /* LZ4 frame format (Kafka's lz4 codec since message format v1 is the
- * standard frame). Output grows by doubling up to BATCH_DECOMPRESSED_MAX.
+ * standard frame). Output grows by doubling within the bounds above.
  * Concatenated frames are decoded one after the other. */
 static int lz4_frame_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	LZ4F_dctx *dctx = NULL;
-	uint8_t *buf = NULL;
-	size_t cap, used = 0, pos = 0, hint = 1;
-	int ret;
+	struct batch_outbuf o;
+	size_t pos = 0, hint = 1;
+	int ret = 0;
 
 	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
 		return -ENOMEM;
-	cap = in_len < 16384 ? 65536 : in_len * 4;
-	if (cap > BATCH_DECOMPRESSED_MAX)
-		cap = BATCH_DECOMPRESSED_MAX;
-	buf = malloc(cap);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto free_dctx;
-	}
-
+	batch_outbuf_init(&o, in_len);
 	while (pos < in_len) {
 		size_t dst_size, src_size = in_len - pos;
-		if (used == cap) {
-			uint8_t *nbuf;
-			if (cap >= BATCH_DECOMPRESSED_MAX) {
-				ret = CHRONIK_ECORRUPT;
-				goto free_buf;
-			}
-			cap = cap * 2 > BATCH_DECOMPRESSED_MAX ? BATCH_DECOMPRESSED_MAX : cap * 2;
-			nbuf = realloc(buf, cap);
-			if (!nbuf) {
-				ret = -ENOMEM;
-				goto free_buf;
-			}
-			buf = nbuf;
-		}
-		dst_size = cap - used;
-		hint = LZ4F_decompress(dctx, buf + used, &dst_size, in + pos, &src_size, NULL);
+		ret = batch_outbuf_reserve(&o, 1, in_len < 16384 ? 65536 : in_len * 4);
+		if (ret)
+			break;
+		dst_size = o.cap - o.len;
+		hint = LZ4F_decompress(dctx, o.buf + o.len, &dst_size, in + pos, &src_size, NULL);
 		if (LZ4F_isError(hint)) {
 			ret = CHRONIK_ECORRUPT;
-			goto free_buf;
+			break;
 		}
-		used += dst_size;
+		o.len += dst_size;
 		pos += src_size;
 		/* No progress with output space left: the input is stuck. */
-		if (src_size == 0 && dst_size == 0 && used < cap) {
+		if (src_size == 0 && dst_size == 0 && o.len < o.cap) {
 			ret = CHRONIK_ECORRUPT;
-			goto free_buf;
+			break;
 		}
 	}
 	/* hint == 0: the last frame ended exactly at the end of the input. */
-	if (hint != 0 || in_len == 0) {
+	if (!ret && (hint != 0 || in_len == 0))
 		ret = CHRONIK_ECORRUPT;
-		goto free_buf;
-	}
 	LZ4F_freeDecompressionContext(dctx);
-	*out = buf;
-	*out_len = used;
-	return 0;
-
-free_buf:
-	free(buf);
-free_dctx:
-	LZ4F_freeDecompressionContext(dctx);
-	return ret;
+	return batch_outbuf_finish(&o, ret, out, out_len);
 }
 
 /* Indexed by the 3-bit codec field; slot 0 (none) is never called. */
@@ -339,11 +413,18 @@ int batch_iter_init(struct batch_iter *it, const uint8_t *batch, size_t len)
 		return CHRONIK_ECODEC;
 
 	uint8_t *out = NULL;
-	size_t out_len = 0;
+	size_t out_len = 0, outer_charge = call_charge;
+	call_charge = 0;
 	ret = codecs[codec](batch + BATCH_HEADER_SIZE, len - BATCH_HEADER_SIZE, &out, &out_len);
-	if (ret)
+	size_t charged = call_charge;
+	call_charge = outer_charge;
+	if (ret) {
+		/* A codec's failure path gives its bytes back; make sure. */
+		atomic_fetch_sub(&budget_used, charged);
 		return ret < 0 ? ret : CHRONIK_ECORRUPT;
+	}
 	it->owned = out;
+	it->owned_charge = charged;
 	it->p = out;
 	it->end = out + out_len;
 	return 0;
@@ -409,6 +490,9 @@ void batch_iter_fini(struct batch_iter *it)
 {
 	free(it->owned);
 	it->owned = NULL;
+	if (it->owned_charge)
+		atomic_fetch_sub(&budget_used, it->owned_charge);
+	it->owned_charge = 0;
 	it->p = it->end = NULL;
 	it->remaining = 0;
 }

@@ -129,6 +129,7 @@ struct batch_iter {
 	const uint8_t *p, *end;
 	int32_t remaining;
 	uint8_t *owned; /* decompressed records, freed by _fini */
+	size_t owned_charge; /* budget bytes charged for owned, given back by _fini */
 };
 
 /* Start walking the records of a batch (header parsed, not CRC-checked).
@@ -149,7 +150,62 @@ int batch_record_header_next(const uint8_t **pos, const uint8_t *end,
  * per record. Decompresses when needed. */
 int batch_raw_size(const uint8_t *batch, size_t len, uint64_t *raw_size);
 
-/* Decompressor for one codec: *out is malloc'd, owned by the caller. */
+/* ---- decompression bounds --------------------------------------------- */
+
+/* A compressed batch is decompressed whole in memory (the engine walks its
+ * records on append; the filesystem views read them). Two bounds keep a
+ * small hostile batch (a "compression bomb") from exhausting memory:
+ *
+ *   1. per batch: the decompressed records may be no larger than
+ *      batch_decompressed_limit(in_len) = min(BATCH_DECOMPRESSED_MAX,
+ *      max(BATCH_DECOMPRESSED_FLOOR, in_len * BATCH_DECOMPRESSED_RATIO)).
+ *      Past it the codec fails with CHRONIK_ECORRUPT. The ratio is above
+ *      what gzip (about 1032:1), lz4 (about 255:1) and snappy (about 21:1)
+ *      can reach at all, so it only bites the codecs without a ceiling
+ *      (zstd) and hand-made frames.
+ *   2. process-wide: every codec output buffer takes its bytes from one
+ *      budget of BATCH_DECOMPRESS_BUDGET while it is allocated (growth
+ *      included). A codec that would pass it fails with -ENOMEM; the bytes
+ *      go back when the buffer is freed (batch_iter_fini, or the codec's own
+ *      failure path). So all the decompressions under way at once, whatever
+ *      the number of connections or readers, hold at most that much.
+ *
+ * Codecs grow their output through batch_outbuf (below), which does both. */
+#define BATCH_DECOMPRESSED_MAX ((size_t)64 << 20)
+#define BATCH_DECOMPRESSED_FLOOR ((size_t)1 << 20)
+#define BATCH_DECOMPRESSED_RATIO 2048
+#define BATCH_DECOMPRESS_BUDGET ((size_t)256 << 20)
+_Static_assert(BATCH_DECOMPRESSED_FLOOR <= BATCH_DECOMPRESSED_MAX, "floor under the cap");
+_Static_assert(BATCH_DECOMPRESSED_MAX <= BATCH_DECOMPRESS_BUDGET, "one batch fits the budget");
+
+/* The per-batch bound for in_len compressed bytes (rule 1). */
+size_t batch_decompressed_limit(size_t in_len);
+/* Bytes of the process-wide budget taken now (for tests and stats). */
+size_t batch_decompress_budget_used(void);
+
+/* A growing output buffer bounded by rule 1 and charged to rule 2. The
+ * bytes charged are always exactly cap. */
+struct batch_outbuf {
+	uint8_t *buf;
+	size_t len, cap, limit;
+};
+/* limit = batch_decompressed_limit(in_len); nothing allocated yet. */
+void batch_outbuf_init(struct batch_outbuf *o, size_t in_len);
+/* Make cap >= len + more (more >= 1), growing by doubling from at least
+ * hint bytes: 0, CHRONIK_ECORRUPT past the limit, -ENOMEM past the budget
+ * or when malloc fails. On failure the buffer is unchanged. */
+int batch_outbuf_reserve(struct batch_outbuf *o, size_t more, size_t hint);
+/* Success: shrink to len (at least 1 byte), hand buf to *out and len to
+ * *out_len; len bytes stay charged until the caller's owner frees it (a
+ * codec called by batch_iter_init: batch_iter_fini does). Failure (err !=
+ * 0): free the buffer and give its bytes back. Returns err (or -ENOMEM). */
+int batch_outbuf_finish(struct batch_outbuf *o, int err, uint8_t **out, size_t *out_len);
+/* Give back bytes charged for a buffer handed out by batch_outbuf_finish,
+ * for a caller that called a codec directly and frees *out itself. */
+void batch_outbuf_release(size_t len);
+
+/* Decompressor for one codec: *out is malloc'd, owned by the caller. It
+ * should grow its output with batch_outbuf so that both bounds hold. */
 typedef int (*batch_codec_fn)(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 /* Register a decompressor (lz4 frame is built in; fs/kafka register gzip,
  * snappy and zstd). Not thread-safe: call before any batch is decoded. */

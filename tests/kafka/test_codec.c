@@ -1,5 +1,6 @@
 /* test_codec.c - the Kafka wire reader/writer and the gzip/snappy/zstd
  * decompressors, without a server. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "batch.h"
 #include "codec.h"
 #include "codecs.h"
 #include "errors.h"
@@ -174,6 +176,7 @@ static void test_gzip(void)
 	ok(gzip_compress(data, n, &z, &zlen) == 0, "gzip test data compressed");
 	ok(kafka_codec_gzip(z, zlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "gzip round trip");
+	batch_outbuf_release(olen);
 	free(out);
 	out = NULL;
 	ok(kafka_codec_gzip(z, zlen / 2, &out, &olen) == CHRONIK_ECORRUPT,
@@ -183,10 +186,24 @@ static void test_gzip(void)
 	ok(rc == CHRONIK_ECORRUPT, "damaged gzip is corrupt (got %d)", rc);
 	free(z);
 
-	ok(gzip_zeros(KAFKA_CODEC_MAX_OUT + (1 << 20), &z, &zlen) == 0,
+	ok(gzip_zeros(BATCH_DECOMPRESSED_MAX + (1 << 20), &z, &zlen) == 0,
 	   "gzip bomb built (%zu bytes)", zlen);
 	ok(kafka_codec_gzip(z, zlen, &out, &olen) == CHRONIK_ECORRUPT,
 	   "gzip output beyond the bound is refused");
+	ok(batch_decompress_budget_used() == 0, "a refused bomb gives its budget back");
+	free(z);
+
+	/* A smaller bomb inside the cap but past the ratio bound. */
+	ok(gzip_zeros(BATCH_DECOMPRESSED_MAX - (1 << 20), &z, &zlen) == 0, "gzip near the cap (%zu bytes)",
+	   zlen);
+	ok(kafka_codec_gzip(z, zlen, &out, &olen) == 0 && olen == BATCH_DECOMPRESSED_MAX - (1 << 20),
+	   "gzip output under the cap and the ratio is accepted");
+	ok(batch_decompress_budget_used() == olen, "its bytes are charged to the budget (%zu)",
+	   batch_decompress_budget_used());
+	batch_outbuf_release(olen);
+	free(out);
+	out = NULL;
+	ok(batch_decompress_budget_used() == 0, "and given back on release");
 	free(z);
 	free(data);
 }
@@ -202,6 +219,7 @@ static void test_snappy(void)
 	   "snappy test data compressed");
 	ok(kafka_codec_snappy(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "raw snappy round trip");
+	batch_outbuf_release(olen);
 	free(out);
 
 	/* xerial: header, then two blocks of the two halves. */
@@ -218,6 +236,7 @@ static void test_snappy(void)
 	size_t xlen = 24 + c1 + c2;
 	ok(kafka_codec_snappy(x, xlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "xerial-framed snappy round trip");
+	batch_outbuf_release(olen);
 	free(out);
 	ok(kafka_codec_snappy(x, xlen - 3, &out, &olen) == CHRONIK_ECORRUPT,
 	   "truncated xerial block is corrupt");
@@ -262,14 +281,15 @@ static void test_zstd(void)
 	   "zstd frame without content size built");
 	ok(kafka_codec_zstd(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
 	   "zstd round trip (unknown content size)");
+	batch_outbuf_release(olen);
 	free(out);
 	ok(kafka_codec_zstd(c, clen - 5, &out, &olen) == CHRONIK_ECORRUPT,
 	   "truncated zstd is corrupt");
 	ok(kafka_codec_zstd((const uint8_t *)"nope", 4, &out, &olen) == CHRONIK_ECORRUPT,
 	   "garbage is not zstd");
 
-	/* Bomb: 300 MiB of zeros. */
-	size_t bomb_n = KAFKA_CODEC_MAX_OUT + ((size_t)44 << 20);
+	/* Bomb: 108 MiB of zeros. */
+	size_t bomb_n = BATCH_DECOMPRESSED_MAX + ((size_t)44 << 20);
 	uint8_t *zeros = calloc(1, 1 << 20);
 	uint8_t *bomb = malloc(1 << 20);
 	ZSTD_initCStream(cs, 1);
@@ -283,11 +303,47 @@ static void test_zstd(void)
 		;
 	ok(kafka_codec_zstd(bomb, bo.pos, &out, &olen) == CHRONIK_ECORRUPT,
 	   "zstd output beyond the bound is refused (%zu byte input)", bo.pos);
+	ok(bo.pos * BATCH_DECOMPRESSED_RATIO < BATCH_DECOMPRESSED_MAX,
+	   "(the ratio bound is what refuses it: %zu * %d < the cap)", bo.pos,
+	   BATCH_DECOMPRESSED_RATIO);
+	ok(batch_decompress_budget_used() == 0, "a refused zstd bomb gives its budget back");
 	ZSTD_freeCStream(cs);
 	free(zeros);
 	free(bomb);
 	free(c);
 	free(data);
+}
+
+/* The process-wide budget: while buffers hold it, a further decompression
+ * fails with -ENOMEM instead of allocating. */
+static void test_budget(void)
+{
+	uint8_t *z = NULL, *outs[8];
+	size_t zlen = 0, lens[8];
+	int n = 0, rc = 0;
+
+	ok(gzip_zeros(BATCH_DECOMPRESSED_MAX / 2, &z, &zlen) == 0, "32 MiB gzip built");
+	while (n < 8) {
+		rc = kafka_codec_gzip(z, zlen, &outs[n], &lens[n]);
+		if (rc)
+			break;
+		n++;
+	}
+	ok(rc == -ENOMEM && (size_t)n * (BATCH_DECOMPRESSED_MAX / 2) <= BATCH_DECOMPRESS_BUDGET,
+	   "decompressions held at once stop at the budget (%d held, then %d)", n, rc);
+	ok(batch_decompress_budget_used() <= BATCH_DECOMPRESS_BUDGET, "budget in use %zu <= %zu",
+	   batch_decompress_budget_used(), BATCH_DECOMPRESS_BUDGET);
+	for (int i = 0; i < n; i++) {
+		batch_outbuf_release(lens[i]);
+		free(outs[i]);
+	}
+	ok(batch_decompress_budget_used() == 0, "released buffers give the budget back");
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	ok(kafka_codec_gzip(z, zlen, &out, &olen) == 0, "and decompression works again");
+	batch_outbuf_release(olen);
+	free(out);
+	free(z);
 }
 
 int main(void)
@@ -296,5 +352,6 @@ int main(void)
 	test_gzip();
 	test_snappy();
 	test_zstd();
+	test_budget();
 	return tap_exit();
 }

