@@ -420,21 +420,54 @@ static void log_sink(void *arg, enum log_level level, const char *module, const 
 		fprintf(stderr, "chronikd[%s] %s: %s\n", module, names[level], msg);
 }
 
-static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+/* libfuse logs one message in pieces at times ("fuse: ", the text, "\n"):
+ * keep them per thread until a newline, then log the line once, at the
+ * most severe level among its pieces. */
+static _Thread_local char fuse_line[1024];
+static _Thread_local size_t fuse_line_len;
+static _Thread_local enum fuse_log_level fuse_line_level = FUSE_LOG_DEBUG;
+
+static void fuse_line_emit(void)
 {
-	char msg[1024];
-	size_t n;
+	enum fuse_log_level level = fuse_line_level;
 	enum log_level l = level <= FUSE_LOG_ERR     ? LOG_LVL_ERROR :
 			   level <= FUSE_LOG_WARNING ? LOG_LVL_WARN :
 			   level <= FUSE_LOG_INFO    ? LOG_LVL_INFO :
 						       LOG_LVL_DEBUG;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n > 0 && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	if (n)
-		log_msg(l, "fuse", "%s", msg);
+	fuse_line[fuse_line_len] = '\0';
+	if (fuse_line_len)
+		log_msg(l, "fuse", "%s", fuse_line);
+	fuse_line_len = 0;
+	fuse_line_level = FUSE_LOG_DEBUG;
+}
+
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char piece[1024];
+	const char *at = piece;
+	int n = vsnprintf(piece, sizeof(piece), fmt, ap);
+
+	if (n < 0)
+		return;
+	if (level < fuse_line_level)
+		fuse_line_level = level;
+	while (*at) {
+		const char *nl = strchr(at, '\n');
+		size_t len = nl ? (size_t)(nl - at) : strlen(at);
+		size_t room = sizeof(fuse_line) - 1 - fuse_line_len;
+		memcpy(fuse_line + fuse_line_len, at, len < room ? len : room);
+		fuse_line_len += len < room ? len : room;
+		if (nl || fuse_line_len == sizeof(fuse_line) - 1)
+			fuse_line_emit();
+		at += len + (nl ? 1 : 0);
+	}
+}
+
+/* Whatever libfuse left without its newline (before exiting). */
+static void fuse_log_flush(void)
+{
+	fuse_line_emit();
 }
 
 /* ---- background ---------------------------------------------------------------------- */
@@ -579,6 +612,23 @@ int main(int argc, char **argv)
 		goto free_settings;
 	}
 
+	/* Options libfuse does not know are refused before the data
+	 * directory is created or opened (an option the kernel refuses at
+	 * mount time is only found out later, see README "Mounting"). */
+	chronikfs_options_init(&fo);
+	fo.mountpoint = mountpoint;
+	fo.fsname = data_dir;
+	fo.data_dir = data_dir;
+	fo.fuse_options = s.mount_opts;
+	fo.auto_unmount = s.auto_unmount;
+	fo.default_permissions = s.default_permissions;
+	fo.debug = s.fuse_debug;
+	if (chronikfs_options_check(&fo) < 0) {
+		fuse_log_flush();
+		fail("bad mount options '%s' (see above)", s.mount_opts ? s.mount_opts : "");
+		goto free_settings;
+	}
+
 	if (!s.foreground)
 		daemon_start();
 
@@ -612,16 +662,9 @@ int main(int argc, char **argv)
 	}
 #endif
 
-	chronikfs_options_init(&fo);
-	fo.mountpoint = mountpoint;
-	fo.fsname = data_dir;
-	fo.data_dir = data_dir;
-	fo.fuse_options = s.mount_opts;
-	fo.auto_unmount = s.auto_unmount;
-	fo.default_permissions = s.default_permissions;
-	fo.debug = s.fuse_debug;
 	err = chronikfs_mount(e, &fo, &fs);
 	if (err < 0) {
+		fuse_log_flush();
 		fail("mounting %s on %s failed: %s", data_dir, mountpoint,
 		     err == -EIO ? "the kernel refused (see above)" : strerror(-err));
 		goto stop_kafka;

@@ -42,6 +42,10 @@ struct chronikfs_options {
 };
 
 void chronikfs_options_init(struct chronikfs_options *o);
+/* Whether libfuse accepts o's options, without mounting anything: 0 or
+ * -EINVAL (libfuse logged which option). The kernel may still refuse a
+ * mount option's value at mount time. */
+int chronikfs_options_check(const struct chronikfs_options *o);
 
 /* Mount the engine e at o->mountpoint. 0, -ENOENT / -ENOTDIR (mount point),
  * -EINVAL (bad FUSE option) or -EIO (mount refused; libfuse logged why).

@@ -169,6 +169,7 @@ struct chronikfs {
 	 * this mount, or mount_time until then */
 	atomic_llong root_mtime_ns;
 	struct fs_table table;
+	unsigned max_read; /* -o max_read=N, 0 if not given; init repeats it */
 
 	pthread_mutex_t handles_lock;
 	struct fs_handle handles; /* list head of open files */

@@ -3,6 +3,8 @@
  * Session settings (measured on Debian 12, libfuse 3.14, kernel 6.x; see
  * docs in /work/shared/design.md section 2):
  *   - conn->max_write = 1 MiB, set in init (not a session option in 3.14).
+ *   - conn->max_read = the max_read=N of the mount options, if any: init
+ *     must repeat it or libfuse 3.14 ends the session (EPROTO).
  *   - no writeback_cache: it turns appends into read-modify-write of pages.
  *   - no async_dio: it would send the 1 MiB pieces of one big write(2) as
  *     parallel requests, which the multi-threaded loop could append out of
@@ -98,8 +100,12 @@ static void *notifier_main(void *arg)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct chronikfs *fs = userdata;
+
 	conn->max_write = FS_IO_SIZE;
+	/* libfuse 3.14 ends the session (EPROTO) unless init asks for the
+	 * max_read the mount options gave */
+	conn->max_read = fs->max_read;
 	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ASYNC_DIO);
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -150,6 +156,64 @@ static int opt_add(char **o, size_t *len, const char *s, bool escape)
 	return 0;
 }
 
+/* The -o string for libfuse: ours, then the caller's. *out malloc'd. */
+static int session_opts(const struct chronikfs_options *o, char **out)
+{
+	char *opts = NULL, *name = NULL;
+	size_t olen = 0;
+	int err;
+
+	if (asprintf(&name, "fsname=%s", o->fsname ? o->fsname : "chronik") < 0)
+		return -ENOMEM;
+	err = opt_add(&opts, &olen, name, true);
+	if (err == 0)
+		err = opt_add(&opts, &olen, "subtype=chronik", false);
+	if (err == 0 && o->auto_unmount)
+		err = opt_add(&opts, &olen, "auto_unmount", false);
+	if (err == 0 && o->default_permissions)
+		err = opt_add(&opts, &olen, "default_permissions", false);
+	if (err == 0 && o->fuse_options && *o->fuse_options)
+		err = opt_add(&opts, &olen, o->fuse_options, false);
+	free(name);
+	if (err < 0) {
+		free(opts);
+		return err;
+	}
+	*out = opts;
+	return 0;
+}
+
+/* The value of the last max_read=N in a -o string, 0 if none. */
+static unsigned opt_max_read(const char *opts)
+{
+	unsigned v = 0;
+
+	for (const char *at = opts; at && *at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+		if (!strncmp(at, "max_read=", 9))
+			v = (unsigned)strtoul(at + 9, NULL, 10);
+	return v;
+}
+
+int chronikfs_options_check(const struct chronikfs_options *o)
+{
+	static const struct fuse_lowlevel_ops no_ops;
+	struct fuse_session *se;
+	char *opts;
+	int err = session_opts(o, &opts);
+
+	if (err < 0)
+		return err;
+	char *argv[] = { "chronikd", "-o", opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	se = fuse_session_new(&args, &no_ops, sizeof(no_ops), NULL);
+	fuse_opt_free_args(&args);
+	free(opts);
+	if (!se)
+		return -EINVAL;
+	fuse_session_destroy(se);
+	return 0;
+}
+
 static void chronikfs_free(struct chronikfs *fs)
 {
 	/* The listener was cleared (engine_set_append_listener waits out a
@@ -175,8 +239,7 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 {
 	struct chronikfs *fs;
 	struct stat st;
-	char *opts = NULL, *name = NULL;
-	size_t olen = 0;
+	char *opts = NULL;
 	int err;
 
 	if (stat(o->mountpoint, &st) < 0)
@@ -208,23 +271,10 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 	pthread_cond_init(&fs->notify->cond, NULL);
 	fs->notify->fs = fs;
 
-	if (asprintf(&name, "fsname=%s", o->fsname ? o->fsname : "chronik") < 0) {
-		name = NULL;
-		err = -ENOMEM;
-		goto free_fs;
-	}
-	err = opt_add(&opts, &olen, name, true);
-	if (err == 0)
-		err = opt_add(&opts, &olen, "subtype=chronik", false);
-	if (err == 0 && o->auto_unmount)
-		err = opt_add(&opts, &olen, "auto_unmount", false);
-	if (err == 0 && o->default_permissions)
-		err = opt_add(&opts, &olen, "default_permissions", false);
-	if (err == 0 && o->fuse_options && *o->fuse_options)
-		err = opt_add(&opts, &olen, o->fuse_options, false);
-	free(name);
+	err = session_opts(o, &opts);
 	if (err < 0)
-		goto free_opts;
+		goto free_fs;
+	fs->max_read = opt_max_read(opts);
 
 	char *argv[] = { "chronikd", "-o", opts, o->debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
