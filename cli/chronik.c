@@ -61,9 +61,35 @@ int cli_usage_error(const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
+/* The engine's last error message, held back so that a failure prints one
+ * line: "chronik: WHAT: REASON (the engine's detail)". With --verbose every
+ * engine message is printed as it comes instead. */
+static char engine_detail[512];
+static bool verbose_log;
+
+static void cli_log_sink(void *arg, enum log_level level, const char *module, const char *msg)
+{
+	(void)arg;
+	if (level >= LOG_LVL_ERROR && !verbose_log) {
+		snprintf(engine_detail, sizeof(engine_detail), "%s", msg);
+		return;
+	}
+	fprintf(stderr, "chronik[%s] %s: %s\n", module,
+		level == LOG_LVL_DEBUG ? "debug" :
+		level == LOG_LVL_INFO  ? "info" :
+		level == LOG_LVL_WARN  ? "warn" :
+					 "error",
+		msg);
+}
+
 int cli_fail(const char *what, int err)
 {
-	fprintf(stderr, "chronik: %s: %s\n", what, chronik_strerror(err));
+	if (engine_detail[0])
+		fprintf(stderr, "chronik: %s: %s (%s)\n", what, chronik_strerror(err),
+			engine_detail);
+	else
+		fprintf(stderr, "chronik: %s: %s\n", what, chronik_strerror(err));
+	engine_detail[0] = 0;
 	return CLI_EXIT_FAIL;
 }
 
@@ -102,6 +128,7 @@ int cli_global_opt(struct cli *c, int argc, char **argv, int *i)
 	}
 	if (!strcmp(argv[*i], "--verbose") || !strcmp(argv[*i], "-v")) {
 		c->verbose = true;
+		verbose_log = true;
 		log_set_level(LOG_LVL_DEBUG);
 		*i += 1;
 		return 1;
@@ -225,6 +252,7 @@ int main(int argc, char **argv)
 	 * errors only, unless CHRONIK_LOG_LEVEL or --verbose says otherwise. */
 	if (!getenv("CHRONIK_LOG_LEVEL"))
 		log_set_level(LOG_LVL_WARN);
+	log_set_sink(cli_log_sink, NULL);
 
 	while (i < argc && argv[i][0] == '-') {
 		int rc;

@@ -114,7 +114,9 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 	install_signals();
 	setvbuf(stdout, NULL, _IOFBF, CONSUME_STDOUT_BUF);
 
-	ret = cli_engine_open(c, false);
+	/* Read-only: no lock, so consume (and --follow) works beside a running
+	 * chronikd or a chronik produce. */
+	ret = cli_engine_open(c, true);
 	if (ret)
 		goto free_topic;
 	rc = engine_partition_get(c->engine, topic, partition, &p);
@@ -162,7 +164,11 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 				ret = cli_fail("stdout", -errno);
 			break;
 		}
-		rc = engine_partition_wait(p, next, CONSUME_WAIT_MS);
+		/* Another process writes: look for what it wrote, then wait a
+		 * little before looking again. */
+		rc = engine_refresh(c->engine);
+		if (rc == 0)
+			rc = engine_partition_wait(p, next, CONSUME_WAIT_MS);
 		if (rc < 0) {
 			ret = cli_fail(what, rc);
 			break;

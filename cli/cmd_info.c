@@ -193,7 +193,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	{
 		struct engine_options o = c->opts;
 
-		o.read_only = true;
+		/* Read-only (beside a running chronikd, touching nothing) unless
+		 * --repair asks to cut a damaged log first. */
+		o.read_only = !o.repair;
 		rc = engine_open(c->data_dir, &o, &c->engine);
 	}
 	if (rc < 0) {

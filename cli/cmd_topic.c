@@ -122,7 +122,7 @@ static int topic_list(struct cli *c, int argc, char **argv)
 		if (rc == 0)
 			return cli_usage_error("topic list: unexpected argument '%s'", argv[i]);
 	}
-	ret = cli_engine_open(c, false);
+	ret = cli_engine_open(c, true);
 	if (ret)
 		return ret;
 	rc = engine_topic_list(c->engine, &names, &count);

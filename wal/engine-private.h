@@ -93,6 +93,7 @@ struct engine {
 	uint32_t next_topic_id;
 	json_object *groups; /* {group: {"topic/partition": {"offset", "metadata"}}} */
 	int meta_fd;
+	uint64_t meta_ino; /* to notice a snapshot replacing meta.log */
 	uint64_t meta_size;
 	int64_t meta_seq;
 	uint64_t meta_frames;
@@ -101,7 +102,9 @@ struct engine {
 	pthread_mutex_t files_lock;
 	struct wal_file *files;
 	size_t nfiles, files_cap;
-	uint64_t active_size; /* commit thread only (after recovery) */
+	uint64_t active_size; /* commit thread only (after recovery); in a
+			       * read-only engine, where engine_refresh stopped */
+	pthread_mutex_t refresh_lock; /* one engine_refresh at a time */
 	/* A torn tail recovery left in place (read-only opens), so that verify
 	 * can tell it from damage; torn_pos 0 = none. */
 	uint64_t torn_seq, torn_pos;
@@ -131,6 +134,7 @@ struct engine {
 struct topic *meta_topic_find(struct engine *e, const char *name);
 struct topic *meta_topic_find_id(struct engine *e, uint32_t id);
 int meta_open(struct engine *e);
+int meta_refresh(struct engine *e);
 void meta_close(struct engine *e);
 
 /* WAL files (recover.c). */

@@ -1,8 +1,9 @@
 /* engine.c - open and close a data directory; partitions and appends.
  *
  * engine_open: create DATA and DATA/wal if needed, take DATA/LOCK (flock,
- * exclusive, non-blocking: a second process gets CHRONIK_ELOCKED; the
- * holder's pid is written into the file for the message), replay the
+ * exclusive, non-blocking: a second writer gets CHRONIK_ELOCKED; the
+ * holder's pid is written into the file for the message; a read-only open
+ * takes no lock and never writes, so it can follow a live writer), replay the
  * metadata log (meta.c), recover the WAL (recover.c), start the commit
  * thread (commit.c). engine_close undoes it in reverse.
  */
@@ -363,6 +364,7 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		e->opt.default_partitions = 1;
 	pthread_rwlock_init(&e->meta_lock, NULL);
 	pthread_mutex_init(&e->files_lock, NULL);
+	pthread_mutex_init(&e->refresh_lock, NULL);
 	pthread_mutex_init(&e->commit_lock, NULL);
 	pthread_cond_init(&e->commit_wake, NULL);
 	pthread_cond_init(&e->commit_done, NULL);
@@ -374,9 +376,12 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	snprintf(path, sizeof(path), "%s/wal", dir);
 	if (!e->opt.read_only && ((rc = mkdir_p(dir)) || (rc = mkdir_p(path))))
 		goto fail;
-	rc = lock_dir(e);
-	if (rc)
-		goto fail;
+	/* A read-only engine changes nothing, so it may read beside a writer. */
+	if (!e->opt.read_only) {
+		rc = lock_dir(e);
+		if (rc)
+			goto fail;
+	}
 	e->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (e->dir_fd < 0) {
 		rc = -errno;
@@ -419,6 +424,7 @@ int engine_close(struct engine *e)
 		close(e->lock_fd);
 	pthread_rwlock_destroy(&e->meta_lock);
 	pthread_mutex_destroy(&e->files_lock);
+	pthread_mutex_destroy(&e->refresh_lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	pthread_cond_destroy(&e->commit_wake);
 	pthread_cond_destroy(&e->commit_done);

@@ -39,7 +39,7 @@ struct engine_options {
 	uint32_t fsync_interval_ms;
 	int32_t default_partitions; /* default 1 */
 	bool repair; /* truncate at a corrupt frame before the tail */
-	bool read_only; /* no appends, no tail repair (verify, info); still takes the lock */
+	bool read_only; /* no appends, no repair, no lock: reads beside a live writer */
 };
 
 /* Fill *o with the defaults above. */
@@ -57,6 +57,11 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 /* Flush and fsync everything appended, stop the commit thread, release the
  * lock, free. Partitions still referenced become unusable (appends fail). */
 int engine_close(struct engine *e);
+/* A read-only engine reads beside a writer (another process may hold the
+ * data directory): engine_refresh picks up the topics and frames written
+ * since open or the last refresh, stopping quietly at a frame still being
+ * written, and wakes engine_partition_wait. A no-op for a writer. */
+int engine_refresh(struct engine *e);
 /* Force durability of everything appended so far (fsync() on a file). */
 int engine_sync(struct engine *e);
 const struct engine_options *engine_get_options(const struct engine *e);

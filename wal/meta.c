@@ -188,6 +188,9 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		json_object_object_get_ex(v, "config", &cfg);
 		if (!name || id <= 0 || np <= 0 || np > 1000000)
 			return CHRONIK_ECORRUPT;
+		/* A snapshot re-read by a live reader repeats known topics. */
+		if (meta_topic_find_id(e, (uint32_t)id))
+			return 0;
 		return state_topic_add(
 			e, name, (uint32_t)id, (int32_t)np,
 			cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN) : "{}",
@@ -457,6 +460,7 @@ int meta_open(struct engine *e)
 		rc = -errno;
 		goto out;
 	}
+	e->meta_ino = st.st_ino;
 	if (st.st_size < WAL_FILE_HEADER_SIZE) {
 		uint8_t hdr[WAL_FILE_HEADER_SIZE];
 		if (e->opt.read_only) {
@@ -542,6 +546,54 @@ int meta_open(struct engine *e)
 out:
 	close(top_fd);
 	return rc;
+}
+
+/* A read-only engine follows a live writer: apply the events written since
+ * the last look. A snapshot (a new meta.log file) is read whole; known
+ * topics are skipped by state_apply. */
+int meta_refresh(struct engine *e)
+{
+	char path[4096];
+	struct stat st;
+	struct replay r = { .e = e, .bad = FRAME_VALID };
+	uint8_t *map;
+	size_t size;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/meta.log", e->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -errno;
+	}
+	if (st.st_ino != e->meta_ino) {
+		e->meta_ino = st.st_ino;
+		e->meta_size = WAL_FILE_HEADER_SIZE;
+	}
+	size = (size_t)st.st_size;
+	if (size <= e->meta_size) {
+		close(fd);
+		return 0;
+	}
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return -errno;
+	pthread_rwlock_wrlock(&e->meta_lock);
+	for (uint64_t pos = e->meta_size; pos < size;) {
+		struct frame_info fi;
+		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+			break; /* not written yet */
+		if (replay_frame(&r, pos, FRAME_VALID, &fi))
+			break;
+		pos += fi.frame_len;
+		e->meta_size = pos;
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	munmap(map, size);
+	return r.rc;
 }
 
 void meta_close(struct engine *e)

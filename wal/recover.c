@@ -121,14 +121,15 @@ static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t s
 	if (fi->partition < 0 || fi->partition >= t->nparts)
 		return CHRONIK_ECORRUPT;
 	p = t->parts[fi->partition];
-	if (fi->base_offset != p->next_offset)
-		return CHRONIK_ECORRUPT;
-	if (fi->version == 2) {
-		if (fi->raw_pos != p->raw_size)
-			return CHRONIK_ECORRUPT;
+	if (fi->version == 2)
 		raw_len = fi->raw_len;
-	} else {
+	else
 		raw_len = (fi->value_len > 0 ? (uint64_t)fi->value_len : 0) + 1;
+	/* Locked: a live read-only engine (engine_refresh) has readers. */
+	pthread_mutex_lock(&p->lock);
+	if (fi->base_offset != p->next_offset || (fi->version == 2 && fi->raw_pos != p->raw_size)) {
+		pthread_mutex_unlock(&p->lock);
+		return CHRONIK_ECORRUPT;
 	}
 	he.base_offset = fi->base_offset;
 	he.raw_pos = p->raw_size;
@@ -137,13 +138,17 @@ static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t s
 	he.file_pos = (uint32_t)pos;
 	he.frame_len = fi->frame_len;
 	he.reserved = 0;
-	if (partition_index_push(p, &he))
+	if (partition_index_push(p, &he)) {
+		pthread_mutex_unlock(&p->lock);
 		return -ENOMEM;
+	}
 	p->next_offset = fi->last_offset + 1;
 	p->raw_size += raw_len;
 	p->wal_bytes += fi->frame_len;
 	if (fi->max_timestamp > p->max_timestamp)
 		p->max_timestamp = fi->max_timestamp;
+	pthread_cond_broadcast(&p->grown);
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -281,7 +286,8 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			if (e->opt.read_only) {
 				e->torn_seq = seq;
 				e->torn_pos = pos;
-				log_msg(LOG_LVL_WARN, "recover",
+				/* Beside a live writer this is its frame in progress. */
+				log_msg(LOG_LVL_INFO, "recover",
 					"%s: torn tail at position %" PRIu64
 					" (%zu bytes) left as is (read-only)",
 					path, pos, size - (size_t)pos);
@@ -415,6 +421,94 @@ int wal_recover(struct engine *e)
 		}
 	malloc_trim(0);
 out:
+	free(seqs);
+	return rc;
+}
+
+/* Read the valid frames of one file from position from on, stopping quietly
+ * at the first frame that is not (yet) valid: the writer may be in the
+ * middle of it. *end: where the scan stopped. */
+static int refresh_file(struct engine *e, uint64_t seq, int fd, uint64_t from, uint64_t *end)
+{
+	struct stat st;
+	uint8_t *map;
+	uint64_t hseq, pos = from;
+	size_t size;
+	int rc = 0;
+
+	*end = from;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size = (size_t)st.st_size;
+	if (size <= from || size > UINT32_MAX)
+		return 0;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	if (pos < WAL_FILE_HEADER_SIZE) {
+		if (wal_file_header_decode(map, size, &hseq) != 0 || hseq != seq)
+			goto out;
+		pos = WAL_FILE_HEADER_SIZE;
+	}
+	pthread_rwlock_rdlock(&e->meta_lock);
+	while (pos < size) {
+		struct frame_info fi;
+		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+			break;
+		rc = apply_frame(e, &fi, seq, pos);
+		if (rc)
+			break;
+		pos += fi.frame_len;
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	*end = pos;
+out:
+	munmap(map, size);
+	return rc == CHRONIK_ECORRUPT ? 0 : rc;
+}
+
+int engine_refresh(struct engine *e)
+{
+	uint64_t *seqs = NULL, end;
+	size_t n = 0;
+	int rc;
+
+	if (!e->opt.read_only)
+		return 0;
+	pthread_mutex_lock(&e->refresh_lock);
+	rc = meta_refresh(e);
+	if (rc == 0)
+		rc = list_files(e, &seqs, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint64_t last = e->nfiles ? e->files[e->nfiles - 1].seq : 0;
+		int fd;
+		if (e->nfiles && seqs[i] < last)
+			continue;
+		if (e->nfiles && seqs[i] == last) {
+			/* Only go on to a newer file once this one is sealed. */
+			rc = refresh_file(e, last, e->files[e->nfiles - 1].fd, e->active_size,
+					  &end);
+			e->active_size = end;
+			continue;
+		}
+		char path[4096];
+		wal_path(e, seqs[i], path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			break;
+		}
+		pthread_mutex_lock(&e->files_lock);
+		rc = files_push(e, seqs[i], fd);
+		pthread_mutex_unlock(&e->files_lock);
+		if (rc) {
+			close(fd);
+			break;
+		}
+		rc = refresh_file(e, seqs[i], fd, 0, &end);
+		e->active_size = end;
+	}
+	pthread_mutex_unlock(&e->refresh_lock);
 	free(seqs);
 	return rc;
 }

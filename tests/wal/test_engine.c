@@ -285,6 +285,54 @@ static void test_listener(const char *dir)
 	engine_close(e);
 }
 
+/* A read-only engine beside a live writer follows it with engine_refresh:
+ * new records (across WAL rotations), new topics. */
+static void test_live_reader(const char *dir)
+{
+	struct engine_options wo, ro;
+	struct engine *w, *r;
+	struct partition *wp, *rp;
+	struct partition_info info;
+	int64_t base;
+	char buf[64];
+
+	engine_options_init(&wo);
+	wo.wal_segment_bytes = 4096;
+	engine_options_init(&ro);
+	ro.read_only = true;
+	w = open_or_bail(dir, &wo);
+	engine_topic_create(w, "live", 1, NULL);
+	wp = part_or_bail(w, "live", 0);
+	engine_append_lines(wp, "one\n", 4, &base);
+	ok(engine_open(dir, &ro, &r) == 0, "a read-only engine opens beside the writer");
+	rp = part_or_bail(r, "live", 0);
+	engine_partition_info(rp, &info);
+	ok(info.next_offset == 1, "it sees what was written before it opened");
+	ok(engine_append_lines(rp, "no\n", 3, &base) == -EROFS, "it cannot append");
+	for (int i = 0; i < 200; i++) {
+		int n = sprintf(buf, "rec-%03d-%s\n", i, "padding-padding-padding-padding");
+		engine_append_lines(wp, buf, (size_t)n, &base);
+	}
+	engine_topic_create(w, "later", 2, NULL);
+	engine_partition_info(rp, &info);
+	ok(info.next_offset == 1, "nothing new before a refresh");
+	ok(engine_refresh(r) == 0, "refresh");
+	engine_partition_info(rp, &info);
+	ok(info.next_offset == 201,
+	   "after refresh it sees all 201 records, across rotations (%lld)",
+	   (long long)info.next_offset);
+	int32_t np;
+	ok(engine_topic_partitions(r, "later", &np) == 0 && np == 2, "and the topic created since");
+	char got[64];
+	ssize_t n = engine_read_raw(rp, info.raw_size - 40, got, 40);
+	ok(n == 40 && memcmp(got + 40 - 8, "padding\n", 8) == 0, "the newest bytes read back");
+	ok(engine_verify(r, NULL, NULL) == 0, "verify of the live reader is clean");
+	engine_partition_unref(rp);
+	engine_close(r);
+	engine_partition_unref(wp);
+	engine_close(w);
+}
+
 static void test_groups_and_lock(const char *dir)
 {
 	struct engine *e = open_or_bail(dir, NULL), *e2;
@@ -326,6 +374,7 @@ int main(void)
 	test_append_read(d2);
 	test_wait_wakes(d3);
 	test_listener(d1);
+	test_live_reader(d3);
 	test_groups_and_lock(d2);
 	free(d1);
 	free(d2);
