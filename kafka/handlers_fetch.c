@@ -20,12 +20,17 @@
  * [log start, next offset] gets 1 OFFSET_OUT_OF_RANGE.
  *
  * Long poll: while the response holds fewer than MinBytes and MaxWaitMs has
- * not passed, the connection's thread waits for an append
- * (engine_partition_wait), in KAFKA_WAIT_SLICE_MS slices (shorter when
- * several partitions are watched, taking turns), then reads again. The wait
- * is capped at FETCH_MAX_WAIT_MS and ends when the client disconnects.
+ * not passed, the connection's thread waits for an append past the high
+ * watermark its last read saw (engine_partition_wait on that offset, not on
+ * FetchOffset, which would return at once while some data is there), in
+ * KAFKA_WAIT_SLICE_MS slices (shorter when several partitions are watched,
+ * taking turns), then reads only the batches that arrived meanwhile and
+ * appends them to what it holds. The wait is capped at FETCH_MAX_WAIT_MS and
+ * ends when the client disconnects.
  */
 #include "kafka-private.h"
+
+#include "batch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -44,8 +49,16 @@ struct fetch_part {
 	struct partition *p;
 	int16_t error;
 	struct partition_info info;
+	/* Whole batches read so far, from the one holding fetch_offset up to
+	 * (not including) next_read. A long poll appends to them; it never
+	 * reads the same bytes twice. */
 	uint8_t *data;
 	size_t len;
+	int64_t next_read;
+	/* next_offset when this partition was last read; the long poll waits
+	 * for it to move. -1 before the first read. */
+	int64_t hw_seen;
+	bool full; /* max bytes reached: no more reads */
 };
 
 struct fetch_topic {
@@ -53,6 +66,26 @@ struct fetch_topic {
 	int32_t first, count; /* range in the parts array */
 };
 
+/* The offset after the last record of the whole batches in buf[0, len). */
+static int64_t batches_end(const uint8_t *buf, size_t len, int64_t dflt)
+{
+	int64_t end = dflt;
+	size_t pos = 0;
+	while (len - pos >= BATCH_HEADER_SIZE) {
+		int64_t base = (int64_t)((uint64_t)kafka_get_be32(buf + pos) << 32 |
+					 kafka_get_be32(buf + pos + 4));
+		int32_t blen = (int32_t)kafka_get_be32(buf + pos + 8);
+		int32_t last = (int32_t)kafka_get_be32(buf + pos + 23);
+		if (blen < BATCH_HEADER_SIZE - 12 || (size_t)blen + 12 > len - pos)
+			break;
+		end = base + last + 1;
+		pos += (size_t)blen + 12;
+	}
+	return end;
+}
+
+/* Read what is new in every partition since the last call (all of it the
+ * first time), within the request's and each partition's max bytes. */
 static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, size_t *total,
 			   bool *any_error)
 {
@@ -60,9 +93,6 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 	*any_error = false;
 	for (int32_t i = 0; i < n; i++) {
 		struct fetch_part *fp = &parts[i];
-		free(fp->data);
-		fp->data = NULL;
-		fp->len = 0;
 		if (!fp->p) {
 			*any_error = true;
 			continue;
@@ -75,19 +105,54 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 			continue;
 		}
 		fp->error = KERR_NONE;
-		if (fp->fetch_offset == fp->info.next_offset || fp->max_bytes <= 0)
+		if (fp->info.next_offset == fp->hw_seen || fp->full || fp->max_bytes <= 0 ||
+		    fp->next_read >= fp->info.next_offset) {
+			fp->hw_seen = fp->info.next_offset;
+			*total += fp->len;
 			continue;
-		size_t left = max_bytes > *total ? max_bytes - *total : 0;
-		if (left == 0)
-			continue;
-		size_t want = (size_t)fp->max_bytes < left ? (size_t)fp->max_bytes : left;
-		int rc = engine_read_batches(fp->p, fp->fetch_offset, want, &fp->data, &fp->len);
+		}
+		fp->hw_seen = fp->info.next_offset;
+		size_t left = max_bytes > *total + fp->len ? max_bytes - *total - fp->len : 0;
+		size_t pleft = (size_t)fp->max_bytes > fp->len ? (size_t)fp->max_bytes - fp->len : 0;
+		size_t want = pleft < left ? pleft : left;
+		if (want == 0) {
+			fp->full = fp->len > 0;
+			*total += fp->len;
+			if (fp->len > 0)
+				continue;
+		}
+		uint8_t *more = NULL;
+		size_t mlen = 0;
+		int rc = engine_read_batches(fp->p, fp->next_read, want, &more, &mlen);
 		if (rc) {
 			fp->error = kafka_error_from(rc);
+			free(fp->data);
 			fp->data = NULL;
 			fp->len = 0;
 			*any_error = true;
 			continue;
+		}
+		if (fp->len > 0 && mlen > want) {
+			/* The first batch read is always whole; a later one that
+			 * does not fit waits for the next fetch. */
+			free(more);
+			fp->full = true;
+		} else if (mlen > 0) {
+			uint8_t *nd = fp->data ? realloc(fp->data, fp->len + mlen) : more;
+			if (!nd) {
+				free(more);
+				fp->full = true;
+			} else {
+				if (nd != more) {
+					memcpy(nd + fp->len, more, mlen);
+					free(more);
+				}
+				fp->data = nd;
+				fp->next_read = batches_end(nd + fp->len, mlen, fp->next_read);
+				fp->len += mlen;
+			}
+		} else {
+			free(more);
 		}
 		*total += fp->len;
 	}
@@ -138,6 +203,8 @@ int kafka_handle_fetch(struct kafka_request *req)
 			if (v >= 9)
 				(void)kafka_read_i32(r); /* CurrentLeaderEpoch */
 			fp->fetch_offset = kafka_read_i64(r);
+			fp->next_read = fp->fetch_offset;
+			fp->hw_seen = -1;
 			if (v >= 5)
 				(void)kafka_read_i64(r); /* LogStartOffset */
 			fp->max_bytes = kafka_read_i32(r);
@@ -187,13 +254,14 @@ int kafka_handle_fetch(struct kafka_request *req)
 		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes || now >= deadline ||
 		    nparts == 0 || atomic_load(&req->l->stopping) || kafka_conn_peer_closed(req->c))
 			break;
-		/* Wait for one of the partitions, taking turns. */
+		/* Wait for one of the partitions to grow past what its last
+		 * read saw, taking turns. */
 		int64_t left = deadline - now;
 		int slice = nparts == 1 ? KAFKA_WAIT_SLICE_MS : MULTI_WAIT_SLICE_MS;
 		if (left < slice)
 			slice = (int)left;
 		struct fetch_part *fp = &parts[turn++ % nparts];
-		if (engine_partition_wait(fp->p, fp->fetch_offset, slice) < 0)
+		if (engine_partition_wait(fp->p, fp->hw_seen, slice) < 0)
 			break;
 	}
 

@@ -38,7 +38,7 @@ static long server_hwm_kib(void)
 }
 
 /* utime + stime of the server, in clock ticks; -1 if unknown. */
-static long __attribute__((unused)) server_cpu_ticks(void)
+static long server_cpu_ticks(void)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)srv.pid);
@@ -110,6 +110,78 @@ static int produce(int fd, struct kafka_writer *w, const char *topic, int32_t pa
 	int bad = kafka_reader_failed(&r);
 	free(buf);
 	return bad ? -100 : err;
+}
+
+/* Fetch v11 of topic/0 from offset with min_bytes and max_wait: the
+ * partition's error code (-100 on transport failure); *records malloc'd. */
+static int fetch(int fd, struct kafka_writer *w, const char *topic, int64_t offset,
+		 int32_t min_bytes, int32_t max_wait, uint8_t **records, int32_t *rlen)
+{
+	struct kafka_reader r;
+	*records = NULL;
+	*rlen = 0;
+	kc_begin(w, 1, 11, ++corr, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_i32(w, max_wait);
+	kafka_write_i32(w, min_bytes);
+	kafka_write_i32(w, 8 << 20);
+	kafka_write_i8(w, 0);
+	kafka_write_i32(w, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_i32(w, -1);
+	kafka_write_i64(w, offset);
+	kafka_write_i64(w, -1);
+	kafka_write_i32(w, 4 << 20);
+	kafka_write_array(w, false, 0);
+	kafka_write_string(w, false, "");
+	uint8_t *buf = roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_i32(&r);
+	kafka_read_i16(&r);
+	kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	kafka_read_i64(&r);
+	kafka_read_i64(&r);
+	kafka_read_i64(&r);
+	kafka_read_array(&r, false, true, 0);
+	kafka_read_i32(&r);
+	struct kafka_str recs = kafka_read_bytes(&r, false, true);
+	int bad = kafka_reader_failed(&r);
+	if (!bad && recs.len > 0) {
+		*rlen = recs.len;
+		*records = malloc((size_t)recs.len);
+		memcpy(*records, recs.ptr, (size_t)recs.len);
+	}
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* An uncompressed batch of n records "<prefix>-<i>"; malloc'd. */
+static uint8_t *plain_batch(const char *prefix, int n, size_t *len)
+{
+	struct batch_builder bb;
+	uint8_t *out = NULL;
+	batch_builder_init(&bb);
+	for (int i = 0; i < n; i++) {
+		char val[64];
+		snprintf(val, sizeof(val), "%s-%d", prefix, i);
+		struct record_in rec = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val),
+					 NULL, 0 };
+		batch_builder_add(&bb, &rec);
+	}
+	if (batch_builder_finish(&bb, &out, len) != 0)
+		bail("batch_builder_finish");
+	batch_builder_fini(&bb);
+	return out;
 }
 
 /* A batch header for a compressed records area: n records announced,
@@ -304,6 +376,68 @@ static void test_bombs(int fd, struct kafka_writer *w)
 		free((void *)b.bombs[i]);
 }
 
+struct late_producer {
+	const uint8_t *batch;
+	size_t len;
+	int err;
+};
+
+static void *late_producer_main(void *arg)
+{
+	struct late_producer *lp = arg;
+	struct kafka_writer w;
+	kafka_writer_init(&w, 0);
+	usleep(500 * 1000);
+	int fd = kc_connect(srv.port, 30);
+	lp->err = fd < 0 ? -100 : produce(fd, &w, "poll", 0, lp->batch, lp->len);
+	if (fd >= 0)
+		close(fd);
+	kafka_writer_fini(&w);
+	return NULL;
+}
+
+/* A Fetch with some data but less than MinBytes waits its MaxWaitMs without
+ * spinning, and what arrives meanwhile is appended to what it read. */
+static void test_long_poll(int fd, struct kafka_writer *w)
+{
+	size_t l1, l2;
+	uint8_t *b1 = plain_batch("first", 5, &l1);
+	uint8_t *b2 = plain_batch("second", 5, &l2);
+	uint8_t *rec;
+	int32_t rlen;
+
+	topic_create(fd, w, "poll");
+	ok(produce(fd, w, "poll", 0, b1, l1) == 0, "a small batch is produced");
+	long hz = sysconf(_SC_CLK_TCK);
+	long t0 = server_cpu_ticks();
+	int rc = fetch(fd, w, "poll", 0, 1 << 20, 2000, &rec, &rlen);
+	long t1 = server_cpu_ticks();
+	ok(rc == 0 && rlen == (int32_t)l1, "Fetch with MinBytes above what is there answers with it "
+					   "after MaxWaitMs (%d, %d bytes)",
+	   rc, rlen);
+	ok(t0 >= 0 && t1 >= 0 && t1 - t0 < hz / 2,
+	   "the server used under 0.5 s of CPU during the 2 s long poll (%ld ticks of %ld/s)",
+	   t1 - t0, hz);
+	free(rec);
+
+	pthread_t th;
+	struct late_producer lp = { b2, l2, -1 };
+	pthread_create(&th, NULL, late_producer_main, &lp);
+	t0 = server_cpu_ticks();
+	rc = fetch(fd, w, "poll", 0, 1 << 20, 2000, &rec, &rlen);
+	t1 = server_cpu_ticks();
+	pthread_join(th, NULL);
+	ok(lp.err == 0 && rc == 0 && rlen == (int32_t)(l1 + l2),
+	   "a batch produced during the long poll is added to the answer (%d bytes)", rlen);
+	ok(rec && rlen == (int32_t)(l1 + l2) && memcmp(rec + 8, b1 + 8, l1 - 8) == 0 &&
+		   memcmp(rec + l1 + 8, b2 + 8, l2 - 8) == 0 && kafka_get_be32(rec + l1 + 4) == 5,
+	   "both batches, once each, in order (the second at offset 5)");
+	ok(t1 - t0 < hz / 2, "and that poll used under 0.5 s of CPU too (%ld ticks)", t1 - t0);
+	free(rec);
+	free(b1);
+	free(b2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -316,6 +450,7 @@ int main(int argc, char **argv)
 	int fd = kc_connect(srv.port, 60);
 	if (fd < 0)
 		bail("connect");
+	test_long_poll(fd, &w);
 	test_bombs(fd, &w);
 	close(fd);
 	ok(kserver_alive(&srv), "the server is still running");
