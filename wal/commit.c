@@ -455,8 +455,16 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 	struct engine *e = p->e;
 	struct batch_header bh;
 	struct append_req r = { 0 };
+	bool deleted;
 	int rc;
 
+	/* A deleted topic's partition (or one that outlived engine_close) must
+	 * not touch the engine. */
+	pthread_mutex_lock(&p->lock);
+	deleted = p->deleted;
+	pthread_mutex_unlock(&p->lock);
+	if (deleted)
+		return CHRONIK_ENOTOPIC;
 	if (e->opt.read_only)
 		return -EROFS;
 	if (len > FRAME_MAX_LEN - FRAME_V2_HEADER_SIZE)

@@ -55,7 +55,9 @@ int engine_options_set(struct engine_options *o, const char *key, const char *va
  * a frame before the tail is invalid and !o->repair. *out owned by caller. */
 int engine_open(const char *dir, const struct engine_options *o, struct engine **out);
 /* Flush and fsync everything appended, stop the commit thread, release the
- * lock, free. Partitions still referenced become unusable (appends fail). */
+ * lock, free. Drop every partition reference and close every cursor first:
+ * a partition still referenced only answers appends with CHRONIK_ENOTOPIC,
+ * and nothing else may be called on it. */
 int engine_close(struct engine *e);
 /* A read-only engine reads beside a writer (another process may hold the
  * data directory): engine_refresh picks up the topics and frames written

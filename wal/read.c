@@ -15,11 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "engine-private.h"
 #include "log.h"
 
 struct engine_cursor {
 	struct partition *p;
+	uint8_t *hbuf; /* a V1 record's headers in the batch encoding */
+	size_t hcap;
 	int64_t next; /* the next offset to return */
 	uint64_t raw_from; /* skip records whose line ends at or before this */
 	size_t entry; /* the next hot-index entry to load */
@@ -91,6 +94,74 @@ static int frame_read(struct engine *e, const struct hot_entry *he, uint8_t **bu
 	return 0;
 }
 
+/* The headers of a V1 frame (u32 key length, key, i32 value length, value;
+ * frame_decode has checked they fill the frame) as record_header_in, in a
+ * malloc'd array that borrows from the frame. */
+static int v1_headers(const struct frame_info *fi, struct record_header_in **out)
+{
+	const uint8_t *p = fi->headers;
+	struct record_header_in *h;
+
+	*out = NULL;
+	if (fi->header_count == 0)
+		return 0;
+	h = calloc(fi->header_count, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < fi->header_count; i++) {
+		h[i].key_len = (int32_t)get_le32(p);
+		h[i].key = p + 4;
+		p += 4 + h[i].key_len;
+		h[i].value_len = (int32_t)get_le32(p);
+		h[i].value = h[i].value_len >= 0 ? p + 4 : NULL;
+		p += 4 + (h[i].value_len > 0 ? h[i].value_len : 0);
+	}
+	*out = h;
+	return 0;
+}
+
+/* V1 headers re-encoded as a batch record's headers (varint lengths), into
+ * the cursor's buffer, so engine_record.headers reads the same for both. */
+static int v1_headers_encode(struct engine_cursor *c, const struct frame_info *fi,
+			     struct engine_record *r)
+{
+	struct record_header_in *h;
+	size_t need = 0, n = 0;
+	int rc = v1_headers(fi, &h);
+
+	r->header_count = (int32_t)fi->header_count;
+	r->headers = NULL;
+	r->headers_len = 0;
+	if (rc || !h)
+		return rc;
+	for (uint32_t i = 0; i < fi->header_count; i++)
+		need += 20 + (size_t)h[i].key_len +
+			(h[i].value_len > 0 ? (size_t)h[i].value_len : 0);
+	if (need > c->hcap) {
+		uint8_t *b = realloc(c->hbuf, need);
+		if (!b) {
+			free(h);
+			return -ENOMEM;
+		}
+		c->hbuf = b;
+		c->hcap = need;
+	}
+	for (uint32_t i = 0; i < fi->header_count; i++) {
+		n += varint_put(c->hbuf + n, h[i].key_len);
+		memcpy(c->hbuf + n, h[i].key, (size_t)h[i].key_len);
+		n += (size_t)h[i].key_len;
+		n += varint_put(c->hbuf + n, h[i].value_len);
+		if (h[i].value_len > 0) {
+			memcpy(c->hbuf + n, h[i].value, (size_t)h[i].value_len);
+			n += (size_t)h[i].value_len;
+		}
+	}
+	free(h);
+	r->headers = c->hbuf;
+	r->headers_len = n;
+	return 0;
+}
+
 static int cursor_new(struct partition *p, struct engine_cursor **out)
 {
 	struct engine_cursor *c = calloc(1, sizeof(*c));
@@ -157,6 +228,7 @@ void engine_cursor_close(struct engine_cursor *c)
 		batch_iter_fini(&c->it);
 	engine_partition_unref(c->p);
 	free(c->buf);
+	free(c->hbuf);
 	free(c);
 }
 
@@ -200,11 +272,8 @@ static int cursor_load(struct engine_cursor *c, struct engine_record *r)
 		r->key_len = fi.key_len;
 		r->value = fi.value;
 		r->value_len = fi.value_len;
-		/* V1 headers use their own encoding; they are not exposed here. */
-		r->header_count = 0;
-		r->headers = NULL;
-		r->headers_len = 0;
-		return 2;
+		rc = v1_headers_encode(c, &fi, r);
+		return rc ? rc : 2;
 	}
 	return CHRONIK_EVERSION;
 }
@@ -307,8 +376,13 @@ static int v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *
 	rec.key_len = fi.key_len;
 	rec.value = fi.value;
 	rec.value_len = fi.value_len;
+	rc = v1_headers(&fi, (struct record_header_in **)&rec.headers);
+	if (rc)
+		return rc;
+	rec.header_count = (int32_t)fi.header_count;
 	batch_builder_init(&b);
 	rc = batch_builder_add(&b, &rec);
+	free((void *)rec.headers);
 	if (rc == 0)
 		rc = batch_builder_finish(&b, out, out_len);
 	batch_builder_fini(&b);

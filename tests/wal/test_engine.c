@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "crc32c.h"
 #include "testutil.h"
 
 static void test_topics(const char *dir)
@@ -246,6 +247,54 @@ static void test_wait_wakes(const char *dir)
 	engine_close(e);
 }
 
+/* A batch from outside must say the truth about its records. */
+static void test_batch_checks(const char *dir)
+{
+	struct engine *e = open_or_bail(dir, NULL);
+	struct partition *p;
+	struct batch_builder b;
+	uint8_t *buf;
+	size_t len;
+	int64_t base;
+
+	engine_topic_create(e, "chk", 1, NULL);
+	p = part_or_bail(e, "chk", 0);
+	batch_builder_init(&b);
+	for (int i = 0; i < 3; i++) {
+		struct record_in r = {
+			.timestamp = 1, .key_len = -1, .value = "abc", .value_len = 3
+		};
+		batch_builder_add(&b, &r);
+	}
+	batch_builder_finish(&b, &buf, &len);
+	batch_builder_fini(&b);
+
+	/* lastOffsetDelta (bytes 23-26) says 0 for 3 records; CRC redone */
+	uint8_t *bad = malloc(len);
+	memcpy(bad, buf, len);
+	bad[23] = bad[24] = bad[25] = bad[26] = 0;
+	uint32_t crc = crc32c(0, bad + 21, len - 21);
+	bad[17] = (uint8_t)(crc >> 24);
+	bad[18] = (uint8_t)(crc >> 16);
+	bad[19] = (uint8_t)(crc >> 8);
+	bad[20] = (uint8_t)crc;
+	ok(engine_append_batch(p, bad, len, true, &base) == CHRONIK_ECORRUPT,
+	   "a batch whose lastOffsetDelta disagrees with its count is refused");
+	ok(engine_append_batch(p, buf, len, true, &base) == 0 && base == 0,
+	   "the honest batch is taken at offset 0");
+	memcpy(bad, buf, len);
+	bad[30] ^= 1; /* inside the CRC: the stored CRC no longer matches */
+	ok(engine_append_batch(p, bad, len, true, &base) == CHRONIK_EBADCRC,
+	   "a bad CRC is refused");
+	struct partition_info info;
+	engine_partition_info(p, &info);
+	ok(info.next_offset == 3, "refused batches consumed no offsets");
+	free(bad);
+	free(buf);
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 static atomic_int listener_calls;
 
 static void on_append(void *arg, struct partition *p)
@@ -375,6 +424,7 @@ int main(void)
 	test_wait_wakes(d3);
 	test_listener(d1);
 	test_live_reader(d3);
+	test_batch_checks(d1);
 	test_groups_and_lock(d2);
 	free(d1);
 	free(d2);

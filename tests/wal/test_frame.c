@@ -160,6 +160,14 @@ static void test_mixed(void)
 	fi.key_len = 1;
 	fi.value = (const uint8_t *)"from-v1";
 	fi.value_len = 7;
+	uint8_t hv1[32];
+	put_le32(hv1, 3);
+	memcpy(hv1 + 4, "src", 3);
+	put_le32(hv1 + 7, 2);
+	memcpy(hv1 + 11, "v1", 2);
+	fi.header_count = 1;
+	fi.headers = hv1;
+	fi.headers_len = 13;
 	frame_v1_encode(&fi, &f, &flen);
 	snprintf(path, sizeof(path), "%s/wal/%020d.wal", dir, 0);
 	fd = open(path, O_WRONLY | O_APPEND);
@@ -181,6 +189,15 @@ static void test_mixed(void)
 	ok(engine_cursor_next(c, &r) == 1 && r.offset == 2 && r.timestamp == 4242 &&
 		   r.key_len == 1 && r.value_len == 7,
 	   "cursor returns the V1 record with key and timestamp");
+	{
+		const uint8_t *hp = r.headers;
+		struct batch_record_header h;
+		ok(r.header_count == 1 &&
+			   batch_record_header_next(&hp, r.headers + r.headers_len, &h) == 1 &&
+			   h.key_len == 3 && memcmp(h.key, "src", 3) == 0 && h.value_len == 2 &&
+			   memcmp(h.value, "v1", 2) == 0,
+		   "and its header, in the batch encoding");
+	}
 	engine_cursor_close(c);
 	uint8_t *bb;
 	size_t blen;
@@ -189,6 +206,14 @@ static void test_mixed(void)
 		   batch_header_parse(bb, blen, &bh) == 0 && bh.base_offset == 2 &&
 		   bh.record_count == 1 && batch_crc_check(bb, blen) == 0,
 	   "read_batches turns the V1 record into a valid batch at offset 2");
+	{
+		struct batch_iter it;
+		struct batch_record br;
+		ok(batch_iter_init(&it, bb, blen) == 0 && batch_iter_next(&it, &br) == 1 &&
+			   br.header_count == 1 && br.value_len == 7,
+		   "with its header");
+		batch_iter_fini(&it);
+	}
 	free(bb);
 	ok(engine_verify(e, NULL, NULL) == 0, "verify accepts V1 among V2");
 	engine_partition_unref(p);
