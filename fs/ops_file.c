@@ -8,15 +8,20 @@
  *   - The complete lines of one write request are one engine append, one
  *     batch: readers see all of them or none, and two writers never
  *     interleave inside a line.
- *   - Requests are at most 1 MiB (conn->max_write, FS_IO_SIZE): the kernel
- *     cuts a larger write(2) into 1 MiB requests and sends them one after
- *     the other. Each request is judged on its own, so for a write(2) above
- *     1 MiB: each 1 MiB piece is its own batch (readers may see the first
- *     pieces before the last), and an invalid line fails only its piece:
- *     the pieces before it are appended, and write(2) returns their byte
- *     count (a short write) or, when the first piece fails, -1 EINVAL.
- *     A line cut by a request boundary is carried over (below), so no line
- *     is ever torn. "One write(2) = one atomic batch" holds up to 1 MiB.
+ *   - Requests are at most 1 MiB (conn->max_write, FS_IO_SIZE) and 256
+ *     pages: the kernel cuts a larger write(2) into pieces and sends them
+ *     one after the other. From a page-aligned buffer the pieces are 1 MiB
+ *     each; otherwise the first ends where the buffer's 256th page does, so
+ *     a write(2) of up to 1 MiB - 4 KiB is always one request. Each request
+ *     is judged on its own, so for a write(2) of several pieces: each piece
+ *     is its own batch (readers may see the first before the last), and an
+ *     invalid line fails only its piece: the pieces before it are appended
+ *     and write(2) returns their byte count (a short write); when the first
+ *     piece fails, write(2) fails with EINVAL. A line cut by a piece
+ *     boundary is carried over (below), so no line is ever torn; after a
+ *     short write it waits in the handle like any partial line (a writer
+ *     that writes the rest again completes it). "One write(2) = one atomic
+ *     batch, all or nothing" holds for a write(2) that is one request.
  *   - The kernel serialises direct-I/O writes to one inode (O_APPEND or
  *     not: it holds the inode lock for the whole write), so two writers on
  *     one partition file reach us one request at a time and never share a

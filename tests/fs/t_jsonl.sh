@@ -185,6 +185,70 @@ os.close(fd)
 recs = [json.loads(l) for l in read(J).decode().splitlines()]
 ok([x["value"] for x in recs[base:]] == ["after big"], "... and only that line is in")
 
+# writes above 1 MiB: the kernel sends them as 1 MiB requests (from a
+# page-aligned buffer, exactly 1 MiB each), and each request is judged on
+# its own. Up to 1 MiB a write is all or nothing:
+import mmap
+def aligned(data):
+    m = mmap.mmap(-1, len(data))
+    m.write(data)
+    return m
+def jsonl_count():
+    return json.loads(read(p + "/info.json"))["next_offset"]
+MIB = 1 << 20
+def valid_lines(total):
+    out, i = [], 0
+    while sum(len(x) for x in out) < total:
+        out.append(b'{"value":"big-%d-%s"}\n' % (i, b"y" * (i % 97)))
+        i += 1
+    return b"".join(out)
+bad_line = b'{"value":"the last line is bad"\n'
+one = valid_lines(MIB)
+one = one[:one.rindex(b"\n", 0, MIB - len(bad_line)) + 1]
+one += b" " * (MIB - len(bad_line) - len(one)) + bad_line
+ok(len(one) == MIB, "a 1 MiB write ending in an invalid line")
+before = jsonl_count()
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+try:
+    os.write(fd, aligned(one))
+    ok(False, "... is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "... is refused with EINVAL")
+os.close(fd)
+ok(jsonl_count() == before, "... and appends nothing")
+# 2 MiB of valid lines ending in an invalid line: the first 1 MiB request
+# is appended (its lines up to the one cut at 1 MiB; that one is kept in
+# the open file), write(2) returns 1 MiB; the rest fails with EINVAL.
+two = valid_lines(2 * MIB - len(bad_line))[:2 * MIB - len(bad_line)]
+two = two[:two.rindex(b"\n") + 1]
+two += b" " * (2 * MIB - len(bad_line) - len(two)) + bad_line
+ok(len(two) == 2 * MIB and two[MIB - 1:MIB] != b"\n", "a 2 MiB write ending in an invalid line, a line cut at 1 MiB")
+in_first = two[:MIB].count(b"\n")
+before = jsonl_count()
+fd = os.open(J, os.O_WRONLY | os.O_APPEND)
+buf = aligned(two)
+try:
+    w = os.write(fd, buf)
+    ok(w == MIB, "... write(2) returns 1 MiB, a short write (%d)" % w)
+except OSError as e:
+    ok(False, "... write(2) returns 1 MiB, a short write (%s)" % e)
+ok(jsonl_count() == before + in_first,
+   "... the %d lines wholly in the first 1 MiB are appended (%d)" % (in_first, jsonl_count() - before))
+try:
+    os.write(fd, aligned(two[MIB:]))
+    ok(False, "writing the rest again is refused")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "writing the rest again is refused with EINVAL")
+ok(jsonl_count() == before + in_first, "... and appends nothing")
+try:
+    os.close(fd)
+    ok(False, "close() with the line cut at 1 MiB still held fails")
+except OSError as e:
+    ok(e.errno == errno.EINVAL, "close() with the line cut at 1 MiB still held fails with EINVAL (it is not JSON alone)")
+ok(jsonl_count() == before + in_first, "... and appends nothing")
+vals = [json.loads(l)["value"] for l in read(J).decode().splitlines()[before:]]
+ok(vals == ["big-%d-%s" % (i, "y" * (i % 97)) for i in range(in_first)], "the appended lines are the first ones, intact")
+
 # config.json: what is written replaces the whole config
 with open(C, "w") as f:
     f.write('{"cleanup.policy": "delete"}\n')
