@@ -234,10 +234,14 @@ static int cmd_append(const struct bench_opts *o)
 		wal_bytes += pi.wal_bytes;
 		engine_partition_unref(p);
 	}
+	struct engine_stats st;
+	engine_stats_get(e, &st);
 	printf("seconds=%.6f batches=%" PRIu64 " records=%" PRIu64 " value_bytes=%" PRIu64
-	       " wal_bytes=%" PRIu64 " frame_bytes=%" PRIu64 " maxrss_kib=%ld\n",
+	       " wal_bytes=%" PRIu64 " frame_bytes=%" PRIu64 " groups=%" PRIu64
+	       " group_bytes=%" PRIu64 " maxrss_kib=%ld\n",
 	       t1 - t0, batches, batches * (uint64_t)o->records, batches * batch_bytes, wal_bytes,
-	       batches ? wal_bytes / batches : 0, maxrss_kib());
+	       batches ? wal_bytes / batches : 0, st.groups, st.groups ? st.bytes / st.groups : 0,
+	       maxrss_kib());
 	for (int i = 0; i < o->threads; i++)
 		engine_partition_unref(a[i].p);
 	pthread_barrier_destroy(&start);
