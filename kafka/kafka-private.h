@@ -78,6 +78,14 @@ struct kafka_conn {
 	char host[64]; /* our address as the client reached it */
 	int32_t port;
 	char peer[64]; /* the client's address, for logs and member ids */
+	int64_t accepted_ms; /* kafka_now_ms() at accept; set before the thread starts */
+	/* kafka_now_ms() since when the connection waits for the first byte of
+	 * a request, 0 while one is arriving or being served. Written by the
+	 * connection thread, read by the accept thread. */
+	atomic_llong idle_since_ms;
+	atomic_bool served; /* at least one request answered */
+	atomic_bool serving; /* a request is being served (never evicted then) */
+	atomic_bool evicted; /* shut down by the accept thread to make room */
 	struct kafka_conn *next; /* listener's list, under l->lock */
 };
 
@@ -90,6 +98,7 @@ struct kafka_listener {
 	pthread_t timer_thread;
 	atomic_bool stopping;
 
+	int64_t last_warn_ms; /* accept thread only: rate limit of its warnings */
 	pthread_mutex_t lock; /* guards conns, nconns */
 	struct kafka_conn *conns;
 	int nconns;

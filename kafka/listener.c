@@ -42,8 +42,21 @@
  * requests is in progress). A produce waits for its group commit and a
  * fetch long-polls on that connection's thread only; other connections keep
  * being served, and concurrent produces from several connections share the
- * engine's group commits. At most KAFKA_MAX_CONNS connections are served;
- * more are closed on accept. Produce with acks=0 gets no response.
+ * engine's group commits. Produce with acks=0 gets no response.
+ *
+ * Connection limits. A connection waiting for a request longer than
+ * connections_max_idle_ms (kafka.connections.max.idle.ms, 10 minutes as in
+ * Kafka) is closed; once the first byte of a request has arrived the rest
+ * must arrive within request_receive_timeout_ms (30 s). The body buffer
+ * grows as bytes arrive (doubling from 64 KiB), so a size field announcing
+ * max_request_bytes costs nothing until the bytes are really sent. At most
+ * KAFKA_MAX_CONNS connections are served; a new connection beyond that takes
+ * the place of an existing one that is doing nothing: first the oldest that
+ * has never been answered a request (a silent socket, or one still sending
+ * its first), else the one idle the longest between requests. Only when
+ * every connection has a request in progress is the new one closed. So
+ * silent sockets cannot lock clients out, and a client that has been served
+ * keeps its connection while silent newcomers come and go.
  *
  * Stop. kafka_listener_stop sets `stopping`, shuts every socket down (which
  * wakes blocked reads), wakes group waiters; handler waits are sliced into
@@ -130,6 +143,8 @@ void kafka_options_init(struct kafka_options *o)
 	o->port = 9092;
 	o->max_request_bytes = (size_t)100 << 20;
 	o->auto_create_topics = true;
+	o->connections_max_idle_ms = 600000;
+	o->request_receive_timeout_ms = 30000;
 }
 
 int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
@@ -165,15 +180,41 @@ int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
 
 /* ---- socket I/O ----------------------------------------------------- */
 
-/* Read exactly n bytes: 0, or -1 on EOF/error/stop. */
-static int read_full(int fd, void *buf, size_t n)
+/* Receive up to n (>= 1) bytes into buf, waiting until deadline (a
+ * kafka_now_ms() value; <= 0: no deadline). Returns the bytes received (>= 1),
+ * or -1 on EOF, error, timeout or stop. */
+static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
+{
+	for (;;) {
+		int wait = -1;
+		if (deadline > 0) {
+			int64_t left = deadline - kafka_now_ms();
+			if (left <= 0)
+				return -1;
+			wait = left > INT32_MAX ? INT32_MAX : (int)left;
+		}
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, wait);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0 || atomic_load(&c->l->stopping))
+			return -1;
+		if (pr == 0)
+			continue; /* the deadline check above ends it */
+		ssize_t k = recv(c->fd, buf, n, 0);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return k <= 0 ? -1 : k;
+	}
+}
+
+/* Receive exactly n bytes by deadline: 0 or -1. */
+static int recv_full_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
 {
 	uint8_t *p = buf;
 	while (n > 0) {
-		ssize_t k = recv(fd, p, n, 0);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
+		ssize_t k = recv_by(c, p, n, deadline);
+		if (k < 0)
 			return -1;
 		p += k;
 		n -= (size_t)k;
@@ -273,6 +314,8 @@ static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, stru
 	return write_full(c->fd, w->buf, w->len);
 }
 
+#define BODY_BUF_START ((size_t)64 << 10)
+
 static void *conn_main(void *arg)
 {
 	struct kafka_conn *c = arg;
@@ -284,7 +327,17 @@ static void *conn_main(void *arg)
 	kafka_writer_init(&w, 0);
 	while (!atomic_load(&l->stopping)) {
 		uint8_t szb[4];
-		if (read_full(c->fd, szb, 4) < 0)
+		int64_t now = kafka_now_ms();
+		atomic_store(&c->idle_since_ms, now);
+		int64_t idle_deadline =
+			l->o.connections_max_idle_ms > 0 ? now + l->o.connections_max_idle_ms : 0;
+		if (recv_by(c, szb, 1, idle_deadline) < 0)
+			break;
+		atomic_store(&c->idle_since_ms, 0);
+		int64_t deadline = l->o.request_receive_timeout_ms > 0
+					   ? kafka_now_ms() + l->o.request_receive_timeout_ms
+					   : 0;
+		if (recv_full_by(c, szb + 1, 3, deadline) < 0)
 			break;
 		int32_t size = (int32_t)kafka_get_be32(szb);
 		if (size < MIN_REQUEST_HEADER || (size_t)size > l->o.max_request_bytes) {
@@ -292,16 +345,36 @@ static void *conn_main(void *arg)
 				c->peer, size);
 			break;
 		}
-		if ((size_t)size > cap) {
-			uint8_t *nb = realloc(buf, (size_t)size);
-			if (!nb)
+		/* Grow the buffer as the bytes arrive, not to the announced size. */
+		size_t got = 0;
+		while (got < (size_t)size) {
+			if (got == cap) {
+				size_t ncap = cap ? cap * 2 : BODY_BUF_START;
+				if (ncap > (size_t)size)
+					ncap = (size_t)size;
+				uint8_t *nb = realloc(buf, ncap);
+				if (!nb)
+					break;
+				buf = nb;
+				cap = ncap;
+			}
+			size_t want = (cap < (size_t)size ? cap : (size_t)size) - got;
+			ssize_t k = recv_by(c, buf + got, want, deadline);
+			if (k < 0)
 				break;
-			buf = nb;
-			cap = (size_t)size;
+			got += (size_t)k;
 		}
-		if (read_full(c->fd, buf, (size_t)size) < 0)
+		if (got < (size_t)size) {
+			if (atomic_load(&l->stopping) == false)
+				log_msg(LOG_LVL_DEBUG, "kafka", "%s: request not received in time, closing",
+					c->peer);
 			break;
-		if (conn_serve(c, buf, (size_t)size, &w) < 0)
+		}
+		atomic_store(&c->serving, true);
+		int served = conn_serve(c, buf, (size_t)size, &w);
+		atomic_store(&c->served, true);
+		atomic_store(&c->serving, false);
+		if (served < 0)
 			break;
 		/* Do not keep a huge buffer around after a big request. */
 		if (cap > (4u << 20)) {
@@ -349,6 +422,53 @@ static void conns_reap(struct kafka_listener *l, bool all)
 	}
 }
 
+/* Warn that a connection was refused, at most once a second. */
+static void warn_refused(struct kafka_listener *l)
+{
+	int64_t now = kafka_now_ms();
+	if (now - l->last_warn_ms < 1000)
+		return;
+	l->last_warn_ms = now;
+	log_msg(LOG_LVL_WARN, "kafka", "too many connections (%d), all busy: refusing one",
+		KAFKA_MAX_CONNS);
+}
+
+/* Room for one more connection: true when fewer than KAFKA_MAX_CONNS are
+ * live, or after evicting one that does nothing (see the header comment for
+ * which); false when all are busy. Accept thread only. */
+static bool conns_make_room(struct kafka_listener *l)
+{
+	struct kafka_conn *silent = NULL, *idle = NULL;
+	int live = 0;
+
+	pthread_mutex_lock(&l->lock);
+	for (struct kafka_conn *c = l->conns; c; c = c->next) {
+		if (atomic_load(&c->done) || atomic_load(&c->evicted))
+			continue;
+		live++;
+		if (atomic_load(&c->serving))
+			continue;
+		int64_t since = atomic_load(&c->idle_since_ms);
+		if (!atomic_load(&c->served)) {
+			if (!silent || c->accepted_ms < silent->accepted_ms)
+				silent = c;
+		} else if (since > 0) {
+			if (!idle || since < atomic_load(&idle->idle_since_ms))
+				idle = c;
+		}
+	}
+	struct kafka_conn *victim = live < KAFKA_MAX_CONNS ? NULL : silent ? silent : idle;
+	if (victim) {
+		atomic_store(&victim->evicted, true);
+		shutdown(victim->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (victim)
+		log_msg(LOG_LVL_DEBUG, "kafka", "%s: closed to make room for a new connection",
+			victim->peer);
+	return live < KAFKA_MAX_CONNS || victim;
+}
+
 static void accept_one(struct kafka_listener *l)
 {
 	struct sockaddr_storage peer, local;
@@ -357,12 +477,8 @@ static void accept_one(struct kafka_listener *l)
 	if (fd < 0)
 		return;
 
-	pthread_mutex_lock(&l->lock);
-	bool full = l->nconns >= KAFKA_MAX_CONNS;
-	pthread_mutex_unlock(&l->lock);
-	if (full) {
-		log_msg(LOG_LVL_WARN, "kafka", "too many connections (%d), refusing one",
-			KAFKA_MAX_CONNS);
+	if (!conns_make_room(l)) {
+		warn_refused(l);
 		close(fd);
 		return;
 	}
@@ -376,15 +492,22 @@ static void accept_one(struct kafka_listener *l)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->l = l;
 	c->fd = fd;
+	c->accepted_ms = kafka_now_ms();
 	atomic_init(&c->done, false);
+	atomic_init(&c->idle_since_ms, c->accepted_ms);
+	atomic_init(&c->served, false);
+	atomic_init(&c->serving, false);
+	atomic_init(&c->evicted, false);
 	int32_t pport = 0;
 	addr_to_str(&peer, c->peer, sizeof(c->peer), &pport);
 	size_t pl = strlen(c->peer);
 	snprintf(c->peer + pl, sizeof(c->peer) - pl, ":%d", (int)pport);
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
 		addr_to_str(&local, c->host, sizeof(c->host), &c->port);
-	else
-		snprintf(c->host, sizeof(c->host), "%s", l->o.host), c->port = l->port;
+	} else {
+		snprintf(c->host, sizeof(c->host), "%s", l->o.host);
+		c->port = l->port;
+	}
 
 	pthread_mutex_lock(&l->lock);
 	if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {

@@ -19,6 +19,13 @@ struct kafka_options {
 	uint16_t port;		   /* default 9092; 0 = any free port */
 	size_t max_request_bytes;  /* kafka.max.request.bytes, default 100 MiB */
 	bool auto_create_topics;   /* Metadata creates unknown topics; default true */
+	/* kafka.connections.max.idle.ms: a connection with no request in
+	 * progress and none arriving is closed after this long; default
+	 * 600000 (Kafka's). <= 0: never. */
+	int32_t connections_max_idle_ms;
+	/* Once the first byte of a request has arrived, the whole request must
+	 * arrive within this long or the connection is closed; default 30000. */
+	int32_t request_receive_timeout_ms;
 };
 
 void kafka_options_init(struct kafka_options *o);

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 n_test = 0
 n_failed = 0
@@ -35,6 +36,27 @@ def ok(cond, what):
 
 def diag(msg):
     print("# " + str(msg), flush=True)
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+        table.append(crc)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    t = CRC32C_TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
 
 
 def frame(body):
@@ -153,7 +175,7 @@ def main():
             print("Bail out! kafka_server did not start")
             return 1
         port = int(line.split()[1])
-        print("1..12", flush=True)
+        print("1..15", flush=True)
         diag("seed %d (CHRONIK_FUZZ_SEED=%d to replay)" % (seed, seed))
         good = Good(port)
         ok(good.check(), "a well-behaved client is served")
@@ -236,16 +258,31 @@ def main():
         ok(good.check() and good.check_fresh(), "served while another connection sends half a frame")
         hang.close()
 
-        # 8. More connections than the listener serves at once.
+        # 8. More connections than the listener serves at once (256), silent
+        # or sending a frame they never finish; while they are all open, a
+        # new client must get in and be served.
         flood = []
-        for _ in range(300):
+        for i in range(300):
             try:
-                flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if i % 3 == 0:
+                    s.sendall(struct.pack(">i", 1 << 20) + b"part")
+                flood.append(s)
             except OSError:
                 break
+        time.sleep(0.5)
         ok(good.check(), "the established client is served during a connection flood (%d opened)"
            % len(flood))
-        for s in flood:
+        ok(good.check_fresh(), "a new client connects and is served while the flood is up")
+        newcomers = []
+        for _ in range(5):
+            try:
+                newcomers.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                pass
+        ok(len(newcomers) == 5 and all(good.check(s) for s in newcomers) and good.check(),
+           "five more new clients are served, and so is the established one")
+        for s in newcomers + flood:
             s.close()
         fresh = False
         for _ in range(50):  # the listener reaps closed connections
@@ -254,6 +291,30 @@ def main():
                 break
             time.sleep(0.1)
         ok(fresh, "new connections are served again after the flood")
+
+        # 9. Compressed bombs with a valid CRC (1 GiB of zeros, gzip): an
+        # error code, and the server goes on.
+        bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
+        chunk = bytes(1 << 20)
+        area = b"".join(bomb.compress(chunk) for _ in range(1024)) + bomb.flush()
+        hdr_rest = struct.pack(">hiqqqhii", 1, 999, 0, 0, -1, -1, -1, 1000) + area
+        batch = (struct.pack(">qi", 0, 9 + len(hdr_rest)) + struct.pack(">ib", -1, 2) +
+                 struct.pack(">I", crc32c(hdr_rest)) + hdr_rest)
+        meta = header(3, 4, 5) + struct.pack(">i", 1) + struct.pack(">h", 5) + b"bombs" + b"\x01"
+        body = (struct.pack(">h", -1) + struct.pack(">hi", -1, 30000) + struct.pack(">i", 1) +
+                struct.pack(">h", 5) + b"bombs" + struct.pack(">i", 1) + struct.pack(">i", 0) +
+                struct.pack(">i", len(batch)) + batch)
+        errs = []
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(frame(meta))
+            recv_frame(s)
+            for _ in range(3):
+                s.sendall(frame(header(0, 7, 6) + body))
+                resp = recv_frame(s)
+                # corr, topics[1], name, partitions[1], index, error
+                errs.append(struct.unpack(">h", resp[4 + 4 + 2 + 5 + 4 + 4:][:2])[0])
+        ok(all(e != 0 for e in errs) and good.check(),
+           "a gzip bomb with a valid CRC gets an error code (%s), others still served" % errs)
 
         ok(proc.poll() is None, "the server never crashed")
         proc.send_signal(signal.SIGTERM)

@@ -1,7 +1,8 @@
 /* test_limits.c - the listener's resource bounds, measured on the server
  * process (/proc/PID): compressed bombs with valid CRCs on several
  * connections at once keep its peak RSS bounded; a long-polling Fetch that
- * has some data but less than MinBytes does not spin.
+ * has some data but less than MinBytes does not spin; idle connections and
+ * half-sent requests are closed.
  *
  * The bounds are resource bounds (bytes, CPU seconds), far from what a
  * correct server uses and far below what the faults they catch cost.
@@ -9,6 +10,7 @@
  * Usage: test_kafka_limits KAFKA_SERVER_BINARY
  */
 #include <pthread.h>
+#include <time.h>
 
 #include <lz4frame.h>
 #include <zlib.h>
@@ -55,6 +57,13 @@ static long server_cpu_ticks(void)
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (long)(ut + st);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
@@ -438,6 +447,66 @@ static void test_long_poll(int fd, struct kafka_writer *w)
 	free(b2);
 }
 
+/* A second server with short connection timeouts: a silent connection
+ * and one that never finishes its frame are closed; one whose size field
+ * announces the maximum and then sends nothing costs no memory. */
+static void test_idle(const char *bin)
+{
+	struct kserver s2;
+	memset(&s2, 0, sizeof(s2));
+	static const char *const args[] = { "--idle-ms",	   "1500", "--request-timeout-ms",
+					    "1000",		   "--max-request-bytes", "104857600",
+					    NULL };
+	kserver_start(&s2, bin, args);
+
+	int silent = kc_connect(s2.port, 10);
+	int partial = kc_connect(s2.port, 10);
+	uint8_t hdr[8];
+	kafka_put_be32(hdr, 104857600);
+	memcpy(hdr + 4, "\0\x12\0\0", 4);
+	ok(partial >= 0 && kc_send_all(partial, hdr, sizeof(hdr)) == 0,
+	   "a connection announces a 100 MiB request and sends 4 bytes of it");
+	int64_t t0 = now_ms();
+	ok(kc_closed(partial), "it is closed once the request receive timeout passes");
+	int64_t t1 = now_ms();
+	ok(kc_closed(silent), "a connection that sends nothing is closed once idle too long");
+	int64_t t2 = now_ms();
+	diag("closed after %lld and %lld ms", (long long)(t1 - t0), (long long)(t2 - t0));
+
+	/* 200 connections announce 100 MiB each and send one byte more. */
+	int fds[200], n = 0;
+	for (int i = 0; i < 200; i++) {
+		fds[n] = kc_connect(s2.port, 10);
+		if (fds[n] >= 0 && kc_send_all(fds[n], hdr, 5) == 0)
+			n++;
+	}
+	usleep(300 * 1000);
+	char path[64], line[256];
+	long vm = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)s2.pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &vm) == 1)
+			break;
+	if (f)
+		fclose(f);
+	int fd = kc_connect(s2.port, 10);
+	struct kafka_writer w;
+	struct kafka_reader r;
+	kafka_writer_init(&w, 0);
+	kc_begin(&w, 18, 0, ++corr, 0);
+	uint8_t *buf = roundtrip(fd, &w, &r);
+	ok(n == 200 && buf && kafka_read_i16(&r) == 0,
+	   "with 200 such connections open a new client is served (RSS %ld KiB)", vm);
+	free(buf);
+	close(fd);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	kafka_writer_fini(&w);
+	ok(kserver_stop(&s2) == 0, "the second server stops cleanly");
+	kserver_cleanup(&s2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -453,6 +522,7 @@ int main(int argc, char **argv)
 	test_long_poll(fd, &w);
 	test_bombs(fd, &w);
 	close(fd);
+	test_idle(argv[1]);
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kafka_writer_fini(&w);
