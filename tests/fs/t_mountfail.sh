@@ -47,21 +47,34 @@ check "... and mounted when it returns" mounted "$MNT"
 daemon_pid=$(tr -dc '0-9' <"$DATA/LOCK")
 check "... the daemon's pid is in DATA/LOCK" kill -0 "${daemon_pid:-0}"
 check "data from before is there" test "$(cat "$MNT/t/0/data")" = before
-# a partial line in an open file is appended at shutdown
-exec 3>>"$MNT/t/0/data"
-printf 'partial' >&3 # the redirection's close appends it already
-exec 3>&-
+# a partial line in a file still open at shutdown is appended then: a
+# holder process writes it and keeps the descriptor open across SIGTERM
+# (python: a shell's `printf >&3` dup2()s the descriptor over stdout and
+# back, and that close alone would append the line)
+python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"partial")
+open(sys.argv[2], "w").write("written\n")
+time.sleep(60)' "$MNT/t/0/data" "$T/held" 2>/dev/null &
+holder=$!
+wait_for test -s "$T/held"
+ok $? "a holder wrote a partial line and keeps its descriptor open"
+check "... the partial line is not in the file yet" test "$(cat "$MNT/t/0/data")" = before
 kill -TERM "$daemon_pid"
 for _ in $(seq 150); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$daemon_pid" 2>/dev/null
 ok $? "SIGTERM: the background daemon exits"
+check "... while the holder still holds the descriptor" kill -0 "$holder"
+kill -KILL "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
 daemon_pid=
 check "... the mount is gone" sh -c "! awk -v m='$MNT' '\$2 == m { f = 1 } END { exit !f }' /proc/mounts"
 timeout 20 "$CHRONIKD" -f --no-kafka "$DATA" "$T/mnt2" 2>"$T/err" &
 daemon_pid=$!
 wait_mount "$T/mnt2" "$daemon_pid"
 ok $? "... and the lock is released: another chronikd mounts the data"
-check "... with the appended data" test "$(cat "$T/mnt2/t/0/data")" = "$(printf 'before\npartial')"
+check "... with the partial line appended at shutdown" test "$(cat "$T/mnt2/t/0/data")" = "$(printf 'before\npartial')"
 daemon_stop INT
 ok $? "SIGINT: exit 0"
 check "... the mount is gone" sh -c "! awk -v m='$T/mnt2' '\$2 == m { f = 1 } END { exit !f }' /proc/mounts"
