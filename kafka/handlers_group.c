@@ -27,7 +27,11 @@
  * which starts a rebalance; a member waiting for a JoinGroup answer is not.
  *
  * Membership lives in memory. Committed offsets go to the engine's metadata
- * log (engine_group_offset_commit), so they survive a restart.
+ * log (engine_group_offset_commit), so they survive a restart. A group left
+ * EMPTY is freed by the next tick (at most 50 ms later), so the table
+ * (at most max_groups, default MAX_GROUPS) holds only groups with members;
+ * JoinGroup for a new group id while it is full gets 15
+ * COORDINATOR_NOT_AVAILABLE, which clients retry.
  *
  * A waiting handler holds a reference on its member (waiters); a member
  * removed while waited on is unlinked and marked removed, and the last
@@ -87,16 +91,17 @@ struct kafka_groups {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* broadcast on every state change */
 	struct group *groups;
-	int ngroups;
+	int ngroups, max_groups;
 	uint64_t seq;
 	bool stopping;
 };
 
-int kafka_groups_new(struct kafka_groups **out)
+int kafka_groups_new(int max_groups, struct kafka_groups **out)
 {
 	struct kafka_groups *g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	g->max_groups = max_groups > 0 ? max_groups : MAX_GROUPS;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -125,6 +130,20 @@ static void member_free(struct member *m)
 	free(m);
 }
 
+static void group_free(struct group *gr)
+{
+	while (gr->members) {
+		struct member *m = gr->members;
+		gr->members = m->next;
+		member_free(m);
+	}
+	free(gr->id);
+	free(gr->protocol_type);
+	free(gr->protocol);
+	free(gr->leader);
+	free(gr);
+}
+
 void kafka_groups_free(struct kafka_groups *g)
 {
 	if (!g)
@@ -132,16 +151,7 @@ void kafka_groups_free(struct kafka_groups *g)
 	while (g->groups) {
 		struct group *gr = g->groups;
 		g->groups = gr->next;
-		while (gr->members) {
-			struct member *m = gr->members;
-			gr->members = m->next;
-			member_free(m);
-		}
-		free(gr->id);
-		free(gr->protocol_type);
-		free(gr->protocol);
-		free(gr->leader);
-		free(gr);
+		group_free(gr);
 	}
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
@@ -177,7 +187,7 @@ static struct group *group_find(struct kafka_groups *g, struct kafka_str id)
 static struct group *group_get(struct kafka_groups *g, struct kafka_str id)
 {
 	struct group *gr = group_find(g, id);
-	if (gr || g->ngroups >= MAX_GROUPS)
+	if (gr || g->ngroups >= g->max_groups)
 		return gr;
 	gr = calloc(1, sizeof(*gr));
 	if (!gr)
@@ -315,7 +325,8 @@ void kafka_groups_tick(struct kafka_listener *l)
 	int64_t now = kafka_now_ms();
 
 	pthread_mutex_lock(&g->lock);
-	for (struct group *gr = g->groups; gr; gr = gr->next) {
+	for (struct group **gp = &g->groups; *gp;) {
+		struct group *gr = *gp;
 		struct member *m = gr->members;
 		bool evicted = false;
 		while (m) {
@@ -338,6 +349,17 @@ void kafka_groups_tick(struct kafka_listener *l)
 			}
 		}
 		group_try_complete(g, gr, now);
+		/* An empty group holds nothing worth keeping (its offsets live
+		 * in the engine) and nobody waits on it (every waiter holds a
+		 * member of it): free it, so that the table only ever holds
+		 * groups with members. */
+		if (gr->state == G_EMPTY && !gr->members) {
+			*gp = gr->next;
+			g->ngroups--;
+			group_free(gr);
+		} else {
+			gp = &gr->next;
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 }

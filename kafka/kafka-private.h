@@ -163,7 +163,7 @@ int kafka_handle_offset_commit(struct kafka_request *req);
 int kafka_handle_offset_fetch(struct kafka_request *req);
 
 /* Group coordinator state (handlers_group.c). */
-int kafka_groups_new(struct kafka_groups **out);
+int kafka_groups_new(int max_groups, struct kafka_groups **out);
 void kafka_groups_free(struct kafka_groups *g);
 /* Called about every 50 ms by the listener's timer thread: completes
  * rebalances whose wait is over, evicts members whose session expired. */

@@ -145,6 +145,7 @@ void kafka_options_init(struct kafka_options *o)
 	o->auto_create_topics = true;
 	o->connections_max_idle_ms = 600000;
 	o->request_receive_timeout_ms = 30000;
+	o->max_groups = 0;
 }
 
 int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
@@ -606,7 +607,7 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 	atomic_init(&l->stopping, false);
 	pthread_mutex_init(&l->lock, NULL);
 
-	err = kafka_groups_new(&l->groups);
+	err = kafka_groups_new(o->max_groups, &l->groups);
 	if (err)
 		goto err_free;
 	err = kafka_producers_new(&l->producers);

@@ -26,6 +26,8 @@ struct kafka_options {
 	/* Once the first byte of a request has arrived, the whole request must
 	 * arrive within this long or the connection is closed; default 30000. */
 	int32_t request_receive_timeout_ms;
+	/* Consumer groups with members at once (kafka.max.groups); 0 = 4096. */
+	int32_t max_groups;
 };
 
 void kafka_options_init(struct kafka_options *o);

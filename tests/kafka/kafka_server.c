@@ -4,6 +4,7 @@
  * Usage: kafka_server DATA_DIR [--partitions N] [--fsync POLICY]
  *                              [--max-request-bytes N] [--no-auto-create]
  *                              [--idle-ms N] [--request-timeout-ms N]
+ *                              [--max-groups N]
  * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
  * it accepts connections. SIGTERM or SIGINT stops it cleanly (listener
  * stopped, engine closed); exit status 0 then.
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
 			ko.connections_max_idle_ms = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--request-timeout-ms") == 0 && i + 1 < argc) {
 			ko.request_receive_timeout_ms = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--max-groups") == 0 && i + 1 < argc) {
+			ko.max_groups = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
 			ko.auto_create_topics = false;
 		} else {
