@@ -24,6 +24,16 @@
  * Unknown producers (e.g. after a restart: the state is in memory) start
  * from whatever sequence they send. The state's lock is held across the
  * check and the append, so two retries of one batch cannot both append.
+ *
+ * The states live in a table of at most max_producer_states (default
+ * PSTATE_MAX) entries kept in least-recently-used order. When it is full, a
+ * new (producer, partition) takes the place of the least recently used
+ * state that has been idle for producer_state_evict_idle_ms (default 5
+ * minutes, past the delivery timeouts of the common clients, so no retry of
+ * the evicted producer can still be in flight); a producer that comes back
+ * after that starts afresh, as after a restart. When no state is that idle
+ * the batch is refused with 7 REQUEST_TIMED_OUT (retriable) rather than
+ * appended without the duplicate check.
  */
 #include "kafka-private.h"
 
@@ -38,6 +48,10 @@
 #define RECENT_BATCHES 5
 #define PSTATE_BUCKETS 1024
 #define PSTATE_MAX 65536
+#define PSTATE_EVICT_IDLE_MS 300000
+/* Partitions of one Produce appended at once (the connection's thread is
+ * one of them). */
+#define PRODUCE_FANOUT 8
 
 struct recent_batch {
 	int32_t first_seq, last_seq;
@@ -49,6 +63,11 @@ struct pstate {
 	int32_t partition;
 	char topic[250];
 	pthread_mutex_t lock; /* held across sequence check + append */
+	/* Under kafka_producers.lock: */
+	int users; /* produce_one calls holding it (never evicted then) */
+	int64_t last_used_ms;
+	struct pstate *lru_prev, *lru_next; /* most recent first */
+	/* Under lock: */
 	bool known; /* the fields below are valid */
 	int16_t epoch;
 	int32_t last_seq;
@@ -58,18 +77,23 @@ struct pstate {
 };
 
 struct kafka_producers {
-	pthread_mutex_t lock; /* guards buckets, count, next_id */
+	pthread_mutex_t lock; /* guards buckets, count, the LRU list, next_id */
 	struct pstate *buckets[PSTATE_BUCKETS];
-	size_t count;
+	struct pstate *lru_head, *lru_tail;
+	size_t count, max;
+	int64_t evict_idle_ms;
 	int64_t next_id;
 };
 
-int kafka_producers_new(struct kafka_producers **out)
+int kafka_producers_new(const struct kafka_options *o, struct kafka_producers **out)
 {
 	struct kafka_producers *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
+	p->max = o->max_producer_states > 0 ? (size_t)o->max_producer_states : PSTATE_MAX;
+	p->evict_idle_ms = o->producer_state_evict_idle_ms >= 0 ? o->producer_state_evict_idle_ms
+								 : PSTATE_EVICT_IDLE_MS;
 	/* Ids unique across restarts: seconds since the epoch in the high
 	 * bits, a counter below. */
 	p->next_id = (kafka_wall_ms() / 1000) << 20;
@@ -102,12 +126,58 @@ static size_t pstate_hash(int64_t pid, const char *topic, int32_t partition)
 	return (size_t)(h % PSTATE_BUCKETS);
 }
 
-/* The state of (pid, topic, partition), created if needed; NULL when the
- * table is full (the batch is then appended without a sequence check). */
+static void lru_unlink(struct kafka_producers *p, struct pstate *s)
+{
+	if (s->lru_prev)
+		s->lru_prev->lru_next = s->lru_next;
+	else
+		p->lru_head = s->lru_next;
+	if (s->lru_next)
+		s->lru_next->lru_prev = s->lru_prev;
+	else
+		p->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_push_front(struct kafka_producers *p, struct pstate *s)
+{
+	s->lru_prev = NULL;
+	s->lru_next = p->lru_head;
+	if (p->lru_head)
+		p->lru_head->lru_prev = s;
+	p->lru_head = s;
+	if (!p->lru_tail)
+		p->lru_tail = s;
+}
+
+/* Make room in a full table: free the least recently used state if nobody
+ * holds it and it has been idle for evict_idle_ms. Under p->lock. */
+static bool pstate_evict_one(struct kafka_producers *p, int64_t now)
+{
+	struct pstate *s = p->lru_tail;
+	while (s && s->users > 0)
+		s = s->lru_prev;
+	if (!s || now - s->last_used_ms < p->evict_idle_ms)
+		return false;
+	struct pstate **pp = &p->buckets[pstate_hash(s->producer_id, s->topic, s->partition)];
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	lru_unlink(p, s);
+	p->count--;
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return true;
+}
+
+/* The state of (pid, topic, partition), created if needed, held until
+ * pstate_put. NULL when it cannot be tracked: the table is full of states
+ * used within evict_idle_ms (or memory is short). */
 static struct pstate *pstate_get(struct kafka_producers *p, int64_t pid, const char *topic,
 				 int32_t partition)
 {
 	size_t h = pstate_hash(pid, topic, partition);
+	int64_t now = kafka_now_ms();
 	struct pstate *s;
 
 	pthread_mutex_lock(&p->lock);
@@ -115,7 +185,7 @@ static struct pstate *pstate_get(struct kafka_producers *p, int64_t pid, const c
 		if (s->producer_id == pid && s->partition == partition &&
 		    strcmp(s->topic, topic) == 0)
 			break;
-	if (!s && p->count < PSTATE_MAX) {
+	if (!s && (p->count < p->max || pstate_evict_one(p, now))) {
 		s = calloc(1, sizeof(*s));
 		if (s) {
 			s->producer_id = pid;
@@ -125,10 +195,26 @@ static struct pstate *pstate_get(struct kafka_producers *p, int64_t pid, const c
 			s->next = p->buckets[h];
 			p->buckets[h] = s;
 			p->count++;
+			lru_push_front(p, s);
 		}
+	} else if (s) {
+		lru_unlink(p, s);
+		lru_push_front(p, s);
+	}
+	if (s) {
+		s->users++;
+		s->last_used_ms = now;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return s;
+}
+
+static void pstate_put(struct kafka_producers *p, struct pstate *s)
+{
+	pthread_mutex_lock(&p->lock);
+	s->users--;
+	s->last_used_ms = kafka_now_ms();
+	pthread_mutex_unlock(&p->lock);
 }
 
 static int32_t seq_add(int32_t seq, int32_t n)
@@ -166,8 +252,16 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 
 	if (h.producer_id >= 0) {
 		ps = pstate_get(req->l->producers, h.producer_id, topic, partition);
-		if (ps)
-			pthread_mutex_lock(&ps->lock);
+		if (!ps) {
+			/* Appending without the duplicate check could store a
+			 * retry twice: refuse, retriably. */
+			log_msg(LOG_LVL_WARN, "kafka",
+				"producer state table full (%zu): batch of producer %lld refused",
+				req->l->producers->max, (long long)h.producer_id);
+			engine_partition_unref(p);
+			return KERR_REQUEST_TIMED_OUT;
+		}
+		pthread_mutex_lock(&ps->lock);
 	}
 	int32_t last_seq = seq_add(h.base_sequence, h.last_offset_delta);
 	if (ps && ps->known) {
@@ -216,8 +310,10 @@ info:;
 	engine_partition_info(p, &info);
 	*log_start = info.log_start_offset;
 out:
-	if (ps)
+	if (ps) {
 		pthread_mutex_unlock(&ps->lock);
+		pstate_put(req->l->producers, ps);
+	}
 	engine_partition_unref(p);
 	return err;
 }

@@ -22,6 +22,8 @@ enum kafka_error {
 	KERR_CORRUPT_MESSAGE = 2,
 	KERR_UNKNOWN_TOPIC_OR_PARTITION = 3,
 	KERR_INVALID_FETCH_SIZE = 4,
+	KERR_REQUEST_TIMED_OUT = 7,
+	KERR_OFFSET_METADATA_TOO_LARGE = 12,
 	KERR_COORDINATOR_NOT_AVAILABLE = 15,
 	KERR_NOT_COORDINATOR = 16,
 	KERR_INVALID_TOPIC_EXCEPTION = 17,
@@ -172,7 +174,7 @@ void kafka_groups_tick(struct kafka_listener *l);
 void kafka_groups_wake_all(struct kafka_groups *g);
 
 /* Idempotent-producer state (handlers_produce.c). */
-int kafka_producers_new(struct kafka_producers **out);
+int kafka_producers_new(const struct kafka_options *o, struct kafka_producers **out);
 void kafka_producers_free(struct kafka_producers *p);
 
 /* 1 when the client has closed or reset its end of the connection (a long

@@ -146,6 +146,8 @@ void kafka_options_init(struct kafka_options *o)
 	o->connections_max_idle_ms = 600000;
 	o->request_receive_timeout_ms = 30000;
 	o->max_groups = 0;
+	o->max_producer_states = 0;
+	o->producer_state_evict_idle_ms = 300000;
 }
 
 int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
@@ -610,7 +612,7 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 	err = kafka_groups_new(o->max_groups, &l->groups);
 	if (err)
 		goto err_free;
-	err = kafka_producers_new(&l->producers);
+	err = kafka_producers_new(o, &l->producers);
 	if (err)
 		goto err_groups;
 	err = listen_on(o, &l->listen_fd, &l->port);

@@ -28,6 +28,12 @@ struct kafka_options {
 	int32_t request_receive_timeout_ms;
 	/* Consumer groups with members at once (kafka.max.groups); 0 = 4096. */
 	int32_t max_groups;
+	/* Idempotent-producer states, one per (producer id, partition), kept
+	 * at once; 0 = 65536. When full, the least recently used state idle
+	 * for producer_state_evict_idle_ms (default 300000) makes room; if
+	 * none is, the batch gets a retriable error. */
+	int32_t max_producer_states;
+	int32_t producer_state_evict_idle_ms;
 };
 
 void kafka_options_init(struct kafka_options *o);

@@ -4,7 +4,8 @@
  * Usage: kafka_server DATA_DIR [--partitions N] [--fsync POLICY]
  *                              [--max-request-bytes N] [--no-auto-create]
  *                              [--idle-ms N] [--request-timeout-ms N]
- *                              [--max-groups N]
+ *                              [--max-groups N] [--max-producer-states N]
+ *                              [--producer-evict-ms N]
  * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
  * it accepts connections. SIGTERM or SIGINT stops it cleanly (listener
  * stopped, engine closed); exit status 0 then.
@@ -53,6 +54,10 @@ int main(int argc, char **argv)
 			ko.request_receive_timeout_ms = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--max-groups") == 0 && i + 1 < argc) {
 			ko.max_groups = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--max-producer-states") == 0 && i + 1 < argc) {
+			ko.max_producer_states = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--producer-evict-ms") == 0 && i + 1 < argc) {
+			ko.producer_state_evict_idle_ms = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
 			ko.auto_create_topics = false;
 		} else {

@@ -608,6 +608,56 @@ static void test_malformed(struct kafka_writer *w)
 	close(fd);
 }
 
+/* A second server whose producer-state table holds 4 entries evicted
+ * after 500 ms idle: a fifth producer is refused (never appended without
+ * the duplicate check) until one is idle long enough. */
+static void test_producer_table(const char *bin, struct kafka_writer *w)
+{
+	struct kserver s2;
+	memset(&s2, 0, sizeof(s2));
+	static const char *const args[] = { "--partitions", "1", "--max-producer-states", "4",
+					    "--producer-evict-ms", "500", NULL };
+	kserver_start(&s2, bin, args);
+	int fd = kc_connect(s2.port, 30);
+	struct kafka_reader r;
+	kc_begin(w, 3, 4, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "pt");
+	kafka_write_bool(w, true);
+	free(roundtrip(fd, w, &r));
+
+	size_t len;
+	int64_t off, off2, pids[5];
+	int16_t err;
+	uint8_t *b[5];
+	int all = 1;
+	for (int i = 0; i < 5; i++) {
+		pids[i] = init_producer_id(fd, w);
+		b[i] = make_batch(2, pids[i], 0, 0, &len);
+	}
+	for (int i = 0; i < 4; i++)
+		all = all && produce(fd, w, 7, -1, "pt", b[i], len, &off) == 0;
+	ok(all, "four idempotent producers append");
+	int rc = produce(fd, w, 7, -1, "pt", b[4], len, &off);
+	ok(rc == 7, "a fifth, with the table full of fresh states, gets 7 REQUEST_TIMED_OUT (%d)",
+	   rc);
+	ok(list_offset(fd, w, "pt", -1, &err) == 8, "and is not appended");
+	ok(produce(fd, w, 7, -1, "pt", b[0], len, &off) == 0 && off == 0,
+	   "a tracked producer's retry is still answered with its offset");
+	usleep(700 * 1000);
+	ok(produce(fd, w, 7, -1, "pt", b[4], len, &off) == 0 && off == 8,
+	   "once states are idle past the eviction time the fifth gets in (offset %lld)",
+	   (long long)off);
+	ok(produce(fd, w, 7, -1, "pt", b[4], len, &off2) == 0 && off2 == 8 &&
+		   list_offset(fd, w, "pt", -1, &err) == 10,
+	   "and its retry is recognised");
+	for (int i = 0; i < 5; i++)
+		free(b[i]);
+	close(fd);
+	ok(kserver_stop(&s2) == 0, "the second server stops cleanly");
+	kserver_cleanup(&s2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -629,6 +679,7 @@ int main(int argc, char **argv)
 	test_ordering(fd, &w);
 	close(fd);
 	test_malformed(&w);
+	test_producer_table(argv[1], &w);
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kafka_writer_fini(&w);
