@@ -34,6 +34,14 @@
  * after that starts afresh, as after a restart. When no state is that idle
  * the batch is refused with 7 REQUEST_TIMED_OUT (retriable) rather than
  * appended without the duplicate check.
+ *
+ * Several partitions. engine_append_batch blocks until its group commit,
+ * so the partitions of one request are appended from up to PRODUCE_FANOUT
+ * threads at once (the connection's own and short-lived helpers) and share
+ * a group commit rather than waiting for one each. The response is written
+ * after all of them, in request order. A partition named twice in one
+ * request is appended in request order (the whole request then runs on
+ * the connection's thread).
  */
 #include "kafka-private.h"
 
@@ -318,11 +326,85 @@ out:
 	return err;
 }
 
+/* One partition of a Produce request. */
+struct produce_job {
+	char topic[250];
+	bool name_ok;
+	int32_t index;
+	struct kafka_str rec;
+	int16_t err;
+	int64_t base_offset, log_start;
+};
+
+struct produce_run {
+	struct kafka_request *req;
+	struct produce_job *jobs;
+	int32_t njobs;
+	atomic_int next; /* next job to take */
+};
+
+static void produce_job_run(struct kafka_request *req, struct produce_job *j)
+{
+	j->base_offset = -1;
+	j->log_start = -1;
+	if (!j->name_ok)
+		j->err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	else if (j->rec.len <= 0)
+		j->err = KERR_CORRUPT_MESSAGE;
+	else
+		/* The request buffer belongs to this connection and is
+		 * writable: the engine patches the base offset in place. */
+		j->err = produce_one(req, j->topic, j->index, (uint8_t *)(uintptr_t)j->rec.ptr,
+				     (size_t)j->rec.len, &j->base_offset, &j->log_start);
+	if (j->err)
+		j->base_offset = -1;
+}
+
+static void *produce_worker(void *arg)
+{
+	struct produce_run *run = arg;
+	for (;;) {
+		int i = atomic_fetch_add(&run->next, 1);
+		if (i >= run->njobs)
+			break;
+		produce_job_run(run->req, &run->jobs[i]);
+	}
+	return NULL;
+}
+
+/* Run every job. The appends of one request go to the engine at once, so
+ * they share a group commit instead of waiting for one each; the same
+ * partition twice keeps its order (run one after the other). */
+static void produce_jobs_run(struct kafka_request *req, struct produce_job *jobs, int32_t n)
+{
+	bool repeats = false;
+	for (int32_t i = 0; i < n && !repeats; i++)
+		for (int32_t k = 0; k < i && !repeats; k++)
+			repeats = jobs[i].index == jobs[k].index && jobs[i].name_ok &&
+				  jobs[k].name_ok && strcmp(jobs[i].topic, jobs[k].topic) == 0;
+	struct produce_run run = { req, jobs, n, 0 };
+	pthread_t th[PRODUCE_FANOUT - 1];
+	int nth = 0;
+	if (!repeats) {
+		int want = n - 1 < PRODUCE_FANOUT - 1 ? n - 1 : PRODUCE_FANOUT - 1;
+		while (nth < want && pthread_create(&th[nth], NULL, produce_worker, &run) == 0)
+			nth++;
+	}
+	produce_worker(&run); /* this thread works too, alone if need be */
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
 int kafka_handle_produce(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	struct produce_job *jobs = NULL;
+	int32_t *tparts = NULL;
+	struct kafka_str *tnames = NULL;
+	int32_t njobs = 0;
+	int rc = -1;
 
 	if (v >= 3) {
 		struct kafka_str txn = kafka_read_string(r, false, true);
@@ -336,51 +418,67 @@ int kafka_handle_produce(struct kafka_request *req)
 	if (acks == 0)
 		req->no_response = true;
 
-	kafka_write_array(w, false, ntopics);
+	/* Parse every partition first. Each takes >= 8 request bytes. */
+	size_t cap = kafka_reader_left(r) / 8 + 1;
+	jobs = calloc(cap, sizeof(*jobs));
+	tparts = calloc((size_t)ntopics + 1, sizeof(*tparts));
+	tnames = calloc((size_t)ntopics + 1, sizeof(*tnames));
+	if (!jobs || !tparts || !tnames)
+		goto out;
 	for (int32_t t = 0; t < ntopics; t++) {
-		char topic[250];
 		struct kafka_str name = kafka_read_string(r, false, false);
+		char topic[250];
 		bool name_ok = kafka_topic_name_copy(name, topic);
 		int32_t nparts = kafka_read_array(r, false, false, 8);
-		if (kafka_reader_failed(r))
-			return -1;
-		kafka_write_str(w, false, name);
-		kafka_write_array(w, false, nparts);
+		if (kafka_reader_failed(r) || (size_t)njobs + (size_t)nparts > cap)
+			goto out;
+		tparts[t] = nparts;
+		tnames[t] = name;
 		for (int32_t i = 0; i < nparts; i++) {
-			int32_t index = kafka_read_i32(r);
-			struct kafka_str rec = kafka_read_bytes(r, false, true);
+			struct produce_job *j = &jobs[njobs++];
+			j->name_ok = name_ok;
+			if (name_ok)
+				memcpy(j->topic, topic, sizeof(topic));
+			j->index = kafka_read_i32(r);
+			j->rec = kafka_read_bytes(r, false, true);
 			if (kafka_reader_failed(r))
-				return -1;
-			int64_t base_offset = -1, log_start = -1;
-			int16_t err;
-			if (v < 3)
-				err = KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-			else if (acks != 0 && acks != 1 && acks != -1)
-				err = KERR_INVALID_REQUIRED_ACKS;
-			else if (!name_ok)
-				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-			else if (rec.len <= 0)
-				err = KERR_CORRUPT_MESSAGE;
-			else
-				/* The request buffer belongs to this connection and
-				 * is writable: the engine patches the base offset
-				 * in place. */
-				err = produce_one(req, topic, index, (uint8_t *)(uintptr_t)rec.ptr,
-						  (size_t)rec.len, &base_offset, &log_start);
-			if (err)
-				base_offset = -1;
-			kafka_write_i32(w, index);
-			kafka_write_i16(w, err);
-			kafka_write_i64(w, base_offset);
+				goto out;
+		}
+	}
+
+	if (v < 3 || (acks != 0 && acks != 1 && acks != -1)) {
+		for (int32_t i = 0; i < njobs; i++) {
+			jobs[i].err = v < 3 ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT
+					    : KERR_INVALID_REQUIRED_ACKS;
+			jobs[i].base_offset = jobs[i].log_start = -1;
+		}
+	} else {
+		produce_jobs_run(req, jobs, njobs);
+	}
+
+	kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0, k = 0; t < ntopics; t++) {
+		kafka_write_str(w, false, tnames[t]);
+		kafka_write_array(w, false, tparts[t]);
+		for (int32_t i = 0; i < tparts[t]; i++, k++) {
+			struct produce_job *j = &jobs[k];
+			kafka_write_i32(w, j->index);
+			kafka_write_i16(w, j->err);
+			kafka_write_i64(w, j->base_offset);
 			if (v >= 2)
 				kafka_write_i64(w, -1); /* LogAppendTimeMs: CreateTime */
 			if (v >= 5)
-				kafka_write_i64(w, log_start);
+				kafka_write_i64(w, j->log_start);
 		}
 	}
 	if (v >= 1)
 		kafka_write_i32(w, 0);
-	return 0;
+	rc = 0;
+out:
+	free(jobs);
+	free(tparts);
+	free(tnames);
+	return rc;
 }
 
 /* InitProducerIdRequest v0-1: TransactionalId nullable string,

@@ -615,7 +615,7 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 {
 	struct kserver s2;
 	memset(&s2, 0, sizeof(s2));
-	static const char *const args[] = { "--partitions", "1", "--max-producer-states", "4",
+	static const char *const args[] = { "--partitions", "4", "--max-producer-states", "4",
 					    "--producer-evict-ms", "500", NULL };
 	kserver_start(&s2, bin, args);
 	int fd = kc_connect(s2.port, 30);
@@ -653,6 +653,82 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 	   "and its retry is recognised");
 	for (int i = 0; i < 5; i++)
 		free(b[i]);
+
+	/* One Produce for partitions 3, 2, 1, 0 of "pt", partition 1 again,
+	 * and an unknown topic: answered in request order. */
+	uint8_t *plain = make_batch(3, -1, -1, -1, &len);
+	kc_begin(w, 0, 7, ++corr, 0);
+	kafka_write_string(w, false, NULL);
+	kafka_write_i16(w, -1);
+	kafka_write_i32(w, 5000);
+	kafka_write_array(w, false, 2);
+	kafka_write_string(w, false, "pt");
+	static const int32_t order[5] = { 3, 2, 1, 0, 1 };
+	kafka_write_array(w, false, 5);
+	for (int i = 0; i < 5; i++) {
+		kafka_write_i32(w, order[i]);
+		kafka_write_bytes(w, false, plain, (int32_t)len);
+	}
+	kafka_write_string(w, false, "nosuch-topic");
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_bytes(w, false, plain, (int32_t)len);
+	uint8_t *buf = roundtrip(fd, w, &r);
+	int good = kafka_read_array(&r, false, false, 0) == 2 &&
+		   kafka_str_eq(kafka_read_string(&r, false, false), "pt") &&
+		   kafka_read_array(&r, false, false, 0) == 5;
+	static const int64_t want[5] = { 0, 0, 0, 10, 3 };
+	for (int i = 0; i < 5; i++) {
+		int32_t idx = kafka_read_i32(&r);
+		int16_t e = kafka_read_i16(&r);
+		int64_t o = kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		if (idx != order[i] || e != 0 || o != want[i]) {
+			diag("partition %d: error %d offset %lld", idx, e, (long long)o);
+			good = 0;
+		}
+	}
+	good = good && kafka_str_eq(kafka_read_string(&r, false, false), "nosuch-topic") &&
+	       kafka_read_array(&r, false, false, 0) == 1 && kafka_read_i32(&r) == 0 &&
+	       kafka_read_i16(&r) == 3;
+	ok(buf && good && !kafka_reader_failed(&r),
+	   "a Produce to four partitions (one twice) and an unknown topic is answered in order");
+	free(buf);
+	ok(list_offset(fd, w, "pt", -1, &err) == 13, "every batch landed");
+
+	/* Four distinct partitions: appended at once. */
+	kc_begin(w, 0, 7, ++corr, 0);
+	kafka_write_string(w, false, NULL);
+	kafka_write_i16(w, -1);
+	kafka_write_i32(w, 5000);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "pt");
+	kafka_write_array(w, false, 4);
+	for (int i = 0; i < 4; i++) {
+		kafka_write_i32(w, i);
+		kafka_write_bytes(w, false, plain, (int32_t)len);
+	}
+	buf = roundtrip(fd, w, &r);
+	good = kafka_read_array(&r, false, false, 0) == 1 &&
+	       kafka_str_eq(kafka_read_string(&r, false, false), "pt") &&
+	       kafka_read_array(&r, false, false, 0) == 4;
+	static const int64_t want4[4] = { 13, 6, 3, 3 };
+	for (int i = 0; i < 4; i++) {
+		int32_t idx = kafka_read_i32(&r);
+		int16_t e = kafka_read_i16(&r);
+		int64_t o = kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		if (idx != i || e != 0 || o != want4[i]) {
+			diag("partition %d: error %d offset %lld", idx, e, (long long)o);
+			good = 0;
+		}
+	}
+	ok(buf && good && !kafka_reader_failed(&r),
+	   "a Produce to four distinct partitions appends to each, answered in order");
+	free(buf);
+	free(plain);
 	close(fd);
 	ok(kserver_stop(&s2) == 0, "the second server stops cleanly");
 	kserver_cleanup(&s2);
