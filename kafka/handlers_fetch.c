@@ -305,14 +305,49 @@ out:
 	return rc;
 }
 
+/* The first record with timestamp >= ts: *offset and *found_ts, both -1
+ * when there is none. */
+static int offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset, int64_t *found_ts)
+{
+	struct engine_cursor *c;
+	struct engine_record rec;
+	int64_t off;
+	int rc;
+
+	*offset = *found_ts = -1;
+	rc = engine_offset_for_timestamp(p, ts, &off);
+	if (rc)
+		return rc;
+	/* next_offset when none matches: the cursor then finds no record. */
+	rc = engine_cursor_open(p, off, &c);
+	if (rc == CHRONIK_ERANGE)
+		return 0;
+	if (rc)
+		return rc;
+	while ((rc = engine_cursor_next(c, &rec)) == 1) {
+		if (rec.offset < off)
+			continue;
+		if (rec.timestamp >= ts) {
+			*offset = rec.offset;
+			*found_ts = rec.timestamp;
+		}
+		break;
+	}
+	engine_cursor_close(c);
+	return rc < 0 ? rc : 0;
+}
+
 /* ListOffsetsRequest v1-5: ReplicaId int32, IsolationLevel int8 (v2+),
  * Topics [Name, Partitions [PartitionIndex, CurrentLeaderEpoch int32 (v4+),
  * Timestamp int64]].
  * ListOffsetsResponse v1-5: ThrottleTimeMs (v2+), Topics [Name, Partitions
  * [PartitionIndex, ErrorCode, Timestamp int64, Offset int64, LeaderEpoch
  * int32 (v4+)]].
- * Timestamp -1 = latest (next offset), -2 = earliest (log start), else the
- * first offset whose batch's max timestamp >= Timestamp. */
+ * Timestamp -1 = latest (next offset), -2 = earliest (log start), both
+ * answered with Timestamp -1 as Kafka does; else the first record whose
+ * timestamp >= Timestamp, answered with that record's offset and timestamp,
+ * or Offset -1 and Timestamp -1 when no record matches (Kafka's
+ * UNKNOWN_OFFSET / UNKNOWN_TIMESTAMP). */
 int kafka_handle_list_offsets(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -346,7 +381,7 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 				return -1;
 			struct partition *p = NULL;
 			int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-			int64_t offset = -1;
+			int64_t offset = -1, found_ts = -1;
 			if (name_ok) {
 				int rc = engine_partition_get(req->l->e, name, index, &p);
 				err = kafka_error_from(rc);
@@ -361,16 +396,16 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 				} else if (ts == -2) {
 					offset = info.log_start_offset;
 				} else {
-					int rc = engine_offset_for_timestamp(p, ts, &offset);
+					int rc = offset_for_timestamp(p, ts, &offset, &found_ts);
 					err = kafka_error_from(rc);
 					if (rc)
-						offset = -1;
+						offset = found_ts = -1;
 				}
 				engine_partition_unref(p);
 			}
 			kafka_write_i32(w, index);
 			kafka_write_i16(w, err);
-			kafka_write_i64(w, -1); /* Timestamp */
+			kafka_write_i64(w, found_ts);
 			kafka_write_i64(w, offset);
 			if (v >= 4)
 				kafka_write_i32(w, -1); /* LeaderEpoch */

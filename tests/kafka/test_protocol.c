@@ -14,6 +14,7 @@
 
 static struct kserver srv;
 static int32_t corr = 100;
+static int64_t last_list_ts; /* Timestamp of the last list_offset answer */
 
 /* Send a request built by the caller in w, read the response, check its
  * correlation id, position r after it. Returns the frame (free it). */
@@ -109,7 +110,7 @@ static int64_t list_offset(int fd, struct kafka_writer *w, const char *topic, in
 	kafka_read_array(&r, false, false, 0);
 	kafka_read_i32(&r);
 	*err = kafka_read_i16(&r);
-	kafka_read_i64(&r);
+	last_list_ts = kafka_read_i64(&r);
 	int64_t off = kafka_read_i64(&r);
 	int bad = kafka_reader_failed(&r);
 	free(buf);
@@ -388,13 +389,17 @@ static void test_produce_fetch(int fd, struct kafka_writer *w)
 	ok(produce(fd, w, 7, 1, "nosuch", b, len, &off) == 3, "Produce to an unknown topic gets 3");
 	ok(produce(fd, w, 7, 1, "proto", b, len - 1, &off) == 2, "a truncated batch gets 2");
 	ok(list_offset(fd, w, "proto", -2, &err) == 0 && err == 0, "ListOffsets earliest = 0");
+	ok(last_list_ts == -1, "with Timestamp -1 (got %lld)", (long long)last_list_ts);
 	off = list_offset(fd, w, "proto", 1700000000003, &err);
-	/* Kafka answers the first record with timestamp >= ts (offset 3);
-	 * the start of its batch (0) is also a valid place to start reading. */
-	ok((off == 0 || off == 3) && err == 0,
-	   "ListOffsets by timestamp finds the first batch (got %lld, %d)", (long long)off, err);
-	ok(list_offset(fd, w, "proto", 4000000000000, &err) == 10,
-	   "ListOffsets past every timestamp = the end");
+	/* Kafka answers the first record with timestamp >= ts, and its
+	 * timestamp. */
+	ok(off == 3 && err == 0 && last_list_ts == 1700000000003,
+	   "ListOffsets by timestamp finds the first record at or after it (got %lld, ts %lld, %d)",
+	   (long long)off, (long long)last_list_ts, err);
+	off = list_offset(fd, w, "proto", 4000000000000, &err);
+	ok(off == -1 && last_list_ts == -1 && err == 0,
+	   "ListOffsets past every timestamp: offset -1, timestamp -1, as Kafka (got %lld, %lld)",
+	   (long long)off, (long long)last_list_ts);
 
 	/* Long poll woken by a produce on another connection. */
 	pthread_t th;
