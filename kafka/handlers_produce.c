@@ -485,7 +485,12 @@ out:
  * TransactionTimeoutMs int32.
  * InitProducerIdResponse v0-1: ThrottleTimeMs, ErrorCode, ProducerId int64,
  * ProducerEpoch int16. Transactions are not supported: a transactional id
- * gets 35 UNSUPPORTED_VERSION. */
+ * gets 15 COORDINATOR_NOT_AVAILABLE, the answer FindCoordinator already
+ * gives for KeyType 1 (transaction), so a transactional client sees one
+ * consistent "no transaction coordinator here" and fails its
+ * init_transactions / initTransactions at its timeout. 35
+ * UNSUPPORTED_VERSION would claim the request version is the problem, and
+ * 53 TRANSACTIONAL_ID_AUTHORIZATION_FAILED an ACL that does not exist. */
 int kafka_handle_init_producer_id(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -498,7 +503,7 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 		return -1;
 	kafka_write_i32(w, 0);
 	if (txn.len >= 0) {
-		kafka_write_i16(w, KERR_UNSUPPORTED_VERSION);
+		kafka_write_i16(w, KERR_COORDINATOR_NOT_AVAILABLE);
 		kafka_write_i64(w, -1);
 		kafka_write_i16(w, -1);
 		return 0;

@@ -440,6 +440,19 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 	int64_t pid = init_producer_id(fd, w);
 	int64_t pid2 = init_producer_id(fd, w);
 	ok(pid >= 0 && pid2 >= 0 && pid != pid2, "InitProducerId hands out distinct ids");
+	{
+		struct kafka_reader r;
+		kc_begin(w, 22, 1, ++corr, 0);
+		kafka_write_string(w, false, "txn-1");
+		kafka_write_i32(w, 60000);
+		uint8_t *buf = roundtrip(fd, w, &r);
+		kafka_read_i32(&r);
+		int16_t e = kafka_read_i16(&r);
+		int64_t tpid = kafka_read_i64(&r);
+		ok(buf && e == 15 && tpid == -1,
+		   "InitProducerId with a transactional id gets 15 COORDINATOR_NOT_AVAILABLE (%d)", e);
+		free(buf);
+	}
 
 	int64_t start = list_offset(fd, w, "proto", -1, &err);
 	uint8_t *b0 = make_batch(3, pid, 0, 0, &len);
