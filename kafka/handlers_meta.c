@@ -233,13 +233,42 @@ struct create_topic {
 	int32_t assignments;
 	const uint8_t *configs_at; /* start of the Configs array in the request */
 	int32_t configs;
+	bool dup; /* the name appears more than once in the request */
 };
+
+static int create_topic_name_cmp(const void *a, const void *b)
+{
+	const struct create_topic *x = *(const struct create_topic *const *)a;
+	const struct create_topic *y = *(const struct create_topic *const *)b;
+	int32_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+	int c = n > 0 ? memcmp(x->name.ptr, y->name.ptr, (size_t)n) : 0;
+	return c ? c : (x->name.len > y->name.len) - (x->name.len < y->name.len);
+}
+
+/* Set dup on every entry whose name another entry has too. */
+static int create_topics_mark_dups(struct create_topic *t, int32_t n)
+{
+	struct create_topic **sorted = calloc((size_t)n + 1, sizeof(*sorted));
+	if (!sorted)
+		return -1;
+	for (int32_t i = 0; i < n; i++)
+		sorted[i] = &t[i];
+	qsort(sorted, (size_t)n, sizeof(*sorted), create_topic_name_cmp);
+	for (int32_t i = 1; i < n; i++)
+		if (create_topic_name_cmp(&sorted[i - 1], &sorted[i]) == 0)
+			sorted[i - 1]->dup = sorted[i]->dup = true;
+	free(sorted);
+	return 0;
+}
 
 /* CreateTopicsRequest v0-4: Topics [Name, NumPartitions int32,
  * ReplicationFactor int16, Assignments [PartitionIndex, BrokerIds [int32]],
  * Configs [Name, Value nullable]], timeoutMs int32, validateOnly bool (v1+).
  * CreateTopicsResponse v0-4: ThrottleTimeMs (v2+), Topics [Name, ErrorCode,
- * ErrorMessage nullable (v1+)]. */
+ * ErrorMessage nullable (v1+)].
+ * A name that appears more than once in the request gets 42 INVALID_REQUEST
+ * on each of its entries and is not created (Kafka checks duplicates before
+ * anything else); duplicates are found by sorting the names. */
 int kafka_handle_create_topics(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -274,7 +303,7 @@ int kafka_handle_create_topics(struct kafka_request *req)
 	}
 	(void)kafka_read_i32(r); /* timeoutMs */
 	bool validate_only = v >= 1 ? kafka_read_bool(r) : false;
-	if (kafka_reader_failed(r))
+	if (kafka_reader_failed(r) || create_topics_mark_dups(t, n) < 0)
 		goto out;
 
 	if (v >= 2)
@@ -288,7 +317,12 @@ int kafka_handle_create_topics(struct kafka_request *req)
 		if (t[i].assignments > 0)
 			parts = t[i].assignments;
 
-		if (!kafka_topic_name_copy(t[i].name, name)) {
+		if (t[i].dup) {
+			/* As Kafka: every entry of a name given twice is
+			 * refused, and nothing is created for it. */
+			err = KERR_INVALID_REQUEST;
+			msg = "the request names this topic more than once";
+		} else if (!kafka_topic_name_copy(t[i].name, name)) {
 			err = KERR_INVALID_TOPIC_EXCEPTION;
 			msg = "invalid topic name";
 		} else if (parts == 0 || parts < -1) {
@@ -348,7 +382,12 @@ out:
 
 /* DeleteTopicsRequest v0-3: TopicNames [string], TimeoutMs int32.
  * DeleteTopicsResponse v0-3: ThrottleTimeMs (v1+), Responses [Name,
- * ErrorCode]. */
+ * ErrorCode].
+ * design.md lists 0-1; 2 and 3 are advertised too because their layouts are
+ * v1's byte for byte (DeleteTopicsRequest.json / DeleteTopicsResponse.json:
+ * v2 and v3 only change what a broker may answer, v3 adding 41
+ * TOPIC_DELETION_DISABLED, which never applies here); v4 is the first
+ * flexible one and is not served. */
 int kafka_handle_delete_topics(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;

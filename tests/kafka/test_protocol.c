@@ -324,6 +324,36 @@ static void test_metadata_admin(int fd, struct kafka_writer *w)
 		   "DeleteTopics ct: %d", d);
 		free(buf);
 	}
+
+	/* A name twice in one CreateTopics: 42 for both, nothing created. */
+	kc_begin(w, 19, 4, ++corr, 0);
+	kafka_write_array(w, false, 3);
+	static const char *const names[3] = { "dup", "single", "dup" };
+	for (int i = 0; i < 3; i++) {
+		kafka_write_string(w, false, names[i]);
+		kafka_write_i32(w, 1);
+		kafka_write_i16(w, -1);
+		kafka_write_array(w, false, 0);
+		kafka_write_array(w, false, 0);
+	}
+	kafka_write_i32(w, 1000);
+	kafka_write_bool(w, false);
+	buf = roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int16_t codes[3] = { -100, -100, -100 };
+	int32_t nr = kafka_read_array(&r, false, false, 0);
+	for (int i = 0; i < 3 && i < nr; i++) {
+		kafka_read_string(&r, false, false);
+		codes[i] = kafka_read_i16(&r);
+		kafka_read_string(&r, false, true);
+	}
+	ok(buf && !kafka_reader_failed(&r) && codes[0] == 42 && codes[2] == 42 && codes[1] == 0,
+	   "CreateTopics naming a topic twice: 42 INVALID_REQUEST for both, the other created "
+	   "(%d %d %d)",
+	   codes[0], codes[1], codes[2]);
+	free(buf);
+	list_offset(fd, w, "dup", -1, &err);
+	ok(err == 3, "and the duplicated topic does not exist (%d)", err);
 }
 
 struct delayed_produce {
