@@ -49,6 +49,8 @@
 #define MAX_SESSION_TIMEOUT_MS 3600000
 #define MAX_GROUPS 4096
 #define MAX_MEMBERS 1024
+/* Longest OffsetCommit metadata kept (Kafka's offset.metadata.max.bytes). */
+#define OFFSET_METADATA_MAX 4096
 
 enum group_state { G_EMPTY, G_PREPARING, G_AWAITING_SYNC, G_STABLE };
 
@@ -757,6 +759,9 @@ int kafka_handle_leave_group(struct kafka_request *req)
  * CommittedMetadata nullable]].
  * OffsetCommitResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
  * [PartitionIndex, ErrorCode]].
+ * Metadata longer than OFFSET_METADATA_MAX (4096 bytes, Kafka's default
+ * offset.metadata.max.bytes) gets 12 OFFSET_METADATA_TOO_LARGE for that
+ * partition and is not stored.
  * A commit with generation -1 and no member id is a plain (standalone)
  * commit; otherwise the member and generation must be current. */
 int kafka_handle_offset_commit(struct kafka_request *req)
@@ -824,6 +829,8 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 			int16_t err = group_err;
 			if (!err && (!name_ok || index < 0 || index >= nparts))
 				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			if (!err && meta.len > OFFSET_METADATA_MAX)
+				err = KERR_OFFSET_METADATA_TOO_LARGE;
 			if (!err) {
 				char *md = meta.len >= 0 ? kafka_str_dup(meta) : NULL;
 				err = kafka_error_from(engine_group_offset_commit(

@@ -567,6 +567,37 @@ static void test_offsets(int fd, struct kafka_writer *w)
 	   "OffsetFetch v5 returns 42/meta and -1 for an uncommitted partition");
 	free(buf);
 
+	/* Metadata: 4096 bytes are kept, 4097 get 12. */
+	static char big[4098];
+	memset(big, 'm', sizeof(big) - 1);
+	int16_t me[2];
+	for (int k = 0; k < 2; k++) {
+		big[4096 + k] = 0;
+		kc_begin(w, 8, 2, ++corr, 0);
+		kafka_write_string(w, false, "standalone");
+		kafka_write_i32(w, -1);
+		kafka_write_string(w, false, "");
+		kafka_write_i64(w, -1);
+		kafka_write_array(w, false, 1);
+		kafka_write_string(w, false, "proto");
+		kafka_write_array(w, false, 1);
+		kafka_write_i32(w, 0);
+		kafka_write_i64(w, 7 + k);
+		kafka_write_string(w, false, big);
+		buf = roundtrip(fd, w, &r);
+		kafka_read_array(&r, false, false, 0);
+		kafka_read_string(&r, false, false);
+		kafka_read_array(&r, false, false, 0);
+		kafka_read_i32(&r);
+		me[k] = buf && !kafka_reader_failed(&r) ? kafka_read_i16(&r) : -100;
+		free(buf);
+		big[4096 + k] = 'm';
+	}
+	ok(me[0] == 0 && me[1] == 12,
+	   "OffsetCommit metadata of 4096 bytes is kept, 4097 gets 12 OFFSET_METADATA_TOO_LARGE "
+	   "(%d, %d)",
+	   me[0], me[1]);
+
 	/* Heartbeat for a group nobody joined. */
 	kc_begin(w, 12, 3, ++corr, 0);
 	kafka_write_string(w, false, "nogroup");
