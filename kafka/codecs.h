@@ -7,7 +7,8 @@
  * small hostile input ("compression bomb") cannot exhaust memory. A caller
  * other than batch_iter_init that frees *out itself gives the bytes back
  * with batch_outbuf_release(*out_len). lz4 frame is built into the engine
- * (wal/batch.c).
+ * (wal/batch.c). kafka_codecs_register, which puts these in the engine's
+ * table, is declared in listener.h: chronikd calls it from there.
  */
 #ifndef CHRONIK_KAFKA_CODECS_H
 #define CHRONIK_KAFKA_CODECS_H
