@@ -406,7 +406,9 @@ static int parse_args(struct settings *s, int argc, char **argv)
 
 /* ---- logging ------------------------------------------------------------------------ */
 
-static bool log_to_syslog;
+/* Set by the main thread once in the background (daemon_ready), read by
+ * every thread that logs: atomic. */
+static atomic_bool log_to_syslog;
 
 static void log_sink(void *arg, enum log_level level, const char *module, const char *msg)
 {
@@ -414,7 +416,7 @@ static void log_sink(void *arg, enum log_level level, const char *module, const 
 	static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 
 	(void)arg;
-	if (log_to_syslog)
+	if (atomic_load(&log_to_syslog))
 		syslog(prio[level], "[%s] %s", module, msg);
 	else
 		fprintf(stderr, "chronikd[%s] %s: %s\n", module, names[level], msg);
@@ -513,7 +515,7 @@ static void daemon_ready(void)
 	if (ready_fd < 0)
 		return;
 	openlog("chronikd", LOG_PID, LOG_DAEMON);
-	log_to_syslog = true;
+	atomic_store(&log_to_syslog, true);
 	if (chdir("/") < 0)
 		log_msg(LOG_LVL_WARN, "chronikd", "chdir /: %s", strerror(errno));
 	fd = open("/dev/null", O_RDWR);
