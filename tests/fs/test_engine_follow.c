@@ -102,7 +102,8 @@ static void follow(const char *mode, const char *path, struct partition *p, cons
 				worst = d;
 			if (d >= FOLLOW_DEADLINE_MS) {
 				late++;
-				diag("tail %s %s: %s after %lld ms", mode, path, needle, (long long)d);
+				diag("tail %s %s: %s after %lld ms", mode, path, needle,
+				     (long long)d);
 			}
 		}
 	}
