@@ -418,6 +418,16 @@ static void test_produce_fetch(int fd, struct kafka_writer *w)
 	ok(produce(fd, w, 2, 1, "proto", b, len, &off) == 43, "Produce v2 gets 43");
 	ok(produce(fd, w, 7, 1, "nosuch", b, len, &off) == 3, "Produce to an unknown topic gets 3");
 	ok(produce(fd, w, 7, 1, "proto", b, len - 1, &off) == 2, "a truncated batch gets 2");
+	{
+		/* lastOffsetDelta that does not match recordCount (valid CRC). */
+		uint8_t *m = make_batch(5, -1, -1, -1, &len);
+		kafka_put_be32(m + 23, 5);
+		kafka_put_be32(m + 17, crc32c(0, m + 21, len - 21));
+		ok(produce(fd, w, 7, 1, "proto", m, len, &off) == 2,
+		   "a batch whose lastOffsetDelta + 1 != recordCount gets 2 CORRUPT_MESSAGE");
+		free(m);
+		ok(list_offset(fd, w, "proto", -1, &err) == 10, "and nothing was appended");
+	}
 	ok(list_offset(fd, w, "proto", -2, &err) == 0 && err == 0, "ListOffsets earliest = 0");
 	ok(last_list_ts == -1, "with Timestamp -1 (got %lld)", (long long)last_list_ts);
 	off = list_offset(fd, w, "proto", 1700000000003, &err);
