@@ -113,7 +113,8 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 		}
 		fp->hw_seen = fp->info.next_offset;
 		size_t left = max_bytes > *total + fp->len ? max_bytes - *total - fp->len : 0;
-		size_t pleft = (size_t)fp->max_bytes > fp->len ? (size_t)fp->max_bytes - fp->len : 0;
+		size_t pleft = (size_t)fp->max_bytes > fp->len ? (size_t)fp->max_bytes - fp->len :
+								 0;
 		size_t want = pleft < left ? pleft : left;
 		if (want == 0) {
 			fp->full = fp->len > 0;

@@ -100,8 +100,8 @@ int kafka_producers_new(const struct kafka_options *o, struct kafka_producers **
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
 	p->max = o->max_producer_states > 0 ? (size_t)o->max_producer_states : PSTATE_MAX;
-	p->evict_idle_ms = o->producer_state_evict_idle_ms >= 0 ? o->producer_state_evict_idle_ms
-								 : PSTATE_EVICT_IDLE_MS;
+	p->evict_idle_ms = o->producer_state_evict_idle_ms >= 0 ? o->producer_state_evict_idle_ms :
+								  PSTATE_EVICT_IDLE_MS;
 	/* Ids unique across restarts: seconds since the epoch in the high
 	 * bits, a counter below. */
 	p->next_id = (kafka_wall_ms() / 1000) << 20;
@@ -448,8 +448,8 @@ int kafka_handle_produce(struct kafka_request *req)
 
 	if (v < 3 || (acks != 0 && acks != 1 && acks != -1)) {
 		for (int32_t i = 0; i < njobs; i++) {
-			jobs[i].err = v < 3 ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT
-					    : KERR_INVALID_REQUIRED_ACKS;
+			jobs[i].err = v < 3 ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT :
+					      KERR_INVALID_REQUIRED_ACKS;
 			jobs[i].base_offset = jobs[i].log_start = -1;
 		}
 	} else {

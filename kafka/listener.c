@@ -342,9 +342,9 @@ static void *conn_main(void *arg)
 		if (recv_by(c, szb, 1, idle_deadline) < 0)
 			break;
 		atomic_store(&c->idle_since_ms, 0);
-		int64_t deadline = l->o.request_receive_timeout_ms > 0
-					   ? kafka_now_ms() + l->o.request_receive_timeout_ms
-					   : 0;
+		int64_t deadline = l->o.request_receive_timeout_ms > 0 ?
+					   kafka_now_ms() + l->o.request_receive_timeout_ms :
+					   0;
 		if (recv_full_by(c, szb + 1, 3, deadline) < 0)
 			break;
 		int32_t size = (int32_t)kafka_get_be32(szb);
@@ -374,8 +374,8 @@ static void *conn_main(void *arg)
 		}
 		if (got < (size_t)size) {
 			if (atomic_load(&l->stopping) == false)
-				log_msg(LOG_LVL_DEBUG, "kafka", "%s: request not received in time, closing",
-					c->peer);
+				log_msg(LOG_LVL_DEBUG, "kafka",
+					"%s: request not received in time, closing", c->peer);
 			break;
 		}
 		atomic_store(&c->serving, true);

@@ -247,9 +247,9 @@ size_t batch_decompressed_limit(size_t in_len)
 {
 	size_t lim = BATCH_DECOMPRESSED_FLOOR;
 	if (in_len > lim / BATCH_DECOMPRESSED_RATIO)
-		lim = in_len > BATCH_DECOMPRESSED_MAX / BATCH_DECOMPRESSED_RATIO
-			      ? BATCH_DECOMPRESSED_MAX
-			      : in_len * BATCH_DECOMPRESSED_RATIO;
+		lim = in_len > BATCH_DECOMPRESSED_MAX / BATCH_DECOMPRESSED_RATIO ?
+			      BATCH_DECOMPRESSED_MAX :
+			      in_len * BATCH_DECOMPRESSED_RATIO;
 	return lim < BATCH_DECOMPRESSED_MAX ? lim : BATCH_DECOMPRESSED_MAX;
 }
 

@@ -247,8 +247,8 @@ static void test_two_members(void)
 		usleep(50 * 1000);
 		e = heartbeat(&a, gen2, NULL);
 	}
-	ok(e == 27, "while a new member waits to join, Heartbeat gets 27 REBALANCE_IN_PROGRESS (%d)",
-	   e);
+	ok(e == 27,
+	   "while a new member waits to join, Heartbeat gets 27 REBALANCE_IN_PROGRESS (%d)", e);
 	join(&a);
 	pthread_join(tc, NULL);
 	ok(a.err == 0 && c.err == 0 && a.generation == c.generation && a.generation > gen2 &&

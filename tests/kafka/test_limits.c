@@ -54,7 +54,8 @@ static long server_cpu_ticks(void)
 	 * utime 14, stime 15. */
 	char *p = strrchr(buf, ')');
 	unsigned long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (long)(ut + st);
 }
@@ -183,8 +184,8 @@ static uint8_t *plain_batch(const char *prefix, int n, size_t *len)
 	for (int i = 0; i < n; i++) {
 		char val[64];
 		snprintf(val, sizeof(val), "%s-%d", prefix, i);
-		struct record_in rec = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val),
-					 NULL, 0 };
+		struct record_in rec = { 1700000000000 + i,    NULL, -1, val,
+					 (int32_t)strlen(val), NULL, 0 };
 		batch_builder_add(&bb, &rec);
 	}
 	if (batch_builder_finish(&bb, &out, len) != 0)
@@ -195,8 +196,7 @@ static uint8_t *plain_batch(const char *prefix, int n, size_t *len)
 
 /* A batch header for a compressed records area: n records announced,
  * codec in the attributes, valid CRC. malloc'd, *len set. */
-static uint8_t *batch_wrap(const uint8_t *area, size_t area_len, int codec, int32_t n,
-			   size_t *len)
+static uint8_t *batch_wrap(const uint8_t *area, size_t area_len, int codec, int32_t n, size_t *len)
 {
 	*len = BATCH_HEADER_SIZE + area_len;
 	uint8_t *b = calloc(1, *len);
@@ -229,7 +229,8 @@ static uint8_t *lz4_bomb(size_t *len)
 		bail("lz4 context");
 	pos = LZ4F_compressBegin(cctx, out, cap, &prefs);
 	for (size_t done = 0; done < BOMB_ZEROS; done += sizeof(zeros)) {
-		size_t k = LZ4F_compressUpdate(cctx, out + pos, cap - pos, zeros, sizeof(zeros), NULL);
+		size_t k =
+			LZ4F_compressUpdate(cctx, out + pos, cap - pos, zeros, sizeof(zeros), NULL);
 		if (LZ4F_isError(k))
 			bail("lz4 compress: %s", LZ4F_getErrorName(k));
 		pos += k;
@@ -307,7 +308,8 @@ static void *bomber_main(void *arg)
 		b->errs[i] = 0;
 	for (int round = 0; round < b->rounds; round++)
 		for (int i = 0; i < 3; i++) {
-			int e = fd < 0 ? -100 : produce(fd, &w, "bombs", 0, b->bombs[i], b->lens[i]);
+			int e = fd < 0 ? -100 :
+					 produce(fd, &w, "bombs", 0, b->bombs[i], b->lens[i]);
 			if (e == 0 || e == -100 || b->errs[i] == 0)
 				b->errs[i] = e;
 		}
@@ -346,8 +348,9 @@ static void test_bombs(int fd, struct kafka_writer *w)
 		for (int i = 0; i < 4; i++)
 			if (each[i].errs[c] == 0 || each[i].errs[c] == -100)
 				all_refused = 0;
-		ok(all_refused, "a %s bomb with a valid CRC gets an error code on every connection "
-				"(%d %d %d %d)",
+		ok(all_refused,
+		   "a %s bomb with a valid CRC gets an error code on every connection "
+		   "(%d %d %d %d)",
 		   names[c], each[0].errs[c], each[1].errs[c], each[2].errs[c], each[3].errs[c]);
 	}
 	ok(after > 0 && after < (1L << 20),
@@ -364,15 +367,16 @@ static void test_bombs(int fd, struct kafka_writer *w)
 	for (int i = 0; i < 100; i++) {
 		char val[32];
 		snprintf(val, sizeof(val), "value-%d", i);
-		struct record_in rec = { 1700000000000 + i, NULL, -1, val, (int32_t)strlen(val),
-					 NULL, 0 };
+		struct record_in rec = { 1700000000000 + i,    NULL, -1, val,
+					 (int32_t)strlen(val), NULL, 0 };
 		batch_builder_add(&bb, &rec);
 	}
 	batch_builder_finish(&bb, &plain, &plen);
 	batch_builder_fini(&bb);
 	size_t zcap = ZSTD_compressBound(plen - BATCH_HEADER_SIZE), blen;
 	uint8_t *z = malloc(zcap);
-	size_t zlen = ZSTD_compress(z, zcap, plain + BATCH_HEADER_SIZE, plen - BATCH_HEADER_SIZE, 3);
+	size_t zlen =
+		ZSTD_compress(z, zcap, plain + BATCH_HEADER_SIZE, plen - BATCH_HEADER_SIZE, 3);
 	uint8_t *good = batch_wrap(z, zlen, BATCH_CODEC_ZSTD, 100, &blen);
 	memcpy(good + 27, plain + 27, 16); /* timestamps */
 	kafka_put_be32(good + 17, crc32c(0, good + 21, blen - 21));
@@ -421,8 +425,9 @@ static void test_long_poll(int fd, struct kafka_writer *w)
 	long t0 = server_cpu_ticks();
 	int rc = fetch(fd, w, "poll", 0, 1 << 20, 2000, &rec, &rlen);
 	long t1 = server_cpu_ticks();
-	ok(rc == 0 && rlen == (int32_t)l1, "Fetch with MinBytes above what is there answers with it "
-					   "after MaxWaitMs (%d, %d bytes)",
+	ok(rc == 0 && rlen == (int32_t)l1,
+	   "Fetch with MinBytes above what is there answers with it "
+	   "after MaxWaitMs (%d, %d bytes)",
 	   rc, rlen);
 	ok(t0 >= 0 && t1 >= 0 && t1 - t0 < hz / 2,
 	   "the server used under 0.5 s of CPU during the 2 s long poll (%ld ticks of %ld/s)",
@@ -454,9 +459,10 @@ static void test_idle(const char *bin)
 {
 	struct kserver s2;
 	memset(&s2, 0, sizeof(s2));
-	static const char *const args[] = { "--idle-ms",	   "1500", "--request-timeout-ms",
-					    "1000",		   "--max-request-bytes", "104857600",
-					    NULL };
+	static const char *const args[] = {
+		"--idle-ms", "1500", "--request-timeout-ms", "1000", "--max-request-bytes",
+		"104857600", NULL
+	};
 	kserver_start(&s2, bin, args);
 
 	int silent = kc_connect(s2.port, 10);

@@ -490,7 +490,8 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 		int16_t e = kafka_read_i16(&r);
 		int64_t tpid = kafka_read_i64(&r);
 		ok(buf && e == 15 && tpid == -1,
-		   "InitProducerId with a transactional id gets 15 COORDINATOR_NOT_AVAILABLE (%d)", e);
+		   "InitProducerId with a transactional id gets 15 COORDINATOR_NOT_AVAILABLE (%d)",
+		   e);
 		free(buf);
 	}
 
@@ -704,8 +705,10 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 {
 	struct kserver s2;
 	memset(&s2, 0, sizeof(s2));
-	static const char *const args[] = { "--partitions", "4", "--max-producer-states", "4",
-					    "--producer-evict-ms", "500", NULL };
+	static const char *const args[] = {
+		"--partitions", "4", "--max-producer-states", "4", "--producer-evict-ms",
+		"500",		NULL
+	};
 	kserver_start(&s2, bin, args);
 	int fd = kc_connect(s2.port, 30);
 	struct kafka_reader r;
