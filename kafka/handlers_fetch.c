@@ -117,10 +117,9 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 								 0;
 		size_t want = pleft < left ? pleft : left;
 		if (want == 0) {
-			fp->full = fp->len > 0;
+			/* The response (or this partition) is full. */
 			*total += fp->len;
-			if (fp->len > 0)
-				continue;
+			continue;
 		}
 		uint8_t *more = NULL;
 		size_t mlen = 0;
