@@ -12,6 +12,7 @@
  * mount goes away, and engine_close flushes, fsyncs and releases the lock.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -81,8 +82,11 @@ static void usage(FILE *f)
 		   "  -V, --version            the version\n"
 		   "\n"
 		   "Settings: fsync, wal.segment.bytes, default.partitions, kafka,\n"
-		   "kafka.max.request.bytes, kafka.auto.create.topics, mount.options,\n"
-		   "foreground, log.level (debug|info|warn|error).\n");
+		   "kafka.max.request.bytes, kafka.auto.create.topics,\n"
+		   "kafka.connections.max.idle.ms, kafka.request.receive.timeout.ms,\n"
+		   "kafka.max.groups, kafka.max.producer.states,\n"
+		   "kafka.producer.state.evict.idle.ms, mount.options, foreground,\n"
+		   "log.level (debug|info|warn|error).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -188,6 +192,34 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 				fail("%s: bad value '%s'", key, value);
 				return -1;
 			}
+			return 0;
+		}
+		/* The listener's limits, each a non-negative int32. */
+		static const struct {
+			const char *key;
+			size_t off;
+		} limits[] = {
+			{ "kafka.connections.max.idle.ms",
+			  offsetof(struct kafka_options, connections_max_idle_ms) },
+			{ "kafka.request.receive.timeout.ms",
+			  offsetof(struct kafka_options, request_receive_timeout_ms) },
+			{ "kafka.max.groups", offsetof(struct kafka_options, max_groups) },
+			{ "kafka.max.producer.states",
+			  offsetof(struct kafka_options, max_producer_states) },
+			{ "kafka.producer.state.evict.idle.ms",
+			  offsetof(struct kafka_options, producer_state_evict_idle_ms) },
+		};
+		for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+			if (strcmp(key, limits[i].key) != 0)
+				continue;
+			char *end;
+			errno = 0;
+			long v = strtol(value, &end, 10);
+			if (errno || end == value || *end || v < 0 || v > INT32_MAX) {
+				fail("%s: bad value '%s'", key, value);
+				return -1;
+			}
+			*(int32_t *)((char *)&s->ko + limits[i].off) = (int32_t)v;
 			return 0;
 		}
 		fail("unknown setting '%s'", key);

@@ -99,5 +99,28 @@ fs_start
 awk -f "$(dirname "$0")/check_lines.awk" -v want="I:2001" "$MNT/c2/0/data" >"$T/check.out"
 ok $? "... after kill -9 and a restart all 2,001 lines are there, intact, in order"
 sed 's/^/# /' "$T/check.out"
+daemon_stop
+
+# The Kafka listener's limits are settings too: an idle connection is closed.
+if "$CHRONIKD" --help 2>&1 | grep -q 'built without the Kafka listener'; then
+	ok 0 "# SKIP chronikd is built without the Kafka listener"
+	ok 0 "# SKIP chronikd is built without the Kafka listener"
+else
+	timeout 20 "$CHRONIKD" -f --set kafka.max.groups=-1 "$DATA" "$MNT" 2>"$T/err"
+	ok $(($? == 0)) "--set kafka.max.groups=-1: non-zero exit"
+	: >"$T/chronikd.log"
+	fs_start --kafka 127.0.0.1:0 --set kafka.connections.max.idle.ms=300
+	port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/chronikd.log" | tail -n 1)
+	diag "Kafka on port $port"
+	check "--set kafka.connections.max.idle.ms=300: an idle connection is closed" \
+		python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+try:
+    sys.exit(0 if s.recv(1) == b"" else 1)  # b"": closed by the server
+except socket.timeout:
+    sys.exit(1)' "$port"
+	daemon_stop
+fi
 
 done_testing
