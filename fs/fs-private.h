@@ -214,31 +214,6 @@ ssize_t jsonl_view_read(struct fs_part *fp, struct fs_handle *h, uint64_t pos, c
 			size_t len);
 void jsonl_view_handle_fini(struct fs_handle *h);
 
-/* fs/jsonl.c: one record as one JSON line, and JSON lines into records */
-struct jsonl_buf {
-	char *p;
-	size_t len, cap;
-};
-/* Append the JSON line of r (with its '\n') to b. 0 or -ENOMEM. */
-int jsonl_render(struct jsonl_buf *b, const struct engine_record *r);
-
-struct jsonl_batch; /* parsed records of one write() */
-int jsonl_batch_new(struct jsonl_batch **out);
-/* Parse buf[0, len): '\n'-separated lines (the last may lack its '\n').
- * Whitespace-only lines are skipped. -EINVAL at the first invalid line;
- * *bad_line (may be NULL) then says which (1-based). */
-int jsonl_batch_parse(struct jsonl_batch *b, const char *buf, size_t len, size_t *bad_line);
-const struct record_in *jsonl_batch_records(const struct jsonl_batch *b, size_t *n);
-void jsonl_batch_free(struct jsonl_batch *b);
-
-/* fs/base64.c: RFC 4648 base64 with padding */
-size_t base64_encoded_len(size_t n);
-/* Writes base64_encoded_len(n) bytes to out (no NUL). */
-void base64_encode(const uint8_t *in, size_t n, char *out);
-/* Decodes into out (at least len * 3 / 4 bytes); padding optional.
- * Returns the decoded length or -EINVAL. */
-ssize_t base64_decode(const char *in, size_t len, uint8_t *out);
-
 /* fs/ops_dir.c and fs/ops_file.c: the request handlers */
 void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic *t,
 		  struct stat *st);

@@ -1,8 +1,9 @@
 /* jsonl_view.c - byte positions in records.jsonl.
  *
- * records.jsonl is rendered on the fly (fs/jsonl.c), yet it must have a true
- * st_size (tail -f reads st_size - position bytes) and serve reads at any
- * byte position (tail -n, dd skip=). Per partition this file keeps:
+ * records.jsonl is rendered on the fly (jsonl_render, format in wal/jsonl.h),
+ * yet it must have a true st_size (tail -f reads st_size - position bytes)
+ * and serve reads at any byte position (tail -n, dd skip=). Per partition
+ * this file keeps:
  *
  *   - size: the rendered length of every record below `counted`. A counting
  *     cursor renders each record once, the first time the view is stat'ed,
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "fs-private.h"
+#include "jsonl.h"
 
 #define JSONL_MARK_EVERY (64u * 1024)
 

@@ -69,6 +69,7 @@
 #include <time.h>
 
 #include "fs-private.h"
+#include "jsonl.h"
 #include "log.h"
 
 /* Longest partial line a handle keeps (a record that big is a mistake). */

@@ -1,9 +1,9 @@
 /* base64.c - RFC 4648 base64 (standard alphabet, '=' padding) for the
- * "key_b64" / "value_b64" fields of records.jsonl.
+ * "key_b64" / "value_b64" fields of a record's JSON line (jsonl.h).
  */
 #include <errno.h>
 
-#include "fs-private.h"
+#include "jsonl.h"
 
 static const char b64_alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

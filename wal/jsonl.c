@@ -1,29 +1,6 @@
-/* jsonl.c - records.jsonl: one record as one JSON line, and back.
+/* jsonl.c - one record as one JSON line, and JSON lines back into records.
  *
- * Output, one line per record, fields always in this order:
- *
- *   {"offset":O,"timestamp":T,"key":K,"value":V,"headers":[H,...]}\n
- *
- *   K, V   a JSON string when the bytes are valid UTF-8, null for a null
- *          key/value; otherwise the field is named "key_b64" / "value_b64"
- *          and holds the bytes in base64 (RFC 4648, padded).
- *   H      {"key":K,"value":V} with the same rule ("key_b64", "value_b64").
- *          An array, so repeated header keys and their order survive.
- *
- * Rendering is deterministic: the same record always gives the same bytes,
- * which is what lets the view keep byte positions (fs/jsonl_view.c).
- *
- * Input, one JSON object per line (whitespace-only lines are skipped):
- *
- *   "value" | "value_b64"   string, or null; any other JSON value is stored
- *                           as its compact JSON text. Absent = null.
- *   "key" | "key_b64"       string or null. Absent = null.
- *   "timestamp"             integer milliseconds, or null / absent = now.
- *   "headers"               [{"key"|"key_b64", "value"|"value_b64"}, ...]
- *                           or {"k": "v" | null, ...}, or null.
- *   "offset", "partition", "topic"   ignored (so a view's own lines can be
- *                           appended elsewhere).
- *   anything else           invalid (a misspelt field is not silently lost).
+ * The format, byte by byte, is in jsonl.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "fs-private.h"
+#include "errors.h"
+#include "jsonl.h"
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -61,7 +39,7 @@ static void put_lit(struct jsonl_buf *b, const char *s, size_t n)
 #define PUT_LIT(b, s) put_lit((b), (s), sizeof(s) - 1)
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n)
+bool jsonl_utf8_valid(const uint8_t *s, size_t n)
 {
 	size_t i = 0;
 
@@ -173,7 +151,7 @@ static int put_bytes_field(struct jsonl_buf *b, const char *lead, const char *na
 	put_lit(b, name, nl);
 	if (len < 0) {
 		PUT_LIT(b, "\":null");
-	} else if (utf8_valid(v, n)) {
+	} else if (jsonl_utf8_valid(v, n)) {
 		PUT_LIT(b, "\":\"");
 		put_escaped(b, v, n);
 		b->p[b->len++] = '"';
@@ -186,8 +164,11 @@ static int put_bytes_field(struct jsonl_buf *b, const char *lead, const char *na
 	return 0;
 }
 
-int jsonl_render(struct jsonl_buf *b, const struct engine_record *r)
+/* The fields of r into b; on error b->len may have moved. */
+static int render_record(struct jsonl_buf *b, const struct engine_record *r)
 {
+	const uint8_t *pos = r->headers, *end = r->headers ? r->headers + r->headers_len : NULL;
+	struct batch_record_header h;
 	int err = buf_reserve(b, 80);
 
 	if (err < 0)
@@ -203,25 +184,36 @@ int jsonl_render(struct jsonl_buf *b, const struct engine_record *r)
 	if (err < 0)
 		return err;
 	PUT_LIT(b, ",\"headers\":[");
-	const uint8_t *pos = r->headers, *end = r->headers + r->headers_len;
-	struct batch_record_header h;
-	int first = 1, rc;
-	while (r->header_count > 0 && (rc = batch_record_header_next(&pos, end, &h)) == 1) {
-		err = put_bytes_field(b, first ? "{" : ",{", "key", h.key, h.key_len);
+	for (int32_t i = 0; i < r->header_count; i++) {
+		int rc = pos ? batch_record_header_next(&pos, end, &h) : 0;
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return CHRONIK_ECORRUPT; /* fewer headers than header_count */
+		err = put_bytes_field(b, i == 0 ? "{" : ",{", "key", h.key, h.key_len);
 		if (err == 0)
 			err = put_bytes_field(b, ",", "value", h.value, h.value_len);
 		if (err == 0)
-			err = buf_reserve(b, 4);
+			err = buf_reserve(b, 1);
 		if (err < 0)
 			return err;
 		b->p[b->len++] = '}';
-		first = 0;
 	}
-	err = buf_reserve(b, 4);
+	err = buf_reserve(b, 3);
 	if (err < 0)
 		return err;
 	PUT_LIT(b, "]}\n");
 	return 0;
+}
+
+int jsonl_render(struct jsonl_buf *b, const struct engine_record *r)
+{
+	size_t len = b->len;
+	int err = render_record(b, r);
+
+	if (err < 0)
+		b->len = len;
+	return err;
 }
 
 /* ---- input ------------------------------------------------------------------- */
