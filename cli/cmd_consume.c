@@ -2,9 +2,10 @@
  * [--jsonl] [--follow].
  *
  * Prints each record's value followed by '\n' (a null value prints an empty
- * line), or with --jsonl one JSON object per line (record_json.h). stdout is
- * fully buffered with a large buffer; --follow flushes whenever it reaches
- * the end and then waits (engine_partition_wait) for more, until SIGINT or
+ * line), or with --jsonl one JSON line per record (jsonl_render: byte for
+ * byte what records.jsonl shows, wal/jsonl.h). stdout is fully buffered
+ * with a large buffer; --follow flushes whenever it reaches the end and
+ * then waits (engine_partition_wait) for more, until SIGINT or
  * SIGTERM, or until stdout is closed.
  */
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "record_json.h"
+#include "jsonl.h"
 
 #define CONSUME_STDOUT_BUF (1u << 20)
 /* How long one wait may block before the stop flag is looked at again. */
@@ -41,23 +42,24 @@ static void install_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* 0, or -errno when stdout failed (EPIPE: the reader went away). */
-static int print_record(const struct engine_record *r, bool jsonl)
+/* 0, or -errno when stdout failed (EPIPE: the reader went away), or
+ * CHRONIK_ECORRUPT / -ENOMEM from rendering. jb is the --jsonl line buffer,
+ * reused from record to record. */
+static int print_record(const struct engine_record *r, struct jsonl_buf *jb)
 {
-	if (jsonl) {
+	if (jb) {
 		int err;
-		struct json_object *o = record_json_new(r, &err);
 
-		if (!o)
+		jb->len = 0;
+		err = jsonl_render(jb, r);
+		if (err < 0)
 			return err;
-		fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								JSON_C_TO_STRING_NOSLASHESCAPE),
-		      stdout);
-		json_object_put(o);
-	} else if (r->value_len > 0) {
-		fwrite(r->value, 1, (size_t)r->value_len, stdout);
+		fwrite(jb->p, 1, jb->len, stdout);
+	} else {
+		if (r->value_len > 0)
+			fwrite(r->value, 1, (size_t)r->value_len, stdout);
+		putchar('\n');
 	}
-	putchar('\n');
 	return ferror(stdout) ? -(errno ? errno : EIO) : 0;
 }
 
@@ -67,6 +69,7 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 	struct partition *p = NULL;
 	struct partition_info info;
 	struct engine_record r;
+	struct jsonl_buf jb = { NULL, 0, 0 };
 	const char *tp = NULL, *from_s = NULL;
 	bool jsonl = false, follow = false;
 	char *topic = NULL;
@@ -147,7 +150,7 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 			break;
 		}
 		if (rc > 0) {
-			rc = print_record(&r, jsonl);
+			rc = print_record(&r, jsonl ? &jb : NULL);
 			if (rc == -EPIPE)
 				break;
 			if (rc < 0) {
@@ -185,6 +188,7 @@ close_engine:
 	if (!ret)
 		ret = rc;
 free_topic:
+	free(jb.p);
 	free(topic);
 	return ret;
 }

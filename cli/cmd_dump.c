@@ -6,9 +6,9 @@
  *   crc: 0x1c291ca3 status: valid
  *
  * (one line per frame). With --records, each record follows its frame as
- * "| " and its JSON object (record_json.h). The walk (wal_file_walk) stops
- * at the first frame that is not valid; its status is printed and the exit
- * status is 1 then.
+ * "| " and its JSON line (jsonl_render, wal/jsonl.h). The walk
+ * (wal_file_walk) stops at the first frame that is not valid; its status is
+ * printed and the exit status is 1 then.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,13 +19,14 @@
 #include "batch.h"
 #include "cli.h"
 #include "frame.h"
-#include "record_json.h"
+#include "jsonl.h"
 
 struct dump_state {
 	bool records;
 	uint64_t frames;
 	uint64_t nrecords;
 	int err; /* first error while printing records */
+	struct jsonl_buf line; /* one record's JSON line, reused */
 };
 
 static const char *status_name(enum frame_status st)
@@ -46,17 +47,17 @@ static const char *status_name(enum frame_status st)
 static void print_json_record(const struct engine_record *r, struct dump_state *s)
 {
 	int err;
-	struct json_object *o = record_json_new(r, &err);
 
-	if (!o) {
+	s->line.len = 0;
+	err = jsonl_render(&s->line, r);
+	if (err < 0) {
 		if (!s->err)
 			s->err = err;
 		printf("| (record at offset %" PRId64 ": %s)\n", r->offset, chronik_strerror(err));
 		return;
 	}
-	printf("| %s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
+	fputs("| ", stdout);
+	fwrite(s->line.p, 1, s->line.len, stdout);
 }
 
 static void dump_batch_records(const struct frame_info *fi, struct dump_state *s)
@@ -172,6 +173,7 @@ int cmd_dump(struct cli *c, int argc, char **argv)
 	setvbuf(stdout, NULL, _IOFBF, 1u << 20);
 	printf("Dumping %s\n", path);
 	rc = wal_file_walk(path, dump_frame, &s);
+	free(s.line.p);
 	printf("frames: %" PRIu64 " records: %" PRIu64 "\n", s.frames, s.nrecords);
 	if (fflush(stdout))
 		return cli_fail("stdout", -errno);
