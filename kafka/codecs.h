@@ -7,8 +7,8 @@
  * small hostile input ("compression bomb") cannot exhaust memory. A caller
  * other than batch_iter_init that frees *out itself gives the bytes back
  * with batch_outbuf_release(*out_len). lz4 frame is built into the engine
- * (wal/batch.c). kafka_codecs_register, which puts these in the engine's
- * table, is declared in listener.h: chronikd calls it from there.
+ * (wal/batch.c). kafka_codecs_register puts these in the engine's table;
+ * chronikd and the chronik CLI call it at start.
  */
 #ifndef CHRONIK_KAFKA_CODECS_H
 #define CHRONIK_KAFKA_CODECS_H
@@ -25,5 +25,10 @@ int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 /* zstd frames, content size unknown or known (streamed). */
 int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
+
+/* Register gzip, snappy and zstd with the engine's batch codec table
+ * (batch_codec_register) so every front-end can look inside compressed
+ * batches. Call once at start, before any read. */
+void kafka_codecs_register(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codecs.h" /* kafka_codecs_register */
 #include "engine.h"
 
 struct kafka_listener;
@@ -45,10 +46,5 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 /* The port actually bound (useful with port 0). */
 uint16_t kafka_listener_port(const struct kafka_listener *l);
 void kafka_listener_stop(struct kafka_listener *l);
-
-/* Register gzip, snappy and zstd decompressors with the engine's batch codec
- * table (batch_codec_register) so every front-end can look inside compressed
- * batches. Call once at start, before any read. */
-void kafka_codecs_register(void);
 
 #endif

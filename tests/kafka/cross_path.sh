@@ -150,7 +150,7 @@ printf '%s\n' '{"key_b64":"/wA=","value_b64":"3q2+7w==","headers":[{"key":"b","v
 printf 'bk:bv\n' | lim 30 kcat -b "$BROKER" -P -t bj -K: -H 'x=y z' 2>/dev/null
 st=0
 [ -x "$CHRONIK" ] || { diag "no chronik CLI given"; st=1; }
-for t in xp hx bj z-lz4; do
+for t in xp hx bj z-gzip z-snappy z-lz4 z-zstd; do
 	[ "$st" -eq 0 ] || break
 	lim 30 "$CHRONIK" --data "$DATA" consume "$t/0" --jsonl >"$T/cli-$t" 2>"$T/cli-$t.err" &&
 		cat "$MNT/$t/0/records.jsonl" >"$T/fs-$t" && [ -s "$T/fs-$t" ] &&
@@ -162,7 +162,7 @@ for t in xp hx bj z-lz4; do
 		diff "$T/fs-$t" "$T/cli-$t" | sed -n '1,10s/^/# /p'
 	fi
 done
-ok $st "chronik consume --jsonl is byte-identical to cat records.jsonl (xp, hx, bj, z-lz4)"
+ok $st "chronik consume --jsonl is byte-identical to cat records.jsonl (plain, headers, binary, and every codec)"
 [ "$(wc -l <"$T/fs-bj" 2>/dev/null)" -eq 4 ] && grep -q '"key_b64":"/wA=","value_b64":"3q2+7w==","headers":\[{"key":"b","value_b64":"gA=="},{"key_b64":"/v8=","value":null}\]' "$T/fs-bj"
 ok $? "records.jsonl shows the binary record's fields as _b64" || diag_file "$T/fs-bj"
 

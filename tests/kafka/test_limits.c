@@ -21,7 +21,8 @@
 #include "kclient.h"
 
 static struct kserver srv;
-static int32_t corr = 100;
+/* Correlation ids, shared by the test threads. */
+static _Atomic int32_t corr = 100;
 
 /* Peak resident set of the server (VmHWM), in KiB; -1 if unknown. */
 static long server_hwm_kib(void)

@@ -13,7 +13,8 @@
 #include "kclient.h"
 
 static struct kserver srv;
-static int32_t corr = 100;
+/* Correlation ids, shared by the test threads. */
+static _Atomic int32_t corr = 100;
 static int64_t last_list_ts; /* Timestamp of the last list_offset answer */
 
 /* Send a request built by the caller in w, read the response, check its
