@@ -516,13 +516,23 @@ int batch_raw_size(const uint8_t *batch, size_t len, uint64_t *raw_size)
 	struct batch_iter it;
 	struct batch_record r;
 	uint64_t total = 0;
+	int32_t n = 0;
 	int ret;
 
 	ret = batch_iter_init(&it, batch, len);
 	if (ret)
 		goto fini;
-	while ((ret = batch_iter_next(&it, &r)) == 1)
+	while ((ret = batch_iter_next(&it, &r)) == 1) {
+		/* Offsets are the batch's base + delta: deltas must run 0, 1, 2,
+		 * ... or a record would be unreachable or collide. */
+		if (r.offset_delta != n++) {
+			ret = CHRONIK_ECORRUPT;
+			break;
+		}
 		total += (uint64_t)(r.value_len > 0 ? r.value_len : 0) + 1;
+	}
+	if (ret == 0 && n != it.hdr.record_count)
+		ret = CHRONIK_ECORRUPT;
 	if (ret == 0)
 		*raw_size = total;
 fini:

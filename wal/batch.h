@@ -149,6 +149,9 @@ int batch_record_header_next(const uint8_t **pos, const uint8_t *end,
 /* Raw-view size of a batch: sum of value lengths (null = 0) plus one newline
  * per record. Decompresses when needed. */
 int batch_raw_size(const uint8_t *batch, size_t len, uint64_t *raw_size);
+/* (It walks every record, so it also checks what the engine relies on: the
+ * batch holds recordCount records whose offset deltas run 0, 1, 2, ...;
+ * CHRONIK_ECORRUPT otherwise.) */
 
 /* ---- decompression bounds --------------------------------------------- */
 

@@ -34,33 +34,6 @@
 #include "engine-private.h"
 #include "log.h"
 
-/* A batch from outside: walk its records once, checking that there are
- * recordCount of them with offset deltas 0, 1, 2, ... (so that offsets stay
- * dense and every record is reachable), and sum their raw-view size. */
-static int batch_check_records(const uint8_t *batch, size_t len, uint64_t *raw)
-{
-	struct batch_iter it;
-	struct batch_record br;
-	int32_t i = 0;
-	int rc;
-
-	*raw = 0;
-	rc = batch_iter_init(&it, batch, len);
-	if (rc)
-		return rc;
-	while ((rc = batch_iter_next(&it, &br)) == 1) {
-		if (br.offset_delta != i++) {
-			rc = CHRONIK_ECORRUPT;
-			break;
-		}
-		*raw += (br.value_len > 0 ? (uint64_t)br.value_len : 0) + 1;
-	}
-	if (rc == 0 && i != it.hdr.record_count)
-		rc = CHRONIK_ECORRUPT;
-	batch_iter_fini(&it);
-	return rc;
-}
-
 struct append_req {
 	struct partition *p;
 	uint8_t *batch;
@@ -157,21 +130,12 @@ static int rotate(struct engine *e)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&e->files_lock);
-	if (e->nfiles == e->files_cap) {
-		size_t cap = e->files_cap ? e->files_cap * 2 : 16;
-		struct wal_file *f = realloc(e->files, cap * sizeof(*f));
-		if (!f) {
-			pthread_mutex_unlock(&e->files_lock);
-			close(fd);
-			return -ENOMEM;
-		}
-		e->files = f;
-		e->files_cap = cap;
-	}
-	e->files[e->nfiles].seq = seq;
-	e->files[e->nfiles].fd = fd;
-	e->nfiles++;
+	rc = wal_files_push(e, seq, fd);
 	pthread_mutex_unlock(&e->files_lock);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
 	e->active_size = WAL_FILE_HEADER_SIZE;
 	e->unsynced = 0;
 	log_msg(LOG_LVL_DEBUG, "wal", "rotated to file %llu", (unsigned long long)seq);
@@ -479,7 +443,9 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 	if (raw_len >= 0) {
 		r.raw_len = (uint64_t)raw_len;
 	} else {
-		rc = batch_check_records(batch, len, &r.raw_len);
+		/* A batch from outside: one walk of its records checks them
+		 * and sums their raw-view size. */
+		rc = batch_raw_size(batch, len, &r.raw_len);
 		if (rc)
 			return rc;
 	}

@@ -141,6 +141,9 @@ void meta_close(struct engine *e);
 int wal_recover(struct engine *e);
 int wal_file_create(struct engine *e, uint64_t seq, int *fd_out);
 int wal_fd_get(struct engine *e, uint32_t seq);
+/* Add an open WAL file to e->files (caller holds files_lock once readers
+ * may look). */
+int wal_files_push(struct engine *e, uint64_t seq, int fd);
 void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len);
 
 /* Commit thread (commit.c). */

@@ -267,22 +267,15 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 				": frame of topic %u partition %d at offset %" PRId64
 				" does not follow its partition",
 				path, pos, fi.topic_id, fi.partition, fi.base_offset);
-		} else if (st2 == FRAME_UNKNOWN_VERSION) {
-			log_msg(LOG_LVL_ERROR, "recover",
-				"%s position %" PRIu64 ": unknown frame version %u%s", path, pos,
-				map[pos + 4],
-				e->opt.repair && !e->opt.read_only ? "; repair cuts the log here" :
-								     "");
-			if (!e->opt.repair || e->opt.read_only) {
-				rc = CHRONIK_EVERSION;
-				goto out;
-			}
-			rc = file_truncate(fd, pos);
-			*cut = true;
-			goto out;
 		}
-		/* Invalid (or short) frame at pos. */
-		if (last && torn_tail(map, size, pos)) {
+		/* An invalid (or short) frame at pos: a torn tail, or damage. */
+		int damage = CHRONIK_ECORRUPT;
+		if (st2 == FRAME_UNKNOWN_VERSION) {
+			damage = CHRONIK_EVERSION;
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s position %" PRIu64 ": unknown frame version %u", path, pos,
+				map[pos + 4]);
+		} else if (last && torn_tail(map, size, pos)) {
 			if (e->opt.read_only) {
 				e->torn_seq = seq;
 				e->torn_pos = pos;
@@ -299,17 +292,17 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 				rc = file_truncate(fd, pos);
 			}
 			goto out;
-		}
-		if (!e->opt.repair || e->opt.read_only) {
+		} else {
 			log_msg(LOG_LVL_ERROR, "recover",
 				"%s position %" PRIu64 ": corrupt frame before the end of the log",
 				path, pos);
-			rc = CHRONIK_ECORRUPT;
+		}
+		if (!e->opt.repair || e->opt.read_only) {
+			rc = damage;
 			goto out;
 		}
 		log_msg(LOG_LVL_ERROR, "recover",
-			"%s position %" PRIu64
-			": corrupt frame; repair cuts the log here (%zu bytes dropped)",
+			"%s position %" PRIu64 ": repair cuts the log here (%zu bytes dropped)",
 			path, pos, size - (size_t)pos);
 		rc = file_truncate(fd, pos);
 		*cut = true;
@@ -323,7 +316,7 @@ out:
 	return rc;
 }
 
-static int files_push(struct engine *e, uint64_t seq, int fd)
+int wal_files_push(struct engine *e, uint64_t seq, int fd)
 {
 	if (e->nfiles == e->files_cap) {
 		size_t cap = e->files_cap ? e->files_cap * 2 : 16;
@@ -381,7 +374,7 @@ int wal_recover(struct engine *e)
 		end = 0;
 		rc = scan_file(e, seqs[i], fd, i == n - 1, &end, &cut);
 		if (rc == 0)
-			rc = files_push(e, seqs[i], fd);
+			rc = wal_files_push(e, seqs[i], fd);
 		if (rc) {
 			close(fd);
 			goto out;
@@ -396,7 +389,7 @@ int wal_recover(struct engine *e)
 		rc = wal_file_create(e, 0, &fd);
 		if (rc)
 			goto out;
-		rc = files_push(e, 0, fd);
+		rc = wal_files_push(e, 0, fd);
 		if (rc) {
 			close(fd);
 			goto out;
@@ -499,7 +492,7 @@ int engine_refresh(struct engine *e)
 			break;
 		}
 		pthread_mutex_lock(&e->files_lock);
-		rc = files_push(e, seqs[i], fd);
+		rc = wal_files_push(e, seqs[i], fd);
 		pthread_mutex_unlock(&e->files_lock);
 		if (rc) {
 			close(fd);
