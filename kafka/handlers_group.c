@@ -214,6 +214,25 @@ static struct member *member_find(struct group *gr, struct kafka_str id)
 	return NULL;
 }
 
+/* The member member_id of group group_id (*grp its group), or NULL. */
+static struct member *group_member_find(struct kafka_groups *g, struct kafka_str group_id,
+					struct kafka_str member_id, struct group **grp)
+{
+	struct group *gr = group_find(g, group_id);
+	*grp = gr;
+	return gr ? member_find(gr, member_id) : NULL;
+}
+
+/* A malloc'd copy of len bytes (one more allocated, so that an empty copy
+ * is not NULL); NULL on ENOMEM. */
+static uint8_t *bytes_dup(const void *p, int32_t len)
+{
+	uint8_t *copy = malloc((size_t)len + 1);
+	if (copy)
+		memcpy(copy, p, (size_t)len);
+	return copy;
+}
+
 /* Unlink m from gr; free it unless a handler waits on it. */
 static void member_remove(struct group *gr, struct member *m)
 {
@@ -263,6 +282,22 @@ static bool member_supports(const struct member *m, const char *protocol)
 		if (strcmp(m->protocols[i].name, protocol) == 0)
 			return true;
 	return false;
+}
+
+/* After members left or were evicted: the others must rejoin, or, with no
+ * member left, the group is EMPTY (unless a rebalance is under way, which
+ * its completion settles). */
+static void group_members_lost(struct kafka_groups *g, struct group *gr, int64_t now)
+{
+	if (gr->members) {
+		group_rebalance_begin(g, gr, now, false);
+	} else if (gr->state != G_PREPARING) {
+		gr->state = G_EMPTY;
+		gr->generation++;
+		free(gr->protocol_type);
+		gr->protocol_type = NULL;
+		pthread_cond_broadcast(&g->cond);
+	}
 }
 
 /* Complete the rebalance when its wait is over. */
@@ -339,17 +374,8 @@ void kafka_groups_tick(struct kafka_listener *l)
 			}
 			m = n;
 		}
-		if (evicted) {
-			if (gr->members) {
-				group_rebalance_begin(g, gr, now, false);
-			} else if (gr->state != G_PREPARING) {
-				gr->state = G_EMPTY;
-				gr->generation++;
-				free(gr->protocol_type);
-				gr->protocol_type = NULL;
-				pthread_cond_broadcast(&g->cond);
-			}
-		}
+		if (evicted)
+			group_members_lost(g, gr, now);
 		group_try_complete(g, gr, now);
 		/* An empty group holds nothing worth keeping (its offsets live
 		 * in the engine) and nobody waits on it (every waiter holds a
@@ -364,6 +390,21 @@ void kafka_groups_tick(struct kafka_listener *l)
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+/* A JoinGroup answer with an error: no generation, protocol, leader or
+ * members; the member id as the request gave it. */
+static void join_group_error(struct kafka_writer *w, int16_t v, int16_t err,
+			     struct kafka_str member_id)
+{
+	if (v >= 2)
+		kafka_write_i32(w, 0);
+	kafka_write_i16(w, err);
+	kafka_write_i32(w, -1);
+	kafka_write_string(w, false, "");
+	kafka_write_string(w, false, "");
+	kafka_write_str(w, false, member_id);
+	kafka_write_array(w, false, 0);
 }
 
 /* JoinGroupRequest v0-5: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
@@ -401,14 +442,13 @@ int kafka_handle_join_group(struct kafka_request *req)
 		if (kafka_reader_failed(r))
 			break;
 		protos[i].name = kafka_str_dup(name);
-		protos[i].meta = malloc((size_t)meta.len + 1);
+		protos[i].meta = bytes_dup(meta.ptr, meta.len);
 		protos[i].meta_len = meta.len;
 		nprotos = i + 1;
 		if (!protos[i].name || !protos[i].meta) {
 			kafka_reader_fail(r);
 			break;
 		}
-		memcpy(protos[i].meta, meta.ptr, (size_t)meta.len);
 	}
 	if (kafka_reader_failed(r)) {
 		protocols_free(protos, nprotos);
@@ -475,14 +515,7 @@ int kafka_handle_join_group(struct kafka_request *req)
 	if (err) {
 		pthread_mutex_unlock(&g->lock);
 		protocols_free(protos, nprotos);
-		if (v >= 2)
-			kafka_write_i32(w, 0);
-		kafka_write_i16(w, err);
-		kafka_write_i32(w, -1);
-		kafka_write_string(w, false, "");
-		kafka_write_string(w, false, "");
-		kafka_write_str(w, false, member_id);
-		kafka_write_array(w, false, 0);
+		join_group_error(w, v, err, member_id);
 		return 0;
 	}
 
@@ -518,14 +551,7 @@ int kafka_handle_join_group(struct kafka_request *req)
 		pthread_mutex_unlock(&g->lock);
 		if (!gone)
 			return -1; /* stopping, or the client left: close */
-		if (v >= 2)
-			kafka_write_i32(w, 0);
-		kafka_write_i16(w, KERR_UNKNOWN_MEMBER_ID);
-		kafka_write_i32(w, -1);
-		kafka_write_string(w, false, "");
-		kafka_write_string(w, false, "");
-		kafka_write_str(w, false, member_id);
-		kafka_write_array(w, false, 0);
+		join_group_error(w, v, KERR_UNKNOWN_MEMBER_ID, member_id);
 		return 0;
 	}
 
@@ -557,6 +583,23 @@ int kafka_handle_join_group(struct kafka_request *req)
 	return 0;
 }
 
+/* The fields SyncGroup and Heartbeat (v0-3) begin with: GroupId,
+ * GenerationId, MemberId, GroupInstanceId nullable (v3+; not used). */
+struct member_ref {
+	struct kafka_str group_id;
+	int32_t generation;
+	struct kafka_str member_id;
+};
+
+static void member_ref_read(struct kafka_reader *r, int16_t v, struct member_ref *ref)
+{
+	ref->group_id = kafka_read_string(r, false, false);
+	ref->generation = kafka_read_i32(r);
+	ref->member_id = kafka_read_string(r, false, false);
+	if (v >= 3)
+		(void)kafka_read_string(r, false, true);
+}
+
 /* SyncGroupRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
  * nullable (v3+), Assignments [MemberId, Assignment bytes].
  * SyncGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Assignment bytes. */
@@ -566,12 +609,10 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	struct member_ref ref;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
-	int32_t generation = kafka_read_i32(r);
-	struct kafka_str member_id = kafka_read_string(r, false, false);
-	if (v >= 3)
-		(void)kafka_read_string(r, false, true);
+	member_ref_read(r, v, &ref);
+	int32_t generation = ref.generation;
 	int32_t n = kafka_read_array(r, false, false, 6);
 	const uint8_t *assign_at = r->p;
 	for (int32_t i = 0; i < n; i++) {
@@ -587,8 +628,8 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	uint8_t *copy = NULL;
 
 	pthread_mutex_lock(&g->lock);
-	struct group *gr = group_find(g, group_id);
-	struct member *m = gr ? member_find(gr, member_id) : NULL;
+	struct group *gr;
+	struct member *m = group_member_find(g, ref.group_id, ref.member_id, &gr);
 	if (!m) {
 		err = KERR_UNKNOWN_MEMBER_ID;
 	} else if (generation != gr->generation) {
@@ -607,10 +648,8 @@ int kafka_handle_sync_group(struct kafka_request *req)
 				if (!x)
 					continue;
 				free(x->assignment);
-				x->assignment = malloc((size_t)a.len + 1);
+				x->assignment = bytes_dup(a.ptr, a.len);
 				x->assignment_len = x->assignment ? a.len : 0;
-				if (x->assignment)
-					memcpy(x->assignment, a.ptr, (size_t)a.len);
 			}
 			gr->state = G_STABLE;
 			pthread_cond_broadcast(&g->cond);
@@ -631,9 +670,8 @@ int kafka_handle_sync_group(struct kafka_request *req)
 		} else if (gr->state != G_STABLE || gr->generation != generation) {
 			err = KERR_REBALANCE_IN_PROGRESS;
 		} else if (m->assignment) {
-			copy = malloc((size_t)m->assignment_len + 1);
+			copy = bytes_dup(m->assignment, m->assignment_len);
 			if (copy) {
-				memcpy(copy, m->assignment, (size_t)m->assignment_len);
 				assignment = copy;
 				assignment_len = m->assignment_len;
 			}
@@ -656,26 +694,23 @@ int kafka_handle_heartbeat(struct kafka_request *req)
 	struct kafka_reader *r = req->r;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	struct member_ref ref;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
-	int32_t generation = kafka_read_i32(r);
-	struct kafka_str member_id = kafka_read_string(r, false, false);
-	if (v >= 3)
-		(void)kafka_read_string(r, false, true);
+	member_ref_read(r, v, &ref);
 	if (kafka_reader_failed(r))
 		return -1;
 
 	int16_t err = KERR_NONE;
 	pthread_mutex_lock(&g->lock);
-	struct group *gr = group_find(g, group_id);
-	struct member *m = gr ? member_find(gr, member_id) : NULL;
+	struct group *gr;
+	struct member *m = group_member_find(g, ref.group_id, ref.member_id, &gr);
 	if (!m) {
 		err = KERR_UNKNOWN_MEMBER_ID;
 	} else {
 		m->last_seen = kafka_now_ms();
 		if (gr->state == G_PREPARING)
 			err = KERR_REBALANCE_IN_PROGRESS;
-		else if (generation != gr->generation)
+		else if (ref.generation != gr->generation)
 			err = KERR_ILLEGAL_GENERATION;
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -693,18 +728,8 @@ static int16_t group_leave(struct kafka_groups *g, struct group *gr, struct kafk
 		return KERR_UNKNOWN_MEMBER_ID;
 	member_remove(gr, m);
 	int64_t now = kafka_now_ms();
-	if (gr->members) {
-		group_rebalance_begin(g, gr, now, false);
-		group_try_complete(g, gr, now);
-	} else if (gr->state != G_PREPARING) {
-		gr->state = G_EMPTY;
-		gr->generation++;
-		free(gr->protocol_type);
-		gr->protocol_type = NULL;
-		pthread_cond_broadcast(&g->cond);
-	} else {
-		group_try_complete(g, gr, now);
-	}
+	group_members_lost(g, gr, now);
+	group_try_complete(g, gr, now); /* nothing to do when left EMPTY */
 	return KERR_NONE;
 }
 
@@ -790,8 +815,8 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 		group_err = KERR_INVALID_GROUP_ID;
 	} else if (generation >= 0 || member_id.len > 0) {
 		pthread_mutex_lock(&g->lock);
-		struct group *gr = group_find(g, group_id);
-		struct member *m = gr ? member_find(gr, member_id) : NULL;
+		struct group *gr;
+		struct member *m = group_member_find(g, group_id, member_id, &gr);
 		if (!m)
 			group_err = KERR_UNKNOWN_MEMBER_ID;
 		else if (gr->state == G_PREPARING)
@@ -848,10 +873,21 @@ malformed:
 	return -1;
 }
 
+/* One partition of an OffsetFetch answer (v0-5). */
+static void offset_fetch_partition_write(struct kafka_writer *w, int16_t v, int32_t index,
+					 int64_t offset, const char *meta, int16_t err)
+{
+	kafka_write_i32(w, index);
+	kafka_write_i64(w, offset);
+	if (v >= 5)
+		kafka_write_i32(w, -1); /* CommittedLeaderEpoch */
+	kafka_write_string(w, false, meta ? meta : "");
+	kafka_write_i16(w, err);
+}
+
 static void offset_fetch_partition(struct kafka_request *req, const char *group, const char *topic,
 				   int32_t index, bool exists)
 {
-	struct kafka_writer *w = req->w;
 	int64_t offset = -1;
 	char *meta = NULL;
 	int16_t err = KERR_NONE;
@@ -862,12 +898,7 @@ static void offset_fetch_partition(struct kafka_request *req, const char *group,
 		if (rc)
 			offset = -1;
 	}
-	kafka_write_i32(w, index);
-	kafka_write_i64(w, offset);
-	if (req->api_version >= 5)
-		kafka_write_i32(w, -1); /* CommittedLeaderEpoch */
-	kafka_write_string(w, false, meta ? meta : "");
-	kafka_write_i16(w, err);
+	offset_fetch_partition_write(req->w, req->api_version, index, offset, meta, err);
 	free(meta);
 }
 
@@ -914,12 +945,7 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 				if (engine_group_offset_fetch(req->l->e, group, names[t], i, &off,
 							      &md) == 0 &&
 				    off >= 0) {
-					kafka_write_i32(w, i);
-					kafka_write_i64(w, off);
-					if (v >= 5)
-						kafka_write_i32(w, -1);
-					kafka_write_string(w, false, md ? md : "");
-					kafka_write_i16(w, KERR_NONE);
+					offset_fetch_partition_write(w, v, i, off, md, KERR_NONE);
 					pw++;
 				}
 				free(md);
