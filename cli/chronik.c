@@ -194,6 +194,40 @@ int cli_engine_open(struct cli *c, bool read_only)
 	return 0;
 }
 
+int cli_operand(struct cli *c, int argc, char **argv, int *i, const char *cmd, bool reject_dash,
+		const char *too_many, const char **operand)
+{
+	int rc = cli_global_opt(c, argc, argv, i);
+
+	if (rc < 0)
+		return CLI_EXIT_USAGE;
+	if (rc > 0)
+		return 0;
+	if (reject_dash && argv[*i][0] == '-' && argv[*i][1] != '\0')
+		return cli_usage_error("%s: unknown option '%s'", cmd, argv[*i]);
+	if (*operand)
+		return cli_usage_error("%s: %s", cmd, too_many);
+	*operand = argv[(*i)++];
+	return 0;
+}
+
+int cli_partition_open(struct cli *c, bool read_only, const char *topic, int32_t partition,
+		       const char *what, struct partition **p)
+{
+	int ret, rc;
+
+	ret = cli_engine_open(c, read_only);
+	if (ret)
+		return ret;
+	rc = engine_partition_get(c->engine, topic, partition, p);
+	if (rc < 0) {
+		ret = cli_fail(what, rc);
+		cli_engine_close(c);
+		return ret;
+	}
+	return 0;
+}
+
 int cli_engine_close(struct cli *c)
 {
 	int rc;
@@ -222,7 +256,8 @@ int cli_parse_i64(const char *s, int64_t *out)
 	return 0;
 }
 
-int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition)
+int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition, char *what,
+			      size_t what_size)
 {
 	const char *slash = strrchr(arg, '/');
 	int64_t p = 0;
@@ -238,6 +273,7 @@ int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition)
 	if (!*topic)
 		return cli_fail(arg, -ENOMEM);
 	*partition = (int32_t)p;
+	snprintf(what, what_size, "%.250s/%" PRId32, *topic, *partition);
 	return 0;
 }
 

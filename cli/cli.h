@@ -8,6 +8,7 @@
 #define CHRONIK_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -42,15 +43,32 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
  * option, -1 usage error (printed). */
 int cli_global_opt(struct cli *c, int argc, char **argv, int *i);
 
+/* The rest of a command's argument loop, for the argument argv[*i] that
+ * none of the command's own options took: a global option, or else the
+ * command's one operand, stored in *operand. With reject_dash, an argument
+ * that starts with '-' (other than "-") is "<cmd>: unknown option"; a
+ * second operand is "<cmd>: <too_many>". 0 (argv[*i] consumed), or
+ * CLI_EXIT_USAGE after printing why. */
+int cli_operand(struct cli *c, int argc, char **argv, int *i, const char *cmd, bool reject_dash,
+		const char *too_many, const char **operand);
+
 /* Open c->data_dir into c->engine (read_only for inspection commands).
  * Prints the error and returns CLI_EXIT_FAIL / CLI_EXIT_USAGE, or 0. */
 int cli_engine_open(struct cli *c, bool read_only);
 /* Close c->engine if open; prints and returns CLI_EXIT_FAIL on error. */
 int cli_engine_close(struct cli *c);
 
-/* Split "TOPIC/PARTITION" (or "TOPIC", partition 0). *topic is malloc'd.
- * 0, or CLI_EXIT_USAGE after printing why. */
-int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition);
+/* Open the engine (cli_engine_open) and get topic/partition into *p; what
+ * names the partition in the error message. 0 with c->engine open, or an
+ * exit status after printing why, with the engine closed. */
+int cli_partition_open(struct cli *c, bool read_only, const char *topic, int32_t partition,
+		       const char *what, struct partition **p);
+
+/* Split "TOPIC/PARTITION" (or "TOPIC", partition 0). *topic is malloc'd;
+ * what (what_size bytes) receives "topic/partition" for messages. 0, or
+ * CLI_EXIT_USAGE after printing why. */
+int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition, char *what,
+			      size_t what_size);
 
 /* Parse a whole decimal int64 (no sign for unsigned use is enforced by the
  * caller). 0 or -EINVAL. */

@@ -94,39 +94,27 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 			i++;
 			continue;
 		}
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error("consume: unknown option '%s'", argv[i]);
-		if (tp)
-			return cli_usage_error("consume: one TOPIC/PARTITION expected");
-		tp = argv[i++];
+		ret = cli_operand(c, argc, argv, &i, "consume", true,
+				  "one TOPIC/PARTITION expected", &tp);
+		if (ret)
+			return ret;
 	}
 	if (!tp)
 		return cli_usage_error("consume: missing TOPIC/PARTITION");
 	if (from_s && strcmp(from_s, "end") != 0 && (cli_parse_i64(from_s, &from) < 0 || from < 0))
 		return cli_usage_error("--from %s: expected an offset >= 0 or 'end'", from_s);
-	ret = cli_parse_topic_partition(tp, &topic, &partition);
+	ret = cli_parse_topic_partition(tp, &topic, &partition, what, sizeof(what));
 	if (ret)
 		return ret;
-	snprintf(what, sizeof(what), "%.250s/%" PRId32, topic, partition);
 
 	install_signals();
 	setvbuf(stdout, NULL, _IOFBF, CONSUME_STDOUT_BUF);
 
 	/* Read-only: no lock, so consume (and --follow) works beside a running
 	 * chronikd or a chronik produce. */
-	ret = cli_engine_open(c, true);
+	ret = cli_partition_open(c, true, topic, partition, what, &p);
 	if (ret)
 		goto free_topic;
-	rc = engine_partition_get(c->engine, topic, partition, &p);
-	if (rc < 0) {
-		ret = cli_fail(what, rc);
-		goto close_engine;
-	}
 	engine_partition_info(p, &info);
 	if (from_s && !strcmp(from_s, "end"))
 		from = info.next_offset;
@@ -183,7 +171,6 @@ int cmd_consume(struct cli *c, int argc, char **argv)
 	engine_cursor_close(cur);
 unref:
 	engine_partition_unref(p);
-close_engine:
 	rc = cli_engine_close(c);
 	if (!ret)
 		ret = rc;

@@ -156,16 +156,9 @@ int cmd_dump(struct cli *c, int argc, char **argv)
 			i++;
 			continue;
 		}
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return cli_usage_error("dump: unknown option '%s'", argv[i]);
-		if (path)
-			return cli_usage_error("dump: one FILE expected");
-		path = argv[i++];
+		rc = cli_operand(c, argc, argv, &i, "dump", true, "one FILE expected", &path);
+		if (rc)
+			return rc;
 	}
 	if (!path)
 		return cli_usage_error("dump: missing FILE");

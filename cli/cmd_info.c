@@ -61,20 +61,15 @@ int cmd_info(struct cli *c, int argc, char **argv)
 	int ret, rc;
 
 	for (int i = 0; i < argc;) {
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		if (tp)
-			return cli_usage_error("info: at most one TOPIC/PARTITION expected");
-		tp = argv[i++];
-	}
-	if (tp) {
-		ret = cli_parse_topic_partition(tp, &topic, &partition);
+		ret = cli_operand(c, argc, argv, &i, "info", false,
+				  "at most one TOPIC/PARTITION expected", &tp);
 		if (ret)
 			return ret;
-		snprintf(what, sizeof(what), "%.250s/%" PRId32, topic, partition);
+	}
+	if (tp) {
+		ret = cli_parse_topic_partition(tp, &topic, &partition, what, sizeof(what));
+		if (ret)
+			return ret;
 	} else {
 		snprintf(what, sizeof(what), "metadata");
 	}

@@ -87,21 +87,16 @@ int cmd_produce(struct cli *c, int argc, char **argv)
 	int ret, rc;
 
 	for (int i = 0; i < argc;) {
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		if (tp)
-			return cli_usage_error("produce: one TOPIC/PARTITION expected");
-		tp = argv[i++];
+		ret = cli_operand(c, argc, argv, &i, "produce", false,
+				  "one TOPIC/PARTITION expected", &tp);
+		if (ret)
+			return ret;
 	}
 	if (!tp)
 		return cli_usage_error("produce: missing TOPIC/PARTITION");
-	ret = cli_parse_topic_partition(tp, &topic, &partition);
+	ret = cli_parse_topic_partition(tp, &topic, &partition, what, sizeof(what));
 	if (ret)
 		return ret;
-	snprintf(what, sizeof(what), "%.250s/%" PRId32, topic, partition);
 	s.what = what;
 
 	buf = malloc(cap + 1);
@@ -109,14 +104,9 @@ int cmd_produce(struct cli *c, int argc, char **argv)
 		ret = cli_fail("produce", -ENOMEM);
 		goto free_topic;
 	}
-	ret = cli_engine_open(c, false);
+	ret = cli_partition_open(c, false, topic, partition, what, &s.p);
 	if (ret)
 		goto free_buf;
-	rc = engine_partition_get(c->engine, topic, partition, &s.p);
-	if (rc < 0) {
-		ret = cli_fail(what, rc);
-		goto close_engine;
-	}
 
 	while (!eof) {
 		size_t scanned = have; /* buf[0, have) holds no newline */
@@ -174,7 +164,6 @@ int cmd_produce(struct cli *c, int argc, char **argv)
 
 unref:
 	engine_partition_unref(s.p);
-close_engine:
 	rc = cli_engine_close(c);
 	if (!ret)
 		ret = rc;

@@ -64,20 +64,10 @@ static int topic_create(struct cli *c, int argc, char **argv)
 				goto put_cfg;
 			continue;
 		}
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			goto usage;
-		if (rc > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			ret = cli_usage_error("topic create: unknown option '%s'", argv[i]);
+		ret = cli_operand(c, argc, argv, &i, "topic create", true,
+				  "one topic name expected", &name);
+		if (ret)
 			goto put_cfg;
-		}
-		if (name) {
-			ret = cli_usage_error("topic create: one topic name expected");
-			goto put_cfg;
-		}
-		name = argv[i++];
 	}
 	if (!name) {
 		ret = cli_usage_error("topic create: missing NAME");
@@ -146,14 +136,10 @@ static int topic_delete(struct cli *c, int argc, char **argv)
 	int ret, rc;
 
 	for (int i = 0; i < argc;) {
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		if (name)
-			return cli_usage_error("topic delete: one topic name expected");
-		name = argv[i++];
+		ret = cli_operand(c, argc, argv, &i, "topic delete", false,
+				  "one topic name expected", &name);
+		if (ret)
+			return ret;
 	}
 	if (!name)
 		return cli_usage_error("topic delete: missing NAME");
