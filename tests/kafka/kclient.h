@@ -196,6 +196,122 @@ static inline int kc_recv(int fd, uint8_t **buf, size_t *len)
 	return 0;
 }
 
+/* Send the request built in w, read the response, check its correlation
+ * id and leave r just after it. Returns the frame (free it), or NULL with
+ * r failed on a transport error. */
+static inline uint8_t *kc_roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
+{
+	uint8_t *buf;
+	size_t len;
+	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
+	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
+		kafka_reader_init(r, "", 0);
+		kafka_reader_fail(r);
+		return NULL;
+	}
+	kafka_reader_init(r, buf, len);
+	if (kafka_read_i32(r) != want)
+		kafka_reader_fail(r);
+	return buf;
+}
+
+/* Produce (v2+) one batch to topic/partition with correlation id corr: the
+ * partition's error code, *offset (may be NULL) the base offset; -100 on
+ * a transport or parse failure. */
+static inline int kc_produce(int fd, struct kafka_writer *w, int32_t corr, int16_t version,
+			     int16_t acks, int32_t timeout_ms, const char *topic, int32_t partition,
+			     const uint8_t *batch, size_t len, int64_t *offset)
+{
+	struct kafka_reader r;
+	if (offset)
+		*offset = -1;
+	kc_begin(w, 0, version, corr, 0);
+	if (version >= 3)
+		kafka_write_string(w, false, NULL); /* transactional id */
+	kafka_write_i16(w, acks);
+	kafka_write_i32(w, timeout_ms);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, partition);
+	kafka_write_bytes(w, false, batch, (int32_t)len);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	int64_t base = kafka_read_i64(&r);
+	if (offset)
+		*offset = base;
+	int bad = kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* Fetch v11 of topic/0 from offset, waiting up to max_wait ms for
+ * min_bytes, at most max_bytes (the whole answer and the partition). The
+ * partition's error code, or -100 when the answer is not exactly one
+ * well-formed partition without a top-level error; *records (malloc'd,
+ * NULL when empty) and *rlen the record bytes, *hw (may be NULL) the high
+ * watermark. */
+static inline int kc_fetch(int fd, struct kafka_writer *w, int32_t corr, const char *topic,
+			   int64_t offset, int32_t min_bytes, int32_t max_wait, int32_t max_bytes,
+			   uint8_t **records, int32_t *rlen, int64_t *hw)
+{
+	struct kafka_reader r;
+	*records = NULL;
+	*rlen = 0;
+	kc_begin(w, 1, 11, corr, 0);
+	kafka_write_i32(w, -1); /* replica id */
+	kafka_write_i32(w, max_wait);
+	kafka_write_i32(w, min_bytes);
+	kafka_write_i32(w, max_bytes);
+	kafka_write_i8(w, 0); /* isolation level */
+	kafka_write_i32(w, 0); /* session id */
+	kafka_write_i32(w, -1); /* session epoch */
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	kafka_write_i32(w, -1); /* current leader epoch */
+	kafka_write_i64(w, offset);
+	kafka_write_i64(w, -1); /* log start offset */
+	kafka_write_i32(w, max_bytes);
+	kafka_write_array(w, false, 0); /* forgotten topics */
+	kafka_write_string(w, false, ""); /* rack id */
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	if (!buf)
+		return -100;
+	kafka_read_i32(&r);
+	int16_t top = kafka_read_i16(&r);
+	int32_t session = kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	int64_t high = kafka_read_i64(&r);
+	if (hw)
+		*hw = high;
+	kafka_read_i64(&r); /* LSO */
+	kafka_read_i64(&r); /* log start */
+	int32_t na = kafka_read_array(&r, false, true, 16);
+	kafka_read_skip(&r, (size_t)(na > 0 ? na : 0) * 16);
+	kafka_read_i32(&r); /* preferred read replica */
+	struct kafka_str rec = kafka_read_bytes(&r, false, true);
+	int bad = kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || top != 0 || session != 0;
+	*rlen = rec.len;
+	if (rec.len > 0) {
+		*records = malloc((size_t)rec.len);
+		memcpy(*records, rec.ptr, (size_t)rec.len);
+	}
+	free(buf);
+	return bad ? -100 : err;
+}
+
 /* 1 when the peer closed the connection (EOF) within the timeout. */
 static inline int kc_closed(int fd)
 {

@@ -17,22 +17,6 @@
 static struct kserver srv;
 static atomic_int corr = 100;
 
-static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
-{
-	uint8_t *buf;
-	size_t len;
-	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
-	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
-		kafka_reader_init(r, "", 0);
-		kafka_reader_fail(r);
-		return NULL;
-	}
-	kafka_reader_init(r, buf, len);
-	if (kafka_read_i32(r) != want)
-		kafka_reader_fail(r);
-	return buf;
-}
-
 /* One member's view: its connection and what JoinGroup answered. */
 struct member {
 	int port;
@@ -70,7 +54,7 @@ static void join(struct member *m)
 	kafka_write_array(&w, false, 1);
 	kafka_write_string(&w, false, "range");
 	kafka_write_bytes(&w, false, (const uint8_t *)"meta", 4);
-	uint8_t *buf = roundtrip(m->fd, &w, &r);
+	uint8_t *buf = kc_roundtrip(m->fd, &w, &r);
 	kafka_read_i32(&r);
 	m->err = kafka_read_i16(&r);
 	m->generation = kafka_read_i32(&r);
@@ -108,7 +92,7 @@ static int16_t sync_group(struct member *m, const char *const *ids, int n, char 
 		snprintf(a, sizeof(a), "for-%s", ids[i]);
 		kafka_write_bytes(&w, false, (const uint8_t *)a, (int32_t)strlen(a));
 	}
-	uint8_t *buf = roundtrip(m->fd, &w, &r);
+	uint8_t *buf = kc_roundtrip(m->fd, &w, &r);
 	kafka_read_i32(&r);
 	int16_t err = kafka_read_i16(&r);
 	str_copy(out, cap, kafka_read_bytes(&r, false, false));
@@ -132,41 +116,41 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+/* Send the request in w (then freed) on m's connection; the error code
+ * of an answer that is ThrottleTimeMs and ErrorCode (Heartbeat,
+ * LeaveGroup v1), -100 on transport failure. */
+static int16_t error_answer(struct member *m, struct kafka_writer *w)
+{
+	struct kafka_reader r;
+	uint8_t *buf = kc_roundtrip(m->fd, w, &r);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	if (!buf || kafka_reader_failed(&r))
+		err = -100;
+	free(buf);
+	kafka_writer_fini(w);
+	return err;
+}
+
 static int16_t heartbeat(struct member *m, int32_t generation, const char *id)
 {
 	struct kafka_writer w;
-	struct kafka_reader r;
 	kafka_writer_init(&w, 0);
 	kc_begin(&w, 12, 1, ++corr, 0);
 	kafka_write_string(&w, false, m->group);
 	kafka_write_i32(&w, generation);
 	kafka_write_string(&w, false, id ? id : m->id);
-	uint8_t *buf = roundtrip(m->fd, &w, &r);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	if (!buf || kafka_reader_failed(&r))
-		err = -100;
-	free(buf);
-	kafka_writer_fini(&w);
-	return err;
+	return error_answer(m, &w);
 }
 
 static int16_t leave(struct member *m)
 {
 	struct kafka_writer w;
-	struct kafka_reader r;
 	kafka_writer_init(&w, 0);
 	kc_begin(&w, 13, 1, ++corr, 0);
 	kafka_write_string(&w, false, m->group);
 	kafka_write_string(&w, false, m->id);
-	uint8_t *buf = roundtrip(m->fd, &w, &r);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	if (!buf || kafka_reader_failed(&r))
-		err = -100;
-	free(buf);
-	kafka_writer_fini(&w);
-	return err;
+	return error_answer(m, &w);
 }
 
 static void member_init(struct member *m, const char *group, int32_t session_ms)

@@ -68,22 +68,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
-{
-	uint8_t *buf;
-	size_t len;
-	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
-	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
-		kafka_reader_init(r, "", 0);
-		kafka_reader_fail(r);
-		return NULL;
-	}
-	kafka_reader_init(r, buf, len);
-	if (kafka_read_i32(r) != want)
-		kafka_reader_fail(r);
-	return buf;
-}
-
 /* Metadata v4 with auto-create: the topic exists afterwards. */
 static void topic_create(int fd, struct kafka_writer *w, const char *topic)
 {
@@ -92,7 +76,7 @@ static void topic_create(int fd, struct kafka_writer *w, const char *topic)
 	kafka_write_array(w, false, 1);
 	kafka_write_string(w, false, topic);
 	kafka_write_bool(w, true);
-	free(roundtrip(fd, w, &r));
+	free(kc_roundtrip(fd, w, &r));
 }
 
 /* Produce v7 acks=-1 of one batch to topic/partition: the partition's error
@@ -100,80 +84,17 @@ static void topic_create(int fd, struct kafka_writer *w, const char *topic)
 static int produce(int fd, struct kafka_writer *w, const char *topic, int32_t partition,
 		   const uint8_t *batch, size_t len)
 {
-	struct kafka_reader r;
-	kc_begin(w, 0, 7, ++corr, 0);
-	kafka_write_string(w, false, NULL);
-	kafka_write_i16(w, -1);
-	kafka_write_i32(w, 30000);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, partition);
-	kafka_write_bytes(w, false, batch, (int32_t)len);
-	uint8_t *buf = roundtrip(fd, w, &r);
-	if (!buf)
-		return -100;
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	int bad = kafka_reader_failed(&r);
-	free(buf);
-	return bad ? -100 : err;
+	return kc_produce(fd, w, ++corr, 7, -1, 30000, topic, partition, batch, len, NULL);
 }
 
-/* Fetch v11 of topic/0 from offset with min_bytes and max_wait: the
- * partition's error code (-100 on transport failure); *records malloc'd. */
+/* Fetch v11 of topic/0 from offset with min_bytes and max_wait, up to
+ * 4 MiB: the partition's error code (-100 on transport failure); *records
+ * malloc'd. */
 static int fetch(int fd, struct kafka_writer *w, const char *topic, int64_t offset,
 		 int32_t min_bytes, int32_t max_wait, uint8_t **records, int32_t *rlen)
 {
-	struct kafka_reader r;
-	*records = NULL;
-	*rlen = 0;
-	kc_begin(w, 1, 11, ++corr, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_i32(w, max_wait);
-	kafka_write_i32(w, min_bytes);
-	kafka_write_i32(w, 8 << 20);
-	kafka_write_i8(w, 0);
-	kafka_write_i32(w, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_i64(w, offset);
-	kafka_write_i64(w, -1);
-	kafka_write_i32(w, 4 << 20);
-	kafka_write_array(w, false, 0);
-	kafka_write_string(w, false, "");
-	uint8_t *buf = roundtrip(fd, w, &r);
-	if (!buf)
-		return -100;
-	kafka_read_i32(&r);
-	kafka_read_i16(&r);
-	kafka_read_i32(&r);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	kafka_read_i64(&r);
-	kafka_read_i64(&r);
-	kafka_read_i64(&r);
-	kafka_read_array(&r, false, true, 0);
-	kafka_read_i32(&r);
-	struct kafka_str recs = kafka_read_bytes(&r, false, true);
-	int bad = kafka_reader_failed(&r);
-	if (!bad && recs.len > 0) {
-		*rlen = recs.len;
-		*records = malloc((size_t)recs.len);
-		memcpy(*records, recs.ptr, (size_t)recs.len);
-	}
-	free(buf);
-	return bad ? -100 : err;
+	return kc_fetch(fd, w, ++corr, topic, offset, min_bytes, max_wait, 4 << 20, records, rlen,
+			NULL);
 }
 
 /* An uncompressed batch of n records "<prefix>-<i>"; malloc'd. */
@@ -502,7 +423,7 @@ static void test_idle(const char *bin)
 	struct kafka_reader r;
 	kafka_writer_init(&w, 0);
 	kc_begin(&w, 18, 0, ++corr, 0);
-	uint8_t *buf = roundtrip(fd, &w, &r);
+	uint8_t *buf = kc_roundtrip(fd, &w, &r);
 	ok(n == 200 && buf && kafka_read_i16(&r) == 0,
 	   "with 200 such connections open a new client is served (RSS %ld KiB)", vm);
 	free(buf);

@@ -17,24 +17,6 @@ static struct kserver srv;
 static _Atomic int32_t corr = 100;
 static int64_t last_list_ts; /* Timestamp of the last list_offset answer */
 
-/* Send a request built by the caller in w, read the response, check its
- * correlation id, position r after it. Returns the frame (free it). */
-static uint8_t *roundtrip(int fd, struct kafka_writer *w, struct kafka_reader *r)
-{
-	uint8_t *buf;
-	size_t len;
-	int32_t want = (int32_t)kafka_get_be32(w->buf + 8);
-	if (kc_send(fd, w) < 0 || kc_recv(fd, &buf, &len) < 0) {
-		kafka_reader_init(r, "", 0);
-		kafka_reader_fail(r);
-		return NULL;
-	}
-	kafka_reader_init(r, buf, len);
-	if (kafka_read_i32(r) != want)
-		kafka_reader_fail(r);
-	return buf;
-}
-
 /* A batch of n records "rec-<i>" with producer fields set; malloc'd. */
 static uint8_t *make_batch(int n, int64_t pid, int16_t epoch, int32_t seq, size_t *len)
 {
@@ -65,30 +47,7 @@ static uint8_t *make_batch(int n, int64_t pid, int16_t epoch, int32_t seq, size_
 static int produce(int fd, struct kafka_writer *w, int16_t version, int16_t acks, const char *topic,
 		   const uint8_t *batch, size_t len, int64_t *offset)
 {
-	struct kafka_reader r;
-	*offset = -1;
-	kc_begin(w, 0, version, ++corr, 0);
-	if (version >= 3)
-		kafka_write_string(w, false, NULL);
-	kafka_write_i16(w, acks);
-	kafka_write_i32(w, 5000);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, 0);
-	kafka_write_bytes(w, false, batch, (int32_t)len);
-	uint8_t *buf = roundtrip(fd, w, &r);
-	if (!buf)
-		return -100;
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	*offset = kafka_read_i64(&r);
-	int bad = kafka_reader_failed(&r);
-	free(buf);
-	return bad ? -100 : err;
+	return kc_produce(fd, w, ++corr, version, acks, 5000, topic, 0, batch, len, offset);
 }
 
 /* ListOffsets v1 for topic/0 at ts: the offset, or -100. */
@@ -103,7 +62,7 @@ static int64_t list_offset(int fd, struct kafka_writer *w, const char *topic, in
 	kafka_write_array(w, false, 1);
 	kafka_write_i32(w, 0);
 	kafka_write_i64(w, ts);
-	uint8_t *buf = roundtrip(fd, w, &r);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	if (!buf)
 		return -100;
 	kafka_read_array(&r, false, false, 0);
@@ -118,57 +77,13 @@ static int64_t list_offset(int fd, struct kafka_writer *w, const char *topic, in
 	return bad ? -100 : off;
 }
 
-/* Fetch v11 topic/0 from offset. Returns the error code, copies the
- * records into *records (malloc'd) / *rlen, *hw the high watermark. */
+/* Fetch v11 topic/0 from offset (min_bytes 1, up to 1 MiB). Returns the
+ * error code, copies the records into *records (malloc'd) / *rlen, *hw the
+ * high watermark. */
 static int fetch(int fd, struct kafka_writer *w, const char *topic, int64_t offset,
 		 int32_t max_wait, uint8_t **records, int32_t *rlen, int64_t *hw)
 {
-	struct kafka_reader r;
-	kc_begin(w, 1, 11, ++corr, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_i32(w, max_wait);
-	kafka_write_i32(w, 1);
-	kafka_write_i32(w, 1 << 20);
-	kafka_write_i8(w, 0);
-	kafka_write_i32(w, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, 0);
-	kafka_write_i32(w, -1);
-	kafka_write_i64(w, offset);
-	kafka_write_i64(w, -1);
-	kafka_write_i32(w, 1 << 20);
-	kafka_write_array(w, false, 0);
-	kafka_write_string(w, false, "");
-	uint8_t *buf = roundtrip(fd, w, &r);
-	if (!buf)
-		return -100;
-	kafka_read_i32(&r);
-	int16_t top = kafka_read_i16(&r);
-	int32_t session = kafka_read_i32(&r);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
-	*hw = kafka_read_i64(&r);
-	kafka_read_i64(&r); /* LSO */
-	kafka_read_i64(&r); /* log start */
-	int32_t na = kafka_read_array(&r, false, true, 16);
-	kafka_read_skip(&r, (size_t)(na > 0 ? na : 0) * 16);
-	kafka_read_i32(&r); /* preferred read replica */
-	struct kafka_str rec = kafka_read_bytes(&r, false, true);
-	int bad = kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || top != 0 || session != 0;
-	*rlen = rec.len;
-	*records = NULL;
-	if (rec.len > 0) {
-		*records = malloc((size_t)rec.len);
-		memcpy(*records, rec.ptr, (size_t)rec.len);
-	}
-	free(buf);
-	return bad ? -100 : err;
+	return kc_fetch(fd, w, ++corr, topic, offset, 1, max_wait, 1 << 20, records, rlen, hw);
 }
 
 static void test_api_versions(int fd, struct kafka_writer *w)
@@ -177,7 +92,7 @@ static void test_api_versions(int fd, struct kafka_writer *w)
 	uint8_t *buf;
 
 	kc_begin(w, 18, 0, ++corr, 0);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	int16_t err = kafka_read_i16(&r);
 	int32_t n = kafka_read_array(&r, false, false, 6);
 	int produce_max = -1, fetch_min = -1, av_max = -1;
@@ -202,7 +117,7 @@ static void test_api_versions(int fd, struct kafka_writer *w)
 	kafka_write_string(w, true, "kclient");
 	kafka_write_string(w, true, "1.0");
 	kafka_write_tags(w);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	err = kafka_read_i16(&r);
 	n = kafka_read_array(&r, true, false, 4);
 	for (int32_t i = 0; i < n; i++) {
@@ -222,7 +137,7 @@ static void test_api_versions(int fd, struct kafka_writer *w)
 	kafka_write_string(w, true, "kclient");
 	kafka_write_string(w, true, "1.0");
 	kafka_write_tags(w);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	err = kafka_read_i16(&r);
 	n = kafka_read_array(&r, false, false, 6);
 	kafka_read_skip(&r, (size_t)n * 6);
@@ -242,7 +157,7 @@ static void test_metadata_admin(int fd, struct kafka_writer *w)
 	kafka_write_string(w, false, "proto");
 	kafka_write_string(w, false, "bad/name");
 	kafka_write_bool(w, true);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	kafka_read_i32(&r);
 	int32_t nb = kafka_read_array(&r, false, false, 0);
 	int32_t node = kafka_read_i32(&r);
@@ -291,7 +206,7 @@ static void test_metadata_admin(int fd, struct kafka_writer *w)
 		kafka_write_array(w, false, 0);
 		kafka_write_i32(w, 1000);
 		kafka_write_bool(w, false);
-		buf = roundtrip(fd, w, &r);
+		buf = kc_roundtrip(fd, w, &r);
 		kafka_read_i32(&r);
 		kafka_read_array(&r, false, false, 0);
 		kafka_read_string(&r, false, false);
@@ -316,7 +231,7 @@ static void test_metadata_admin(int fd, struct kafka_writer *w)
 		kafka_write_array(w, false, 1);
 		kafka_write_string(w, false, "ct");
 		kafka_write_i32(w, 1000);
-		buf = roundtrip(fd, w, &r);
+		buf = kc_roundtrip(fd, w, &r);
 		kafka_read_i32(&r);
 		kafka_read_array(&r, false, false, 0);
 		kafka_read_string(&r, false, false);
@@ -339,7 +254,7 @@ static void test_metadata_admin(int fd, struct kafka_writer *w)
 	}
 	kafka_write_i32(w, 1000);
 	kafka_write_bool(w, false);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	kafka_read_i32(&r);
 	int16_t codes[3] = { -100, -100, -100 };
 	int32_t nr = kafka_read_array(&r, false, false, 0);
@@ -463,7 +378,7 @@ static int64_t init_producer_id(int fd, struct kafka_writer *w)
 	kc_begin(w, 22, 1, ++corr, 0);
 	kafka_write_string(w, false, NULL);
 	kafka_write_i32(w, 60000);
-	uint8_t *buf = roundtrip(fd, w, &r);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	kafka_read_i32(&r);
 	int16_t err = kafka_read_i16(&r);
 	int64_t pid = kafka_read_i64(&r);
@@ -486,7 +401,7 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 		kc_begin(w, 22, 1, ++corr, 0);
 		kafka_write_string(w, false, "txn-1");
 		kafka_write_i32(w, 60000);
-		uint8_t *buf = roundtrip(fd, w, &r);
+		uint8_t *buf = kc_roundtrip(fd, w, &r);
 		kafka_read_i32(&r);
 		int16_t e = kafka_read_i16(&r);
 		int64_t tpid = kafka_read_i64(&r);
@@ -539,7 +454,7 @@ static void test_offsets(int fd, struct kafka_writer *w)
 	kafka_write_i32(w, 9);
 	kafka_write_i64(w, 1);
 	kafka_write_string(w, false, NULL);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	kafka_read_array(&r, false, false, 0);
 	kafka_read_string(&r, false, false);
 	kafka_read_array(&r, false, false, 0);
@@ -558,7 +473,7 @@ static void test_offsets(int fd, struct kafka_writer *w)
 	kafka_write_array(w, false, 2);
 	kafka_write_i32(w, 1);
 	kafka_write_i32(w, 0);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	kafka_read_i32(&r);
 	kafka_read_array(&r, false, false, 0);
 	kafka_read_string(&r, false, false);
@@ -596,7 +511,7 @@ static void test_offsets(int fd, struct kafka_writer *w)
 		kafka_write_i32(w, 0);
 		kafka_write_i64(w, 7 + k);
 		kafka_write_string(w, false, big);
-		buf = roundtrip(fd, w, &r);
+		buf = kc_roundtrip(fd, w, &r);
 		kafka_read_array(&r, false, false, 0);
 		kafka_read_string(&r, false, false);
 		kafka_read_array(&r, false, false, 0);
@@ -616,7 +531,7 @@ static void test_offsets(int fd, struct kafka_writer *w)
 	kafka_write_i32(w, 1);
 	kafka_write_string(w, false, "nobody");
 	kafka_write_string(w, false, NULL);
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	kafka_read_i32(&r);
 	ok(buf && kafka_read_i16(&r) == 25, "Heartbeat from an unknown member gets 25");
 	free(buf);
@@ -693,7 +608,7 @@ static void test_malformed(struct kafka_writer *w)
 	int fd = kc_connect(srv.port, 10);
 	struct kafka_reader r;
 	kc_begin(w, 18, 0, ++corr, 0);
-	uint8_t *buf = roundtrip(fd, w, &r);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	ok(buf && kafka_read_i16(&r) == 0, "a new connection is served afterwards");
 	free(buf);
 	close(fd);
@@ -717,7 +632,7 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 	kafka_write_array(w, false, 1);
 	kafka_write_string(w, false, "pt");
 	kafka_write_bool(w, true);
-	free(roundtrip(fd, w, &r));
+	free(kc_roundtrip(fd, w, &r));
 
 	size_t len;
 	int64_t off, off2, pids[5];
@@ -766,7 +681,7 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 	kafka_write_array(w, false, 1);
 	kafka_write_i32(w, 0);
 	kafka_write_bytes(w, false, plain, (int32_t)len);
-	uint8_t *buf = roundtrip(fd, w, &r);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	int good = kafka_read_array(&r, false, false, 0) == 2 &&
 		   kafka_str_eq(kafka_read_string(&r, false, false), "pt") &&
 		   kafka_read_array(&r, false, false, 0) == 5;
@@ -802,7 +717,7 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 		kafka_write_i32(w, i);
 		kafka_write_bytes(w, false, plain, (int32_t)len);
 	}
-	buf = roundtrip(fd, w, &r);
+	buf = kc_roundtrip(fd, w, &r);
 	good = kafka_read_array(&r, false, false, 0) == 1 &&
 	       kafka_str_eq(kafka_read_string(&r, false, false), "pt") &&
 	       kafka_read_array(&r, false, false, 0) == 4;
