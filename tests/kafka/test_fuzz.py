@@ -12,31 +12,15 @@ Usage: test_fuzz.py KAFKA_SERVER_BINARY   (CHRONIK_FUZZ_SEED to replay)
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import zlib
 
-n_test = 0
-n_failed = 0
-
-
-def ok(cond, what):
-    global n_test, n_failed
-    n_test += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_test, what), flush=True)
-    return cond
-
-
-def diag(msg):
-    print("# " + str(msg), flush=True)
-
+sys.dont_write_bytecode = True  # kafkatest is imported from the source tree: no __pycache__ there
+from kafkatest import Server, diag, exit_status, ok  # noqa: E402
 
 def _crc32c_table():
     table = []
@@ -166,15 +150,11 @@ def main():
     seed = int(os.environ.get("CHRONIK_FUZZ_SEED", str(int(time.time()))))
     rng = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="chronik-kafka-fuzz.")
-    proc = subprocess.Popen([sys.argv[1], os.path.join(tmp, "data"), "--partitions", "2",
-                             "--max-request-bytes", "1048576"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    srv = Server(sys.argv[1], os.path.join(tmp, "data"),
+                 ["--partitions", "2", "--max-request-bytes", "1048576"])
     try:
-        line = proc.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            print("Bail out! kafka_server did not start")
-            return 1
-        port = int(line.split()[1])
+        srv.start()
+        port = srv.port
         print("1..15", flush=True)
         diag("seed %d (CHRONIK_FUZZ_SEED=%d to replay)" % (seed, seed))
         good = Good(port)
@@ -316,19 +296,14 @@ def main():
         ok(all(e != 0 for e in errs) and good.check(),
            "a gzip bomb with a valid CRC gets an error code (%s), others still served" % errs)
 
-        ok(proc.poll() is None, "the server never crashed")
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = -1
+        ok(srv.alive(), "the server never crashed")
+        rc = srv.stop()
         ok(rc == 0, "it stops cleanly (exit %s)" % rc)
-        return 0 if n_failed == 0 else 1
+        return exit_status()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if srv.alive():
+            srv.proc.kill()
+            srv.proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -7,28 +7,12 @@ Usage: test_python.py KAFKA_SERVER_BINARY
 """
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-n_test = 0
-n_failed = 0
-
-
-def ok(cond, what):
-    global n_test, n_failed
-    n_test += 1
-    if not cond:
-        n_failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_test, what), flush=True)
-    return cond
-
-
-def diag(msg):
-    print("# " + str(msg), flush=True)
-
+sys.dont_write_bytecode = True  # kafkatest is imported from the source tree: no __pycache__ there
+from kafkatest import Server, diag, exit_status, ok  # noqa: E402
 
 try:
     from confluent_kafka import Consumer, Producer, TopicPartition
@@ -36,34 +20,6 @@ try:
 except ImportError:
     print("1..0 # SKIP confluent_kafka not installed (python3-confluent-kafka)")
     sys.exit(0)
-
-
-class Server:
-    def __init__(self, binary, data):
-        self.binary, self.data, self.proc, self.port = binary, data, None, None
-
-    def start(self):
-        self.proc = subprocess.Popen([self.binary, self.data, "--partitions", "4"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            print("Bail out! kafka_server did not start")
-            sys.exit(1)
-        self.port = int(line.split()[1])
-        return "127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if not self.proc:
-            return 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = -1
-        self.proc = None
-        return rc
 
 
 def consumer(broker, name):
@@ -84,7 +40,7 @@ def main():
         return 0
     print("1..12", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-kafka-py.")
-    srv = Server(sys.argv[1], os.path.join(tmp, "data"))
+    srv = Server(sys.argv[1], os.path.join(tmp, "data"), ["--partitions", "4"])
     try:
         return run(srv)
     finally:
@@ -211,7 +167,7 @@ def run(srv):
        "a new member of the group resumes at the committed offsets (%d records)" % len(after))
     c3.close()
     ok(srv.stop() == 0, "server stops cleanly again")
-    return 0 if n_failed == 0 else 1
+    return exit_status()
 
 
 if __name__ == "__main__":
