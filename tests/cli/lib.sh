@@ -1,10 +1,11 @@
-# lib.sh - TAP helpers for the cli suite's shell tests. Source it after
+# lib.sh - helpers for the cli suite's shell tests (TAP from tests/lib/tap.sh). Source it after
 # setting CHRONIK to the chronik binary (the tests' first argument).
 #
 # Each test gets its own directory T (under $TMPDIR), removed on exit, and
 # every background process started with bg_start is killed on exit.
 
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	echo "1..0 # SKIP no chronik binary given"
@@ -15,8 +16,6 @@ unset CHRONIK_DATA CHRONIK_LOG_LEVEL
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/chronik-cli.XXXXXX") || { echo "Bail out! mktemp failed"; exit 1; }
 D=$T/data
-tap_n=0
-tap_failed=0
 bg_pids=()
 
 cleanup() {
@@ -35,26 +34,6 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-
-plan() { echo "1..$1"; }
-
-# ok CONDITION-STATUS DESCRIPTION: pass when the status ($?) is 0.
-ok() {
-	local st=$1
-	shift
-	tap_n=$((tap_n + 1))
-	if [ "$st" -eq 0 ]; then
-		echo "ok $tap_n - $*"
-	else
-		echo "not ok $tap_n - $*"
-		tap_failed=$((tap_failed + 1))
-	fi
-}
-
-diag() { printf '# %s\n' "$*"; }
-
-# Show a file's first lines as TAP diagnostics.
-diag_file() { sed -n '1,20s/^/# /p' "$1"; }
 
 # run EXPECTED_STATUS CMD...: run chronik with a wall-clock limit, output in
 # $T/out and $T/err; returns 0 when the exit status is the expected one.
@@ -89,9 +68,4 @@ wait_lines() {
 		sleep 0.1
 	done
 	return 1
-}
-
-done_testing() {
-	[ "$tap_failed" -eq 0 ]
-	exit $?
 }

@@ -1,4 +1,5 @@
-# lib.sh - TAP and mount helpers for the fs suite's shell tests.
+# lib.sh - mount helpers for the fs suite's shell tests (TAP from
+# tests/lib/tap.sh; the fs tests print their plan at the end).
 #
 # Source it from a test run as: TEST CHRONIKD [FS_WRITER]. Each test gets
 # its own directory T (under $TMPDIR) with DATA=$T/data and MNT=$T/mnt. The
@@ -6,6 +7,7 @@
 # then SIGKILL after a wall-clock limit, then fusermount3 -u, then -uz.
 
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	echo "1..0 # SKIP no chronikd binary given"
@@ -22,20 +24,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/chronik-fs.XXXXXX") || { echo "Bail out! mktemp f
 DATA=$T/data
 MNT=$T/mnt
 mkdir -p "$MNT"
-tap_n=0
-tap_failed=0
 daemon_pid=
 extra_mounts=
-
-ok() { # ok STATUS DESCRIPTION: STATUS 0 passes
-	tap_n=$((tap_n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $tap_n - $2"
-	else
-		echo "not ok $tap_n - $2"
-		tap_failed=$((tap_failed + 1))
-	fi
-}
 
 check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
 	local desc=$1
@@ -57,13 +47,6 @@ expect_errno() {
 		ok 1 "$desc"
 		sed 's/^/# /' "$T/err.out"
 	fi
-}
-
-diag() { echo "# $*"; }
-
-done_testing() {
-	echo "1..$tap_n"
-	[ "$tap_failed" -eq 0 ]
 }
 
 is_mounted() { # is_mounted DIR

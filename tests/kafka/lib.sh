@@ -1,4 +1,5 @@
-# lib.sh - TAP helpers for the kafka suite's shell tests. Source it with the
+# lib.sh - helpers for the kafka suite's shell tests (TAP from
+# tests/lib/tap.sh). Source it with the
 # kafka_server binary as the test's first argument.
 #
 # Each test gets its own directory T (under $TMPDIR), removed on exit; the
@@ -6,6 +7,7 @@
 # after a wall-clock limit). Traffic goes to 127.0.0.1 only.
 
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	echo "1..0 # SKIP no kafka_server binary given"
@@ -15,8 +17,6 @@ KAFKA_SERVER=$1
 shift
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/chronik-kafka.XXXXXX") || { echo "Bail out! mktemp failed"; exit 1; }
-tap_n=0
-tap_failed=0
 server_pid=
 PORT=
 BROKER=
@@ -60,32 +60,9 @@ server_start() {
 	BROKER=127.0.0.1:$PORT
 }
 
-plan() { echo "1..$1"; }
-
-# ok STATUS DESCRIPTION: pass when STATUS is 0.
-ok() {
-	local st=$1
-	shift
-	tap_n=$((tap_n + 1))
-	if [ "$st" -eq 0 ]; then
-		echo "ok $tap_n - $*"
-	else
-		echo "not ok $tap_n - $*"
-		tap_failed=$((tap_failed + 1))
-	fi
-}
-
-diag() { printf '# %s\n' "$*"; }
-diag_file() { sed -n '1,20s/^/# /p' "$1"; }
-
 # lim SECONDS CMD...: run CMD with a wall-clock limit.
 lim() {
 	local s=$1
 	shift
 	timeout -k 5 "$s" "$@"
-}
-
-done_testing() {
-	[ "$tap_failed" -eq 0 ]
-	exit $?
 }
