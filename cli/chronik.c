@@ -211,6 +211,19 @@ int cli_operand(struct cli *c, int argc, char **argv, int *i, const char *cmd, b
 	return 0;
 }
 
+int cli_no_operand(struct cli *c, int argc, char **argv, const char *cmd)
+{
+	for (int i = 0; i < argc;) {
+		int rc = cli_global_opt(c, argc, argv, &i);
+
+		if (rc < 0)
+			return CLI_EXIT_USAGE;
+		if (rc == 0)
+			return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[i]);
+	}
+	return 0;
+}
+
 int cli_partition_open(struct cli *c, bool read_only, const char *topic, int32_t partition,
 		       const char *what, struct partition **p)
 {

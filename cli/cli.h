@@ -52,6 +52,11 @@ int cli_global_opt(struct cli *c, int argc, char **argv, int *i);
 int cli_operand(struct cli *c, int argc, char **argv, int *i, const char *cmd, bool reject_dash,
 		const char *too_many, const char **operand);
 
+/* The argument loop of a command that takes no operand: global options
+ * only, anything else is "<cmd>: unexpected argument". 0, or
+ * CLI_EXIT_USAGE after printing why. */
+int cli_no_operand(struct cli *c, int argc, char **argv, const char *cmd);
+
 /* Open c->data_dir into c->engine (read_only for inspection commands).
  * Prints the error and returns CLI_EXIT_FAIL / CLI_EXIT_USAGE, or 0. */
 int cli_engine_open(struct cli *c, bool read_only);

@@ -176,13 +176,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	unsigned reported = 0;
 	int ret, rc;
 
-	for (int i = 0; i < argc;) {
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc == 0)
-			return cli_usage_error("verify: unexpected argument '%s'", argv[i]);
-	}
+	ret = cli_no_operand(c, argc, argv, "verify");
+	if (ret)
+		return ret;
 	if (!c->data_dir || !*c->data_dir)
 		return cli_usage_error("no data directory: use --data DIR or set CHRONIK_DATA");
 	{

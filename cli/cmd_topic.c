@@ -105,13 +105,9 @@ static int topic_list(struct cli *c, int argc, char **argv)
 	size_t count = 0;
 	int ret, rc;
 
-	for (int i = 0; i < argc;) {
-		rc = cli_global_opt(c, argc, argv, &i);
-		if (rc < 0)
-			return CLI_EXIT_USAGE;
-		if (rc == 0)
-			return cli_usage_error("topic list: unexpected argument '%s'", argv[i]);
-	}
+	ret = cli_no_operand(c, argc, argv, "topic list");
+	if (ret)
+		return ret;
 	ret = cli_engine_open(c, true);
 	if (ret)
 		return ret;
