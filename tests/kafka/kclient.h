@@ -215,6 +215,28 @@ static inline uint8_t *kc_roundtrip(int fd, struct kafka_writer *w, struct kafka
 	return buf;
 }
 
+/* The one-topic, one-partition request part Produce, Fetch and
+ * ListOffsets share: Topics [Name] then Partitions [PartitionIndex]. */
+static inline void kc_write_one_partition(struct kafka_writer *w, const char *topic,
+					  int32_t partition)
+{
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, topic);
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, partition);
+}
+
+/* The answer's counterpart: skip Topics [Name], Partitions [PartitionIndex]
+ * and return the partition's ErrorCode. */
+static inline int16_t kc_read_one_partition(struct kafka_reader *r)
+{
+	kafka_read_array(r, false, false, 0);
+	kafka_read_string(r, false, false);
+	kafka_read_array(r, false, false, 0);
+	kafka_read_i32(r);
+	return kafka_read_i16(r);
+}
+
 /* Produce (v2+) one batch to topic/partition with correlation id corr: the
  * partition's error code, *offset (may be NULL) the base offset; -100 on
  * a transport or parse failure. */
@@ -230,19 +252,12 @@ static inline int kc_produce(int fd, struct kafka_writer *w, int32_t corr, int16
 		kafka_write_string(w, false, NULL); /* transactional id */
 	kafka_write_i16(w, acks);
 	kafka_write_i32(w, timeout_ms);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, partition);
+	kc_write_one_partition(w, topic, partition);
 	kafka_write_bytes(w, false, batch, (int32_t)len);
 	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	if (!buf)
 		return -100;
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
+	int16_t err = kc_read_one_partition(&r);
 	int64_t base = kafka_read_i64(&r);
 	if (offset)
 		*offset = base;
@@ -272,10 +287,7 @@ static inline int kc_fetch(int fd, struct kafka_writer *w, int32_t corr, const c
 	kafka_write_i8(w, 0); /* isolation level */
 	kafka_write_i32(w, 0); /* session id */
 	kafka_write_i32(w, -1); /* session epoch */
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, 0);
+	kc_write_one_partition(w, topic, 0);
 	kafka_write_i32(w, -1); /* current leader epoch */
 	kafka_write_i64(w, offset);
 	kafka_write_i64(w, -1); /* log start offset */
@@ -288,11 +300,7 @@ static inline int kc_fetch(int fd, struct kafka_writer *w, int32_t corr, const c
 	kafka_read_i32(&r);
 	int16_t top = kafka_read_i16(&r);
 	int32_t session = kafka_read_i32(&r);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	int16_t err = kafka_read_i16(&r);
+	int16_t err = kc_read_one_partition(&r);
 	int64_t high = kafka_read_i64(&r);
 	if (hw)
 		*hw = high;

@@ -57,19 +57,12 @@ static int64_t list_offset(int fd, struct kafka_writer *w, const char *topic, in
 	struct kafka_reader r;
 	kc_begin(w, 2, 1, ++corr, 0);
 	kafka_write_i32(w, -1);
-	kafka_write_array(w, false, 1);
-	kafka_write_string(w, false, topic);
-	kafka_write_array(w, false, 1);
-	kafka_write_i32(w, 0);
+	kc_write_one_partition(w, topic, 0);
 	kafka_write_i64(w, ts);
 	uint8_t *buf = kc_roundtrip(fd, w, &r);
 	if (!buf)
 		return -100;
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_string(&r, false, false);
-	kafka_read_array(&r, false, false, 0);
-	kafka_read_i32(&r);
-	*err = kafka_read_i16(&r);
+	*err = kc_read_one_partition(&r);
 	last_list_ts = kafka_read_i64(&r);
 	int64_t off = kafka_read_i64(&r);
 	int bad = kafka_reader_failed(&r);
