@@ -8,6 +8,7 @@
 
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/proc.sh"
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	echo "1..0 # SKIP no chronikd binary given"
@@ -49,28 +50,12 @@ expect_errno() {
 	fi
 }
 
-is_mounted() { # is_mounted DIR
-	awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
-}
-
-unmount() { # unmount DIR: always leaves DIR unmounted
-	is_mounted "$1" || return 0
-	fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	return 0
-}
-
 # daemon_stop [SIGNAL]: stop the daemon (default TERM), KILL after 15 s;
 # returns its exit status.
 daemon_stop() {
-	local sig=${1:-TERM} st
+	local st
 	[ -n "$daemon_pid" ] || return 0
-	kill -"$sig" "$daemon_pid" 2>/dev/null
-	for _ in $(seq 150); do
-		kill -0 "$daemon_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$daemon_pid" 2>/dev/null
-	wait "$daemon_pid" 2>/dev/null
+	pid_stop "$daemon_pid" 150 "${1:-TERM}"
 	st=$?
 	daemon_pid=
 	return $st
@@ -108,13 +93,4 @@ fs_start() {
 		sed 's/^/# /' "$T/chronikd.log"
 		exit 1
 	fi
-}
-
-# wait_for COMMAND...: until COMMAND succeeds (0) or 10 s pass (1)
-wait_for() {
-	for _ in $(seq 200); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	return 1
 }

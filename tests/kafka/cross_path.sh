@@ -28,34 +28,13 @@ mkdir -p "$MNT"
 daemon_pid=
 tail_pid=
 
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-
 xp_cleanup() {
 	[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
-	if [ -n "$daemon_pid" ]; then
-		kill -TERM "$daemon_pid" 2>/dev/null
-		for _ in $(seq 150); do
-			kill -0 "$daemon_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$daemon_pid" 2>/dev/null
-		wait "$daemon_pid" 2>/dev/null
-	fi
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	fi
+	[ -n "$daemon_pid" ] && pid_stop "$daemon_pid" 150
+	unmount "$MNT"
 	cleanup
 }
 trap xp_cleanup EXIT
-
-# wait_for COMMAND...: until COMMAND succeeds (0) or 10 s pass (1).
-wait_for() {
-	for _ in $(seq 100); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # A free loopback port (bound, then released for chronikd).
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -166,16 +145,8 @@ ok $st "chronik consume --jsonl is byte-identical to cat records.jsonl (plain, h
 [ "$(wc -l <"$T/fs-bj" 2>/dev/null)" -eq 4 ] && grep -q '"key_b64":"/wA=","value_b64":"3q2+7w==","headers":\[{"key":"b","value_b64":"gA=="},{"key_b64":"/v8=","value":null}\]' "$T/fs-bj"
 ok $? "records.jsonl shows the binary record's fields as _b64" || diag_file "$T/fs-bj"
 
-kill -TERM "$daemon_pid"
-st=1
-for _ in $(seq 150); do
-	if ! kill -0 "$daemon_pid" 2>/dev/null; then
-		wait "$daemon_pid"
-		st=$?
-		break
-	fi
-	sleep 0.1
-done
+pid_stop "$daemon_pid" 150
+st=$?
 daemon_pid=
 ! is_mounted "$MNT"
 ok $(( st || $? )) "chronikd stops on SIGTERM and unmounts"

@@ -8,6 +8,7 @@
 
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/proc.sh"
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
 	echo "1..0 # SKIP no kafka_server binary given"
@@ -23,13 +24,7 @@ BROKER=
 
 server_stop() {
 	[ -n "$server_pid" ] || return 0
-	kill -TERM "$server_pid" 2>/dev/null
-	for _ in $(seq 100); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$server_pid" 2>/dev/null
-	wait "$server_pid" 2>/dev/null
+	pid_stop "$server_pid" 100
 	local st=$?
 	server_pid=
 	return $st
