@@ -327,8 +327,7 @@ static int lock_dir(struct engine *e)
 		close(e->lock_fd);
 		e->lock_fd = -1;
 		if (err == EWOULDBLOCK) {
-			log_msg(LOG_LVL_ERROR, "engine",
-				"data directory %s is in use by another process (pid %s)", e->dir,
+			log_msg(LOG_LVL_ERROR, "engine", "%s is held by pid %s", e->dir,
 				*pid ? pid : "unknown");
 			return CHRONIK_ELOCKED;
 		}
