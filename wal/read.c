@@ -34,13 +34,15 @@ struct engine_cursor {
 	uint64_t raw_pos; /* raw position of the next record in the batch */
 };
 
-/* Index of the last entry with base_offset <= off (0 if none). Lock held. */
-static size_t entry_for_offset(const struct partition *p, int64_t off)
+/* Index of the last entry whose base offset (by_raw: raw position) is <= key,
+ * 0 if none; both grow with the index. Lock held. */
+static size_t entry_search(const struct partition *p, bool by_raw, uint64_t key)
 {
 	size_t lo = 0, hi = p->n;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (p->idx[mid].base_offset <= off)
+		uint64_t v = by_raw ? p->idx[mid].raw_pos : (uint64_t)p->idx[mid].base_offset;
+		if (v <= key)
 			lo = mid;
 		else
 			hi = mid;
@@ -48,18 +50,14 @@ static size_t entry_for_offset(const struct partition *p, int64_t off)
 	return lo;
 }
 
-/* Index of the last entry with raw_pos <= pos (0 if none). Lock held. */
+static size_t entry_for_offset(const struct partition *p, int64_t off)
+{
+	return entry_search(p, false, off < 0 ? 0 : (uint64_t)off);
+}
+
 static size_t entry_for_raw(const struct partition *p, uint64_t pos)
 {
-	size_t lo = 0, hi = p->n;
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->idx[mid].raw_pos <= pos)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
+	return entry_search(p, true, pos);
 }
 
 /* Read the frame of he into *buf (grown as needed). */
