@@ -87,23 +87,12 @@ static int reserve_index(struct append_req *head)
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		size_t need;
-		int rc = 0;
+		int rc;
 		if (r->status || p->c_group_entries == 0)
 			continue;
 		pthread_mutex_lock(&p->lock);
 		need = p->n + p->c_group_entries;
-		if (need > p->cap) {
-			size_t cap = p->cap ? p->cap : 64;
-			while (cap < need)
-				cap *= 2;
-			struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
-			if (v) {
-				p->idx = v;
-				p->cap = cap;
-			} else {
-				rc = -ENOMEM;
-			}
-		}
+		rc = partition_index_reserve(p, need);
 		pthread_mutex_unlock(&p->lock);
 		p->c_group_entries = 0;
 		if (rc) {

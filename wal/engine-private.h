@@ -156,6 +156,8 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);
+/* Room for need entries (doubling from 64); caller holds p->lock. */
+int partition_index_reserve(struct partition *p, size_t need);
 int partition_index_push(struct partition *p, const struct hot_entry *he);
 
 int64_t now_ns(void);

@@ -108,11 +108,6 @@ int engine_options_set(struct engine_options *o, const char *key, const char *va
 	return -ENOENT;
 }
 
-const struct engine_options *engine_get_options(const struct engine *e)
-{
-	return &e->opt;
-}
-
 void engine_stats_get(struct engine *e, struct engine_stats *out)
 {
 	out->appends = atomic_load(&e->st_appends);
@@ -147,18 +142,29 @@ struct partition *partition_new(struct engine *e, struct topic *t, int32_t index
 	return p;
 }
 
+int partition_index_reserve(struct partition *p, size_t need)
+{
+	size_t cap = p->cap ? p->cap : 64;
+	struct hot_entry *v;
+
+	if (need <= p->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	v = realloc(p->idx, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	p->idx = v;
+	p->cap = cap;
+	return 0;
+}
+
 int partition_index_push(struct partition *p, const struct hot_entry *he)
 {
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->idx = v;
-		p->cap = cap;
-	}
-	p->idx[p->n++] = *he;
-	return 0;
+	int rc = partition_index_reserve(p, p->n + 1);
+	if (rc == 0)
+		p->idx[p->n++] = *he;
+	return rc;
 }
 
 void engine_partition_ref(struct partition *p)

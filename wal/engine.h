@@ -30,7 +30,7 @@ struct engine_cursor;
 enum fsync_policy {
 	FSYNC_EVERY = 0, /* an append returns after its group's fsync (default) */
 	FSYNC_INTERVAL, /* fsync at most every fsync_interval_ms */
-	FSYNC_NEVER, /* only engine_sync() and close fsync */
+	FSYNC_NEVER, /* only engine_sync(), WAL rotation and close fsync */
 };
 
 struct engine_options {
@@ -66,7 +66,6 @@ int engine_close(struct engine *e);
 int engine_refresh(struct engine *e);
 /* Force durability of everything appended so far (fsync() on a file). */
 int engine_sync(struct engine *e);
-const struct engine_options *engine_get_options(const struct engine *e);
 
 /* Group-commit counters since open. appends / groups is the average group
  * size; fsyncs counts WAL fdatasyncs (group commits, intervals, rotations,

@@ -208,6 +208,17 @@ void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq)
 	put_le32(hdr + 28, crc32c(0, hdr, 28));
 }
 
+int wal_file_header_write(int fd, uint64_t seq)
+{
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
+
+	wal_file_header_encode(hdr, seq);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    fsync(fd) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
 {
 	if (avail < WAL_FILE_HEADER_SIZE || memcmp(hdr, WAL_FILE_MAGIC, 8) != 0 ||

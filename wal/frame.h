@@ -173,6 +173,9 @@ int frame_v1_encode(const struct frame_info *fi, uint8_t **out, size_t *out_len)
 
 /* The 32-byte WAL file header. */
 void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq);
+/* Make the file at fd hold just a file header for seq, durably (truncate,
+ * write, fsync). 0 or -errno. */
+int wal_file_header_write(int fd, uint64_t seq);
 /* 0 if valid (and *seq set), CHRONIK_ECORRUPT otherwise. */
 int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq);
 

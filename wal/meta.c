@@ -402,7 +402,6 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 static int meta_snapshot(struct engine *e, int top_fd)
 {
 	char path[4096], tmp[4200];
-	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	struct snap s = { .e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0 };
 
 	snprintf(path, sizeof(path), "%s/meta.log", e->dir);
@@ -410,9 +409,7 @@ static int meta_snapshot(struct engine *e, int top_fd)
 	s.fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (s.fd < 0)
 		return -errno;
-	wal_file_header_encode(hdr, 0);
-	if (pwrite(s.fd, hdr, sizeof(hdr), 0) != sizeof(hdr))
-		s.rc = -errno;
+	s.rc = wal_file_header_write(s.fd, 0);
 	meta_state_events(e, snap_emit, &s);
 	if (s.rc == 0 && fsync(s.fd) < 0)
 		s.rc = -errno;
@@ -462,18 +459,13 @@ int meta_open(struct engine *e)
 	}
 	e->meta_ino = st.st_ino;
 	if (st.st_size < WAL_FILE_HEADER_SIZE) {
-		uint8_t hdr[WAL_FILE_HEADER_SIZE];
 		if (e->opt.read_only) {
 			rc = 0;
 			goto out;
 		}
-		wal_file_header_encode(hdr, 0);
-		if (ftruncate(e->meta_fd, 0) < 0 ||
-		    pwrite(e->meta_fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
-		    fsync(e->meta_fd) < 0) {
-			rc = -errno;
+		rc = wal_file_header_write(e->meta_fd, 0);
+		if (rc)
 			goto out;
-		}
 		e->meta_size = WAL_FILE_HEADER_SIZE;
 		rc = fsync_dir(top_fd);
 		goto out;

@@ -27,7 +27,6 @@ void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len)
 
 int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 {
-	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	char path[4096];
 	int fd, rc;
 
@@ -35,13 +34,9 @@ int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	wal_file_header_encode(hdr, seq);
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fdatasync(fd) < 0) {
-		rc = errno ? -errno : -EIO;
-		close(fd);
-		return rc;
-	}
-	rc = fsync_dir(e->dir_fd);
+	rc = wal_file_header_write(fd, seq);
+	if (rc == 0)
+		rc = fsync_dir(e->dir_fd);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -220,28 +215,16 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 	if (rc) {
 		if (last && size <= WAL_FILE_HEADER_SIZE && !e->opt.read_only) {
 			/* Created but its header never made it to disk: start it anew. */
-			uint8_t hdr[WAL_FILE_HEADER_SIZE];
 			log_msg(LOG_LVL_WARN, "recover", "%s: incomplete file header rewritten",
 				path);
-			wal_file_header_encode(hdr, seq);
-			if (ftruncate(fd, 0) < 0 ||
-			    pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) || fsync(fd) < 0)
-				rc = -errno;
-			else
-				rc = 0;
+			rc = wal_file_header_write(fd, seq);
 			*end_out = WAL_FILE_HEADER_SIZE;
 		} else if (e->opt.repair && !e->opt.read_only) {
 			/* Repair: keep the file, empty, and set aside every later one. */
-			uint8_t hdr[WAL_FILE_HEADER_SIZE];
 			log_msg(LOG_LVL_ERROR, "recover",
 				"%s: invalid file header; repair empties the file (%zu bytes dropped)",
 				path, size);
-			wal_file_header_encode(hdr, seq);
-			if (ftruncate(fd, 0) < 0 ||
-			    pwrite(fd, hdr, sizeof(hdr), 0) != sizeof(hdr) || fsync(fd) < 0)
-				rc = -errno;
-			else
-				rc = 0;
+			rc = wal_file_header_write(fd, seq);
 			*end_out = WAL_FILE_HEADER_SIZE;
 			*cut = true;
 		} else {

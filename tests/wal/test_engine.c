@@ -3,6 +3,7 @@
  * the lock, WAL rotation and reopen. */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 
 #include "crc32c.h"
@@ -397,11 +398,32 @@ static void test_groups_and_lock(const char *dir)
 	   "committed offset survives reopen");
 	ok(engine_group_offset_fetch(e, "g2", "logs", 1, &off, &md) == 0 && off == -1,
 	   "unknown group has no offset");
-	/* many commits compact the metadata log on the next open */
+	/* many commits compact the metadata log on the next open; a topic
+	 * deleted before that must not lend its id to the next one */
+	struct partition *gone = NULL;
+	ok(engine_topic_create(e, "gone", 1, NULL) == 0 &&
+		   engine_partition_get(e, "gone", 0, &gone) == 0,
+	   "a topic to delete before the compaction");
+	uint32_t gone_id = gone ? engine_partition_topic_id(gone) : 0;
+	engine_partition_unref(gone);
+	engine_topic_delete(e, "gone");
 	for (int i = 0; i < 5000; i++)
 		engine_group_offset_commit(e, "g1", "logs", 0, i, "m");
 	engine_close(e);
+	char meta[4200];
+	struct stat st;
+	snprintf(meta, sizeof(meta), "%s/meta.log", dir);
+	off_t before = stat(meta, &st) == 0 ? st.st_size : 0;
 	e = open_or_bail(dir, NULL);
+	off_t after = stat(meta, &st) == 0 ? st.st_size : before;
+	ok(after < before / 10, "the metadata log was compacted (%lld -> %lld bytes)",
+	   (long long)before, (long long)after);
+	struct partition *again = NULL;
+	ok(engine_topic_create(e, "again", 1, NULL) == 0 &&
+		   engine_partition_get(e, "again", 0, &again) == 0 &&
+		   engine_partition_topic_id(again) > gone_id,
+	   "a topic created after the compaction gets an id never used before");
+	engine_partition_unref(again);
 	ok(engine_group_offset_fetch(e, "g1", "logs", 0, &off, &md) == 0 && off == 4999 && md &&
 		   strcmp(md, "m") == 0,
 	   "offsets intact after the metadata log was compacted");
