@@ -26,8 +26,15 @@ struct engine_cursor {
 	int64_t next; /* the next offset to return */
 	uint64_t raw_from; /* skip records whose line ends at or before this */
 	size_t entry; /* the next hot-index entry to load */
-	uint8_t *buf; /* the current frame */
+	/* Read-ahead: buf holds the frames of entries [ra_first, ra_end), which
+	 * lie back to back in WAL file ra_seq from position ra_pos, read with
+	 * one pread (a partition written alone is mostly laid out so). */
+	uint8_t *buf;
 	size_t cap;
+	size_t ra_first, ra_end;
+	size_t ra_limit; /* bytes to read ahead at most; 0 = CURSOR_READ_AHEAD */
+	uint32_t ra_seq;
+	uint64_t ra_pos;
 	bool in_batch;
 	struct batch_iter it;
 	int64_t batch_base;
@@ -231,37 +238,96 @@ void engine_cursor_close(struct engine_cursor *c)
 }
 
 /* Load the next entry's frame. 1 = loaded, 0 = at the end. */
-static int cursor_load(struct engine_cursor *c, struct engine_record *r)
+#define CURSOR_READ_AHEAD (1u << 20)
+
+/* Fill the read-ahead buffer from entry c->entry on: that entry's frame and
+ * the next ones while they follow it in the same file, up to 1 MiB (always
+ * at least the one frame). Returns 1, 0 at the end, or <0. */
+static int cursor_fill(struct engine_cursor *c)
 {
 	struct partition *p = c->p;
-	struct hot_entry he;
-	int rc;
+	struct hot_entry first, last;
+	size_t end, len, limit = c->ra_limit ? c->ra_limit : CURSOR_READ_AHEAD;
+	int fd;
 
 	pthread_mutex_lock(&p->lock);
 	if (c->entry >= p->n) {
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
-	he = p->idx[c->entry];
+	first = last = p->idx[c->entry];
+	for (end = c->entry + 1; end < p->n; end++) {
+		const struct hot_entry *he = &p->idx[end];
+		if (he->file_seq != first.file_seq ||
+		    he->file_pos != last.file_pos + last.frame_len ||
+		    (uint64_t)he->file_pos + he->frame_len - first.file_pos > limit)
+			break;
+		last = *he;
+	}
 	pthread_mutex_unlock(&p->lock);
 
-	rc = frame_read(p->e, &he, &c->buf, &c->cap);
-	if (rc)
-		return rc;
+	len = (size_t)last.file_pos + last.frame_len - first.file_pos;
+	if (c->cap < len) {
+		uint8_t *b = realloc(c->buf, len);
+		if (!b)
+			return -ENOMEM;
+		c->buf = b;
+		c->cap = len;
+	}
+	fd = wal_fd_get(p->e, first.file_seq);
+	if (fd < 0)
+		return fd;
+	for (size_t got = 0; got < len;) {
+		ssize_t n = pread(fd, c->buf + got, len - got, (off_t)first.file_pos + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			c->ra_end = c->ra_first = 0;
+			return n < 0 ? -errno : CHRONIK_ECORRUPT;
+		}
+		got += (size_t)n;
+	}
+	c->ra_first = c->entry;
+	c->ra_end = end;
+	c->ra_seq = first.file_seq;
+	c->ra_pos = first.file_pos;
+	return 1;
+}
+
+/* Load the next entry's frame. 1 = a batch to iterate, 2 = *r holds a V1
+ * record, 0 = at the end. */
+static int cursor_load(struct engine_cursor *c, struct engine_record *r)
+{
+	struct partition *p = c->p;
+	struct hot_entry he;
+	const uint8_t *frame;
+	int rc;
+
+	if (c->entry < c->ra_first || c->entry >= c->ra_end) {
+		rc = cursor_fill(c);
+		if (rc <= 0)
+			return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	he = p->idx[c->entry];
+	pthread_mutex_unlock(&p->lock);
+	frame = c->buf + (he.file_pos - c->ra_pos);
+	if (memcmp(frame, "CHKF", 4) != 0)
+		return CHRONIK_ECORRUPT;
 	c->entry++;
 	c->batch_base = he.base_offset;
 	c->raw_pos = he.raw_pos;
-	if (c->buf[4] == 2) {
-		rc = batch_iter_init(&c->it, c->buf + FRAME_V2_HEADER_SIZE,
+	if (frame[4] == 2) {
+		rc = batch_iter_init(&c->it, frame + FRAME_V2_HEADER_SIZE,
 				     he.frame_len - FRAME_V2_HEADER_SIZE);
 		if (rc)
 			return rc;
 		c->in_batch = true;
 		return 1;
 	}
-	if (c->buf[4] == 1) {
+	if (frame[4] == 1) {
 		struct frame_info fi;
-		if (frame_decode(c->buf, he.frame_len, &fi) != FRAME_VALID)
+		if (frame_decode(frame, he.frame_len, &fi) != FRAME_VALID)
 			return CHRONIK_ECORRUPT;
 		r->offset = fi.base_offset;
 		r->timestamp = fi.timestamp;
@@ -334,6 +400,9 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 	rc = engine_cursor_open_raw(p, pos, &c);
 	if (rc)
 		return rc;
+	/* Read ahead about what was asked for (frames hold more than their
+	 * raw bytes, hence the margin), not a whole MiB for a short read. */
+	c->ra_limit = len + len / 2 + 4096;
 	while (done < len && (rc = engine_cursor_next(c, &r)) == 1) {
 		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
 		uint64_t line_end = r.raw_pos + vlen + 1;
