@@ -209,7 +209,7 @@ def main():
                 if op < 0.6 and req:
                     i = rng.randrange(len(req))
                     req[i] ^= 1 << rng.randrange(8)
-                elif op < 0.8:
+                elif op < 0.8 and req:
                     del req[rng.randrange(len(req)):]
                 else:
                     req += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 20)))
