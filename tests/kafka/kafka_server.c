@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig, rc;
 
-	if (argc < 2) {
+	if (argc < 2 || argv[1][0] == '-') { /* DATA_DIR first, never an option */
 		fprintf(stderr,
 			"usage: %s DATA_DIR [--partitions N] [--fsync POLICY] "
 			"[--max-request-bytes N] [--no-auto-create]\n",
