@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #include "batch.h"
 #include "engine.h"
 #include "frame.h"
@@ -64,13 +66,6 @@ struct appender {
 	uint64_t batches;
 	int status;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long rss_kib(void)
 {
@@ -320,17 +315,6 @@ static void usage(void)
 	      "       chronik-bench-engine recover DIR\n",
 	      stderr);
 	exit(2);
-}
-
-static uint64_t num_arg(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v == 0)
-		usage();
-	return v;
 }
 
 int main(int argc, char **argv)

@@ -24,12 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static void usage(void)
 {
@@ -37,17 +32,6 @@ static void usage(void)
 	      "           [--fsync every|end|never] [--lines LEN] [--append]\n",
 	      stderr);
 	exit(2);
-}
-
-static uint64_t num_arg(const char *s)
-{
-	char *end;
-	unsigned long long v;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v == 0)
-		usage();
-	return v;
 }
 
 static void fail(const char *what, const char *path)
