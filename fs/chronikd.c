@@ -686,7 +686,6 @@ int main(int argc, char **argv)
 	}
 
 #ifdef CHRONIK_HAVE_KAFKA
-	kafka_codecs_register();
 	if (s.kafka) {
 		err = kafka_listener_start(e, &s.ko, &kl);
 		if (err < 0) {
