@@ -207,7 +207,8 @@ int main(int argc, char **argv)
 	if (s.kafka) {
 		err = kafka_listener_start(e, &s.ko, &kl);
 		if (err < 0) {
-			daemon_fail("Kafka listener on %s: %s", s.kafka_addr, chronik_strerror(err));
+			daemon_fail("Kafka listener on %s: %s", s.kafka_addr,
+				    chronik_strerror(err));
 			goto close_engine;
 		}
 	}
@@ -217,7 +218,7 @@ int main(int argc, char **argv)
 	if (err < 0) {
 		logsink_fuse_flush();
 		daemon_fail("mounting %s on %s failed: %s", data_dir, mountpoint,
-		     err == -EIO ? "the kernel refused (see above)" : strerror(-err));
+			    err == -EIO ? "the kernel refused (see above)" : strerror(-err));
 		goto stop_kafka;
 	}
 

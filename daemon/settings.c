@@ -133,7 +133,8 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 		s->kafka = true;
 		return s->kafka_addr ? 0 : -1;
 #else
-		daemon_fail("kafka: this chronikd is built without the Kafka listener (not built yet)");
+		daemon_fail(
+			"kafka: this chronikd is built without the Kafka listener (not built yet)");
 		return -1;
 #endif
 	}
@@ -187,7 +188,8 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 		}
 		daemon_fail("unknown setting '%s'", key);
 #else
-		daemon_fail("%s: this chronikd is built without the Kafka listener (not built yet)", key);
+		daemon_fail("%s: this chronikd is built without the Kafka listener (not built yet)",
+			    key);
 #endif
 		return -1;
 	}
@@ -257,7 +259,8 @@ static int config_apply_object(struct settings *s, json_object *obj, const char 
 			value = "";
 			break;
 		default:
-			daemon_fail("%s: %s: a string, integer, boolean or null is expected", file, key);
+			daemon_fail("%s: %s: a string, integer, boolean or null is expected", file,
+				    key);
 			return -1;
 		}
 		if (setting_set(s, key, value) < 0) {

@@ -76,7 +76,8 @@ static void test_gzip(void)
 	size_t zlen = 0, olen = 0;
 
 	ok(gzip_compress(data, n, &z, &zlen) == 0, "gzip test data compressed");
-	ok(codec_gzip_decompress(z, zlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	ok(codec_gzip_decompress(z, zlen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
 	   "gzip round trip");
 	batch_outbuf_release(olen);
 	free(out);
@@ -120,7 +121,8 @@ static void test_snappy(void)
 
 	ok(snappy_compress((const char *)data, n, (char *)c, &clen) == SNAPPY_OK,
 	   "snappy test data compressed");
-	ok(codec_snappy_decompress(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	ok(codec_snappy_decompress(c, clen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
 	   "raw snappy round trip");
 	batch_outbuf_release(olen);
 	free(out);
@@ -137,7 +139,8 @@ static void test_snappy(void)
 	snappy_compress((const char *)data + half, n - half, (char *)x + 24 + c1, &c2);
 	put_be32(x + 20 + c1, (uint32_t)c2);
 	size_t xlen = 24 + c1 + c2;
-	ok(codec_snappy_decompress(x, xlen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	ok(codec_snappy_decompress(x, xlen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
 	   "xerial-framed snappy round trip");
 	batch_outbuf_release(olen);
 	free(out);
@@ -157,7 +160,8 @@ static void test_snappy(void)
 	bomb[k++] = (uint8_t)len300;
 	ok(codec_snappy_decompress(bomb, sizeof(bomb), &out, &olen) == CHRONIK_ECORRUPT,
 	   "snappy block announcing 300 MiB is refused");
-	ok(codec_snappy_decompress((const uint8_t *)"\xff\xff\xff", 3, &out, &olen) == CHRONIK_ECORRUPT,
+	ok(codec_snappy_decompress((const uint8_t *)"\xff\xff\xff", 3, &out, &olen) ==
+		   CHRONIK_ECORRUPT,
 	   "garbage is not snappy");
 	free(x);
 	free(c);
@@ -182,7 +186,8 @@ static void test_zstd(void)
 	size_t clen = ob.pos;
 	ok(left == 0 && ZSTD_getFrameContentSize(c, clen) == ZSTD_CONTENTSIZE_UNKNOWN,
 	   "zstd frame without content size built");
-	ok(codec_zstd_decompress(c, clen, &out, &olen) == 0 && olen == n && memcmp(out, data, n) == 0,
+	ok(codec_zstd_decompress(c, clen, &out, &olen) == 0 && olen == n &&
+		   memcmp(out, data, n) == 0,
 	   "zstd round trip (unknown content size)");
 	batch_outbuf_release(olen);
 	free(out);
