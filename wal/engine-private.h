@@ -119,6 +119,13 @@ struct engine {
 	pthread_t commit_thread;
 	int64_t last_sync_ns;
 	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
+	/* The FAILED state of commit.c's "FAILED WRITES AND SYNCS": 0, or the
+	 * error every append and engine_sync return until the engine is
+	 * reopened. Set once (engine_fail), never cleared. sync_lock is held
+	 * around every fdatasync of the active WAL file together with the
+	 * check or change of failed_rc that goes with it. */
+	pthread_mutex_t sync_lock;
+	atomic_int failed_rc;
 
 	/* The append listener (commit_lock); listener_busy while the commit
 	 * thread is calling it, commit_done broadcast when it stops being. */
@@ -159,6 +166,9 @@ struct partition *partition_new(struct engine *e, struct topic *t, int32_t index
 /* Room for need entries (doubling from 64); caller holds p->lock. */
 int partition_index_reserve(struct partition *p, size_t need);
 int partition_index_push(struct partition *p, const struct hot_entry *he);
+
+/* Enter the FAILED state with rc (logged once; later calls keep the first). */
+void engine_fail(struct engine *e, int rc, const char *why);
 
 int64_t now_ns(void);
 int64_t now_ms(void);

@@ -299,19 +299,31 @@ void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg
 	pthread_mutex_unlock(&e->commit_lock);
 }
 
+/* The durability rules are commit.c's "FAILED WRITES AND SYNCS": under
+ * fsync every, each acknowledged group is durable already and only the
+ * FAILED state is reported; otherwise the active file is synced (sealed
+ * files were synced when they were sealed), and a failure enters FAILED. */
 int engine_sync(struct engine *e)
 {
-	int fd;
+	int fd, rc;
 
 	if (e->opt.read_only)
 		return 0;
 	pthread_mutex_lock(&e->files_lock);
 	fd = e->nfiles ? e->files[e->nfiles - 1].fd : -1;
 	pthread_mutex_unlock(&e->files_lock);
-	if (fd >= 0 && fdatasync(fd) < 0)
-		return -errno;
-	atomic_fetch_add(&e->st_fsyncs, 1);
-	return 0;
+	pthread_mutex_lock(&e->sync_lock);
+	rc = atomic_load(&e->failed_rc);
+	if (rc == 0 && fd >= 0 && e->opt.fsync != FSYNC_EVERY) {
+		if (fdatasync(fd) < 0) {
+			rc = -errno;
+			engine_fail(e, rc, "fsync of the WAL failed");
+		} else {
+			atomic_fetch_add(&e->st_fsyncs, 1);
+		}
+	}
+	pthread_mutex_unlock(&e->sync_lock);
+	return rc;
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
@@ -371,6 +383,8 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_mutex_init(&e->files_lock, NULL);
 	pthread_mutex_init(&e->refresh_lock, NULL);
 	pthread_mutex_init(&e->commit_lock, NULL);
+	pthread_mutex_init(&e->sync_lock, NULL);
+	atomic_init(&e->failed_rc, 0);
 	pthread_cond_init(&e->commit_wake, NULL);
 	pthread_cond_init(&e->commit_done, NULL);
 	e->dir = strdup(dir);
@@ -431,6 +445,7 @@ int engine_close(struct engine *e)
 	pthread_mutex_destroy(&e->files_lock);
 	pthread_mutex_destroy(&e->refresh_lock);
 	pthread_mutex_destroy(&e->commit_lock);
+	pthread_mutex_destroy(&e->sync_lock);
 	pthread_cond_destroy(&e->commit_wake);
 	pthread_cond_destroy(&e->commit_done);
 	free(e->dir);
