@@ -164,7 +164,7 @@ static int rotate(struct engine *e)
 	if (rc)
 		return rc;
 	atomic_fetch_add(&e->st_fsyncs, 1);
-	e->last_sync_ns = now_ns();
+	e->last_sync_ns = mono_ns();
 	e->unsynced = 0;
 	rc = wal_file_create(e, seq, &fd);
 	if (rc)
@@ -196,7 +196,7 @@ static int sync_active(struct engine *e)
 		engine_fail(e, rc, "interval fsync failed");
 	}
 	pthread_mutex_unlock(&e->sync_lock);
-	e->last_sync_ns = now_ns();
+	e->last_sync_ns = mono_ns();
 	/* Nothing can be made durable after a failure either: stop trying. */
 	e->unsynced = 0;
 	if (rc == 0)
@@ -218,14 +218,14 @@ static int group_sync(struct engine *e, int fd, off_t start, uint64_t prior)
 		goto unlock;
 	if (fdatasync(fd) == 0) {
 		atomic_fetch_add(&e->st_fsyncs, 1);
-		e->last_sync_ns = now_ns();
+		e->last_sync_ns = mono_ns();
 		e->unsynced = 0;
 		goto unlock;
 	}
 	rc = -errno;
 	if (prior == 0 && ftruncate(fd, start) == 0 && fdatasync(fd) == 0) {
 		atomic_fetch_add(&e->st_fsyncs, 1);
-		e->last_sync_ns = now_ns();
+		e->last_sync_ns = mono_ns();
 		e->unsynced = 0;
 		log_msg(LOG_LVL_ERROR, "wal",
 			"fsync of a group failed (%s); the group failed and the WAL file was "
@@ -319,7 +319,7 @@ static int group_write(struct engine *e, struct append_req *head)
 		e->unsynced += total;
 		if (e->opt.fsync == FSYNC_EVERY ||
 		    (e->opt.fsync == FSYNC_INTERVAL &&
-		     now_ns() - e->last_sync_ns >= (int64_t)e->opt.fsync_interval_ms * 1000000))
+		     mono_ns() - e->last_sync_ns >= (int64_t)e->opt.fsync_interval_ms * 1000000))
 			rc = group_sync(e, fd, start, prior);
 		else
 			rc = atomic_load(&e->failed_rc); /* an engine_sync failed meanwhile */
@@ -341,7 +341,7 @@ static int group_write(struct engine *e, struct append_req *head)
 		return rc;
 	}
 
-	/* Publish. */
+	/* Publish. mtime is wall clock: it is shown as the files' mtime. */
 	int64_t mtime = now_ns();
 	uint64_t pos = (uint64_t)start;
 	for (struct append_req *r = head; r; r = r->next) {
@@ -391,14 +391,15 @@ static void *commit_main(void *arg)
 				struct timespec ts;
 				int64_t due = e->last_sync_ns +
 					      (int64_t)e->opt.fsync_interval_ms * 1000000;
-				if (now_ns() >= due) {
+				if (mono_ns() >= due) {
 					pthread_mutex_unlock(&e->commit_lock);
 					(void)sync_active(e); /* a failure is logged, sticky */
 					pthread_mutex_lock(&e->commit_lock);
 					continue;
 				}
-				clock_gettime(CLOCK_REALTIME, &ts);
-				int64_t wait = due - now_ns();
+				/* commit_wake waits on CLOCK_MONOTONIC (engine_open). */
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				int64_t wait = due - mono_ns();
 				ts.tv_sec += wait / 1000000000;
 				ts.tv_nsec += wait % 1000000000;
 				if (ts.tv_nsec >= 1000000000) {
@@ -482,7 +483,7 @@ static void *commit_main(void *arg)
 int commit_start(struct engine *e)
 {
 	int rc;
-	e->last_sync_ns = now_ns();
+	e->last_sync_ns = mono_ns();
 	rc = pthread_create(&e->commit_thread, NULL, commit_main, e);
 	if (rc)
 		return -rc;

@@ -117,7 +117,7 @@ struct engine {
 	bool stopping;
 	bool commit_running;
 	pthread_t commit_thread;
-	int64_t last_sync_ns;
+	int64_t last_sync_ns; /* CLOCK_MONOTONIC (mono_ns); commit thread */
 	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
 	/* The FAILED state of commit.c's "FAILED WRITES AND SYNCS": 0, or the
 	 * error every append and engine_sync return until the engine is
@@ -170,8 +170,16 @@ int partition_index_push(struct partition *p, const struct hot_entry *he);
 /* Enter the FAILED state with rc (logged once; later calls keep the first). */
 void engine_fail(struct engine *e, int rc, const char *why);
 
+/* Wall clock, for timestamps that are stored or shown (record timestamps,
+ * mtimes, ctimes). */
 int64_t now_ns(void);
 int64_t now_ms(void);
+/* CLOCK_MONOTONIC, for every interval and deadline: a step of the wall
+ * clock must not delay an fsync or a long poll. */
+int64_t mono_ns(void);
+/* Initialize a condition variable whose timed waits take CLOCK_MONOTONIC
+ * deadlines. */
+int cond_init_monotonic(pthread_cond_t *c);
 int fsync_dir(int dir_fd);
 
 #endif

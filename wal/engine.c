@@ -32,6 +32,26 @@ int64_t now_ms(void)
 	return now_ns() / 1000000;
 }
 
+int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	int rc = pthread_condattr_init(&ca);
+	if (rc)
+		return -rc;
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+	return -rc;
+}
+
 int fsync_dir(int dir_fd)
 {
 	return fsync(dir_fd) < 0 ? -errno : 0;
@@ -136,7 +156,12 @@ struct partition *partition_new(struct engine *e, struct topic *t, int32_t index
 	}
 	atomic_init(&p->refcnt, 1);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->grown, NULL);
+	if (cond_init_monotonic(&p->grown)) {
+		pthread_mutex_destroy(&p->lock);
+		free(p->topic_name);
+		free(p);
+		return NULL;
+	}
 	p->max_timestamp = -1;
 	p->mtime_ns = p->ctime_ns;
 	return p;
@@ -385,7 +410,7 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_mutex_init(&e->commit_lock, NULL);
 	pthread_mutex_init(&e->sync_lock, NULL);
 	atomic_init(&e->failed_rc, 0);
-	pthread_cond_init(&e->commit_wake, NULL);
+	cond_init_monotonic(&e->commit_wake); /* the interval sync's timed wait */
 	pthread_cond_init(&e->commit_done, NULL);
 	e->dir = strdup(dir);
 	if (!e->dir) {

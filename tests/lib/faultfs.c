@@ -3,7 +3,7 @@
  * write or a full disk.
  *
  * It wraps fsync, fdatasync, write, pwrite, writev and pwritev (and their
- * 64-bit aliases). Each wrapped call is counted in one of two classes,
+ * 64-bit aliases), and clock_gettime (below). Each wrapped call is counted in one of two classes,
  * "sync" (fsync, fdatasync) and "write" (the others), and only when the
  * file it acts on matches the class's path pattern. The Nth counted call of
  * a class, and the COUNT-1 counted calls after it, fail with the chosen
@@ -27,6 +27,15 @@
  *                           regular files (pipes, sockets, ttys: the TAP
  *                           output itself) are never counted.
  *
+ *   FAULTFS_REALTIME_SHIFT_NS=N  add N nanoseconds (may be negative) to every
+ *                           clock_gettime(CLOCK_REALTIME) reading: a wall
+ *                           clock stepped back or forward, for code that
+ *                           must time its intervals on CLOCK_MONOTONIC
+ *                           (the kernel's own waits, such as a timed
+ *                           pthread_cond_timedwait on CLOCK_REALTIME, keep
+ *                           the true time: a deadline computed from a
+ *                           shifted reading is off by N for them)
+ *
  *   FAULTFS_LOG=1           print one line to stderr for every injected
  *                           fault ("faultfs: fdatasync(…/1.wal) call 3 -> errno 5")
  *
@@ -38,7 +47,8 @@
  *
  * cls "sync" or "write"; nth 1 = the next counted call, 0 = disarm; count
  * and err as above (err 0 = EIO). The path pattern stays the environment's.
- * Look it up with dlsym(RTLD_DEFAULT, "faultfs_arm"): NULL means the shim
+ * Likewise void faultfs_clock_shift(long long ns) sets the realtime shift.
+ * Look them up with dlsym(RTLD_DEFAULT, "faultfs_arm"): NULL means the shim
  * is not loaded.
  *
  * A failing call returns -1 with errno set and changes nothing (a write
@@ -68,6 +78,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fault_class {
@@ -82,6 +93,7 @@ struct fault_class {
 static struct fault_class sync_class = { .name = "SYNC" };
 static struct fault_class write_class = { .name = "WRITE" };
 static bool log_faults;
+static atomic_llong realtime_shift;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int (*real_fsync)(int);
@@ -90,6 +102,7 @@ static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_clock_gettime)(clockid_t, struct timespec *);
 
 static int parse_errno(const char *s, int dflt)
 {
@@ -130,7 +143,7 @@ static void class_init(struct fault_class *c)
 
 static void init(void)
 {
-	const char *s = getenv("FAULTFS_LOG");
+	const char *s;
 	/* POSIX's way to turn dlsym's void * into a function pointer. */
 	*(void **)&real_fsync = dlsym(RTLD_NEXT, "fsync");
 	*(void **)&real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
@@ -138,6 +151,10 @@ static void init(void)
 	*(void **)&real_pwrite = dlsym(RTLD_NEXT, "pwrite");
 	*(void **)&real_writev = dlsym(RTLD_NEXT, "writev");
 	*(void **)&real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+	*(void **)&real_clock_gettime = dlsym(RTLD_NEXT, "clock_gettime");
+	s = getenv("FAULTFS_REALTIME_SHIFT_NS");
+	atomic_init(&realtime_shift, s ? strtoll(s, NULL, 10) : 0);
+	s = getenv("FAULTFS_LOG");
 	class_init(&sync_class);
 	class_init(&write_class);
 	log_faults = s && *s && strcmp(s, "0") != 0;
@@ -253,4 +270,31 @@ ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off)
 ssize_t pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
 {
 	return pwritev(fd, iov, n, off);
+}
+
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	long long shift, ns;
+	int rc;
+
+	pthread_once(&once, init);
+	rc = real_clock_gettime(clk, ts);
+	shift = atomic_load(&realtime_shift);
+	if (rc == 0 && shift && (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE)) {
+		ns = (long long)ts->tv_sec * 1000000000 + ts->tv_nsec + shift;
+		ts->tv_sec = (time_t)(ns / 1000000000);
+		ts->tv_nsec = (long)(ns % 1000000000);
+		if (ts->tv_nsec < 0) {
+			ts->tv_sec--;
+			ts->tv_nsec += 1000000000;
+		}
+	}
+	return rc;
+}
+
+void faultfs_clock_shift(long long ns);
+void faultfs_clock_shift(long long ns)
+{
+	pthread_once(&once, init);
+	atomic_store(&realtime_shift, ns);
 }
