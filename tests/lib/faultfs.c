@@ -15,7 +15,10 @@
  *                           first); unset or 0 = no sync fault
  *   FAULTFS_SYNC_COUNT=K    how many consecutive counted calls fail from
  *                           the Nth on (default 1; 0 = every one from then)
- *   FAULTFS_SYNC_ERRNO=E    EIO (default), ENOSPC, EROFS, EDQUOT, or a number
+ *   FAULTFS_SYNC_ERRNO=E    EIO (default), ENOSPC, EROFS, EDQUOT, EFBIG, a
+ *                           number, or SKIP: the call does nothing and
+ *                           reports success (a device that lies, or a
+ *                           test that needs many syncs fast)
  *   FAULTFS_SYNC_PATH=PAT   count only files whose path (readlink of
  *                           /proc/self/fd/FD) matches the fnmatch(3) pattern
  *                           PAT, e.g. "*.wal" or "*meta.log"; unset = all
@@ -23,7 +26,11 @@
  *
  *   FAULTFS_WRITE_NTH, FAULTFS_WRITE_COUNT, FAULTFS_WRITE_ERRNO,
  *   FAULTFS_WRITE_PATH      the same for write, pwrite, writev, pwritev
- *                           (default errno EIO). Writes to fds that are not
+ *                           (default errno EIO; besides SKIP, SHORT: the
+ *                           call writes only the first half of its bytes,
+ *                           rounded down (writev, pwritev: of their first
+ *                           buffer), and returns that count with errno
+ *                           untouched). Writes to fds that are not
  *                           regular files (pipes, sockets, ttys: the TAP
  *                           output itself) are never counted.
  *
@@ -46,7 +53,7 @@
  *                    int err);
  *
  * cls "sync" or "write"; nth 1 = the next counted call, 0 = disarm; count
- * and err as above (err 0 = EIO). The path pattern stays the environment's.
+ * and err as above (err 0 = EIO, FAULTFS_SHORT -1, FAULTFS_SKIP -2). The path pattern stays the environment's.
  * Likewise void faultfs_clock_shift(long long ns) sets the realtime shift.
  * Look them up with dlsym(RTLD_DEFAULT, "faultfs_arm"): NULL means the shim
  * is not loaded.
@@ -81,6 +88,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define FAULTFS_SHORT (-1)
+#define FAULTFS_SKIP (-2)
+
 struct fault_class {
 	const char *name; /* "SYNC" or "WRITE" */
 	atomic_ulong nth, count; /* nth: the absolute call number, 0 = none */
@@ -113,6 +123,10 @@ static int parse_errno(const char *s, int dflt)
 		      { "EDQUOT", EDQUOT }, { "EFBIG", EFBIG },	  { "EINTR", EINTR } };
 	if (!s || !*s)
 		return dflt;
+	if (strcmp(s, "SHORT") == 0)
+		return FAULTFS_SHORT;
+	if (strcmp(s, "SKIP") == 0)
+		return FAULTFS_SKIP;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(s, names[i].name) == 0)
 			return names[i].value;
@@ -169,8 +183,9 @@ static void fd_path(int fd, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = 0;
 }
 
-/* True when this call must fail (errno is then set). */
-static bool should_fail(struct fault_class *c, int fd, const char *call)
+/* 0 when this call goes to the C library; else the fault: an errno
+ * (errno is then set), FAULTFS_SHORT or FAULTFS_SKIP. */
+static int fault_of(struct fault_class *c, int fd, const char *call)
 {
 	char path[4096];
 	unsigned long k, nth, count;
@@ -178,23 +193,23 @@ static bool should_fail(struct fault_class *c, int fd, const char *call)
 
 	pthread_once(&once, init);
 	if (atomic_load(&c->nth) == 0)
-		return false;
+		return 0;
 	if (c == &write_class) {
 		struct stat st;
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-			return false;
+			return 0;
 	}
 	path[0] = 0;
 	if (c->has_pattern || log_faults)
 		fd_path(fd, path, sizeof(path));
 	if (c->has_pattern && fnmatch(c->pattern, path, 0) != 0)
-		return false;
+		return 0;
 	k = atomic_fetch_add(&c->seen, 1) + 1;
 	nth = atomic_load(&c->nth);
 	count = atomic_load(&c->count);
 	err = atomic_load(&c->err);
 	if (nth == 0 || k < nth || (count && k >= nth + count))
-		return false;
+		return 0;
 	if (log_faults) {
 		char line[4300];
 		int n = snprintf(line, sizeof(line), "faultfs: %s(%s) call %lu -> errno %d\n",
@@ -202,8 +217,9 @@ static bool should_fail(struct fault_class *c, int fd, const char *call)
 		if (n > 0 && real_write)
 			(void)!real_write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
-	errno = err;
-	return true;
+	if (err > 0)
+		errno = err;
+	return err;
 }
 
 void faultfs_arm(const char *cls, unsigned long nth, unsigned long count, int err);
@@ -214,50 +230,80 @@ void faultfs_arm(const char *cls, unsigned long nth, unsigned long count, int er
 	pthread_once(&once, init);
 	atomic_store(&c->nth, 0);
 	atomic_store(&c->count, count);
-	atomic_store(&c->err, err > 0 ? err : EIO);
+	atomic_store(&c->err, err ? err : EIO);
 	if (nth)
 		atomic_store(&c->nth, atomic_load(&c->seen) + nth);
 }
 
+/* The result of a faulted call (f = fault_of's answer) of len bytes. */
+static ssize_t faulted(int f, size_t len)
+{
+	if (f == FAULTFS_SKIP)
+		return (ssize_t)len;
+	return -1;
+}
+
 int fsync(int fd)
 {
-	if (should_fail(&sync_class, fd, "fsync"))
-		return -1;
+	int f = fault_of(&sync_class, fd, "fsync");
+	if (f)
+		return f == FAULTFS_SKIP ? 0 : -1;
 	return real_fsync(fd);
 }
 
 int fdatasync(int fd)
 {
-	if (should_fail(&sync_class, fd, "fdatasync"))
-		return -1;
+	int f = fault_of(&sync_class, fd, "fdatasync");
+	if (f)
+		return f == FAULTFS_SKIP ? 0 : -1;
 	return real_fdatasync(fd);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
 {
-	if (should_fail(&write_class, fd, "write"))
-		return -1;
+	int f = fault_of(&write_class, fd, "write");
+	if (f == FAULTFS_SHORT)
+		return real_write(fd, buf, len / 2);
+	if (f)
+		return faulted(f, len);
 	return real_write(fd, buf, len);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 {
-	if (should_fail(&write_class, fd, "pwrite"))
-		return -1;
+	int f = fault_of(&write_class, fd, "pwrite");
+	if (f == FAULTFS_SHORT)
+		return real_pwrite(fd, buf, len / 2, off);
+	if (f)
+		return faulted(f, len);
 	return real_pwrite(fd, buf, len, off);
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-	if (should_fail(&write_class, fd, "writev"))
-		return -1;
+	int f = fault_of(&write_class, fd, "writev");
+	if (f == FAULTFS_SHORT)
+		return n > 0 ? real_write(fd, iov[0].iov_base, iov[0].iov_len / 2) : 0;
+	if (f)
+		return faulted(f, iov_total(iov, n));
 	return real_writev(fd, iov, n);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
-	if (should_fail(&write_class, fd, "pwritev"))
-		return -1;
+	int f = fault_of(&write_class, fd, "pwritev");
+	if (f == FAULTFS_SHORT)
+		return n > 0 ? real_pwrite(fd, iov[0].iov_base, iov[0].iov_len / 2, off) : 0;
+	if (f)
+		return faulted(f, iov_total(iov, n));
 	return real_pwritev(fd, iov, n, off);
 }
 
