@@ -382,11 +382,33 @@ static int lock_dir(struct engine *e)
 	return 0;
 }
 
+/* Create directory path unless it exists; a new one is made durable by an
+ * fsync of its parent, so that a crash cannot lose the directory (and the
+ * files later created and fsynced in it) after open reported success. */
 static int mkdir_p(const char *path)
 {
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+	char parent[4096];
+	char *slash;
+	int fd, rc;
+
+	if (mkdir(path, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(parent, sizeof(parent), "%s", path);
+	while ((slash = strrchr(parent, '/')) && slash[1] == 0 && slash > parent)
+		*slash = 0; /* "a/b/" names b */
+	slash = strrchr(parent, '/');
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = 0;
+	else
+		*slash = 0;
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	return 0;
+	rc = fsync_dir(fd);
+	close(fd);
+	return rc;
 }
 
 int engine_open(const char *dir, const struct engine_options *o, struct engine **out)

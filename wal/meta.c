@@ -271,9 +271,14 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 	rc = meta_encode(e, type, v, &f, &len);
 	if (rc)
 		goto out;
-	if (pwrite(e->meta_fd, f, len, (off_t)e->meta_size) != (ssize_t)len ||
-	    fdatasync(e->meta_fd) < 0) {
-		rc = errno ? -errno : -EIO;
+	ssize_t w = pwrite(e->meta_fd, f, len, (off_t)e->meta_size);
+	if (w < 0)
+		rc = -errno;
+	else if ((size_t)w != len)
+		rc = -ENOSPC; /* a short write: the device is full (errno is stale) */
+	else if (fdatasync(e->meta_fd) < 0)
+		rc = -errno;
+	if (rc) {
 		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
 			chronik_strerror(rc));
 		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0)
@@ -388,8 +393,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 
 	s->e->meta_seq = s->seq;
 	if (s->rc == 0 && (s->rc = meta_encode(s->e, type, v, &f, &len)) == 0) {
-		if (pwrite(s->fd, f, len, (off_t)s->size) != (ssize_t)len)
-			s->rc = -errno;
+		ssize_t w = pwrite(s->fd, f, len, (off_t)s->size);
+		if (w != (ssize_t)len)
+			s->rc = w < 0 ? -errno : -ENOSPC;
 		s->size += len;
 		s->seq++;
 		free(f);
@@ -398,8 +404,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 	json_object_put(v);
 }
 
-/* Rewrite meta.log as the events of the current state. */
-static int meta_snapshot(struct engine *e, int top_fd)
+/* Rewrite meta.log as the events of the current state. *renamed: set once
+ * meta.log is the snapshot (an error after that is the directory fsync). */
+static int meta_snapshot(struct engine *e, int top_fd, bool *renamed)
 {
 	char path[4096], tmp[4200];
 	struct snap s = { .e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0 };
@@ -420,10 +427,9 @@ static int meta_snapshot(struct engine *e, int top_fd)
 		unlink(tmp);
 		return s.rc;
 	}
-	/* Renamed: meta.log is the snapshot now, whatever the directory fsync
-	 * says, so switch to it before reporting anything. */
-	if (fsync_dir(top_fd) < 0)
-		log_msg(LOG_LVL_WARN, "meta", "fsync of %s after the snapshot failed", e->dir);
+	/* Renamed: meta.log is the snapshot now, so switch to it before
+	 * reporting anything. */
+	*renamed = true;
 	log_msg(LOG_LVL_INFO, "meta",
 		"metadata log compacted from %" PRIu64 " to %" PRId64 " events", e->meta_frames,
 		s.seq);
@@ -432,6 +438,12 @@ static int meta_snapshot(struct engine *e, int top_fd)
 	e->meta_size = s.size;
 	e->meta_seq = s.seq;
 	e->meta_frames = (uint64_t)s.seq;
+	if (fsync_dir(top_fd) < 0) {
+		s.rc = -errno;
+		log_msg(LOG_LVL_ERROR, "meta", "fsync of %s after the metadata snapshot failed: %s",
+			e->dir, chronik_strerror(s.rc));
+		return s.rc;
+	}
 	return 0;
 }
 
@@ -529,11 +541,18 @@ int meta_open(struct engine *e)
 	if (!e->opt.read_only && e->meta_frames > META_SNAPSHOT_MIN_FRAMES &&
 	    e->meta_frames >
 		    4 * (e->ntopics + (uint64_t)json_object_object_length(e->groups) + 1)) {
-		rc = meta_snapshot(e, top_fd);
-		if (rc)
+		/* A snapshot that failed before its rename changed nothing. One
+		 * whose directory fsync failed fails the open: the rename may not
+		 * be durable, and events appended to the new file would vanish
+		 * with it after a crash. (The next open finds the same state in
+		 * the snapshot or in the old log, whichever survived.) */
+		bool renamed = false;
+		rc = meta_snapshot(e, top_fd, &renamed);
+		if (rc && !renamed) {
 			log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s",
 				chronik_strerror(rc));
-		rc = 0;
+			rc = 0;
+		}
 	}
 out:
 	close(top_fd);

@@ -5,7 +5,7 @@
  * appends are made from this one thread, so "the next sync" is exactly the
  * one the step means.
  *
- *   test_wal_fsync_fault every|interval|never|rotate
+ *   test_wal_fsync_fault every|interval|never|rotate|meta
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -191,12 +191,65 @@ static void test_rotate(const char *dir)
 	check_reopen(dir, "never", "a,x*,y*,z*");
 }
 
+/* The metadata log and the data directory: a new DATA directory is
+ * fsynced in its parent; a short write of an event reports ENOSPC, not a
+ * stale errno; a failed directory fsync after the metadata snapshot (its
+ * rename may not be durable) fails the open. */
+static void test_meta(const char *dir)
+{
+	char sub[4200];
+	struct engine *e;
+	struct engine_options o;
+	char *meta = NULL;
+	int64_t off = -1;
+	int rc;
+
+	engine_options_init(&o);
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	arm("sync", 1, 1, EIO); /* the first sync of the open: DATA's parent */
+	rc = engine_open(sub, &o, &e);
+	ok(rc == -EIO, "[meta] a new DATA whose parent's fsync fails is not opened (rc %d)", rc);
+	if (rc == 0)
+		engine_close(e);
+	arm("sync", 0, 0, 0);
+
+	e = open_or_bail(sub, &o);
+	errno = ENOENT; /* stale */
+	arm("write", 1, 1, -1); /* the event's pwrite writes half of it */
+	rc = engine_topic_create(e, "t", 1, NULL);
+	ok(rc == -ENOSPC, "[meta] a short write of an event reports ENOSPC (rc %d)", rc);
+	ok(engine_topic_create(e, "t", 1, NULL) == 0, "[meta] the next event is written");
+	/* Enough events for the next open to snapshot the log; the syncs are
+	 * skipped so that this takes no time. */
+	arm("sync", 1, 0, -2);
+	for (int i = 0; i < 4200; i++)
+		if (engine_group_offset_commit(e, "g", "t", 0, i, NULL))
+			bail("offset commit %d failed", i);
+	arm("sync", 0, 0, 0);
+	ok(engine_close(e) == 0, "[meta] close after 4200 offset commits");
+
+	/* The snapshot's syncs: its header, its events, then the directory. */
+	arm("sync", 3, 1, EIO);
+	rc = engine_open(sub, &o, &e);
+	ok(rc == -EIO, "[meta] a failed directory fsync after the snapshot fails the open (rc %d)",
+	   rc);
+	if (rc == 0)
+		engine_close(e);
+	arm("sync", 0, 0, 0);
+	e = open_or_bail(sub, &o);
+	ok(engine_group_offset_fetch(e, "g", "t", 0, &off, &meta) == 0 && off == 4199,
+	   "[meta] the next open has every offset commit (offset %lld)", (long long)off);
+	free(meta);
+	ok(engine_verify(e, problem, NULL) == 0, "[meta] verify is clean");
+	ok(engine_close(e) == 0, "[meta] close");
+}
+
 int main(int argc, char **argv)
 {
 	char *dir;
 
 	if (argc != 2)
-		bail("usage: test_wal_fsync_fault every|interval|never|rotate");
+		bail("usage: test_wal_fsync_fault every|interval|never|rotate|meta");
 	*(void **)&arm = dlsym(RTLD_DEFAULT, "faultfs_arm");
 	if (!arm)
 		bail("the faultfs shim is not loaded (LD_PRELOAD)");
@@ -209,6 +262,8 @@ int main(int argc, char **argv)
 		test_lazy(dir, "never");
 	else if (strcmp(argv[1], "rotate") == 0)
 		test_rotate(dir);
+	else if (strcmp(argv[1], "meta") == 0)
+		test_meta(dir);
 	else
 		bail("unknown case %s", argv[1]);
 	tmpdir_free(dir);
