@@ -3,8 +3,9 @@
  *
  * Appenders (any thread) prepare their batch outside every lock (header
  * parsed, CRC checked, raw size computed), then queue an append_req and
- * sleep on commit_done. The commit thread takes the whole queue as one
- * group and, for each request in queue order:
+ * sleep on commit_done. The commit thread takes the queue as one group
+ * (as much of it as fits in wal.segment.bytes, at least one request: the
+ * rest is the next group) and, for each request in queue order:
  *   - assigns offsets from the partition's c_next_offset and raw positions
  *     from its c_raw_size (so offsets follow WAL order, and a group that
  *     fails consumes none: the counters are reset to the published values);
@@ -377,6 +378,29 @@ static int group_write(struct engine *e, struct append_req *head)
 	return 0;
 }
 
+/* Take the next group off the queue (caller holds commit_lock): requests
+ * in queue order while their frames add up to at most wal.segment.bytes,
+ * and at least one. So a group always fits in one WAL file (rotation
+ * happens before a group), file positions stay below 4 GiB, and a queue
+ * holding more than a file's worth becomes several groups instead of one
+ * that fails every appender in it. */
+static struct append_req *take_group(struct engine *e)
+{
+	struct append_req *head = e->queue_head, *last = head;
+	uint64_t total = FRAME_V2_HEADER_SIZE + head->len;
+
+	while (last->next &&
+	       total + FRAME_V2_HEADER_SIZE + last->next->len <= e->opt.wal_segment_bytes) {
+		last = last->next;
+		total += FRAME_V2_HEADER_SIZE + last->len;
+	}
+	e->queue_head = last->next;
+	if (!e->queue_head)
+		e->queue_tail = NULL;
+	last->next = NULL;
+	return head;
+}
+
 static void *commit_main(void *arg)
 {
 	struct engine *e = arg;
@@ -413,8 +437,7 @@ static void *commit_main(void *arg)
 		}
 		if (!e->queue_head && e->stopping)
 			break;
-		head = e->queue_head;
-		e->queue_head = e->queue_tail = NULL;
+		head = take_group(e);
 		pthread_mutex_unlock(&e->commit_lock);
 
 		/* Requests for deleted partitions fail here, outside the group. */
@@ -531,7 +554,7 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		return rc;
 	if (bh.record_count <= 0 || bh.last_offset_delta < 0)
 		return CHRONIK_ECORRUPT;
-	if (bh.record_count != bh.last_offset_delta + 1)
+	if (bh.record_count != (int64_t)bh.last_offset_delta + 1)
 		return CHRONIK_ECORRUPT;
 	if (raw_len >= 0) {
 		r.raw_len = (uint64_t)raw_len;
