@@ -234,8 +234,8 @@ static int group_sync(struct engine *e, int fd, off_t start, uint64_t prior)
 			chronik_strerror(rc));
 	} else {
 		engine_fail(e, rc,
-			    prior ? "fsync failed with data reported written not yet durable"
-				  : "fsync of a group failed and so did the cut back");
+			    prior ? "fsync failed with data reported written not yet durable" :
+				    "fsync of a group failed and so did the cut back");
 	}
 unlock:
 	pthread_mutex_unlock(&e->sync_lock);

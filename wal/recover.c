@@ -47,8 +47,7 @@ int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 		close(fd);
 		if (unlink(path) == 0)
 			(void)fsync_dir(e->dir_fd);
-		log_msg(LOG_LVL_ERROR, "wal", "cannot create %s: %s", path,
-			chronik_strerror(rc));
+		log_msg(LOG_LVL_ERROR, "wal", "cannot create %s: %s", path, chronik_strerror(rc));
 		return rc;
 	}
 	*fd_out = fd;

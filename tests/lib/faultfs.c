@@ -212,10 +212,11 @@ static int fault_of(struct fault_class *c, int fd, const char *call)
 		return 0;
 	if (log_faults) {
 		char line[4300];
-		int n = snprintf(line, sizeof(line), "faultfs: %s(%s) call %lu -> errno %d\n",
-				 call, path, k, err);
+		int n = snprintf(line, sizeof(line), "faultfs: %s(%s) call %lu -> errno %d\n", call,
+				 path, k, err);
 		if (n > 0 && real_write)
-			(void)!real_write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+			(void)!real_write(2, line,
+					  (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 	if (err > 0)
 		errno = err;

@@ -61,7 +61,8 @@ int main(void)
 	engine_stats_get(e, &st);
 	before = st.fsyncs;
 	shift(-HOUR_NS);
-	ok(engine_append_lines(p, "b\n", 2, NULL) == 0, "b is written, the wall clock an hour back");
+	ok(engine_append_lines(p, "b\n", 2, NULL) == 0,
+	   "b is written, the wall clock an hour back");
 	wait_fsync(e, before);
 	engine_stats_get(e, &st);
 	ok(st.fsyncs > before, "the interval fsync came all the same");
