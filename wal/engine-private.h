@@ -97,6 +97,9 @@ struct engine {
 	uint64_t meta_size;
 	int64_t meta_seq;
 	uint64_t meta_frames;
+	/* 0, or the error every later metadata change returns: a failed event
+	 * whose cut could not be made durable (meta_log). */
+	int meta_failed;
 
 	/* WAL files (files_lock guards the array; fds live until close). */
 	pthread_mutex_t files_lock;

@@ -257,7 +257,15 @@ static int meta_encode(struct engine *e, const char *type, json_object *v, uint8
 }
 
 /* Write one event durably, then apply it. Caller holds meta_lock (write).
- * Takes ownership of v. */
+ * Takes ownership of v.
+ *
+ * A failed write or fdatasync fails the event, and the log is cut back to
+ * where the event began and the cut made durable (ftruncate + fdatasync;
+ * every earlier event was synced already, so that fdatasync has only the
+ * size to persist): else the event, complete in the page cache, could
+ * reach the disk and be replayed after a crash although it was reported
+ * failed. When the cut fails too, every later event fails with the error
+ * (meta_failed, logged once) until the engine is reopened. */
 static int meta_log(struct engine *e, const char *type, json_object *v)
 {
 	uint8_t *f;
@@ -268,6 +276,9 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 		json_object_put(v);
 		return -EROFS;
 	}
+	rc = e->meta_failed;
+	if (rc)
+		goto out;
 	rc = meta_encode(e, type, v, &f, &len);
 	if (rc)
 		goto out;
@@ -281,8 +292,13 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 	if (rc) {
 		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
 			chronik_strerror(rc));
-		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0)
-			log_msg(LOG_LVL_ERROR, "meta", "cannot truncate the metadata log");
+		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0 || fdatasync(e->meta_fd) < 0) {
+			e->meta_failed = rc;
+			log_msg(LOG_LVL_ERROR, "meta",
+				"cannot cut the failed event off the metadata log (%s): no more "
+				"metadata changes until the data directory is opened again",
+				chronik_strerror(-errno));
+		}
 		free(f);
 		goto out;
 	}

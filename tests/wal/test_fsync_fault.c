@@ -202,6 +202,7 @@ static void test_meta(const char *dir)
 	struct engine_options o;
 	char *meta = NULL;
 	int64_t off = -1;
+	int32_t np;
 	int rc;
 
 	engine_options_init(&o);
@@ -219,6 +220,11 @@ static void test_meta(const char *dir)
 	rc = engine_topic_create(e, "t", 1, NULL);
 	ok(rc == -ENOSPC, "[meta] a short write of an event reports ENOSPC (rc %d)", rc);
 	ok(engine_topic_create(e, "t", 1, NULL) == 0, "[meta] the next event is written");
+	arm("sync", 1, 1, EIO); /* the event's fdatasync; its cut's succeeds */
+	ok(engine_topic_create(e, "m1", 1, NULL) == -EIO,
+	   "[meta] an event whose sync failed fails");
+	ok(engine_topic_create(e, "m2", 1, NULL) == 0,
+	   "[meta] after a durable cut the next is written");
 	/* Enough events for the next open to snapshot the log; the syncs are
 	 * skipped so that this takes no time. */
 	arm("sync", 1, 0, -2);
@@ -241,7 +247,21 @@ static void test_meta(const char *dir)
 	   "[meta] the next open has every offset commit (offset %lld)", (long long)off);
 	free(meta);
 	ok(engine_verify(e, problem, NULL) == 0, "[meta] verify is clean");
+	ok(engine_topic_partitions(e, "m1", &np) == CHRONIK_ENOTOPIC &&
+		   engine_topic_partitions(e, "m2", &np) != CHRONIK_ENOTOPIC,
+	   "[meta] the failed event is gone, the next one is there");
+	arm("sync", 1, 2, EIO); /* the event's fdatasync and its cut's */
+	ok(engine_topic_create(e, "m3", 1, NULL) == -EIO, "[meta] an event fails, its cut too");
+	ok(engine_topic_create(e, "m4", 1, NULL) == -EIO &&
+		   engine_topic_create(e, "m4", 1, NULL) == -EIO,
+	   "[meta] no later metadata change succeeds (the cut may not be durable)");
 	ok(engine_close(e) == 0, "[meta] close");
+	e = open_or_bail(sub, &o);
+	ok(engine_topic_partitions(e, "m3", &np) == CHRONIK_ENOTOPIC &&
+		   engine_topic_partitions(e, "m4", &np) == CHRONIK_ENOTOPIC,
+	   "[meta] after reopen neither m3 nor m4 exists");
+	ok(engine_topic_create(e, "m5", 1, NULL) == 0, "[meta] after reopen events are written");
+	ok(engine_close(e) == 0, "[meta] close after reopen");
 }
 
 int main(int argc, char **argv)
