@@ -17,7 +17,8 @@
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
  * and skipped (forward compatibility). Every event is written with one
- * pwrite and made durable with fdatasync before the call returns. Recovery
+ * pwrite and made durable with fdatasync before the call returns; a failed
+ * one is cut off durably, or every later one fails (meta_log). Recovery
  * follows frame.h: a torn tail is truncated, earlier damage fails the open
  * unless repair. When the log holds many more events than the state needs
  * (group offsets committed over and over), open rewrites it as a snapshot:
