@@ -29,7 +29,9 @@
  * durable.
  *   1. A failed write (pwritev: EIO, ENOSPC, EFBIG...) fails every request
  *      of its group; the file is cut back (ftruncate) to where the group
- *      began. Data before it is untouched, so the engine carries on.
+ *      began. Data before it is untouched, so the engine carries on. So
+ *      does a failed creation of the next file at rotation (its header
+ *      write or the directory fsync): wal_file_create unlinks it.
  *   2. A failed fdatasync of a group's own data fails every request of the
  *      group. When the group was the only data past the sync point (always
  *      so under fsync `every`), the file is cut back to the sync point and
@@ -38,9 +40,10 @@
  *      persist); once it succeeded, later groups are acknowledged as usual.
  *   3. Otherwise - the fsync failed while data already reported written
  *      was past the sync point (fsync interval/never: the interval sync, a
- *      group's sync, engine_sync, the seal of a rotated file), or a cut of
- *      rule 1 or 2 failed - the engine enters the sticky FAILED state,
- *      logged once: every later append and every engine_sync return the
+ *      group's sync, engine_sync), the seal of a full file before rotation
+ *      failed (in any mode: ftruncate to the published end + fdatasync),
+ *      or a cut of rule 1 or 2 failed - the engine enters the sticky FAILED
+ *      state, logged once: every later append and every engine_sync return the
  *      error (-EIO in the usual case) until the engine is closed and opened
  *      again, whose recovery re-verifies every frame. Under `every`,
  *      engine_sync issues no fdatasync of its own (every acknowledged group
