@@ -64,7 +64,11 @@ int engine_close(struct engine *e);
  * since open or the last refresh, stopping quietly at a frame still being
  * written, and wakes engine_partition_wait. A no-op for a writer. */
 int engine_refresh(struct engine *e);
-/* Force durability of everything appended so far (fsync() on a file). */
+/* Force durability of everything appended so far (fsync() on a file).
+ * 0 only when every append reported successful so far is durable; after a
+ * failed fsync that may have lost such data, this and every later append
+ * return the error (usually -EIO) until the engine is reopened (commit.c,
+ * "FAILED WRITES AND SYNCS"). */
 int engine_sync(struct engine *e);
 
 /* Group-commit counters since open. appends / groups is the average group

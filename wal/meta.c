@@ -17,7 +17,8 @@
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
  * and skipped (forward compatibility). Every event is written with one
- * pwrite and made durable with fdatasync before the call returns. Recovery
+ * pwrite and made durable with fdatasync before the call returns; a failed
+ * one is cut off durably, or every later one fails (meta_log). Recovery
  * follows frame.h: a torn tail is truncated, earlier damage fails the open
  * unless repair. When the log holds many more events than the state needs
  * (group offsets committed over and over), open rewrites it as a snapshot:
@@ -257,7 +258,15 @@ static int meta_encode(struct engine *e, const char *type, json_object *v, uint8
 }
 
 /* Write one event durably, then apply it. Caller holds meta_lock (write).
- * Takes ownership of v. */
+ * Takes ownership of v.
+ *
+ * A failed write or fdatasync fails the event, and the log is cut back to
+ * where the event began and the cut made durable (ftruncate + fdatasync;
+ * every earlier event was synced already, so that fdatasync has only the
+ * size to persist): else the event, complete in the page cache, could
+ * reach the disk and be replayed after a crash although it was reported
+ * failed. When the cut fails too, every later event fails with the error
+ * (meta_failed, logged once) until the engine is reopened. */
 static int meta_log(struct engine *e, const char *type, json_object *v)
 {
 	uint8_t *f;
@@ -268,16 +277,29 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 		json_object_put(v);
 		return -EROFS;
 	}
+	rc = e->meta_failed;
+	if (rc)
+		goto out;
 	rc = meta_encode(e, type, v, &f, &len);
 	if (rc)
 		goto out;
-	if (pwrite(e->meta_fd, f, len, (off_t)e->meta_size) != (ssize_t)len ||
-	    fdatasync(e->meta_fd) < 0) {
-		rc = errno ? -errno : -EIO;
+	ssize_t w = pwrite(e->meta_fd, f, len, (off_t)e->meta_size);
+	if (w < 0)
+		rc = -errno;
+	else if ((size_t)w != len)
+		rc = -ENOSPC; /* a short write: the device is full (errno is stale) */
+	else if (fdatasync(e->meta_fd) < 0)
+		rc = -errno;
+	if (rc) {
 		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
 			chronik_strerror(rc));
-		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0)
-			log_msg(LOG_LVL_ERROR, "meta", "cannot truncate the metadata log");
+		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0 || fdatasync(e->meta_fd) < 0) {
+			e->meta_failed = rc;
+			log_msg(LOG_LVL_ERROR, "meta",
+				"cannot cut the failed event off the metadata log (%s): no more "
+				"metadata changes until the data directory is opened again",
+				chronik_strerror(-errno));
+		}
 		free(f);
 		goto out;
 	}
@@ -388,8 +410,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 
 	s->e->meta_seq = s->seq;
 	if (s->rc == 0 && (s->rc = meta_encode(s->e, type, v, &f, &len)) == 0) {
-		if (pwrite(s->fd, f, len, (off_t)s->size) != (ssize_t)len)
-			s->rc = -errno;
+		ssize_t w = pwrite(s->fd, f, len, (off_t)s->size);
+		if (w != (ssize_t)len)
+			s->rc = w < 0 ? -errno : -ENOSPC;
 		s->size += len;
 		s->seq++;
 		free(f);
@@ -398,8 +421,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 	json_object_put(v);
 }
 
-/* Rewrite meta.log as the events of the current state. */
-static int meta_snapshot(struct engine *e, int top_fd)
+/* Rewrite meta.log as the events of the current state. *renamed: set once
+ * meta.log is the snapshot (an error after that is the directory fsync). */
+static int meta_snapshot(struct engine *e, int top_fd, bool *renamed)
 {
 	char path[4096], tmp[4200];
 	struct snap s = { .e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0 };
@@ -420,10 +444,9 @@ static int meta_snapshot(struct engine *e, int top_fd)
 		unlink(tmp);
 		return s.rc;
 	}
-	/* Renamed: meta.log is the snapshot now, whatever the directory fsync
-	 * says, so switch to it before reporting anything. */
-	if (fsync_dir(top_fd) < 0)
-		log_msg(LOG_LVL_WARN, "meta", "fsync of %s after the snapshot failed", e->dir);
+	/* Renamed: meta.log is the snapshot now, so switch to it before
+	 * reporting anything. */
+	*renamed = true;
 	log_msg(LOG_LVL_INFO, "meta",
 		"metadata log compacted from %" PRIu64 " to %" PRId64 " events", e->meta_frames,
 		s.seq);
@@ -432,6 +455,12 @@ static int meta_snapshot(struct engine *e, int top_fd)
 	e->meta_size = s.size;
 	e->meta_seq = s.seq;
 	e->meta_frames = (uint64_t)s.seq;
+	if (fsync_dir(top_fd) < 0) {
+		s.rc = -errno;
+		log_msg(LOG_LVL_ERROR, "meta", "fsync of %s after the metadata snapshot failed: %s",
+			e->dir, chronik_strerror(s.rc));
+		return s.rc;
+	}
 	return 0;
 }
 
@@ -529,11 +558,18 @@ int meta_open(struct engine *e)
 	if (!e->opt.read_only && e->meta_frames > META_SNAPSHOT_MIN_FRAMES &&
 	    e->meta_frames >
 		    4 * (e->ntopics + (uint64_t)json_object_object_length(e->groups) + 1)) {
-		rc = meta_snapshot(e, top_fd);
-		if (rc)
+		/* A snapshot that failed before its rename changed nothing. One
+		 * whose directory fsync failed fails the open: the rename may not
+		 * be durable, and events appended to the new file would vanish
+		 * with it after a crash. (The next open finds the same state in
+		 * the snapshot or in the old log, whichever survived.) */
+		bool renamed = false;
+		rc = meta_snapshot(e, top_fd, &renamed);
+		if (rc && !renamed) {
 			log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s",
 				chronik_strerror(rc));
-		rc = 0;
+			rc = 0;
+		}
 	}
 out:
 	close(top_fd);

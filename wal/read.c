@@ -547,7 +547,8 @@ int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	/* p->grown waits on CLOCK_MONOTONIC (partition_new). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (timeout_ms >= 0) {
 		ts.tv_sec += timeout_ms / 1000;
 		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;

@@ -25,6 +25,12 @@ void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len)
 	snprintf(buf, len, "%s/wal/%020" PRIu64 ".wal", e->dir, seq);
 }
 
+/* Create WAL file seq with its header, durably (file and directory
+ * fsynced). On failure no file is left behind: a stray file would take
+ * the next groups' place in the sequence and, sealed later with whatever
+ * it holds, be read as a damaged sealed file. The unlink is made durable
+ * too when it can be; if that fsync fails as well, recovery still finds
+ * at most an empty or header-only file, which it accepts. */
 int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 {
 	char path[4096];
@@ -39,6 +45,9 @@ int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 		rc = fsync_dir(e->dir_fd);
 	if (rc) {
 		close(fd);
+		if (unlink(path) == 0)
+			(void)fsync_dir(e->dir_fd);
+		log_msg(LOG_LVL_ERROR, "wal", "cannot create %s: %s", path, chronik_strerror(rc));
 		return rc;
 	}
 	*fd_out = fd;
