@@ -118,7 +118,11 @@ struct engine {
 	bool commit_running;
 	pthread_t commit_thread;
 	int64_t last_sync_ns;
-	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
+	uint64_t unsynced; /* bytes written since the last fsync (commit thread);
+			    * 0 means every byte of the active file is durable,
+			    * so the next group carries a sync point (frame.h) */
+	uint32_t active_salt; /* the active file's salt (commit thread) */
+	uint32_t active_version; /* its file format version (recovery) */
 
 	/* The append listener (commit_lock); listener_busy while the commit
 	 * thread is calling it, commit_done broadcast when it stops being. */

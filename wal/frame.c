@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -146,12 +148,23 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 		return FRAME_INVALID;
 	fi->version = buf[4];
 	fi->flags = buf[5];
-	if (fi->version != 1 && fi->version != 2)
+	if (fi->version < 1 || fi->version > 3)
 		return FRAME_UNKNOWN_VERSION;
 	hdr_len = get_le16(buf + 6);
 	len = get_le32(buf + 8);
 	fi->frame_len = len;
 	fi->crc = get_le32(buf + 12);
+	if (fi->version == 3) {
+		if (hdr_len != FRAME_SYNC_SIZE || len != FRAME_SYNC_SIZE)
+			return FRAME_INVALID;
+		if (avail < FRAME_SYNC_SIZE)
+			return FRAME_SHORT;
+		if (frame_crc(buf, FRAME_SYNC_SIZE, buf, 0) != fi->crc)
+			return FRAME_INVALID;
+		fi->sync_pos = get_le64(buf + 16);
+		fi->sync_salt = get_le32(buf + 24);
+		return FRAME_VALID;
+	}
 	if (hdr_len != (fi->version == 2 ? FRAME_V2_HEADER_SIZE : FRAME_V1_HEADER_SIZE))
 		return FRAME_INVALID;
 	if (len > FRAME_MAX_LEN ||
@@ -199,35 +212,90 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 	return FRAME_VALID;
 }
 
-void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq)
+void frame_sync_encode(uint8_t f[FRAME_SYNC_SIZE], uint64_t pos, uint32_t salt)
+{
+	put_common(f, 3, 0, FRAME_SYNC_SIZE, FRAME_SYNC_SIZE);
+	put_le64(f + 16, pos);
+	put_le32(f + 24, salt);
+	put_le32(f + 28, 0);
+	put_le32(f + 12, frame_crc(f, FRAME_SYNC_SIZE, f, 0));
+}
+
+bool frame_sync_genuine(const uint8_t *buf, size_t avail, uint64_t pos, uint32_t salt)
+{
+	struct frame_info fi;
+
+	if (avail < FRAME_SYNC_SIZE || buf[4] != 3)
+		return false;
+	return frame_decode(buf, FRAME_SYNC_SIZE, &fi) == FRAME_VALID && fi.sync_pos == pos &&
+	       fi.sync_salt == salt;
+}
+
+void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq, uint32_t version,
+			    uint32_t salt)
 {
 	memset(hdr, 0, WAL_FILE_HEADER_SIZE);
 	memcpy(hdr, WAL_FILE_MAGIC, 8);
-	put_le32(hdr + 8, WAL_FILE_VERSION);
+	put_le32(hdr + 8, version);
 	put_le64(hdr + 16, seq);
+	put_le32(hdr + 24, salt);
 	put_le32(hdr + 28, crc32c(0, hdr, 28));
 }
 
-int wal_file_header_write(int fd, uint64_t seq)
+static int header_write(int fd, uint64_t seq, uint32_t version, uint32_t salt)
 {
 	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 
-	wal_file_header_encode(hdr, seq);
+	wal_file_header_encode(hdr, seq, version, salt);
+	errno = 0;
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 	    fsync(fd) < 0)
 		return errno ? -errno : -EIO;
 	return 0;
 }
 
-int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
+int wal_file_header_write(int fd, uint64_t seq)
 {
+	return header_write(fd, seq, WAL_FILE_VERSION_UNSALTED, 0);
+}
+
+int wal_file_header_write_salted(int fd, uint64_t seq, uint32_t *salt)
+{
+	uint32_t s;
+
+	/* The salt only has to be unknown to whoever writes record values, so
+	 * a short read falls back on a mix of time and address rather than
+	 * failing the file's creation. */
+	if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = (uint32_t)ts.tv_nsec ^ (uint32_t)((uintptr_t)&ts >> 4) ^ (uint32_t)seq;
+	}
+	*salt = s;
+	return header_write(fd, seq, WAL_FILE_VERSION, s);
+}
+
+int wal_file_header_parse(const uint8_t *hdr, size_t avail, uint64_t *seq, uint32_t *version,
+			  uint32_t *salt)
+{
+	uint32_t v;
+
 	if (avail < WAL_FILE_HEADER_SIZE || memcmp(hdr, WAL_FILE_MAGIC, 8) != 0 ||
 	    get_le32(hdr + 28) != crc32c(0, hdr, 28))
 		return CHRONIK_ECORRUPT;
-	if (get_le32(hdr + 8) != WAL_FILE_VERSION)
+	v = get_le32(hdr + 8);
+	if (v != WAL_FILE_VERSION && v != WAL_FILE_VERSION_UNSALTED)
 		return CHRONIK_EVERSION;
 	*seq = get_le64(hdr + 16);
+	*version = v;
+	*salt = v == WAL_FILE_VERSION ? get_le32(hdr + 24) : 0;
 	return 0;
+}
+
+int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
+{
+	uint32_t version, salt;
+	return wal_file_header_parse(hdr, avail, seq, &version, &salt);
 }
 
 int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
@@ -235,6 +303,7 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 	struct stat st;
 	const uint8_t *map = NULL;
 	uint64_t seq, pos;
+	uint32_t version, salt;
 	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -252,12 +321,21 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 		}
 		madvise((void *)map, (size_t)st.st_size, MADV_SEQUENTIAL);
 	}
-	rc = wal_file_header_decode(map, (size_t)st.st_size, &seq);
+	rc = wal_file_header_parse(map, (size_t)st.st_size, &seq, &version, &salt);
 	if (rc)
 		goto out_unmap;
 	for (pos = WAL_FILE_HEADER_SIZE; pos < (uint64_t)st.st_size;) {
 		struct frame_info fi;
 		enum frame_status fs = frame_decode(map + pos, (size_t)st.st_size - pos, &fi);
+		if (fs == FRAME_VALID && fi.version == 3) {
+			/* A sync point: no record, but it must be genuine. */
+			if (version == WAL_FILE_VERSION && fi.sync_pos == pos &&
+			    fi.sync_salt == salt) {
+				pos += FRAME_SYNC_SIZE;
+				continue;
+			}
+			fs = FRAME_INVALID;
+		}
 		int stop = cb(arg, pos, fs, fs == FRAME_VALID ? &fi : NULL);
 		if (fs != FRAME_VALID) {
 			rc = fs == FRAME_UNKNOWN_VERSION ? CHRONIK_EVERSION : CHRONIK_ECORRUPT;

@@ -258,8 +258,9 @@ static int cursor_fill(struct engine_cursor *c)
 	first = last = p->idx[c->entry];
 	for (end = c->entry + 1; end < p->n; end++) {
 		const struct hot_entry *he = &p->idx[end];
-		if (he->file_seq != first.file_seq ||
-		    he->file_pos != last.file_pos + last.frame_len ||
+		uint64_t gap = (uint64_t)he->file_pos - ((uint64_t)last.file_pos + last.frame_len);
+		/* Frames that follow each other, or a sync point apart. */
+		if (he->file_seq != first.file_seq || (gap != 0 && gap != FRAME_SYNC_SIZE) ||
 		    (uint64_t)he->file_pos + he->frame_len - first.file_pos > limit)
 			break;
 		last = *he;
