@@ -298,6 +298,89 @@ int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
 	return wal_file_header_parse(hdr, avail, seq, &version, &salt);
 }
 
+/* What one read of frame_reader takes at least: most frames then cost no
+ * read of their own. */
+#define FRAME_READER_CHUNK ((size_t)256 << 10)
+
+void frame_reader_init(struct frame_reader *r, int fd)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+}
+
+void frame_reader_fini(struct frame_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->len = 0;
+}
+
+ssize_t frame_reader_pread(int fd, void *buf, size_t len, uint64_t pos)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(pos + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Make buf hold [pos, pos + need) if the file has it; 0 or -errno. */
+static int reader_fill(struct frame_reader *r, uint64_t pos, size_t need)
+{
+	size_t want = need > FRAME_READER_CHUNK ? need : FRAME_READER_CHUNK;
+	ssize_t n;
+
+	if (pos >= r->start && pos + need <= r->start + r->len)
+		return 0;
+	if (r->cap < want) {
+		uint8_t *b = realloc(r->buf, want);
+		if (!b)
+			return -ENOMEM;
+		r->buf = b;
+		r->cap = want;
+	}
+	r->start = pos;
+	r->len = 0;
+	n = frame_reader_pread(r->fd, r->buf, want, pos);
+	if (n < 0)
+		return (int)n;
+	r->len = (size_t)n;
+	return 0;
+}
+
+int frame_reader_decode(struct frame_reader *r, uint64_t pos, struct frame_info *fi)
+{
+	const uint8_t *f;
+	size_t avail;
+	int rc;
+
+	rc = reader_fill(r, pos, FRAME_COMMON_SIZE);
+	if (rc)
+		return rc;
+	avail = pos >= r->start && pos < r->start + r->len ? (size_t)(r->start + r->len - pos) : 0;
+	if (avail >= FRAME_COMMON_SIZE) {
+		uint32_t len = get_le32(r->buf + (pos - r->start) + 8);
+		if (len > avail && len <= FRAME_MAX_LEN) {
+			rc = reader_fill(r, pos, len);
+			if (rc)
+				return rc;
+			avail = pos >= r->start && pos < r->start + r->len ?
+					(size_t)(r->start + r->len - pos) :
+					0;
+		}
+	}
+	f = avail ? r->buf + (pos - r->start) : (const uint8_t *)"";
+	return (int)frame_decode(f, avail, fi);
+}
+
 int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 {
 	struct stat st;

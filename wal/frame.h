@@ -157,6 +157,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WAL_FILE_HEADER_SIZE 32
 #define WAL_FILE_MAGIC "CHRONIKW"
@@ -243,6 +244,27 @@ int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq);
 /* The same, also giving the version and the salt (0 in version 1). */
 int wal_file_header_parse(const uint8_t *hdr, size_t avail, uint64_t *seq, uint32_t *version,
 			  uint32_t *salt);
+
+/* Reads the frames of a file that a live writer may append to or truncate
+ * meanwhile (a read-only engine beside it), with pread into a buffer of
+ * its own: a mapping of the file would turn a truncation into SIGBUS, a
+ * short read only ends the frames seen this time. */
+struct frame_reader {
+	int fd; /* borrowed */
+	uint8_t *buf;
+	size_t cap;
+	uint64_t start; /* file position of buf[0] */
+	size_t len; /* bytes of buf read from there */
+};
+void frame_reader_init(struct frame_reader *r, int fd);
+void frame_reader_fini(struct frame_reader *r);
+/* Decode the frame at file position pos, reading what it needs: a frame
+ * status (FRAME_VALID fills *fi, its pointers borrowed until the next
+ * call or _fini; FRAME_SHORT when the file ends inside it) or -errno. */
+int frame_reader_decode(struct frame_reader *r, uint64_t pos, struct frame_info *fi);
+/* Read up to len bytes at pos into buf (a short count at the end of the
+ * file): the count or -errno. */
+ssize_t frame_reader_pread(int fd, void *buf, size_t len, uint64_t pos);
 
 /* Walk every frame of one WAL file (for `chronik dump` and verify). cb gets
  * each frame's position and status; on a non-VALID status the walk stops

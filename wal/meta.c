@@ -548,8 +548,7 @@ int meta_refresh(struct engine *e)
 	char path[4096];
 	struct stat st;
 	struct replay r = { .e = e, .bad = FRAME_VALID };
-	uint8_t *map;
-	size_t size;
+	struct frame_reader fr;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/meta.log", e->dir);
@@ -564,19 +563,23 @@ int meta_refresh(struct engine *e)
 		e->meta_ino = st.st_ino;
 		e->meta_size = WAL_FILE_HEADER_SIZE;
 	}
-	size = (size_t)st.st_size;
-	if (size <= e->meta_size) {
+	if ((uint64_t)st.st_size <= e->meta_size) {
 		close(fd);
 		return 0;
 	}
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return -errno;
+	/* pread, not a mapping: the writer may truncate the log meanwhile (a
+	 * failed event, the torn-tail cut of its open), and a mapping past
+	 * the new end would be SIGBUS (frame_reader, frame.h). */
+	frame_reader_init(&fr, fd);
 	pthread_rwlock_wrlock(&e->meta_lock);
-	for (uint64_t pos = e->meta_size; pos < size;) {
+	for (uint64_t pos = e->meta_size;;) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+		int st2 = frame_reader_decode(&fr, pos, &fi);
+		if (st2 < 0) {
+			r.rc = st2;
+			break;
+		}
+		if (st2 != FRAME_VALID)
 			break; /* not written yet */
 		if (replay_frame(&r, pos, FRAME_VALID, &fi))
 			break;
@@ -584,7 +587,8 @@ int meta_refresh(struct engine *e)
 		e->meta_size = pos;
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
-	munmap(map, size);
+	frame_reader_fini(&fr);
+	close(fd);
 	return r.rc;
 }
 

@@ -221,7 +221,7 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 	uint8_t *map = NULL;
 	uint64_t hseq, pos = WAL_FILE_HEADER_SIZE;
 	uint32_t version = 0, salt = 0;
-	size_t size;
+	size_t size, copied = 0;
 	int rc = 0;
 
 	wal_path(e, seq, path, sizeof(path));
@@ -233,7 +233,21 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			path, size);
 		return CHRONIK_ECORRUPT;
 	}
-	if (size > 0) {
+	if (size > 0 && e->opt.read_only) {
+		/* Beside a live writer that may cut the file at any moment: a
+		 * copy read with pread, not a mapping (SIGBUS, refresh_file). */
+		ssize_t n;
+		map = malloc(size);
+		if (!map)
+			return -ENOMEM;
+		n = frame_reader_pread(fd, map, size, 0);
+		if (n < 0) {
+			free(map);
+			return (int)n;
+		}
+		copied = size;
+		size = (size_t)n;
+	} else if (size > 0) {
 		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (map == MAP_FAILED)
 			return -errno;
@@ -342,7 +356,9 @@ out:
 		e->active_salt = salt;
 		e->active_version = version;
 	}
-	if (map)
+	if (map && copied)
+		free(map);
+	else if (map)
 		munmap(map, size);
 	return rc;
 }
@@ -500,34 +516,42 @@ out:
 
 /* Read the valid frames of one file from position from on, stopping quietly
  * at the first frame that is not (yet) valid: the writer may be in the
- * middle of it. *end: where the scan stopped. */
+ * middle of it. *end: where the scan stopped. The file is read with pread
+ * (frame_reader), never mapped: the writer may truncate it at any moment
+ * (a failed group, the torn-tail cut of its open), and a mapping past the
+ * new end would kill this process with SIGBUS. */
 static int refresh_file(struct engine *e, uint64_t seq, int fd, uint64_t from, uint64_t *end)
 {
+	struct frame_reader fr;
 	struct stat st;
-	uint8_t *map;
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	uint64_t hseq, pos = from;
-	size_t size;
+	uint32_t version, salt;
 	int rc = 0;
 
 	*end = from;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	size = (size_t)st.st_size;
-	if (size <= from || size > UINT32_MAX)
+	if ((uint64_t)st.st_size <= from)
 		return 0;
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
 	if (pos < WAL_FILE_HEADER_SIZE) {
-		if (wal_file_header_decode(map, size, &hseq) != 0 || hseq != seq)
-			goto out;
+		ssize_t n = frame_reader_pread(fd, hdr, sizeof(hdr), 0);
+		if (n < 0)
+			return (int)n;
+		if (wal_file_header_parse(hdr, (size_t)n, &hseq, &version, &salt) != 0 ||
+		    hseq != seq)
+			return 0;
 		pos = WAL_FILE_HEADER_SIZE;
 	}
+	frame_reader_init(&fr, fd);
 	pthread_rwlock_rdlock(&e->meta_lock);
-	while (pos < size) {
+	for (;;) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+		rc = frame_reader_decode(&fr, pos, &fi);
+		if (rc != FRAME_VALID) {
+			rc = rc < 0 ? rc : 0;
 			break;
+		}
 		if (fi.version == 3) {
 			pos += FRAME_SYNC_SIZE;
 			continue;
@@ -538,9 +562,8 @@ static int refresh_file(struct engine *e, uint64_t seq, int fd, uint64_t from, u
 		pos += fi.frame_len;
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
+	frame_reader_fini(&fr);
 	*end = pos;
-out:
-	munmap(map, size);
 	return rc == CHRONIK_ECORRUPT ? 0 : rc;
 }
 
