@@ -287,6 +287,74 @@ static void test_fake_frames(void)
 	tmpdir_free(donor);
 }
 
+/* A WAL file of format version 1 (no salt, no sync points) is read by the
+ * rule of that version, and a writable open seals it and appends to a new
+ * version 2 file. */
+static void test_version1(void)
+{
+	char *dir = tmpdir_new("torn");
+	char wal[4200], wal1[4200];
+	uint8_t hdr[WAL_FILE_HEADER_SIZE], got[WAL_FILE_HEADER_SIZE];
+	struct frames f = { 0 };
+	struct engine *e;
+	uint64_t seq;
+	uint32_t version = 0, salt;
+	int fd, rc;
+
+	/* Under never nothing is synced after the open, so the file holds no
+	 * sync point: with a version 1 header it is such a file. */
+	build(dir, "never", 0, 4);
+	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
+	snprintf(wal1, sizeof(wal1), "%s/wal/%020d.wal", dir, 1);
+	if (wal_file_walk(wal, collect, &f) != 0 || f.n != 4 || f.end[0] != f.pos[1])
+		bail("walk: %d frames", f.n);
+	wal_file_header_encode(hdr, 0, 1, 0);
+	fd = open(wal, O_RDWR);
+	if (fd < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		bail("rewrite header");
+	close(fd);
+
+	/* The version 1 rule: a hole followed by later groups is damage. */
+	uint8_t keep[16];
+	fd = open(wal, O_RDWR);
+	if (pread(fd, keep, sizeof(keep), (off_t)f.pos[1] + 100) != (ssize_t)sizeof(keep))
+		bail("pread");
+	close(fd);
+	zero_range(wal, f.pos[1] + 100, 16);
+	rc = engine_open(dir, NULL, &e);
+	ok(rc == CHRONIK_ECORRUPT, "version 1 file: a hole before two later groups is damage (%s)",
+	   chronik_strerror(rc));
+	if (rc == 0)
+		engine_close(e);
+	fd = open(wal, O_RDWR);
+	if (pwrite(fd, keep, sizeof(keep), (off_t)f.pos[1] + 100) != (ssize_t)sizeof(keep))
+		bail("pwrite");
+	close(fd);
+
+	rc = engine_open(dir, NULL, &e);
+	ok(rc == 0 && next_offset(e) == 4, "a version 1 file opens with its 4 batches (%s)",
+	   chronik_strerror(rc));
+	if (rc)
+		bail("open");
+	struct partition *p = part_or_bail(e, "t", 0);
+	append_value(p, "new", 3, 4);
+	engine_partition_unref(p);
+	engine_close(e);
+	fd = open(wal1, O_RDONLY);
+	bool v2 = fd >= 0 && pread(fd, got, sizeof(got), 0) == (ssize_t)sizeof(got) &&
+		  wal_file_header_parse(got, sizeof(got), &seq, &version, &salt) == 0 && seq == 1 &&
+		  version == WAL_FILE_VERSION;
+	ok(v2 && file_size(wal) == (off_t)f.end[3],
+	   "the open sealed it and appended to a new version %u file", version);
+	if (fd >= 0)
+		close(fd);
+	e = open_or_bail(dir, NULL);
+	ok(next_offset(e) == 5 && engine_verify(e, NULL, NULL) == 0,
+	   "both files reopen and verify clean");
+	engine_close(e);
+	tmpdir_free(dir);
+}
+
 int main(void)
 {
 	test_loose_groups("never");
@@ -294,5 +362,6 @@ int main(void)
 	test_synced_damage("never");
 	test_synced_damage("interval:3600000");
 	test_fake_frames();
+	test_version1();
 	return tap_exit();
 }
