@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -383,12 +382,16 @@ int frame_reader_decode(struct frame_reader *r, uint64_t pos, struct frame_info 
 
 int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 {
+	struct frame_reader fr;
 	struct stat st;
-	const uint8_t *map = NULL;
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	uint64_t seq, pos;
 	uint32_t version, salt;
+	ssize_t n;
 	int fd, rc = 0;
 
+	/* pread, not a mapping: `chronik verify` and a read-only open may walk
+	 * a file that a live writer cuts meanwhile (frame_reader). */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -396,20 +399,23 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 		rc = -errno;
 		goto out_close;
 	}
-	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			rc = -errno;
-			goto out_close;
-		}
-		madvise((void *)map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	n = frame_reader_pread(fd, hdr, sizeof(hdr), 0);
+	if (n < 0) {
+		rc = (int)n;
+		goto out_close;
 	}
-	rc = wal_file_header_parse(map, (size_t)st.st_size, &seq, &version, &salt);
+	rc = wal_file_header_parse(hdr, (size_t)n, &seq, &version, &salt);
 	if (rc)
-		goto out_unmap;
+		goto out_close;
+	frame_reader_init(&fr, fd);
 	for (pos = WAL_FILE_HEADER_SIZE; pos < (uint64_t)st.st_size;) {
 		struct frame_info fi;
-		enum frame_status fs = frame_decode(map + pos, (size_t)st.st_size - pos, &fi);
+		int d = frame_reader_decode(&fr, pos, &fi);
+		if (d < 0) {
+			rc = d;
+			break;
+		}
+		enum frame_status fs = (enum frame_status)d;
 		if (fs == FRAME_VALID && fi.version == 3) {
 			/* A sync point: no record, but it must be genuine. */
 			if (version == WAL_FILE_VERSION && fi.sync_pos == pos &&
@@ -428,9 +434,7 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 			break;
 		pos += fi.frame_len;
 	}
-out_unmap:
-	if (map)
-		munmap((void *)map, (size_t)st.st_size);
+	frame_reader_fini(&fr);
 out_close:
 	close(fd);
 	return rc;

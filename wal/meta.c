@@ -39,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -540,11 +539,14 @@ int meta_open(struct engine *e)
 			log_msg(LOG_LVL_ERROR, "meta", "%s: invalid file header", path);
 			goto out;
 		}
-		uint8_t *map =
-			mmap(NULL, (size_t)st2.st_size, PROT_READ, MAP_PRIVATE, e->meta_fd, 0);
+		/* A copy read with pread: a read-only open may look while the
+		 * writer cuts the log (frame_reader, frame.h). */
+		uint8_t *map = malloc((size_t)st2.st_size + 1);
+		ssize_t got = map ? frame_reader_pread(e->meta_fd, map, (size_t)st2.st_size, 0) :
+				    -1;
 		bool later = false, group_end_seen = false;
-		if (map != MAP_FAILED) {
-			size_t size = (size_t)st2.st_size;
+		if (got >= 0) {
+			size_t size = (size_t)got;
 			for (size_t q = r.bad_pos + 1; q + 4 <= size && !later;) {
 				const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
 				struct frame_info fi;
@@ -562,8 +564,8 @@ int meta_open(struct engine *e)
 					group_end_seen = true;
 				q += fi.frame_len;
 			}
-			munmap(map, (size_t)st2.st_size);
 		}
+		free(map);
 		if (later && !e->opt.repair) {
 			log_msg(LOG_LVL_ERROR, "meta",
 				"%s position %" PRIu64 ": corrupt event before the end", path,

@@ -165,6 +165,8 @@ int main(void)
 
 	ok(open_in_child(dir, ".wal") == 0,
 	   "a read-only open survives a WAL file cut after it looked at its size");
+	ok(open_in_child(dir, "/meta.log") == 0,
+	   "a read-only open survives a metadata log cut after it looked at its size");
 
 	/* The writer's open cuts both torn tails; it appends; the follower
 	 * goes on from where it stopped. */
