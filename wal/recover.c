@@ -352,7 +352,9 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 out:
 	if (rc == 0 && *end_out == 0)
 		*end_out = pos;
-	if (rc == 0 && last) {
+	if (rc == 0) {
+		/* The last file scanned is the active one (after a repair cut
+		 * too: the files after it are set aside). */
 		e->active_salt = salt;
 		e->active_version = version;
 	}
