@@ -13,7 +13,9 @@
  *     frame header;
  * then writes the group with pwritev at the end of the active WAL file
  * (rotating first if the group would take the file past wal.segment.bytes;
- * the group's last frame carries FRAME_FLAG_GROUP_END), and fsyncs
+ * the group's last frame carries FRAME_FLAG_GROUP_END; when every byte
+ * before the group is durable, a sync point goes in front of it, frame.h),
+ * and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
  * appenders released, and the append listener called.
@@ -249,7 +251,8 @@ unlock:
 static int group_write(struct engine *e, struct append_req *head)
 {
 	struct iovec *iov;
-	size_t n = 0, total = 0;
+	uint8_t sync_point[FRAME_SYNC_SIZE];
+	size_t n = 0, total = 0, sp_len;
 	struct wal_file *active;
 	uint32_t seq;
 	off_t start;
@@ -265,30 +268,40 @@ static int group_write(struct engine *e, struct append_req *head)
 	rc = atomic_load(&e->failed_rc);
 	if (rc)
 		return rc;
+	/* Everything before the group is durable: say so in front of it. */
+	sp_len = e->unsynced == 0 && e->active_size > WAL_FILE_HEADER_SIZE ? FRAME_SYNC_SIZE : 0;
 	if (e->active_size > WAL_FILE_HEADER_SIZE &&
-	    e->active_size + total > e->opt.wal_segment_bytes) {
+	    e->active_size + sp_len + total > e->opt.wal_segment_bytes) {
 		rc = rotate(e);
 		if (rc)
 			return rc;
+		sp_len = 0;
 	}
-	if (e->active_size + total > UINT32_MAX)
+	if (e->active_size + sp_len + total > UINT32_MAX)
 		return -EFBIG;
 	rc = reserve_index(head);
 	if (rc)
 		return rc;
-	iov = malloc(2 * n * sizeof(*iov));
+	iov = malloc((2 * n + 1) * sizeof(*iov));
 	if (!iov)
 		return -ENOMEM;
 	active = &e->files[e->nfiles - 1];
 	seq = (uint32_t)active->seq;
 	fd = active->fd;
 	start = (off_t)e->active_size;
+	n = 0;
+	if (sp_len) {
+		frame_sync_encode(sync_point, (uint64_t)start, e->active_salt);
+		iov[n].iov_base = sync_point;
+		iov[n].iov_len = sp_len;
+		n++;
+	}
+	total += sp_len;
 
 	struct append_req *last = NULL;
 	for (struct append_req *r = head; r; r = r->next)
 		if (r->status == 0)
 			last = r;
-	n = 0;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		struct frame_info fi = { 0 };
@@ -347,7 +360,7 @@ static int group_write(struct engine *e, struct append_req *head)
 
 	/* Publish. mtime is wall clock: it is shown as the files' mtime. */
 	int64_t mtime = now_ns();
-	uint64_t pos = (uint64_t)start;
+	uint64_t pos = (uint64_t)start + sp_len;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		struct hot_entry he;
@@ -376,8 +389,8 @@ static int group_write(struct engine *e, struct append_req *head)
 	}
 	e->active_size = pos;
 	atomic_fetch_add(&e->st_groups, 1);
-	atomic_fetch_add(&e->st_appends, n / 2);
-	atomic_fetch_add(&e->st_bytes, total);
+	atomic_fetch_add(&e->st_appends, (n - (sp_len ? 1 : 0)) / 2);
+	atomic_fetch_add(&e->st_bytes, total - sp_len);
 	return 0;
 }
 

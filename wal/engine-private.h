@@ -121,7 +121,11 @@ struct engine {
 	bool commit_running;
 	pthread_t commit_thread;
 	int64_t last_sync_ns; /* CLOCK_MONOTONIC (mono_ns); commit thread */
-	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
+	uint64_t unsynced; /* bytes written since the last fsync (commit thread);
+			    * 0 means every byte of the active file is durable,
+			    * so the next group carries a sync point (frame.h) */
+	uint32_t active_salt; /* the active file's salt (commit thread) */
+	uint32_t active_version; /* its file format version (recovery) */
 	/* The FAILED state of commit.c's "FAILED WRITES AND SYNCS": 0, or the
 	 * error every append and engine_sync return until the engine is
 	 * reopened. Set once (engine_fail), never cleared. sync_lock is held

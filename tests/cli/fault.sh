@@ -11,7 +11,7 @@ if [ -z "${CHRONIK_FAULTFS:-}" ]; then
 	exit 0
 fi
 
-plan 9
+plan 10
 
 # faulty ENV... -- ARGS...: run chronik under the shim with ENV set.
 faulty() {
@@ -31,8 +31,16 @@ echo a >"$T/in"
 run 0 --data "$D" produce t/0 <"$T/in"
 ok $? "produce a"
 
-echo b >"$T/in"
+echo x >"$T/in"
 faulty FAULTFS_SYNC_NTH=1 FAULTFS_SYNC_PATH='*.wal' -- --data "$D" produce t/0
+st=$?
+[ $st -eq 1 ] && grep -q 'Input/output error' "$T/err"
+ok $? "an open whose sync of the active WAL file fails exits 1 with EIO (status $st)" ||
+	diag_file "$T/err"
+
+# The open's own sync of the active file is the first; the append's the second.
+echo b >"$T/in"
+faulty FAULTFS_SYNC_NTH=2 FAULTFS_SYNC_PATH='*.wal' -- --data "$D" produce t/0
 st=$?
 [ $st -eq 1 ] && grep -q 'Input/output error' "$T/err"
 ok $? "produce b whose WAL fdatasync fails exits 1 with EIO (status $st)" || diag_file "$T/err"
@@ -45,7 +53,7 @@ st=$?
 ok $? "produce c on a full disk exits 1 with ENOSPC (status $st)" || diag_file "$T/err"
 
 echo d >"$T/in"
-faulty FAULTFS_SYNC_NTH=1 FAULTFS_SYNC_PATH='*.wal' -- --fsync never --data "$D" produce t/0
+faulty FAULTFS_SYNC_NTH=2 FAULTFS_SYNC_PATH='*.wal' -- --fsync never --data "$D" produce t/0
 st=$?
 [ $st -eq 1 ] && grep -q 'Input/output error' "$T/err"
 ok $? "under --fsync never, produce d whose final sync fails exits 1 (status $st)" ||
@@ -57,7 +65,7 @@ ok $? "a pattern that matches no file injects nothing"
 run 0 --data "$D" consume t/0
 ok $? "consume"
 [ "$(cat "$T/out")" = "$(printf 'a\nd')" ]
-ok $? "a and d are stored (d was written, then its sync failed), b and c are not" ||
+ok $? "a and d are stored (d was written, then its sync failed), x, b and c are not" ||
 	diag_file "$T/out"
 run 0 --data "$D" verify
 ok $? "verify is clean"
