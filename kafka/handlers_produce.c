@@ -25,6 +25,14 @@
  * from whatever sequence they send. The state's lock is held across the
  * check and the append, so two retries of one batch cannot both append.
  *
+ * The order of the checks: the batch CRC first (a bad one gets 2
+ * CORRUPT_MESSAGE before any producer field is looked at, since those
+ * fields are inside the CRC), then the epoch and sequence checks, then the
+ * append. The state changes only after a successful append: a batch of a
+ * newer epoch restarts the sequences once it is stored, so a newer epoch
+ * that fails (bad CRC, full disk) leaves the older epoch's retries
+ * recognised.
+ *
  * The states live in a table of at most max_producer_states (default
  * PSTATE_MAX) entries kept in least-recently-used order. When it is full, a
  * new (producer, partition) takes the place of the least recently used
@@ -253,6 +261,10 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 	rc = batch_header_parse(batch, len, &h);
 	if (rc)
 		return kafka_error_from(rc);
+	/* The producer fields are trusted only once the CRC covers them. */
+	rc = batch_crc_check(batch, len);
+	if (rc)
+		return kafka_error_from(rc);
 
 	rc = engine_partition_get(req->l->e, topic, partition, &p);
 	if (rc)
@@ -272,14 +284,15 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		pthread_mutex_lock(&ps->lock);
 	}
 	int32_t last_seq = seq_add(h.base_sequence, h.last_offset_delta);
+	/* A new epoch restarts the sequences, but only once its batch is
+	 * stored (below): until then the old epoch's state stays. */
+	bool restart = ps && (!ps->known || h.producer_epoch > ps->epoch);
 	if (ps && ps->known) {
 		if (h.producer_epoch < ps->epoch) {
 			err = KERR_INVALID_PRODUCER_EPOCH;
 			goto out;
 		}
-		if (h.producer_epoch > ps->epoch) {
-			ps->known = false; /* new epoch: sequences restart */
-		} else {
+		if (h.producer_epoch == ps->epoch) {
 			for (int i = 0; i < ps->nrecent; i++) {
 				if (ps->recent[i].first_seq == h.base_sequence &&
 				    ps->recent[i].last_seq == last_seq) {
@@ -294,13 +307,13 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		}
 	}
 
-	rc = engine_append_batch(p, batch, len, true, base_offset);
+	rc = engine_append_batch(p, batch, len, false, base_offset); /* CRC checked above */
 	if (rc) {
 		err = kafka_error_from(rc);
 		goto out;
 	}
 	if (ps) {
-		if (!ps->known) {
+		if (restart) {
 			ps->nrecent = 0;
 			ps->next_recent = 0;
 		}

@@ -417,11 +417,40 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 	ok(produce(fd, w, 7, -1, "proto", gap, len, &off) == 45,
 	   "a sequence gap gets 45 OUT_OF_ORDER_SEQUENCE_NUMBER");
 	uint8_t *b1 = make_batch(2, pid, 0, 3, &len);
+	size_t len1 = len;
 	ok(produce(fd, w, 7, -1, "proto", b1, len, &off) == 0 && off == start + 3,
 	   "the next sequence is appended");
 	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
 	   "an older in-flight batch retried is still answered with its offset");
 	ok(list_offset(fd, w, "proto", -1, &err) == start + 5, "log end is right after both");
+
+	/* A corrupt batch changes no producer state: a newer epoch with a bad
+	 * CRC does not make the table forget epoch 0, so b0's retry is still
+	 * recognised and not stored twice. */
+	uint8_t *e1 = make_batch(1, pid, 1, 0, &len);
+	e1[len - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", e1, len, &off) == 2,
+	   "an epoch+1 batch with a bad CRC gets 2 CORRUPT_MESSAGE");
+	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
+	   "the epoch-0 retry after it is still answered with its offset (%lld)",
+	   (long long)off2);
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 5,
+	   "and stored once (log end %lld, want %lld)",
+	   (long long)list_offset(fd, w, "proto", -1, &err), (long long)(start + 5));
+	/* A retry whose bytes were damaged is not taken for the stored batch
+	 * by its (unchecked) header. */
+	b0r[len0 - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 2,
+	   "a retry with a bad CRC gets 2, not the stored batch's offset");
+	b0r[len0 - 1] ^= 1;
+	/* The newer epoch, intact, is taken and fences epoch 0. */
+	e1[len - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", e1, len, &off) == 0 && off == start + 5,
+	   "the epoch+1 batch intact is appended");
+	ok(produce(fd, w, 7, -1, "proto", b1, len1, &off) == 47,
+	   "after it epoch 0 gets 47 INVALID_PRODUCER_EPOCH");
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 6, "log end is right after it");
+	free(e1);
 	free(b0);
 	free(b0r);
 	free(gap);
