@@ -188,8 +188,7 @@ static int table_insert(struct fs_table *tb, struct fs_topic *t)
 
 /* Partition 0 of the topic called name (referenced) and that topic's
  * partition count, read while it was the topic of that name (see the top). */
-static int topic_current(struct engine *e, const char *name, int32_t *nparts,
-			 struct partition **p0)
+static int topic_current(struct engine *e, const char *name, int32_t *nparts, struct partition **p0)
 {
 	for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
 		struct partition *a, *b;

@@ -218,7 +218,8 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				kafka_write_i32(w, partition);
 				kafka_write_i16(w, error);
 				kafka_write_i64(w, fp ? fp->next_offset : -1); /* HighWatermark */
-				kafka_write_i64(w, fp ? fp->next_offset : -1); /* LastStableOffset */
+				kafka_write_i64(w,
+						fp ? fp->next_offset : -1); /* LastStableOffset */
 				if (v >= 5)
 					kafka_write_i64(w, fp ? fp->log_start_offset : -1);
 				kafka_write_array(w, false, 0); /* AbortedTransactions */
@@ -241,7 +242,8 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 			}
 			if (fs->nparts == fs->cap) {
 				int32_t cap = fs->cap ? 2 * fs->cap : 16;
-				struct fetch_part *np2 = realloc(fs->parts, (size_t)cap * sizeof(*np2));
+				struct fetch_part *np2 =
+					realloc(fs->parts, (size_t)cap * sizeof(*np2));
 				if (!np2) {
 					engine_partition_unref(p);
 					return -1;

@@ -661,8 +661,9 @@ int kafka_handle_sync_group(struct kafka_request *req)
 		}
 		m->waiters++;
 		gr->waiters++;
-		while (!m->removed && gr->state == G_AWAITING_SYNC && gr->generation == generation &&
-		       !g->stopping && !kafka_conn_peer_closed(req->c))
+		while (!m->removed && gr->state == G_AWAITING_SYNC &&
+		       gr->generation == generation && !g->stopping &&
+		       !kafka_conn_peer_closed(req->c))
 			cond_wait_ms(g, KAFKA_WAIT_SLICE_MS);
 		m->waiters--;
 		gr->waiters--;

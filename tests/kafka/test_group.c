@@ -330,8 +330,7 @@ static void test_expire_while_syncing(void)
 		joined = joined && a[i].err == 0 && b[i].err == 0 &&
 			 a[i].generation == b[i].generation && strcmp(a[i].leader, a[i].id) == 0;
 	}
-	ok(joined, "%d groups of two members each complete their first generation",
-	   EXPIRE_GROUPS);
+	ok(joined, "%d groups of two members each complete their first generation", EXPIRE_GROUPS);
 	int beats = 1;
 	for (int i = 0; i < EXPIRE_GROUPS; i++) {
 		sb[i] = (struct sync_call){ &b[i], -1, "" };
@@ -347,9 +346,8 @@ static void test_expire_while_syncing(void)
 			answered = 0;
 		}
 	}
-	ok(answered,
-	   "once both sessions end, each waiting SyncGroup is answered 25 or 27, "
-	   "not dropped with the group");
+	ok(answered, "once both sessions end, each waiting SyncGroup is answered 25 or 27, "
+		     "not dropped with the group");
 	ok(kserver_alive(&srv), "the server survived the groups emptying under their waiters");
 	for (int i = 0; i < EXPIRE_GROUPS; i++) {
 		close(a[i].fd);

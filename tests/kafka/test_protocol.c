@@ -432,8 +432,7 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 	ok(produce(fd, w, 7, -1, "proto", e1, len, &off) == 2,
 	   "an epoch+1 batch with a bad CRC gets 2 CORRUPT_MESSAGE");
 	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
-	   "the epoch-0 retry after it is still answered with its offset (%lld)",
-	   (long long)off2);
+	   "the epoch-0 retry after it is still answered with its offset (%lld)", (long long)off2);
 	ok(list_offset(fd, w, "proto", -1, &err) == start + 5,
 	   "and stored once (log end %lld, want %lld)",
 	   (long long)list_offset(fd, w, "proto", -1, &err), (long long)(start + 5));
@@ -828,8 +827,9 @@ static void test_topic_limits(const char *bin, struct kafka_writer *w)
 {
 	struct kserver s3;
 	memset(&s3, 0, sizeof(s3));
-	static const char *const args[] = { "--partitions",	  "2", "--set", "max.topics=2",
-					    "--set", "max.partitions=10", NULL };
+	static const char *const args[] = {
+		"--partitions", "2", "--set", "max.topics=2", "--set", "max.partitions=10", NULL
+	};
 	kserver_start(&s3, bin, args);
 	int fd = kc_connect(s3.port, 30);
 	char msg[256];
