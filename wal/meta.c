@@ -747,6 +747,16 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 		rc = CHRONIK_ETOPICEXISTS;
 		goto out;
 	}
+	/* The limits count what exists now (ntopics is small: <= max_topics
+	 * unless an older log holds more). */
+	int64_t total = 0;
+	for (size_t i = 0; i < e->ntopics; i++)
+		total += e->topics[i]->nparts;
+	if (e->ntopics >= (size_t)e->opt.max_topics ||
+	    total + partitions > (int64_t)e->opt.max_partitions) {
+		rc = CHRONIK_ELIMIT;
+		goto out;
+	}
 	v = json_object_new_object();
 	json_object_object_add(v, "name", json_object_new_string(name));
 	json_object_object_add(v, "id", json_object_new_int64(e->next_topic_id));
