@@ -110,6 +110,12 @@ int engine_topic_list(struct engine *e, char ***names, size_t *count);
 void engine_strv_free(char **v, size_t count);
 /* Partition count of a topic, or CHRONIK_ENOTOPIC. */
 int engine_topic_partitions(struct engine *e, const char *name, int32_t *partitions);
+/* Raise the topic's partition count to partitions (Kafka's
+ * CreatePartitions): the new partitions exist, empty, on return, durable in
+ * the metadata log. -EINVAL unless partitions is above the current count
+ * and at most 100000; CHRONIK_ELIMIT when the partitions of every topic
+ * would add up to more than max.partitions; CHRONIK_ENOTOPIC. */
+int engine_topic_partitions_add(struct engine *e, const char *name, int32_t partitions);
 /* Config as a JSON object text; *json malloc'd. */
 int engine_topic_config_get(struct engine *e, const char *name, char **json);
 /* Replace the config with json (a JSON object); -EINVAL if not an object. */
@@ -234,6 +240,20 @@ struct engine_offset_commit {
  * written), else the write's result. Returns 0, or the first error. */
 int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
 				size_t n);
+/* Forget the committed offsets of n partitions of one group (Kafka's
+ * OffsetDelete) with one metadata-log write and one fdatasync, as
+ * engine_group_offsets_commit: c[i].offset and .metadata are not used;
+ * c[i].rc is 0 once forgotten (also when nothing was committed there),
+ * -EINVAL for an invalid entry. -ENOENT (and nothing written) when the
+ * group has no committed offset at all. */
+int engine_group_offsets_delete(struct engine *e, const char *group, struct engine_offset_commit *c,
+				size_t n);
+/* Forget every committed offset of group, durably (Kafka's DeleteGroups).
+ * -ENOENT when it has none. */
+int engine_group_delete(struct engine *e, const char *group);
+/* The groups that have a committed offset, sorted; free with
+ * engine_strv_free. */
+int engine_group_list(struct engine *e, char ***names, size_t *count);
 /* *offset = -1 and *metadata = NULL when none committed; *metadata malloc'd. */
 int engine_group_offset_fetch(struct engine *e, const char *group, const char *topic,
 			      int32_t partition, int64_t *offset, char **metadata);

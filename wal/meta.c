@@ -10,15 +10,25 @@
  *                        "config": {...}, "ctime_ns": N}
  *   key "topic.delete"  {"id": N}
  *   key "topic.config"  {"id": N, "config": {...}}
+ *   key "topic.partitions" {"id": N, "partitions": N}  (the count raised
+ *                        by engine_topic_partitions_add; never lowered)
  *   key "group.offset"  {"group": S, "topic": S, "partition": N,
  *                        "offset": N, "metadata": S or null}
+ *   key "group.offset_delete" {"group": S, "topic": S, "partition": N}
+ *                       (the partition's committed offset forgotten)
+ *   key "group.delete"  {"group": S}  (every offset of the group forgotten)
  *   key "topic.next_id" {"next_id": N}  (written by snapshots, so that a
  *                        deleted topic's id is never handed out again)
  *
+ * A group exists while it has at least one committed offset: forgetting
+ * its last one forgets the group. A snapshot holds only "group.offset"
+ * events for what remains.
+ *
  * Replaying the log in order rebuilds the state; an unknown key is logged
  * and skipped (forward compatibility). Events are written in groups: one
- * event, or the offsets of one engine_group_offsets_commit call (one
- * OffsetCommit request), with one pwrite and one fdatasync before the call
+ * event, or the offsets of one engine_group_offsets_commit or
+ * engine_group_offsets_delete call (one OffsetCommit or OffsetDelete
+ * request), with one pwrite and one fdatasync before the call
  * returns (a failed group is cut off durably, or every later one fails:
  * meta_write); the group's last frame carries FRAME_FLAG_GROUP_END (logs
  * written before groups existed have it on every frame). Recovery follows
@@ -183,6 +193,36 @@ static void state_group_offset(struct engine *e, const char *group, const char *
 	json_object_object_add(g, key, v);
 }
 
+static void state_group_offset_delete(struct engine *e, const char *group, const char *topic,
+				      int32_t partition)
+{
+	char key[300];
+	json_object *g = group_slot(e, group, false);
+	if (!g)
+		return;
+	snprintf(key, sizeof(key), "%s/%d", topic, partition);
+	json_object_object_del(g, key);
+	if (json_object_object_length(g) == 0)
+		json_object_object_del(e->groups, group);
+}
+
+/* Raise t's partition count to np (> t->nparts). Caller holds meta_lock
+ * (write), so no reader walks t->parts meanwhile. */
+static int state_topic_grow(struct engine *e, struct topic *t, int32_t np)
+{
+	struct partition **v = realloc(t->parts, (size_t)np * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	t->parts = v;
+	for (int32_t i = t->nparts; i < np; i++) {
+		t->parts[i] = partition_new(e, t, i);
+		if (!t->parts[i])
+			return -ENOMEM;
+		t->nparts = i + 1;
+	}
+	return 0;
+}
+
 /* Apply one event to the state (replay and live). */
 static int state_apply(struct engine *e, const char *type, json_object *v)
 {
@@ -223,6 +263,29 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 			return -ENOMEM;
 		free(t->config_json);
 		t->config_json = c;
+		return 0;
+	}
+	if (strcmp(type, "topic.partitions") == 0) {
+		struct topic *t = meta_topic_find_id(e, (uint32_t)GET_INT("id"));
+		int64_t np = GET_INT("partitions");
+		if (np <= 0 || np > 1000000)
+			return CHRONIK_ECORRUPT;
+		if (!t || np <= t->nparts)
+			return 0;
+		return state_topic_grow(e, t, (int32_t)np);
+	}
+	if (strcmp(type, "group.offset_delete") == 0) {
+		const char *group = GET_STR("group"), *topic = GET_STR("topic");
+		if (!group || !topic)
+			return CHRONIK_ECORRUPT;
+		state_group_offset_delete(e, group, topic, (int32_t)GET_INT("partition"));
+		return 0;
+	}
+	if (strcmp(type, "group.delete") == 0) {
+		const char *group = GET_STR("group");
+		if (!group)
+			return CHRONIK_ECORRUPT;
+		json_object_object_del(e->groups, group);
 		return 0;
 	}
 	if (strcmp(type, "group.offset") == 0) {
@@ -840,6 +903,40 @@ int engine_topic_partitions(struct engine *e, const char *name, int32_t *partiti
 	return rc;
 }
 
+int engine_topic_partitions_add(struct engine *e, const char *name, int32_t partitions)
+{
+	struct topic *t;
+	json_object *v;
+	int rc;
+
+	if (partitions <= 0 || partitions > 100000)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&e->meta_lock);
+	t = meta_topic_find(e, name);
+	if (!t) {
+		rc = CHRONIK_ENOTOPIC;
+		goto out;
+	}
+	if (partitions <= t->nparts) {
+		rc = -EINVAL;
+		goto out;
+	}
+	int64_t total = 0;
+	for (size_t i = 0; i < e->ntopics; i++)
+		total += e->topics[i]->nparts;
+	if (total + (partitions - t->nparts) > (int64_t)e->opt.max_partitions) {
+		rc = CHRONIK_ELIMIT;
+		goto out;
+	}
+	v = json_object_new_object();
+	json_object_object_add(v, "id", json_object_new_int64(t->id));
+	json_object_object_add(v, "partitions", json_object_new_int(partitions));
+	rc = meta_log(e, "topic.partitions", v);
+out:
+	pthread_rwlock_unlock(&e->meta_lock);
+	return rc;
+}
+
 int engine_topic_config_get(struct engine *e, const char *name, char **json)
 {
 	struct topic *t;
@@ -916,10 +1013,10 @@ int engine_group_offset_commit(struct engine *e, const char *group, const char *
 	return engine_group_offsets_commit(e, group, &c, 1);
 }
 
-/* Write the "group.offset" events vs[0, n) as one group: one pwrite, one
+/* Write the events vs[0, n) of one type as one group: one pwrite, one
  * fdatasync, GROUP_END on the last frame; then apply them. Caller holds
  * meta_lock (write). Does not take ownership of vs. */
-static int meta_log_group(struct engine *e, json_object **vs, size_t n)
+static int meta_log_group(struct engine *e, const char *type, json_object **vs, size_t n)
 {
 	uint8_t *buf = NULL, *f;
 	size_t len = 0, flen;
@@ -930,7 +1027,7 @@ static int meta_log_group(struct engine *e, json_object **vs, size_t n)
 		return -EROFS;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		e->meta_seq = seq0 + (int64_t)i;
-		rc = meta_encode_flags(e, "group.offset", vs[i],
+		rc = meta_encode_flags(e, type, vs[i],
 				       i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f, &flen);
 		if (rc)
 			break;
@@ -954,7 +1051,7 @@ static int meta_log_group(struct engine *e, json_object **vs, size_t n)
 	e->meta_seq = seq0 + (int64_t)n;
 	e->meta_frames += n;
 	for (size_t i = 0; i < n; i++) {
-		int arc = state_apply(e, "group.offset", vs[i]);
+		int arc = state_apply(e, type, vs[i]);
 		if (arc && rc == 0)
 			rc = arc;
 	}
@@ -995,7 +1092,7 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 	if (nv) {
 		int wrc;
 		pthread_rwlock_wrlock(&e->meta_lock);
-		wrc = meta_log_group(e, vs, nv);
+		wrc = meta_log_group(e, "group.offset", vs, nv);
 		if (wrc == 0)
 			meta_compact_maybe(e);
 		pthread_rwlock_unlock(&e->meta_lock);
@@ -1036,4 +1133,106 @@ int engine_group_offset_fetch(struct engine *e, const char *group, const char *t
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
 	return rc;
+}
+
+int engine_group_offsets_delete(struct engine *e, const char *group, struct engine_offset_commit *c,
+				size_t n)
+{
+	json_object **vs;
+	size_t nv = 0;
+	int rc = 0;
+
+	if (!group)
+		return -EINVAL;
+	vs = calloc(n ? n : 1, sizeof(*vs));
+	if (!vs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v;
+		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
+			c[i].rc = -EINVAL;
+			if (rc == 0)
+				rc = -EINVAL;
+			continue;
+		}
+		c[i].rc = 0;
+		v = json_object_new_object();
+		json_object_object_add(v, "group", json_object_new_string(group));
+		json_object_object_add(v, "topic", json_object_new_string(c[i].topic));
+		json_object_object_add(v, "partition", json_object_new_int(c[i].partition));
+		vs[nv++] = v;
+	}
+	pthread_rwlock_wrlock(&e->meta_lock);
+	if (!group_slot(e, group, false)) {
+		for (size_t i = 0; i < n; i++)
+			c[i].rc = -ENOENT;
+		rc = -ENOENT;
+	} else if (nv) {
+		int wrc = meta_log_group(e, "group.offset_delete", vs, nv);
+		if (wrc == 0)
+			meta_compact_maybe(e);
+		if (wrc) {
+			for (size_t i = 0; i < n; i++)
+				if (c[i].rc == 0)
+					c[i].rc = wrc;
+			if (rc == 0)
+				rc = wrc;
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	for (size_t i = 0; i < nv; i++)
+		json_object_put(vs[i]);
+	free(vs);
+	return rc;
+}
+
+int engine_group_delete(struct engine *e, const char *group)
+{
+	json_object *v;
+	int rc;
+
+	if (!group)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&e->meta_lock);
+	if (!group_slot(e, group, false)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	v = json_object_new_object();
+	json_object_object_add(v, "group", json_object_new_string(group));
+	rc = meta_log(e, "group.delete", v);
+	if (rc == 0)
+		meta_compact_maybe(e);
+out:
+	pthread_rwlock_unlock(&e->meta_lock);
+	return rc;
+}
+
+int engine_group_list(struct engine *e, char ***names, size_t *count)
+{
+	char **v;
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&e->meta_lock);
+	v = calloc((size_t)json_object_object_length(e->groups) + 1, sizeof(*v));
+	if (v) {
+		json_object_object_foreach(e->groups, group, g)
+		{
+			(void)g;
+			v[n] = strdup(group);
+			if (!v[n]) {
+				engine_strv_free(v, n);
+				v = NULL;
+				break;
+			}
+			n++;
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	if (!v)
+		return -ENOMEM;
+	qsort(v, n, sizeof(*v), cmp_str);
+	*names = v;
+	*count = n;
+	return 0;
 }
