@@ -33,6 +33,17 @@
  * JoinGroup for a new group id while it is full gets 15
  * COORDINATOR_NOT_AVAILABLE, which clients retry.
  *
+ * The admin APIs see a group as Kafka does: one with members is in the
+ * table; one without members but with committed offsets in the engine is
+ * "Empty" (its protocol type "consumer": only consumers commit offsets
+ * here); one with neither is "Dead" (DescribeGroups) or unknown (69
+ * GROUP_ID_NOT_FOUND for DeleteGroups and OffsetDelete). DeleteGroups
+ * refuses a group with members (68 NON_EMPTY_GROUP); OffsetDelete refuses a
+ * partition of a topic that a member of a "consumer" group subscribes to
+ * (86 GROUP_SUBSCRIBED_TO_TOPIC), and a group of another protocol type that
+ * has members (68). Both forget offsets through the engine while holding
+ * groups->lock, so no member joins between the check and the write.
+ *
  * A waiting handler (JoinGroup, SyncGroup) holds a reference on its member
  * and on its group (both counted in waiters, under groups->lock); a member
  * removed while waited on is unlinked and marked removed, and the last
@@ -66,6 +77,8 @@ struct protocol {
 struct member {
 	char *id;
 	char *instance_id;
+	char *client_id; /* of its last JoinGroup (DescribeGroups) */
+	char *client_host;
 	int32_t session_timeout_ms, rebalance_timeout_ms;
 	struct protocol *protocols;
 	int32_t nprotocols;
@@ -132,6 +145,8 @@ static void member_free(struct member *m)
 	protocols_free(m->protocols, m->nprotocols);
 	free(m->assignment);
 	free(m->instance_id);
+	free(m->client_id);
+	free(m->client_host);
 	free(m->id);
 	free(m);
 }
@@ -416,6 +431,18 @@ static void join_group_error(struct kafka_writer *w, int16_t v, int16_t err,
  * JoinGroupResponse v0-5: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
  * ProtocolName, Leader, MemberId, Members [MemberId, GroupInstanceId
  * nullable (v5+), Metadata bytes]. */
+/* The member's host as Kafka reports it: "/" and the peer's address
+ * (c->peer without its ":port"). Malloc'd, NULL on ENOMEM. */
+static char *client_host(const struct kafka_conn *c)
+{
+	const char *colon = strrchr(c->peer, ':');
+	int n = colon ? (int)(colon - c->peer) : (int)strlen(c->peer);
+	char *s = malloc((size_t)n + 2);
+	if (s)
+		snprintf(s, (size_t)n + 2, "/%.*s", n, c->peer);
+	return s;
+}
+
 int kafka_handle_join_group(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -527,6 +554,10 @@ int kafka_handle_join_group(struct kafka_request *req)
 	m->nprotocols = nprotos;
 	free(m->instance_id);
 	m->instance_id = kafka_str_dup(instance_id);
+	free(m->client_id);
+	m->client_id = req->client_id.len > 0 ? kafka_str_dup(req->client_id) : NULL;
+	free(m->client_host);
+	m->client_host = client_host(req->c);
 	m->session_timeout_ms = session_timeout;
 	m->rebalance_timeout_ms = rebalance_timeout;
 	m->last_seen = now;
@@ -1061,4 +1092,354 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 		kafka_write_i16(w, KERR_NONE);
 	free(group);
 	return 0;
+}
+
+/* ---- admin: DescribeGroups, ListGroups, DeleteGroups, OffsetDelete ------- */
+
+static const char *group_state_name(enum group_state st)
+{
+	switch (st) {
+	case G_EMPTY:
+		return "Empty";
+	case G_PREPARING:
+		return "PreparingRebalance";
+	case G_AWAITING_SYNC:
+		return "CompletingRebalance";
+	case G_STABLE:
+		return "Stable";
+	}
+	return "Dead";
+}
+
+/* The group's committed offsets exist in the engine. */
+static bool group_has_offsets(struct engine *e, const char *group)
+{
+	char **v = NULL;
+	size_t n = 0;
+	bool found = false;
+	if (engine_group_list(e, &v, &n) != 0)
+		return false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = strcmp(v[i], group) == 0;
+	engine_strv_free(v, n);
+	return found;
+}
+
+static const struct protocol *member_protocol(const struct member *m, const char *name)
+{
+	for (int32_t i = 0; name && i < m->nprotocols; i++)
+		if (strcmp(m->protocols[i].name, name) == 0)
+			return &m->protocols[i];
+	return NULL;
+}
+
+/* DescribeGroupsRequest v0-4: Groups [string], IncludeAuthorizedOperations
+ * bool (v3+).
+ * DescribeGroupsResponse v0-4: ThrottleTimeMs (v1+), Groups [ErrorCode,
+ * GroupId, GroupState, ProtocolType, ProtocolData, Members [MemberId,
+ * GroupInstanceId nullable (v4+), ClientId, ClientHost, MemberMetadata
+ * bytes, MemberAssignment bytes], AuthorizedOperations int32 (v3+)].
+ * As Kafka: the protocol, each member's metadata and assignment only when
+ * Stable; an unknown group is "Dead" with error 0; authorized operations
+ * are not tracked (INT32_MIN, "not provided"). */
+int kafka_handle_describe_groups(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+
+	int32_t n = kafka_read_array(r, false, false, 2);
+	if (kafka_reader_failed(r))
+		return -1;
+	if (v >= 1)
+		kafka_write_i32(w, 0);
+	kafka_write_array(w, false, n);
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str id = kafka_read_string(r, false, false);
+		if (kafka_reader_failed(r))
+			return -1;
+		char *name = kafka_str_dup(id);
+		pthread_mutex_lock(&g->lock);
+		struct group *gr = group_find(g, id);
+		if (!name || id.len == 0) {
+			kafka_write_i16(w, KERR_INVALID_GROUP_ID);
+			kafka_write_str(w, false, id);
+			kafka_write_string(w, false, "");
+			kafka_write_string(w, false, "");
+			kafka_write_string(w, false, "");
+			kafka_write_array(w, false, 0);
+		} else if (gr && gr->members) {
+			bool stable = gr->state == G_STABLE;
+			kafka_write_i16(w, KERR_NONE);
+			kafka_write_str(w, false, id);
+			kafka_write_string(w, false, group_state_name(gr->state));
+			kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
+			kafka_write_string(w, false, stable && gr->protocol ? gr->protocol : "");
+			kafka_write_array(w, false, gr->nmembers);
+			for (struct member *m = gr->members; m; m = m->next) {
+				const struct protocol *p =
+					stable ? member_protocol(m, gr->protocol) : NULL;
+				kafka_write_string(w, false, m->id);
+				if (v >= 4)
+					kafka_write_string(w, false, m->instance_id);
+				kafka_write_string(w, false, m->client_id ? m->client_id : "");
+				kafka_write_string(w, false, m->client_host ? m->client_host : "");
+				kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+						  p ? p->meta_len : 0);
+				kafka_write_bytes(w, false,
+						  stable && m->assignment ? m->assignment :
+									    (const uint8_t *)"",
+						  stable && m->assignment ? m->assignment_len : 0);
+			}
+		} else {
+			bool empty = group_has_offsets(req->l->e, name);
+			kafka_write_i16(w, KERR_NONE);
+			kafka_write_str(w, false, id);
+			kafka_write_string(w, false, empty ? "Empty" : "Dead");
+			kafka_write_string(w, false, empty ? "consumer" : "");
+			kafka_write_string(w, false, "");
+			kafka_write_array(w, false, 0);
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (v >= 3)
+			kafka_write_i32(w, INT32_MIN);
+		free(name);
+	}
+	if (v >= 3)
+		(void)kafka_read_bool(r);
+	return kafka_reader_failed(r) ? -1 : 0;
+}
+
+/* ListGroupsRequest v0-2: no fields.
+ * ListGroupsResponse v0-2: ThrottleTimeMs (v1+), ErrorCode, Groups
+ * [GroupId, ProtocolType]: the groups with members, then those with only
+ * committed offsets. */
+int kafka_handle_list_groups(struct kafka_request *req)
+{
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	char **names = NULL;
+	size_t count = 0;
+	int rc;
+
+	rc = engine_group_list(req->l->e, &names, &count);
+	if (req->api_version >= 1)
+		kafka_write_i32(w, 0);
+	kafka_write_i16(w, kafka_error_from(rc));
+	size_t at = kafka_write_i32_later(w);
+	int32_t written = 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct group *gr = g->groups; gr; gr = gr->next) {
+		if (!gr->members)
+			continue;
+		kafka_write_string(w, false, gr->id);
+		kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
+		written++;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct kafka_str s = { names[i], (int32_t)strlen(names[i]) };
+		struct group *gr = group_find(g, s);
+		if (gr && gr->members)
+			continue;
+		kafka_write_string(w, false, names[i]);
+		kafka_write_string(w, false, "consumer");
+		written++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	kafka_write_i32_at(w, at, written);
+	engine_strv_free(names, count);
+	return 0;
+}
+
+/* DeleteGroupsRequest v0-1: GroupsNames [string].
+ * DeleteGroupsResponse v0-1: ThrottleTimeMs, Results [GroupId, ErrorCode]:
+ * 68 NON_EMPTY_GROUP while it has members, 69 GROUP_ID_NOT_FOUND when it
+ * has neither members nor offsets, 24 INVALID_GROUP_ID for "". */
+int kafka_handle_delete_groups(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+
+	int32_t n = kafka_read_array(r, false, false, 2);
+	if (kafka_reader_failed(r))
+		return -1;
+	kafka_write_i32(w, 0);
+	kafka_write_array(w, false, n);
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str id = kafka_read_string(r, false, false);
+		if (kafka_reader_failed(r))
+			return -1;
+		char *name = kafka_str_dup(id);
+		int16_t err;
+		pthread_mutex_lock(&g->lock);
+		struct group *gr = group_find(g, id);
+		if (!name || id.len == 0) {
+			err = KERR_INVALID_GROUP_ID;
+		} else if (gr && gr->members) {
+			err = KERR_NON_EMPTY_GROUP;
+		} else {
+			int rc = engine_group_delete(req->l->e, name);
+			err = rc == -ENOENT ? KERR_GROUP_ID_NOT_FOUND : kafka_error_from(rc);
+		}
+		pthread_mutex_unlock(&g->lock);
+		free(name);
+		kafka_write_str(w, false, id);
+		kafka_write_i16(w, err);
+	}
+	return 0;
+}
+
+/* Does a member of gr subscribe to topic? The consumer protocol's
+ * subscription (the member's metadata of the chosen protocol, else of its
+ * first): Version int16, Topics [string], then fields not read here. */
+static bool group_subscribes(const struct group *gr, const char *topic)
+{
+	for (const struct member *m = gr->members; m; m = m->next) {
+		const struct protocol *p = member_protocol(m, gr->protocol);
+		if (!p && m->nprotocols > 0)
+			p = &m->protocols[0];
+		if (!p)
+			continue;
+		struct kafka_reader sr;
+		kafka_reader_init(&sr, p->meta, (size_t)p->meta_len);
+		(void)kafka_read_i16(&sr);
+		int32_t nt = kafka_read_array(&sr, false, false, 2);
+		for (int32_t t = 0; t < nt && !kafka_reader_failed(&sr); t++)
+			if (kafka_str_eq(kafka_read_string(&sr, false, false), topic))
+				return true;
+	}
+	return false;
+}
+
+/* One partition of an OffsetDelete request. */
+struct offset_delete_part {
+	struct kafka_str topic;
+	int32_t index;
+	int16_t err;
+};
+
+/* OffsetDeleteRequest v0: GroupId, Topics [Name, Partitions
+ * [PartitionIndex]].
+ * OffsetDeleteResponse v0: ErrorCode, ThrottleTimeMs, Topics [Name,
+ * Partitions [PartitionIndex, ErrorCode]]. Top-level 69 GROUP_ID_NOT_FOUND
+ * (neither members nor offsets), 68 NON_EMPTY_GROUP (members, not a
+ * consumer group); per partition 86 GROUP_SUBSCRIBED_TO_TOPIC, 3 for an
+ * unknown topic or partition. The rest are forgotten in one engine call
+ * (one metadata-log write); a partition with nothing committed is 0. */
+int kafka_handle_offset_delete(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	struct kafka_groups *g = req->l->groups;
+	struct offset_delete_part *parts = NULL;
+	struct engine_offset_commit *c = NULL;
+	size_t nparts = 0, cap = 0, nc = 0;
+	int16_t top = KERR_NONE;
+	int ret = -1;
+
+	struct kafka_str group_id = kafka_read_string(r, false, false);
+	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	if (kafka_reader_failed(r))
+		return -1;
+	struct offset_delete_part *tops = calloc((size_t)ntopics + 1, sizeof(*tops));
+	if (!tops)
+		return -1;
+	for (int32_t t = 0; t < ntopics; t++) {
+		struct kafka_str name = kafka_read_string(r, false, false);
+		int32_t np = kafka_read_array(r, false, false, 4);
+		if (kafka_reader_failed(r))
+			goto out;
+		tops[t].topic = name;
+		tops[t].index = np; /* the topic's partition count */
+		for (int32_t i = 0; i < np; i++) {
+			if (nparts == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct offset_delete_part *v = realloc(parts, ncap * sizeof(*v));
+				if (!v)
+					goto out;
+				parts = v;
+				cap = ncap;
+			}
+			parts[nparts].topic = name;
+			parts[nparts].index = kafka_read_i32(r);
+			parts[nparts].err = KERR_NONE;
+			nparts++;
+		}
+		if (kafka_reader_failed(r))
+			goto out;
+	}
+	c = calloc(nparts + 1, sizeof(*c));
+	char *group = kafka_str_dup(group_id);
+	if (!c || !group) {
+		free(group);
+		goto out;
+	}
+
+	pthread_mutex_lock(&g->lock);
+	struct group *gr = group_find(g, group_id);
+	bool members = gr && gr->members;
+	bool consumer = !members || !gr->protocol_type || !gr->protocol_type[0] ||
+			strcmp(gr->protocol_type, "consumer") == 0;
+	if (group_id.len == 0)
+		top = KERR_INVALID_GROUP_ID;
+	else if (members && !consumer)
+		top = KERR_NON_EMPTY_GROUP;
+	else if (!members && !group_has_offsets(req->l->e, group))
+		top = KERR_GROUP_ID_NOT_FOUND;
+	for (size_t i = 0; i < nparts && !top; i++) {
+		char topic[250];
+		int32_t count = 0;
+		if (!kafka_topic_name_copy(parts[i].topic, topic) ||
+		    engine_topic_partitions(req->l->e, topic, &count) != 0 || parts[i].index < 0 ||
+		    parts[i].index >= count) {
+			parts[i].err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		} else if (members && group_subscribes(gr, topic)) {
+			parts[i].err = KERR_GROUP_SUBSCRIBED_TO_TOPIC;
+		} else {
+			c[nc].topic = strdup(topic);
+			c[nc].partition = parts[i].index;
+			c[nc].offset = (int64_t)i; /* back to parts[] below */
+			if (!c[nc].topic)
+				parts[i].err = KERR_UNKNOWN_SERVER_ERROR;
+			else
+				nc++;
+		}
+	}
+	if (!top && nc) {
+		int rc = engine_group_offsets_delete(req->l->e, group, c, nc);
+		for (size_t i = 0; i < nc; i++) {
+			int prc = c[i].rc == -ENOENT ? 0 : c[i].rc; /* members, no offsets */
+			parts[c[i].offset].err = c[i].rc == 0 ? KERR_NONE : kafka_error_from(prc);
+		}
+		(void)rc;
+	}
+	pthread_mutex_unlock(&g->lock);
+	free(group);
+
+	kafka_write_i16(w, top);
+	kafka_write_i32(w, 0);
+	if (top) {
+		kafka_write_array(w, false, 0);
+	} else {
+		kafka_write_array(w, false, ntopics);
+		size_t k = 0;
+		for (int32_t t = 0; t < ntopics; t++) {
+			kafka_write_str(w, false, tops[t].topic);
+			kafka_write_array(w, false, tops[t].index);
+			for (int32_t i = 0; i < tops[t].index; i++, k++) {
+				kafka_write_i32(w, parts[k].index);
+				kafka_write_i16(w, parts[k].err);
+			}
+		}
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; c && i < nc; i++)
+		free((char *)c[i].topic);
+	free(c);
+	free(parts);
+	free(tops);
+	return ret;
 }

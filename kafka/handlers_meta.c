@@ -27,10 +27,14 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_HEARTBEAT, 0, 3, -1, "Heartbeat", kafka_handle_heartbeat },
 	{ KAPI_LEAVE_GROUP, 0, 3, -1, "LeaveGroup", kafka_handle_leave_group },
 	{ KAPI_SYNC_GROUP, 0, 3, -1, "SyncGroup", kafka_handle_sync_group },
+	{ KAPI_DESCRIBE_GROUPS, 0, 4, -1, "DescribeGroups", kafka_handle_describe_groups },
+	{ KAPI_LIST_GROUPS, 0, 2, -1, "ListGroups", kafka_handle_list_groups },
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
 	{ KAPI_CREATE_TOPICS, 0, 4, -1, "CreateTopics", kafka_handle_create_topics },
 	{ KAPI_DELETE_TOPICS, 0, 3, -1, "DeleteTopics", kafka_handle_delete_topics },
 	{ KAPI_INIT_PRODUCER_ID, 0, 1, -1, "InitProducerId", kafka_handle_init_producer_id },
+	{ KAPI_DELETE_GROUPS, 0, 1, -1, "DeleteGroups", kafka_handle_delete_groups },
+	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 

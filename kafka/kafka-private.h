@@ -39,13 +39,17 @@ enum kafka_error {
 	KERR_TOPIC_ALREADY_EXISTS = 36,
 	KERR_INVALID_PARTITIONS = 37,
 	KERR_INVALID_REPLICATION_FACTOR = 38,
+	KERR_INVALID_CONFIG = 40,
 	KERR_INVALID_REQUEST = 42,
 	KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
 	KERR_POLICY_VIOLATION = 44,
 	KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
 	KERR_INVALID_PRODUCER_EPOCH = 47,
 	KERR_KAFKA_STORAGE_ERROR = 56,
+	KERR_NON_EMPTY_GROUP = 68,
+	KERR_GROUP_ID_NOT_FOUND = 69,
 	KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
+	KERR_GROUP_SUBSCRIBED_TO_TOPIC = 86,
 	KERR_INVALID_RECORD = 87,
 };
 
@@ -64,10 +68,18 @@ enum kafka_api_key {
 	KAPI_HEARTBEAT = 12,
 	KAPI_LEAVE_GROUP = 13,
 	KAPI_SYNC_GROUP = 14,
+	KAPI_DESCRIBE_GROUPS = 15,
+	KAPI_LIST_GROUPS = 16,
 	KAPI_API_VERSIONS = 18,
 	KAPI_CREATE_TOPICS = 19,
 	KAPI_DELETE_TOPICS = 20,
 	KAPI_INIT_PRODUCER_ID = 22,
+	KAPI_DESCRIBE_CONFIGS = 32,
+	KAPI_ALTER_CONFIGS = 33,
+	KAPI_CREATE_PARTITIONS = 37,
+	KAPI_DELETE_GROUPS = 42,
+	KAPI_INCREMENTAL_ALTER_CONFIGS = 44,
+	KAPI_OFFSET_DELETE = 47,
 };
 
 struct kafka_groups; /* handlers_group.c */
@@ -164,6 +176,10 @@ int kafka_handle_heartbeat(struct kafka_request *req);
 int kafka_handle_leave_group(struct kafka_request *req);
 int kafka_handle_offset_commit(struct kafka_request *req);
 int kafka_handle_offset_fetch(struct kafka_request *req);
+int kafka_handle_describe_groups(struct kafka_request *req);
+int kafka_handle_list_groups(struct kafka_request *req);
+int kafka_handle_delete_groups(struct kafka_request *req);
+int kafka_handle_offset_delete(struct kafka_request *req);
 
 /* Group coordinator state (handlers_group.c). */
 int kafka_groups_new(int max_groups, struct kafka_groups **out);

@@ -1027,8 +1027,8 @@ static int meta_log_group(struct engine *e, const char *type, json_object **vs, 
 		return -EROFS;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		e->meta_seq = seq0 + (int64_t)i;
-		rc = meta_encode_flags(e, type, vs[i],
-				       i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f, &flen);
+		rc = meta_encode_flags(e, type, vs[i], i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f,
+				       &flen);
 		if (rc)
 			break;
 		uint8_t *nb = realloc(buf, len + flen);

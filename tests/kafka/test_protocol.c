@@ -1,7 +1,8 @@
 /* test_protocol.c - the listener at the wire level: version negotiation,
  * produce (CRC, errors, idempotent retries, sequence gaps), fetch (byte for
  * byte, out of range, long poll woken by another connection), list offsets,
- * topic admin (and its limits), standalone offset commits, ordering,
+ * topic admin (and its limits), standalone offset commits, the group
+ * admin APIs (ListGroups, DescribeGroups, OffsetDelete, DeleteGroups), ordering,
  * acks=0, and malformed frames closing only their own connection.
  *
  * Usage: test_kafka_protocol KAFKA_SERVER_BINARY
@@ -854,6 +855,254 @@ static void test_topic_limits(const char *bin, struct kafka_writer *w)
 	kserver_cleanup(&s3);
 }
 
+/* OffsetCommit v2 of one partition of "proto" for a standalone group. */
+static int16_t commit_one(int fd, struct kafka_writer *w, const char *group, int32_t part,
+			  int64_t offset)
+{
+	struct kafka_reader r;
+	kc_begin(w, 8, 2, ++corr, 0);
+	kafka_write_string(w, false, group);
+	kafka_write_i32(w, -1);
+	kafka_write_string(w, false, "");
+	kafka_write_i64(w, -1);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, part);
+	kafka_write_i64(w, offset);
+	kafka_write_string(w, false, NULL);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int16_t err = buf && !kafka_reader_failed(&r) ? kafka_read_i16(&r) : -100;
+	free(buf);
+	return err;
+}
+
+/* ListGroups v2: "group:protocol_type," for each group into out; the
+ * error code, -100 when malformed. */
+static int list_groups(int fd, struct kafka_writer *w, char *out, size_t cap)
+{
+	struct kafka_reader r;
+	out[0] = 0;
+	kc_begin(w, 16, 2, ++corr, 0);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int16_t err = kafka_read_i16(&r);
+	int32_t n = kafka_read_array(&r, false, false, 4);
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str id = kafka_read_string(&r, false, false);
+		struct kafka_str pt = kafka_read_string(&r, false, false);
+		if (kafka_reader_failed(&r))
+			break;
+		snprintf(out + strlen(out), cap - strlen(out), "%.*s:%.*s,", id.len, id.ptr, pt.len,
+			 pt.ptr);
+	}
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0;
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* DescribeGroups v4 of one group: "state/protocol_type/protocol/members"
+ * into out (each member "client_id@host"); the group's error code. */
+static int describe_group(int fd, struct kafka_writer *w, const char *group, char *out, size_t cap)
+{
+	struct kafka_reader r;
+	out[0] = 0;
+	kc_begin(w, 15, 4, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, group);
+	kafka_write_bool(w, false);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t n = kafka_read_array(&r, false, false, 4);
+	int16_t err = kafka_read_i16(&r);
+	struct kafka_str id = kafka_read_string(&r, false, false);
+	struct kafka_str st = kafka_read_string(&r, false, false);
+	struct kafka_str pt = kafka_read_string(&r, false, false);
+	struct kafka_str pd = kafka_read_string(&r, false, false);
+	snprintf(out, cap, "%.*s/%.*s/%.*s/", st.len, st.ptr, pt.len, pt.ptr, pd.len, pd.ptr);
+	int32_t nm = kafka_read_array(&r, false, false, 4);
+	for (int32_t i = 0; i < nm && !kafka_reader_failed(&r); i++) {
+		kafka_read_string(&r, false, false);
+		kafka_read_string(&r, false, true);
+		struct kafka_str cid = kafka_read_string(&r, false, false);
+		struct kafka_str host = kafka_read_string(&r, false, false);
+		kafka_read_bytes(&r, false, false);
+		kafka_read_bytes(&r, false, false);
+		snprintf(out + strlen(out), cap - strlen(out), "%.*s@%.*s", cid.len, cid.ptr,
+			 host.len, host.ptr);
+	}
+	int32_t ops = kafka_read_i32(&r);
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || n != 1 ||
+		  !kafka_str_eq(id, group) || ops != INT32_MIN;
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* OffsetDelete v0 of group: proto [parts...], "nope" [0]. The top-level
+ * error code; errs[] the partitions' (proto's, then nope's). */
+static int offset_delete(int fd, struct kafka_writer *w, const char *group, const int32_t *parts,
+			 int n, int16_t *errs)
+{
+	struct kafka_reader r;
+	kc_begin(w, 47, 0, ++corr, 0);
+	kafka_write_string(w, false, group);
+	kafka_write_array(w, false, 2);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, n);
+	for (int i = 0; i < n; i++)
+		kafka_write_i32(w, parts[i]);
+	kafka_write_string(w, false, "nope");
+	kafka_write_array(w, false, 1);
+	kafka_write_i32(w, 0);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	int16_t top = kafka_read_i16(&r);
+	kafka_read_i32(&r);
+	int32_t nt = kafka_read_array(&r, false, false, 6);
+	int k = 0;
+	for (int32_t t = 0; t < nt && !kafka_reader_failed(&r); t++) {
+		kafka_read_string(&r, false, false);
+		int32_t np = kafka_read_array(&r, false, false, 6);
+		for (int32_t i = 0; i < np && !kafka_reader_failed(&r); i++) {
+			kafka_read_i32(&r);
+			int16_t e = kafka_read_i16(&r);
+			if (k <= n)
+				errs[k++] = e;
+		}
+	}
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 ||
+		  (top == 0 && k != n + 1);
+	free(buf);
+	return bad ? -100 : top;
+}
+
+/* DeleteGroups v1 of n groups: their error codes into errs; 0 or -100. */
+static int delete_groups(int fd, struct kafka_writer *w, const char *const *groups, int n,
+			 int16_t *errs)
+{
+	struct kafka_reader r;
+	kc_begin(w, 42, 1, ++corr, 0);
+	kafka_write_array(w, false, n);
+	for (int i = 0; i < n; i++)
+		kafka_write_string(w, false, groups[i]);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t nr = kafka_read_array(&r, false, false, 4);
+	for (int32_t i = 0; i < nr && i < n; i++) {
+		struct kafka_str id = kafka_read_string(&r, false, false);
+		errs[i] = kafka_read_i16(&r);
+		if (!kafka_str_eq(id, groups[i]))
+			errs[i] = -100;
+	}
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || nr != n;
+	free(buf);
+	return bad ? -100 : 0;
+}
+
+/* OffsetFetch v1 of proto/part for group: the offset (-1 none, -100 bad). */
+static int64_t fetch_one(int fd, struct kafka_writer *w, const char *group, int32_t part)
+{
+	struct kafka_reader r;
+	kc_begin(w, 9, 1, ++corr, 0);
+	kafka_write_string(w, false, group);
+	kc_write_one_partition(w, "proto", part);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_i32(&r);
+	int64_t off = kafka_read_i64(&r);
+	kafka_read_string(&r, false, true);
+	int16_t err = kafka_read_i16(&r);
+	int bad = !buf || kafka_reader_failed(&r) || err != 0;
+	free(buf);
+	return bad ? -100 : off;
+}
+
+/* The group admin APIs: ListGroups, DescribeGroups, OffsetDelete and
+ * DeleteGroups on a standalone group (offsets only) and on one with a
+ * member, with Kafka's error codes. */
+static void test_group_admin(int fd, struct kafka_writer *w)
+{
+	char text[512];
+	int16_t errs[4] = { -1, -1, -1, -1 };
+	int rc;
+
+	if (commit_one(fd, w, "adm", 0, 10) != 0 || commit_one(fd, w, "adm", 1, 11) != 0)
+		bail("commit for adm");
+	rc = list_groups(fd, w, text, sizeof(text));
+	ok(rc == 0 && strstr(text, "adm:consumer,") != NULL,
+	   "ListGroups v2 lists the group with committed offsets: %s", text);
+	rc = describe_group(fd, w, "adm", text, sizeof(text));
+	ok(rc == 0 && strcmp(text, "Empty/consumer//") == 0,
+	   "DescribeGroups v4: a group with offsets and no member is %s", text);
+	rc = describe_group(fd, w, "ghost", text, sizeof(text));
+	ok(rc == 0 && strcmp(text, "Dead///") == 0, "DescribeGroups v4: an unknown group is %s",
+	   text);
+
+	int32_t parts[2] = { 0, 7 };
+	rc = offset_delete(fd, w, "adm", parts, 2, errs);
+	ok(rc == 0 && errs[0] == 0 && errs[1] == 3 && errs[2] == 3,
+	   "OffsetDelete v0: 0 for proto/0, 3 for proto/7 and nope/0 (%d: %d %d %d)", rc, errs[0],
+	   errs[1], errs[2]);
+	ok(fetch_one(fd, w, "adm", 0) == -1 && fetch_one(fd, w, "adm", 1) == 11,
+	   "proto/0's offset is forgotten, proto/1's kept");
+	rc = offset_delete(fd, w, "ghost", parts, 1, errs);
+	ok(rc == 69, "OffsetDelete of an unknown group: %d (69 GROUP_ID_NOT_FOUND)", rc);
+
+	/* A group with a member subscribed to proto. */
+	static const uint8_t sub[] = { 0, 0, 0, 0, 0, 1, 0, 5, 'p', 'r', 'o', 't', 'o' };
+	struct kafka_reader r;
+	kc_begin(w, 11, 1, ++corr, 0);
+	kafka_write_string(w, false, "live");
+	kafka_write_i32(w, 30000);
+	kafka_write_i32(w, 30000);
+	kafka_write_string(w, false, "");
+	kafka_write_string(w, false, "consumer");
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, "range");
+	kafka_write_bytes(w, false, sub, (int32_t)sizeof(sub));
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	int16_t jerr = kafka_read_i16(&r);
+	kafka_read_i32(&r);
+	kafka_read_string(&r, false, false);
+	kafka_read_string(&r, false, false);
+	struct kafka_str mid = kafka_read_string(&r, false, false);
+	char member[256];
+	snprintf(member, sizeof(member), "%.*s", mid.len > 0 ? mid.len : 0, mid.ptr ? mid.ptr : "");
+	free(buf);
+	if (jerr != 0 || !member[0])
+		bail("JoinGroup live: %d", jerr);
+	rc = describe_group(fd, w, "live", text, sizeof(text));
+	ok(rc == 0 && strcmp(text, "CompletingRebalance/consumer//kclient@/127.0.0.1") == 0,
+	   "DescribeGroups v4 of a joined group: %s", text);
+	rc = list_groups(fd, w, text, sizeof(text));
+	ok(rc == 0 && strstr(text, "live:consumer,") != NULL, "ListGroups lists it: %s", text);
+	parts[0] = 1;
+	rc = offset_delete(fd, w, "live", parts, 1, errs);
+	ok(rc == 0 && errs[0] == 86 && errs[1] == 3,
+	   "OffsetDelete of a subscribed topic: %d (86 GROUP_SUBSCRIBED_TO_TOPIC)", errs[0]);
+
+	const char *const groups[4] = { "adm", "ghost", "", "live" };
+	rc = delete_groups(fd, w, groups, 4, errs);
+	ok(rc == 0 && errs[0] == 0 && errs[1] == 69 && errs[2] == 24 && errs[3] == 68,
+	   "DeleteGroups v1: 0 for adm, 69 for ghost, 24 for \"\", 68 for live (%d %d %d %d)",
+	   errs[0], errs[1], errs[2], errs[3]);
+	rc = list_groups(fd, w, text, sizeof(text));
+	ok(rc == 0 && strstr(text, "adm:") == NULL && fetch_one(fd, w, "adm", 1) == -1,
+	   "adm is gone with its offsets: %s", text);
+
+	kc_begin(w, 13, 0, ++corr, 0);
+	kafka_write_string(w, false, "live");
+	kafka_write_string(w, false, member);
+	buf = kc_roundtrip(fd, w, &r);
+	ok(buf && kafka_read_i16(&r) == 0, "the member leaves");
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -872,6 +1121,7 @@ int main(int argc, char **argv)
 	test_produce_fetch(fd, &w);
 	test_idempotence(fd, &w);
 	test_offsets(fd, &w);
+	test_group_admin(fd, &w);
 	test_ordering(fd, &w);
 	close(fd);
 	test_malformed(&w);

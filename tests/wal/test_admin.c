@@ -105,7 +105,8 @@ int main(void)
 	   "after a restart: 4 partitions, partition 3 holds its 3 records");
 	if (p)
 		engine_partition_unref(p);
-	ok(fetch(e, "g1", "t", 0) == -1 && fetch(e, "g1", "t", 3) == 7 && fetch(e, "g2", "t", 1) == 9,
+	ok(fetch(e, "g1", "t", 0) == -1 && fetch(e, "g1", "t", 3) == 7 &&
+		   fetch(e, "g2", "t", 1) == 9,
 	   "and the offsets forgotten stay forgotten, the others stay");
 
 	rc = engine_group_delete(e, "g2");
