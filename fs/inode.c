@@ -11,11 +11,17 @@
  * A lookup reads a topic's partition count and gets its partitions by name,
  * in several engine calls, while another front-end may delete the topic and
  * create it again with another count. Topic ids are never reused and a
- * topic's count never changes, so a lookup is consistent when every
+ * topic's count never goes down, so a lookup is consistent when every
  * partition it holds has partition 0's topic id and the count was read
  * while that topic was current: partition 0 is got before and after the
  * count (same id: the topic was current in between). Otherwise the lookup
  * starts again (at most LOOKUP_TRIES times, then EAGAIN).
+ *
+ * A count raised (Kafka's CreatePartitions) is seen by the next lookup of
+ * the name, which every path walk does: the table's topic, with fewer
+ * partitions than the engine's, is replaced by one built anew under the
+ * same tid, so inode numbers stay and the new partition directories show
+ * at once. Open files keep the topic object they were opened on.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -164,9 +170,17 @@ static int topic_build(struct engine *e, const char *name, int32_t nparts, struc
 	return 0;
 }
 
-static int table_insert(struct fs_table *tb, struct fs_topic *t)
+/* Put t in the table: under tid when tid != 0 (a topic rebuilt with more
+ * partitions, whose slot the caller has emptied), else under a new tid. */
+static int table_insert(struct fs_table *tb, struct fs_topic *t, uint32_t tid)
 {
-	uint32_t tid = tb->next_tid;
+	if (tid) {
+		t->tid = tid;
+		tb->slots[tid] = t;
+		fs_topic_ref(t); /* the table's reference */
+		return 0;
+	}
+	tid = tb->next_tid;
 
 	if (tid >= tb->cap) {
 		size_t ncap = tb->cap ? tb->cap * 2 : 64;
@@ -221,6 +235,7 @@ int fs_topic_lookup(struct chronikfs *fs, const char *name, struct fs_topic **ou
 	struct partition *p0 = NULL;
 	struct fs_topic **slot, *t = NULL, *stale = NULL;
 	int32_t nparts = 0;
+	uint32_t keep_tid;
 	int err, tries = 0;
 
 	if (!engine_topic_name_valid(name))
@@ -229,6 +244,7 @@ again:
 	t = NULL;
 	stale = NULL;
 	p0 = NULL;
+	keep_tid = 0;
 	err = topic_current(fs->e, name, &nparts, &p0);
 	if (err < 0 || nparts <= 0) {
 		if (p0)
@@ -247,9 +263,11 @@ again:
 
 	pthread_mutex_lock(&tb->lock);
 	slot = table_find_name(tb, name);
-	if (slot && (*slot)->parts[0].p == p0) {
+	if (slot && (*slot)->parts[0].p == p0 && (*slot)->nparts >= nparts) {
 		t = *slot;
 		fs_topic_ref(t);
+	} else if (slot && (*slot)->parts[0].p == p0) {
+		keep_tid = (*slot)->tid; /* grown: rebuilt below, same tid */
 	} else if (slot) {
 		stale = *slot; /* recreated behind our back */
 		*slot = NULL;
@@ -271,7 +289,7 @@ again:
 		return -fs_errno(err);
 	pthread_mutex_lock(&tb->lock);
 	slot = table_find_name(tb, name);
-	if (slot && (*slot)->parts[0].p == t->parts[0].p) {
+	if (slot && (*slot)->parts[0].p == t->parts[0].p && (*slot)->nparts >= t->nparts) {
 		struct fs_topic *won = *slot;
 		fs_topic_ref(won);
 		pthread_mutex_unlock(&tb->lock);
@@ -280,10 +298,15 @@ again:
 		return 0;
 	}
 	if (slot) {
+		/* The same topic with fewer partitions keeps its tid. */
+		if ((*slot)->parts[0].p != t->parts[0].p || (*slot)->tid != keep_tid)
+			keep_tid = 0;
 		stale = *slot;
 		*slot = NULL;
+	} else {
+		keep_tid = 0;
 	}
-	err = table_insert(tb, t);
+	err = table_insert(tb, t, keep_tid);
 	pthread_mutex_unlock(&tb->lock);
 	fs_topic_unref(stale);
 	if (err < 0) {

@@ -33,7 +33,12 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_CREATE_TOPICS, 0, 4, -1, "CreateTopics", kafka_handle_create_topics },
 	{ KAPI_DELETE_TOPICS, 0, 3, -1, "DeleteTopics", kafka_handle_delete_topics },
 	{ KAPI_INIT_PRODUCER_ID, 0, 1, -1, "InitProducerId", kafka_handle_init_producer_id },
+	{ KAPI_DESCRIBE_CONFIGS, 0, 2, -1, "DescribeConfigs", kafka_handle_describe_configs },
+	{ KAPI_ALTER_CONFIGS, 0, 1, -1, "AlterConfigs", kafka_handle_alter_configs },
+	{ KAPI_CREATE_PARTITIONS, 0, 1, -1, "CreatePartitions", kafka_handle_create_partitions },
 	{ KAPI_DELETE_GROUPS, 0, 1, -1, "DeleteGroups", kafka_handle_delete_groups },
+	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 0, -1, "IncrementalAlterConfigs",
+	  kafka_handle_incremental_alter_configs },
 	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
@@ -422,4 +427,77 @@ int kafka_handle_delete_topics(struct kafka_request *req)
 		kafka_write_i16(w, err);
 	}
 	return 0;
+}
+
+/* CreatePartitionsRequest v0-1 (v1 = v0): Topics [Name, Count int32,
+ * Assignments nullable [BrokerIds [int32]]], TimeoutMs int32, ValidateOnly
+ * bool.
+ * CreatePartitionsResponse v0-1: ThrottleTimeMs, Results [Name, ErrorCode,
+ * ErrorMessage nullable].
+ * Count is the new total (engine_topic_partitions_add): one not above the
+ * current count gets 37 INVALID_PARTITIONS, an unknown topic 3, a name
+ * given twice 42 INVALID_REQUEST, max.partitions 44 POLICY_VIOLATION. The
+ * assignments (broker ids) are read and ignored: there is one broker. */
+int kafka_handle_create_partitions(struct kafka_request *req)
+{
+	struct kafka_reader *r = req->r;
+	struct kafka_writer *w = req->w;
+	/* smallest topic: name 2 + count 4 + null assignments 4 */
+	int32_t n = kafka_read_array(r, false, false, 10);
+	struct create_topic *t = NULL;
+	int rc = -1;
+
+	if (kafka_reader_failed(r))
+		return -1;
+	t = calloc((size_t)n + 1, sizeof(*t));
+	if (!t)
+		return -1;
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
+		t[i].name = kafka_read_string(r, false, false);
+		t[i].num_partitions = kafka_read_i32(r);
+		int32_t na = kafka_read_array(r, false, true, 4);
+		for (int32_t a = 0; a < na && !kafka_reader_failed(r); a++) {
+			int32_t nb = kafka_read_array(r, false, false, 4);
+			kafka_read_skip(r, (size_t)nb * 4);
+		}
+	}
+	(void)kafka_read_i32(r); /* TimeoutMs */
+	bool validate_only = kafka_read_bool(r);
+	if (kafka_reader_failed(r) || create_topics_mark_dups(t, n) < 0)
+		goto out;
+
+	kafka_write_i32(w, 0);
+	kafka_write_array(w, false, n);
+	for (int32_t i = 0; i < n; i++) {
+		char name[250], msg[128];
+		int16_t err = KERR_NONE;
+		int32_t have = 0, want = t[i].num_partitions;
+
+		msg[0] = 0;
+		if (t[i].dup) {
+			err = KERR_INVALID_REQUEST;
+			snprintf(msg, sizeof(msg), "the request names this topic more than once");
+		} else if (!kafka_topic_name_copy(t[i].name, name) ||
+			   engine_topic_partitions(req->l->e, name, &have) != 0) {
+			err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			snprintf(msg, sizeof(msg), "unknown topic");
+		} else if (want <= have) {
+			err = KERR_INVALID_PARTITIONS;
+			snprintf(msg, sizeof(msg),
+				 "topic has %d partitions; the new count must be higher, not %d",
+				 have, want);
+		} else if (!validate_only) {
+			int erc = engine_topic_partitions_add(req->l->e, name, want);
+			err = erc == -EINVAL ? KERR_INVALID_PARTITIONS : kafka_error_from(erc);
+			if (erc)
+				snprintf(msg, sizeof(msg), "%s", chronik_strerror(erc));
+		}
+		kafka_write_str(w, false, t[i].name);
+		kafka_write_i16(w, err);
+		kafka_write_string(w, false, err ? msg : NULL);
+	}
+	rc = 0;
+out:
+	free(t);
+	return rc;
 }

@@ -222,6 +222,11 @@ void engine_partition_unref(struct partition *p)
 	free(p);
 }
 
+void engine_options_get(struct engine *e, struct engine_options *out)
+{
+	*out = e->opt; /* set at open, never changed */
+}
+
 int engine_partition_get(struct engine *e, const char *topic, int32_t partition,
 			 struct partition **out)
 {

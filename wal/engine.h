@@ -58,6 +58,8 @@ int engine_options_parse_fsync(struct engine_options *o, const char *s);
  * (unknown key) or -EINVAL (bad value). */
 int engine_options_set(struct engine_options *o, const char *key, const char *value);
 
+/* The options e was opened with (the defaults filled in). */
+void engine_options_get(struct engine *e, struct engine_options *out);
 /* Open (creating if needed) the data directory dir, take its lock, recover
  * the WAL. CHRONIK_ELOCKED if another process holds it; CHRONIK_ECORRUPT if
  * a frame before the tail is invalid and !o->repair. *out owned by caller. */

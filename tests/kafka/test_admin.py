@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""confluent-kafka-python's AdminClient against a mounted chronikd: topic
+configs described and altered (legacy AlterConfigs; the incremental one
+when the installed client has it), partitions added, groups listed; every
+result checked against the mount (TOPIC/config.json, partition
+directories) and `chronik info`.
+
+Usage: test_admin.py CHRONIKD CHRONIK
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from kafkatest import diag, exit_status, ok
+
+try:
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigSource,
+                                       NewPartitions, NewTopic)
+except ImportError:
+    print("1..0 # SKIP confluent-kafka-python not installed")
+    sys.exit(0)
+
+if len(sys.argv) < 3 or not os.access(sys.argv[1], os.X_OK):
+    print("1..0 # SKIP no chronikd binary given")
+    sys.exit(0)
+if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+    print("1..0 # SKIP no /dev/fuse or fusermount3 on this machine")
+    sys.exit(0)
+
+CHRONIKD, CHRONIK = sys.argv[1], sys.argv[2]
+tmp = tempfile.mkdtemp(prefix="chronik-admin.")
+DATA, MNT = os.path.join(tmp, "data"), os.path.join(tmp, "mnt")
+os.mkdir(MNT)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+PORT = s.getsockname()[1]
+s.close()
+BROKER = "127.0.0.1:%d" % PORT
+daemon = None
+
+
+def until(cond, seconds=10):
+    """Poll cond() until true or seconds pass; its last value."""
+    end = time.monotonic() + seconds
+    while True:
+        v = cond()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(0.05)
+
+
+def serving():
+    try:
+        socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def config_json(topic):
+    with open(os.path.join(MNT, topic, "config.json")) as f:
+        return json.load(f)
+
+
+def chronik_info():
+    out = subprocess.run([CHRONIK, "--data", DATA, "info"], capture_output=True, timeout=30)
+    return json.loads(out.stdout.decode()) if out.returncode == 0 else None
+
+
+def describe(admin, rtype, name):
+    """{name: ConfigEntry} of one resource, or the exception."""
+    res = ConfigResource(rtype, name)
+    try:
+        return admin.describe_configs([res], request_timeout=15)[res].result(timeout=15)
+    except KafkaException as e:
+        return e
+
+
+def alter(admin, rtype, name, cfg):
+    """None on success, else the KafkaError."""
+    res = ConfigResource(rtype, name, set_config=cfg)
+    try:
+        admin.alter_configs([res], request_timeout=15)[res].result(timeout=15)
+        return None
+    except KafkaException as e:
+        return e.args[0]
+
+
+def main():
+    global daemon
+    print("1..19", flush=True)
+    log = open(os.path.join(tmp, "chronikd.log"), "w")
+    daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
+                               "default.partitions=1", DATA, MNT],
+                              stdout=log, stderr=log)
+    if not ok(until(lambda: os.path.ismount(MNT)) and until(serving),
+              "chronikd mounts and serves Kafka on " + BROKER):
+        return
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    fs = admin.create_topics([NewTopic("cfg", 2, 1, config={"retention.ms": "1000"})],
+                             request_timeout=15)
+    fs["cfg"].result(timeout=15)
+
+    d = describe(admin, ConfigResource.Type.TOPIC, "cfg")
+    ok(not isinstance(d, Exception) and d["retention.ms"].value == "1000" and
+       d["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and
+       d["cleanup.policy"].value == "delete" and d["cleanup.policy"].is_default and
+       d["segment.bytes"].value == "1073741824" and len(d) == 7,
+       "describe_configs: retention.ms 1000 set on the topic, Kafka's defaults for the rest")
+    syn = [] if isinstance(d, Exception) else [x.name for x in d["retention.ms"].synonyms.values()]
+    ok("log.retention.ms" in syn, "retention.ms lists its broker synonym: %s" % syn)
+
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg",
+                {"cleanup.policy": "compact", "retention.bytes": "4096"})
+    ok(err is None, "alter_configs of cfg: %s" % err)
+    cj = config_json("cfg")
+    ok(cj == {"cleanup.policy": "compact", "retention.bytes": "4096"},
+       "the mount's config.json holds what was set (legacy alter replaces): %s" % cj)
+    d = describe(admin, ConfigResource.Type.TOPIC, "cfg")
+    ok(not isinstance(d, Exception) and d["cleanup.policy"].value == "compact" and
+       d["retention.ms"].value == "604800000" and d["retention.ms"].is_default,
+       "describe_configs shows the change, retention.ms back to its default")
+
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"no.such.key": "1"})
+    ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
+       "an unknown key gets INVALID_CONFIG (40) and changes nothing: %s" % err)
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"retention.ms": "soon"})
+    ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
+       "a bad value gets INVALID_CONFIG (40): %s" % err)
+    err = alter(admin, ConfigResource.Type.BROKER, "1", {"num.partitions": "3"})
+    ok(err is not None and err.code() == 42, "the broker's configs are read-only: %s" % err)
+    d = describe(admin, ConfigResource.Type.BROKER, "1")
+    ok(not isinstance(d, Exception) and d["num.partitions"].value == "1" and
+       d["num.partitions"].is_read_only and d["broker.id"].value == "1",
+       "describe_configs of the broker: num.partitions 1, read-only")
+    d = describe(admin, ConfigResource.Type.TOPIC, "nosuch")
+    ok(isinstance(d, Exception) and d.args[0].code() == 3,
+       "describe_configs of an unknown topic: %s" % d)
+
+    if hasattr(admin, "incremental_alter_configs"):
+        diag("incremental_alter_configs present but not exercised here")
+    fs = admin.create_partitions([NewPartitions("cfg", 4)], request_timeout=15)
+    try:
+        fs["cfg"].result(timeout=15)
+        err = None
+    except KafkaException as e:
+        err = e.args[0]
+    names = sorted(os.listdir(os.path.join(MNT, "cfg")))
+    ok(err is None and names == ["0", "1", "2", "3", "config.json"],
+       "create_partitions to 4: the mount shows %s at once (%s)" % (names, err))
+    info = chronik_info()
+    parts = None
+    if info:
+        parts = [t["partitions"] for t in info["topics"] if t["name"] == "cfg"]
+    ok(parts == [4], "chronik info shows 4 partitions: %s" % parts)
+    fs = admin.create_partitions([NewPartitions("cfg", 3)], request_timeout=15)
+    try:
+        fs["cfg"].result(timeout=15)
+        err = None
+    except KafkaException as e:
+        err = e.args[0]
+    ok(err is not None and err.code() == 37, "create_partitions to 3 gets 37: %s" % err)
+
+    p = Producer({"bootstrap.servers": BROKER})
+    p.produce("cfg", b"on-three", partition=3)
+    left = p.flush(15)
+    with open(os.path.join(MNT, "cfg", "3", "data"), "rb") as f:
+        data = f.read()
+    ok(left == 0 and data == b"on-three\n", "a record produced to partition 3 is in its data file")
+
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": "pg",
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("cfg", 3, 1)], asynchronous=False)
+    c.close()
+    groups = [g.id for g in admin.list_groups(timeout=15)]
+    ok("pg" in groups, "list_groups lists pg: %s" % groups)
+    info = chronik_info()
+    ok(info is not None and info["groups"].get("pg", {}).get("cfg/3", {}).get("offset") == 1,
+       "chronik info shows pg's offset of cfg/3")
+    one = admin.list_groups("pg", timeout=15)
+    ok(len(one) == 1 and one[0].state == "Empty" and one[0].protocol_type == "consumer",
+       "list_groups('pg') describes it: %s" %
+       [(g.id, g.state, g.protocol_type) for g in one])
+    ok(daemon.poll() is None, "chronikd still running")
+
+
+try:
+    main()
+finally:
+    if daemon:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    if os.path.ismount(MNT):
+        subprocess.run(["fusermount3", "-uz", MNT])
+    shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(exit_status())
