@@ -29,7 +29,7 @@ if [ -z "$modules" ]; then
 	modules=$prefix/node_modules
 fi
 
-plan 7
+plan 14
 server_start --partitions 1
 NODE_PATH=$modules lim 150 node "$here/kafkajs_test.js" "$BROKER" >"$T/js.out" 2>"$T/js.err"
 st=$?

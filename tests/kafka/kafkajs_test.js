@@ -1,10 +1,12 @@
 // kafkajs_test.js - kafkajs against the listener: topic creation, keyed
 // produce with acks=-1, a consumer group round trip, and a second run of the
-// group resuming at the committed offsets.
+// group resuming at the committed offsets; then the admin APIs on that
+// group and topic (listGroups, describeGroups, fetchOffsets, createPartitions,
+// describeConfigs, alterConfigs, deleteGroups).
 // Usage: node kafkajs_test.js BROKER
 // Prints "RESULT <0|1> <description>" lines; kafkajs.sh turns them into TAP.
 'use strict';
-const { Kafka, logLevel } = require('kafkajs');
+const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs');
 
 const broker = process.argv[2];
 const kafka = new Kafka({ clientId: 'chronik-js', brokers: [broker], logLevel: logLevel.NOTHING,
@@ -81,6 +83,51 @@ async function main() {
 	const again = await consumeN('jsg', 20, 30000);
 	result(again.length === 20 && again.every((m) => m.value.startsWith('after-')),
 		`a second run of the group reads only the ${again.length} new records`);
+	await adminChecks();
+}
+
+async function adminChecks() {
+	const admin = kafka.admin();
+	await admin.connect();
+	let lg = await admin.listGroups();
+	const jsg = lg.groups.find((g) => g.groupId === 'jsg');
+	result(jsg && jsg.protocolType === 'consumer', `listGroups lists jsg: ${JSON.stringify(lg.groups)}`);
+	const dg = await admin.describeGroups(['jsg', 'ghost']);
+	const st = dg.groups.map((g) => `${g.groupId}:${g.state}:${g.members.length}`).join(',');
+	result(st === 'jsg:Empty:0,ghost:Dead:0', `describeGroups: ${st}`);
+	const fo = await admin.fetchOffsets({ groupId: 'jsg', topics: ['js'] });
+	const sum = fo[0].partitions.reduce((a, p) => a + Number(p.offset), 0);
+	result(sum === 520, `fetchOffsets: the committed offsets add up to ${sum} of 520 records`);
+
+	await admin.createPartitions({ topicPartitions: [{ topic: 'js', count: 3 }] });
+	const meta = await admin.fetchTopicMetadata({ topics: ['js'] });
+	result(meta.topics[0].partitions.length === 3, `createPartitions: js has ${meta.topics[0].partitions.length} partitions`);
+
+	const describe = async () => {
+		const d = await admin.describeConfigs({ includeSynonyms: false,
+			resources: [{ type: ConfigResourceTypes.TOPIC, name: 'js', configNames: ['retention.ms'] }] });
+		const e = d.resources[0].configEntries;
+		return e.length === 1 ? `${e[0].configName}=${e[0].configValue}:${e[0].isDefault}` : JSON.stringify(e);
+	};
+	const before = await describe();
+	await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC,
+		name: 'js', configEntries: [{ name: 'retention.ms', value: '5000' }] }] });
+	const after = await describe();
+	result(before === 'retention.ms=604800000:true' && after === 'retention.ms=5000:false',
+		`describeConfigs / alterConfigs: ${before} then ${after}`);
+
+	const del = await admin.deleteGroups(['jsg']);
+	lg = await admin.listGroups();
+	result(del.length === 1 && del[0].errorCode === 0 && !lg.groups.some((g) => g.groupId === 'jsg'),
+		'deleteGroups deletes jsg: listGroups no longer has it');
+	let code = null;
+	try {
+		await admin.deleteGroups(['ghost']);
+	} catch (e) {
+		code = e.groups && e.groups[0] && e.groups[0].errorCode;
+	}
+	result(code === 69, `deleteGroups of an unknown group fails with ${code} (69 GROUP_ID_NOT_FOUND)`);
+	await admin.disconnect();
 }
 
 main().then(() => process.exit(0)).catch((e) => {
