@@ -115,8 +115,8 @@ static bool value_valid(const struct topic_key *k, const char *v)
 		return policy_valid(v);
 	case V_COMPRESSION:
 		return strcmp(v, "uncompressed") == 0 || strcmp(v, "zstd") == 0 ||
-		       strcmp(v, "lz4") == 0 || strcmp(v, "snappy") == 0 || strcmp(v, "gzip") == 0 ||
-		       strcmp(v, "producer") == 0;
+		       strcmp(v, "lz4") == 0 || strcmp(v, "snappy") == 0 ||
+		       strcmp(v, "gzip") == 0 || strcmp(v, "producer") == 0;
 	case V_LONG_MIN1:
 	case V_LONG_MIN0:
 	case V_INT_MIN14: {
@@ -188,20 +188,22 @@ static int broker_settings(struct kafka_request *req, char (*out)[2][64], int ca
 	const struct kafka_options *ko = &req->l->o;
 	int n = 0;
 	engine_options_get(req->l->e, &eo);
-#define SET(k, ...)                                                  \
-	do {                                                         \
-		if (n < cap) {                                       \
-			snprintf(out[n][0], 64, "%s", k);            \
-			snprintf(out[n][1], 64, __VA_ARGS__);        \
-			n++;                                         \
-		}                                                    \
+#define SET(k, ...)                                           \
+	do {                                                  \
+		if (n < cap) {                                \
+			snprintf(out[n][0], 64, "%s", k);     \
+			snprintf(out[n][1], 64, __VA_ARGS__); \
+			n++;                                  \
+		}                                             \
 	} while (0)
 	SET("auto.create.topics.enable", "%s", ko->auto_create_topics ? "true" : "false");
 	SET("broker.id", "%s", NODE_ID_STR);
 	SET("connections.max.idle.ms", "%d", (int)ko->connections_max_idle_ms);
 	SET("default.replication.factor", "1");
 	SET("fsync", "%s",
-	    eo.fsync == FSYNC_EVERY ? "every" : eo.fsync == FSYNC_NEVER ? "never" : "interval");
+	    eo.fsync == FSYNC_EVERY ? "every" :
+	    eo.fsync == FSYNC_NEVER ? "never" :
+				      "interval");
 	SET("max.partitions", "%d", (int)eo.max_partitions);
 	SET("max.topics", "%d", (int)eo.max_topics);
 	SET("num.partitions", "%d", (int)eo.default_partitions);
@@ -267,7 +269,8 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 					 CHRONIK_ENOTOPIC;
 			err = kafka_error_from(rc);
 			if (rc)
-				msg = rc == CHRONIK_ENOTOPIC ? "unknown topic" : chronik_strerror(rc);
+				msg = rc == CHRONIK_ENOTOPIC ? "unknown topic" :
+							       chronik_strerror(rc);
 		} else if (type == RESOURCE_BROKER) {
 			if (!broker_name_ok(name)) {
 				err = KERR_INVALID_REQUEST;
@@ -297,11 +300,10 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 					continue;
 				bool set = cfg && json_object_object_get_ex(cfg, tk->name, &val) &&
 					   val;
-				config_entry_write(w, v, tk->name,
-						   set ? json_object_get_string(val) : tk->def,
-						   false,
-						   set ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG,
-						   synonyms, tk->synonym, tk->def, SOURCE_DEFAULT_CONFIG);
+				config_entry_write(
+					w, v, tk->name, set ? json_object_get_string(val) : tk->def,
+					false, set ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG,
+					synonyms, tk->synonym, tk->def, SOURCE_DEFAULT_CONFIG);
 				written++;
 			}
 			json_object_put(cfg);
@@ -363,8 +365,7 @@ static char *policy_edit(const char *cur, const char *item, bool append)
 /* Apply one resource's changes (configs at, n of them; incremental: with
  * an operation each) to the topic's config. *msg: a static text on error. */
 static int16_t topic_config_alter(struct kafka_request *req, const char *topic, const uint8_t *at,
-				  int32_t n, bool incremental, bool validate_only,
-				  const char **msg)
+				  int32_t n, bool incremental, bool validate_only, const char **msg)
 {
 	struct kafka_reader cr;
 	char *json = NULL;
@@ -441,7 +442,8 @@ static int16_t topic_config_alter(struct kafka_request *req, const char *topic, 
 	}
 	if (!err && !validate_only) {
 		rc = engine_topic_config_set(
-			req->l->e, topic, json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
+			req->l->e, topic,
+			json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
 		err = kafka_error_from(rc);
 		if (rc)
 			*msg = chronik_strerror(rc);

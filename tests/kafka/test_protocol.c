@@ -2,7 +2,8 @@
  * produce (CRC, errors, idempotent retries, sequence gaps), fetch (byte for
  * byte, out of range, long poll woken by another connection), list offsets,
  * topic admin (and its limits), standalone offset commits, the group
- * admin APIs (ListGroups, DescribeGroups, OffsetDelete, DeleteGroups), ordering,
+ * admin APIs (ListGroups, DescribeGroups, OffsetDelete, DeleteGroups),
+ * configs (IncrementalAlterConfigs, DescribeConfigs), CreatePartitions, ordering,
  * acks=0, and malformed frames closing only their own connection.
  *
  * Usage: test_kafka_protocol KAFKA_SERVER_BINARY
@@ -14,6 +15,8 @@
 #include "kclient.h"
 
 static struct kserver srv;
+static int create_partitions(int fd, struct kafka_writer *w, const char *const *topics,
+			     const int32_t *counts, int n, bool validate_only, int16_t *errs);
 /* Correlation ids, shared by the test threads. */
 static _Atomic int32_t corr = 100;
 static int64_t last_list_ts; /* Timestamp of the last list_offset answer */
@@ -844,6 +847,11 @@ static void test_topic_limits(const char *bin, struct kafka_writer *w)
 	ok(err == 3, "and creates nothing (%d)", err);
 	ok(create_topic(fd, w, "lim-b", 8, msg, sizeof(msg)) == 0,
 	   "8 partitions (exactly 10) are created");
+	const char *const limb[1] = { "lim-b" };
+	const int32_t nine[1] = { 9 };
+	int16_t perr = -1;
+	rc = create_partitions(fd, w, limb, nine, 1, false, &perr);
+	ok(rc == 0 && perr == 44, "CreatePartitions past max.partitions gets 44 (%d)", perr);
 	rc = metadata_autocreate(fd, w, "lim-c");
 	ok(rc == 44, "a third topic by Metadata auto-create gets 44 (%d)", rc);
 	rc = create_topic(fd, w, "lim-c", -1, msg, sizeof(msg));
@@ -1103,6 +1111,174 @@ static void test_group_admin(int fd, struct kafka_writer *w)
 	free(buf);
 }
 
+/* IncrementalAlterConfigs v0 of one resource: n (name, op, value)
+ * triples. The resource's error code, -100 when malformed. */
+static int incremental_alter(int fd, struct kafka_writer *w, int8_t type, const char *name,
+			     const char *const *cfg, const int8_t *ops, int n)
+{
+	struct kafka_reader r;
+	kc_begin(w, 44, 0, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_i8(w, type);
+	kafka_write_string(w, false, name);
+	kafka_write_array(w, false, n);
+	for (int i = 0; i < n; i++) {
+		kafka_write_string(w, false, cfg[2 * i]);
+		kafka_write_i8(w, ops[i]);
+		kafka_write_string(w, false, cfg[2 * i + 1]);
+	}
+	kafka_write_bool(w, false);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t nr = kafka_read_array(&r, false, false, 4);
+	int16_t err = kafka_read_i16(&r);
+	kafka_read_string(&r, false, true);
+	int8_t rt = kafka_read_i8(&r);
+	struct kafka_str rn = kafka_read_string(&r, false, false);
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || nr != 1 ||
+		  rt != type || !kafka_str_eq(rn, name);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* DescribeConfigs (v0 or v1 with synonyms) of topic proto's keys k1, k2:
+ * "name=value:default-or-source:synonyms" for each into out; the
+ * resource's error code, -100 when malformed. */
+static int describe_proto(int fd, struct kafka_writer *w, int16_t v, const char *k1, const char *k2,
+			  char *out, size_t cap)
+{
+	struct kafka_reader r;
+	out[0] = 0;
+	kc_begin(w, 32, v, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_i8(w, 2);
+	kafka_write_string(w, false, "proto");
+	kafka_write_array(w, false, 2);
+	kafka_write_string(w, false, k1);
+	kafka_write_string(w, false, k2);
+	if (v >= 1)
+		kafka_write_bool(w, true);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 4);
+	int16_t err = kafka_read_i16(&r);
+	kafka_read_string(&r, false, true);
+	kafka_read_i8(&r);
+	kafka_read_string(&r, false, false);
+	int32_t nc = kafka_read_array(&r, false, false, 4);
+	for (int32_t i = 0; i < nc && !kafka_reader_failed(&r); i++) {
+		struct kafka_str name = kafka_read_string(&r, false, false);
+		struct kafka_str val = kafka_read_string(&r, false, true);
+		kafka_read_bool(&r);
+		int src = v == 0 ? kafka_read_bool(&r) : kafka_read_i8(&r);
+		kafka_read_bool(&r);
+		int32_t ns = 0;
+		if (v >= 1) {
+			ns = kafka_read_array(&r, false, false, 5);
+			for (int32_t k = 0; k < ns && !kafka_reader_failed(&r); k++) {
+				kafka_read_string(&r, false, false);
+				kafka_read_string(&r, false, true);
+				kafka_read_i8(&r);
+			}
+		}
+		snprintf(out + strlen(out), cap - strlen(out), "%.*s=%.*s:%d:%d,", name.len,
+			 name.ptr, val.len > 0 ? val.len : 0, val.ptr ? val.ptr : "", src, ns);
+	}
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0;
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* CreatePartitions v1: n (topic, count) pairs; their error codes. */
+static int create_partitions(int fd, struct kafka_writer *w, const char *const *topics,
+			     const int32_t *counts, int n, bool validate_only, int16_t *errs)
+{
+	struct kafka_reader r;
+	kc_begin(w, 37, 1, ++corr, 0);
+	kafka_write_array(w, false, n);
+	for (int i = 0; i < n; i++) {
+		kafka_write_string(w, false, topics[i]);
+		kafka_write_i32(w, counts[i]);
+		kafka_write_array(w, false, -1);
+	}
+	kafka_write_i32(w, 5000);
+	kafka_write_bool(w, validate_only);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t nr = kafka_read_array(&r, false, false, 4);
+	for (int32_t i = 0; i < nr && i < n; i++) {
+		kafka_read_string(&r, false, false);
+		errs[i] = kafka_read_i16(&r);
+		struct kafka_str msg = kafka_read_string(&r, false, true);
+		if ((errs[i] == 0) != (msg.len < 0))
+			errs[i] = -101; /* a message exactly when there is an error */
+	}
+	int bad = !buf || kafka_reader_failed(&r) || kafka_reader_left(&r) != 0 || nr != n;
+	free(buf);
+	return bad ? -100 : 0;
+}
+
+/* Configs at the wire level: IncrementalAlterConfigs' operations and
+ * error codes, DescribeConfigs v0 and v1 layouts, CreatePartitions' error
+ * codes. */
+static void test_config_admin(int fd, struct kafka_writer *w)
+{
+	char text[512];
+	int rc;
+
+	static const char *const set1[] = { "retention.ms", "2000", "cleanup.policy", "compact" };
+	static const int8_t ops1[] = { 0, 2 };
+	rc = incremental_alter(fd, w, 2, "proto", set1, ops1, 2);
+	ok(rc == 0, "IncrementalAlterConfigs v0: SET retention.ms, APPEND cleanup.policy (%d)", rc);
+	rc = describe_proto(fd, w, 0, "cleanup.policy", "retention.ms", text, sizeof(text));
+	ok(rc == 0 && strcmp(text, "cleanup.policy=delete,compact:0:0,retention.ms=2000:0:0,") == 0,
+	   "DescribeConfigs v0: %s", text);
+	rc = describe_proto(fd, w, 1, "retention.ms", "segment.bytes", text, sizeof(text));
+	ok(rc == 0 && strcmp(text, "retention.ms=2000:1:2,segment.bytes=1073741824:5:1,") == 0,
+	   "DescribeConfigs v1 with synonyms (source 1 topic, 5 default): %s", text);
+
+	static const char *const bad1[] = { "retention.ms", "5" };
+	static const int8_t append[] = { 2 };
+	rc = incremental_alter(fd, w, 2, "proto", bad1, append, 1);
+	ok(rc == 40, "APPEND to retention.ms (not a list) gets 40 INVALID_CONFIG (%d)", rc);
+	static const char *const bad2[] = { "retention.ms", "3000", "no.such.key", "1" };
+	static const int8_t sets[] = { 0, 0 };
+	rc = incremental_alter(fd, w, 2, "proto", bad2, sets, 2);
+	int rc2 = describe_proto(fd, w, 0, "retention.ms", "x", text, sizeof(text));
+	ok(rc == 40 && rc2 == 0 && strcmp(text, "retention.ms=2000:0:0,") == 0,
+	   "an unknown key gets 40 and nothing of its resource changes (%d: %s)", rc, text);
+	static const char *const del1[] = { "retention.ms", NULL };
+	static const int8_t dels[] = { 1 };
+	rc = incremental_alter(fd, w, 2, "proto", del1, dels, 1);
+	rc2 = describe_proto(fd, w, 0, "retention.ms", "x", text, sizeof(text));
+	ok(rc == 0 && rc2 == 0 && strcmp(text, "retention.ms=604800000:1:0,") == 0,
+	   "DELETE returns retention.ms to its default (%s)", text);
+	rc = incremental_alter(fd, w, 4, "1", set1, sets, 1);
+	rc2 = incremental_alter(fd, w, 3, "g", set1, sets, 1);
+	ok(rc == 42 && rc2 == 42, "the broker (4) is read-only, a group (3) has no configs: %d %d",
+	   rc, rc2);
+	rc = incremental_alter(fd, w, 2, "nope", set1, sets, 1);
+	ok(rc == 3, "an unknown topic gets 3 (%d)", rc);
+
+	const char *const topics[4] = { "proto", "nope", "dup", "dup" };
+	const int32_t counts[4] = { 2, 5, 4, 4 };
+	int16_t errs[4] = { -1, -1, -1, -1 };
+	rc = create_partitions(fd, w, topics, counts, 4, false, errs);
+	ok(rc == 0 && errs[0] == 37 && errs[1] == 3 && errs[2] == 42 && errs[3] == 42,
+	   "CreatePartitions v1: 37 for no growth, 3 unknown, 42 twice named (%d %d %d %d)",
+	   errs[0], errs[1], errs[2], errs[3]);
+	const int32_t three[1] = { 3 };
+	rc = create_partitions(fd, w, topics, three, 1, true, errs);
+	int16_t e2 = -1;
+	rc2 = create_partitions(fd, w, topics, three, 1, false, &e2);
+	ok(rc == 0 && errs[0] == 0 && rc2 == 0 && e2 == 0,
+	   "validate-only changes nothing: the real request to 3 succeeds after it (%d, %d)",
+	   errs[0], e2);
+	int16_t e3 = -1;
+	rc = create_partitions(fd, w, topics, three, 1, false, &e3);
+	ok(rc == 0 && e3 == 37, "and proto has 3 now: asking 3 again gets 37 (%d)", e3);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -1122,6 +1298,7 @@ int main(int argc, char **argv)
 	test_idempotence(fd, &w);
 	test_offsets(fd, &w);
 	test_group_admin(fd, &w);
+	test_config_admin(fd, &w);
 	test_ordering(fd, &w);
 	close(fd);
 	test_malformed(&w);
