@@ -16,7 +16,17 @@
  *                        deleted topic's id is never handed out again)
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
- * and skipped (forward compatibility). Every event is written with one
+ * and skipped (forward compatibility). A known event is checked as the
+ * live call that wrote it would have checked it, and one that the live
+ * call could not have written is corruption (CHRONIK_ECORRUPT, the open
+ * fails as for any damage before the tail):
+ *   topic.create  name valid (engine_topic_name_valid), 1 <= id <=
+ *                 UINT32_MAX, 1 <= partitions <= TOPIC_PARTITIONS_MAX,
+ *                 config absent or an object, and no other live topic of
+ *                 that name (the same id again is a snapshot's repeat,
+ *                 and is skipped);
+ *   topic.config  config an object;
+ *   group.offset  group and topic strings, partition >= 0. Every event is written with one
  * pwrite and made durable with fdatasync before the call returns. Recovery
  * follows frame.h: a torn tail is truncated, earlier damage fails the open
  * unless repair. When the log holds many more events than the state needs
@@ -38,6 +48,8 @@
 #include "log.h"
 
 #define META_SNAPSHOT_MIN_FRAMES 4096
+/* The most partitions a topic may have (create and replay). */
+#define TOPIC_PARTITIONS_MAX 100000
 
 bool engine_topic_name_valid(const char *name)
 {
@@ -186,11 +198,15 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		int64_t id = GET_INT("id"), np = GET_INT("partitions"), ct = GET_INT("ctime_ns");
 		json_object *cfg = NULL;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!name || id <= 0 || np <= 0 || np > 1000000)
+		if (!name || !engine_topic_name_valid(name) || id <= 0 || id > UINT32_MAX ||
+		    np <= 0 || np > TOPIC_PARTITIONS_MAX ||
+		    (cfg && !json_object_is_type(cfg, json_type_object)))
 			return CHRONIK_ECORRUPT;
 		/* A snapshot re-read by a live reader repeats known topics. */
 		if (meta_topic_find_id(e, (uint32_t)id))
 			return 0;
+		if (meta_topic_find(e, name))
+			return CHRONIK_ECORRUPT;
 		return state_topic_add(
 			e, name, (uint32_t)id, (int32_t)np,
 			cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN) : "{}",
@@ -207,7 +223,9 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		json_object *cfg = NULL;
 		char *c;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!t || !cfg)
+		if (!cfg || !json_object_is_type(cfg, json_type_object))
+			return CHRONIK_ECORRUPT;
+		if (!t)
 			return 0;
 		c = strdup(json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
 		if (!c)
@@ -218,7 +236,8 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 	}
 	if (strcmp(type, "group.offset") == 0) {
 		const char *group = GET_STR("group"), *topic = GET_STR("topic");
-		if (!group || !topic)
+		if (!group || !topic || GET_INT("partition") < 0 ||
+		    GET_INT("partition") > INT32_MAX)
 			return CHRONIK_ECORRUPT;
 		s = GET_STR("metadata");
 		state_group_offset(e, group, topic, (int32_t)GET_INT("partition"),
@@ -614,7 +633,7 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 		return CHRONIK_EBADNAME;
 	if (partitions <= 0)
 		partitions = e->opt.default_partitions;
-	if (partitions > 100000)
+	if (partitions > TOPIC_PARTITIONS_MAX)
 		return -EINVAL;
 	rc = config_normalize(config_json, &cfg);
 	if (rc)
