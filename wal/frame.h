@@ -77,6 +77,10 @@
  *   5. V2: the batch parses (magic 2, batchLength + 12 == its size), its CRC
  *      matches, and its baseOffset, lastOffsetDelta and recordCount agree
  *      with the header; V1: key, value and headers fill the frame exactly.
+ * The records inside a V2 batch are not decoded here (recovery would have
+ * to decompress every batch): the append path checked them (batch_raw_size:
+ * recordCount records, offset deltas 0, 1, 2, ..., raw length), the CRCs
+ * keep them, and engine_verify decodes them again.
  *
  * RECOVERY (wal/recover.c)
  * ------------------------
