@@ -182,8 +182,7 @@ void kafka_producers_free(struct kafka_producers *p);
  * response to c->fd. 0 = keep the connection, -1 = close it (malformed).
  * The connection thread calls it for every request; the fuzz harness
  * (tests/fuzz/fuzz_kafka.c) calls it directly, on a fake connection. */
-int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len,
-		     struct kafka_writer *w);
+int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w);
 
 /* 1 when the client has closed or reset its end of the connection (a long
  * wait on its behalf can stop early). */
