@@ -86,6 +86,7 @@ class Log:
         self.returned = {}  # value -> partition: write() returned / acked
         self.acked_kafka = 0
         self.commits = {}  # partition -> highest committed offset that succeeded
+        self.ncommits = 0
         self.topics_made = set()  # mkdir returned, rmdir not started
         self.topics_gone = set()  # rmdir returned
         self.topics_unsure = set()  # rmdir started, did not return
@@ -112,6 +113,18 @@ class Cycle:
 
     # ---- the daemon ------------------------------------------------------
     def start(self):
+        # The free port may be taken by someone else before chronikd binds
+        # it: try a few.
+        for attempt in range(3):
+            try:
+                return self.start_once()
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                unmount(self.mnt)
+                self.port = free_port()
+
+    def start_once(self):
         self.errlog = open(os.path.join(self.args.workdir, "chronikd.log"), "ab")
         self.proc = subprocess.Popen(
             [self.args.chronikd, "-f", "--kafka", "127.0.0.1:%d" % self.port,
@@ -120,6 +133,7 @@ class Cycle:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.errlog.close()
                 raise RuntimeError("chronikd exited with %d" % self.proc.returncode)
             if is_mounted(self.mnt):
                 try:
@@ -128,6 +142,9 @@ class Cycle:
                 except OSError:
                     pass
             time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        self.errlog.close()
         raise RuntimeError("chronikd did not come up")
 
     def kill(self):
@@ -235,6 +252,7 @@ class Cycle:
                 part, off = int(f[1]), int(f[2])
                 with self.log.lock:
                     self.log.commits[part] = max(self.log.commits.get(part, -1), off)
+                    self.log.ncommits += 1
 
     def churner(self):
         i = 0
@@ -405,8 +423,10 @@ def main():
                 print("# " + text, flush=True)
     finally:
         print("# soak: %d cycles, %d acknowledged records checked (%d by Kafka), "
+              "%d group commits, %d topics created and deleted, "
               "%d losses, %d duplicates, %d other problems" %
-              (done, checked, log.acked_kafka, totals["loss"], totals["dup"], totals["other"]),
+              (done, checked, log.acked_kafka, log.ncommits, len(log.topics_gone),
+               totals["loss"], totals["dup"], totals["other"]),
               flush=True)
     return 0 if done == args.cycles and not any(totals.values()) else 1
 
