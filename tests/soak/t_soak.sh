@@ -2,7 +2,8 @@
 # t_soak.sh - the crash soak (soak.py) as a test: CYCLES cycles of chronikd
 # under mixed load killed with SIGKILL, each checked (TAP, one point per
 # cycle). By hand: tests/soak/t_soak.sh CHRONIKD CHRONIK [CYCLES [SEED]]
-# (default 1000 cycles).
+# (default 1000 cycles); CHRONIK_SOAK_FSYNC=interval:50 or never runs
+# chronikd under that fsync policy instead of every.
 #
 # The mount is always removed at exit, whatever soak.py did.
 set -u
@@ -30,7 +31,8 @@ trap 'exit 1' INT TERM
 
 seed=()
 [ $# -ge 4 ] && seed=(--seed "$4")
-/usr/bin/python3 "$(dirname "$0")/soak.py" "$1" "$2" "$T" --cycles "${3:-1000}" --tap "${seed[@]}"
+/usr/bin/python3 "$(dirname "$0")/soak.py" "$1" "$2" "$T" --cycles "${3:-1000}" \
+	--fsync "${CHRONIK_SOAK_FSYNC:-every}" --tap "${seed[@]}"
 rc=$?
 if [ $rc -ne 0 ] && [ -s "$T/chronikd.log" ]; then
 	echo "# chronikd's log (last lines):"
