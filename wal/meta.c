@@ -19,7 +19,20 @@
  *                        deleted topic's id is never handed out again)
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
- * and skipped (forward compatibility). Each event is one frame, written
+ * and skipped (forward compatibility). A known event is checked as the
+ * live call that wrote it would have checked it, and one that the live
+ * call could not have written is corruption (CHRONIK_ECORRUPT, the open
+ * fails as for any damage before the tail):
+ *   topic.create  name valid (engine_topic_name_valid), 1 <= id <=
+ *                 UINT32_MAX, 1 <= partitions <= TOPIC_PARTITIONS_MAX,
+ *                 config absent or an object, and no other live topic of
+ *                 that name (the same id again is a snapshot's repeat,
+ *                 and is skipped);
+ *   topic.config  config an object;
+ *   group.offset  group and topic strings, partition >= 0 (each entry of
+ *                 group.offsets likewise).
+ *
+ * Each event is one frame, written
  * with one pwrite and made durable with one fdatasync before the call
  * returns (the offsets of one engine_group_offsets_commit call, one
  * OffsetCommit request, are one "group.offsets" event); a failed one is
@@ -51,6 +64,8 @@
 #include "log.h"
 
 #define META_SNAPSHOT_MIN_FRAMES 4096
+/* The most partitions a topic may have (create and replay). */
+#define TOPIC_PARTITIONS_MAX 100000
 
 bool engine_topic_name_valid(const char *name)
 {
@@ -199,11 +214,15 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		int64_t id = GET_INT("id"), np = GET_INT("partitions"), ct = GET_INT("ctime_ns");
 		json_object *cfg = NULL;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!name || id <= 0 || np <= 0 || np > 1000000)
+		if (!name || !engine_topic_name_valid(name) || id <= 0 || id > UINT32_MAX ||
+		    np <= 0 || np > TOPIC_PARTITIONS_MAX ||
+		    (cfg && !json_object_is_type(cfg, json_type_object)))
 			return CHRONIK_ECORRUPT;
 		/* A snapshot re-read by a live reader repeats known topics. */
 		if (meta_topic_find_id(e, (uint32_t)id))
 			return 0;
+		if (meta_topic_find(e, name))
+			return CHRONIK_ECORRUPT;
 		return state_topic_add(
 			e, name, (uint32_t)id, (int32_t)np,
 			cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN) : "{}",
@@ -220,7 +239,9 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		json_object *cfg = NULL;
 		char *c;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!t || !cfg)
+		if (!cfg || !json_object_is_type(cfg, json_type_object))
+			return CHRONIK_ECORRUPT;
+		if (!t)
 			return 0;
 		c = strdup(json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
 		if (!c)
@@ -231,7 +252,8 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 	}
 	if (strcmp(type, "group.offset") == 0) {
 		const char *group = GET_STR("group"), *topic = GET_STR("topic");
-		if (!group || !topic)
+		if (!group || !topic || GET_INT("partition") < 0 ||
+		    GET_INT("partition") > INT32_MAX)
 			return CHRONIK_ECORRUPT;
 		s = GET_STR("metadata");
 		state_group_offset(e, group, topic, (int32_t)GET_INT("partition"),
@@ -240,28 +262,39 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 	}
 	if (strcmp(type, "group.offsets") == 0) {
 		const char *group = GET_STR("group");
-		json_object *arr = NULL;
+		json_object *arr = NULL, *x;
+		size_t n;
 		if (!group || !json_object_object_get_ex(v, "offsets", &arr) ||
 		    !json_object_is_type(arr, json_type_array))
 			return CHRONIK_ECORRUPT;
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			json_object *o = json_object_array_get_idx(arr, i), *x;
-			const char *topic = json_object_object_get_ex(o, "topic", &x) ?
-						    json_object_get_string(x) :
-						    NULL;
-			if (!topic)
+		n = json_object_array_length(arr);
+		/* Every entry is checked before any is applied. */
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_array_get_idx(arr, i);
+			int64_t part;
+			if (!json_object_object_get_ex(o, "topic", &x) ||
+			    !json_object_is_type(x, json_type_string) ||
+			    !json_object_object_get_ex(o, "partition", &x) ||
+			    !json_object_is_type(x, json_type_int))
 				return CHRONIK_ECORRUPT;
-			s = json_object_object_get_ex(o, "metadata", &x) && x ?
+			part = json_object_get_int64(x);
+			if (part < 0 || part > INT32_MAX)
+				return CHRONIK_ECORRUPT;
+		}
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_array_get_idx(arr, i);
+			json_object_object_get_ex(o, "topic", &x);
+			const char *topic = json_object_get_string(x);
+			json_object_object_get_ex(o, "partition", &x);
+			int32_t part = json_object_get_int(x);
+			int64_t off = json_object_object_get_ex(o, "offset", &x) ?
+					      json_object_get_int64(x) :
+					      -1;
+			s = json_object_object_get_ex(o, "metadata", &x) &&
+					    json_object_is_type(x, json_type_string) ?
 				    json_object_get_string(x) :
 				    NULL;
-			state_group_offset(e, group, topic,
-					   json_object_object_get_ex(o, "partition", &x) ?
-						   json_object_get_int(x) :
-						   -1,
-					   json_object_object_get_ex(o, "offset", &x) ?
-						   json_object_get_int64(x) :
-						   -1,
-					   s);
+			state_group_offset(e, group, topic, part, off, s);
 		}
 		return 0;
 	}
@@ -757,7 +790,7 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 		return CHRONIK_EBADNAME;
 	if (partitions <= 0)
 		partitions = e->opt.default_partitions;
-	if (partitions > 100000)
+	if (partitions > TOPIC_PARTITIONS_MAX)
 		return -EINVAL;
 	rc = config_normalize(config_json, &cfg);
 	if (rc)
