@@ -15,6 +15,7 @@
 
 #include "chronikfs.h"
 #include "engine.h"
+#include "lines.h"
 
 /* Reads and writes go up to 1 MiB per request; st_blksize says so too. */
 #define FS_IO_SIZE (1u << 20)
@@ -114,8 +115,7 @@ struct fs_handle {
 	struct fs_part *part; /* in topic, or NULL for config.json */
 	int flags; /* open(2) flags */
 	/* data / records.jsonl: a trailing line without its newline yet */
-	char *pending;
-	size_t pending_len, pending_cap;
+	struct fs_lines lines;
 	uint64_t next_off; /* where a non-O_APPEND writer's next write lands */
 	bool wrote;
 	/* records.jsonl reads: a cursor positioned at view byte rpos, with the
@@ -233,6 +233,8 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		  const char *newname, unsigned int flags);
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		  struct fuse_file_info *fi);

@@ -14,6 +14,11 @@
  *   - rename, link, symlink, mknod: EPERM. create of a name that does not
  *     exist: EPERM (the tree has a fixed shape).
  *   - chmod, chown, utimes: accepted, changing nothing.
+ *   - No xattr operations: libfuse answers ENOSYS, which the kernel turns
+ *     into EOPNOTSUPP once and then stops asking (so a write does not cost
+ *     a security.capability lookup).
+ *   - A name of 250 characters or more (even past NAME_MAX: FUSE passes
+ *     up to 1024) is not a topic name: mkdir EINVAL, lookup ENOENT.
  *
  * Timeouts: the root's entries (topics) have entry timeout 0, so every path
  * walk asks whether the topic still exists; names below a topic are fixed
@@ -484,6 +489,18 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		  const char *newname, unsigned int flags)
 {
 	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, EPERM);
+}
+
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link, (void)parent, (void)name;
 	fuse_reply_err(req, EPERM);
 }
 

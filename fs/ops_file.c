@@ -151,26 +151,10 @@ static int grow(char **p, size_t *cap, size_t need)
 	return 0;
 }
 
-/* Append buf[0, n) to the partial line; -EFBIG when the result would be
- * longer than limit. */
-static int pending_add(struct fs_handle *h, const char *buf, size_t n, size_t limit)
-{
-	if (n == 0)
-		return 0;
-	if (h->pending_len + n > limit)
-		return -EFBIG;
-	int err = grow(&h->pending, &h->pending_cap, h->pending_len + n);
-	if (err < 0)
-		return err;
-	memcpy(h->pending + h->pending_len, buf, n);
-	h->pending_len += n;
-	return 0;
-}
-
 void fs_handle_free(struct fs_handle *h)
 {
 	jsonl_view_handle_fini(h);
-	free(h->pending);
+	fs_lines_fini(&h->lines);
 	free(h->text);
 	fs_topic_unref(h->topic);
 	pthread_mutex_destroy(&h->lock);
@@ -210,74 +194,26 @@ out:
 	return err;
 }
 
+/* fs_lines_emit_fn for a handle: the complete lines go to its partition. */
+static int emit_lines(void *arg, const char *buf, size_t len, size_t *bad)
+{
+	return append_lines(arg, buf, len, bad);
+}
+
 /* The write of buf[0, size) to an append view; h->lock held. *dropped is
  * set when the write failed on the line carried over from earlier writes
- * and that partial line was dropped (see the top of this file). */
+ * and that partial line was dropped (see the top of this file and lines.h). */
 static int view_write(struct fs_handle *h, const char *buf, size_t size, bool *dropped)
 {
-	const char *nl = memrchr(buf, '\n', size);
-	size_t head, bad, keep = h->pending_len;
-	int err;
-
-	*dropped = false;
-	if (!nl) {
-		err = pending_add(h, buf, size, FS_PENDING_MAX);
-		if (err == -EFBIG) {
-			h->pending_len = 0; /* the carried-over line is what is too long */
-			*dropped = true;
-		}
-		return err;
-	}
-	head = (size_t)(nl - buf) + 1;
-	if (h->pending_len == 0) {
-		err = append_lines(h, buf, head, &bad); /* straight from the request */
-	} else {
-		/* Only the carried-over line, up to the first newline, is held
-		 * to the limit; the complete lines after it are this write's
-		 * (at most one request) and go in the same batch. */
-		const char *first = memchr(buf, '\n', size);
-		size_t line_end = (size_t)(first - buf) + 1;
-		err = h->pending_len + line_end > FS_PENDING_MAX ?
-			      -EFBIG :
-			      pending_add(h, buf, head, FS_PENDING_MAX + head);
-		if (err == -EFBIG) {
-			h->pending_len = 0;
-			*dropped = true;
-		}
-		if (err < 0)
-			return err;
-		err = append_lines(h, h->pending, h->pending_len, &bad);
-		if (err == -EINVAL && bad == 1) {
-			h->pending_len = 0; /* the carried-over line is the bad one */
-			*dropped = true;
-		} else {
-			h->pending_len = err < 0 ? keep : 0;
-		}
-	}
-	if (err < 0)
-		return err;
-	err = pending_add(h, nl + 1, size - head, FS_PENDING_MAX);
-	/* the lines are in; a tail too long to keep fails the write anyway */
-	return err;
+	return fs_lines_write(&h->lines, buf, size, emit_lines, h, dropped);
 }
 
 int fs_handle_flush_pending(struct chronikfs *fs, struct fs_handle *h)
 {
-	size_t bad;
-	int err;
-
 	(void)fs;
-	if ((h->kind != FS_DATA && h->kind != FS_JSONL) || h->pending_len == 0)
+	if (h->kind != FS_DATA && h->kind != FS_JSONL)
 		return 0;
-	err = grow(&h->pending, &h->pending_cap, h->pending_len + 1);
-	if (err < 0)
-		return err;
-	h->pending[h->pending_len] = '\n';
-	err = append_lines(h, h->pending, h->pending_len + 1, &bad);
-	/* appended, or invalid for good: either way the line is done with */
-	if (err == 0 || err == -EINVAL)
-		h->pending_len = 0;
-	return err;
+	return fs_lines_flush(&h->lines, emit_lines, h);
 }
 
 /* ---- config.json ------------------------------------------------------------------- */
@@ -376,6 +312,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto fail;
 	}
 	pthread_mutex_init(&h->lock, NULL);
+	fs_lines_init(&h->lines, FS_PENDING_MAX);
 	h->kind = in.kind;
 	h->topic = t;
 	t = NULL;
@@ -516,7 +453,7 @@ static int view_end(struct fs_handle *h, uint64_t *end)
 		if (err < 0)
 			return err;
 	}
-	*end += h->pending_len;
+	*end += h->lines.len;
 	return 0;
 }
 

@@ -517,7 +517,8 @@ int kafka_handle_join_group(struct kafka_request *req)
 		int cl = req->client_id.len > 0 && req->client_id.len < 200 ? req->client_id.len :
 									      0;
 		snprintf(id, sizeof(id), "%.*s-%llu-%08x", cl, cl ? req->client_id.ptr : "",
-			 (unsigned long long)++g->seq, (unsigned)(kafka_wall_ms() * 2654435761u));
+			 (unsigned long long)++g->seq,
+			 (unsigned)((uint64_t)kafka_wall_ms() * 2654435761u));
 		if (m)
 			m->id = strdup(id);
 		if (!m || !m->id) {

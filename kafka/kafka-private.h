@@ -198,6 +198,13 @@ void kafka_groups_wake_all(struct kafka_groups *g);
 int kafka_producers_new(const struct kafka_options *o, struct kafka_producers **out);
 void kafka_producers_free(struct kafka_producers *p);
 
+/* Serve one request held in buf[0, len), the bytes after its size field:
+ * parse the header, dispatch through the request table, write the
+ * response to c->fd. 0 = keep the connection, -1 = close it (malformed).
+ * The connection thread calls it for every request; the fuzz harness
+ * (tests/fuzz/fuzz_kafka.c) calls it directly, on a fake connection. */
+int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w);
+
 /* 1 when the client has closed or reset its end of the connection (a long
  * wait on its behalf can stop early). */
 bool kafka_conn_peer_closed(const struct kafka_conn *c);

@@ -264,9 +264,7 @@ static void addr_to_str(const struct sockaddr_storage *ss, char *host, size_t ho
 
 /* ---- one request ---------------------------------------------------- */
 
-/* Serve one request held in buf[0, len). Returns 0 to keep the connection,
- * -1 to close it. */
-static int conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w)
+int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w)
 {
 	struct kafka_reader r;
 	struct kafka_request req;
@@ -382,7 +380,7 @@ static void *conn_main(void *arg)
 			break;
 		}
 		atomic_store(&c->serving, true);
-		int served = conn_serve(c, buf, (size_t)size, &w);
+		int served = kafka_conn_serve(c, buf, (size_t)size, &w);
 		atomic_store(&c->served, true);
 		atomic_store(&c->serving, false);
 		if (served < 0)

@@ -263,7 +263,8 @@ int engine_group_offset_fetch(struct engine *e, const char *group, const char *t
 /* ---- checks --------------------------------------------------------------------- */
 
 /* Re-read every frame of the WAL and check every CRC and every hot-index
- * entry against it. problem() (may be NULL) is called once per problem
+ * entry against it, and that every batch's records decode to the raw
+ * length its frame says. problem() (may be NULL) is called once per problem
  * found. Returns the number of problems (0 = clean) or <0 on error. */
 typedef void (*engine_problem_fn)(void *arg, const char *what);
 int engine_verify(struct engine *e, engine_problem_fn problem, void *arg);

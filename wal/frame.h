@@ -102,6 +102,10 @@
  *      with the header; V1: key, value and headers fill the frame exactly;
  *      V3: the frame is 32 bytes (its genuineness is checked by the reader
  *      of the file, who knows position and salt).
+ * The records inside a V2 batch are not decoded here (recovery would have
+ * to decompress every batch): the append path checked them (batch_raw_size:
+ * recordCount records, offset deltas 0, 1, 2, ..., raw length), the CRCs
+ * keep them, and engine_verify decodes them again.
  *
  * RECOVERY (wal/recover.c)
  * ------------------------

@@ -14,31 +14,52 @@
  *                        by engine_topic_partitions_add; never lowered)
  *   key "group.offset"  {"group": S, "topic": S, "partition": N,
  *                        "offset": N, "metadata": S or null}
- *   key "group.offset_delete" {"group": S, "topic": S, "partition": N}
- *                       (the partition's committed offset forgotten)
+ *   key "group.offsets" {"group": S, "offsets": [{"topic": S,
+ *                        "partition": N, "offset": N, "metadata": S or
+ *                        null}, ...]}  (one OffsetCommit request's)
+ *   key "group.offsets_delete" {"group": S, "offsets": [{"topic": S,
+ *                        "partition": N}, ...]}  (one OffsetDelete
+ *                        request's: those committed offsets forgotten)
  *   key "group.delete"  {"group": S}  (every offset of the group forgotten)
  *   key "topic.next_id" {"next_id": N}  (written by snapshots, so that a
  *                        deleted topic's id is never handed out again)
  *
  * A group exists while it has at least one committed offset: forgetting
- * its last one forgets the group. A snapshot holds only "group.offset"
- * events for what remains.
+ * its last one forgets the group. A snapshot holds only the offsets that
+ * remain.
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
- * and skipped (forward compatibility). Events are written in groups: one
- * event, or the offsets of one engine_group_offsets_commit or
- * engine_group_offsets_delete call (one OffsetCommit or OffsetDelete
- * request), with one pwrite and one fdatasync before the call
- * returns (a failed group is cut off durably, or every later one fails:
- * meta_write); the group's last frame carries FRAME_FLAG_GROUP_END (logs
- * written before groups existed have it on every frame). Recovery follows
- * frame.h's rule for version 1 files: the bytes from the first invalid
- * frame on are a torn tail when no valid frame follows it, or the valid
- * frames that follow end with the first GROUP_END frame after it (they
- * belong to the group whose fdatasync did not complete); a valid frame
- * after that is damage, which fails the open unless repair. When the log
- * holds many more events than the state needs (more than
- * META_SNAPSHOT_MIN_FRAMES, and four times the state's), it is rewritten
+ * and skipped (forward compatibility). A known event is checked as the
+ * live call that wrote it would have checked it, and one that the live
+ * call could not have written is corruption (CHRONIK_ECORRUPT, the open
+ * fails as for any damage before the tail):
+ *   topic.create  name valid (engine_topic_name_valid), 1 <= id <=
+ *                 UINT32_MAX, 1 <= partitions <= TOPIC_PARTITIONS_MAX,
+ *                 config absent or an object, and no other live topic of
+ *                 that name (the same id again is a snapshot's repeat,
+ *                 and is skipped);
+ *   topic.config  config an object;
+ *   topic.partitions  1 <= partitions <= TOPIC_PARTITIONS_MAX, and above
+ *                 the topic's count (an unknown id is skipped, as for
+ *                 topic.config);
+ *   group.offset  group and topic strings, partition >= 0 (each entry of
+ *                 group.offsets and group.offsets_delete likewise);
+ *   group.delete  group a string.
+ *
+ * Each event is one frame, written
+ * with one pwrite and made durable with one fdatasync before the call
+ * returns (the offsets of one engine_group_offsets_commit call, one
+ * OffsetCommit request, are one "group.offsets" event); a failed one is
+ * cut off durably, or every later one fails (meta_write). Every frame
+ * carries FRAME_FLAG_GROUP_END. An event is written only once the one
+ * before it is durable, so only the last frame can be torn: recovery
+ * truncates an invalid frame that no valid frame follows, and any other
+ * invalid frame fails the open unless repair. A value cannot fake a valid
+ * frame after a torn one: values are JSON text, in which a frame header's
+ * binary fields (NUL bytes among them) cannot stand. When the log holds
+ * many more entries than the state needs (an offsets event counts one per
+ * offset; more than META_SNAPSHOT_MIN_FRAMES, and four times the state's),
+ * it is rewritten
  * as a snapshot, at open and after an offset commit while running:
  * meta.log.tmp is written and fsynced, renamed over meta.log, and the
  * directory fsynced. So offsets committed over and over keep the log
@@ -57,6 +78,8 @@
 #include "log.h"
 
 #define META_SNAPSHOT_MIN_FRAMES 4096
+/* The most partitions a topic may have (create and replay). */
+#define TOPIC_PARTITIONS_MAX 100000
 
 bool engine_topic_name_valid(const char *name)
 {
@@ -235,11 +258,15 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		int64_t id = GET_INT("id"), np = GET_INT("partitions"), ct = GET_INT("ctime_ns");
 		json_object *cfg = NULL;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!name || id <= 0 || np <= 0 || np > 1000000)
+		if (!name || !engine_topic_name_valid(name) || id <= 0 || id > UINT32_MAX ||
+		    np <= 0 || np > TOPIC_PARTITIONS_MAX ||
+		    (cfg && !json_object_is_type(cfg, json_type_object)))
 			return CHRONIK_ECORRUPT;
 		/* A snapshot re-read by a live reader repeats known topics. */
 		if (meta_topic_find_id(e, (uint32_t)id))
 			return 0;
+		if (meta_topic_find(e, name))
+			return CHRONIK_ECORRUPT;
 		return state_topic_add(
 			e, name, (uint32_t)id, (int32_t)np,
 			cfg ? json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN) : "{}",
@@ -256,7 +283,9 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 		json_object *cfg = NULL;
 		char *c;
 		json_object_object_get_ex(v, "config", &cfg);
-		if (!t || !cfg)
+		if (!cfg || !json_object_is_type(cfg, json_type_object))
+			return CHRONIK_ECORRUPT;
+		if (!t)
 			return 0;
 		c = strdup(json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
 		if (!c)
@@ -268,18 +297,9 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 	if (strcmp(type, "topic.partitions") == 0) {
 		struct topic *t = meta_topic_find_id(e, (uint32_t)GET_INT("id"));
 		int64_t np = GET_INT("partitions");
-		if (np <= 0 || np > 1000000)
+		if (np <= 0 || np > TOPIC_PARTITIONS_MAX || (t && np <= t->nparts))
 			return CHRONIK_ECORRUPT;
-		if (!t || np <= t->nparts)
-			return 0;
-		return state_topic_grow(e, t, (int32_t)np);
-	}
-	if (strcmp(type, "group.offset_delete") == 0) {
-		const char *group = GET_STR("group"), *topic = GET_STR("topic");
-		if (!group || !topic)
-			return CHRONIK_ECORRUPT;
-		state_group_offset_delete(e, group, topic, (int32_t)GET_INT("partition"));
-		return 0;
+		return t ? state_topic_grow(e, t, (int32_t)np) : 0;
 	}
 	if (strcmp(type, "group.delete") == 0) {
 		const char *group = GET_STR("group");
@@ -290,11 +310,55 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 	}
 	if (strcmp(type, "group.offset") == 0) {
 		const char *group = GET_STR("group"), *topic = GET_STR("topic");
-		if (!group || !topic)
+		if (!group || !topic || GET_INT("partition") < 0 ||
+		    GET_INT("partition") > INT32_MAX)
 			return CHRONIK_ECORRUPT;
 		s = GET_STR("metadata");
 		state_group_offset(e, group, topic, (int32_t)GET_INT("partition"),
 				   GET_INT("offset"), s);
+		return 0;
+	}
+	if (strcmp(type, "group.offsets") == 0 || strcmp(type, "group.offsets_delete") == 0) {
+		bool forget = strcmp(type, "group.offsets_delete") == 0;
+		const char *group = GET_STR("group");
+		json_object *arr = NULL, *x;
+		size_t n;
+		if (!group || !json_object_object_get_ex(v, "offsets", &arr) ||
+		    !json_object_is_type(arr, json_type_array))
+			return CHRONIK_ECORRUPT;
+		n = json_object_array_length(arr);
+		/* Every entry is checked before any is applied. */
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_array_get_idx(arr, i);
+			int64_t part;
+			if (!json_object_object_get_ex(o, "topic", &x) ||
+			    !json_object_is_type(x, json_type_string) ||
+			    !json_object_object_get_ex(o, "partition", &x) ||
+			    !json_object_is_type(x, json_type_int))
+				return CHRONIK_ECORRUPT;
+			part = json_object_get_int64(x);
+			if (part < 0 || part > INT32_MAX)
+				return CHRONIK_ECORRUPT;
+		}
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_array_get_idx(arr, i);
+			json_object_object_get_ex(o, "topic", &x);
+			const char *topic = json_object_get_string(x);
+			json_object_object_get_ex(o, "partition", &x);
+			int32_t part = json_object_get_int(x);
+			if (forget) {
+				state_group_offset_delete(e, group, topic, part);
+				continue;
+			}
+			int64_t off = json_object_object_get_ex(o, "offset", &x) ?
+					      json_object_get_int64(x) :
+					      -1;
+			s = json_object_object_get_ex(o, "metadata", &x) &&
+					    json_object_is_type(x, json_type_string) ?
+				    json_object_get_string(x) :
+				    NULL;
+			state_group_offset(e, group, topic, part, off, s);
+		}
 		return 0;
 	}
 	if (strcmp(type, "topic.next_id") == 0) {
@@ -311,12 +375,13 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 
 /* ---- the log -------------------------------------------------------------- */
 
-static int meta_encode_flags(struct engine *e, const char *type, json_object *v, uint8_t flags,
-			     uint8_t **out, size_t *len)
+/* One event as one frame (a group of its own: FRAME_FLAG_GROUP_END). */
+static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
+		       size_t *len)
 {
 	struct frame_info fi = { 0 };
 	const char *val = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	fi.flags = flags;
+	fi.flags = FRAME_FLAG_GROUP_END;
 	fi.topic_id = 0;
 	fi.partition = 0;
 	fi.base_offset = e->meta_seq;
@@ -326,13 +391,6 @@ static int meta_encode_flags(struct engine *e, const char *type, json_object *v,
 	fi.value = (const uint8_t *)val;
 	fi.value_len = (int32_t)strlen(val);
 	return frame_v1_encode(&fi, out, len);
-}
-
-/* An event that is a group of its own. */
-static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
-		       size_t *len)
-{
-	return meta_encode_flags(e, type, v, FRAME_FLAG_GROUP_END, out, len);
 }
 
 /* Write one event durably, then apply it. Caller holds meta_lock (write).
@@ -661,7 +719,7 @@ int meta_open(struct engine *e)
 		uint8_t *map = malloc((size_t)st2.st_size + 1);
 		ssize_t got = map ? frame_reader_pread(e->meta_fd, map, (size_t)st2.st_size, 0) :
 				    -1;
-		bool later = false, group_end_seen = false;
+		bool later = false;
 		if (got >= 0) {
 			size_t size = (size_t)got;
 			for (size_t q = r.bad_pos + 1; q + 4 <= size && !later;) {
@@ -674,12 +732,7 @@ int meta_open(struct engine *e)
 					q++;
 					continue;
 				}
-				/* A valid frame after the group the damage is in. */
-				if (group_end_seen)
-					later = true;
-				if (fi.flags & FRAME_FLAG_GROUP_END)
-					group_end_seen = true;
-				q += fi.frame_len;
+				later = true; /* a valid event after the damage */
 			}
 		}
 		free(map);
@@ -800,7 +853,7 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 		return CHRONIK_EBADNAME;
 	if (partitions <= 0)
 		partitions = e->opt.default_partitions;
-	if (partitions > 100000)
+	if (partitions > TOPIC_PARTITIONS_MAX)
 		return -EINVAL;
 	rc = config_normalize(config_json, &cfg);
 	if (rc)
@@ -1013,65 +1066,52 @@ int engine_group_offset_commit(struct engine *e, const char *group, const char *
 	return engine_group_offsets_commit(e, group, &c, 1);
 }
 
-/* Write the events vs[0, n) of one type as one group: one pwrite, one
- * fdatasync, GROUP_END on the last frame; then apply them. Caller holds
- * meta_lock (write). Does not take ownership of vs. */
-static int meta_log_group(struct engine *e, const char *type, json_object **vs, size_t n)
+/* Write one "group.offsets" or "group.offsets_delete" event v holding n
+ * offsets (one frame, one pwrite, one fdatasync), then apply it. Caller
+ * holds meta_lock (write). Does not take ownership of v. */
+static int meta_log_entries(struct engine *e, const char *type, json_object *v, size_t n)
 {
-	uint8_t *buf = NULL, *f;
-	size_t len = 0, flen;
-	int64_t seq0 = e->meta_seq;
-	int rc = 0;
+	uint8_t *f;
+	size_t len;
+	int rc;
 
 	if (e->opt.read_only)
 		return -EROFS;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		e->meta_seq = seq0 + (int64_t)i;
-		rc = meta_encode_flags(e, type, vs[i], i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f,
-				       &flen);
-		if (rc)
-			break;
-		uint8_t *nb = realloc(buf, len + flen);
-		if (!nb) {
-			free(f);
-			rc = -ENOMEM;
-			break;
-		}
-		buf = nb;
-		memcpy(buf + len, f, flen);
-		len += flen;
-		free(f);
-	}
-	e->meta_seq = seq0;
-	if (rc == 0)
-		rc = meta_write(e, buf, len);
-	free(buf);
+	rc = e->meta_failed;
 	if (rc)
 		return rc;
-	e->meta_seq = seq0 + (int64_t)n;
-	e->meta_frames += n;
-	for (size_t i = 0; i < n; i++) {
-		int arc = state_apply(e, type, vs[i]);
-		if (arc && rc == 0)
-			rc = arc;
-	}
-	return rc;
+	rc = meta_encode(e, type, v, &f, &len);
+	if (rc)
+		return rc;
+	rc = meta_write(e, f, len);
+	free(f);
+	if (rc)
+		return rc;
+	e->meta_seq++;
+	e->meta_frames += n; /* entries: the snapshot rule weighs offsets */
+	return state_apply(e, type, v);
 }
 
 int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
 				size_t n)
 {
-	json_object **vs;
+	json_object *v, *arr;
 	size_t nv = 0;
 	int rc = 0;
 
 	if (!group)
 		return -EINVAL;
-	vs = calloc(n ? n : 1, sizeof(*vs));
-	if (!vs)
+	v = json_object_new_object();
+	arr = json_object_new_array();
+	if (!v || !arr) {
+		json_object_put(v);
+		json_object_put(arr);
 		return -ENOMEM;
+	}
+	json_object_object_add(v, "group", json_object_new_string(group));
+	json_object_object_add(v, "offsets", arr);
 	for (size_t i = 0; i < n; i++) {
-		json_object *v;
+		json_object *o;
 		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
 			c[i].rc = -EINVAL;
 			if (rc == 0)
@@ -1079,20 +1119,20 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 			continue;
 		}
 		c[i].rc = 0;
-		v = json_object_new_object();
-		json_object_object_add(v, "group", json_object_new_string(group));
-		json_object_object_add(v, "topic", json_object_new_string(c[i].topic));
-		json_object_object_add(v, "partition", json_object_new_int(c[i].partition));
-		json_object_object_add(v, "offset", json_object_new_int64(c[i].offset));
-		json_object_object_add(v, "metadata",
+		o = json_object_new_object();
+		json_object_object_add(o, "topic", json_object_new_string(c[i].topic));
+		json_object_object_add(o, "partition", json_object_new_int(c[i].partition));
+		json_object_object_add(o, "offset", json_object_new_int64(c[i].offset));
+		json_object_object_add(o, "metadata",
 				       c[i].metadata ? json_object_new_string(c[i].metadata) :
 						       NULL);
-		vs[nv++] = v;
+		json_object_array_add(arr, o);
+		nv++;
 	}
 	if (nv) {
 		int wrc;
 		pthread_rwlock_wrlock(&e->meta_lock);
-		wrc = meta_log_group(e, "group.offset", vs, nv);
+		wrc = meta_log_entries(e, "group.offsets", v, nv);
 		if (wrc == 0)
 			meta_compact_maybe(e);
 		pthread_rwlock_unlock(&e->meta_lock);
@@ -1104,9 +1144,7 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 				rc = wrc;
 		}
 	}
-	for (size_t i = 0; i < nv; i++)
-		json_object_put(vs[i]);
-	free(vs);
+	json_object_put(v);
 	return rc;
 }
 
@@ -1138,17 +1176,23 @@ int engine_group_offset_fetch(struct engine *e, const char *group, const char *t
 int engine_group_offsets_delete(struct engine *e, const char *group, struct engine_offset_commit *c,
 				size_t n)
 {
-	json_object **vs;
+	json_object *v, *arr;
 	size_t nv = 0;
 	int rc = 0;
 
 	if (!group)
 		return -EINVAL;
-	vs = calloc(n ? n : 1, sizeof(*vs));
-	if (!vs)
+	v = json_object_new_object();
+	arr = json_object_new_array();
+	if (!v || !arr) {
+		json_object_put(v);
+		json_object_put(arr);
 		return -ENOMEM;
+	}
+	json_object_object_add(v, "group", json_object_new_string(group));
+	json_object_object_add(v, "offsets", arr);
 	for (size_t i = 0; i < n; i++) {
-		json_object *v;
+		json_object *o;
 		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
 			c[i].rc = -EINVAL;
 			if (rc == 0)
@@ -1156,11 +1200,11 @@ int engine_group_offsets_delete(struct engine *e, const char *group, struct engi
 			continue;
 		}
 		c[i].rc = 0;
-		v = json_object_new_object();
-		json_object_object_add(v, "group", json_object_new_string(group));
-		json_object_object_add(v, "topic", json_object_new_string(c[i].topic));
-		json_object_object_add(v, "partition", json_object_new_int(c[i].partition));
-		vs[nv++] = v;
+		o = json_object_new_object();
+		json_object_object_add(o, "topic", json_object_new_string(c[i].topic));
+		json_object_object_add(o, "partition", json_object_new_int(c[i].partition));
+		json_object_array_add(arr, o);
+		nv++;
 	}
 	pthread_rwlock_wrlock(&e->meta_lock);
 	if (!group_slot(e, group, false)) {
@@ -1168,7 +1212,7 @@ int engine_group_offsets_delete(struct engine *e, const char *group, struct engi
 			c[i].rc = -ENOENT;
 		rc = -ENOENT;
 	} else if (nv) {
-		int wrc = meta_log_group(e, "group.offset_delete", vs, nv);
+		int wrc = meta_log_entries(e, "group.offsets_delete", v, nv);
 		if (wrc == 0)
 			meta_compact_maybe(e);
 		if (wrc) {
@@ -1180,9 +1224,7 @@ int engine_group_offsets_delete(struct engine *e, const char *group, struct engi
 		}
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
-	for (size_t i = 0; i < nv; i++)
-		json_object_put(vs[i]);
-	free(vs);
+	json_object_put(v);
 	return rc;
 }
 

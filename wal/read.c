@@ -683,7 +683,9 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 	}
 
 	/* Every hot-index entry must point at a valid frame of its partition,
-	 * densely and in raw-view order. */
+	 * densely and in raw-view order, and every batch's records must decode
+	 * (decompressed if need be) to the raw length its frame header gives:
+	 * the frame CRCs cover the bytes, this covers what they mean. */
 	pthread_rwlock_rdlock(&e->meta_lock);
 	for (size_t t = 0; t < e->ntopics; t++) {
 		struct topic *tp = e->topics[t];
@@ -713,6 +715,16 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 					report(&v,
 					       "%s/%d: index entry %zu does not match its frame",
 					       tp->name, pi, i);
+					break;
+				}
+				uint64_t records_raw;
+				if (fi.version == 2 &&
+				    (batch_raw_size(fi.batch, fi.batch_len, &records_raw) != 0 ||
+				     records_raw != fi.raw_len)) {
+					report(&v,
+					       "%s/%d: index entry %zu: the batch's records do not "
+					       "decode to its %" PRIu32 " raw bytes",
+					       tp->name, pi, i, fi.raw_len);
 					break;
 				}
 				expect = fi.last_offset + 1;
