@@ -5,8 +5,14 @@
  *     survive a restart (the "topic.partitions" event is replayed);
  *   - engine_group_offsets_delete and engine_group_delete forget committed
  *     offsets durably; engine_group_list lists the groups with an offset,
- *     and a group whose last offset is forgotten is gone. */
+ *     and a group whose last offset is forgotten is gone;
+ *   - replay checks a "topic.partitions" event as the live call would: one
+ *     raising the count is applied, one lowering it is corruption. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "frame.h"
 
 #include "testutil.h"
 
@@ -33,6 +39,31 @@ static void groups_text(struct engine *e, char *out, size_t cap)
 	for (size_t i = 0; i < n; i++)
 		snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "," : "", v[i]);
 	engine_strv_free(v, n);
+}
+
+/* Append the event key/value to DIR/meta.log as the next frame. */
+static void meta_append(const char *dir, const char *key, const char *value)
+{
+	char path[4200];
+	struct stat st;
+	struct frame_info fi = { 0 };
+	uint8_t *f;
+	size_t len;
+	snprintf(path, sizeof(path), "%s/meta.log", dir);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		bail("open %s", path);
+	fi.flags = FRAME_FLAG_GROUP_END;
+	fi.base_offset = 1000;
+	fi.timestamp = 1;
+	fi.key = (const uint8_t *)key;
+	fi.key_len = (int32_t)strlen(key);
+	fi.value = (const uint8_t *)value;
+	fi.value_len = (int32_t)strlen(value);
+	if (frame_v1_encode(&fi, &f, &len) != 0 || write(fd, f, len) != (ssize_t)len)
+		bail("append to %s", path);
+	free(f);
+	close(fd);
 }
 
 int main(void)
@@ -125,6 +156,24 @@ int main(void)
 	ok(strcmp(text, "") == 0 && fetch(e, "g2", "t", 1) == -1,
 	   "after a restart no group is back (%s)", text);
 	engine_close(e);
+	tmpdir_free(dir);
+
+	dir = tmpdir_new("admin");
+	e = open_or_bail(dir, NULL);
+	if (engine_topic_create(e, "r", 2, NULL) != 0)
+		bail("create r");
+	engine_close(e);
+	meta_append(dir, "topic.partitions", "{\"id\":1,\"partitions\":3}");
+	e = open_or_bail(dir, NULL);
+	np = 0;
+	rc = engine_topic_partitions(e, "r", &np);
+	ok(rc == 0 && np == 3, "a replayed topic.partitions event raises the count to %d", np);
+	engine_close(e);
+	meta_append(dir, "topic.partitions", "{\"id\":1,\"partitions\":2}");
+	rc = engine_open(dir, NULL, &e);
+	ok(rc == CHRONIK_ECORRUPT, "one lowering it is corruption: %s", chronik_strerror(rc));
+	if (rc == 0)
+		engine_close(e);
 	tmpdir_free(dir);
 	return tap_exit();
 }
