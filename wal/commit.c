@@ -15,7 +15,9 @@
  * the group's last frame carries FRAME_FLAG_GROUP_END), and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
- * appenders released, and the append listener called.
+ * appenders released, and the append listener called. When idle, the
+ * thread also seals the active file once it is non-empty and wal.seal.ms
+ * old; every rotation kicks the indexer (indexer.c).
  *
  * Room in the hot index is reserved before the write, so a group that is
  * on disk is always published. A failed write or fsync truncates the file
@@ -126,8 +128,10 @@ static int rotate(struct engine *e)
 		return rc;
 	}
 	e->active_size = WAL_FILE_HEADER_SIZE;
+	e->active_birth_ns = 0;
 	e->unsynced = 0;
 	log_msg(LOG_LVL_DEBUG, "wal", "rotated to file %llu", (unsigned long long)seq);
+	indexer_kick(e);
 	return 0;
 }
 
@@ -266,11 +270,37 @@ static int group_write(struct engine *e, struct append_req *head)
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
+	if (e->active_birth_ns == 0)
+		e->active_birth_ns = mtime;
 	e->active_size = pos;
 	atomic_fetch_add(&e->st_groups, 1);
 	atomic_fetch_add(&e->st_appends, n / 2);
 	atomic_fetch_add(&e->st_bytes, total);
 	return 0;
+}
+
+/* When the active file is due to be sealed by age (wal.seal.ms after its
+ * first frame), in now_ns() time; 0 = not due (empty, or sealing by age
+ * off). Commit thread. */
+static int64_t seal_due(const struct engine *e)
+{
+	if (!e->opt.wal_seal_ms || !e->active_birth_ns || e->active_size <= WAL_FILE_HEADER_SIZE)
+		return 0;
+	return e->active_birth_ns + (int64_t)e->opt.wal_seal_ms * 1000000;
+}
+
+/* *ts = CLOCK_REALTIME now + wait_ns (for pthread_cond_timedwait). */
+static void timespec_at(struct timespec *ts, int64_t wait_ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	if (wait_ns < 0)
+		wait_ns = 0;
+	ts->tv_sec += wait_ns / 1000000000;
+	ts->tv_nsec += wait_ns % 1000000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
 }
 
 static void *commit_main(void *arg)
@@ -283,6 +313,34 @@ static void *commit_main(void *arg)
 		int rc;
 
 		while (!e->queue_head && !e->stopping) {
+			int64_t seal = seal_due(e);
+			if (e->seal_now) {
+				/* engine_index_now: seal what there is. */
+				bool any = e->active_size > WAL_FILE_HEADER_SIZE;
+				pthread_mutex_unlock(&e->commit_lock);
+				rc = any ? rotate(e) : 0;
+				if (rc)
+					log_msg(LOG_LVL_ERROR, "wal",
+						"sealing the WAL file failed: %s",
+						chronik_strerror(rc));
+				pthread_mutex_lock(&e->commit_lock);
+				e->seal_now = false;
+				pthread_cond_broadcast(&e->commit_done);
+				continue;
+			}
+			if (seal && now_ns() >= seal) {
+				pthread_mutex_unlock(&e->commit_lock);
+				rc = rotate(e);
+				if (rc)
+					log_msg(LOG_LVL_ERROR, "wal",
+						"sealing the WAL file failed: %s",
+						chronik_strerror(rc));
+				pthread_mutex_lock(&e->commit_lock);
+				if (rc)
+					e->active_birth_ns =
+						now_ns(); /* retry one seal period later */
+				continue;
+			}
 			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
 				struct timespec ts;
 				int64_t due = e->last_sync_ns +
@@ -297,6 +355,8 @@ static void *commit_main(void *arg)
 					pthread_mutex_lock(&e->commit_lock);
 					continue;
 				}
+				if (seal && seal < due)
+					due = seal;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				int64_t wait = due - now_ns();
 				ts.tv_sec += wait / 1000000000;
@@ -305,6 +365,10 @@ static void *commit_main(void *arg)
 					ts.tv_sec++;
 					ts.tv_nsec -= 1000000000;
 				}
+				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
+			} else if (seal) {
+				struct timespec ts;
+				timespec_at(&ts, seal - now_ns());
 				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
 			} else {
 				pthread_cond_wait(&e->commit_wake, &e->commit_lock);

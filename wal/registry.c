@@ -97,7 +97,8 @@ int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct 
 	    get_i64(root, "topic_id", &tid) || get_i64(root, "partition", &part) ||
 	    get_i64(root, "log_start_offset", &r->log_start_offset) ||
 	    get_u64(root, "raw_start", &r->raw_start) ||
-	    get_i64(root, "next_offset", &r->next_offset) || get_u64(root, "raw_end", &r->raw_end) ||
+	    get_i64(root, "next_offset", &r->next_offset) ||
+	    get_u64(root, "raw_end", &r->raw_end) ||
 	    !json_object_object_get_ex(root, "segments", &segs) ||
 	    !json_object_is_type(segs, json_type_array))
 		goto out;
@@ -162,8 +163,7 @@ static json_object *seg_json(const struct segment_meta *m)
 	return o;
 }
 
-int registry_save(const char *dir, uint32_t topic_id, int32_t partition,
-		  const struct registry *r)
+int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const struct registry *r)
 {
 	char path[4200], tmp[4200];
 	json_object *root = json_object_new_object(), *segs = json_object_new_array();
@@ -174,7 +174,8 @@ int registry_save(const char *dir, uint32_t topic_id, int32_t partition,
 	json_object_object_add(root, "version", json_object_new_int(REGISTRY_VERSION));
 	json_object_object_add(root, "topic_id", json_object_new_int64(topic_id));
 	json_object_object_add(root, "partition", json_object_new_int(partition));
-	json_object_object_add(root, "log_start_offset", json_object_new_int64(r->log_start_offset));
+	json_object_object_add(root, "log_start_offset",
+			       json_object_new_int64(r->log_start_offset));
 	json_object_object_add(root, "raw_start", json_object_new_int64((int64_t)r->raw_start));
 	json_object_object_add(root, "next_offset", json_object_new_int64(r->next_offset));
 	json_object_object_add(root, "raw_end", json_object_new_int64((int64_t)r->raw_end));

@@ -72,8 +72,7 @@ struct registry {
  * does not parse or breaks the rules above (order, disjoint ranges). */
 int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct registry *r);
 /* Write r as dir/registry.json by the update rule. */
-int registry_save(const char *dir, uint32_t topic_id, int32_t partition,
-		  const struct registry *r);
+int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const struct registry *r);
 /* The file name of a segment: "%020lld.seg" of its base offset. */
 void registry_segment_name(int64_t base_offset, char *buf, size_t len);
 void registry_fini(struct registry *r);

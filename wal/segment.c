@@ -88,7 +88,8 @@ static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_s
 	tr->max_timestamp = (int64_t)get_le64(t + 48);
 	tr->index_crc = get_le32(t + 56);
 	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->entries == 0 ||
-	    tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE !=
+	    tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE +
+			    SEGMENT_TRAILER_SIZE !=
 		    file_size)
 		return CHRONIK_ECORRUPT;
 	return 0;
@@ -163,8 +164,8 @@ struct segment_writer {
 
 #define WRITER_BUF (1u << 20)
 
-int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition,
-			int64_t base_offset, uint64_t wal_seq, struct segment_writer **out)
+int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, int64_t base_offset,
+			uint64_t wal_seq, struct segment_writer **out)
 {
 	struct segment_writer *w = calloc(1, sizeof(*w));
 	uint8_t h[SEGMENT_HEADER_SIZE];
@@ -210,8 +211,8 @@ static int writer_flush(struct segment_writer *w)
 	return rc;
 }
 
-int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len,
-		       uint64_t raw_pos, uint64_t raw_len, uint32_t records)
+int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
+		       uint64_t raw_len, uint32_t records)
 {
 	struct batch_header bh;
 	int rc = batch_header_parse(batch, len, &bh);
@@ -428,8 +429,8 @@ static int file_open_checked(const char *path, int *fd_out, struct trailer *tr,
 		goto fail;
 	}
 	rc = CHRONIK_ECORRUPT;
-	if ((uint64_t)st.st_size < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE +
-					   SEGMENT_TRAILER_SIZE ||
+	if ((uint64_t)st.st_size <
+		    SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE ||
 	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    pread_full(fd, t, sizeof(t), (uint64_t)st.st_size - sizeof(t)) != (ssize_t)sizeof(t))
 		goto fail;

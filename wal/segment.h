@@ -149,13 +149,13 @@ struct segment_writer;
 
 /* Create path (O_EXCL) and write its header. *out owned by the caller:
  * finish or abort it. */
-int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition,
-			int64_t base_offset, uint64_t wal_seq, struct segment_writer **out);
+int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, int64_t base_offset,
+			uint64_t wal_seq, struct segment_writer **out);
 /* Append one batch (final baseOffset set, CRC valid) whose first record
  * sits at raw position raw_pos and whose records take raw_len raw bytes.
  * Batches must come in offset order. */
-int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len,
-		       uint64_t raw_pos, uint64_t raw_len, uint32_t records);
+int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
+		       uint64_t raw_len, uint32_t records);
 /* Write index and trailer, fsync, close; *meta describes the segment. The
  * writer is freed whatever the result (on failure the file is removed). */
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);

@@ -55,7 +55,8 @@ static void fixture_make(struct fixture *f)
 		int lines = 1 + i % 7;
 		for (int j = 0; j < lines; j++)
 			n += (size_t)sprintf(text + n, "r%lld-%.*s\n", (long long)(off + j),
-					     (i * 7 + j) % 40, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+					     (i * 7 + j) % 40,
+					     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 		f->ts[i] = 1000 + 10 * i;
 		if (batch_encode_lines(text, n, f->ts[i], &f->b[i], &f->len[i], &cnt))
 			bail("encode");
@@ -114,7 +115,10 @@ static int locate(struct segment *s, const struct segment_index_entry *e, struct
 		if (hit) {
 			for (int i = 0; i < NBATCH; i++)
 				if (f->base[i] <= base && base < f->base[i] + f->count[i])
-					return (f->raw[i] <= raw && raw < f->raw[i] + f->rawlen[i]) ? i : -1;
+					return (f->raw[i] <= raw &&
+						raw < f->raw[i] + f->rawlen[i]) ?
+						       i :
+						       -1;
 			return -1;
 		}
 		pos += len;
@@ -253,16 +257,18 @@ static void test_recode(const char *dir, struct fixture *f)
 				break;
 			}
 			n++;
-			if (it.hdr.base_offset + r.offset_delta != src.hdr.base_offset + sr.offset_delta ||
+			if (it.hdr.base_offset + r.offset_delta !=
+				    src.hdr.base_offset + sr.offset_delta ||
 			    it.hdr.base_timestamp + r.timestamp_delta !=
 				    src.hdr.base_timestamp + sr.timestamp_delta ||
-			    r.value_len != sr.value_len || memcmp(r.value, sr.value, (size_t)r.value_len))
+			    r.value_len != sr.value_len ||
+			    memcmp(r.value, sr.value, (size_t)r.value_len))
 				bad++;
 		}
 		batch_iter_fini(&src);
 	}
-	ok(bad == 0 && batch_iter_next(&it, &r) == 0, "%d records: same offsets, timestamps, values",
-	   n);
+	ok(bad == 0 && batch_iter_next(&it, &r) == 0,
+	   "%d records: same offsets, timestamps, values", n);
 	batch_iter_fini(&it);
 	ok(batch_raw_size(out, out_len, &raw) == 0 && raw == want_raw, "same raw size");
 	free(out);
@@ -276,12 +282,28 @@ static void test_registry(const char *dir)
 {
 	struct registry r = { 0 }, back;
 	struct segment_meta m[2] = {
-		{ .base_offset = 0, .last_offset = 99, .min_timestamp = 5, .max_timestamp = 9,
-		  .raw_start = 0, .raw_end = 1000, .bytes = 5000, .data_end = 4000, .records = 100,
-		  .batches = 3, .wal_seq = 4 },
-		{ .base_offset = 100, .last_offset = 149, .min_timestamp = 9, .max_timestamp = 12,
-		  .raw_start = 1000, .raw_end = 1400, .bytes = 900, .data_end = 800, .records = 50,
-		  .batches = 1, .wal_seq = 5 },
+		{ .base_offset = 0,
+		  .last_offset = 99,
+		  .min_timestamp = 5,
+		  .max_timestamp = 9,
+		  .raw_start = 0,
+		  .raw_end = 1000,
+		  .bytes = 5000,
+		  .data_end = 4000,
+		  .records = 100,
+		  .batches = 3,
+		  .wal_seq = 4 },
+		{ .base_offset = 100,
+		  .last_offset = 149,
+		  .min_timestamp = 9,
+		  .max_timestamp = 12,
+		  .raw_start = 1000,
+		  .raw_end = 1400,
+		  .bytes = 900,
+		  .data_end = 800,
+		  .records = 50,
+		  .batches = 1,
+		  .wal_seq = 5 },
 	};
 	char path[4200];
 
