@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "codecs.h"
 #include "errors.h"
 #include "log.h"
 
@@ -303,8 +302,6 @@ int main(int argc, char **argv)
 	if (!getenv("CHRONIK_LOG_LEVEL"))
 		log_set_level(LOG_LVL_WARN);
 	log_set_sink(cli_log_sink, NULL);
-	/* Batches a Kafka client compressed with gzip, snappy or zstd. */
-	kafka_codecs_register();
 
 	while (i < argc && argv[i][0] == '-') {
 		int rc;

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codecs.h" /* kafka_codecs_register */
 #include "engine.h"
 
 struct kafka_listener;

@@ -1,4 +1,5 @@
-/* batch.c - Kafka RecordBatch v2: header, CRC, record walk, codecs, builder.
+/* batch.c - Kafka RecordBatch v2: header, CRC, record walk, codec table and
+ * decompression bounds, builder.
  *
  * The byte layout is documented in batch.h (it is Kafka's, from
  * DefaultRecordBatch.java and DefaultRecord.java). This file adds the
@@ -32,8 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lz4frame.h>
-
+#include "codecs.h"
 #include "crc32c.h"
 #include "byteorder.h"
 #include "errors.h"
@@ -341,48 +341,12 @@ void batch_outbuf_release(size_t len)
 	budget_give(len ? len : 1);
 }
 
-/* LZ4 frame format (Kafka's lz4 codec since message format v1 is the
- * standard frame). Output grows by doubling within the bounds above.
- * Concatenated frames are decoded one after the other. */
-static int lz4_frame_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
-{
-	LZ4F_dctx *dctx = NULL;
-	struct batch_outbuf o;
-	size_t pos = 0, hint = 1;
-	int ret = 0;
-
-	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
-		return -ENOMEM;
-	batch_outbuf_init(&o, in_len);
-	while (pos < in_len) {
-		size_t dst_size, src_size = in_len - pos;
-		ret = batch_outbuf_reserve(&o, 1, in_len < 16384 ? 65536 : in_len * 4);
-		if (ret)
-			break;
-		dst_size = o.cap - o.len;
-		hint = LZ4F_decompress(dctx, o.buf + o.len, &dst_size, in + pos, &src_size, NULL);
-		if (LZ4F_isError(hint)) {
-			ret = CHRONIK_ECORRUPT;
-			break;
-		}
-		o.len += dst_size;
-		pos += src_size;
-		/* No progress with output space left: the input is stuck. */
-		if (src_size == 0 && dst_size == 0 && o.len < o.cap) {
-			ret = CHRONIK_ECORRUPT;
-			break;
-		}
-	}
-	/* hint == 0: the last frame ended exactly at the end of the input. */
-	if (!ret && (hint != 0 || in_len == 0))
-		ret = CHRONIK_ECORRUPT;
-	LZ4F_freeDecompressionContext(dctx);
-	return batch_outbuf_finish(&o, ret, out, out_len);
-}
-
 /* Indexed by the 3-bit codec field; slot 0 (none) is never called. */
 static batch_codec_fn codecs[BATCH_ATTR_CODEC_MASK + 1] = {
-	[BATCH_CODEC_LZ4] = lz4_frame_decompress,
+	[BATCH_CODEC_GZIP] = codec_gzip_decompress,
+	[BATCH_CODEC_SNAPPY] = codec_snappy_decompress,
+	[BATCH_CODEC_LZ4] = codec_lz4_decompress,
+	[BATCH_CODEC_ZSTD] = codec_zstd_decompress,
 };
 
 void batch_codec_register(enum batch_codec codec, batch_codec_fn fn)

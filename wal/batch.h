@@ -133,9 +133,10 @@ struct batch_iter {
 };
 
 /* Start walking the records of a batch (header parsed, not CRC-checked).
- * A compressed batch is decompressed through the registered codec
- * (CHRONIK_ECODEC when none is registered). batch_iter_fini is safe after
- * a failed init. */
+ * A compressed batch is decompressed through the engine's codec table
+ * (gzip, snappy, lz4 and zstd are in it from the start, codecs.h;
+ * CHRONIK_ECODEC for codecs 5-7, which Kafka does not define). batch_iter_fini
+ * is safe after a failed init. */
 int batch_iter_init(struct batch_iter *it, const uint8_t *batch, size_t len);
 /* 1 = *r filled, 0 = no more records, <0 = CHRONIK_ECORRUPT. */
 int batch_iter_next(struct batch_iter *it, struct batch_record *r);
@@ -210,8 +211,10 @@ void batch_outbuf_release(size_t len);
 /* Decompressor for one codec: *out is malloc'd, owned by the caller. It
  * should grow its output with batch_outbuf so that both bounds hold. */
 typedef int (*batch_codec_fn)(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
-/* Register a decompressor (lz4 frame is built in; fs/kafka register gzip,
- * snappy and zstd). Not thread-safe: call before any batch is decoded. */
+/* Put a decompressor in the table, replacing the one there. No program
+ * needs to: every Kafka codec is in the table from the start (codecs.h).
+ * It is for a codec number Kafka does not define (tests). Not thread-safe:
+ * call before any batch is decoded. */
 void batch_codec_register(enum batch_codec codec, batch_codec_fn fn);
 
 /* ---- encoding ---------------------------------------------------------- */

@@ -73,7 +73,6 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	kafka_codecs_register();
 	rc = engine_open(argv[1], &eo, &e);
 	if (rc) {
 		fprintf(stderr, "engine_open %s: %s\n", argv[1], chronik_strerror(rc));

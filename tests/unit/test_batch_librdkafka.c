@@ -3,8 +3,9 @@
  *
  * Every file holds one batch of 100 records: value "msg-<i>", key "key-<i>"
  * when i % 3 == 0 (else null), one header "src" = "kcat". Headers and CRCs
- * are checked for every codec; records are decoded for none and lz4 (the
- * codecs the engine has built in). */
+ * and records are checked for every codec: the engine decodes them all by
+ * itself, with no decompressor registered by the program (this test links
+ * the engine alone). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,15 +129,7 @@ int main(int argc, char **argv)
 		   codec);
 		b[len / 2] ^= 0x01;
 
-		if (files[f].codec == BATCH_CODEC_NONE || files[f].codec == BATCH_CODEC_LZ4) {
-			check_records(codec, b, len);
-		} else {
-			struct batch_iter it;
-			ret = batch_iter_init(&it, b, len);
-			ok(ret == CHRONIK_ECODEC,
-			   "%s: no decompressor in the engine: CHRONIK_ECODEC", codec);
-			batch_iter_fini(&it);
-		}
+		check_records(codec, b, len);
 		free(b);
 	}
 	return tap_exit();

@@ -1,5 +1,6 @@
-/* codecs.c - gzip, snappy (raw and xerial) and zstd decompressors for the
- * engine's batch codec table (see codecs.h). */
+/* codecs.c - gzip, snappy (raw and xerial), lz4 frame and zstd
+ * decompressors for the engine's batch codec table (formats and bounds:
+ * codecs.h). */
 #include "codecs.h"
 
 #include <errno.h>
@@ -7,15 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4frame.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include "batch.h"
 #include "errors.h"
-#include "listener.h"
 
-int kafka_codec_gzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+int codec_gzip_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	struct batch_outbuf o;
 	z_stream zs;
@@ -77,7 +78,7 @@ static int snappy_block(struct batch_outbuf *o, const uint8_t *in, size_t in_len
 	return 0;
 }
 
-int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+int codec_snappy_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	struct batch_outbuf o;
 	int err = 0;
@@ -106,7 +107,46 @@ int kafka_codec_snappy(const uint8_t *in, size_t in_len, uint8_t **out, size_t *
 	return batch_outbuf_finish(&o, err, out, out_len);
 }
 
-int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+/* LZ4 frame format (Kafka's lz4 codec since message format v1 is the
+ * standard frame). Output grows by doubling within the bounds of batch.h.
+ * Concatenated frames are decoded one after the other. */
+int codec_lz4_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	LZ4F_dctx *dctx = NULL;
+	struct batch_outbuf o;
+	size_t pos = 0, hint = 1;
+	int ret = 0;
+
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return -ENOMEM;
+	batch_outbuf_init(&o, in_len);
+	while (pos < in_len) {
+		size_t dst_size, src_size = in_len - pos;
+		ret = batch_outbuf_reserve(&o, 1, in_len < 16384 ? 65536 : in_len * 4);
+		if (ret)
+			break;
+		dst_size = o.cap - o.len;
+		hint = LZ4F_decompress(dctx, o.buf + o.len, &dst_size, in + pos, &src_size, NULL);
+		if (LZ4F_isError(hint)) {
+			ret = CHRONIK_ECORRUPT;
+			break;
+		}
+		o.len += dst_size;
+		pos += src_size;
+		/* No progress with output space left: the input is stuck. */
+		if (src_size == 0 && dst_size == 0 && o.len < o.cap) {
+			ret = CHRONIK_ECORRUPT;
+			break;
+		}
+	}
+	/* hint == 0: the last frame ended exactly at the end of the input. */
+	if (!ret && (hint != 0 || in_len == 0))
+		ret = CHRONIK_ECORRUPT;
+	LZ4F_freeDecompressionContext(dctx);
+	return batch_outbuf_finish(&o, ret, out, out_len);
+}
+
+int codec_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	struct batch_outbuf o;
 	int err = 0;
@@ -138,11 +178,4 @@ int kafka_codec_zstd(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 	}
 	ZSTD_freeDStream(ds);
 	return batch_outbuf_finish(&o, err, out, out_len);
-}
-
-void kafka_codecs_register(void)
-{
-	batch_codec_register(BATCH_CODEC_GZIP, kafka_codec_gzip);
-	batch_codec_register(BATCH_CODEC_SNAPPY, kafka_codec_snappy);
-	batch_codec_register(BATCH_CODEC_ZSTD, kafka_codec_zstd);
 }

@@ -1,0 +1,269 @@
+/* chronikd - mount a chronik data directory, and serve Kafka clients on it.
+ *
+ *   chronikd [options] DATA_DIR MOUNTPOINT
+ *
+ * Start-up order: parse settings (config file, then flags), check the mount
+ * point, fork into the background unless -f (the parent waits for the child
+ * to say "mounted" or to fail, and exits with the child's status, so a
+ * failed start is never reported as success), block the shutdown signals
+ * in every thread, open the engine (takes DATA/LOCK), start the Kafka
+ * listener, mount, then serve. SIGINT, SIGTERM, SIGHUP or an unmount end
+ * it: the listener stops, partial lines of open files are appended, the
+ * mount goes away, and engine_close flushes, fsyncs and releases the lock.
+ *
+ * This file is the composition root: the settings are settings.c's, the
+ * log sink logsink.c's (daemon.h); the filesystem is fs/'s, the listener
+ * kafka/'s, and they meet only in the engine this main opens for both.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "chronikfs.h"
+#include "daemon.h"
+
+/* ---- background ---------------------------------------------------------------------- */
+
+static int ready_fd = -1;
+
+/* Fork; the parent waits for the child's word and exits with its status. */
+static void daemon_start(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) < 0) {
+		daemon_fail("pipe: %s", strerror(errno));
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		daemon_fail("fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0) {
+		int status;
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1 && c == 0)
+			_exit(0);
+		if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+			_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+		_exit(1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+}
+
+/* In the background child: tell the parent, leave the terminal. */
+static void daemon_ready(void)
+{
+	int fd;
+	char c = 0;
+
+	if (ready_fd < 0)
+		return;
+	logsink_to_syslog();
+	if (chdir("/") < 0)
+		log_msg(LOG_LVL_WARN, "chronikd", "chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (write(ready_fd, &c, 1) != 1)
+		log_msg(LOG_LVL_WARN, "chronikd", "telling the parent: %s", strerror(errno));
+	close(ready_fd);
+	ready_fd = -1;
+}
+
+/* ---- signals -------------------------------------------------------------------------- */
+
+static atomic_bool shutting_down;
+
+struct signal_ctx {
+	struct chronikfs *fs;
+	sigset_t set;
+};
+
+static void *signal_main(void *arg)
+{
+	struct signal_ctx *c = arg;
+	int sig;
+
+	if (sigwait(&c->set, &sig) != 0 || atomic_load(&shutting_down))
+		return NULL;
+	log_msg(LOG_LVL_INFO, "chronikd", "%s: unmounting", strsignal(sig));
+	chronikfs_stop(c->fs);
+	return NULL;
+}
+
+/* An absolute version of path (which need not exist); malloc'd. */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	struct settings s;
+	struct chronikfs_options fo;
+	struct engine *e = NULL;
+	struct chronikfs *fs = NULL;
+	struct signal_ctx sc;
+	pthread_t sig_thread;
+	char *data_dir = NULL, *mountpoint = NULL;
+	struct stat st;
+	int err, status = 1;
+#ifdef CHRONIK_HAVE_KAFKA
+	struct kafka_listener *kl = NULL;
+#endif
+
+	settings_init(&s);
+	logsink_install();
+	if (settings_parse_args(&s, argc, argv) < 0) {
+		settings_fini(&s);
+		return 2;
+	}
+	log_set_level(s.level);
+
+	data_dir = absolute(s.data_dir);
+	mountpoint = realpath(s.mountpoint, NULL);
+	if (!mountpoint || stat(mountpoint, &st) < 0) {
+		daemon_fail("cannot mount on %s: %s", s.mountpoint, strerror(errno));
+		goto free_settings;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		daemon_fail("cannot mount on %s: %s", s.mountpoint, strerror(ENOTDIR));
+		goto free_settings;
+	}
+	if (!data_dir) {
+		daemon_fail("%s: %s", s.data_dir, strerror(errno));
+		goto free_settings;
+	}
+
+	/* Options libfuse does not know are refused before the data
+	 * directory is created or opened (an option the kernel refuses at
+	 * mount time is only found out later, see README "Mounting"). */
+	chronikfs_options_init(&fo);
+	fo.mountpoint = mountpoint;
+	fo.fsname = data_dir;
+	fo.data_dir = data_dir;
+	fo.fuse_options = s.mount_opts;
+	fo.auto_unmount = s.auto_unmount;
+	fo.default_permissions = s.default_permissions;
+	fo.debug = s.fuse_debug;
+	if (chronikfs_options_check(&fo) < 0) {
+		logsink_fuse_flush();
+		daemon_fail("bad mount options '%s' (see above)", s.mount_opts ? s.mount_opts : "");
+		goto free_settings;
+	}
+
+	if (!s.foreground)
+		daemon_start();
+
+	/* Shutdown signals go to the signal thread only: block them before
+	 * any thread exists so that every thread inherits the mask. */
+	sigemptyset(&sc.set);
+	sigaddset(&sc.set, SIGINT);
+	sigaddset(&sc.set, SIGTERM);
+	sigaddset(&sc.set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = engine_open(data_dir, &s.eo, &e);
+	if (err == CHRONIK_ELOCKED) {
+		daemon_fail("%s is in use: another chronikd (or chronik) holds its lock", data_dir);
+		goto free_settings;
+	}
+	if (err < 0) {
+		daemon_fail("opening %s: %s", data_dir, chronik_strerror(err));
+		goto free_settings;
+	}
+
+#ifdef CHRONIK_HAVE_KAFKA
+	if (s.kafka) {
+		err = kafka_listener_start(e, &s.ko, &kl);
+		if (err < 0) {
+			daemon_fail("Kafka listener on %s: %s", s.kafka_addr,
+				    chronik_strerror(err));
+			goto close_engine;
+		}
+	}
+#endif
+
+	err = chronikfs_mount(e, &fo, &fs);
+	if (err < 0) {
+		logsink_fuse_flush();
+		daemon_fail("mounting %s on %s failed: %s", data_dir, mountpoint,
+			    err == -EIO ? "the kernel refused (see above)" : strerror(-err));
+		goto stop_kafka;
+	}
+
+	sc.fs = fs;
+	err = pthread_create(&sig_thread, NULL, signal_main, &sc);
+	if (err) {
+		daemon_fail("signal thread: %s", strerror(err));
+		goto unmount;
+	}
+#ifdef CHRONIK_HAVE_KAFKA
+	if (kl)
+		log_msg(LOG_LVL_INFO, "chronikd", "%s mounted at %s, Kafka on %s (port %u)",
+			data_dir, mountpoint, s.kafka_addr, kafka_listener_port(kl));
+	else
+#endif
+		log_msg(LOG_LVL_INFO, "chronikd", "%s mounted at %s", data_dir, mountpoint);
+	daemon_ready();
+
+	err = chronikfs_run(fs);
+	if (err < 0)
+		log_msg(LOG_LVL_ERROR, "chronikd", "serving the mount: %s", strerror(-err));
+	status = err < 0 ? 1 : 0;
+
+	atomic_store(&shutting_down, true);
+	pthread_kill(sig_thread, SIGTERM); /* blocked here: wakes its sigwait */
+	pthread_join(sig_thread, NULL);
+unmount:
+	chronikfs_close(fs);
+stop_kafka:
+#ifdef CHRONIK_HAVE_KAFKA
+	if (kl)
+		kafka_listener_stop(kl);
+close_engine:
+#endif
+	err = engine_close(e);
+	if (err < 0) {
+		log_msg(LOG_LVL_ERROR, "chronikd", "closing %s: %s", data_dir,
+			chronik_strerror(err));
+		status = 1;
+	} else if (status == 0) {
+		log_msg(LOG_LVL_INFO, "chronikd", "%s closed", data_dir);
+	}
+free_settings:
+	free(data_dir);
+	free(mountpoint);
+	settings_fini(&s);
+	return status;
+}
