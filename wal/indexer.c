@@ -12,10 +12,12 @@
  *      already covers (a crash after its registry was saved) are skipped;
  *   2. per partition, under warm_lock: the remaining frames become one
  *      segment file (segment.h): a batch a producer compressed is kept byte
- *      for byte; uncompressed batches are merged and re-encoded as lz4
- *      batches (recode.h) unless the topic's compression.type is
- *      "producer" or "none"/"uncompressed" (zstd, gzip and snappy fall back
- *      to lz4 until the engine has their encoders). The file is fsynced,
+ *      for byte; uncompressed batches are merged (up to
+ *      SEGMENT_MERGE_BYTES) and re-encoded with the topic's
+ *      compression.type (recode.h; lz4 by default, also zstd, gzip,
+ *      snappy), unless it is "producer" or "none"/"uncompressed"; a merge
+ *      that does not get smaller keeps its batches as they were. The file
+ *      is fsynced,
  *      then the registry is saved listing it (registry.h, update rule);
  *   3. under the partition lock, in one step, the segment joins the
  *      partition's list and the hot-index entries of this file and older
@@ -320,20 +322,28 @@ int warm_refresh(struct engine *e)
 
 /* ---- indexing ----------------------------------------------------------------- */
 
-enum store_mode { STORE_LZ4, STORE_AS_IS };
-
-static enum store_mode store_mode(const char *config_json)
+/* What the topic's compression.type makes of an uncompressed batch: the
+ * codec to re-encode it with, or BATCH_CODEC_NONE to keep it as it came
+ * ("producer", "none", "uncompressed"). Unknown values mean the default,
+ * lz4. */
+static enum batch_codec store_codec(const char *config_json)
 {
-	enum store_mode m = STORE_LZ4;
+	enum batch_codec c = BATCH_CODEC_LZ4;
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
 	if (o && json_object_object_get_ex(o, "compression.type", &v)) {
 		const char *s = json_object_get_string(v);
 		if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 ||
 		    strcmp(s, "uncompressed") == 0)
-			m = STORE_AS_IS;
+			c = BATCH_CODEC_NONE;
+		else if (strcmp(s, "zstd") == 0)
+			c = BATCH_CODEC_ZSTD;
+		else if (strcmp(s, "gzip") == 0)
+			c = BATCH_CODEC_GZIP;
+		else if (strcmp(s, "snappy") == 0)
+			c = BATCH_CODEC_SNAPPY;
 	}
 	json_object_put(o);
-	return m;
+	return c;
 }
 
 struct ifr {
@@ -362,7 +372,7 @@ struct pending {
 	uint32_t records;
 };
 
-static int pending_flush(struct pending *pd, struct segment_writer *w)
+static int pending_flush(struct pending *pd, struct segment_writer *w, enum batch_codec codec)
 {
 	uint8_t *out;
 	size_t out_len;
@@ -370,7 +380,7 @@ static int pending_flush(struct pending *pd, struct segment_writer *w)
 
 	if (pd->n == 0)
 		return 0;
-	rc = recode_merge(pd->b, pd->len, pd->n, BATCH_CODEC_LZ4, &out, &out_len);
+	rc = recode_merge(pd->b, pd->len, pd->n, codec, &out, &out_len);
 	if (rc)
 		return rc;
 	/* Compression that does not pay keeps the batches as they were. */
@@ -448,7 +458,7 @@ static void hot_drop(struct partition *p, uint64_t seq)
 }
 
 static int index_partition(struct engine *e, struct partition *p, uint64_t seq, const uint8_t *map,
-			   const struct ifr *fr, size_t n, enum store_mode mode)
+			   const struct ifr *fr, size_t n, enum batch_codec codec)
 {
 	char dir[4200], path[4400], name[64];
 	struct segment_writer *w = NULL;
@@ -533,14 +543,15 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 		rc = batch_header_parse(b, blen, &bh);
 		if (rc)
 			break;
-		if (mode == STORE_LZ4 && recode_mergeable(&bh) && blen < SEGMENT_MERGE_BYTES) {
+		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh) &&
+		    blen < SEGMENT_MERGE_BYTES) {
 			if (pd.bytes + blen > SEGMENT_MERGE_BYTES)
-				rc = pending_flush(&pd, w);
+				rc = pending_flush(&pd, w, codec);
 			if (rc == 0)
 				rc = pending_add(&pd, b, blen, raw, rlen,
 						 (uint32_t)bh.record_count);
 		} else {
-			rc = pending_flush(&pd, w);
+			rc = pending_flush(&pd, w, codec);
 			if (rc == 0)
 				rc = segment_writer_add(w, b, blen, raw, rlen,
 							(uint32_t)bh.record_count);
@@ -549,7 +560,7 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 		raw += rlen;
 	}
 	if (rc == 0)
-		rc = pending_flush(&pd, w);
+		rc = pending_flush(&pd, w, codec);
 	for (size_t k = 0; k < n; k++)
 		free(owned[k]);
 	free(owned);
@@ -681,15 +692,15 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 		pthread_rwlock_rdlock(&e->meta_lock);
 		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
 		struct partition *p = NULL;
-		enum store_mode mode = STORE_LZ4;
+		enum batch_codec codec = BATCH_CODEC_LZ4;
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
-			mode = store_mode(t->config_json);
+			codec = store_codec(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
 		if (p) {
-			rc = index_partition(e, p, seq, map, fr + i, j - i, mode);
+			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
 			if (rc)
 				log_msg(LOG_LVL_ERROR, "warm", "%s: indexing %s/%d failed: %s",
 					path, p->topic_name, p->index, chronik_strerror(rc));

@@ -1,8 +1,12 @@
-/* recode.c - uncompressed batches re-encoded as one lz4 batch (recode.h). */
+/* recode.c - uncompressed batches re-encoded as one compressed batch
+ * (recode.h). */
 #include <errno.h>
 #include <lz4frame.h>
+#include <snappy-c.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "byteorder.h"
 #include "crc32c.h"
@@ -83,6 +87,88 @@ static int record_put(struct buf *b, int64_t ts_delta, int32_t off_delta,
 	return 0;
 }
 
+/* Compress in[0, len) for codec into a malloc'd buffer with room for a
+ * batch header in front: *out + BATCH_HEADER_SIZE holds *clen bytes. */
+static int compress_records(enum batch_codec codec, const uint8_t *in, size_t len, uint8_t **out,
+			    size_t *clen)
+{
+	size_t bound;
+	uint8_t *o;
+
+	switch (codec) {
+	case BATCH_CODEC_LZ4: {
+		LZ4F_preferences_t prefs;
+		memset(&prefs, 0, sizeof(prefs));
+		prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+		prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+		prefs.frameInfo.contentSize = len;
+		bound = LZ4F_compressFrameBound(len, &prefs);
+		o = malloc(BATCH_HEADER_SIZE + bound);
+		if (!o)
+			return -ENOMEM;
+		*clen = LZ4F_compressFrame(o + BATCH_HEADER_SIZE, bound, in, len, &prefs);
+		if (LZ4F_isError(*clen)) {
+			free(o);
+			return -EIO;
+		}
+		break;
+	}
+	case BATCH_CODEC_ZSTD:
+		bound = ZSTD_compressBound(len);
+		o = malloc(BATCH_HEADER_SIZE + bound);
+		if (!o)
+			return -ENOMEM;
+		*clen = ZSTD_compress(o + BATCH_HEADER_SIZE, bound, in, len, 3);
+		if (ZSTD_isError(*clen)) {
+			free(o);
+			return -EIO;
+		}
+		break;
+	case BATCH_CODEC_SNAPPY:
+		/* One raw snappy block, as librdkafka writes it. */
+		bound = snappy_max_compressed_length(len);
+		o = malloc(BATCH_HEADER_SIZE + bound);
+		if (!o)
+			return -ENOMEM;
+		*clen = bound;
+		if (snappy_compress((const char *)in, len, (char *)o + BATCH_HEADER_SIZE, clen) !=
+		    SNAPPY_OK) {
+			free(o);
+			return -EIO;
+		}
+		break;
+	case BATCH_CODEC_GZIP: {
+		z_stream zs;
+		memset(&zs, 0, sizeof(zs));
+		if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		bound = deflateBound(&zs, len);
+		o = malloc(BATCH_HEADER_SIZE + bound);
+		if (!o) {
+			deflateEnd(&zs);
+			return -ENOMEM;
+		}
+		zs.next_in = (Bytef *)in;
+		zs.avail_in = (uInt)len;
+		zs.next_out = o + BATCH_HEADER_SIZE;
+		zs.avail_out = (uInt)bound;
+		int zr = deflate(&zs, Z_FINISH);
+		*clen = zs.total_out;
+		deflateEnd(&zs);
+		if (zr != Z_STREAM_END) {
+			free(o);
+			return -EIO;
+		}
+		break;
+	}
+	default:
+		return -ENOTSUP;
+	}
+	*out = o;
+	return 0;
+}
+
 int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 		 enum batch_codec codec, uint8_t **out, size_t *out_len)
 {
@@ -92,7 +178,7 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 	uint8_t *o = NULL;
 	int rc = 0;
 
-	if (codec != BATCH_CODEC_LZ4)
+	if (codec == BATCH_CODEC_NONE || (unsigned)codec > BATCH_CODEC_ZSTD)
 		return -ENOTSUP;
 	if (n == 0)
 		return -EINVAL;
@@ -126,22 +212,10 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 	if (rc)
 		goto out;
 
-	LZ4F_preferences_t prefs;
-	memset(&prefs, 0, sizeof(prefs));
-	prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-	prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-	prefs.frameInfo.contentSize = rec.len;
-	size_t bound = LZ4F_compressFrameBound(rec.len, &prefs);
-	o = malloc(BATCH_HEADER_SIZE + bound);
-	if (!o) {
-		rc = -ENOMEM;
+	size_t clen;
+	rc = compress_records(codec, rec.p, rec.len, &o, &clen);
+	if (rc)
 		goto out;
-	}
-	size_t clen = LZ4F_compressFrame(o + BATCH_HEADER_SIZE, bound, rec.p, rec.len, &prefs);
-	if (LZ4F_isError(clen)) {
-		rc = -EIO;
-		goto out;
-	}
 	size_t total = BATCH_HEADER_SIZE + clen;
 	if (total - 12 > INT32_MAX) {
 		rc = -EMSGSIZE;

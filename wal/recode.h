@@ -11,7 +11,10 @@
  *   maxTimestamp = the largest input maxTimestamp;
  *   attributes = the codec (CreateTime, not transactional, not control);
  *   producerId -1, producerEpoch -1, baseSequence -1, partitionLeaderEpoch -1;
- *   records compressed as a whole: lz4 = one LZ4 frame (Kafka's lz4 codec).
+ *   records compressed as a whole, as Kafka's codecs: lz4 = one LZ4 frame
+ *   (64 KiB independent blocks), zstd = one zstd frame (level 3), gzip =
+ *   one gzip member (zlib, default level), snappy = one raw snappy block
+ *   (the framing librdkafka writes; Kafka's Java client reads it too).
  * Its CRC-32C is computed over [21, end) as Kafka's.
  */
 #ifndef CHRONIK_RECODE_H
@@ -29,7 +32,7 @@
 bool recode_mergeable(const struct batch_header *h);
 
 /* Merge batches[0, n) (lens[i] bytes each) into one batch compressed with
- * codec (only BATCH_CODEC_LZ4 for now; -ENOTSUP otherwise). *out malloc'd,
+ * codec (-ENOTSUP for BATCH_CODEC_NONE or an unknown one). *out malloc'd,
  * caller frees. CHRONIK_ECORRUPT when an input does not decode or does not
  * continue the one before it. */
 int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,

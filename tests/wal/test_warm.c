@@ -220,6 +220,8 @@ static void test_million(const char *root)
 	(void)segdir;
 }
 
+static int64_t count_records(struct engine *e, const char *topic);
+
 /* A producer's compressed batch is kept byte for byte; compression.type
  * producer keeps uncompressed ones as they came. */
 static void test_producer_bytes(const char *root)
@@ -239,8 +241,11 @@ static void test_producer_bytes(const char *root)
 	e = open_or_bail(dir, &o);
 	engine_topic_create(e, "z", 1, NULL);
 	engine_topic_create(e, "asis", 1, "{\"compression.type\":\"producer\"}");
+	engine_topic_create(e, "zs", 1, "{\"compression.type\":\"zstd\"}");
 	p = part_or_bail(e, "z", 0);
 	q = part_or_bail(e, "asis", 0);
+	struct partition *zs = part_or_bail(e, "zs", 0);
+	ok(append_range(zs, 0, 500) == 0, "500 records to a compression.type=zstd topic");
 	for (int i = 0; i < 3; i++) {
 		char text[64];
 		int n = sprintf(text, "zz-%d\nyy-%d\n", i, i);
@@ -269,6 +274,14 @@ static void test_producer_bytes(const char *root)
 		   bh.record_count == 2,
 	   "compression.type=producer keeps an uncompressed batch as it came");
 	free(bb);
+	ok(engine_read_batches(zs, 0, 1 << 20, &bb, &blen) == 0 &&
+		   batch_header_parse(bb, blen, &bh) == 0 &&
+		   (bh.attributes & BATCH_ATTR_CODEC_MASK) == BATCH_CODEC_ZSTD &&
+		   bh.record_count > PER_BATCH && batch_crc_check(bb, blen) == 0,
+	   "compression.type=zstd: appended batches merged into zstd batches");
+	free(bb);
+	ok(count_records(e, "zs") == 500, "and they read back");
+	engine_partition_unref(zs);
 	free(copy);
 	free(z);
 	for (int i = 0; i < 3; i++)
