@@ -26,6 +26,8 @@
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
  * A failure leaves the WAL file in place (what was registered stays
  * registered and is skipped next time) and is retried a second later.
+ * engine_close lets the indexer finish the sealed files first, so a clean
+ * close leaves only the active WAL file.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -755,10 +757,14 @@ static void *indexer_main(void *arg)
 	struct engine *e = arg;
 
 	pthread_mutex_lock(&e->indexer_lock);
-	while (!e->indexer_stop) {
+	for (;;) {
 		uint64_t seq;
 		int fd, rc;
+		/* Stopping, it still indexes what is sealed (engine_close leaves
+		 * only the active file), unless indexing fails. */
 		if (!next_sealed(e, &seq, &fd)) {
+			if (e->indexer_stop)
+				break;
 			e->indexer_err = 0;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
@@ -771,7 +777,9 @@ static void *indexer_main(void *arg)
 		/* fd stays open: only this thread closes sealed files. */
 		rc = index_file(e, seq, fd);
 		pthread_mutex_lock(&e->indexer_lock);
-		if (rc && !e->indexer_stop) {
+		if (rc && e->indexer_stop)
+			break;
+		if (rc) {
 			struct timespec ts;
 			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s", seq,
 				chronik_strerror(rc));
