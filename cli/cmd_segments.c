@@ -2,13 +2,14 @@
  * segment registry, one line per segment, oldest first, after a line with
  * the partition's log start and what is still in the WAL:
  *
- *   log_start_offset: 0 next_offset: 5000 segments: 2 segment_bytes: 9100
- *   wal_bytes: 120 wal_batches: 1
+ *   topic_id: 3 log_start_offset: 0 next_offset: 5000 segments: 2
+ *   segment_bytes: 9100 wal_bytes: 120 wal_batches: 1
  *   file: 00000000000000000000.seg base_offset: 0 last_offset: 2999
  *   records: 3000 batches: 2 raw_start: 0 raw_end: 36000 bytes: 6100
  *   min_timestamp: ... max_timestamp: ... wal_seq: 0
  *
- * (each entry on one line).
+ * (each entry on one line). The files are in
+ * DATA/segments/<topic_id>/<partition>/.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,16 +46,18 @@ int cmd_segments(struct cli *c, int argc, char **argv)
 	if (ret)
 		return ret;
 	engine_partition_info(p, &info);
+	uint32_t topic_id = engine_partition_topic_id(p);
 	rc = engine_partition_segments(p, &segs, &n);
 	engine_partition_unref(p);
 	if (rc) {
 		cli_engine_close(c);
 		return cli_fail(what, rc);
 	}
-	printf("log_start_offset: %" PRId64 " next_offset: %" PRId64 " segments: %zu"
+	printf("topic_id: %" PRIu32 " log_start_offset: %" PRId64 " next_offset: %" PRId64
+	       " segments: %zu"
 	       " segment_bytes: %" PRIu64 " wal_bytes: %" PRIu64 " wal_batches: %" PRIu64 "\n",
-	       info.log_start_offset, info.next_offset, n, info.segment_bytes, info.wal_bytes,
-	       info.batches);
+	       topic_id, info.log_start_offset, info.next_offset, n, info.segment_bytes,
+	       info.wal_bytes, info.batches);
 	for (size_t i = 0; i < n; i++)
 		printf("file: %s base_offset: %" PRId64 " last_offset: %" PRId64
 		       " records: %" PRIu64 " batches: %" PRIu32 " raw_start: %" PRIu64

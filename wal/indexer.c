@@ -545,13 +545,15 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 		rc = batch_header_parse(b, blen, &bh);
 		if (rc)
 			break;
-		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh) &&
-		    blen < SEGMENT_MERGE_BYTES) {
+		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh)) {
+			/* A batch as large as a merge is re-encoded alone. */
 			if (pd.bytes + blen > SEGMENT_MERGE_BYTES)
 				rc = pending_flush(&pd, w, codec);
 			if (rc == 0)
 				rc = pending_add(&pd, b, blen, raw, rlen,
 						 (uint32_t)bh.record_count);
+			if (rc == 0 && pd.bytes >= SEGMENT_MERGE_BYTES)
+				rc = pending_flush(&pd, w, codec);
 		} else {
 			rc = pending_flush(&pd, w, codec);
 			if (rc == 0)

@@ -24,7 +24,7 @@ ok $? "segments exits 0"
 nseg=$(grep -c '^file: ' "$T/out")
 [ "$nseg" -gt 3 ]
 ok $? "it lists $nseg segments"
-head -n 1 "$T/out" | grep -q 'log_start_offset: 0 next_offset: 20000'
+head -n 1 "$T/out" | grep -q 'topic_id: 1 log_start_offset: 0 next_offset: 20000'
 ok $? "with the log start and next offset"
 grep -q '^file: 00000000000000000000.seg base_offset: 0 ' "$T/out"
 ok $? "the first starts at offset 0"
