@@ -200,6 +200,10 @@ int warm_load(struct engine *e);
 int warm_refresh(struct engine *e);
 int indexer_start(struct engine *e);
 void indexer_stop(struct engine *e);
+/* One retention pass over every partition (retention.c); the indexer
+ * thread runs it when idle and at least every RETENTION_CHECK_MS. */
+#define RETENTION_CHECK_MS 1000
+int retention_run(struct engine *e);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
 /* Remove a deleted topic's segments (engine_topic_delete). */

@@ -221,8 +221,15 @@ int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_
 int engine_cursor_next(struct engine_cursor *c, struct engine_record *r);
 void engine_cursor_close(struct engine_cursor *c);
 
-/* Copy raw-view bytes [pos, pos + len) into buf; returns bytes copied (0 at
- * or past the end) or <0. Fewer than len only at the end. */
+/* Copy raw-view bytes from pos into buf: returns bytes copied (0 at or
+ * past the end) or <0. Raw positions are stable, and where nothing remains
+ * (before the log start, inside records compaction removed) the bytes come
+ * from the next record that remains: *from says where the bytes returned
+ * start (pos unless pos was in such a hole). Fewer than len at the end,
+ * and where a later hole begins (the next read continues past it). */
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from);
+/* engine_read_raw_at without *from. */
 ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len);
 
 /* Whole stored batches from the one containing from_offset, for a Kafka

@@ -27,7 +27,9 @@
  * A failure leaves the WAL file in place (what was registered stays
  * registered and is skipped next time) and is retried a second later.
  * engine_close lets the indexer finish the sealed files first, so a clean
- * close leaves only the active WAL file.
+ * close leaves only the active WAL file. With nothing left to index, the
+ * thread runs retention (retention.c), then sleeps until kicked or for
+ * RETENTION_CHECK_MS.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -251,6 +253,22 @@ static int partition_refresh(struct engine *e, struct partition *p)
 	rc = registry_load(dir, p->topic_id, p->index, &r);
 	if (rc)
 		return rc;
+	/* Retention on the writer's side: drop what it dropped. */
+	pthread_mutex_lock(&p->lock);
+	if (r.log_start_offset > p->log_start_offset) {
+		size_t k = 0;
+		while (k < p->nsegs &&
+		       segment_meta_get(p->segs[k])->last_offset < r.log_start_offset) {
+			p->seg_bytes -= segment_meta_get(p->segs[k])->bytes;
+			segment_unref(p->segs[k++]);
+		}
+		if (k)
+			memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+		p->nsegs -= k;
+		p->log_start_offset = r.log_start_offset;
+		p->raw_start = r.raw_start;
+	}
+	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < r.n && rc == 0; i++) {
 		const struct segment_meta *m = &r.segs[i];
 		struct segment *s;
@@ -767,11 +785,18 @@ static void *indexer_main(void *arg)
 		if (!next_sealed(e, &seq, &fd)) {
 			if (e->indexer_stop)
 				break;
-			e->indexer_err = 0;
+			pthread_mutex_unlock(&e->indexer_lock);
+			rc = retention_run(e);
+			pthread_mutex_lock(&e->indexer_lock);
+			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
-			while (!e->indexer_kicked && !e->indexer_stop)
-				pthread_cond_wait(&e->indexer_wake, &e->indexer_lock);
+			if (!e->indexer_kicked && !e->indexer_stop) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += RETENTION_CHECK_MS / 1000;
+				pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
+			}
 			e->indexer_kicked = false;
 			continue;
 		}

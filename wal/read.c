@@ -645,7 +645,8 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 	}
 }
 
-ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from_out)
 {
 	struct engine_cursor *c;
 	struct engine_record r;
@@ -653,6 +654,7 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 	size_t done = 0;
 	int rc;
 
+	*from_out = pos;
 	if (len == 0)
 		return 0;
 	rc = engine_cursor_open_raw(p, pos, &c);
@@ -665,7 +667,15 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
 		uint64_t line_end = r.raw_pos + vlen + 1;
 		uint64_t from = pos + done;
-		if (from < r.raw_pos || from >= line_end) {
+		if (from < r.raw_pos) {
+			/* Nothing remains at from (before the log start, or a
+			 * record compaction removed): the first bytes come
+			 * from the next record; a later hole ends the read. */
+			if (done)
+				break;
+			pos = from = *from_out = r.raw_pos;
+		}
+		if (from >= line_end) {
 			rc = CHRONIK_ECORRUPT;
 			break;
 		}
@@ -684,6 +694,12 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 	if (rc < 0)
 		return rc;
 	return (ssize_t)done;
+}
+
+ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
+{
+	uint64_t from;
+	return engine_read_raw_at(p, pos, buf, len, &from);
 }
 
 /* A V1 frame re-encoded as a one-record batch at its offset. */
@@ -1056,9 +1072,15 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 		v.path = path;
 		v.torn_pos = seq == e->torn_seq ? e->torn_pos : 0;
 		rc = wal_file_walk(path, verify_frame, &v);
-		/* Beside a live writer a sealed file may be indexed and removed. */
-		if (rc == -ENOENT && e->opt.read_only && i + 1 < nfiles)
-			continue;
+		/* A sealed file may be indexed and removed meanwhile (by this
+		 * engine's indexer, or by the writer beside a read-only one). */
+		if (rc == -ENOENT && i + 1 < nfiles) {
+			pthread_mutex_lock(&e->files_lock);
+			fd = e->files[i].fd;
+			pthread_mutex_unlock(&e->files_lock);
+			if (e->opt.read_only || fd < 0)
+				continue;
+		}
 		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
 			report(&v, "%s: %s", path, chronik_strerror(rc));
 	}

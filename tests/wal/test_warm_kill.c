@@ -39,6 +39,12 @@ static void child(const char *dir, int wfd)
 	}
 }
 
+static void problem(void *arg, const char *what)
+{
+	(void)arg;
+	diag("verify: %s", what);
+}
+
 /* Records must be exactly k-0 .. k-(n-1): returns n, or -1. */
 static int64_t check(struct engine *e)
 {
@@ -104,7 +110,7 @@ int main(void)
 		have = check(e);
 		if (have < acked)
 			bad_rounds++;
-		if (engine_verify(e, NULL, NULL) != 0)
+		if (engine_verify(e, problem, NULL) != 0)
 			unclean++;
 		struct partition *p = part_or_bail(e, "k", 0);
 		struct partition_info info;
