@@ -783,8 +783,14 @@ static void *indexer_main(void *arg)
 		/* Stopping, it still indexes what is sealed (engine_close leaves
 		 * only the active file), unless indexing fails. */
 		if (!next_sealed(e, &seq, &fd)) {
-			if (e->indexer_stop)
+			if (e->indexer_stop) {
+				/* A last retention pass: a short-lived writer (the
+				 * CLI) applies the policy too. */
+				pthread_mutex_unlock(&e->indexer_lock);
+				retention_run(e);
+				pthread_mutex_lock(&e->indexer_lock);
 				break;
+			}
 			pthread_mutex_unlock(&e->indexer_lock);
 			rc = retention_run(e);
 			pthread_mutex_lock(&e->indexer_lock);

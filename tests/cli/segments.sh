@@ -5,7 +5,7 @@
 # flipped byte; topic delete removes the topic's segments.
 . "$(dirname "$0")/lib.sh"
 
-plan 16
+plan 21
 
 W="--set wal.segment.bytes=8192"
 run 0 --data "$D" topic create s
@@ -60,3 +60,27 @@ ok $? "and names the segment file"
 run 0 --data "$D" topic delete s
 [ -z "$(ls "$D"/segments/)" ]
 ok $? "topic delete removes its segments"
+
+# Retention through topic alter: the log start moves, positions stay.
+run 0 --data "$D" topic create r
+for i in $(seq 0 19); do
+	sed -n "$((i * 1000 + 1)),$((i * 1000 + 1000))p" "$T/in" | "$CHRONIK" --data "$D" $W produce r/0 || break
+done
+run 0 --data "$D" topic alter r --config retention.bytes=20000 --config cleanup.policy=delete
+ok $? "topic alter sets retention.bytes"
+run 0 --data "$D" info
+grep -q '"retention.bytes": "20000"' "$T/out"
+ok $? "the config shows it"
+run 0 --data "$D" $W produce r/0 </dev/null
+run 0 --data "$D" segments r/0
+start=$(head -n 1 "$T/out" | sed -n 's/.*log_start_offset: \([0-9]*\) .*/\1/p')
+[ "$start" -gt 0 ]
+ok $? "the next writer's retention pass moved the log start to $start"
+run 0 --data "$D" consume r/0
+first=$(head -n 1 "$T/out")
+[ "$first" = "line $((start + 1))" ] && [ "$(wc -l <"$T/out")" -eq $((20000 - start)) ]
+ok $? "consume starts at the log start"
+run 0 --data "$D" topic alter r --config retention.bytes=
+run 0 --data "$D" info
+! grep -q 'retention.bytes' "$T/out"
+ok $? "an empty value removes the key"
