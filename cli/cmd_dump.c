@@ -87,7 +87,9 @@ static void dump_batch_records(const struct frame_info *fi, struct dump_state *s
 	while ((rc = batch_iter_next(&it, &br)) > 0) {
 		struct engine_record r = {
 			.offset = fi->base_offset + br.offset_delta,
-			.timestamp = it.hdr.base_timestamp + br.timestamp_delta,
+			/* both from the batch: wrap, do not overflow */
+			.timestamp = (int64_t)((uint64_t)it.hdr.base_timestamp +
+					       (uint64_t)br.timestamp_delta),
 			.key = br.key,
 			.key_len = br.key_len,
 			.value = br.value,

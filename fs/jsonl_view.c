@@ -68,8 +68,12 @@ static int view_count(struct fs_part *fp)
 	struct engine_record r;
 	int err;
 
+	/* A failed engine_cursor_next leaves the cursor where it was, so the
+	 * next call retries; a failure after a record was taken from it (its
+	 * rendering, its mark) drops the cursor, and the next call opens one
+	 * again at the first record not yet counted. */
 	if (!v->cur) {
-		err = engine_cursor_open(fp->p, 0, &v->cur);
+		err = engine_cursor_open(fp->p, v->counted, &v->cur);
 		if (err < 0)
 			return err;
 	}
@@ -82,12 +86,13 @@ static int view_count(struct fs_part *fp)
 		err = jsonl_render(&b, &r);
 		v->scratch = b.p;
 		v->scratch_cap = b.cap;
-		if (err < 0)
-			return err;
-		if (v->nmarks == 0 || v->size - v->marks[v->nmarks - 1].pos >= JSONL_MARK_EVERY) {
+		if (err == 0 &&
+		    (v->nmarks == 0 || v->size - v->marks[v->nmarks - 1].pos >= JSONL_MARK_EVERY))
 			err = view_add_mark(v, v->size, r.offset);
-			if (err < 0)
-				return err;
+		if (err < 0) {
+			engine_cursor_close(v->cur);
+			v->cur = NULL;
+			return err;
 		}
 		v->size += b.len;
 		v->counted = r.offset + 1;

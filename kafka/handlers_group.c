@@ -778,6 +778,50 @@ int kafka_handle_leave_group(struct kafka_request *req)
 	return 0;
 }
 
+/* A partition of an OffsetCommit request to store, and where its error
+ * code sits in the response. */
+struct offset_pending {
+	struct engine_offset_commit c; /* topic and metadata owned */
+	size_t err_pos;
+};
+
+static void offsets_pending_free(struct offset_pending *pend, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)pend[i].c.topic);
+		free((char *)pend[i].c.metadata);
+	}
+	free(pend);
+}
+
+/* Commit the gathered partitions with one engine call (a commit's
+ * partitions all have one group) and patch their error codes. */
+static void offsets_commit_pending(struct kafka_request *req, const char *group,
+				   struct offset_pending *pend, size_t n)
+{
+	struct engine_offset_commit *c;
+	struct kafka_writer *w = req->w;
+
+	if (n == 0) {
+		free(pend);
+		return;
+	}
+	c = malloc(n * sizeof(*c));
+	for (size_t i = 0; c && i < n; i++)
+		c[i] = pend[i].c;
+	if (c)
+		engine_group_offsets_commit(req->l->e, group, c, n);
+	for (size_t i = 0; i < n; i++) {
+		int16_t err = c ? kafka_error_from(c[i].rc) : KERR_UNKNOWN_SERVER_ERROR;
+		if (!w->failed && pend[i].err_pos + 2 <= w->len) {
+			w->buf[pend[i].err_pos] = (uint8_t)((uint16_t)err >> 8);
+			w->buf[pend[i].err_pos + 1] = (uint8_t)err;
+		}
+	}
+	free(c);
+	offsets_pending_free(pend, n);
+}
+
 /* OffsetCommitRequest v0-5: GroupId, GenerationId int32 (v1+), MemberId
  * (v1+), RetentionTimeMs int64 (v2-4), Topics [Name, Partitions
  * [PartitionIndex, CommittedOffset int64, CommitTimestamp int64 (v1 only),
@@ -828,6 +872,12 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 		pthread_mutex_unlock(&g->lock);
 	}
 
+	/* The partitions to store are gathered while the response is written
+	 * (their error codes as placeholders, patched afterwards), then
+	 * committed with one engine call: one metadata-log write and one
+	 * fdatasync for the whole request, not one per partition. */
+	struct offset_pending *pend = NULL;
+	size_t npend = 0, cap = 0;
 	if (v >= 3)
 		kafka_write_i32(w, 0);
 	kafka_write_array(w, false, ntopics);
@@ -856,19 +906,41 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			if (!err && meta.len > OFFSET_METADATA_MAX)
 				err = KERR_OFFSET_METADATA_TOO_LARGE;
-			if (!err) {
-				char *md = meta.len >= 0 ? kafka_str_dup(meta) : NULL;
-				err = kafka_error_from(engine_group_offset_commit(
-					req->l->e, group, topic, index, offset, md));
-				free(md);
-			}
 			kafka_write_i32(w, index);
+			if (!err && npend == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct offset_pending *np2 = realloc(pend, ncap * sizeof(*np2));
+				if (np2) {
+					pend = np2;
+					cap = ncap;
+				} else {
+					err = KERR_UNKNOWN_SERVER_ERROR;
+				}
+			}
+			if (!err) {
+				struct offset_pending *op = &pend[npend];
+				op->c.topic = strdup(topic);
+				op->c.partition = index;
+				op->c.offset = offset;
+				op->c.metadata = meta.len >= 0 ? kafka_str_dup(meta) : NULL;
+				op->c.rc = 0;
+				op->err_pos = w->len;
+				if (!op->c.topic || (meta.len >= 0 && !op->c.metadata)) {
+					free((char *)op->c.topic);
+					free((char *)op->c.metadata);
+					err = KERR_UNKNOWN_SERVER_ERROR;
+				} else {
+					npend++;
+				}
+			}
 			kafka_write_i16(w, err);
 		}
 	}
+	offsets_commit_pending(req, group, pend, npend);
 	free(group);
 	return 0;
 malformed:
+	offsets_pending_free(pend, npend);
 	free(group);
 	return -1;
 }

@@ -3,8 +3,9 @@
  *
  * Appenders (any thread) prepare their batch outside every lock (header
  * parsed, CRC checked, raw size computed), then queue an append_req and
- * sleep on commit_done. The commit thread takes the whole queue as one
- * group and, for each request in queue order:
+ * sleep on commit_done. The commit thread takes the queue as one group
+ * (as much of it as fits in wal.segment.bytes, at least one request: the
+ * rest is the next group) and, for each request in queue order:
  *   - assigns offsets from the partition's c_next_offset and raw positions
  *     from its c_raw_size (so offsets follow WAL order, and a group that
  *     fails consumes none: the counters are reset to the published values);
@@ -12,17 +13,50 @@
  *     frame header;
  * then writes the group with pwritev at the end of the active WAL file
  * (rotating first if the group would take the file past wal.segment.bytes;
- * the group's last frame carries FRAME_FLAG_GROUP_END), and fsyncs
+ * the group's last frame carries FRAME_FLAG_GROUP_END; when every byte
+ * before the group is durable, a sync point goes in front of it, frame.h),
+ * and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
  * appenders released, and the append listener called. When idle, the
  * thread also seals the active file once it is non-empty and wal.seal.ms
- * old; every rotation kicks the indexer (indexer.c).
+ * old (or when engine_index_now asks); every rotation kicks the indexer
+ * (indexer.c).
  *
  * Room in the hot index is reserved before the write, so a group that is
- * on disk is always published. A failed write or fsync truncates the file
- * back to where the group began and fails every request of the group with
- * the error.
+ * on disk is always published.
+ *
+ * FAILED WRITES AND SYNCS. A failed fsync cannot be retried and trusted:
+ * the kernel may have dropped the dirty pages it could not write and
+ * report the next fsync clean. So the rule is: no success is ever reported
+ * for data a failed sync may have covered. "The sync point" below is the
+ * end of the data the last successful fdatasync of the active file made
+ * durable.
+ *   1. A failed write (pwritev: EIO, ENOSPC, EFBIG...) fails every request
+ *      of its group; the file is cut back (ftruncate) to where the group
+ *      began. Data before it is untouched, so the engine carries on. So
+ *      does a failed creation of the next file at rotation (its header
+ *      write or the directory fsync): wal_file_create unlinks it.
+ *   2. A failed fdatasync of a group's own data fails every request of the
+ *      group. When the group was the only data past the sync point (always
+ *      so under fsync `every`), the file is cut back to the sync point and
+ *      the cut made durable (ftruncate + fdatasync: the pages before the
+ *      cut were durable already, so that fdatasync has only the new size to
+ *      persist); once it succeeded, later groups are acknowledged as usual.
+ *   3. Otherwise - the fsync failed while data already reported written
+ *      was past the sync point (fsync interval/never: the interval sync, a
+ *      group's sync, engine_sync), the seal of a full file before rotation
+ *      failed (in any mode: ftruncate to the published end + fdatasync),
+ *      or a cut of rule 1 or 2 failed - the engine enters the sticky FAILED
+ *      state, logged once: every later append and every engine_sync return the
+ *      error (-EIO in the usual case) until the engine is closed and opened
+ *      again, whose recovery re-verifies every frame. Under `every`,
+ *      engine_sync issues no fdatasync of its own (every acknowledged group
+ *      is durable already) and reports only the FAILED state.
+ * Every fdatasync of the active file, and the check and change of the
+ * FAILED state that goes with it, happens under sync_lock, so a sync from
+ * engine_sync cannot take the error of a sync in the commit thread and
+ * leave that one reporting success.
  */
 #include <errno.h>
 #include <limits.h>
@@ -106,6 +140,19 @@ static int reserve_index(struct append_req *head)
 	return 0;
 }
 
+void engine_fail(struct engine *e, int rc, const char *why)
+{
+	int expected = 0;
+
+	if (rc >= 0)
+		rc = -EIO;
+	if (atomic_compare_exchange_strong(&e->failed_rc, &expected, rc))
+		log_msg(LOG_LVL_ERROR, "wal",
+			"%s (%s): data reported written may not be durable; every append and "
+			"sync now fails until the data directory is opened again",
+			why, chronik_strerror(rc));
+}
+
 static int rotate(struct engine *e)
 {
 	struct wal_file *active = &e->files[e->nfiles - 1];
@@ -113,10 +160,21 @@ static int rotate(struct engine *e)
 	int fd, rc;
 
 	/* Seal exactly what was published: a failed group whose truncation
-	 * failed too must not end up inside a sealed file. */
-	if (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)
-		return -errno;
+	 * failed too must not end up inside a sealed file. A failed seal is
+	 * rule 3 (FAILED): it may have covered data reported written. */
+	pthread_mutex_lock(&e->sync_lock);
+	rc = atomic_load(&e->failed_rc);
+	if (rc == 0 &&
+	    (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)) {
+		rc = -errno;
+		engine_fail(e, rc, "sealing a full WAL file failed");
+	}
+	pthread_mutex_unlock(&e->sync_lock);
+	if (rc)
+		return rc;
 	atomic_fetch_add(&e->st_fsyncs, 1);
+	e->last_sync_ns = mono_ns();
+	e->unsynced = 0;
 	rc = wal_file_create(e, seq, &fd);
 	if (rc)
 		return rc;
@@ -135,25 +193,71 @@ static int rotate(struct engine *e)
 	return 0;
 }
 
+/* The interval sync of data already reported written: a failure is rule 3. */
 static int sync_active(struct engine *e)
 {
-	int fd;
+	int fd, rc;
 	pthread_mutex_lock(&e->files_lock);
 	fd = e->files[e->nfiles - 1].fd;
 	pthread_mutex_unlock(&e->files_lock);
-	if (fdatasync(fd) < 0)
-		return -errno;
-	atomic_fetch_add(&e->st_fsyncs, 1);
-	e->last_sync_ns = now_ns();
+	pthread_mutex_lock(&e->sync_lock);
+	rc = atomic_load(&e->failed_rc);
+	if (rc == 0 && fdatasync(fd) < 0) {
+		rc = -errno;
+		engine_fail(e, rc, "interval fsync failed");
+	}
+	pthread_mutex_unlock(&e->sync_lock);
+	e->last_sync_ns = mono_ns();
+	/* Nothing can be made durable after a failure either: stop trying. */
 	e->unsynced = 0;
-	return 0;
+	if (rc == 0)
+		atomic_fetch_add(&e->st_fsyncs, 1);
+	return rc;
+}
+
+/* The sync of a group just written at start..: rules 2 and 3. prior: the
+ * bytes already reported written past the sync point before this group.
+ * Returns 0, or the error that fails the group (the caller cuts the file
+ * back to start, as it does for a failed write). */
+static int group_sync(struct engine *e, int fd, off_t start, uint64_t prior)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->sync_lock);
+	rc = atomic_load(&e->failed_rc);
+	if (rc)
+		goto unlock;
+	if (fdatasync(fd) == 0) {
+		atomic_fetch_add(&e->st_fsyncs, 1);
+		e->last_sync_ns = mono_ns();
+		e->unsynced = 0;
+		goto unlock;
+	}
+	rc = -errno;
+	if (prior == 0 && ftruncate(fd, start) == 0 && fdatasync(fd) == 0) {
+		atomic_fetch_add(&e->st_fsyncs, 1);
+		e->last_sync_ns = mono_ns();
+		e->unsynced = 0;
+		log_msg(LOG_LVL_ERROR, "wal",
+			"fsync of a group failed (%s); the group failed and the WAL file was "
+			"cut back to its last sync point",
+			chronik_strerror(rc));
+	} else {
+		engine_fail(e, rc,
+			    prior ? "fsync failed with data reported written not yet durable" :
+				    "fsync of a group failed and so did the cut back");
+	}
+unlock:
+	pthread_mutex_unlock(&e->sync_lock);
+	return rc;
 }
 
 /* Write one group; returns 0 or the error that fails all of it. */
 static int group_write(struct engine *e, struct append_req *head)
 {
 	struct iovec *iov;
-	size_t n = 0, total = 0;
+	uint8_t sync_point[FRAME_SYNC_SIZE];
+	size_t n = 0, total = 0, sp_len;
 	struct wal_file *active;
 	uint32_t seq;
 	off_t start;
@@ -166,30 +270,43 @@ static int group_write(struct engine *e, struct append_req *head)
 		}
 	if (n == 0)
 		return 0;
+	rc = atomic_load(&e->failed_rc);
+	if (rc)
+		return rc;
+	/* Everything before the group is durable: say so in front of it. */
+	sp_len = e->unsynced == 0 && e->active_size > WAL_FILE_HEADER_SIZE ? FRAME_SYNC_SIZE : 0;
 	if (e->active_size > WAL_FILE_HEADER_SIZE &&
-	    e->active_size + total > e->opt.wal_segment_bytes) {
+	    e->active_size + sp_len + total > e->opt.wal_segment_bytes) {
 		rc = rotate(e);
 		if (rc)
 			return rc;
+		sp_len = 0;
 	}
-	if (e->active_size + total > UINT32_MAX)
+	if (e->active_size + sp_len + total > UINT32_MAX)
 		return -EFBIG;
 	rc = reserve_index(head);
 	if (rc)
 		return rc;
-	iov = malloc(2 * n * sizeof(*iov));
+	iov = malloc((2 * n + 1) * sizeof(*iov));
 	if (!iov)
 		return -ENOMEM;
 	active = &e->files[e->nfiles - 1];
 	seq = (uint32_t)active->seq;
 	fd = active->fd;
 	start = (off_t)e->active_size;
+	n = 0;
+	if (sp_len) {
+		frame_sync_encode(sync_point, (uint64_t)start, e->active_salt);
+		iov[n].iov_base = sync_point;
+		iov[n].iov_len = sp_len;
+		n++;
+	}
+	total += sp_len;
 
 	struct append_req *last = NULL;
 	for (struct append_req *r = head; r; r = r->next)
 		if (r->status == 0)
 			last = r;
-	n = 0;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		struct frame_info fi = { 0 };
@@ -198,6 +315,7 @@ static int group_write(struct engine *e, struct append_req *head)
 		fi.flags = r == last ? FRAME_FLAG_GROUP_END : 0;
 		r->base_offset = p->c_next_offset;
 		r->raw_pos = p->c_raw_size;
+		/* last_delta is in [0, INT32_MAX] (commit_submit): no overflow. */
 		p->c_next_offset += (int64_t)r->last_delta + 1;
 		p->c_raw_size += r->raw_len;
 		batch_set_base_offset(r->batch, r->base_offset);
@@ -219,18 +337,22 @@ static int group_write(struct engine *e, struct append_req *head)
 	rc = write_all(fd, iov, (int)n, start);
 	free(iov);
 	if (rc == 0) {
+		uint64_t prior = e->unsynced;
 		e->unsynced += total;
 		if (e->opt.fsync == FSYNC_EVERY ||
 		    (e->opt.fsync == FSYNC_INTERVAL &&
-		     now_ns() - e->last_sync_ns >= (int64_t)e->opt.fsync_interval_ms * 1000000))
-			rc = sync_active(e);
+		     mono_ns() - e->last_sync_ns >= (int64_t)e->opt.fsync_interval_ms * 1000000))
+			rc = group_sync(e, fd, start, prior);
+		else
+			rc = atomic_load(&e->failed_rc); /* an engine_sync failed meanwhile */
+		if (rc)
+			e->unsynced = prior;
 	}
 	if (rc) {
 		log_msg(LOG_LVL_ERROR, "wal", "group write of %zu bytes failed: %s", total,
 			chronik_strerror(rc));
 		if (ftruncate(fd, start) < 0)
-			log_msg(LOG_LVL_ERROR, "wal", "cannot truncate the failed group: %s",
-				chronik_strerror(-errno));
+			engine_fail(e, -errno, "cannot cut a failed group off the WAL file");
 		atomic_fetch_add(&e->st_failed, 1);
 		for (struct append_req *r = head; r; r = r->next) {
 			pthread_mutex_lock(&r->p->lock);
@@ -241,9 +363,9 @@ static int group_write(struct engine *e, struct append_req *head)
 		return rc;
 	}
 
-	/* Publish. */
+	/* Publish. mtime is wall clock: it is shown as the files' mtime. */
 	int64_t mtime = now_ns();
-	uint64_t pos = (uint64_t)start;
+	uint64_t pos = (uint64_t)start + sp_len;
 	for (struct append_req *r = head; r; r = r->next) {
 		struct partition *p = r->p;
 		struct hot_entry he;
@@ -271,16 +393,39 @@ static int group_write(struct engine *e, struct append_req *head)
 		pthread_mutex_unlock(&p->lock);
 	}
 	if (e->active_birth_ns == 0)
-		e->active_birth_ns = mtime;
+		e->active_birth_ns = mono_ns();
 	e->active_size = pos;
 	atomic_fetch_add(&e->st_groups, 1);
-	atomic_fetch_add(&e->st_appends, n / 2);
-	atomic_fetch_add(&e->st_bytes, total);
+	atomic_fetch_add(&e->st_appends, (n - (sp_len ? 1 : 0)) / 2);
+	atomic_fetch_add(&e->st_bytes, total - sp_len);
 	return 0;
 }
 
+/* Take the next group off the queue (caller holds commit_lock): requests
+ * in queue order while their frames add up to at most wal.segment.bytes,
+ * and at least one. So a group always fits in one WAL file (rotation
+ * happens before a group), file positions stay below 4 GiB, and a queue
+ * holding more than a file's worth becomes several groups instead of one
+ * that fails every appender in it. */
+static struct append_req *take_group(struct engine *e)
+{
+	struct append_req *head = e->queue_head, *last = head;
+	uint64_t total = FRAME_V2_HEADER_SIZE + head->len;
+
+	while (last->next &&
+	       total + FRAME_V2_HEADER_SIZE + last->next->len <= e->opt.wal_segment_bytes) {
+		last = last->next;
+		total += FRAME_V2_HEADER_SIZE + last->len;
+	}
+	e->queue_head = last->next;
+	if (!e->queue_head)
+		e->queue_tail = NULL;
+	last->next = NULL;
+	return head;
+}
+
 /* When the active file is due to be sealed by age (wal.seal.ms after its
- * first frame), in now_ns() time; 0 = not due (empty, or sealing by age
+ * first frame), in mono_ns() time; 0 = not due (empty, or sealing by age
  * off). Commit thread. */
 static int64_t seal_due(const struct engine *e)
 {
@@ -289,10 +434,10 @@ static int64_t seal_due(const struct engine *e)
 	return e->active_birth_ns + (int64_t)e->opt.wal_seal_ms * 1000000;
 }
 
-/* *ts = CLOCK_REALTIME now + wait_ns (for pthread_cond_timedwait). */
+/* *ts = CLOCK_MONOTONIC now + wait_ns (commit_wake waits on it). */
 static void timespec_at(struct timespec *ts, int64_t wait_ns)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	if (wait_ns < 0)
 		wait_ns = 0;
 	ts->tv_sec += wait_ns / 1000000000;
@@ -314,8 +459,9 @@ static void *commit_main(void *arg)
 
 		while (!e->queue_head && !e->stopping) {
 			int64_t seal = seal_due(e);
-			if (e->seal_now) {
-				/* engine_index_now: seal what there is. */
+			if (e->seal_now || (seal && mono_ns() >= seal)) {
+				/* Seal what there is (wal.seal.ms, engine_index_now). */
+				bool asked = e->seal_now;
 				bool any = e->active_size > WAL_FILE_HEADER_SIZE;
 				pthread_mutex_unlock(&e->commit_lock);
 				rc = any ? rotate(e) : 0;
@@ -324,41 +470,29 @@ static void *commit_main(void *arg)
 						"sealing the WAL file failed: %s",
 						chronik_strerror(rc));
 				pthread_mutex_lock(&e->commit_lock);
-				e->seal_now = false;
-				pthread_cond_broadcast(&e->commit_done);
-				continue;
-			}
-			if (seal && now_ns() >= seal) {
-				pthread_mutex_unlock(&e->commit_lock);
-				rc = rotate(e);
 				if (rc)
-					log_msg(LOG_LVL_ERROR, "wal",
-						"sealing the WAL file failed: %s",
-						chronik_strerror(rc));
-				pthread_mutex_lock(&e->commit_lock);
-				if (rc)
-					e->active_birth_ns =
-						now_ns(); /* retry one seal period later */
+					e->active_birth_ns = mono_ns(); /* again a period later */
+				if (asked) {
+					e->seal_now = false;
+					pthread_cond_broadcast(&e->commit_done);
+				}
 				continue;
 			}
 			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
 				struct timespec ts;
 				int64_t due = e->last_sync_ns +
 					      (int64_t)e->opt.fsync_interval_ms * 1000000;
-				if (now_ns() >= due) {
+				if (mono_ns() >= due) {
 					pthread_mutex_unlock(&e->commit_lock);
-					rc = sync_active(e);
-					if (rc)
-						log_msg(LOG_LVL_ERROR, "wal",
-							"interval fsync failed: %s",
-							chronik_strerror(rc));
+					(void)sync_active(e); /* a failure is logged, sticky */
 					pthread_mutex_lock(&e->commit_lock);
 					continue;
 				}
 				if (seal && seal < due)
 					due = seal;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				int64_t wait = due - now_ns();
+				/* commit_wake waits on CLOCK_MONOTONIC (engine_open). */
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				int64_t wait = due - mono_ns();
 				ts.tv_sec += wait / 1000000000;
 				ts.tv_nsec += wait % 1000000000;
 				if (ts.tv_nsec >= 1000000000) {
@@ -368,7 +502,7 @@ static void *commit_main(void *arg)
 				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
 			} else if (seal) {
 				struct timespec ts;
-				timespec_at(&ts, seal - now_ns());
+				timespec_at(&ts, seal - mono_ns());
 				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
 			} else {
 				pthread_cond_wait(&e->commit_wake, &e->commit_lock);
@@ -376,8 +510,7 @@ static void *commit_main(void *arg)
 		}
 		if (!e->queue_head && e->stopping)
 			break;
-		head = e->queue_head;
-		e->queue_head = e->queue_tail = NULL;
+		head = take_group(e);
 		pthread_mutex_unlock(&e->commit_lock);
 
 		/* Requests for deleted partitions fail here, outside the group. */
@@ -446,7 +579,7 @@ static void *commit_main(void *arg)
 int commit_start(struct engine *e)
 {
 	int rc;
-	e->last_sync_ns = now_ns();
+	e->last_sync_ns = mono_ns();
 	rc = pthread_create(&e->commit_thread, NULL, commit_main, e);
 	if (rc)
 		return -rc;
@@ -484,6 +617,9 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		return CHRONIK_ENOTOPIC;
 	if (e->opt.read_only)
 		return -EROFS;
+	rc = atomic_load(&e->failed_rc);
+	if (rc)
+		return rc;
 	if (len > FRAME_MAX_LEN - FRAME_V2_HEADER_SIZE)
 		return -EMSGSIZE;
 	rc = batch_header_parse(batch, len, &bh);
@@ -491,7 +627,7 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		return rc;
 	if (bh.record_count <= 0 || bh.last_offset_delta < 0)
 		return CHRONIK_ECORRUPT;
-	if (bh.record_count != bh.last_offset_delta + 1)
+	if (bh.record_count != (int64_t)bh.last_offset_delta + 1)
 		return CHRONIK_ECORRUPT;
 	if (raw_len >= 0) {
 		r.raw_len = (uint64_t)raw_len;

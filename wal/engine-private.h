@@ -113,6 +113,9 @@ struct engine {
 	uint64_t meta_size;
 	int64_t meta_seq;
 	uint64_t meta_frames;
+	/* 0, or the error every later metadata change returns: a failed event
+	 * whose cut could not be made durable (meta_log). */
+	int meta_failed;
 
 	/* WAL files (files_lock guards the array; fds live until close). */
 	pthread_mutex_t files_lock;
@@ -133,8 +136,19 @@ struct engine {
 	bool stopping;
 	bool commit_running;
 	pthread_t commit_thread;
-	int64_t last_sync_ns;
-	uint64_t unsynced; /* bytes written since the last fsync (commit thread) */
+	int64_t last_sync_ns; /* CLOCK_MONOTONIC (mono_ns); commit thread */
+	uint64_t unsynced; /* bytes written since the last fsync (commit thread);
+			    * 0 means every byte of the active file is durable,
+			    * so the next group carries a sync point (frame.h) */
+	uint32_t active_salt; /* the active file's salt (commit thread) */
+	uint32_t active_version; /* its file format version (recovery) */
+	/* The FAILED state of commit.c's "FAILED WRITES AND SYNCS": 0, or the
+	 * error every append and engine_sync return until the engine is
+	 * reopened. Set once (engine_fail), never cleared. sync_lock is held
+	 * around every fdatasync of the active WAL file together with the
+	 * check or change of failed_rc that goes with it. */
+	pthread_mutex_t sync_lock;
+	atomic_int failed_rc;
 
 	/* The append listener (commit_lock); listener_busy while the commit
 	 * thread is calling it, commit_done broadcast when it stops being. */
@@ -220,8 +234,19 @@ struct partition *partition_new(struct engine *e, struct topic *t, int32_t index
 int partition_index_reserve(struct partition *p, size_t need);
 int partition_index_push(struct partition *p, const struct hot_entry *he);
 
+/* Enter the FAILED state with rc (logged once; later calls keep the first). */
+void engine_fail(struct engine *e, int rc, const char *why);
+
+/* Wall clock, for timestamps that are stored or shown (record timestamps,
+ * mtimes, ctimes). */
 int64_t now_ns(void);
 int64_t now_ms(void);
+/* CLOCK_MONOTONIC, for every interval and deadline: a step of the wall
+ * clock must not delay an fsync or a long poll. */
+int64_t mono_ns(void);
+/* Initialize a condition variable whose timed waits take CLOCK_MONOTONIC
+ * deadlines. */
+int cond_init_monotonic(pthread_cond_t *c);
 int fsync_dir(int dir_fd);
 
 #endif

@@ -32,6 +32,26 @@ int64_t now_ms(void)
 	return now_ns() / 1000000;
 }
 
+int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	int rc = pthread_condattr_init(&ca);
+	if (rc)
+		return -rc;
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+	return -rc;
+}
+
 int fsync_dir(int dir_fd)
 {
 	return fsync(dir_fd) < 0 ? -errno : 0;
@@ -143,7 +163,12 @@ struct partition *partition_new(struct engine *e, struct topic *t, int32_t index
 	}
 	atomic_init(&p->refcnt, 1);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->grown, NULL);
+	if (cond_init_monotonic(&p->grown)) {
+		pthread_mutex_destroy(&p->lock);
+		free(p->topic_name);
+		free(p);
+		return NULL;
+	}
 	p->max_timestamp = -1;
 	p->mtime_ns = p->ctime_ns;
 	return p;
@@ -311,19 +336,31 @@ void engine_set_append_listener(struct engine *e, engine_append_fn fn, void *arg
 	pthread_mutex_unlock(&e->commit_lock);
 }
 
+/* The durability rules are commit.c's "FAILED WRITES AND SYNCS": under
+ * fsync every, each acknowledged group is durable already and only the
+ * FAILED state is reported; otherwise the active file is synced (sealed
+ * files were synced when they were sealed), and a failure enters FAILED. */
 int engine_sync(struct engine *e)
 {
-	int fd;
+	int fd, rc;
 
 	if (e->opt.read_only)
 		return 0;
 	pthread_mutex_lock(&e->files_lock);
 	fd = e->nfiles ? e->files[e->nfiles - 1].fd : -1;
 	pthread_mutex_unlock(&e->files_lock);
-	if (fd >= 0 && fdatasync(fd) < 0)
-		return -errno;
-	atomic_fetch_add(&e->st_fsyncs, 1);
-	return 0;
+	pthread_mutex_lock(&e->sync_lock);
+	rc = atomic_load(&e->failed_rc);
+	if (rc == 0 && fd >= 0 && e->opt.fsync != FSYNC_EVERY) {
+		if (fdatasync(fd) < 0) {
+			rc = -errno;
+			engine_fail(e, rc, "fsync of the WAL failed");
+		} else {
+			atomic_fetch_add(&e->st_fsyncs, 1);
+		}
+	}
+	pthread_mutex_unlock(&e->sync_lock);
+	return rc;
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
@@ -357,11 +394,33 @@ static int lock_dir(struct engine *e)
 	return 0;
 }
 
+/* Create directory path unless it exists; a new one is made durable by an
+ * fsync of its parent, so that a crash cannot lose the directory (and the
+ * files later created and fsynced in it) after open reported success. */
 static int mkdir_p(const char *path)
 {
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+	char parent[4096];
+	char *slash;
+	int fd, rc;
+
+	if (mkdir(path, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(parent, sizeof(parent), "%s", path);
+	while ((slash = strrchr(parent, '/')) && slash[1] == 0 && slash > parent)
+		*slash = 0; /* "a/b/" names b */
+	slash = strrchr(parent, '/');
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = 0;
+	else
+		*slash = 0;
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	return 0;
+	rc = fsync_dir(fd);
+	close(fd);
+	return rc;
 }
 
 int engine_open(const char *dir, const struct engine_options *o, struct engine **out)
@@ -383,7 +442,9 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_mutex_init(&e->files_lock, NULL);
 	pthread_mutex_init(&e->refresh_lock, NULL);
 	pthread_mutex_init(&e->commit_lock, NULL);
-	pthread_cond_init(&e->commit_wake, NULL);
+	pthread_mutex_init(&e->sync_lock, NULL);
+	atomic_init(&e->failed_rc, 0);
+	cond_init_monotonic(&e->commit_wake); /* the interval sync's timed wait */
 	pthread_cond_init(&e->commit_done, NULL);
 	pthread_rwlock_init(&e->wal_retire_lock, NULL);
 	pthread_mutex_init(&e->warm_lock, NULL);
@@ -460,6 +521,7 @@ int engine_close(struct engine *e)
 	pthread_mutex_destroy(&e->files_lock);
 	pthread_mutex_destroy(&e->refresh_lock);
 	pthread_mutex_destroy(&e->commit_lock);
+	pthread_mutex_destroy(&e->sync_lock);
 	pthread_cond_destroy(&e->commit_wake);
 	pthread_cond_destroy(&e->commit_done);
 	pthread_rwlock_destroy(&e->wal_retire_lock);

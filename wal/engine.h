@@ -75,7 +75,11 @@ int engine_close(struct engine *e);
  * since open or the last refresh, stopping quietly at a frame still being
  * written, and wakes engine_partition_wait. A no-op for a writer. */
 int engine_refresh(struct engine *e);
-/* Force durability of everything appended so far (fsync() on a file). */
+/* Force durability of everything appended so far (fsync() on a file).
+ * 0 only when every append reported successful so far is durable; after a
+ * failed fsync that may have lost such data, this and every later append
+ * return the error (usually -EIO) until the engine is reopened (commit.c,
+ * "FAILED WRITES AND SYNCS"). */
 int engine_sync(struct engine *e);
 /* Seal the active WAL file (when non-empty) and wait until the indexer has
  * turned every sealed file into segments. 0, or the error the indexer met
@@ -251,6 +255,20 @@ int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 
 int engine_group_offset_commit(struct engine *e, const char *group, const char *topic,
 			       int32_t partition, int64_t offset, const char *metadata);
+/* One partition's offset for engine_group_offsets_commit. */
+struct engine_offset_commit {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	const char *metadata; /* NULL: null */
+	int rc; /* out: 0 once durable, else why not */
+};
+/* Commit n offsets of one group (one OffsetCommit request) with one
+ * metadata-log write and one fdatasync: the valid ones are all durable on
+ * return, or none is. c[i].rc: -EINVAL for an invalid entry (not
+ * written), else the write's result. Returns 0, or the first error. */
+int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
+				size_t n);
 /* *offset = -1 and *metadata = NULL when none committed; *metadata malloc'd. */
 int engine_group_offset_fetch(struct engine *e, const char *group, const char *topic,
 			      int32_t partition, int64_t *offset, char **metadata);

@@ -6,8 +6,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -146,12 +147,23 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 		return FRAME_INVALID;
 	fi->version = buf[4];
 	fi->flags = buf[5];
-	if (fi->version != 1 && fi->version != 2)
+	if (fi->version < 1 || fi->version > 3)
 		return FRAME_UNKNOWN_VERSION;
 	hdr_len = get_le16(buf + 6);
 	len = get_le32(buf + 8);
 	fi->frame_len = len;
 	fi->crc = get_le32(buf + 12);
+	if (fi->version == 3) {
+		if (hdr_len != FRAME_SYNC_SIZE || len != FRAME_SYNC_SIZE)
+			return FRAME_INVALID;
+		if (avail < FRAME_SYNC_SIZE)
+			return FRAME_SHORT;
+		if (frame_crc(buf, FRAME_SYNC_SIZE, buf, 0) != fi->crc)
+			return FRAME_INVALID;
+		fi->sync_pos = get_le64(buf + 16);
+		fi->sync_salt = get_le32(buf + 24);
+		return FRAME_VALID;
+	}
 	if (hdr_len != (fi->version == 2 ? FRAME_V2_HEADER_SIZE : FRAME_V1_HEADER_SIZE))
 		return FRAME_INVALID;
 	if (len > FRAME_MAX_LEN ||
@@ -199,44 +211,187 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 	return FRAME_VALID;
 }
 
-void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq)
+void frame_sync_encode(uint8_t f[FRAME_SYNC_SIZE], uint64_t pos, uint32_t salt)
+{
+	put_common(f, 3, 0, FRAME_SYNC_SIZE, FRAME_SYNC_SIZE);
+	put_le64(f + 16, pos);
+	put_le32(f + 24, salt);
+	put_le32(f + 28, 0);
+	put_le32(f + 12, frame_crc(f, FRAME_SYNC_SIZE, f, 0));
+}
+
+bool frame_sync_genuine(const uint8_t *buf, size_t avail, uint64_t pos, uint32_t salt)
+{
+	struct frame_info fi;
+
+	if (avail < FRAME_SYNC_SIZE || buf[4] != 3)
+		return false;
+	return frame_decode(buf, FRAME_SYNC_SIZE, &fi) == FRAME_VALID && fi.sync_pos == pos &&
+	       fi.sync_salt == salt;
+}
+
+void wal_file_header_encode(uint8_t hdr[WAL_FILE_HEADER_SIZE], uint64_t seq, uint32_t version,
+			    uint32_t salt)
 {
 	memset(hdr, 0, WAL_FILE_HEADER_SIZE);
 	memcpy(hdr, WAL_FILE_MAGIC, 8);
-	put_le32(hdr + 8, WAL_FILE_VERSION);
+	put_le32(hdr + 8, version);
 	put_le64(hdr + 16, seq);
+	put_le32(hdr + 24, salt);
 	put_le32(hdr + 28, crc32c(0, hdr, 28));
 }
 
-int wal_file_header_write(int fd, uint64_t seq)
+static int header_write(int fd, uint64_t seq, uint32_t version, uint32_t salt)
 {
 	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 
-	wal_file_header_encode(hdr, seq);
+	wal_file_header_encode(hdr, seq, version, salt);
+	errno = 0;
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 	    fsync(fd) < 0)
 		return errno ? -errno : -EIO;
 	return 0;
 }
 
-int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
+int wal_file_header_write(int fd, uint64_t seq)
 {
+	return header_write(fd, seq, WAL_FILE_VERSION_UNSALTED, 0);
+}
+
+int wal_file_header_write_salted(int fd, uint64_t seq, uint32_t *salt)
+{
+	uint32_t s;
+
+	/* The salt only has to be unknown to whoever writes record values, so
+	 * a short read falls back on a mix of time and address rather than
+	 * failing the file's creation. */
+	if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = (uint32_t)ts.tv_nsec ^ (uint32_t)((uintptr_t)&ts >> 4) ^ (uint32_t)seq;
+	}
+	*salt = s;
+	return header_write(fd, seq, WAL_FILE_VERSION, s);
+}
+
+int wal_file_header_parse(const uint8_t *hdr, size_t avail, uint64_t *seq, uint32_t *version,
+			  uint32_t *salt)
+{
+	uint32_t v;
+
 	if (avail < WAL_FILE_HEADER_SIZE || memcmp(hdr, WAL_FILE_MAGIC, 8) != 0 ||
 	    get_le32(hdr + 28) != crc32c(0, hdr, 28))
 		return CHRONIK_ECORRUPT;
-	if (get_le32(hdr + 8) != WAL_FILE_VERSION)
+	v = get_le32(hdr + 8);
+	if (v != WAL_FILE_VERSION && v != WAL_FILE_VERSION_UNSALTED)
 		return CHRONIK_EVERSION;
 	*seq = get_le64(hdr + 16);
+	*version = v;
+	*salt = v == WAL_FILE_VERSION ? get_le32(hdr + 24) : 0;
 	return 0;
+}
+
+int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
+{
+	uint32_t version, salt;
+	return wal_file_header_parse(hdr, avail, seq, &version, &salt);
+}
+
+/* What one read of frame_reader takes at least: most frames then cost no
+ * read of their own. */
+#define FRAME_READER_CHUNK ((size_t)256 << 10)
+
+void frame_reader_init(struct frame_reader *r, int fd)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+}
+
+void frame_reader_fini(struct frame_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->len = 0;
+}
+
+ssize_t frame_reader_pread(int fd, void *buf, size_t len, uint64_t pos)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(pos + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Make buf hold [pos, pos + need) if the file has it; 0 or -errno. */
+static int reader_fill(struct frame_reader *r, uint64_t pos, size_t need)
+{
+	size_t want = need > FRAME_READER_CHUNK ? need : FRAME_READER_CHUNK;
+	ssize_t n;
+
+	if (pos >= r->start && pos + need <= r->start + r->len)
+		return 0;
+	if (r->cap < want) {
+		uint8_t *b = realloc(r->buf, want);
+		if (!b)
+			return -ENOMEM;
+		r->buf = b;
+		r->cap = want;
+	}
+	r->start = pos;
+	r->len = 0;
+	n = frame_reader_pread(r->fd, r->buf, want, pos);
+	if (n < 0)
+		return (int)n;
+	r->len = (size_t)n;
+	return 0;
+}
+
+int frame_reader_decode(struct frame_reader *r, uint64_t pos, struct frame_info *fi)
+{
+	const uint8_t *f;
+	size_t avail;
+	int rc;
+
+	rc = reader_fill(r, pos, FRAME_COMMON_SIZE);
+	if (rc)
+		return rc;
+	avail = pos >= r->start && pos < r->start + r->len ? (size_t)(r->start + r->len - pos) : 0;
+	if (avail >= FRAME_COMMON_SIZE) {
+		uint32_t len = get_le32(r->buf + (pos - r->start) + 8);
+		if (len > avail && len <= FRAME_MAX_LEN) {
+			rc = reader_fill(r, pos, len);
+			if (rc)
+				return rc;
+			avail = pos >= r->start && pos < r->start + r->len ?
+					(size_t)(r->start + r->len - pos) :
+					0;
+		}
+	}
+	f = avail ? r->buf + (pos - r->start) : (const uint8_t *)"";
+	return (int)frame_decode(f, avail, fi);
 }
 
 int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 {
+	struct frame_reader fr;
 	struct stat st;
-	const uint8_t *map = NULL;
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	uint64_t seq, pos;
+	uint32_t version, salt;
+	ssize_t n;
 	int fd, rc = 0;
 
+	/* pread, not a mapping: `chronik verify` and a read-only open may walk
+	 * a file that a live writer cuts meanwhile (frame_reader). */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -244,20 +399,32 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 		rc = -errno;
 		goto out_close;
 	}
-	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			rc = -errno;
-			goto out_close;
-		}
-		madvise((void *)map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	n = frame_reader_pread(fd, hdr, sizeof(hdr), 0);
+	if (n < 0) {
+		rc = (int)n;
+		goto out_close;
 	}
-	rc = wal_file_header_decode(map, (size_t)st.st_size, &seq);
+	rc = wal_file_header_parse(hdr, (size_t)n, &seq, &version, &salt);
 	if (rc)
-		goto out_unmap;
+		goto out_close;
+	frame_reader_init(&fr, fd);
 	for (pos = WAL_FILE_HEADER_SIZE; pos < (uint64_t)st.st_size;) {
 		struct frame_info fi;
-		enum frame_status fs = frame_decode(map + pos, (size_t)st.st_size - pos, &fi);
+		int d = frame_reader_decode(&fr, pos, &fi);
+		if (d < 0) {
+			rc = d;
+			break;
+		}
+		enum frame_status fs = (enum frame_status)d;
+		if (fs == FRAME_VALID && fi.version == 3) {
+			/* A sync point: no record, but it must be genuine. */
+			if (version == WAL_FILE_VERSION && fi.sync_pos == pos &&
+			    fi.sync_salt == salt) {
+				pos += FRAME_SYNC_SIZE;
+				continue;
+			}
+			fs = FRAME_INVALID;
+		}
 		int stop = cb(arg, pos, fs, fs == FRAME_VALID ? &fi : NULL);
 		if (fs != FRAME_VALID) {
 			rc = fs == FRAME_UNKNOWN_VERSION ? CHRONIK_EVERSION : CHRONIK_ECORRUPT;
@@ -267,9 +434,7 @@ int wal_file_walk(const char *path, frame_walk_fn cb, void *arg)
 			break;
 		pos += fi.frame_len;
 	}
-out_unmap:
-	if (map)
-		munmap((void *)map, (size_t)st.st_size);
+	frame_reader_fini(&fr);
 out_close:
 	close(fd);
 	return rc;

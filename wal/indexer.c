@@ -692,6 +692,10 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 			rc = CHRONIK_ECORRUPT;
 			goto out;
 		}
+		if (fi.version == 3) { /* a sync point: no partition's */
+			pos += fi.frame_len;
+			continue;
+		}
 		if (n == cap) {
 			struct ifr *v = realloc(fr, (cap = cap ? cap * 2 : 256) * sizeof(*v));
 			if (!v) {

@@ -16,13 +16,23 @@
  *                        deleted topic's id is never handed out again)
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
- * and skipped (forward compatibility). Every event is written with one
- * pwrite and made durable with fdatasync before the call returns. Recovery
- * follows frame.h: a torn tail is truncated, earlier damage fails the open
- * unless repair. When the log holds many more events than the state needs
- * (group offsets committed over and over), open rewrites it as a snapshot:
+ * and skipped (forward compatibility). Events are written in groups: one
+ * event, or the offsets of one engine_group_offsets_commit call (one
+ * OffsetCommit request), with one pwrite and one fdatasync before the call
+ * returns (a failed group is cut off durably, or every later one fails:
+ * meta_write); the group's last frame carries FRAME_FLAG_GROUP_END (logs
+ * written before groups existed have it on every frame). Recovery follows
+ * frame.h's rule for version 1 files: the bytes from the first invalid
+ * frame on are a torn tail when no valid frame follows it, or the valid
+ * frames that follow end with the first GROUP_END frame after it (they
+ * belong to the group whose fdatasync did not complete); a valid frame
+ * after that is damage, which fails the open unless repair. When the log
+ * holds many more events than the state needs (more than
+ * META_SNAPSHOT_MIN_FRAMES, and four times the state's), it is rewritten
+ * as a snapshot, at open and after an offset commit while running:
  * meta.log.tmp is written and fsynced, renamed over meta.log, and the
- * directory fsynced.
+ * directory fsynced. So offsets committed over and over keep the log
+ * bounded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,12 +248,12 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 
 /* ---- the log -------------------------------------------------------------- */
 
-static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
-		       size_t *len)
+static int meta_encode_flags(struct engine *e, const char *type, json_object *v, uint8_t flags,
+			     uint8_t **out, size_t *len)
 {
 	struct frame_info fi = { 0 };
 	const char *val = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	fi.flags = FRAME_FLAG_GROUP_END; /* every event is a group of its own */
+	fi.flags = flags;
 	fi.topic_id = 0;
 	fi.partition = 0;
 	fi.base_offset = e->meta_seq;
@@ -256,8 +265,56 @@ static int meta_encode(struct engine *e, const char *type, json_object *v, uint8
 	return frame_v1_encode(&fi, out, len);
 }
 
+/* An event that is a group of its own. */
+static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
+		       size_t *len)
+{
+	return meta_encode_flags(e, type, v, FRAME_FLAG_GROUP_END, out, len);
+}
+
 /* Write one event durably, then apply it. Caller holds meta_lock (write).
- * Takes ownership of v. */
+ * Takes ownership of v.
+ *
+ * A failed write or fdatasync fails the event, and the log is cut back to
+ * where the event began and the cut made durable (ftruncate + fdatasync;
+ * every earlier event was synced already, so that fdatasync has only the
+ * size to persist): else the event, complete in the page cache, could
+ * reach the disk and be replayed after a crash although it was reported
+ * failed. When the cut fails too, every later event fails with the error
+ * (meta_failed, logged once) until the engine is reopened. */
+/* Write buf[0, len) (whole events, the last with GROUP_END) at the log's
+ * end and fdatasync it; on success the log has grown by len. Caller holds
+ * meta_lock (write). A failed write or fdatasync is cut off durably, or
+ * else every later write fails (meta_failed): see meta_log. */
+static int meta_write(struct engine *e, const uint8_t *buf, size_t len)
+{
+	int rc = e->meta_failed;
+
+	if (rc)
+		return rc;
+	ssize_t w = pwrite(e->meta_fd, buf, len, (off_t)e->meta_size);
+	if (w < 0)
+		rc = -errno;
+	else if ((size_t)w != len)
+		rc = -ENOSPC; /* a short write: the device is full (errno is stale) */
+	else if (fdatasync(e->meta_fd) < 0)
+		rc = -errno;
+	if (rc) {
+		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
+			chronik_strerror(rc));
+		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0 || fdatasync(e->meta_fd) < 0) {
+			e->meta_failed = rc;
+			log_msg(LOG_LVL_ERROR, "meta",
+				"cannot cut the failed event off the metadata log (%s): no more "
+				"metadata changes until the data directory is opened again",
+				chronik_strerror(-errno));
+		}
+		return rc;
+	}
+	e->meta_size += len;
+	return 0;
+}
+
 static int meta_log(struct engine *e, const char *type, json_object *v)
 {
 	uint8_t *f;
@@ -268,21 +325,16 @@ static int meta_log(struct engine *e, const char *type, json_object *v)
 		json_object_put(v);
 		return -EROFS;
 	}
+	rc = e->meta_failed;
+	if (rc)
+		goto out;
 	rc = meta_encode(e, type, v, &f, &len);
 	if (rc)
 		goto out;
-	if (pwrite(e->meta_fd, f, len, (off_t)e->meta_size) != (ssize_t)len ||
-	    fdatasync(e->meta_fd) < 0) {
-		rc = errno ? -errno : -EIO;
-		log_msg(LOG_LVL_ERROR, "meta", "metadata log write failed: %s",
-			chronik_strerror(rc));
-		if (ftruncate(e->meta_fd, (off_t)e->meta_size) < 0)
-			log_msg(LOG_LVL_ERROR, "meta", "cannot truncate the metadata log");
-		free(f);
-		goto out;
-	}
+	rc = meta_write(e, f, len);
 	free(f);
-	e->meta_size += len;
+	if (rc)
+		goto out;
 	e->meta_seq++;
 	e->meta_frames++;
 	rc = state_apply(e, type, v);
@@ -388,8 +440,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 
 	s->e->meta_seq = s->seq;
 	if (s->rc == 0 && (s->rc = meta_encode(s->e, type, v, &f, &len)) == 0) {
-		if (pwrite(s->fd, f, len, (off_t)s->size) != (ssize_t)len)
-			s->rc = -errno;
+		ssize_t w = pwrite(s->fd, f, len, (off_t)s->size);
+		if (w != (ssize_t)len)
+			s->rc = w < 0 ? -errno : -ENOSPC;
 		s->size += len;
 		s->seq++;
 		free(f);
@@ -398,8 +451,9 @@ static void snap_emit(void *arg, const char *type, json_object *v)
 	json_object_put(v);
 }
 
-/* Rewrite meta.log as the events of the current state. */
-static int meta_snapshot(struct engine *e, int top_fd)
+/* Rewrite meta.log as the events of the current state. *renamed: set once
+ * meta.log is the snapshot (an error after that is the directory fsync). */
+static int meta_snapshot(struct engine *e, int top_fd, bool *renamed)
 {
 	char path[4096], tmp[4200];
 	struct snap s = { .e = e, .size = WAL_FILE_HEADER_SIZE, .seq = 0 };
@@ -420,10 +474,9 @@ static int meta_snapshot(struct engine *e, int top_fd)
 		unlink(tmp);
 		return s.rc;
 	}
-	/* Renamed: meta.log is the snapshot now, whatever the directory fsync
-	 * says, so switch to it before reporting anything. */
-	if (fsync_dir(top_fd) < 0)
-		log_msg(LOG_LVL_WARN, "meta", "fsync of %s after the snapshot failed", e->dir);
+	/* Renamed: meta.log is the snapshot now, so switch to it before
+	 * reporting anything. */
+	*renamed = true;
 	log_msg(LOG_LVL_INFO, "meta",
 		"metadata log compacted from %" PRIu64 " to %" PRId64 " events", e->meta_frames,
 		s.seq);
@@ -432,7 +485,55 @@ static int meta_snapshot(struct engine *e, int top_fd)
 	e->meta_size = s.size;
 	e->meta_seq = s.seq;
 	e->meta_frames = (uint64_t)s.seq;
+	if (fsync_dir(top_fd) < 0) {
+		s.rc = -errno;
+		log_msg(LOG_LVL_ERROR, "meta", "fsync of %s after the metadata snapshot failed: %s",
+			e->dir, chronik_strerror(s.rc));
+		return s.rc;
+	}
 	return 0;
+}
+
+/* Does the log hold many more events than the state? (meta_lock) */
+static bool meta_snapshot_due(struct engine *e)
+{
+	uint64_t state = e->ntopics + 1;
+	json_object_object_foreach(e->groups, group, g)
+	{
+		(void)group;
+		state += (uint64_t)json_object_object_length(g);
+	}
+	return e->meta_frames > META_SNAPSHOT_MIN_FRAMES && e->meta_frames > 4 * state;
+}
+
+/* Compact while running, after a write (meta_lock held for writing). A
+ * failure is logged: the log stays as it was, only longer. */
+static void meta_compact_maybe(struct engine *e)
+{
+	int top_fd, rc;
+
+	if (e->opt.read_only || !meta_snapshot_due(e))
+		return;
+	top_fd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (top_fd < 0) {
+		log_msg(LOG_LVL_WARN, "meta", "metadata snapshot: cannot open %s: %s", e->dir,
+			chronik_strerror(-errno));
+		return;
+	}
+	bool renamed = false;
+	rc = meta_snapshot(e, top_fd, &renamed);
+	if (rc && renamed) {
+		/* The rename may not be durable: events written to the new file
+		 * could vanish with it after a crash, so none is written. */
+		e->meta_failed = rc;
+		log_msg(LOG_LVL_ERROR, "meta",
+			"metadata snapshot not durable (%s): no more metadata changes until the "
+			"data directory is opened again",
+			chronik_strerror(rc));
+	} else if (rc) {
+		log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s", chronik_strerror(rc));
+	}
+	close(top_fd);
 }
 
 int meta_open(struct engine *e)
@@ -492,20 +593,33 @@ int meta_open(struct engine *e)
 			log_msg(LOG_LVL_ERROR, "meta", "%s: invalid file header", path);
 			goto out;
 		}
-		uint8_t *map =
-			mmap(NULL, (size_t)st2.st_size, PROT_READ, MAP_PRIVATE, e->meta_fd, 0);
-		bool later = false;
-		if (map != MAP_FAILED) {
-			for (size_t q = r.bad_pos + 1; q + 4 <= (size_t)st2.st_size && !later;
-			     q++) {
+		/* A copy read with pread: a read-only open may look while the
+		 * writer cuts the log (frame_reader, frame.h). */
+		uint8_t *map = malloc((size_t)st2.st_size + 1);
+		ssize_t got = map ? frame_reader_pread(e->meta_fd, map, (size_t)st2.st_size, 0) :
+				    -1;
+		bool later = false, group_end_seen = false;
+		if (got >= 0) {
+			size_t size = (size_t)got;
+			for (size_t q = r.bad_pos + 1; q + 4 <= size && !later;) {
+				const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
 				struct frame_info fi;
-				if (memcmp(map + q, "CHKF", 4) == 0 &&
-				    frame_decode(map + q, (size_t)st2.st_size - q, &fi) ==
-					    FRAME_VALID)
+				if (!m)
+					break;
+				q = (size_t)(m - map);
+				if (frame_decode(m, size - q, &fi) != FRAME_VALID) {
+					q++;
+					continue;
+				}
+				/* A valid frame after the group the damage is in. */
+				if (group_end_seen)
 					later = true;
+				if (fi.flags & FRAME_FLAG_GROUP_END)
+					group_end_seen = true;
+				q += fi.frame_len;
 			}
-			munmap(map, (size_t)st2.st_size);
 		}
+		free(map);
 		if (later && !e->opt.repair) {
 			log_msg(LOG_LVL_ERROR, "meta",
 				"%s position %" PRIu64 ": corrupt event before the end", path,
@@ -526,14 +640,19 @@ int meta_open(struct engine *e)
 	if (rc)
 		goto out;
 	e->meta_size = r.end;
-	if (!e->opt.read_only && e->meta_frames > META_SNAPSHOT_MIN_FRAMES &&
-	    e->meta_frames >
-		    4 * (e->ntopics + (uint64_t)json_object_object_length(e->groups) + 1)) {
-		rc = meta_snapshot(e, top_fd);
-		if (rc)
+	if (!e->opt.read_only && meta_snapshot_due(e)) {
+		/* A snapshot that failed before its rename changed nothing. One
+		 * whose directory fsync failed fails the open: the rename may not
+		 * be durable, and events appended to the new file would vanish
+		 * with it after a crash. (The next open finds the same state in
+		 * the snapshot or in the old log, whichever survived.) */
+		bool renamed = false;
+		rc = meta_snapshot(e, top_fd, &renamed);
+		if (rc && !renamed) {
 			log_msg(LOG_LVL_WARN, "meta", "metadata snapshot failed: %s",
 				chronik_strerror(rc));
-		rc = 0;
+			rc = 0;
+		}
 	}
 out:
 	close(top_fd);
@@ -548,8 +667,7 @@ int meta_refresh(struct engine *e)
 	char path[4096];
 	struct stat st;
 	struct replay r = { .e = e, .bad = FRAME_VALID };
-	uint8_t *map;
-	size_t size;
+	struct frame_reader fr;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/meta.log", e->dir);
@@ -564,19 +682,23 @@ int meta_refresh(struct engine *e)
 		e->meta_ino = st.st_ino;
 		e->meta_size = WAL_FILE_HEADER_SIZE;
 	}
-	size = (size_t)st.st_size;
-	if (size <= e->meta_size) {
+	if ((uint64_t)st.st_size <= e->meta_size) {
 		close(fd);
 		return 0;
 	}
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return -errno;
+	/* pread, not a mapping: the writer may truncate the log meanwhile (a
+	 * failed event, the torn-tail cut of its open), and a mapping past
+	 * the new end would be SIGBUS (frame_reader, frame.h). */
+	frame_reader_init(&fr, fd);
 	pthread_rwlock_wrlock(&e->meta_lock);
-	for (uint64_t pos = e->meta_size; pos < size;) {
+	for (uint64_t pos = e->meta_size;;) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+		int st2 = frame_reader_decode(&fr, pos, &fi);
+		if (st2 < 0) {
+			r.rc = st2;
+			break;
+		}
+		if (st2 != FRAME_VALID)
 			break; /* not written yet */
 		if (replay_frame(&r, pos, FRAME_VALID, &fi))
 			break;
@@ -584,7 +706,8 @@ int meta_refresh(struct engine *e)
 		e->meta_size = pos;
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
-	munmap(map, size);
+	frame_reader_fini(&fr);
+	close(fd);
 	return r.rc;
 }
 
@@ -783,20 +906,106 @@ int engine_metadata_json(struct engine *e, char **json)
 int engine_group_offset_commit(struct engine *e, const char *group, const char *topic,
 			       int32_t partition, int64_t offset, const char *metadata)
 {
-	json_object *v;
-	int rc;
+	struct engine_offset_commit c = {
+		.topic = topic, .partition = partition, .offset = offset, .metadata = metadata
+	};
+	return engine_group_offsets_commit(e, group, &c, 1);
+}
 
-	if (!group || !topic || strlen(topic) > 249 || partition < 0)
+/* Write the "group.offset" events vs[0, n) as one group: one pwrite, one
+ * fdatasync, GROUP_END on the last frame; then apply them. Caller holds
+ * meta_lock (write). Does not take ownership of vs. */
+static int meta_log_group(struct engine *e, json_object **vs, size_t n)
+{
+	uint8_t *buf = NULL, *f;
+	size_t len = 0, flen;
+	int64_t seq0 = e->meta_seq;
+	int rc = 0;
+
+	if (e->opt.read_only)
+		return -EROFS;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		e->meta_seq = seq0 + (int64_t)i;
+		rc = meta_encode_flags(e, "group.offset", vs[i],
+				       i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f, &flen);
+		if (rc)
+			break;
+		uint8_t *nb = realloc(buf, len + flen);
+		if (!nb) {
+			free(f);
+			rc = -ENOMEM;
+			break;
+		}
+		buf = nb;
+		memcpy(buf + len, f, flen);
+		len += flen;
+		free(f);
+	}
+	e->meta_seq = seq0;
+	if (rc == 0)
+		rc = meta_write(e, buf, len);
+	free(buf);
+	if (rc)
+		return rc;
+	e->meta_seq = seq0 + (int64_t)n;
+	e->meta_frames += n;
+	for (size_t i = 0; i < n; i++) {
+		int arc = state_apply(e, "group.offset", vs[i]);
+		if (arc && rc == 0)
+			rc = arc;
+	}
+	return rc;
+}
+
+int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
+				size_t n)
+{
+	json_object **vs;
+	size_t nv = 0;
+	int rc = 0;
+
+	if (!group)
 		return -EINVAL;
-	v = json_object_new_object();
-	json_object_object_add(v, "group", json_object_new_string(group));
-	json_object_object_add(v, "topic", json_object_new_string(topic));
-	json_object_object_add(v, "partition", json_object_new_int(partition));
-	json_object_object_add(v, "offset", json_object_new_int64(offset));
-	json_object_object_add(v, "metadata", metadata ? json_object_new_string(metadata) : NULL);
-	pthread_rwlock_wrlock(&e->meta_lock);
-	rc = meta_log(e, "group.offset", v);
-	pthread_rwlock_unlock(&e->meta_lock);
+	vs = calloc(n ? n : 1, sizeof(*vs));
+	if (!vs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v;
+		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
+			c[i].rc = -EINVAL;
+			if (rc == 0)
+				rc = -EINVAL;
+			continue;
+		}
+		c[i].rc = 0;
+		v = json_object_new_object();
+		json_object_object_add(v, "group", json_object_new_string(group));
+		json_object_object_add(v, "topic", json_object_new_string(c[i].topic));
+		json_object_object_add(v, "partition", json_object_new_int(c[i].partition));
+		json_object_object_add(v, "offset", json_object_new_int64(c[i].offset));
+		json_object_object_add(v, "metadata",
+				       c[i].metadata ? json_object_new_string(c[i].metadata) :
+						       NULL);
+		vs[nv++] = v;
+	}
+	if (nv) {
+		int wrc;
+		pthread_rwlock_wrlock(&e->meta_lock);
+		wrc = meta_log_group(e, vs, nv);
+		if (wrc == 0)
+			meta_compact_maybe(e);
+		pthread_rwlock_unlock(&e->meta_lock);
+		if (wrc) {
+			for (size_t i = 0; i < n; i++)
+				if (c[i].rc == 0)
+					c[i].rc = wrc;
+			if (rc == 0)
+				rc = wrc;
+		}
+	}
+	for (size_t i = 0; i < nv; i++)
+		json_object_put(vs[i]);
+	free(vs);
 	return rc;
 }
 

@@ -307,8 +307,9 @@ static int hot_fill(struct engine_cursor *c)
 	first = last = p->idx[i];
 	for (end = i + 1; end < p->n; end++) {
 		const struct hot_entry *he = &p->idx[end];
-		if (he->file_seq != first.file_seq ||
-		    he->file_pos != last.file_pos + last.frame_len ||
+		uint64_t gap = (uint64_t)he->file_pos - ((uint64_t)last.file_pos + last.frame_len);
+		/* Frames that follow each other, or a sync point apart. */
+		if (he->file_seq != first.file_seq || (gap != 0 && gap != FRAME_SYNC_SIZE) ||
 		    (uint64_t)he->file_pos + he->frame_len - first.file_pos > limit)
 			break;
 		last = *he;
@@ -475,17 +476,21 @@ static int hot_load(struct engine_cursor *c, struct engine_record *r)
 
 	if (c->ent_i >= c->nents)
 		return 0;
-	he = c->ents[c->ent_i++];
+	he = c->ents[c->ent_i];
 	frame = c->buf + (he.file_pos - c->ra_pos);
 	if (memcmp(frame, "CHKF", 4) != 0)
 		return CHRONIK_ECORRUPT;
-	c->batch_base = he.base_offset;
-	c->raw_pos = he.raw_pos;
+	/* ent_i moves on only once the entry is loaded: a failure (such as
+	 * -ENOMEM from the decompression budget, batch.h, a normal outcome
+	 * under load) leaves the cursor on it, so the next call retries it. */
 	if (frame[4] == 2) {
 		rc = batch_iter_init(&c->it, frame + FRAME_V2_HEADER_SIZE,
 				     he.frame_len - FRAME_V2_HEADER_SIZE);
 		if (rc)
 			return rc;
+		c->ent_i++;
+		c->batch_base = he.base_offset;
+		c->raw_pos = he.raw_pos;
 		c->in_batch = true;
 		c->batch_from_seg = false;
 		return 1;
@@ -494,6 +499,12 @@ static int hot_load(struct engine_cursor *c, struct engine_record *r)
 		struct frame_info fi;
 		if (frame_decode(frame, he.frame_len, &fi) != FRAME_VALID)
 			return CHRONIK_ECORRUPT;
+		rc = v1_headers_encode(c, &fi, r);
+		if (rc)
+			return rc;
+		c->ent_i++;
+		c->batch_base = he.base_offset;
+		c->raw_pos = he.raw_pos;
 		r->offset = fi.base_offset;
 		r->timestamp = fi.timestamp;
 		r->raw_pos = he.raw_pos;
@@ -501,8 +512,7 @@ static int hot_load(struct engine_cursor *c, struct engine_record *r)
 		r->key_len = fi.key_len;
 		r->value = fi.value;
 		r->value_len = fi.value_len;
-		rc = v1_headers_encode(c, &fi, r);
-		return rc ? rc : 2;
+		return 2;
 	}
 	return CHRONIK_EVERSION;
 }
@@ -618,7 +628,9 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 			if (c->raw_pos <= c->raw_from)
 				continue;
 			r->offset = off;
-			r->timestamp = c->it.hdr.base_timestamp + br.timestamp_delta;
+			/* Both come from the batch: wrap, do not overflow. */
+			r->timestamp = (int64_t)((uint64_t)c->it.hdr.base_timestamp +
+						 (uint64_t)br.timestamp_delta);
 			r->raw_pos = raw;
 			r->key = br.key;
 			r->key_len = br.key_len;
@@ -884,7 +896,8 @@ int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	/* p->grown waits on CLOCK_MONOTONIC (partition_new). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (timeout_ms >= 0) {
 		ts.tv_sec += timeout_ms / 1000;
 		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;

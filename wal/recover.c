@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "engine-private.h"
 #include "log.h"
 
@@ -25,22 +26,33 @@ void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len)
 	snprintf(buf, len, "%s/wal/%020" PRIu64 ".wal", e->dir, seq);
 }
 
+/* Create WAL file seq with its header, durably (file and directory
+ * fsynced). On failure no file is left behind: a stray file would take
+ * the next groups' place in the sequence and, sealed later with whatever
+ * it holds, be read as a damaged sealed file. The unlink is made durable
+ * too when it can be; if that fsync fails as well, recovery still finds
+ * at most an empty or header-only file, which it accepts. */
 int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 {
 	char path[4096];
+	uint32_t salt;
 	int fd, rc;
 
 	wal_path(e, seq, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	rc = wal_file_header_write(fd, seq);
+	rc = wal_file_header_write_salted(fd, seq, &salt);
 	if (rc == 0)
 		rc = fsync_dir(e->dir_fd);
 	if (rc) {
 		close(fd);
+		if (unlink(path) == 0)
+			(void)fsync_dir(e->dir_fd);
+		log_msg(LOG_LVL_ERROR, "wal", "cannot create %s: %s", path, chronik_strerror(rc));
 		return rc;
 	}
+	e->active_salt = salt;
 	*fd_out = fd;
 	return 0;
 }
@@ -152,22 +164,48 @@ static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t s
 	return 0;
 }
 
-/* After an invalid frame at pos: is it a torn tail? It is when no valid
- * frame follows, or when the valid frames that follow end with the first
- * GROUP_END frame after pos, i.e. all belong to the group being written
- * (frame.h, RECOVERY). A valid frame after that GROUP_END means a later
- * group was written after the damaged one. */
-static bool torn_tail(const uint8_t *map, size_t size, size_t pos)
+/* After an invalid frame at pos of a version 2 file: is it a torn tail? It
+ * is unless a genuine sync point lies after pos (frame.h, RECOVERY). Every
+ * occurrence of the magic is looked at, none is trusted for a length, and
+ * each costs one 32-byte check: linear in the file whatever the values
+ * hold. */
+static bool torn_tail_v2(const uint8_t *map, size_t size, size_t pos, uint32_t salt)
+{
+	for (size_t q = pos + 1; q + FRAME_SYNC_SIZE <= size;) {
+		const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
+		if (!m)
+			break;
+		q = (size_t)(m - map);
+		if (frame_sync_genuine(m, size - q, q, salt))
+			return false;
+		q++;
+	}
+	return true;
+}
+
+/* The same for a version 1 file, by the rule of that version: a torn tail
+ * when no valid frame follows, or the valid frames that follow end with
+ * the first GROUP_END frame after pos. The bytes hashed are bounded by
+ * four times the file's size; past that the tail is called damage. */
+static bool torn_tail_v1(const uint8_t *map, size_t size, size_t pos)
 {
 	bool group_end_seen = false;
+	uint64_t budget = 4 * (uint64_t)size;
 
 	for (size_t q = pos + 1; q + FRAME_COMMON_SIZE <= size;) {
 		const uint8_t *m = memmem(map + q, size - q, "CHKF", 4);
 		struct frame_info fi;
+		uint32_t len;
 		if (!m)
 			break;
 		q = (size_t)(m - map);
-		if (frame_decode(m, size - q, &fi) != FRAME_VALID) {
+		len = size - q >= 12 ? get_le32(m + 8) : 0;
+		if (len > size - q)
+			len = (uint32_t)(size - q);
+		if (budget < (uint64_t)len + FRAME_V2_HEADER_SIZE)
+			return false;
+		budget -= (uint64_t)len + FRAME_V2_HEADER_SIZE;
+		if (frame_decode(m, size - q, &fi) != FRAME_VALID || fi.version == 3) {
 			q++;
 			continue;
 		}
@@ -196,7 +234,8 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 	struct stat st;
 	uint8_t *map = NULL;
 	uint64_t hseq, pos = WAL_FILE_HEADER_SIZE;
-	size_t size;
+	uint32_t version = 0, salt = 0;
+	size_t size, copied = 0;
 	int rc = 0;
 
 	wal_path(e, seq, path, sizeof(path));
@@ -208,13 +247,27 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			path, size);
 		return CHRONIK_ECORRUPT;
 	}
-	if (size > 0) {
+	if (size > 0 && e->opt.read_only) {
+		/* Beside a live writer that may cut the file at any moment: a
+		 * copy read with pread, not a mapping (SIGBUS, refresh_file). */
+		ssize_t n;
+		map = malloc(size);
+		if (!map)
+			return -ENOMEM;
+		n = frame_reader_pread(fd, map, size, 0);
+		if (n < 0) {
+			free(map);
+			return (int)n;
+		}
+		copied = size;
+		size = (size_t)n;
+	} else if (size > 0) {
 		map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (map == MAP_FAILED)
 			return -errno;
 		madvise(map, size, MADV_SEQUENTIAL);
 	}
-	rc = wal_file_header_decode(map, size, &hseq);
+	rc = wal_file_header_parse(map, size, &hseq, &version, &salt);
 	if (rc == 0 && hseq != seq)
 		rc = CHRONIK_ECORRUPT;
 	if (rc) {
@@ -222,14 +275,16 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			/* Created but its header never made it to disk: start it anew. */
 			log_msg(LOG_LVL_WARN, "recover", "%s: incomplete file header rewritten",
 				path);
-			rc = wal_file_header_write(fd, seq);
+			rc = wal_file_header_write_salted(fd, seq, &salt);
+			version = WAL_FILE_VERSION;
 			*end_out = WAL_FILE_HEADER_SIZE;
 		} else if (e->opt.repair && !e->opt.read_only) {
 			/* Repair: keep the file, empty, and set aside every later one. */
 			log_msg(LOG_LVL_ERROR, "recover",
 				"%s: invalid file header; repair empties the file (%zu bytes dropped)",
 				path, size);
-			rc = wal_file_header_write(fd, seq);
+			rc = wal_file_header_write_salted(fd, seq, &salt);
+			version = WAL_FILE_VERSION;
 			*end_out = WAL_FILE_HEADER_SIZE;
 			*cut = true;
 		} else {
@@ -242,7 +297,17 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 	while (pos < size) {
 		struct frame_info fi;
 		enum frame_status st2 = frame_decode(map + pos, size - pos, &fi);
-		if (st2 == FRAME_VALID) {
+		if (st2 == FRAME_VALID && fi.version == 3) {
+			if (version == WAL_FILE_VERSION && fi.sync_pos == pos &&
+			    fi.sync_salt == salt) {
+				pos += FRAME_SYNC_SIZE;
+				continue;
+			}
+			log_msg(LOG_LVL_ERROR, "recover",
+				"%s position %" PRIu64 ": sync point that is not this file's", path,
+				pos);
+			st2 = FRAME_INVALID;
+		} else if (st2 == FRAME_VALID) {
 			rc = apply_frame(e, &fi, seq, pos);
 			if (rc == 0) {
 				pos += fi.frame_len;
@@ -263,7 +328,9 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 			log_msg(LOG_LVL_ERROR, "recover",
 				"%s position %" PRIu64 ": unknown frame version %u", path, pos,
 				map[pos + 4]);
-		} else if (last && torn_tail(map, size, pos)) {
+		} else if (last &&
+			   (version == WAL_FILE_VERSION ? torn_tail_v2(map, size, pos, salt) :
+							  torn_tail_v1(map, size, pos))) {
 			if (e->opt.read_only) {
 				e->torn_seq = seq;
 				e->torn_pos = pos;
@@ -299,7 +366,15 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 out:
 	if (rc == 0 && *end_out == 0)
 		*end_out = pos;
-	if (map)
+	if (rc == 0) {
+		/* The last file scanned is the active one (after a repair cut
+		 * too: the files after it are set aside). */
+		e->active_salt = salt;
+		e->active_version = version;
+	}
+	if (map && copied)
+		free(map);
+	else if (map)
 		munmap(map, size);
 	return rc;
 }
@@ -317,6 +392,50 @@ int wal_files_push(struct engine *e, uint64_t seq, int fd)
 	e->files[e->nfiles].seq = seq;
 	e->files[e->nfiles].fd = fd;
 	e->nfiles++;
+	return 0;
+}
+
+/* Make the active file ready for the commit thread (writable opens): a
+ * version 1 file is sealed and a version 2 one started after it, so that
+ * sync points only ever go into version 2 files; then the active file is
+ * fdatasynced, since what recovery read may have been in the page cache
+ * only, and only a completed sync lets the first group carry a sync point
+ * (frame.h). A failed fdatasync fails the open (commit.c, "FAILED WRITES
+ * AND SYNCS"): what recovery counted may not be durable, and no later sync
+ * could be trusted to say otherwise. */
+static int active_prepare(struct engine *e)
+{
+	struct wal_file *active = &e->files[e->nfiles - 1];
+	int fd, rc;
+
+	if (e->active_version != WAL_FILE_VERSION) {
+		uint64_t seq = active->seq + 1;
+		if (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)
+			return -errno;
+		rc = wal_file_create(e, seq, &fd);
+		if (rc)
+			return rc;
+		rc = wal_files_push(e, seq, fd);
+		if (rc) {
+			close(fd);
+			return rc;
+		}
+		log_msg(LOG_LVL_INFO, "recover",
+			"WAL file %" PRIu64
+			" (format version 1) sealed; appends go to file %" PRIu64,
+			seq - 1, seq);
+		e->active_version = WAL_FILE_VERSION;
+		e->active_size = WAL_FILE_HEADER_SIZE;
+		e->unsynced = 0;
+		return 0;
+	}
+	if (fdatasync(active->fd) < 0) {
+		rc = -errno;
+		log_msg(LOG_LVL_ERROR, "recover", "fdatasync of the active WAL file failed: %s",
+			chronik_strerror(rc));
+		return rc;
+	}
+	e->unsynced = 0;
 	return 0;
 }
 
@@ -407,9 +526,15 @@ int wal_recover(struct engine *e)
 			close(fd);
 			goto out;
 		}
+		e->active_version = WAL_FILE_VERSION;
 		end = WAL_FILE_HEADER_SIZE;
 	}
 	e->active_size = end;
+	if (!e->opt.read_only) {
+		rc = active_prepare(e);
+		if (rc)
+			goto out;
+	}
 	/* The hot indexes grew by doubling while the WAL was read: give the
 	 * slack and the abandoned smaller arrays back. */
 	for (size_t i = 0; i < e->ntopics; i++)
@@ -437,43 +562,54 @@ out:
 
 /* Read the valid frames of one file from position from on, stopping quietly
  * at the first frame that is not (yet) valid: the writer may be in the
- * middle of it. *end: where the scan stopped. */
+ * middle of it. *end: where the scan stopped. The file is read with pread
+ * (frame_reader), never mapped: the writer may truncate it at any moment
+ * (a failed group, the torn-tail cut of its open), and a mapping past the
+ * new end would kill this process with SIGBUS. */
 static int refresh_file(struct engine *e, uint64_t seq, int fd, uint64_t from, uint64_t *end)
 {
+	struct frame_reader fr;
 	struct stat st;
-	uint8_t *map;
+	uint8_t hdr[WAL_FILE_HEADER_SIZE];
 	uint64_t hseq, pos = from;
-	size_t size;
+	uint32_t version, salt;
 	int rc = 0;
 
 	*end = from;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	size = (size_t)st.st_size;
-	if (size <= from || size > UINT32_MAX)
+	if ((uint64_t)st.st_size <= from)
 		return 0;
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
 	if (pos < WAL_FILE_HEADER_SIZE) {
-		if (wal_file_header_decode(map, size, &hseq) != 0 || hseq != seq)
-			goto out;
+		ssize_t n = frame_reader_pread(fd, hdr, sizeof(hdr), 0);
+		if (n < 0)
+			return (int)n;
+		if (wal_file_header_parse(hdr, (size_t)n, &hseq, &version, &salt) != 0 ||
+		    hseq != seq)
+			return 0;
 		pos = WAL_FILE_HEADER_SIZE;
 	}
+	frame_reader_init(&fr, fd);
 	pthread_rwlock_rdlock(&e->meta_lock);
-	while (pos < size) {
+	for (;;) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID)
+		rc = frame_reader_decode(&fr, pos, &fi);
+		if (rc != FRAME_VALID) {
+			rc = rc < 0 ? rc : 0;
 			break;
+		}
+		if (fi.version == 3) {
+			pos += FRAME_SYNC_SIZE;
+			continue;
+		}
 		rc = apply_frame(e, &fi, seq, pos);
 		if (rc)
 			break;
 		pos += fi.frame_len;
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
+	frame_reader_fini(&fr);
 	*end = pos;
-out:
-	munmap(map, size);
 	return rc == CHRONIK_ECORRUPT ? 0 : rc;
 }
 
