@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		   "  -h, --help               this text\n"
 		   "  -V, --version            the version\n"
 		   "\n"
-		   "Settings: fsync, wal.segment.bytes, default.partitions, kafka,\n"
+		   "Settings: fsync, wal.segment.bytes, wal.seal.ms, default.partitions, kafka,\n"
 		   "kafka.max.request.bytes, kafka.auto.create.topics,\n"
 		   "kafka.connections.max.idle.ms, kafka.request.receive.timeout.ms,\n"
 		   "kafka.max.groups, kafka.max.producer.states,\n"

@@ -34,7 +34,7 @@ static int get_i64(json_object *o, const char *key, int64_t *out)
 
 static int get_u64(json_object *o, const char *key, uint64_t *out)
 {
-	int64_t v;
+	int64_t v = 0;
 	int rc = get_i64(o, key, &v);
 	if (rc == 0 && v < 0)
 		rc = CHRONIK_ECORRUPT;
@@ -45,7 +45,7 @@ static int get_u64(json_object *o, const char *key, uint64_t *out)
 static int seg_parse(json_object *o, struct segment_meta *m)
 {
 	json_object *v;
-	int64_t batches;
+	int64_t batches = 0;
 	char name[64];
 	int rc = 0;
 
