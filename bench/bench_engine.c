@@ -22,7 +22,8 @@
  *       the partitions hold: batches and bytes in the WAL not yet indexed,
  *       segments and their bytes. Without --no-index its engine_close
  *       indexes every sealed WAL file, so a second recover opens from the
- *       segments.
+ *       segments; --index-now seals the active file too and waits for the
+ *       indexer (engine_index_now) after the measure.
  *
  * Output: one line of key=value pairs on stdout, for bench/run to parse.
  * Timing uses CLOCK_MONOTONIC; memory comes from getrusage (peak) and
@@ -58,6 +59,7 @@ struct bench_opts {
 	int records;
 	struct engine_options eo;
 	bool sync_end;
+	bool index_now;
 };
 
 struct appender {
@@ -300,11 +302,17 @@ static int cmd_recover(const struct bench_opts *o)
 	}
 	engine_strv_free(names, ntopics);
 	printf("seconds=%.6f batches=%" PRIu64 " wal_bytes=%" PRIu64 " segments=%" PRIu64
-	       " segment_bytes=%" PRIu64 " rss_empty_kib=%ld rss_open_kib=%ld rss_trimmed_kib=%ld index_bytes_per_batch=%.1f"
+	       " segment_bytes=%" PRIu64
+	       " rss_empty_kib=%ld rss_open_kib=%ld rss_trimmed_kib=%ld index_bytes_per_batch=%.1f"
 	       " trimmed_bytes_per_batch=%.1f maxrss_kib=%ld\n",
 	       t1 - t0, batches, wal_bytes, segments, segment_bytes, rss0, rss1, rss2,
 	       batches ? (double)(rss1 - rss0) * 1024.0 / (double)batches : 0.0,
 	       batches ? (double)(rss2 - rss0) * 1024.0 / (double)batches : 0.0, maxrss_kib());
+	if (o->index_now) {
+		rc = engine_index_now(e);
+		if (rc)
+			die("engine_index_now", rc);
+	}
 	rc = engine_close(e);
 	if (rc)
 		die("engine_close", rc);
@@ -319,7 +327,7 @@ static void usage(void)
 	fputs("usage: chronik-bench-engine append DIR [--threads N] [--partitions N]\n"
 	      "           [--bytes N] [--value-size N] [--records N] [--fsync every|never]\n"
 	      "           [--sync-end] [--segment BYTES] [--no-index]\n"
-	      "       chronik-bench-engine recover DIR\n",
+	      "       chronik-bench-engine recover DIR [--no-index] [--index-now]\n",
 	      stderr);
 	exit(2);
 }
@@ -347,6 +355,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(k, "--no-index")) {
 			o.eo.no_index = true;
+			continue;
+		}
+		if (!strcmp(k, "--index-now")) {
+			o.index_now = true;
 			continue;
 		}
 		if (!v)
