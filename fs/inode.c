@@ -7,12 +7,23 @@
  * first lookup; a topic deleted here leaves it at once; one deleted or
  * recreated elsewhere is noticed on the next lookup of its name (the root's
  * entries have a zero entry timeout, so every path walk does that lookup).
+ *
+ * A lookup reads a topic's partition count and gets its partitions by name,
+ * in several engine calls, while another front-end may delete the topic and
+ * create it again with another count. Topic ids are never reused and a
+ * topic's count never changes, so a lookup is consistent when every
+ * partition it holds has partition 0's topic id and the count was read
+ * while that topic was current: partition 0 is got before and after the
+ * count (same id: the topic was current in between). Otherwise the lookup
+ * starts again (at most LOOKUP_TRIES times, then EAGAIN).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fs-private.h"
+
+#define LOOKUP_TRIES 16
 
 fuse_ino_t fs_ino_make(enum fs_kind kind, uint32_t tid, int32_t part)
 {
@@ -137,11 +148,16 @@ static int topic_build(struct engine *e, const char *name, int32_t nparts, struc
 		jsonl_view_init(&t->parts[i].jv);
 	}
 	t->parts[0].p = p0;
+	uint32_t id = engine_partition_topic_id(p0);
 	for (int32_t i = 1; i < nparts; i++) {
 		err = engine_partition_get(e, name, i, &t->parts[i].p);
+		if (err == 0 && engine_partition_topic_id(t->parts[i].p) != id)
+			err = -EAGAIN; /* the name is another topic's now */
 		if (err < 0) {
 			fs_topic_unref(t);
-			return err;
+			/* p0's topic is gone or replaced (its count was read
+			 * while it was current): the caller looks again. */
+			return err == CHRONIK_ENOTOPIC ? -EAGAIN : err;
 		}
 	}
 	*out = t;
@@ -170,20 +186,53 @@ static int table_insert(struct fs_table *tb, struct fs_topic *t)
 	return 0;
 }
 
+/* Partition 0 of the topic called name (referenced) and that topic's
+ * partition count, read while it was the topic of that name (see the top). */
+static int topic_current(struct engine *e, const char *name, int32_t *nparts, struct partition **p0)
+{
+	for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
+		struct partition *a, *b;
+		int32_t n = 0;
+		int err = engine_partition_get(e, name, 0, &a);
+		if (err < 0)
+			return err;
+		err = engine_topic_partitions(e, name, &n);
+		if (err == 0)
+			err = engine_partition_get(e, name, 0, &b);
+		if (err < 0) {
+			engine_partition_unref(a);
+			return err;
+		}
+		bool same = engine_partition_topic_id(a) == engine_partition_topic_id(b);
+		engine_partition_unref(b);
+		if (same) {
+			*nparts = n;
+			*p0 = a;
+			return 0;
+		}
+		engine_partition_unref(a);
+	}
+	return -EAGAIN;
+}
+
 int fs_topic_lookup(struct chronikfs *fs, const char *name, struct fs_topic **out)
 {
 	struct fs_table *tb = &fs->table;
 	struct partition *p0 = NULL;
 	struct fs_topic **slot, *t = NULL, *stale = NULL;
-	int32_t nparts;
-	int err;
+	int32_t nparts = 0;
+	int err, tries = 0;
 
 	if (!engine_topic_name_valid(name))
 		return -ENOENT;
-	err = engine_topic_partitions(fs->e, name, &nparts);
-	if (err == 0 && nparts > 0)
-		err = engine_partition_get(fs->e, name, 0, &p0);
+again:
+	t = NULL;
+	stale = NULL;
+	p0 = NULL;
+	err = topic_current(fs->e, name, &nparts, &p0);
 	if (err < 0 || nparts <= 0) {
+		if (p0)
+			engine_partition_unref(p0);
 		/* gone from the engine: drop it here too */
 		pthread_mutex_lock(&tb->lock);
 		slot = table_find_name(tb, name);
@@ -216,6 +265,8 @@ int fs_topic_lookup(struct chronikfs *fs, const char *name, struct fs_topic **ou
 	/* Not known: build outside the lock (engine calls), then insert
 	 * unless another thread won the race. */
 	err = topic_build(fs->e, name, nparts, p0, &t);
+	if (err == -EAGAIN && ++tries < LOOKUP_TRIES)
+		goto again;
 	if (err < 0)
 		return -fs_errno(err);
 	pthread_mutex_lock(&tb->lock);

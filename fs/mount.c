@@ -259,7 +259,11 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->handles.next = fs->handles.prev = &fs->handles;
 	pthread_mutex_init(&fs->run_lock, NULL);
-	pthread_cond_init(&fs->run_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the stop wait's deadline */
+	pthread_cond_init(&fs->run_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	fs->mountpoint = strdup(o->mountpoint);
 	fs->data_dir = o->data_dir ? strdup(o->data_dir) : NULL;
 	fs->notify = calloc(1, sizeof(*fs->notify));
@@ -367,7 +371,7 @@ void chronikfs_stop(struct chronikfs *fs)
 		 * see the exit flag. Repeat in case it was not asleep yet. */
 		struct timespec ts;
 		pthread_kill(fs->run_thread, SIGUSR1);
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 100 * 1000000;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;

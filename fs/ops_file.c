@@ -32,7 +32,10 @@
  *   - A trailing partial line waits in the handle for its newline, or for
  *     close() (flush), where it is appended as if newline-terminated. It
  *     may grow to 64 MiB (FS_PENDING_MAX); the write that would make it
- *     longer fails with EFBIG.
+ *     longer fails with EFBIG. The limit is on the partial line only: a
+ *     write whose first newline completes it within 64 MiB is appended
+ *     whole (with the lines after that newline, in the same batch), so the
+ *     buffer then holds at most 64 MiB plus one request (1 MiB).
  *   - O_APPEND: the kernel's offset may be stale; the write lands at the
  *     partition's true end whatever it says.
  *   - Without O_APPEND a write must land at the current end (counting the
@@ -148,11 +151,13 @@ static int grow(char **p, size_t *cap, size_t need)
 	return 0;
 }
 
-static int pending_add(struct fs_handle *h, const char *buf, size_t n)
+/* Append buf[0, n) to the partial line; -EFBIG when the result would be
+ * longer than limit. */
+static int pending_add(struct fs_handle *h, const char *buf, size_t n, size_t limit)
 {
 	if (n == 0)
 		return 0;
-	if (h->pending_len + n > FS_PENDING_MAX)
+	if (h->pending_len + n > limit)
 		return -EFBIG;
 	int err = grow(&h->pending, &h->pending_cap, h->pending_len + n);
 	if (err < 0)
@@ -216,7 +221,7 @@ static int view_write(struct fs_handle *h, const char *buf, size_t size, bool *d
 
 	*dropped = false;
 	if (!nl) {
-		err = pending_add(h, buf, size);
+		err = pending_add(h, buf, size, FS_PENDING_MAX);
 		if (err == -EFBIG) {
 			h->pending_len = 0; /* the carried-over line is what is too long */
 			*dropped = true;
@@ -227,7 +232,14 @@ static int view_write(struct fs_handle *h, const char *buf, size_t size, bool *d
 	if (h->pending_len == 0) {
 		err = append_lines(h, buf, head, &bad); /* straight from the request */
 	} else {
-		err = pending_add(h, buf, head);
+		/* Only the carried-over line, up to the first newline, is held
+		 * to the limit; the complete lines after it are this write's
+		 * (at most one request) and go in the same batch. */
+		const char *first = memchr(buf, '\n', size);
+		size_t line_end = (size_t)(first - buf) + 1;
+		err = h->pending_len + line_end > FS_PENDING_MAX ?
+			      -EFBIG :
+			      pending_add(h, buf, head, FS_PENDING_MAX + head);
 		if (err == -EFBIG) {
 			h->pending_len = 0;
 			*dropped = true;
@@ -244,7 +256,7 @@ static int view_write(struct fs_handle *h, const char *buf, size_t size, bool *d
 	}
 	if (err < 0)
 		return err;
-	err = pending_add(h, nl + 1, size - head);
+	err = pending_add(h, nl + 1, size - head, FS_PENDING_MAX);
 	/* the lines are in; a tail too long to keep fails the write anyway */
 	return err;
 }

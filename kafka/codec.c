@@ -216,6 +216,22 @@ void kafka_writer_reset(struct kafka_writer *w)
 	w->failed = false;
 }
 
+void kafka_writer_reserve(struct kafka_writer *w, size_t n)
+{
+	if (w->failed || n > SIZE_MAX / 2 - w->len)
+		return;
+	size_t want = w->len + n;
+	if (w->limit && want > w->limit)
+		want = w->limit;
+	if (want <= w->cap)
+		return;
+	uint8_t *b = realloc(w->buf, want);
+	if (!b)
+		return;
+	w->buf = b;
+	w->cap = want;
+}
+
 static uint8_t *grow(struct kafka_writer *w, size_t n)
 {
 	if (w->failed)

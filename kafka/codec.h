@@ -95,6 +95,10 @@ void kafka_writer_init(struct kafka_writer *w, size_t limit);
 void kafka_writer_fini(struct kafka_writer *w);
 /* Forget the content, keep the buffer. */
 void kafka_writer_reset(struct kafka_writer *w);
+/* Make room for n more bytes (at most up to limit) in one allocation, so a
+ * response whose size is known is not built by doubling. Only a hint: a
+ * failed allocation is not an error (the writes grow the buffer as usual). */
+void kafka_writer_reserve(struct kafka_writer *w, size_t n);
 
 void kafka_write_raw(struct kafka_writer *w, const void *p, size_t n);
 void kafka_write_i8(struct kafka_writer *w, int8_t v);

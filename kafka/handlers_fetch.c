@@ -27,6 +27,14 @@
  * taking turns), then reads only the batches that arrived meanwhile and
  * appends them to what it holds. The wait is capped at FETCH_MAX_WAIT_MS and
  * ends when the client disconnects.
+ *
+ * Cost. The Topics array is walked once to count the partition entries,
+ * once to resolve them, and once more to write the response (names,
+ * counts and partition indexes are read again from the request, not kept);
+ * the response is sized in advance. An entry costs 4 bytes (its slot:
+ * a state, or the error it is answered with); only an entry that names a
+ * partition that exists has a state (struct fetch_part). Time and memory
+ * are linear in the request.
  */
 #include "kafka-private.h"
 
@@ -42,29 +50,23 @@
 #define FETCH_MAX_WAIT_MS 60000
 
 struct fetch_part {
-	int32_t topic_index; /* into the request's topics */
-	int32_t partition;
-	int64_t fetch_offset;
-	int32_t max_bytes;
-	struct partition *p;
-	int16_t error;
-	struct partition_info info;
+	struct partition *p; /* NULL: error says why */
 	/* Whole batches read so far, from the one holding fetch_offset up to
 	 * (not including) next_read. A long poll appends to them; it never
-	 * reads the same bytes twice. */
+	 * reads the same bytes twice. len <= FETCH_RESPONSE_MAX. */
 	uint8_t *data;
-	size_t len;
+	int64_t fetch_offset;
 	int64_t next_read;
 	/* next_offset when this partition was last read; the long poll waits
 	 * for it to move. -1 before the first read. */
 	int64_t hw_seen;
+	int64_t log_start_offset, next_offset; /* as last read */
+	uint32_t len;
+	int32_t max_bytes;
+	int16_t error;
 	bool full; /* max bytes reached: no more reads */
 };
-
-struct fetch_topic {
-	struct kafka_str name;
-	int32_t first, count; /* range in the parts array */
-};
+_Static_assert(FETCH_RESPONSE_MAX <= UINT32_MAX, "fetch_part.len holds a response");
 
 /* The offset after the last record of the whole batches in buf[0, len). */
 static int64_t batches_end(const uint8_t *buf, size_t len, int64_t dflt)
@@ -97,21 +99,23 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 			*any_error = true;
 			continue;
 		}
-		engine_partition_info(fp->p, &fp->info);
-		if (fp->fetch_offset < fp->info.log_start_offset ||
-		    fp->fetch_offset > fp->info.next_offset) {
+		struct partition_info info;
+		engine_partition_info(fp->p, &info);
+		fp->log_start_offset = info.log_start_offset;
+		fp->next_offset = info.next_offset;
+		if (fp->fetch_offset < fp->log_start_offset || fp->fetch_offset > fp->next_offset) {
 			fp->error = KERR_OFFSET_OUT_OF_RANGE;
 			*any_error = true;
 			continue;
 		}
 		fp->error = KERR_NONE;
-		if (fp->info.next_offset == fp->hw_seen || fp->full || fp->max_bytes <= 0 ||
-		    fp->next_read >= fp->info.next_offset) {
-			fp->hw_seen = fp->info.next_offset;
+		if (fp->next_offset == fp->hw_seen || fp->full || fp->max_bytes <= 0 ||
+		    fp->next_read >= fp->next_offset) {
+			fp->hw_seen = fp->next_offset;
 			*total += fp->len;
 			continue;
 		}
-		fp->hw_seen = fp->info.next_offset;
+		fp->hw_seen = fp->next_offset;
 		size_t left = max_bytes > *total + fp->len ? max_bytes - *total - fp->len : 0;
 		size_t pleft = (size_t)fp->max_bytes > fp->len ? (size_t)fp->max_bytes - fp->len :
 								 0;
@@ -149,7 +153,7 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 				}
 				fp->data = nd;
 				fp->next_read = batches_end(nd + fp->len, mlen, fp->next_read);
-				fp->len += mlen;
+				fp->len += (uint32_t)mlen;
 			}
 		} else {
 			free(more);
@@ -158,14 +162,117 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 	}
 }
 
+/* The partition states of one request, and each entry's slot: >= 0 the
+ * index of its state, < 0 -1 - the error code it is answered with. */
+struct fetch_set {
+	struct fetch_part *parts; /* nparts used, cap allocated */
+	int32_t nparts, cap;
+	int32_t *slot; /* one per entry */
+	int32_t nentries;
+	bool unresolved; /* some entry has no state */
+	size_t name_bytes; /* topic names and counts, as the response repeats them */
+};
+
+/* Walk the Topics array of a FetchRequest. Without fs, count the entries;
+ * with fs and no w, resolve each entry in the engine (fill fs); with w,
+ * write the Responses array from fs. Returns the number of entries, or -1
+ * for a malformed request or ENOMEM. */
+static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int32_t ntopics,
+			  struct fetch_set *fs, struct kafka_writer *w)
+{
+	int16_t v = req->api_version;
+	int32_t n = 0;
+	if (w)
+		kafka_write_array(w, false, ntopics);
+	for (int32_t t = 0; t < ntopics; t++) {
+		struct kafka_str name = kafka_read_string(&r, false, false);
+		char topic[250];
+		bool name_ok = fs && !w && kafka_topic_name_copy(name, topic);
+		int32_t np = kafka_read_array(&r, false, false, 16);
+		if (kafka_reader_failed(&r))
+			return -1;
+		if (w) {
+			kafka_write_str(w, false, name);
+			kafka_write_array(w, false, np);
+		} else if (fs) {
+			fs->name_bytes += 2 + (size_t)(name.len > 0 ? name.len : 0) + 4;
+		}
+		for (int32_t i = 0; i < np; i++) {
+			int32_t partition = kafka_read_i32(&r);
+			if (v >= 9)
+				(void)kafka_read_i32(&r); /* CurrentLeaderEpoch */
+			int64_t fetch_offset = kafka_read_i64(&r);
+			if (v >= 5)
+				(void)kafka_read_i64(&r); /* LogStartOffset */
+			int32_t max_bytes = kafka_read_i32(&r);
+			if (kafka_reader_failed(&r) || (fs && n >= fs->nentries))
+				return -1;
+			int32_t k = n++;
+			if (!fs)
+				continue;
+			if (w) {
+				int32_t sl = fs->slot[k];
+				struct fetch_part *fp = sl >= 0 ? &fs->parts[sl] : NULL;
+				int16_t error = fp ? fp->error : (int16_t)(-1 - sl);
+				bool ok = fp && error == KERR_NONE;
+				kafka_write_i32(w, partition);
+				kafka_write_i16(w, error);
+				kafka_write_i64(w, fp ? fp->next_offset : -1); /* HighWatermark */
+				kafka_write_i64(w,
+						fp ? fp->next_offset : -1); /* LastStableOffset */
+				if (v >= 5)
+					kafka_write_i64(w, fp ? fp->log_start_offset : -1);
+				kafka_write_array(w, false, 0); /* AbortedTransactions */
+				if (v >= 11)
+					kafka_write_i32(w, -1); /* PreferredReadReplica */
+				kafka_write_bytes(w, false,
+						  ok && fp->data ? fp->data : (const uint8_t *)"",
+						  ok ? (int32_t)fp->len : 0);
+				continue;
+			}
+			struct partition *p = NULL;
+			int prc = name_ok ? engine_partition_get(req->l->e, topic, partition, &p) :
+					    -ENOENT;
+			if (prc) {
+				int16_t err = name_ok ? kafka_error_from(prc) :
+							KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				fs->slot[k] = -1 - err;
+				fs->unresolved = true;
+				continue;
+			}
+			if (fs->nparts == fs->cap) {
+				int32_t cap = fs->cap ? 2 * fs->cap : 16;
+				struct fetch_part *np2 =
+					realloc(fs->parts, (size_t)cap * sizeof(*np2));
+				if (!np2) {
+					engine_partition_unref(p);
+					return -1;
+				}
+				fs->parts = np2;
+				fs->cap = cap;
+			}
+			struct fetch_part *fp = &fs->parts[fs->nparts];
+			*fp = (struct fetch_part){
+				.p = p,
+				.fetch_offset = fetch_offset,
+				.next_read = fetch_offset,
+				.hw_seen = -1,
+				.max_bytes = max_bytes,
+				.error = KERR_NONE,
+			};
+			fs->slot[k] = fs->nparts++;
+		}
+	}
+	return n;
+}
+
 int kafka_handle_fetch(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	struct fetch_topic *topics = NULL;
-	struct fetch_part *parts = NULL;
-	int32_t ntopics, nparts = 0;
+	struct fetch_set fs = { 0 };
+	int32_t ntopics;
 	int rc = -1;
 
 	(void)kafka_read_i32(r); /* ReplicaId */
@@ -181,36 +288,15 @@ int kafka_handle_fetch(struct kafka_request *req)
 	ntopics = kafka_read_array(r, false, false, 6);
 	if (kafka_reader_failed(r))
 		return -1;
-	topics = calloc((size_t)ntopics + 1, sizeof(*topics));
-	/* Every partition takes >= 16 request bytes: bounded by the request. */
-	size_t cap_parts = kafka_reader_left(r) / 16 + 1;
-	parts = calloc(cap_parts, sizeof(*parts));
-	if (!topics || !parts)
-		goto out;
+	struct kafka_reader topics_at = *r;
+	int32_t count = fetch_walk(req, topics_at, ntopics, NULL, NULL);
+	if (count < 0)
+		return -1;
+	/* Skip the Topics array: the reader goes on after it. */
 	for (int32_t t = 0; t < ntopics; t++) {
-		topics[t].name = kafka_read_string(r, false, false);
+		(void)kafka_read_string(r, false, false);
 		int32_t np = kafka_read_array(r, false, false, 16);
-		topics[t].first = nparts;
-		topics[t].count = np;
-		for (int32_t i = 0; i < np && !kafka_reader_failed(r); i++) {
-			if ((size_t)nparts >= cap_parts) {
-				kafka_reader_fail(r);
-				break;
-			}
-			struct fetch_part *fp = &parts[nparts++];
-			fp->topic_index = t;
-			fp->partition = kafka_read_i32(r);
-			if (v >= 9)
-				(void)kafka_read_i32(r); /* CurrentLeaderEpoch */
-			fp->fetch_offset = kafka_read_i64(r);
-			fp->next_read = fp->fetch_offset;
-			fp->hw_seen = -1;
-			if (v >= 5)
-				(void)kafka_read_i64(r); /* LogStartOffset */
-			fp->max_bytes = kafka_read_i32(r);
-		}
-		if (kafka_reader_failed(r))
-			goto out;
+		kafka_read_skip(r, (size_t)np * (16 + (v >= 9 ? 4 : 0) + (v >= 5 ? 8 : 0)));
 	}
 	if (v >= 7) {
 		int32_t nf = kafka_read_array(r, false, false, 6);
@@ -223,21 +309,16 @@ int kafka_handle_fetch(struct kafka_request *req)
 	if (v >= 11)
 		(void)kafka_read_string(r, false, false); /* RackId */
 	if (kafka_reader_failed(r))
-		goto out;
+		return -1;
 
-	/* Resolve partitions. */
-	for (int32_t i = 0; i < nparts; i++) {
-		struct fetch_part *fp = &parts[i];
-		char name[250];
-		fp->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-		if (!kafka_topic_name_copy(topics[fp->topic_index].name, name))
-			continue;
-		int prc = engine_partition_get(req->l->e, name, fp->partition, &fp->p);
-		if (prc) {
-			fp->p = NULL;
-			fp->error = kafka_error_from(prc);
-		}
-	}
+	fs.nentries = count;
+	fs.slot = malloc(((size_t)count + 1) * sizeof(*fs.slot));
+	if (!fs.slot)
+		return -1;
+	if (fetch_walk(req, topics_at, ntopics, &fs, NULL) != count)
+		goto out;
+	struct fetch_part *parts = fs.parts;
+	int32_t nparts = fs.nparts;
 
 	size_t limit = max_bytes > 0 ? (size_t)max_bytes : 0;
 	if (limit > FETCH_RESPONSE_MAX)
@@ -250,6 +331,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 	int turn = 0;
 	for (;;) {
 		fetch_read_all(parts, nparts, limit, &total, &any_error);
+		any_error = any_error || fs.unresolved;
 		int64_t now = kafka_now_ms();
 		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes || now >= deadline ||
 		    nparts == 0 || atomic_load(&req->l->stopping) || kafka_conn_peer_closed(req->c))
@@ -265,43 +347,26 @@ int kafka_handle_fetch(struct kafka_request *req)
 			break;
 	}
 
+	/* The response's size is known: reserve it, one allocation. */
+	size_t per_entry = 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4;
+	size_t want = 4 + 6 + 4 + fs.name_bytes + (size_t)count * per_entry;
+	for (int32_t i = 0; i < nparts; i++)
+		want += parts[i].len;
+	kafka_writer_reserve(w, want);
 	kafka_write_i32(w, 0); /* ThrottleTimeMs */
 	if (v >= 7) {
 		kafka_write_i16(w, KERR_NONE);
 		kafka_write_i32(w, 0); /* SessionId: no session */
 	}
-	kafka_write_array(w, false, ntopics);
-	for (int32_t t = 0; t < ntopics; t++) {
-		kafka_write_str(w, false, topics[t].name);
-		kafka_write_array(w, false, topics[t].count);
-		for (int32_t i = topics[t].first; i < topics[t].first + topics[t].count; i++) {
-			struct fetch_part *fp = &parts[i];
-			bool ok = fp->p && fp->error == KERR_NONE;
-			kafka_write_i32(w, fp->partition);
-			kafka_write_i16(w, fp->error);
-			kafka_write_i64(w, fp->p ? fp->info.next_offset : -1); /* HighWatermark */
-			kafka_write_i64(w,
-					fp->p ? fp->info.next_offset : -1); /* LastStableOffset */
-			if (v >= 5)
-				kafka_write_i64(w, fp->p ? fp->info.log_start_offset : -1);
-			kafka_write_array(w, false, 0); /* AbortedTransactions */
-			if (v >= 11)
-				kafka_write_i32(w, -1); /* PreferredReadReplica */
-			kafka_write_bytes(w, false, ok && fp->data ? fp->data : (const uint8_t *)"",
-					  ok ? (int32_t)fp->len : 0);
-		}
-	}
+	fetch_walk(req, topics_at, ntopics, &fs, w);
 	rc = 0;
 out:
-	if (parts) {
-		for (int32_t i = 0; i < nparts; i++) {
-			free(parts[i].data);
-			if (parts[i].p)
-				engine_partition_unref(parts[i].p);
-		}
+	for (int32_t i = 0; i < fs.nparts; i++) {
+		free(fs.parts[i].data);
+		engine_partition_unref(fs.parts[i].p);
 	}
-	free(parts);
-	free(topics);
+	free(fs.parts);
+	free(fs.slot);
 	return rc;
 }
 

@@ -33,9 +33,12 @@
  * JoinGroup for a new group id while it is full gets 15
  * COORDINATOR_NOT_AVAILABLE, which clients retry.
  *
- * A waiting handler holds a reference on its member (waiters); a member
+ * A waiting handler (JoinGroup, SyncGroup) holds a reference on its member
+ * and on its group (both counted in waiters, under groups->lock); a member
  * removed while waited on is unlinked and marked removed, and the last
- * waiter frees it.
+ * waiter frees it. A group emptied while waited on (every member evicted in
+ * one tick, the follower still in SyncGroup) stays in the table until its
+ * last waiter is gone; the next tick after that frees it.
  */
 #include "kafka-private.h"
 
@@ -86,6 +89,7 @@ struct group {
 	struct member *members;
 	int nmembers;
 	int64_t deadline, initial_until;
+	int waiters; /* handlers waiting on a member of it; freed only at 0 */
 	struct group *next;
 };
 
@@ -378,10 +382,9 @@ void kafka_groups_tick(struct kafka_listener *l)
 			group_members_lost(g, gr, now);
 		group_try_complete(g, gr, now);
 		/* An empty group holds nothing worth keeping (its offsets live
-		 * in the engine) and nobody waits on it (every waiter holds a
-		 * member of it): free it, so that the table only ever holds
-		 * groups with members. */
-		if (gr->state == G_EMPTY && !gr->members) {
+		 * in the engine): free it once nobody waits on it, so that the
+		 * table holds only groups with members or waiters. */
+		if (gr->state == G_EMPTY && !gr->members && gr->waiters == 0) {
 			*gp = gr->next;
 			g->ngroups--;
 			group_free(gr);
@@ -534,6 +537,7 @@ int kafka_handle_join_group(struct kafka_request *req)
 		gr->deadline = now + rebalance_timeout;
 
 	m->waiters++;
+	gr->waiters++;
 	while (m->join_pending && !m->removed && !g->stopping && !kafka_conn_peer_closed(req->c)) {
 		group_try_complete(g, gr, kafka_now_ms());
 		if (!m->join_pending)
@@ -541,6 +545,7 @@ int kafka_handle_join_group(struct kafka_request *req)
 		cond_wait_ms(g, 50);
 	}
 	m->waiters--;
+	gr->waiters--;
 
 	if (m->removed || g->stopping || m->join_pending) {
 		bool gone = m->removed;
@@ -655,10 +660,13 @@ int kafka_handle_sync_group(struct kafka_request *req)
 			pthread_cond_broadcast(&g->cond);
 		}
 		m->waiters++;
-		while (gr->state == G_AWAITING_SYNC && gr->generation == generation &&
-		       !m->removed && !g->stopping && !kafka_conn_peer_closed(req->c))
+		gr->waiters++;
+		while (!m->removed && gr->state == G_AWAITING_SYNC &&
+		       gr->generation == generation && !g->stopping &&
+		       !kafka_conn_peer_closed(req->c))
 			cond_wait_ms(g, KAFKA_WAIT_SLICE_MS);
 		m->waiters--;
+		gr->waiters--;
 		if (m->removed) {
 			if (m->waiters == 0)
 				member_free(m);

@@ -25,6 +25,14 @@
  * from whatever sequence they send. The state's lock is held across the
  * check and the append, so two retries of one batch cannot both append.
  *
+ * The order of the checks: the batch CRC first (a bad one gets 2
+ * CORRUPT_MESSAGE before any producer field is looked at, since those
+ * fields are inside the CRC), then the epoch and sequence checks, then the
+ * append. The state changes only after a successful append: a batch of a
+ * newer epoch restarts the sequences once it is stored, so a newer epoch
+ * that fails (bad CRC, full disk) leaves the older epoch's retries
+ * recognised.
+ *
  * The states live in a table of at most max_producer_states (default
  * PSTATE_MAX) entries kept in least-recently-used order. When it is full, a
  * new (producer, partition) takes the place of the least recently used
@@ -42,6 +50,12 @@
  * after all of them, in request order. A partition named twice in one
  * request is appended in request order (the whole request then runs on
  * the connection's thread).
+ *
+ * Cost. Every step is linear in the request: the Topics array is walked to
+ * count the batches, to fill their jobs and to write the response; repeats
+ * are found with a hash table. Only a batch (at least BATCH_HEADER_SIZE
+ * request bytes) takes a job (under 64 bytes); an entry answered without
+ * the engine (bad name, no batch) takes nothing but its response.
  */
 #include "kafka-private.h"
 
@@ -253,6 +267,10 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 	rc = batch_header_parse(batch, len, &h);
 	if (rc)
 		return kafka_error_from(rc);
+	/* The producer fields are trusted only once the CRC covers them. */
+	rc = batch_crc_check(batch, len);
+	if (rc)
+		return kafka_error_from(rc);
 
 	rc = engine_partition_get(req->l->e, topic, partition, &p);
 	if (rc)
@@ -272,14 +290,15 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		pthread_mutex_lock(&ps->lock);
 	}
 	int32_t last_seq = seq_add(h.base_sequence, h.last_offset_delta);
+	/* A new epoch restarts the sequences, but only once its batch is
+	 * stored (below): until then the old epoch's state stays. */
+	bool restart = ps && (!ps->known || h.producer_epoch > ps->epoch);
 	if (ps && ps->known) {
 		if (h.producer_epoch < ps->epoch) {
 			err = KERR_INVALID_PRODUCER_EPOCH;
 			goto out;
 		}
-		if (h.producer_epoch > ps->epoch) {
-			ps->known = false; /* new epoch: sequences restart */
-		} else {
+		if (h.producer_epoch == ps->epoch) {
 			for (int i = 0; i < ps->nrecent; i++) {
 				if (ps->recent[i].first_seq == h.base_sequence &&
 				    ps->recent[i].last_seq == last_seq) {
@@ -294,13 +313,13 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		}
 	}
 
-	rc = engine_append_batch(p, batch, len, true, base_offset);
+	rc = engine_append_batch(p, batch, len, false, base_offset); /* CRC checked above */
 	if (rc) {
 		err = kafka_error_from(rc);
 		goto out;
 	}
 	if (ps) {
-		if (!ps->known) {
+		if (restart) {
 			ps->nrecent = 0;
 			ps->next_recent = 0;
 		}
@@ -326,14 +345,17 @@ out:
 	return err;
 }
 
-/* One partition of a Produce request. */
+/* One partition of a Produce request that goes to the engine: a valid
+ * topic name and a Records field of at least a batch header. The other
+ * entries (a bad name, null or short records, v0-2, bad acks) are answered
+ * from the request itself and take no memory. */
 struct produce_job {
-	char topic[250];
-	bool name_ok;
+	struct kafka_str topic; /* in the request buffer; a valid name */
+	uint8_t *rec; /* in the request buffer (writable: the base offset is patched) */
+	int32_t rec_len;
 	int32_t index;
-	struct kafka_str rec;
-	int16_t err;
 	int64_t base_offset, log_start;
+	int16_t err;
 };
 
 struct produce_run {
@@ -345,17 +367,14 @@ struct produce_run {
 
 static void produce_job_run(struct kafka_request *req, struct produce_job *j)
 {
+	char topic[250];
 	j->base_offset = -1;
 	j->log_start = -1;
-	if (!j->name_ok)
-		j->err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-	else if (j->rec.len <= 0)
-		j->err = KERR_CORRUPT_MESSAGE;
+	if (!kafka_topic_name_copy(j->topic, topic))
+		j->err = KERR_UNKNOWN_TOPIC_OR_PARTITION; /* checked when parsed */
 	else
-		/* The request buffer belongs to this connection and is
-		 * writable: the engine patches the base offset in place. */
-		j->err = produce_one(req, j->topic, j->index, (uint8_t *)(uintptr_t)j->rec.ptr,
-				     (size_t)j->rec.len, &j->base_offset, &j->log_start);
+		j->err = produce_one(req, topic, j->index, j->rec, (size_t)j->rec_len,
+				     &j->base_offset, &j->log_start);
 	if (j->err)
 		j->base_offset = -1;
 }
@@ -372,20 +391,56 @@ static void *produce_worker(void *arg)
 	return NULL;
 }
 
+static uint64_t job_hash(const struct produce_job *j)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint32_t)j->index;
+	for (int32_t i = 0; i < j->topic.len; i++)
+		h = (h ^ (unsigned char)j->topic.ptr[i]) * 0x100000001B3ull;
+	return h ^ (h >> 29);
+}
+
+static bool job_same_partition(const struct produce_job *a, const struct produce_job *b)
+{
+	return a->index == b->index && a->topic.len == b->topic.len &&
+	       memcmp(a->topic.ptr, b->topic.ptr, (size_t)a->topic.len) == 0;
+}
+
+/* Whether a partition is named twice among the jobs: one pass over an open
+ * addressing table of job numbers (at least twice as many slots as jobs),
+ * so the cost is linear in the request. 1 yes, 0 no, -ENOMEM. */
+static int jobs_repeat(const struct produce_job *jobs, int32_t n)
+{
+	size_t slots = 16;
+	while (slots < 2 * (size_t)n)
+		slots *= 2;
+	int32_t *table = malloc(slots * sizeof(*table));
+	if (!table)
+		return -ENOMEM;
+	memset(table, 0xff, slots * sizeof(*table)); /* -1: empty */
+	int repeats = 0;
+	for (int32_t i = 0; i < n && !repeats; i++) {
+		size_t at = (size_t)job_hash(&jobs[i]) & (slots - 1);
+		while (table[at] >= 0 && !repeats) {
+			repeats = job_same_partition(&jobs[table[at]], &jobs[i]);
+			at = (at + 1) & (slots - 1);
+		}
+		table[at] = i;
+	}
+	free(table);
+	return repeats;
+}
+
 /* Run every job. The appends of one request go to the engine at once, so
  * they share a group commit instead of waiting for one each; the same
- * partition twice keeps its order (run one after the other). */
+ * partition twice keeps its order (run one after the other, as when the
+ * check cannot be made for want of memory). */
 static void produce_jobs_run(struct kafka_request *req, struct produce_job *jobs, int32_t n)
 {
-	bool repeats = false;
-	for (int32_t i = 0; i < n && !repeats; i++)
-		for (int32_t k = 0; k < i && !repeats; k++)
-			repeats = jobs[i].index == jobs[k].index && jobs[i].name_ok &&
-				  jobs[k].name_ok && strcmp(jobs[i].topic, jobs[k].topic) == 0;
+	bool one_by_one = n <= 1 || jobs_repeat(jobs, n) != 0;
 	struct produce_run run = { req, jobs, n, 0 };
 	pthread_t th[PRODUCE_FANOUT - 1];
 	int nth = 0;
-	if (!repeats) {
+	if (!one_by_one) {
 		int want = n - 1 < PRODUCE_FANOUT - 1 ? n - 1 : PRODUCE_FANOUT - 1;
 		while (nth < want && pthread_create(&th[nth], NULL, produce_worker, &run) == 0)
 			nth++;
@@ -395,16 +450,119 @@ static void produce_jobs_run(struct kafka_request *req, struct produce_job *jobs
 		pthread_join(th[i], NULL);
 }
 
+/* The Topics array is read three times from the same request bytes: to
+ * count the entries that need the engine, to fill their jobs, and to write
+ * the response in request order. Nothing is allocated per entry that does
+ * not go to the engine, so the memory a request costs is the response plus
+ * a job per batch (each batch is at least BATCH_HEADER_SIZE request bytes),
+ * and every pass is linear in the request. */
+struct produce_pass {
+	struct kafka_reader r; /* at the first topic */
+	int32_t ntopics;
+	bool serve; /* v3+ and valid acks: entries may go to the engine */
+	size_t nentries; /* partition entries, counted by a walk without w */
+	size_t name_bytes; /* topic names and counts, as the response repeats them */
+};
+
+/* One partition entry of the Topics array, as read (borrowed from the
+ * request buffer). */
+struct produce_entry {
+	struct kafka_str topic;
+	bool name_ok;
+	int32_t index;
+	struct kafka_str rec;
+};
+
+static bool entry_is_job(const struct produce_pass *pp, const struct produce_entry *e)
+{
+	return pp->serve && e->name_ok && e->rec.len >= BATCH_HEADER_SIZE;
+}
+
+/* The answer to an entry that does not go to the engine. */
+static int16_t entry_error(int16_t v, int16_t acks, const struct produce_entry *e)
+{
+	if (v < 3)
+		return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+	if (acks != 0 && acks != 1 && acks != -1)
+		return KERR_INVALID_REQUIRED_ACKS;
+	if (!e->name_ok)
+		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	return KERR_CORRUPT_MESSAGE; /* null, empty or shorter than a batch header */
+}
+
+/* Walk the Topics array; with jobs, fill them; with w, write the response
+ * array (results from jobs, in order). Returns the number of jobs, or -1
+ * for a malformed request. */
+static int32_t produce_walk(struct produce_pass *pp, int16_t v, int16_t acks,
+			    struct produce_job *jobs, struct kafka_writer *w)
+{
+	struct kafka_reader r = pp->r;
+	int32_t njobs = 0;
+	if (!w)
+		pp->nentries = pp->name_bytes = 0;
+	if (w)
+		kafka_write_array(w, false, pp->ntopics);
+	for (int32_t t = 0; t < pp->ntopics; t++) {
+		struct produce_entry e;
+		char topic[250];
+		e.topic = kafka_read_string(&r, false, false);
+		e.name_ok = kafka_topic_name_copy(e.topic, topic);
+		int32_t nparts = kafka_read_array(&r, false, false, 8);
+		if (kafka_reader_failed(&r))
+			return -1;
+		if (w) {
+			kafka_write_str(w, false, e.topic);
+			kafka_write_array(w, false, nparts);
+		} else {
+			pp->nentries += (size_t)nparts;
+			pp->name_bytes += 2 + (size_t)(e.topic.len > 0 ? e.topic.len : 0) + 4;
+		}
+		for (int32_t i = 0; i < nparts; i++) {
+			e.index = kafka_read_i32(&r);
+			e.rec = kafka_read_bytes(&r, false, true);
+			if (kafka_reader_failed(&r))
+				return -1;
+			int16_t err;
+			int64_t base_offset = -1, log_start = -1;
+			if (entry_is_job(pp, &e)) {
+				struct produce_job *j = jobs ? &jobs[njobs] : NULL;
+				if (j && !w)
+					*j = (struct produce_job){
+						.topic = e.topic,
+						.rec = (uint8_t *)(uintptr_t)e.rec.ptr,
+						.rec_len = e.rec.len,
+						.index = e.index,
+					};
+				njobs++;
+				if (!w)
+					continue;
+				err = j->err;
+				base_offset = j->base_offset;
+				log_start = j->log_start;
+			} else {
+				if (!w)
+					continue;
+				err = entry_error(v, acks, &e);
+			}
+			kafka_write_i32(w, e.index);
+			kafka_write_i16(w, err);
+			kafka_write_i64(w, base_offset);
+			if (v >= 2)
+				kafka_write_i64(w, -1); /* LogAppendTimeMs: CreateTime */
+			if (v >= 5)
+				kafka_write_i64(w, log_start);
+		}
+	}
+	return njobs;
+}
+
 int kafka_handle_produce(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
 	struct produce_job *jobs = NULL;
-	int32_t *tparts = NULL;
-	struct kafka_str *tnames = NULL;
-	int32_t njobs = 0;
-	int rc = -1;
+	struct produce_pass pp;
 
 	if (v >= 3) {
 		struct kafka_str txn = kafka_read_string(r, false, true);
@@ -412,73 +570,36 @@ int kafka_handle_produce(struct kafka_request *req)
 	}
 	int16_t acks = kafka_read_i16(r);
 	(void)kafka_read_i32(r); /* TimeoutMs */
-	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	pp.ntopics = kafka_read_array(r, false, false, 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	if (acks == 0)
 		req->no_response = true;
+	pp.r = *r;
+	pp.serve = v >= 3 && (acks == 0 || acks == 1 || acks == -1);
 
-	/* Parse every partition first. Each takes >= 8 request bytes. */
-	size_t cap = kafka_reader_left(r) / 8 + 1;
-	jobs = calloc(cap, sizeof(*jobs));
-	tparts = calloc((size_t)ntopics + 1, sizeof(*tparts));
-	tnames = calloc((size_t)ntopics + 1, sizeof(*tnames));
-	if (!jobs || !tparts || !tnames)
-		goto out;
-	for (int32_t t = 0; t < ntopics; t++) {
-		struct kafka_str name = kafka_read_string(r, false, false);
-		char topic[250];
-		bool name_ok = kafka_topic_name_copy(name, topic);
-		int32_t nparts = kafka_read_array(r, false, false, 8);
-		if (kafka_reader_failed(r) || (size_t)njobs + (size_t)nparts > cap)
-			goto out;
-		tparts[t] = nparts;
-		tnames[t] = name;
-		for (int32_t i = 0; i < nparts; i++) {
-			struct produce_job *j = &jobs[njobs++];
-			j->name_ok = name_ok;
-			if (name_ok)
-				memcpy(j->topic, topic, sizeof(topic));
-			j->index = kafka_read_i32(r);
-			j->rec = kafka_read_bytes(r, false, true);
-			if (kafka_reader_failed(r))
-				goto out;
-		}
-	}
-
-	if (v < 3 || (acks != 0 && acks != 1 && acks != -1)) {
-		for (int32_t i = 0; i < njobs; i++) {
-			jobs[i].err = v < 3 ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT :
-					      KERR_INVALID_REQUIRED_ACKS;
-			jobs[i].base_offset = jobs[i].log_start = -1;
-		}
-	} else {
+	/* Count, then fill: one job per batch, allocated once. */
+	int32_t njobs = produce_walk(&pp, v, acks, NULL, NULL);
+	if (njobs < 0)
+		return -1;
+	/* The response repeats the topic names and has a fixed size per
+	 * entry: reserve it, one allocation. */
+	size_t per_entry = 4 + 2 + 8 + (v >= 2 ? 8 : 0) + (v >= 5 ? 8 : 0);
+	size_t want = 4 + pp.name_bytes + pp.nentries * per_entry + 4;
+	if (njobs > 0) {
+		jobs = calloc((size_t)njobs, sizeof(*jobs));
+		if (!jobs)
+			return -1;
+		produce_walk(&pp, v, acks, jobs, NULL);
 		produce_jobs_run(req, jobs, njobs);
 	}
-
-	kafka_write_array(w, false, ntopics);
-	for (int32_t t = 0, k = 0; t < ntopics; t++) {
-		kafka_write_str(w, false, tnames[t]);
-		kafka_write_array(w, false, tparts[t]);
-		for (int32_t i = 0; i < tparts[t]; i++, k++) {
-			struct produce_job *j = &jobs[k];
-			kafka_write_i32(w, j->index);
-			kafka_write_i16(w, j->err);
-			kafka_write_i64(w, j->base_offset);
-			if (v >= 2)
-				kafka_write_i64(w, -1); /* LogAppendTimeMs: CreateTime */
-			if (v >= 5)
-				kafka_write_i64(w, j->log_start);
-		}
-	}
+	if (acks != 0)
+		kafka_writer_reserve(w, want);
+	produce_walk(&pp, v, acks, jobs, w);
 	if (v >= 1)
 		kafka_write_i32(w, 0);
-	rc = 0;
-out:
 	free(jobs);
-	free(tparts);
-	free(tnames);
-	return rc;
+	return 0;
 }
 
 /* InitProducerIdRequest v0-1: TransactionalId nullable string,

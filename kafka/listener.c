@@ -131,6 +131,9 @@ int16_t kafka_error_from(int err)
 		{ CHRONIK_ECODEC, KERR_UNSUPPORTED_COMPRESSION_TYPE },
 		{ CHRONIK_EBADNAME, KERR_INVALID_TOPIC_EXCEPTION },
 		{ CHRONIK_ETOPICEXISTS, KERR_TOPIC_ALREADY_EXISTS },
+		/* max.topics / max.partitions, a configured limit as Kafka's
+		 * create policies refuse: 44 POLICY_VIOLATION (not retriable). */
+		{ CHRONIK_ELIMIT, KERR_POLICY_VIOLATION },
 		{ -EINVAL, KERR_INVALID_REQUEST },
 		{ -ENOSPC, KERR_KAFKA_STORAGE_ERROR },
 		{ -EIO, KERR_KAFKA_STORAGE_ERROR },

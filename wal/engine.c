@@ -65,6 +65,8 @@ void engine_options_init(struct engine_options *o)
 	o->fsync_interval_ms = 1000;
 	o->default_partitions = 1;
 	o->wal_seal_ms = 60000;
+	o->max_topics = 10000;
+	o->max_partitions = 100000;
 }
 
 int engine_options_parse_fsync(struct engine_options *o, const char *s)
@@ -130,6 +132,18 @@ int engine_options_set(struct engine_options *o, const char *key, const char *va
 		rc = parse_u64(value, 1, 100000, &v);
 		if (rc == 0)
 			o->default_partitions = (int32_t)v;
+		return rc;
+	}
+	if (strcmp(key, "max.topics") == 0) {
+		rc = parse_u64(value, 1, 10000000, &v);
+		if (rc == 0)
+			o->max_topics = (int32_t)v;
+		return rc;
+	}
+	if (strcmp(key, "max.partitions") == 0) {
+		rc = parse_u64(value, 1, 100000000, &v);
+		if (rc == 0)
+			o->max_partitions = (int32_t)v;
 		return rc;
 	}
 	return -ENOENT;
@@ -438,6 +452,10 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		engine_options_init(&e->opt);
 	if (e->opt.default_partitions <= 0)
 		e->opt.default_partitions = 1;
+	if (e->opt.max_topics <= 0)
+		e->opt.max_topics = 10000;
+	if (e->opt.max_partitions <= 0)
+		e->opt.max_partitions = 100000;
 	pthread_rwlock_init(&e->meta_lock, NULL);
 	pthread_mutex_init(&e->files_lock, NULL);
 	pthread_mutex_init(&e->refresh_lock, NULL);

@@ -48,6 +48,13 @@ struct engine_options {
 	enum fsync_policy fsync;
 	uint32_t fsync_interval_ms;
 	int32_t default_partitions; /* default 1 */
+	/* Limits on what topic creation may add up to (max.topics,
+	 * max.partitions): topics, and partitions summed over every topic. A
+	 * create past either fails with CHRONIK_ELIMIT and creates nothing; a
+	 * log that already holds more (written under higher limits) still
+	 * opens. Each topic has at most 100000 partitions in any case. */
+	int32_t max_topics; /* default 10000 */
+	int32_t max_partitions; /* default 100000 */
 	bool repair; /* truncate at a corrupt frame before the tail */
 	bool read_only; /* no appends, no repair, no lock: reads beside a live writer */
 	bool no_index; /* no indexer thread: sealed WAL files stay (tests) */
@@ -58,7 +65,8 @@ void engine_options_init(struct engine_options *o);
 /* Parse "every", "never" or "interval:MS" into o. 0 or -EINVAL. */
 int engine_options_parse_fsync(struct engine_options *o, const char *s);
 /* Set one option from its configuration name ("wal.segment.bytes", "fsync",
- * "default.partitions", "wal.seal.ms"). 0, -ENOENT (unknown key) or -EINVAL (bad value). */
+ * "default.partitions", "max.topics", "max.partitions", "wal.seal.ms"). 0,
+ * -ENOENT (unknown key) or -EINVAL (bad value). */
 int engine_options_set(struct engine_options *o, const char *key, const char *value);
 
 /* Open (creating if needed) the data directory dir, take its lock, recover

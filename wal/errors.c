@@ -35,6 +35,8 @@ const char *chronik_strerror(int err)
 		return "Invalid name (allowed: [A-Za-z0-9._-], 1-249 characters, not '.' or '..')";
 	case CHRONIK_ERANGE:
 		return "Offset out of range";
+	case CHRONIK_ELIMIT:
+		return "Limit on topics or partitions reached (settings max.topics, max.partitions)";
 	default:
 		break;
 	}
@@ -68,6 +70,8 @@ int chronik_errno(int err)
 		return ENOTSUP;
 	case CHRONIK_ERANGE:
 		return ERANGE;
+	case CHRONIK_ELIMIT:
+		return EDQUOT;
 	default:
 		break;
 	}

@@ -19,7 +19,8 @@ enum {
 	CHRONIK_ETOPICEXISTS = CHRONIK_ERR_BASE - 6, /* topic already exists */
 	CHRONIK_EBADNAME = CHRONIK_ERR_BASE - 7, /* name breaks Kafka's naming rule */
 	CHRONIK_ERANGE = CHRONIK_ERR_BASE - 8, /* offset outside [log start, next offset] */
-	CHRONIK_ERR_LAST = CHRONIK_ERR_BASE - 8,
+	CHRONIK_ELIMIT = CHRONIK_ERR_BASE - 9, /* max.topics or max.partitions reached */
+	CHRONIK_ERR_LAST = CHRONIK_ERR_BASE - 9,
 };
 
 /* A static string naming err (a -errno or a CHRONIK_E* code). Never NULL. */

@@ -12,23 +12,27 @@
  *   key "topic.config"  {"id": N, "config": {...}}
  *   key "group.offset"  {"group": S, "topic": S, "partition": N,
  *                        "offset": N, "metadata": S or null}
+ *   key "group.offsets" {"group": S, "offsets": [{"topic": S,
+ *                        "partition": N, "offset": N, "metadata": S or
+ *                        null}, ...]}  (one OffsetCommit request's)
  *   key "topic.next_id" {"next_id": N}  (written by snapshots, so that a
  *                        deleted topic's id is never handed out again)
  *
  * Replaying the log in order rebuilds the state; an unknown key is logged
- * and skipped (forward compatibility). Events are written in groups: one
- * event, or the offsets of one engine_group_offsets_commit call (one
- * OffsetCommit request), with one pwrite and one fdatasync before the call
- * returns (a failed group is cut off durably, or every later one fails:
- * meta_write); the group's last frame carries FRAME_FLAG_GROUP_END (logs
- * written before groups existed have it on every frame). Recovery follows
- * frame.h's rule for version 1 files: the bytes from the first invalid
- * frame on are a torn tail when no valid frame follows it, or the valid
- * frames that follow end with the first GROUP_END frame after it (they
- * belong to the group whose fdatasync did not complete); a valid frame
- * after that is damage, which fails the open unless repair. When the log
- * holds many more events than the state needs (more than
- * META_SNAPSHOT_MIN_FRAMES, and four times the state's), it is rewritten
+ * and skipped (forward compatibility). Each event is one frame, written
+ * with one pwrite and made durable with one fdatasync before the call
+ * returns (the offsets of one engine_group_offsets_commit call, one
+ * OffsetCommit request, are one "group.offsets" event); a failed one is
+ * cut off durably, or every later one fails (meta_write). Every frame
+ * carries FRAME_FLAG_GROUP_END. An event is written only once the one
+ * before it is durable, so only the last frame can be torn: recovery
+ * truncates an invalid frame that no valid frame follows, and any other
+ * invalid frame fails the open unless repair. A value cannot fake a valid
+ * frame after a torn one: values are JSON text, in which a frame header's
+ * binary fields (NUL bytes among them) cannot stand. When the log holds
+ * many more entries than the state needs (an offsets event counts one per
+ * offset; more than META_SNAPSHOT_MIN_FRAMES, and four times the state's),
+ * it is rewritten
  * as a snapshot, at open and after an offset commit while running:
  * meta.log.tmp is written and fsynced, renamed over meta.log, and the
  * directory fsynced. So offsets committed over and over keep the log
@@ -234,6 +238,33 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 				   GET_INT("offset"), s);
 		return 0;
 	}
+	if (strcmp(type, "group.offsets") == 0) {
+		const char *group = GET_STR("group");
+		json_object *arr = NULL;
+		if (!group || !json_object_object_get_ex(v, "offsets", &arr) ||
+		    !json_object_is_type(arr, json_type_array))
+			return CHRONIK_ECORRUPT;
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *o = json_object_array_get_idx(arr, i), *x;
+			const char *topic = json_object_object_get_ex(o, "topic", &x) ?
+						    json_object_get_string(x) :
+						    NULL;
+			if (!topic)
+				return CHRONIK_ECORRUPT;
+			s = json_object_object_get_ex(o, "metadata", &x) && x ?
+				    json_object_get_string(x) :
+				    NULL;
+			state_group_offset(e, group, topic,
+					   json_object_object_get_ex(o, "partition", &x) ?
+						   json_object_get_int(x) :
+						   -1,
+					   json_object_object_get_ex(o, "offset", &x) ?
+						   json_object_get_int64(x) :
+						   -1,
+					   s);
+		}
+		return 0;
+	}
 	if (strcmp(type, "topic.next_id") == 0) {
 		int64_t n = GET_INT("next_id");
 		if (n > 0 && (uint64_t)n > e->next_topic_id)
@@ -248,12 +279,13 @@ static int state_apply(struct engine *e, const char *type, json_object *v)
 
 /* ---- the log -------------------------------------------------------------- */
 
-static int meta_encode_flags(struct engine *e, const char *type, json_object *v, uint8_t flags,
-			     uint8_t **out, size_t *len)
+/* One event as one frame (a group of its own: FRAME_FLAG_GROUP_END). */
+static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
+		       size_t *len)
 {
 	struct frame_info fi = { 0 };
 	const char *val = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	fi.flags = flags;
+	fi.flags = FRAME_FLAG_GROUP_END;
 	fi.topic_id = 0;
 	fi.partition = 0;
 	fi.base_offset = e->meta_seq;
@@ -263,13 +295,6 @@ static int meta_encode_flags(struct engine *e, const char *type, json_object *v,
 	fi.value = (const uint8_t *)val;
 	fi.value_len = (int32_t)strlen(val);
 	return frame_v1_encode(&fi, out, len);
-}
-
-/* An event that is a group of its own. */
-static int meta_encode(struct engine *e, const char *type, json_object *v, uint8_t **out,
-		       size_t *len)
-{
-	return meta_encode_flags(e, type, v, FRAME_FLAG_GROUP_END, out, len);
 }
 
 /* Write one event durably, then apply it. Caller holds meta_lock (write).
@@ -598,7 +623,7 @@ int meta_open(struct engine *e)
 		uint8_t *map = malloc((size_t)st2.st_size + 1);
 		ssize_t got = map ? frame_reader_pread(e->meta_fd, map, (size_t)st2.st_size, 0) :
 				    -1;
-		bool later = false, group_end_seen = false;
+		bool later = false;
 		if (got >= 0) {
 			size_t size = (size_t)got;
 			for (size_t q = r.bad_pos + 1; q + 4 <= size && !later;) {
@@ -611,12 +636,7 @@ int meta_open(struct engine *e)
 					q++;
 					continue;
 				}
-				/* A valid frame after the group the damage is in. */
-				if (group_end_seen)
-					later = true;
-				if (fi.flags & FRAME_FLAG_GROUP_END)
-					group_end_seen = true;
-				q += fi.frame_len;
+				later = true; /* a valid event after the damage */
 			}
 		}
 		free(map);
@@ -745,6 +765,16 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 	pthread_rwlock_wrlock(&e->meta_lock);
 	if (meta_topic_find(e, name)) {
 		rc = CHRONIK_ETOPICEXISTS;
+		goto out;
+	}
+	/* The limits count what exists now (ntopics is small: <= max_topics
+	 * unless an older log holds more). */
+	int64_t total = 0;
+	for (size_t i = 0; i < e->ntopics; i++)
+		total += e->topics[i]->nparts;
+	if (e->ntopics >= (size_t)e->opt.max_topics ||
+	    total + partitions > (int64_t)e->opt.max_partitions) {
+		rc = CHRONIK_ELIMIT;
 		goto out;
 	}
 	v = json_object_new_object();
@@ -912,65 +942,52 @@ int engine_group_offset_commit(struct engine *e, const char *group, const char *
 	return engine_group_offsets_commit(e, group, &c, 1);
 }
 
-/* Write the "group.offset" events vs[0, n) as one group: one pwrite, one
- * fdatasync, GROUP_END on the last frame; then apply them. Caller holds
- * meta_lock (write). Does not take ownership of vs. */
-static int meta_log_group(struct engine *e, json_object **vs, size_t n)
+/* Write one "group.offsets" event v holding n offsets (one frame, one
+ * pwrite, one fdatasync), then apply it. Caller holds meta_lock (write).
+ * Does not take ownership of v. */
+static int meta_log_offsets(struct engine *e, json_object *v, size_t n)
 {
-	uint8_t *buf = NULL, *f;
-	size_t len = 0, flen;
-	int64_t seq0 = e->meta_seq;
-	int rc = 0;
+	uint8_t *f;
+	size_t len;
+	int rc;
 
 	if (e->opt.read_only)
 		return -EROFS;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		e->meta_seq = seq0 + (int64_t)i;
-		rc = meta_encode_flags(e, "group.offset", vs[i],
-				       i + 1 == n ? FRAME_FLAG_GROUP_END : 0, &f, &flen);
-		if (rc)
-			break;
-		uint8_t *nb = realloc(buf, len + flen);
-		if (!nb) {
-			free(f);
-			rc = -ENOMEM;
-			break;
-		}
-		buf = nb;
-		memcpy(buf + len, f, flen);
-		len += flen;
-		free(f);
-	}
-	e->meta_seq = seq0;
-	if (rc == 0)
-		rc = meta_write(e, buf, len);
-	free(buf);
+	rc = e->meta_failed;
 	if (rc)
 		return rc;
-	e->meta_seq = seq0 + (int64_t)n;
-	e->meta_frames += n;
-	for (size_t i = 0; i < n; i++) {
-		int arc = state_apply(e, "group.offset", vs[i]);
-		if (arc && rc == 0)
-			rc = arc;
-	}
-	return rc;
+	rc = meta_encode(e, "group.offsets", v, &f, &len);
+	if (rc)
+		return rc;
+	rc = meta_write(e, f, len);
+	free(f);
+	if (rc)
+		return rc;
+	e->meta_seq++;
+	e->meta_frames += n; /* entries: the snapshot rule weighs offsets */
+	return state_apply(e, "group.offsets", v);
 }
 
 int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
 				size_t n)
 {
-	json_object **vs;
+	json_object *v, *arr;
 	size_t nv = 0;
 	int rc = 0;
 
 	if (!group)
 		return -EINVAL;
-	vs = calloc(n ? n : 1, sizeof(*vs));
-	if (!vs)
+	v = json_object_new_object();
+	arr = json_object_new_array();
+	if (!v || !arr) {
+		json_object_put(v);
+		json_object_put(arr);
 		return -ENOMEM;
+	}
+	json_object_object_add(v, "group", json_object_new_string(group));
+	json_object_object_add(v, "offsets", arr);
 	for (size_t i = 0; i < n; i++) {
-		json_object *v;
+		json_object *o;
 		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
 			c[i].rc = -EINVAL;
 			if (rc == 0)
@@ -978,20 +995,20 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 			continue;
 		}
 		c[i].rc = 0;
-		v = json_object_new_object();
-		json_object_object_add(v, "group", json_object_new_string(group));
-		json_object_object_add(v, "topic", json_object_new_string(c[i].topic));
-		json_object_object_add(v, "partition", json_object_new_int(c[i].partition));
-		json_object_object_add(v, "offset", json_object_new_int64(c[i].offset));
-		json_object_object_add(v, "metadata",
+		o = json_object_new_object();
+		json_object_object_add(o, "topic", json_object_new_string(c[i].topic));
+		json_object_object_add(o, "partition", json_object_new_int(c[i].partition));
+		json_object_object_add(o, "offset", json_object_new_int64(c[i].offset));
+		json_object_object_add(o, "metadata",
 				       c[i].metadata ? json_object_new_string(c[i].metadata) :
 						       NULL);
-		vs[nv++] = v;
+		json_object_array_add(arr, o);
+		nv++;
 	}
 	if (nv) {
 		int wrc;
 		pthread_rwlock_wrlock(&e->meta_lock);
-		wrc = meta_log_group(e, vs, nv);
+		wrc = meta_log_offsets(e, v, nv);
 		if (wrc == 0)
 			meta_compact_maybe(e);
 		pthread_rwlock_unlock(&e->meta_lock);
@@ -1003,9 +1020,7 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 				rc = wrc;
 		}
 	}
-	for (size_t i = 0; i < nv; i++)
-		json_object_put(vs[i]);
-	free(vs);
+	json_object_put(v);
 	return rc;
 }
 

@@ -1086,14 +1086,11 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 		v.torn_pos = seq == e->torn_seq ? e->torn_pos : 0;
 		rc = wal_file_walk(path, verify_frame, &v);
 		/* A sealed file may be indexed and removed meanwhile (by this
-		 * engine's indexer, or by the writer beside a read-only one). */
-		if (rc == -ENOENT && i + 1 < nfiles) {
-			pthread_mutex_lock(&e->files_lock);
-			fd = e->files[i].fd;
-			pthread_mutex_unlock(&e->files_lock);
-			if (e->opt.read_only || fd < 0)
-				continue;
-		}
+		 * engine's indexer, which unlinks it before it closes it, or by
+		 * the writer beside a read-only engine): only the indexer
+		 * removes a sealed WAL file, after its frames are registered. */
+		if (rc == -ENOENT && i + 1 < nfiles)
+			continue;
 		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
 			report(&v, "%s: %s", path, chronik_strerror(rc));
 	}

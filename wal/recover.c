@@ -28,10 +28,13 @@ void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len)
 
 /* Create WAL file seq with its header, durably (file and directory
  * fsynced). On failure no file is left behind: a stray file would take
- * the next groups' place in the sequence and, sealed later with whatever
- * it holds, be read as a damaged sealed file. The unlink is made durable
- * too when it can be; if that fsync fails as well, recovery still finds
- * at most an empty or header-only file, which it accepts. */
+ * the next groups' place in the sequence, and the file before it, which
+ * would go on taking groups, would be read as a sealed file (where a torn
+ * tail is damage). The unlink is made durable too when it can be; when the
+ * unlink fails, the engine enters FAILED (commit.c) so that no group goes
+ * into the file before it. If only the unlink's directory fsync fails,
+ * recovery finds at most an empty or header-only file after the active
+ * one, which it accepts. */
 int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 {
 	char path[4096];
@@ -49,6 +52,8 @@ int wal_file_create(struct engine *e, uint64_t seq, int *fd_out)
 		close(fd);
 		if (unlink(path) == 0)
 			(void)fsync_dir(e->dir_fd);
+		else
+			engine_fail(e, rc, "a failed new WAL file cannot be removed");
 		log_msg(LOG_LVL_ERROR, "wal", "cannot create %s: %s", path, chronik_strerror(rc));
 		return rc;
 	}

@@ -2,7 +2,7 @@
 # topic create / list / delete, partitions, config, metadata info.
 . "$(dirname "$0")/lib.sh"
 
-plan 14
+plan 19
 
 run 0 --data "$D" topic create alpha
 ok $? "create alpha"
@@ -41,5 +41,18 @@ ok $? "deleting it again fails"
 
 run 0 --data "$D" topic create alpha
 ok $? "the name can be created again after delete"
+
+# Limits (alpha has 1 partition, beta 3).
+run nonzero --data "$D" --set max.topics=2 topic create gamma
+ok $? "a third topic past max.topics=2 fails"
+grep -q 'Limit on topics or partitions reached' "$T/err"
+ok $? "and names the limit"
+run nonzero --data "$D" --set max.partitions=6 topic create gamma --partitions 3
+ok $? "3 more partitions past max.partitions=6 (4 + 3) fail"
+run 0 --data "$D" --set max.partitions=6 topic create gamma --partitions 2
+ok $? "2 more (exactly 6) are created"
+run 0 --data "$D" topic list
+printf 'alpha\nbeta\ngamma\n' | cmp -s - "$T/out"
+ok $? "and only that one was created"
 
 done_testing

@@ -88,6 +88,32 @@ check "> on an empty partition works" sh -c "mkdir '$MNT/u' && echo fresh > '$MN
 check "fsync works" dd if="$T/in" of="$MNT/u/0/data" oflag=append conv=notrunc,fsync status=none
 check "df on the mount" sh -c "df '$MNT' >/dev/null"
 
+# A carried-over partial line of almost 64 MiB: the write that completes it
+# within the limit succeeds even when the lines after its newline take the
+# write past 64 MiB (only the partial line is bounded).
+check "a write completing a 64 MiB - 100 partial line within the limit succeeds" \
+	python3 - "$MNT" <<'PY'
+import json, os, sys
+mnt = sys.argv[1]
+os.mkdir(mnt + "/big")
+d = mnt + "/big/0/data"
+fd = os.open(d, os.O_WRONLY | os.O_APPEND)
+part = (64 << 20) - 100
+chunk = b"x" * (1 << 20)
+left = part
+while left:
+    left -= os.write(fd, chunk[:min(left, len(chunk))])
+tail = b"y" * 50 + b"\n" + b"z" * 200 + b"\n"
+assert os.write(fd, tail) == len(tail), "short write"
+os.close(fd)
+info = json.load(open(mnt + "/big/0/info.json"))
+assert info["next_offset"] == 2, "records: %d" % info["next_offset"]
+assert os.stat(d).st_size == part + len(tail), "size %d" % os.stat(d).st_size
+with open(d, "rb") as f:
+    f.seek(part - 10)
+    assert f.read() == b"x" * 10 + tail, "content"
+PY
+
 mtime1=$(stat -c %Y "$D")
 check "mtime is true (not before the mount's start)" test "$mtime1" -ge "$(stat -c %Y "$T/in")"
 

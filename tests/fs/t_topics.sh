@@ -55,4 +55,16 @@ check "topics survive a restart" test "$(ls "$MNT" | grep -c -x -e alpha -e beta
 check "partition counts survive a restart" test "$(ls "$MNT/alpha" | wc -l)" = 4
 check "data survives a restart" test "$(cat "$MNT/alpha/2/data")" = persisted
 
+# Limits: alpha, beta and the 249-character topic hold 9 partitions.
+daemon_stop
+fs_start --default.partitions=3 --max.partitions=11 --max.topics=4
+expect_errno "mkdir past max.partitions (9 + 3 > 11) is EDQUOT" "quota" mkdir "$MNT/gamma"
+check "and creates nothing" test ! -e "$MNT/gamma"
+rmdir "$MNT/$(printf 'y%.0s' $(seq 249))"
+check "once a topic is deleted there is room for it" mkdir "$MNT/gamma"
+daemon_stop
+fs_start --default.partitions=1 --max.topics=3
+expect_errno "mkdir past max.topics (a fourth) is EDQUOT" "quota" mkdir "$MNT/delta"
+check "and creates nothing" test ! -e "$MNT/delta"
+
 done_testing

@@ -5,6 +5,7 @@
  *                              [--max-request-bytes N] [--no-auto-create]
  *                              [--idle-ms N] [--request-timeout-ms N]
  *                              [--max-groups N] [--max-producer-states N]
+ *                              [--set ENGINE_KEY=VALUE]
  *                              [--producer-evict-ms N]
  * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
  * it accepts connections. SIGTERM or SIGINT stops it cleanly (listener
@@ -58,6 +59,20 @@ int main(int argc, char **argv)
 			ko.max_producer_states = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--producer-evict-ms") == 0 && i + 1 < argc) {
 			ko.producer_state_evict_idle_ms = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+			/* An engine setting, KEY=VALUE (max.topics=2). */
+			char key[64];
+			const char *kv = argv[++i], *eq = strchr(kv, '=');
+			if (!eq || (size_t)(eq - kv) >= sizeof(key)) {
+				fprintf(stderr, "--set %s: expected KEY=VALUE\n", kv);
+				return 2;
+			}
+			memcpy(key, kv, (size_t)(eq - kv));
+			key[eq - kv] = 0;
+			if (engine_options_set(&eo, key, eq + 1) != 0) {
+				fprintf(stderr, "--set %s: bad setting\n", kv);
+				return 2;
+			}
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
 			ko.auto_create_topics = false;
 		} else {

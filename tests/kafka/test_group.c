@@ -2,9 +2,10 @@
  * members: the initial rebalance delay gathers members that join together,
  * the leader's SyncGroup assignment reaches the follower, Heartbeat answers
  * 22 for an old generation, 25 for an unknown member and 27 during a
- * rebalance, a member silent past its session timeout is evicted, and empty
+ * rebalance, a member silent past its session timeout is evicted, empty
  * groups are freed so that more group ids than the table holds can come and
- * go.
+ * go, and a group whose members all expire while one waits in SyncGroup is
+ * not freed under that waiter.
  *
  * Usage: test_kafka_group KAFKA_SERVER_BINARY
  */
@@ -297,6 +298,63 @@ static void test_many_groups(void)
 	}
 }
 
+/* Two members join; the follower waits in SyncGroup, the leader never
+ * syncs, and both fall silent at once (the leader's last Heartbeat goes out
+ * with the follower's SyncGroup, so both sessions end in the same
+ * millisecond, hence in the same tick of the timer). The tick evicts both,
+ * which empties the group; the group must outlive the follower's waiting
+ * SyncGroup, which then answers 25 UNKNOWN_MEMBER_ID (or 27, should the two
+ * sessions have ended in different ticks). Several groups at once, so
+ * that the same-tick case is all but certain to happen at least once. */
+#define EXPIRE_GROUPS 3
+static void test_expire_while_syncing(void)
+{
+	struct member a[EXPIRE_GROUPS], b[EXPIRE_GROUPS];
+	struct sync_call sb[EXPIRE_GROUPS];
+	pthread_t ta[EXPIRE_GROUPS], tb[EXPIRE_GROUPS];
+	char name[EXPIRE_GROUPS][32];
+
+	usleep(300 * 1000); /* the timer frees the groups emptied above */
+	for (int i = 0; i < EXPIRE_GROUPS; i++) {
+		snprintf(name[i], sizeof(name[i]), "expire-%d", i);
+		member_init(&a[i], name[i], 1000);
+		member_init(&b[i], name[i], 1000);
+		pthread_create(&ta[i], NULL, join_main, &a[i]);
+		usleep(20 * 1000);
+		pthread_create(&tb[i], NULL, join_main, &b[i]);
+	}
+	int joined = 1;
+	for (int i = 0; i < EXPIRE_GROUPS; i++) {
+		pthread_join(ta[i], NULL);
+		pthread_join(tb[i], NULL);
+		joined = joined && a[i].err == 0 && b[i].err == 0 &&
+			 a[i].generation == b[i].generation && strcmp(a[i].leader, a[i].id) == 0;
+	}
+	ok(joined, "%d groups of two members each complete their first generation", EXPIRE_GROUPS);
+	int beats = 1;
+	for (int i = 0; i < EXPIRE_GROUPS; i++) {
+		sb[i] = (struct sync_call){ &b[i], -1, "" };
+		pthread_create(&tb[i], NULL, sync_main, &sb[i]);
+		beats = beats && heartbeat(&a[i], a[i].generation, NULL) == 0;
+	}
+	ok(beats, "each follower waits in SyncGroup as its leader sends a last Heartbeat");
+	int answered = 1;
+	for (int i = 0; i < EXPIRE_GROUPS; i++) {
+		pthread_join(tb[i], NULL);
+		if (sb[i].err != 25 && sb[i].err != 27) {
+			diag("group %s: SyncGroup answered %d", name[i], sb[i].err);
+			answered = 0;
+		}
+	}
+	ok(answered, "once both sessions end, each waiting SyncGroup is answered 25 or 27, "
+		     "not dropped with the group");
+	ok(kserver_alive(&srv), "the server survived the groups emptying under their waiters");
+	for (int i = 0; i < EXPIRE_GROUPS; i++) {
+		close(a[i].fd);
+		close(b[i].fd);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -305,6 +363,7 @@ int main(int argc, char **argv)
 	kserver_start(&srv, argv[1], args);
 	test_two_members();
 	test_many_groups();
+	test_expire_while_syncing();
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kserver_cleanup(&srv);

@@ -2,7 +2,8 @@
  * process (/proc/PID): compressed bombs with valid CRCs on several
  * connections at once keep its peak RSS bounded; a long-polling Fetch that
  * has some data but less than MinBytes does not spin; idle connections and
- * half-sent requests are closed.
+ * half-sent requests are closed; a Produce or Fetch naming a million
+ * partitions is answered in linear time and memory.
  *
  * The bounds are resource bounds (bytes, CPU seconds), far from what a
  * correct server uses and far below what the faults they catch cost.
@@ -30,6 +31,22 @@ static long server_hwm_kib(void)
 	char path[64], line[256];
 	long kib = -1;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)srv.pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* Peak resident set of process pid (VmHWM), in KiB; -1 if unknown. */
+static long hwm_kib_of(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
@@ -435,6 +452,105 @@ static void test_idle(const char *bin)
 	kserver_cleanup(&s2);
 }
 
+/* A fresh server gets a Produce and a Fetch, each naming WIDE_PARTS tiny
+ * partition entries (a Produce entry with null records is 8 bytes, a Fetch
+ * v4 entry 16): both are answered, entry by entry in request order, within
+ * the client's generous receive timeout (a cost quadratic in the entries
+ * would take hours), and the server's peak RSS grows by at most
+ * WIDE_RSS_MULT times the request (the response alone is about 4 times a
+ * Produce request of such entries). */
+#define WIDE_PARTS (1 << 20)
+#define WIDE_RSS_MULT 12
+static void test_wide(const char *bin)
+{
+	struct kserver s2;
+	memset(&s2, 0, sizeof(s2));
+	static const char *const args[] = { "--partitions", "1", NULL };
+	kserver_start(&s2, bin, args);
+	int fd = kc_connect(s2.port, 120);
+	struct kafka_writer w;
+	struct kafka_reader r;
+	kafka_writer_init(&w, 0);
+	topic_create(fd, &w, "wide");
+
+	long before = hwm_kib_of(s2.pid);
+	kc_begin(&w, 0, 7, ++corr, 0);
+	kafka_write_string(&w, false, NULL);
+	kafka_write_i16(&w, 1);
+	kafka_write_i32(&w, 30000);
+	kafka_write_array(&w, false, 1);
+	kafka_write_string(&w, false, "wide");
+	kafka_write_array(&w, false, WIDE_PARTS);
+	for (int32_t i = 0; i < WIDE_PARTS; i++) {
+		kafka_write_i32(&w, i);
+		kafka_write_bytes(&w, false, NULL, -1);
+	}
+	size_t req_len = w.len;
+	uint8_t *buf = kc_roundtrip(fd, &w, &r);
+	int good = buf && kafka_read_array(&r, false, false, 0) == 1 &&
+		   kafka_str_eq(kafka_read_string(&r, false, false), "wide") &&
+		   kafka_read_array(&r, false, false, 0) == WIDE_PARTS;
+	for (int32_t i = 0; i < WIDE_PARTS && good; i++) {
+		int32_t idx = kafka_read_i32(&r);
+		int16_t e = kafka_read_i16(&r);
+		int64_t off = kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		good = idx == i && e == 2 && off == -1;
+	}
+	good = good && !kafka_reader_failed(&r);
+	free(buf);
+	long after = hwm_kib_of(s2.pid);
+	ok(good, "a Produce of %d null-records entries (%zu bytes) is answered, each with 2",
+	   WIDE_PARTS, req_len);
+	ok(before > 0 && after > 0 && (after - before) * 1024 < (long)(WIDE_RSS_MULT * req_len),
+	   "and the server's peak RSS grew by %ld KiB, under %d times the request", after - before,
+	   WIDE_RSS_MULT);
+
+	before = after;
+	kc_begin(&w, 1, 4, ++corr, 0);
+	kafka_write_i32(&w, -1); /* ReplicaId */
+	kafka_write_i32(&w, 0); /* MaxWaitMs */
+	kafka_write_i32(&w, 0); /* MinBytes */
+	kafka_write_i32(&w, 1 << 20);
+	kafka_write_i8(&w, 0);
+	kafka_write_array(&w, false, 1);
+	kafka_write_string(&w, false, "wide");
+	kafka_write_array(&w, false, WIDE_PARTS);
+	for (int32_t i = 0; i < WIDE_PARTS; i++) {
+		kafka_write_i32(&w, i + 1); /* only partition 0 exists */
+		kafka_write_i64(&w, 0);
+		kafka_write_i32(&w, 1024);
+	}
+	req_len = w.len;
+	buf = kc_roundtrip(fd, &w, &r);
+	kafka_read_i32(&r);
+	good = buf && kafka_read_array(&r, false, false, 0) == 1 &&
+	       kafka_str_eq(kafka_read_string(&r, false, false), "wide") &&
+	       kafka_read_array(&r, false, false, 0) == WIDE_PARTS;
+	for (int32_t i = 0; i < WIDE_PARTS && good; i++) {
+		int32_t idx = kafka_read_i32(&r);
+		int16_t e = kafka_read_i16(&r);
+		kafka_read_i64(&r);
+		kafka_read_i64(&r);
+		int32_t na = kafka_read_array(&r, false, true, 0);
+		struct kafka_str rec = kafka_read_bytes(&r, false, true);
+		good = idx == i + 1 && e == 3 && na <= 0 && rec.len <= 0;
+	}
+	good = good && !kafka_reader_failed(&r);
+	free(buf);
+	after = hwm_kib_of(s2.pid);
+	ok(good, "a Fetch of %d unknown partitions (%zu bytes) is answered, each with 3",
+	   WIDE_PARTS, req_len);
+	ok(before > 0 && after > 0 && (after - before) * 1024 < (long)(WIDE_RSS_MULT * req_len),
+	   "and the server's peak RSS grew by %ld KiB, under %d times the request", after - before,
+	   WIDE_RSS_MULT);
+	close(fd);
+	kafka_writer_fini(&w);
+	ok(kserver_stop(&s2) == 0, "the server stops cleanly");
+	kserver_cleanup(&s2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -451,6 +567,7 @@ int main(int argc, char **argv)
 	test_bombs(fd, &w);
 	close(fd);
 	test_idle(argv[1]);
+	test_wide(argv[1]);
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kafka_writer_fini(&w);

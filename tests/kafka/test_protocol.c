@@ -1,8 +1,8 @@
 /* test_protocol.c - the listener at the wire level: version negotiation,
  * produce (CRC, errors, idempotent retries, sequence gaps), fetch (byte for
  * byte, out of range, long poll woken by another connection), list offsets,
- * topic admin, standalone offset commits, ordering, acks=0, and malformed
- * frames closing only their own connection.
+ * topic admin (and its limits), standalone offset commits, ordering,
+ * acks=0, and malformed frames closing only their own connection.
  *
  * Usage: test_kafka_protocol KAFKA_SERVER_BINARY
  */
@@ -417,11 +417,39 @@ static void test_idempotence(int fd, struct kafka_writer *w)
 	ok(produce(fd, w, 7, -1, "proto", gap, len, &off) == 45,
 	   "a sequence gap gets 45 OUT_OF_ORDER_SEQUENCE_NUMBER");
 	uint8_t *b1 = make_batch(2, pid, 0, 3, &len);
+	size_t len1 = len;
 	ok(produce(fd, w, 7, -1, "proto", b1, len, &off) == 0 && off == start + 3,
 	   "the next sequence is appended");
 	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
 	   "an older in-flight batch retried is still answered with its offset");
 	ok(list_offset(fd, w, "proto", -1, &err) == start + 5, "log end is right after both");
+
+	/* A corrupt batch changes no producer state: a newer epoch with a bad
+	 * CRC does not make the table forget epoch 0, so b0's retry is still
+	 * recognised and not stored twice. */
+	uint8_t *e1 = make_batch(1, pid, 1, 0, &len);
+	e1[len - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", e1, len, &off) == 2,
+	   "an epoch+1 batch with a bad CRC gets 2 CORRUPT_MESSAGE");
+	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 0 && off2 == start,
+	   "the epoch-0 retry after it is still answered with its offset (%lld)", (long long)off2);
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 5,
+	   "and stored once (log end %lld, want %lld)",
+	   (long long)list_offset(fd, w, "proto", -1, &err), (long long)(start + 5));
+	/* A retry whose bytes were damaged is not taken for the stored batch
+	 * by its (unchecked) header. */
+	b0r[len0 - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", b0r, len0, &off2) == 2,
+	   "a retry with a bad CRC gets 2, not the stored batch's offset");
+	b0r[len0 - 1] ^= 1;
+	/* The newer epoch, intact, is taken and fences epoch 0. */
+	e1[len - 1] ^= 1;
+	ok(produce(fd, w, 7, -1, "proto", e1, len, &off) == 0 && off == start + 5,
+	   "the epoch+1 batch intact is appended");
+	ok(produce(fd, w, 7, -1, "proto", b1, len1, &off) == 47,
+	   "after it epoch 0 gets 47 INVALID_PRODUCER_EPOCH");
+	ok(list_offset(fd, w, "proto", -1, &err) == start + 6, "log end is right after it");
+	free(e1);
 	free(b0);
 	free(b0r);
 	free(gap);
@@ -735,6 +763,97 @@ static void test_producer_table(const char *bin, struct kafka_writer *w)
 	kserver_cleanup(&s2);
 }
 
+/* CreateTopics v4 of one topic with n partitions: its error code (-100 on
+ * transport failure), the error message into msg. */
+static int create_topic(int fd, struct kafka_writer *w, const char *name, int32_t n, char *msg,
+			size_t cap)
+{
+	struct kafka_reader r;
+	kc_begin(w, 19, 4, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, name);
+	kafka_write_i32(w, n);
+	kafka_write_i16(w, -1);
+	kafka_write_array(w, false, 0);
+	kafka_write_array(w, false, 0);
+	kafka_write_i32(w, 1000);
+	kafka_write_bool(w, false);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	kafka_read_string(&r, false, false);
+	int16_t err = kafka_read_i16(&r);
+	struct kafka_str m = kafka_read_string(&r, false, true);
+	size_t ml = m.len > 0 ? (size_t)m.len : 0;
+	if (ml >= cap)
+		ml = cap - 1;
+	memcpy(msg, m.ptr ? m.ptr : "", ml);
+	msg[ml] = 0;
+	int bad = !buf || kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* Metadata v4 of one topic with auto-create: the topic's error code. */
+static int metadata_autocreate(int fd, struct kafka_writer *w, const char *name)
+{
+	struct kafka_reader r;
+	kc_begin(w, 3, 4, ++corr, 0);
+	kafka_write_array(w, false, 1);
+	kafka_write_string(w, false, name);
+	kafka_write_bool(w, true);
+	uint8_t *buf = kc_roundtrip(fd, w, &r);
+	kafka_read_i32(&r);
+	int32_t nb = kafka_read_array(&r, false, false, 0);
+	for (int32_t i = 0; i < nb; i++) {
+		kafka_read_i32(&r);
+		kafka_read_string(&r, false, false);
+		kafka_read_i32(&r);
+		kafka_read_string(&r, false, true);
+	}
+	kafka_read_string(&r, false, true);
+	kafka_read_i32(&r);
+	kafka_read_array(&r, false, false, 0);
+	int16_t err = kafka_read_i16(&r);
+	int bad = !buf || kafka_reader_failed(&r);
+	free(buf);
+	return bad ? -100 : err;
+}
+
+/* A server with max.topics=2 and max.partitions=10 (2 partitions by
+ * default): creations past either limit, by CreateTopics or by Metadata's
+ * auto-create, get 44 POLICY_VIOLATION and create nothing. */
+static void test_topic_limits(const char *bin, struct kafka_writer *w)
+{
+	struct kserver s3;
+	memset(&s3, 0, sizeof(s3));
+	static const char *const args[] = {
+		"--partitions", "2", "--set", "max.topics=2", "--set", "max.partitions=10", NULL
+	};
+	kserver_start(&s3, bin, args);
+	int fd = kc_connect(s3.port, 30);
+	char msg[256];
+	int16_t err;
+	ok(metadata_autocreate(fd, w, "lim-a") == 0, "Metadata auto-creates a topic of 2");
+	int rc = create_topic(fd, w, "lim-b", 9, msg, sizeof(msg));
+	ok(rc == 44 && strstr(msg, "max.partitions"),
+	   "CreateTopics of 9 more partitions (11 > 10) gets 44 POLICY_VIOLATION (%d, '%s')", rc,
+	   msg);
+	list_offset(fd, w, "lim-b", -1, &err);
+	ok(err == 3, "and creates nothing (%d)", err);
+	ok(create_topic(fd, w, "lim-b", 8, msg, sizeof(msg)) == 0,
+	   "8 partitions (exactly 10) are created");
+	rc = metadata_autocreate(fd, w, "lim-c");
+	ok(rc == 44, "a third topic by Metadata auto-create gets 44 (%d)", rc);
+	rc = create_topic(fd, w, "lim-c", -1, msg, sizeof(msg));
+	ok(rc == 44, "and by CreateTopics too (%d)", rc);
+	list_offset(fd, w, "lim-c", -1, &err);
+	ok(err == 3, "it does not exist (%d)", err);
+	close(fd);
+	ok(kserver_stop(&s3) == 0, "the limited server stops cleanly");
+	kserver_cleanup(&s3);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -757,6 +876,7 @@ int main(int argc, char **argv)
 	close(fd);
 	test_malformed(&w);
 	test_producer_table(argv[1], &w);
+	test_topic_limits(argv[1], &w);
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kafka_writer_fini(&w);

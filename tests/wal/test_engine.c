@@ -1,4 +1,5 @@
-/* test_engine.c - the engine API end to end: topics, appends, cursors, raw
+/* test_engine.c - the engine API end to end: topics (and the limits on
+ * their number and total partitions), appends, cursors, raw
  * reads at every position, batch reads, waits, timestamps, group offsets,
  * the lock, WAL rotation and reopen. */
 #include <dirent.h>
@@ -551,6 +552,38 @@ static void test_groups_and_lock(const char *dir)
 	engine_close(e);
 }
 
+/* max.topics and max.partitions: settable as strings, default 10,000 and
+ * 100,000, and a create past either is CHRONIK_ELIMIT, creating nothing;
+ * a deleted topic gives its room back. */
+static void test_topic_limits(const char *dir)
+{
+	struct engine_options o;
+	engine_options_init(&o);
+	ok(o.max_topics == 10000 && o.max_partitions == 100000,
+	   "limits default to 10000 topics and 100000 partitions (%d, %d)", (int)o.max_topics,
+	   (int)o.max_partitions);
+	ok(engine_options_set(&o, "max.topics", "2") == 0 &&
+		   engine_options_set(&o, "max.partitions", "5") == 0 &&
+		   engine_options_set(&o, "max.topics", "0") == -EINVAL &&
+		   engine_options_set(&o, "max.partitions", "x") == -EINVAL,
+	   "max.topics and max.partitions are settings (0 and junk refused)");
+	ok(o.max_topics == 2 && o.max_partitions == 5, "and keep the values set");
+	struct engine *e = open_or_bail(dir, &o);
+	int32_t np;
+	ok(engine_topic_create(e, "l1", 2, NULL) == 0 && engine_topic_create(e, "l2", 2, NULL) == 0,
+	   "two topics of 2 partitions are created");
+	int rc = engine_topic_create(e, "l3", 1, NULL);
+	ok(rc == CHRONIK_ELIMIT, "a third topic is CHRONIK_ELIMIT (%s)", chronik_strerror(rc));
+	ok(engine_topic_partitions(e, "l3", &np) == CHRONIK_ENOTOPIC, "and does not exist");
+	ok(engine_topic_delete(e, "l2") == 0, "one is deleted");
+	rc = engine_topic_create(e, "l3", 4, NULL);
+	ok(rc == CHRONIK_ELIMIT, "a topic of 4 partitions would make 6 > 5: CHRONIK_ELIMIT (%d)",
+	   rc);
+	ok(engine_topic_create(e, "l3", 3, NULL) == 0, "one of 3 makes exactly 5 and is created");
+	ok(chronik_errno(CHRONIK_ELIMIT) == EDQUOT, "the limit is EDQUOT for the filesystem");
+	engine_close(e);
+}
+
 int main(void)
 {
 	char *dir = tmpdir_new("engine");
@@ -566,6 +599,11 @@ int main(void)
 	test_batch_checks(d1);
 	test_groups_and_lock(d2);
 	test_group_split(d4);
+	char *d5;
+	if (asprintf(&d5, "%s/e", dir) < 0)
+		bail("oom");
+	test_topic_limits(d5);
+	free(d5);
 	free(d1);
 	free(d2);
 	free(d3);
