@@ -13,11 +13,17 @@
  *       place). Otherwise each append is engine_append_records of R records
  *       of V bytes, so the encoding is part of the measure.
  *       --fsync every|never, --sync-end (engine_sync() inside the timing),
- *       --segment BYTES (wal.segment.bytes).
+ *       --segment BYTES (wal.segment.bytes), --no-index (no indexer thread:
+ *       the WAL keeps everything, as before the warm tier).
  *   chronik-bench-engine recover DIR
  *       Opens an empty engine in DIR.empty (the fixed cost), then times
  *       engine_open(DIR) and reports the resident memory it added, before
- *       and after malloc_trim(0) (which returns freed heap pages).
+ *       and after malloc_trim(0) (which returns freed heap pages), and what
+ *       the partitions hold: batches and bytes in the WAL not yet indexed,
+ *       segments and their bytes. Without --no-index its engine_close
+ *       indexes every sealed WAL file, so a second recover opens from the
+ *       segments; --index-now seals the active file too and waits for the
+ *       indexer (engine_index_now) after the measure.
  *
  * Output: one line of key=value pairs on stdout, for bench/run to parse.
  * Timing uses CLOCK_MONOTONIC; memory comes from getrusage (peak) and
@@ -53,6 +59,7 @@ struct bench_opts {
 	int records;
 	struct engine_options eo;
 	bool sync_end;
+	bool index_now;
 };
 
 struct appender {
@@ -253,7 +260,7 @@ static int cmd_recover(const struct bench_opts *o)
 	char path[4096];
 	char **names = NULL;
 	size_t ntopics = 0;
-	uint64_t batches = 0, wal_bytes = 0;
+	uint64_t batches = 0, wal_bytes = 0, segments = 0, segment_bytes = 0;
 	long rss0, rss1, rss2;
 	double t0, t1;
 	int rc;
@@ -288,16 +295,24 @@ static int cmd_recover(const struct bench_opts *o)
 			engine_partition_info(p, &pi);
 			batches += pi.batches;
 			wal_bytes += pi.wal_bytes;
+			segments += pi.segments;
+			segment_bytes += pi.segment_bytes;
 			engine_partition_unref(p);
 		}
 	}
 	engine_strv_free(names, ntopics);
-	printf("seconds=%.6f batches=%" PRIu64 " wal_bytes=%" PRIu64
+	printf("seconds=%.6f batches=%" PRIu64 " wal_bytes=%" PRIu64 " segments=%" PRIu64
+	       " segment_bytes=%" PRIu64
 	       " rss_empty_kib=%ld rss_open_kib=%ld rss_trimmed_kib=%ld index_bytes_per_batch=%.1f"
 	       " trimmed_bytes_per_batch=%.1f maxrss_kib=%ld\n",
-	       t1 - t0, batches, wal_bytes, rss0, rss1, rss2,
+	       t1 - t0, batches, wal_bytes, segments, segment_bytes, rss0, rss1, rss2,
 	       batches ? (double)(rss1 - rss0) * 1024.0 / (double)batches : 0.0,
 	       batches ? (double)(rss2 - rss0) * 1024.0 / (double)batches : 0.0, maxrss_kib());
+	if (o->index_now) {
+		rc = engine_index_now(e);
+		if (rc)
+			die("engine_index_now", rc);
+	}
 	rc = engine_close(e);
 	if (rc)
 		die("engine_close", rc);
@@ -311,8 +326,8 @@ static void usage(void)
 {
 	fputs("usage: chronik-bench-engine append DIR [--threads N] [--partitions N]\n"
 	      "           [--bytes N] [--value-size N] [--records N] [--fsync every|never]\n"
-	      "           [--sync-end] [--segment BYTES]\n"
-	      "       chronik-bench-engine recover DIR\n",
+	      "           [--sync-end] [--segment BYTES] [--no-index]\n"
+	      "       chronik-bench-engine recover DIR [--no-index] [--index-now]\n",
 	      stderr);
 	exit(2);
 }
@@ -336,6 +351,14 @@ int main(int argc, char **argv)
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(k, "--sync-end")) {
 			o.sync_end = true;
+			continue;
+		}
+		if (!strcmp(k, "--no-index")) {
+			o.eo.no_index = true;
+			continue;
+		}
+		if (!strcmp(k, "--index-now")) {
+			o.index_now = true;
 			continue;
 		}
 		if (!v)

@@ -27,6 +27,9 @@ static const char usage_text[] =
 	"  topic create NAME [--partitions N] [--config KEY=VALUE]...\n"
 	"  topic list\n"
 	"  topic delete NAME\n"
+	"  topic alter NAME --config KEY=VALUE...\n"
+	"                                 change config keys (an empty VALUE removes\n"
+	"                                 the key); retention applies them at once\n"
 	"  produce TOPIC/PARTITION        append each line of stdin as one record;\n"
 	"                                 exits 0 once every record is durable\n"
 	"  consume TOPIC/PARTITION [--from OFFSET|end] [--jsonl] [--follow]\n"
@@ -35,7 +38,9 @@ static const char usage_text[] =
 	"  verify                         check every frame and index entry;\n"
 	"                                 exit 0 clean, 1 problems found\n"
 	"  info [TOPIC/PARTITION]         metadata, or one partition's info, as JSON\n"
-	"  dump [--records] FILE          print the frames of a WAL file\n"
+	"  segments TOPIC/PARTITION       list the partition's segment registry\n"
+	"  dump [--records] FILE          print the frames of a WAL file, or the\n"
+	"                                 batches of a segment file (.seg)\n"
 	"\n"
 	"Options:\n"
 	"  --data DIR                     the data directory\n"
@@ -342,6 +347,8 @@ int main(int argc, char **argv)
 		return cmd_info(&c, argc, argv);
 	if (!strcmp(cmd, "dump"))
 		return cmd_dump(&c, argc, argv);
+	if (!strcmp(cmd, "segments"))
+		return cmd_segments(&c, argc, argv);
 	if (!strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
 		return fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;

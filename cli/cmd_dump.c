@@ -9,6 +9,15 @@
  * "| " and its JSON line (jsonl_render, wal/jsonl.h). The walk
  * (wal_file_walk) stops at the first frame that is not valid; its status is
  * printed and the exit status is 1 then.
+ *
+ * A segment file (name ending in .seg, wal/segment.h) prints one line per
+ * batch:
+ *
+ *   position: 64 base_offset: 0 last_offset: 999 count: 1000 codec: lz4
+ *   max_timestamp: ... length: 4242 crc: 0x... status: valid
+ *
+ * and then "batches: N records: M", and the problems segment_verify finds
+ * (exit status 1 when there are any).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +28,9 @@
 #include "batch.h"
 #include "cli.h"
 #include "frame.h"
+#include "byteorder.h"
 #include "jsonl.h"
+#include "segment.h"
 
 struct dump_state {
 	bool records;
@@ -146,6 +157,63 @@ static int dump_frame(void *arg, uint64_t pos, enum frame_status st, const struc
 	return 0;
 }
 
+static const char *codec_name(int codec)
+{
+	static const char *const names[] = { "none", "gzip", "snappy", "lz4", "zstd" };
+	return codec >= 0 && codec <= 4 ? names[codec] : "unknown";
+}
+
+static int dump_seg_batch(void *arg, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	struct dump_state *s = arg;
+	struct batch_header bh;
+	struct frame_info fi = { 0 };
+	bool valid = batch_header_parse(batch, len, &bh) == 0 && batch_crc_check(batch, len) == 0;
+
+	s->frames++;
+	if (!valid) {
+		printf("position: %" PRIu64 " length: %zu status: invalid (length or CRC)\n", pos,
+		       len);
+		if (!s->err)
+			s->err = CHRONIK_ECORRUPT;
+		return 1;
+	}
+	printf("position: %" PRIu64 " base_offset: %" PRId64 " last_offset: %" PRId64
+	       " count: %" PRId32 " codec: %s max_timestamp: %" PRId64 " length: %zu"
+	       " crc: 0x%08" PRIx32 " status: valid\n",
+	       pos, bh.base_offset, bh.base_offset + bh.last_offset_delta, bh.record_count,
+	       codec_name(bh.attributes & BATCH_ATTR_CODEC_MASK), bh.max_timestamp, len, bh.crc);
+	if (s->records) {
+		fi.batch = batch;
+		fi.batch_len = len;
+		fi.base_offset = bh.base_offset;
+		dump_batch_records(&fi, s);
+	} else {
+		s->nrecords += (uint64_t)bh.record_count;
+	}
+	return 0;
+}
+
+static void dump_seg_problem(void *arg, const char *what)
+{
+	(void)arg;
+	printf("problem: %s\n", what);
+}
+
+static int dump_segment(const char *path, struct dump_state *s)
+{
+	int rc = segment_file_walk(path, dump_seg_batch, s);
+	printf("batches: %" PRIu64 " records: %" PRIu64 "\n", s->frames, s->nrecords);
+	if (rc == 0) {
+		int problems = segment_verify(path, NULL, dump_seg_problem, NULL);
+		if (problems > 0)
+			rc = CHRONIK_ECORRUPT;
+		else if (problems < 0)
+			rc = problems;
+	}
+	return rc;
+}
+
 int cmd_dump(struct cli *c, int argc, char **argv)
 {
 	struct dump_state s = { 0 };
@@ -167,9 +235,14 @@ int cmd_dump(struct cli *c, int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOFBF, 1u << 20);
 	printf("Dumping %s\n", path);
-	rc = wal_file_walk(path, dump_frame, &s);
+	size_t plen = strlen(path);
+	if (plen > 4 && strcmp(path + plen - 4, ".seg") == 0) {
+		rc = dump_segment(path, &s);
+	} else {
+		rc = wal_file_walk(path, dump_frame, &s);
+		printf("frames: %" PRIu64 " records: %" PRIu64 "\n", s.frames, s.nrecords);
+	}
 	free(s.line.p);
-	printf("frames: %" PRIu64 " records: %" PRIu64 "\n", s.frames, s.nrecords);
 	if (fflush(stdout))
 		return cli_fail("stdout", -errno);
 	if (rc < 0)

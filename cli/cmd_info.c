@@ -43,6 +43,8 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "raw_size", json_object_new_uint64(in.raw_size));
 	json_object_object_add(o, "wal_bytes", json_object_new_uint64(in.wal_bytes));
 	json_object_object_add(o, "batches", json_object_new_uint64(in.batches));
+	json_object_object_add(o, "segments", json_object_new_uint64(in.segments));
+	json_object_object_add(o, "segment_bytes", json_object_new_uint64(in.segment_bytes));
 	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));
 	json_object_object_add(o, "mtime_ns", json_object_new_int64(in.mtime_ns));
 	json_object_object_add(o, "ctime_ns", json_object_new_int64(in.ctime_ns));

@@ -1,4 +1,4 @@
-/* cmd_topic.c - chronik topic create | list | delete. */
+/* cmd_topic.c - chronik topic create | list | delete | alter. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -150,15 +150,86 @@ static int topic_delete(struct cli *c, int argc, char **argv)
 	return ret ? ret : rc;
 }
 
+/* topic alter NAME --config KEY=VALUE...: each KEY set to VALUE in the
+ * topic's config (an empty VALUE removes KEY), the other keys kept. The
+ * engine (retention, the indexer) reads the config at every pass, so it
+ * takes effect at once; a live chronikd holds the lock, and there
+ * config.json or Kafka's IncrementalAlterConfigs change it. */
+static int topic_alter(struct cli *c, int argc, char **argv)
+{
+	struct json_object *set = json_object_new_object(), *cfg = NULL;
+	const char *name = NULL, *v;
+	char *old = NULL, what[320];
+	int ret = CLI_EXIT_OK, rc;
+
+	if (!set)
+		return cli_fail("topic alter", -ENOMEM);
+	for (int i = 0; i < argc;) {
+		rc = cli_opt_value(argc, argv, &i, "--config", &v);
+		if (rc < 0) {
+			ret = CLI_EXIT_USAGE;
+			goto out;
+		}
+		if (rc > 0) {
+			ret = config_add(set, v);
+			if (ret)
+				goto out;
+			continue;
+		}
+		ret = cli_operand(c, argc, argv, &i, "topic alter", true, "one topic name expected",
+				  &name);
+		if (ret)
+			goto out;
+	}
+	if (!name || !json_object_object_length(set)) {
+		ret = cli_usage_error("topic alter: expected NAME --config KEY=VALUE...");
+		goto out;
+	}
+	snprintf(what, sizeof(what), "topic '%.250s'", name);
+	ret = cli_engine_open(c, false);
+	if (ret)
+		goto out;
+	rc = engine_topic_config_get(c->engine, name, &old);
+	if (rc == 0) {
+		cfg = json_tokener_parse(old);
+		if (!cfg || !json_object_is_type(cfg, json_type_object)) {
+			json_object_put(cfg);
+			cfg = json_object_new_object();
+		}
+		json_object_object_foreach(set, key, val)
+		{
+			if (!*json_object_get_string(val))
+				json_object_object_del(cfg, key);
+			else
+				json_object_object_add(cfg, key, json_object_get(val));
+		}
+		rc = engine_topic_config_set(
+			c->engine, name,
+			json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN));
+	}
+	if (rc < 0)
+		ret = cli_fail(what, rc);
+	rc = cli_engine_close(c);
+	if (!ret)
+		ret = rc;
+out:
+	free(old);
+	json_object_put(cfg);
+	json_object_put(set);
+	return ret;
+}
+
 int cmd_topic(struct cli *c, int argc, char **argv)
 {
 	if (argc < 1)
-		return cli_usage_error("topic: expected create, list or delete");
+		return cli_usage_error("topic: expected create, list, delete or alter");
 	if (!strcmp(argv[0], "create"))
 		return topic_create(c, argc - 1, argv + 1);
 	if (!strcmp(argv[0], "list"))
 		return topic_list(c, argc - 1, argv + 1);
 	if (!strcmp(argv[0], "delete"))
 		return topic_delete(c, argc - 1, argv + 1);
+	if (!strcmp(argv[0], "alter"))
+		return topic_alter(c, argc - 1, argv + 1);
 	return cli_usage_error("topic: unknown subcommand '%s'", argv[0]);
 }

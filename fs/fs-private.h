@@ -118,6 +118,13 @@ struct fs_handle {
 	struct fs_lines lines;
 	uint64_t next_off; /* where a non-O_APPEND writer's next write lands */
 	bool wrote;
+	/* data reads: the last read ended at kernel offset data_kend, and the
+	 * bytes it returned ran data_skip bytes ahead of their stable raw
+	 * positions (bytes before the log start or removed by compaction were
+	 * passed over); a read at data_kend continues that stream (design.md,
+	 * the data contract). data_cont is false before the first read. */
+	uint64_t data_kend, data_skip;
+	bool data_cont;
 	/* records.jsonl reads: a cursor positioned at view byte rpos, with the
 	 * unread rest of the last rendered record in carry[carry_off, carry_len) */
 	struct engine_cursor *rcur;

@@ -95,11 +95,14 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"raw_size\": %" PRIu64 ",\n"
 		     "  \"wal_bytes\": %" PRIu64 ",\n"
 		     "  \"batches\": %" PRIu64 ",\n"
+		     "  \"segments\": %" PRIu64 ",\n"
+		     "  \"segment_bytes\": %" PRIu64 ",\n"
 		     "  \"max_timestamp\": %" PRId64 "\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.max_timestamp);
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes,
+		     info.max_timestamp);
 	if (n < 0)
 		return -ENOMEM;
 	*out = s;

@@ -406,7 +406,21 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		n = engine_read_raw(h->part->p, (uint64_t)off, buf, size);
+		pthread_mutex_lock(&h->lock);
+		{
+			/* A read where the last one ended continues its stream;
+			 * any other is at a stable position. */
+			uint64_t want = (uint64_t)off, from;
+			if (h->data_cont && want == h->data_kend)
+				want += h->data_skip;
+			n = engine_read_raw_at(h->part->p, want, buf, size, &from);
+			if (n >= 0) {
+				h->data_cont = true;
+				h->data_kend = (uint64_t)off + (uint64_t)n;
+				h->data_skip = from - (uint64_t)off;
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
 		if (n < 0)
 			fuse_reply_err(req, fs_errno((int)n));
 		else

@@ -18,7 +18,10 @@
  * and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
- * appenders released, and the append listener called.
+ * appenders released, and the append listener called. When idle, the
+ * thread also seals the active file once it is non-empty and wal.seal.ms
+ * old (or when engine_index_now asks); every rotation kicks the indexer
+ * (indexer.c).
  *
  * Room in the hot index is reserved before the write, so a group that is
  * on disk is always published.
@@ -183,8 +186,10 @@ static int rotate(struct engine *e)
 		return rc;
 	}
 	e->active_size = WAL_FILE_HEADER_SIZE;
+	e->active_birth_ns = 0;
 	e->unsynced = 0;
 	log_msg(LOG_LVL_DEBUG, "wal", "rotated to file %llu", (unsigned long long)seq);
+	indexer_kick(e);
 	return 0;
 }
 
@@ -387,6 +392,8 @@ static int group_write(struct engine *e, struct append_req *head)
 		}
 		pthread_mutex_unlock(&p->lock);
 	}
+	if (e->active_birth_ns == 0)
+		e->active_birth_ns = mono_ns();
 	e->active_size = pos;
 	atomic_fetch_add(&e->st_groups, 1);
 	atomic_fetch_add(&e->st_appends, (n - (sp_len ? 1 : 0)) / 2);
@@ -417,6 +424,30 @@ static struct append_req *take_group(struct engine *e)
 	return head;
 }
 
+/* When the active file is due to be sealed by age (wal.seal.ms after its
+ * first frame), in mono_ns() time; 0 = not due (empty, or sealing by age
+ * off). Commit thread. */
+static int64_t seal_due(const struct engine *e)
+{
+	if (!e->opt.wal_seal_ms || !e->active_birth_ns || e->active_size <= WAL_FILE_HEADER_SIZE)
+		return 0;
+	return e->active_birth_ns + (int64_t)e->opt.wal_seal_ms * 1000000;
+}
+
+/* *ts = CLOCK_MONOTONIC now + wait_ns (commit_wake waits on it). */
+static void timespec_at(struct timespec *ts, int64_t wait_ns)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	if (wait_ns < 0)
+		wait_ns = 0;
+	ts->tv_sec += wait_ns / 1000000000;
+	ts->tv_nsec += wait_ns % 1000000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 static void *commit_main(void *arg)
 {
 	struct engine *e = arg;
@@ -427,6 +458,26 @@ static void *commit_main(void *arg)
 		int rc;
 
 		while (!e->queue_head && !e->stopping) {
+			int64_t seal = seal_due(e);
+			if (e->seal_now || (seal && mono_ns() >= seal)) {
+				/* Seal what there is (wal.seal.ms, engine_index_now). */
+				bool asked = e->seal_now;
+				bool any = e->active_size > WAL_FILE_HEADER_SIZE;
+				pthread_mutex_unlock(&e->commit_lock);
+				rc = any ? rotate(e) : 0;
+				if (rc)
+					log_msg(LOG_LVL_ERROR, "wal",
+						"sealing the WAL file failed: %s",
+						chronik_strerror(rc));
+				pthread_mutex_lock(&e->commit_lock);
+				if (rc)
+					e->active_birth_ns = mono_ns(); /* again a period later */
+				if (asked) {
+					e->seal_now = false;
+					pthread_cond_broadcast(&e->commit_done);
+				}
+				continue;
+			}
 			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
 				struct timespec ts;
 				int64_t due = e->last_sync_ns +
@@ -437,6 +488,8 @@ static void *commit_main(void *arg)
 					pthread_mutex_lock(&e->commit_lock);
 					continue;
 				}
+				if (seal && seal < due)
+					due = seal;
 				/* commit_wake waits on CLOCK_MONOTONIC (engine_open). */
 				clock_gettime(CLOCK_MONOTONIC, &ts);
 				int64_t wait = due - mono_ns();
@@ -446,6 +499,10 @@ static void *commit_main(void *arg)
 					ts.tv_sec++;
 					ts.tv_nsec -= 1000000000;
 				}
+				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
+			} else if (seal) {
+				struct timespec ts;
+				timespec_at(&ts, seal - mono_ns());
 				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
 			} else {
 				pthread_cond_wait(&e->commit_wake, &e->commit_lock);

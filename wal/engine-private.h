@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "frame.h"
+#include "segment.h"
 
 /* One hot-index entry per stored batch (or V1 record) of a partition: where
  * its frame lies in the WAL. 40 bytes a batch. The batch's last offset is
@@ -27,9 +28,17 @@ _Static_assert(sizeof(struct hot_entry) == 40, "hot index entry is 40 bytes");
 
 struct topic;
 
-/* Invariants (guarded by lock): idx[0..n) sorted by base_offset and by
- * raw_pos; next_offset == last entry's last offset + 1; raw_size == last
- * entry's raw_pos + its raw length. Only the commit thread (or recovery,
+/* Invariants (guarded by lock): segs[0..nsegs) are the registered segments
+ * in offset order (the partition holds one reference on each); they end at
+ * seg_next_offset / seg_raw_end (the registry's next_offset / raw_end), and
+ * the hot index continues exactly there: idx[0] (when n > 0) has
+ * base_offset == seg_next_offset and raw_pos == seg_raw_end. idx[0..n) covers
+ * only WAL frames not yet indexed, sorted by base_offset and by raw_pos;
+ * next_offset == last entry's last offset + 1; raw_size == last entry's
+ * raw_pos + its raw length (or seg_next_offset / seg_raw_end when n == 0).
+ * Only the indexer thread changes segs and drops entries from the front of
+ * idx, both in one critical section, so a reader sees every offset in
+ * exactly one of them. Only the commit thread (or recovery,
  * before it starts) appends entries and advances next_offset / raw_size;
  * readers copy entries out under lock and do their I/O without it.
  * c_next_offset / c_raw_size are the commit thread's own counters: equal to
@@ -55,6 +64,11 @@ struct partition {
 	int64_t max_timestamp;
 	int64_t mtime_ns;
 	bool deleted;
+	struct segment **segs;
+	size_t nsegs, segs_cap;
+	int64_t seg_next_offset;
+	uint64_t seg_raw_end;
+	uint64_t seg_bytes;
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;
@@ -72,6 +86,8 @@ struct topic {
 	int64_t ctime_ns;
 };
 
+/* fd is -1 once the file was indexed and removed (the indexer closes it
+ * under files_lock with wal_retire_lock held for writing). */
 struct wal_file {
 	uint64_t seq;
 	int fd;
@@ -140,6 +156,25 @@ struct engine {
 	void *listener_arg;
 	bool listener_busy;
 
+	/* The warm tier (indexer.c). A reader that copied hot-index entries
+	 * under a partition lock takes wal_retire_lock for reading before it
+	 * drops that lock and holds it while it preads those frames, so the
+	 * indexer (which drops the entries first, then takes the lock for
+	 * writing to close the file) never closes a descriptor under it.
+	 * warm_lock serializes the indexer's segment work with topic deletion
+	 * (which removes the topic's segment directory). */
+	pthread_rwlock_t wal_retire_lock;
+	pthread_mutex_t warm_lock;
+	pthread_mutex_t indexer_lock;
+	pthread_cond_t indexer_wake;
+	bool indexer_stop, indexer_kicked, indexer_running;
+	pthread_cond_t indexer_idle; /* broadcast when a pass ends (idle_gen++) */
+	uint64_t indexer_idle_gen;
+	int indexer_err; /* the last pass's error, 0 = all indexed */
+	bool seal_now; /* commit_lock: engine_index_now asks the commit thread to seal */
+	pthread_t indexer_thread;
+	int64_t active_birth_ns; /* commit thread: first frame in the active file; 0 = empty */
+
 	/* Counters (engine_stats_get); written by the commit thread. */
 	atomic_uint_fast64_t st_appends, st_groups, st_bytes, st_fsyncs, st_failed;
 };
@@ -167,6 +202,31 @@ void commit_stop(struct engine *e);
  * when the caller knows it, -1 to have it computed from the records. */
 int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
 		  int64_t *base_offset);
+
+/* The warm tier (indexer.c). warm_load: read every partition's registry
+ * (a writer also removes unregistered segment files and the directories of
+ * deleted topics); called by wal_recover once the WAL files are open,
+ * before they are scanned. */
+int warm_load(struct engine *e);
+/* A read-only engine: take up the segments the writer registered since
+ * (dropping the hot entries they cover). engine_refresh calls it after
+ * opening the new WAL files and before reading them. */
+int warm_refresh(struct engine *e);
+int indexer_start(struct engine *e);
+void indexer_stop(struct engine *e);
+/* One retention pass over every partition (retention.c); the indexer
+ * thread runs it when idle and at least every RETENTION_CHECK_MS. */
+#define RETENTION_CHECK_MS 1000
+int retention_run(struct engine *e);
+/* Tell the indexer a WAL file was sealed. */
+void indexer_kick(struct engine *e);
+/* Remove a deleted topic's segments (engine_topic_delete). */
+void warm_topic_drop(struct engine *e, uint32_t topic_id);
+/* Path of DATA/segments/<topic-id>/<partition> (partition < 0: the topic's). */
+void warm_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char *buf, size_t len);
+/* A V1 frame (frame_decode'd) re-encoded as a one-record batch at its
+ * offset (read.c); *out malloc'd. */
+int frame_v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *out_len);
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);

@@ -64,6 +64,7 @@ void engine_options_init(struct engine_options *o)
 	o->fsync = FSYNC_EVERY;
 	o->fsync_interval_ms = 1000;
 	o->default_partitions = 1;
+	o->wal_seal_ms = 60000;
 	o->max_topics = 10000;
 	o->max_partitions = 100000;
 }
@@ -119,6 +120,12 @@ int engine_options_set(struct engine_options *o, const char *key, const char *va
 		rc = parse_u64(value, 4096, 1ull << 31, &v);
 		if (rc == 0)
 			o->wal_segment_bytes = v;
+		return rc;
+	}
+	if (strcmp(key, "wal.seal.ms") == 0) {
+		rc = parse_u64(value, 0, 86400000, &v);
+		if (rc == 0)
+			o->wal_seal_ms = (uint32_t)v;
 		return rc;
 	}
 	if (strcmp(key, "default.partitions") == 0) {
@@ -218,6 +225,9 @@ void engine_partition_unref(struct partition *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->grown);
 	free(p->idx);
+	for (size_t i = 0; i < p->nsegs; i++)
+		segment_unref(p->segs[i]);
+	free(p->segs);
 	free(p->topic_name);
 	free(p);
 }
@@ -269,6 +279,8 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 	out->raw_size = p->raw_size;
 	out->wal_bytes = p->wal_bytes;
 	out->batches = p->n;
+	out->segments = p->nsegs;
+	out->segment_bytes = p->seg_bytes;
 	out->max_timestamp = p->max_timestamp;
 	out->mtime_ns = p->mtime_ns;
 	out->ctime_ns = p->ctime_ns;
@@ -457,6 +469,11 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	atomic_init(&e->failed_rc, 0);
 	cond_init_monotonic(&e->commit_wake); /* the interval sync's timed wait */
 	pthread_cond_init(&e->commit_done, NULL);
+	pthread_rwlock_init(&e->wal_retire_lock, NULL);
+	pthread_mutex_init(&e->warm_lock, NULL);
+	pthread_mutex_init(&e->indexer_lock, NULL);
+	pthread_cond_init(&e->indexer_wake, NULL);
+	pthread_cond_init(&e->indexer_idle, NULL);
 	e->dir = strdup(dir);
 	if (!e->dir) {
 		rc = -ENOMEM;
@@ -465,6 +482,13 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	snprintf(path, sizeof(path), "%s/wal", dir);
 	if (!e->opt.read_only && ((rc = mkdir_p(dir)) || (rc = mkdir_p(path))))
 		goto fail;
+	if (!e->opt.read_only) {
+		char seg[4200];
+		snprintf(seg, sizeof(seg), "%s/segments", dir);
+		rc = mkdir_p(seg);
+		if (rc)
+			goto fail;
+	}
 	/* A read-only engine changes nothing, so it may read beside a writer. */
 	if (!e->opt.read_only) {
 		rc = lock_dir(e);
@@ -486,6 +510,9 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		rc = commit_start(e);
 		if (rc)
 			goto fail;
+		rc = e->opt.no_index ? 0 : indexer_start(e);
+		if (rc)
+			goto fail;
 	}
 	*out = e;
 	return 0;
@@ -500,12 +527,14 @@ int engine_close(struct engine *e)
 
 	if (!e)
 		return 0;
+	indexer_stop(e);
 	commit_stop(e);
 	if (!e->opt.read_only && e->nfiles)
 		rc = engine_sync(e);
 	meta_close(e);
 	for (size_t i = 0; i < e->nfiles; i++)
-		close(e->files[i].fd);
+		if (e->files[i].fd >= 0)
+			close(e->files[i].fd);
 	free(e->files);
 	if (e->dir_fd >= 0)
 		close(e->dir_fd);
@@ -518,6 +547,11 @@ int engine_close(struct engine *e)
 	pthread_mutex_destroy(&e->sync_lock);
 	pthread_cond_destroy(&e->commit_wake);
 	pthread_cond_destroy(&e->commit_done);
+	pthread_rwlock_destroy(&e->wal_retire_lock);
+	pthread_mutex_destroy(&e->warm_lock);
+	pthread_mutex_destroy(&e->indexer_lock);
+	pthread_cond_destroy(&e->indexer_wake);
+	pthread_cond_destroy(&e->indexer_idle);
 	free(e->dir);
 	free(e);
 	return rc;

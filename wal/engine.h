@@ -6,6 +6,14 @@
  *                        rotated into sealed files (see wal/frame.h)
  *   DATA/meta.log        the metadata log: V1 frames whose values are JSON
  *                        (topics, configs, consumer-group offsets; wal/meta.c)
+ *   DATA/segments/<topic-id>/<partition>/
+ *                        the warm tier: indexed segment files (segment.h)
+ *                        and their registry (registry.h), written by the
+ *                        indexer thread (indexer.c) from sealed WAL files,
+ *                        which it then deletes
+ *
+ * Reads merge the segments and the WAL not yet indexed into one stream in
+ * offset order (read.c).
  *
  * Threads: every function here is thread-safe unless it says otherwise.
  * Appends from any thread join the current group commit (wal/commit.c).
@@ -35,6 +43,8 @@ enum fsync_policy {
 
 struct engine_options {
 	uint64_t wal_segment_bytes; /* rotate the WAL at this size; default 128 MiB */
+	uint32_t wal_seal_ms; /* seal a non-empty active WAL file this old; default
+			       * 60000, 0 = only at wal_segment_bytes */
 	enum fsync_policy fsync;
 	uint32_t fsync_interval_ms;
 	int32_t default_partitions; /* default 1 */
@@ -47,6 +57,7 @@ struct engine_options {
 	int32_t max_partitions; /* default 100000 */
 	bool repair; /* truncate at a corrupt frame before the tail */
 	bool read_only; /* no appends, no repair, no lock: reads beside a live writer */
+	bool no_index; /* no indexer thread: sealed WAL files stay (tests) */
 };
 
 /* Fill *o with the defaults above. */
@@ -54,8 +65,8 @@ void engine_options_init(struct engine_options *o);
 /* Parse "every", "never" or "interval:MS" into o. 0 or -EINVAL. */
 int engine_options_parse_fsync(struct engine_options *o, const char *s);
 /* Set one option from its configuration name ("wal.segment.bytes", "fsync",
- * "default.partitions", "max.topics", "max.partitions"). 0, -ENOENT
- * (unknown key) or -EINVAL (bad value). */
+ * "default.partitions", "max.topics", "max.partitions", "wal.seal.ms"). 0,
+ * -ENOENT (unknown key) or -EINVAL (bad value). */
 int engine_options_set(struct engine_options *o, const char *key, const char *value);
 
 /* The options e was opened with (the defaults filled in). */
@@ -80,6 +91,11 @@ int engine_refresh(struct engine *e);
  * return the error (usually -EIO) until the engine is reopened (commit.c,
  * "FAILED WRITES AND SYNCS"). */
 int engine_sync(struct engine *e);
+/* Seal the active WAL file (when non-empty) and wait until the indexer has
+ * turned every sealed file into segments. 0, or the error the indexer met
+ * (the files it could not index stay in the WAL). A no-op for a read-only
+ * engine or one opened with no_index. */
+int engine_index_now(struct engine *e);
 
 /* Group-commit counters since open. appends / groups is the average group
  * size; fsyncs counts WAL fdatasyncs (group commits, intervals, rotations,
@@ -144,13 +160,33 @@ struct partition_info {
 	int64_t next_offset; /* the high watermark: offsets < this are readable */
 	uint64_t raw_start; /* raw-view position of log_start_offset */
 	uint64_t raw_size; /* raw-view size: sum(value len + 1) */
-	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL */
-	uint64_t batches;
+	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL not yet indexed */
+	uint64_t batches; /* batches in the WAL not yet indexed */
+	uint64_t segments; /* indexed segments */
+	uint64_t segment_bytes; /* their size on disk */
 	int64_t max_timestamp; /* -1 when empty */
 	int64_t mtime_ns; /* wall clock of the last append (or open) */
 	int64_t ctime_ns; /* when the topic was created */
 };
 void engine_partition_info(struct partition *p, struct partition_info *out);
+
+/* One registered segment of a partition (`chronik segments`). */
+struct engine_segment_info {
+	int64_t base_offset;
+	int64_t last_offset;
+	int64_t min_timestamp;
+	int64_t max_timestamp;
+	uint64_t raw_start;
+	uint64_t raw_end;
+	uint64_t bytes;
+	uint64_t records;
+	uint32_t batches;
+	uint64_t wal_seq; /* the WAL file it was made from */
+	char file[64]; /* its name in DATA/segments/<topic-id>/<partition>/ */
+};
+/* The partition's segments in offset order; *out malloc'd (caller frees),
+ * NULL when *count is 0. */
+int engine_partition_segments(struct partition *p, struct engine_segment_info **out, size_t *count);
 
 /* ---- appends ---------------------------------------------------------------- */
 
@@ -205,8 +241,15 @@ int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_
 int engine_cursor_next(struct engine_cursor *c, struct engine_record *r);
 void engine_cursor_close(struct engine_cursor *c);
 
-/* Copy raw-view bytes [pos, pos + len) into buf; returns bytes copied (0 at
- * or past the end) or <0. Fewer than len only at the end. */
+/* Copy raw-view bytes from pos into buf: returns bytes copied (0 at or
+ * past the end) or <0. Raw positions are stable, and where nothing remains
+ * (before the log start, inside records compaction removed) the bytes come
+ * from the next record that remains: *from says where the bytes returned
+ * start (pos unless pos was in such a hole). Fewer than len at the end,
+ * and where a later hole begins (the next read continues past it). */
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from);
+/* engine_read_raw_at without *from. */
 ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len);
 
 /* Whole stored batches from the one containing from_offset, for a Kafka

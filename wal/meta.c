@@ -890,6 +890,7 @@ int engine_topic_delete(struct engine *e, const char *name)
 {
 	struct topic *t;
 	json_object *v;
+	uint32_t id = 0;
 	int rc;
 
 	pthread_rwlock_wrlock(&e->meta_lock);
@@ -898,11 +899,16 @@ int engine_topic_delete(struct engine *e, const char *name)
 		rc = CHRONIK_ENOTOPIC;
 		goto out;
 	}
+	id = t->id;
 	v = json_object_new_object();
 	json_object_object_add(v, "id", json_object_new_int64(t->id));
 	rc = meta_log(e, "topic.delete", v);
 out:
 	pthread_rwlock_unlock(&e->meta_lock);
+	/* Its space goes at once: the segments now; its WAL frames when their
+	 * files are indexed. */
+	if (rc == 0)
+		warm_topic_drop(e, id);
 	return rc;
 }
 

@@ -2,9 +2,20 @@
  * position), raw-view byte reads, whole-batch reads for Kafka Fetch,
  * waiting for growth, timestamp lookup, and verify.
  *
- * Readers copy hot-index entries out under the partition lock and read
- * frames with pread() without it: frames are immutable once published, and
- * WAL file descriptors stay open until engine_close.
+ * MERGED READS. A partition's records live in its registered segments
+ * (warm, offsets < seg_next_offset) and then in the hot index (WAL not yet
+ * indexed); engine-private.h states the invariant that makes the two meet
+ * exactly. A cursor keeps only the next offset it owes (next) and, while
+ * it reads, one source: a segment it holds (segment_ref + read_begin), or
+ * a copy of a run of hot-index entries whose frames it has read. When the
+ * source runs out it locates next again under the partition lock, so
+ * whatever the indexer did meanwhile (a run of entries became a segment)
+ * it continues at exactly that offset: no gap, no duplicate, no
+ * reordering. A reader that copied hot entries holds wal_retire_lock for
+ * reading from before it drops the partition lock until its pread is
+ * done, so the file it reads is not closed under it. An offset inside a
+ * hole (before the log start, between segments) continues at the next
+ * record that exists.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,23 +30,31 @@
 #include "engine-private.h"
 #include "log.h"
 
+enum cursor_src { SRC_NONE, SRC_HOT, SRC_SEG };
+
 struct engine_cursor {
 	struct partition *p;
 	uint8_t *hbuf; /* a V1 record's headers in the batch encoding */
 	size_t hcap;
-	int64_t next; /* the next offset to return */
+	int64_t next; /* the next offset not yet returned or passed */
 	uint64_t raw_from; /* skip records whose line ends at or before this */
-	size_t entry; /* the next hot-index entry to load */
-	/* Read-ahead: buf holds the frames of entries [ra_first, ra_end), which
-	 * lie back to back in WAL file ra_seq from position ra_pos, read with
-	 * one pread (a partition written alone is mostly laid out so). */
-	uint8_t *buf;
-	size_t cap;
-	size_t ra_first, ra_end;
 	size_t ra_limit; /* bytes to read ahead at most; 0 = CURSOR_READ_AHEAD */
-	uint32_t ra_seq;
+	uint8_t *buf; /* frames (hot) or segment bytes (warm) read ahead */
+	size_t cap;
+	enum cursor_src src;
+	/* SRC_HOT: copies of entries [0, nents) whose frames lie back to back
+	 * in buf (file position ra_pos at buf[0]); ent_i is the next. */
+	struct hot_entry *ents;
+	size_t nents, ents_cap, ent_i;
 	uint64_t ra_pos;
-	bool in_batch;
+	/* SRC_SEG: buf holds segment bytes [buf_pos, buf_pos + blen); the next
+	 * batch is at seg_pos, expected at offset seg_next_off and raw position
+	 * seg_raw (valid once the batch before it was walked whole). */
+	struct segment *seg;
+	uint64_t buf_pos, seg_pos, seg_raw;
+	size_t blen;
+	int64_t seg_next_off;
+	bool in_batch, batch_from_seg;
 	struct batch_iter it;
 	int64_t batch_base;
 	uint64_t raw_pos; /* raw position of the next record in the batch */
@@ -178,85 +197,115 @@ static int cursor_new(struct partition *p, struct engine_cursor **out)
 	return 0;
 }
 
-int engine_cursor_open(struct partition *p, int64_t from_offset, struct engine_cursor **out)
+/* The first segment whose last offset >= off (nsegs if none). Lock held. */
+static size_t seg_for_offset(const struct partition *p, int64_t off)
 {
-	struct engine_cursor *c;
-	int rc;
-
-	pthread_mutex_lock(&p->lock);
-	if (from_offset > p->next_offset) {
-		pthread_mutex_unlock(&p->lock);
-		return CHRONIK_ERANGE;
+	size_t lo = 0, hi = p->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (segment_meta_get(p->segs[mid])->last_offset < off)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	rc = cursor_new(p, &c);
-	if (rc == 0) {
-		c->next = from_offset < p->log_start_offset ? p->log_start_offset : from_offset;
-		c->entry = p->n ? entry_for_offset(p, c->next) : 0;
-		if (c->next == p->next_offset)
-			c->entry = p->n;
-	}
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0)
-		*out = c;
-	return rc;
+	return lo;
 }
 
-int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_cursor **out)
+/* The first segment whose raw end > pos (nsegs if none). Lock held. */
+static size_t seg_for_raw(const struct partition *p, uint64_t pos)
 {
-	struct engine_cursor *c;
-	int rc;
-
-	pthread_mutex_lock(&p->lock);
-	rc = cursor_new(p, &c);
-	if (rc == 0) {
-		c->next = p->log_start_offset;
-		c->raw_from = raw_pos;
-		if (raw_pos >= p->raw_size) {
-			c->entry = p->n;
-			c->next = p->next_offset;
-		} else if (p->n) {
-			c->entry = entry_for_raw(p, raw_pos);
-			c->next = p->idx[c->entry].base_offset;
-		}
+	size_t lo = 0, hi = p->nsegs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (segment_meta_get(p->segs[mid])->raw_end <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0)
-		*out = c;
-	return rc;
+	return lo;
 }
 
-void engine_cursor_close(struct engine_cursor *c)
+/* Pin segment k for reading: referenced under the lock (held on entry,
+ * released here), opened after it. */
+static int seg_pin(struct partition *p, size_t k, struct segment **out)
 {
-	if (!c)
+	struct segment *s = p->segs[k];
+	bool deleted;
+	int rc;
+
+	segment_ref(s);
+	deleted = p->deleted;
+	pthread_mutex_unlock(&p->lock);
+	rc = segment_read_begin(s);
+	if (rc) {
+		segment_unref(s);
+		/* A deleted topic's segments go at once. */
+		return deleted || rc == -ENOENT ? CHRONIK_ENOTOPIC : rc;
+	}
+	*out = s;
+	return 0;
+}
+
+static void seg_unpin(struct segment *s)
+{
+	if (!s)
 		return;
-	if (c->in_batch)
-		batch_iter_fini(&c->it);
-	engine_partition_unref(c->p);
-	free(c->buf);
-	free(c->hbuf);
-	free(c);
+	segment_read_end(s);
+	segment_unref(s);
 }
 
-/* Load the next entry's frame. 1 = loaded, 0 = at the end. */
+static void cursor_release(struct engine_cursor *c)
+{
+	if (c->in_batch) {
+		batch_iter_fini(&c->it);
+		c->in_batch = false;
+	}
+	seg_unpin(c->seg);
+	c->seg = NULL;
+	c->src = SRC_NONE;
+	c->nents = c->ent_i = 0;
+	c->blen = 0;
+}
+
+/* Make the cursor read segment s (pinned) from its index entry e. */
+static void cursor_use_seg(struct engine_cursor *c, struct segment *s,
+			   const struct segment_index_entry *e)
+{
+	c->seg = s;
+	c->src = SRC_SEG;
+	c->seg_pos = e->file_pos;
+	c->seg_next_off = e->offset;
+	c->seg_raw = e->raw_pos;
+	c->blen = 0;
+}
+
+static int buf_reserve(struct engine_cursor *c, size_t len)
+{
+	if (c->cap >= len)
+		return 0;
+	uint8_t *b = realloc(c->buf, len);
+	if (!b)
+		return -ENOMEM;
+	c->buf = b;
+	c->cap = len;
+	return 0;
+}
+
 #define CURSOR_READ_AHEAD (1u << 20)
 
-/* Fill the read-ahead buffer from entry c->entry on: that entry's frame and
- * the next ones while they follow it in the same file, up to 1 MiB (always
- * at least the one frame). Returns 1, 0 at the end, or <0. */
-static int cursor_fill(struct engine_cursor *c)
+/* Copy the run of hot entries from the one holding c->next (same file,
+ * back to back, up to the read-ahead limit) and read their frames. Lock
+ * held on entry, released here. 1 = loaded, <0 error. */
+static int hot_fill(struct engine_cursor *c)
 {
 	struct partition *p = c->p;
+	size_t limit = c->ra_limit ? c->ra_limit : CURSOR_READ_AHEAD;
+	size_t i = entry_for_offset(p, c->next), end, len;
 	struct hot_entry first, last;
-	size_t end, len, limit = c->ra_limit ? c->ra_limit : CURSOR_READ_AHEAD;
-	int fd;
+	int fd, rc = 0;
 
-	pthread_mutex_lock(&p->lock);
-	if (c->entry >= p->n) {
-		pthread_mutex_unlock(&p->lock);
-		return 0;
-	}
-	first = last = p->idx[c->entry];
-	for (end = c->entry + 1; end < p->n; end++) {
+	first = last = p->idx[i];
+	for (end = i + 1; end < p->n; end++) {
 		const struct hot_entry *he = &p->idx[end];
 		uint64_t gap = (uint64_t)he->file_pos - ((uint64_t)last.file_pos + last.frame_len);
 		/* Frames that follow each other, or a sync point apart. */
@@ -265,57 +314,173 @@ static int cursor_fill(struct engine_cursor *c)
 			break;
 		last = *he;
 	}
+	if (c->ents_cap < end - i) {
+		struct hot_entry *v = realloc(c->ents, (end - i) * sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&p->lock);
+			return -ENOMEM;
+		}
+		c->ents = v;
+		c->ents_cap = end - i;
+	}
+	memcpy(c->ents, p->idx + i, (end - i) * sizeof(*c->ents));
+	c->nents = end - i;
+	c->ent_i = 0;
+	pthread_rwlock_rdlock(&p->e->wal_retire_lock);
 	pthread_mutex_unlock(&p->lock);
 
 	len = (size_t)last.file_pos + last.frame_len - first.file_pos;
-	if (c->cap < len) {
-		uint8_t *b = realloc(c->buf, len);
-		if (!b)
-			return -ENOMEM;
-		c->buf = b;
-		c->cap = len;
-	}
-	fd = wal_fd_get(p->e, first.file_seq);
+	rc = buf_reserve(c, len);
+	fd = rc ? rc : wal_fd_get(p->e, first.file_seq);
 	if (fd < 0)
-		return fd;
-	for (size_t got = 0; got < len;) {
+		rc = fd;
+	for (size_t got = 0; rc == 0 && got < len;) {
 		ssize_t n = pread(fd, c->buf + got, len - got, (off_t)first.file_pos + (off_t)got);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			c->ra_end = c->ra_first = 0;
-			return n < 0 ? -errno : CHRONIK_ECORRUPT;
-		}
-		got += (size_t)n;
+		if (n <= 0)
+			rc = n < 0 ? -errno : CHRONIK_ECORRUPT;
+		else
+			got += (size_t)n;
 	}
-	c->ra_first = c->entry;
-	c->ra_end = end;
-	c->ra_seq = first.file_seq;
+	pthread_rwlock_unlock(&p->e->wal_retire_lock);
+	if (rc) {
+		c->nents = 0;
+		return rc;
+	}
 	c->ra_pos = first.file_pos;
+	c->src = SRC_HOT;
 	return 1;
 }
 
-/* Load the next entry's frame. 1 = a batch to iterate, 2 = *r holds a V1
- * record, 0 = at the end. */
-static int cursor_load(struct engine_cursor *c, struct engine_record *r)
+/* Find where c->next lives now and make that the source. 1 = a source,
+ * 0 = at the end, <0 error. */
+static int cursor_locate(struct engine_cursor *c)
 {
 	struct partition *p = c->p;
+	struct segment *s;
+	struct segment_index_entry e;
+	int rc;
+
+	cursor_release(c);
+	pthread_mutex_lock(&p->lock);
+	if (c->next < p->log_start_offset)
+		c->next = p->log_start_offset;
+	if (c->next >= p->next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	if (c->next < p->seg_next_offset) {
+		size_t k = seg_for_offset(p, c->next);
+		if (k < p->nsegs) {
+			rc = seg_pin(p, k, &s);
+			if (rc)
+				return rc;
+			if (c->next < segment_meta_get(s)->base_offset)
+				c->next = segment_meta_get(s)->base_offset;
+			segment_find_offset(s, c->next, &e);
+			cursor_use_seg(c, s, &e);
+			return 1;
+		}
+		c->next = p->seg_next_offset;
+	}
+	if (p->n == 0) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	if (c->next < p->idx[0].base_offset)
+		c->next = p->idx[0].base_offset;
+	return hot_fill(c);
+}
+
+/* Read segment bytes [pos, pos + want) (at least; up to the read-ahead
+ * limit) into buf. */
+static int seg_fill(struct engine_cursor *c, uint64_t pos, size_t want)
+{
+	size_t limit = c->ra_limit ? c->ra_limit : CURSOR_READ_AHEAD;
+	size_t len = want > limit ? want : limit;
+	const struct segment_meta *m = segment_meta_get(c->seg);
+	ssize_t n;
+	int rc;
+
+	if (len > m->data_end - pos)
+		len = (size_t)(m->data_end - pos);
+	rc = buf_reserve(c, len);
+	if (rc)
+		return rc;
+	n = segment_pread(c->seg, c->buf, len, pos);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < want)
+		return CHRONIK_ECORRUPT;
+	c->buf_pos = pos;
+	c->blen = (size_t)n;
+	return 0;
+}
+
+/* The next batch of the segment into the iterator: 1, 0 at its end, <0. */
+static int seg_load(struct engine_cursor *c)
+{
+	const struct segment_meta *m = segment_meta_get(c->seg);
+	const uint8_t *b;
+	size_t len;
+	int64_t base;
+	int rc;
+
+	if (c->seg_pos >= m->data_end)
+		return 0;
+	if (m->data_end - c->seg_pos < BATCH_HEADER_SIZE)
+		return CHRONIK_ECORRUPT;
+	if (c->seg_pos < c->buf_pos || c->seg_pos + BATCH_HEADER_SIZE > c->buf_pos + c->blen) {
+		rc = seg_fill(c, c->seg_pos, BATCH_HEADER_SIZE);
+		if (rc)
+			return rc;
+	}
+	len = (size_t)get_be32(c->buf + (c->seg_pos - c->buf_pos) + 8) + 12;
+	if (len < BATCH_HEADER_SIZE || len > m->data_end - c->seg_pos)
+		return CHRONIK_ECORRUPT;
+	if (c->seg_pos + len > c->buf_pos + c->blen) {
+		rc = seg_fill(c, c->seg_pos, len);
+		if (rc)
+			return rc;
+	}
+	b = c->buf + (c->seg_pos - c->buf_pos);
+	base = (int64_t)get_be64(b);
+	if (base != c->seg_next_off) {
+		/* A hole: the index has an entry for this batch (segment.h). */
+		struct segment_index_entry e;
+		segment_find_offset(c->seg, base, &e);
+		if (e.offset != base || e.file_pos != c->seg_pos)
+			return CHRONIK_ECORRUPT;
+		c->seg_raw = e.raw_pos;
+	}
+	rc = batch_iter_init(&c->it, b, len);
+	if (rc)
+		return rc;
+	c->in_batch = true;
+	c->batch_from_seg = true;
+	c->batch_base = base;
+	c->raw_pos = c->seg_raw;
+	c->seg_pos += len;
+	c->seg_next_off = base + c->it.hdr.last_offset_delta + 1;
+	return 1;
+}
+
+/* The next hot entry's frame: 1 = a batch to iterate, 2 = *r holds a V1
+ * record, 0 = the run is used up. */
+static int hot_load(struct engine_cursor *c, struct engine_record *r)
+{
 	struct hot_entry he;
 	const uint8_t *frame;
 	int rc;
 
-	if (c->entry < c->ra_first || c->entry >= c->ra_end) {
-		rc = cursor_fill(c);
-		if (rc <= 0)
-			return rc;
-	}
-	pthread_mutex_lock(&p->lock);
-	he = p->idx[c->entry];
-	pthread_mutex_unlock(&p->lock);
+	if (c->ent_i >= c->nents)
+		return 0;
+	he = c->ents[c->ent_i];
 	frame = c->buf + (he.file_pos - c->ra_pos);
 	if (memcmp(frame, "CHKF", 4) != 0)
 		return CHRONIK_ECORRUPT;
-	/* c->entry moves on only once the entry is loaded: a failure (such as
+	/* ent_i moves on only once the entry is loaded: a failure (such as
 	 * -ENOMEM from the decompression budget, batch.h, a normal outcome
 	 * under load) leaves the cursor on it, so the next call retries it. */
 	if (frame[4] == 2) {
@@ -323,10 +488,11 @@ static int cursor_load(struct engine_cursor *c, struct engine_record *r)
 				     he.frame_len - FRAME_V2_HEADER_SIZE);
 		if (rc)
 			return rc;
-		c->entry++;
+		c->ent_i++;
 		c->batch_base = he.base_offset;
 		c->raw_pos = he.raw_pos;
 		c->in_batch = true;
+		c->batch_from_seg = false;
 		return 1;
 	}
 	if (frame[4] == 1) {
@@ -336,7 +502,7 @@ static int cursor_load(struct engine_cursor *c, struct engine_record *r)
 		rc = v1_headers_encode(c, &fi, r);
 		if (rc)
 			return rc;
-		c->entry++;
+		c->ent_i++;
 		c->batch_base = he.base_offset;
 		c->raw_pos = he.raw_pos;
 		r->offset = fi.base_offset;
@@ -351,6 +517,93 @@ static int cursor_load(struct engine_cursor *c, struct engine_record *r)
 	return CHRONIK_EVERSION;
 }
 
+/* 1 = a batch to iterate, 2 = *r holds a V1 record, 0 = at the end. */
+static int cursor_load(struct engine_cursor *c, struct engine_record *r)
+{
+	for (;;) {
+		int rc = 0;
+		if (c->src == SRC_SEG)
+			rc = seg_load(c);
+		else if (c->src == SRC_HOT)
+			rc = hot_load(c, r);
+		if (rc)
+			return rc;
+		rc = cursor_locate(c);
+		if (rc <= 0)
+			return rc;
+	}
+}
+
+int engine_cursor_open(struct partition *p, int64_t from_offset, struct engine_cursor **out)
+{
+	struct engine_cursor *c;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	if (from_offset > p->next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return CHRONIK_ERANGE;
+	}
+	rc = cursor_new(p, &c);
+	if (rc == 0)
+		c->next = from_offset < p->log_start_offset ? p->log_start_offset : from_offset;
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		*out = c;
+	return rc;
+}
+
+int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_cursor **out)
+{
+	struct engine_cursor *c;
+	struct segment *s;
+	struct segment_index_entry e;
+	int rc;
+
+	rc = cursor_new(p, &c);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	c->raw_from = raw_pos;
+	c->next = p->log_start_offset;
+	if (raw_pos >= p->raw_size) {
+		c->next = p->next_offset;
+	} else if (raw_pos >= p->seg_raw_end) {
+		if (p->n)
+			c->next = p->idx[entry_for_raw(p, raw_pos)].base_offset;
+	} else {
+		size_t k = seg_for_raw(p, raw_pos);
+		if (k < p->nsegs) {
+			rc = seg_pin(p, k, &s);
+			if (rc) {
+				engine_cursor_close(c);
+				return rc;
+			}
+			segment_find_raw(s, raw_pos, &e);
+			if (e.offset > c->next)
+				c->next = e.offset;
+			cursor_use_seg(c, s, &e);
+			*out = c;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	*out = c;
+	return 0;
+}
+
+void engine_cursor_close(struct engine_cursor *c)
+{
+	if (!c)
+		return;
+	cursor_release(c);
+	engine_partition_unref(c->p);
+	free(c->ents);
+	free(c->buf);
+	free(c->hbuf);
+	free(c);
+}
+
 int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 {
 	for (;;) {
@@ -362,12 +615,17 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 			if (rc == 0) {
 				batch_iter_fini(&c->it);
 				c->in_batch = false;
+				if (c->batch_from_seg)
+					c->seg_raw = c->raw_pos;
 				continue;
 			}
 			int64_t off = c->batch_base + br.offset_delta;
 			uint64_t raw = c->raw_pos;
 			c->raw_pos += (br.value_len > 0 ? (uint64_t)br.value_len : 0) + 1;
-			if (off < c->next || c->raw_pos <= c->raw_from)
+			if (off < c->next)
+				continue;
+			c->next = off + 1;
+			if (c->raw_pos <= c->raw_from)
 				continue;
 			r->offset = off;
 			/* Both come from the batch: wrap, do not overflow. */
@@ -381,7 +639,6 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 			r->header_count = br.header_count;
 			r->headers = br.headers;
 			r->headers_len = br.headers_len;
-			c->next = off + 1;
 			return 1;
 		}
 		int rc = cursor_load(c, r);
@@ -390,15 +647,18 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 		if (rc == 2) {
 			uint64_t end =
 				r->raw_pos + (r->value_len > 0 ? (uint64_t)r->value_len : 0) + 1;
-			if (r->offset < c->next || end <= c->raw_from)
+			if (r->offset < c->next)
 				continue;
 			c->next = r->offset + 1;
+			if (end <= c->raw_from)
+				continue;
 			return 1;
 		}
 	}
 }
 
-ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from_out)
 {
 	struct engine_cursor *c;
 	struct engine_record r;
@@ -406,6 +666,7 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 	size_t done = 0;
 	int rc;
 
+	*from_out = pos;
 	if (len == 0)
 		return 0;
 	rc = engine_cursor_open_raw(p, pos, &c);
@@ -418,7 +679,15 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
 		uint64_t line_end = r.raw_pos + vlen + 1;
 		uint64_t from = pos + done;
-		if (from < r.raw_pos || from >= line_end) {
+		if (from < r.raw_pos) {
+			/* Nothing remains at from (before the log start, or a
+			 * record compaction removed): the first bytes come
+			 * from the next record; a later hole ends the read. */
+			if (done)
+				break;
+			pos = from = *from_out = r.raw_pos;
+		}
+		if (from >= line_end) {
 			rc = CHRONIK_ECORRUPT;
 			break;
 		}
@@ -439,8 +708,14 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
 	return (ssize_t)done;
 }
 
+ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
+{
+	uint64_t from;
+	return engine_read_raw_at(p, pos, buf, len, &from);
+}
+
 /* A V1 frame re-encoded as a one-record batch at its offset. */
-static int v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *out_len)
+int frame_v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *out_len)
 {
 	struct frame_info fi;
 	struct batch_builder b;
@@ -469,12 +744,59 @@ static int v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *
 	return rc;
 }
 
+/* Whole batches of a pinned segment from the one holding from_offset (or
+ * the first after it), at least one, more while the total <= max_bytes:
+ * the file's bytes as they are. */
+static int seg_read_batches(struct segment *s, int64_t from_offset, size_t max_bytes, uint8_t **out,
+			    size_t *len)
+{
+	const struct segment_meta *m = segment_meta_get(s);
+	struct segment_index_entry e;
+	uint8_t hdr[BATCH_HEADER_SIZE];
+	uint64_t pos, start = 0;
+	size_t total = 0;
+	uint8_t *buf;
+
+	segment_find_offset(s, from_offset, &e);
+	for (pos = e.file_pos; pos < m->data_end;) {
+		if (segment_pread(s, hdr, sizeof(hdr), pos) != (ssize_t)sizeof(hdr))
+			return CHRONIK_ECORRUPT;
+		size_t blen = (size_t)get_be32(hdr + 8) + 12;
+		int64_t last = (int64_t)get_be64(hdr) + (int32_t)get_be32(hdr + 23);
+		if (blen < BATCH_HEADER_SIZE || blen > m->data_end - pos)
+			return CHRONIK_ECORRUPT;
+		if (total == 0 && last < from_offset) {
+			pos += blen;
+			continue;
+		}
+		if (total == 0)
+			start = pos;
+		else if (total + blen > max_bytes)
+			break;
+		total += blen;
+		pos += blen;
+	}
+	if (total == 0)
+		return 0;
+	buf = malloc(total);
+	if (!buf)
+		return -ENOMEM;
+	if (segment_pread(s, buf, total, start) != (ssize_t)total) {
+		free(buf);
+		return CHRONIK_ECORRUPT;
+	}
+	*out = buf;
+	*len = total;
+	return 0;
+}
+
 int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
 			size_t *len)
 {
 	struct hot_entry *ents = NULL;
 	size_t n = 0, total = 0, cap = 0, i;
 	uint8_t *buf = NULL, *frame = NULL;
+	bool retire_held = false;
 	int rc = 0;
 
 	*out = NULL;
@@ -483,6 +805,15 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 	if (from_offset < p->log_start_offset || from_offset > p->next_offset) {
 		pthread_mutex_unlock(&p->lock);
 		return CHRONIK_ERANGE;
+	}
+	if (from_offset < p->seg_next_offset && seg_for_offset(p, from_offset) < p->nsegs) {
+		struct segment *s;
+		rc = seg_pin(p, seg_for_offset(p, from_offset), &s);
+		if (rc)
+			return rc;
+		rc = seg_read_batches(s, from_offset, max_bytes, out, len);
+		seg_unpin(s);
+		return rc;
 	}
 	if (from_offset == p->next_offset || p->n == 0) {
 		pthread_mutex_unlock(&p->lock);
@@ -505,9 +836,14 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 		ents[n++] = p->idx[i];
 		total += blen;
 	}
-	pthread_mutex_unlock(&p->lock);
-	if (rc)
+	if (rc) {
+		pthread_mutex_unlock(&p->lock);
 		goto out;
+	}
+	/* The frames are read under wal_retire_lock (see the top). */
+	pthread_rwlock_rdlock(&p->e->wal_retire_lock);
+	retire_held = true;
+	pthread_mutex_unlock(&p->lock);
 	/* A V1 frame re-encoded as a batch is at most its frame length plus the
 	 * batch header and varints: size for that. */
 	buf = malloc(total + n * (FRAME_V2_HEADER_SIZE + 128));
@@ -528,7 +864,7 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 		} else {
 			uint8_t *b;
 			size_t blen;
-			rc = v1_as_batch(frame, ents[i].frame_len, &b, &blen);
+			rc = frame_v1_as_batch(frame, ents[i].frame_len, &b, &blen);
 			if (rc)
 				goto out;
 			if (blen > ents[i].frame_len + 128) {
@@ -547,6 +883,8 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 	*len = total;
 	buf = NULL;
 out:
+	if (retire_held)
+		pthread_rwlock_unlock(&p->e->wal_retire_lock);
 	free(frame);
 	free(buf);
 	free(ents);
@@ -593,6 +931,20 @@ int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 
 	pthread_mutex_lock(&p->lock);
 	*offset = p->next_offset;
+	for (size_t k = 0; k < p->nsegs; k++)
+		if (segment_meta_get(p->segs[k])->max_timestamp >= ts) {
+			/* The segment's time index narrows it down. */
+			struct segment *s;
+			struct segment_index_entry e;
+			rc = seg_pin(p, k, &s);
+			if (rc)
+				return rc;
+			start = segment_find_time(s, ts, &e) == 0 ?
+					e.offset :
+					segment_meta_get(s)->base_offset;
+			seg_unpin(s);
+			goto scan;
+		}
 	for (size_t i = 0; i < p->n; i++)
 		if (p->idx[i].max_timestamp >= ts) {
 			start = p->idx[i].base_offset;
@@ -601,6 +953,7 @@ int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 	pthread_mutex_unlock(&p->lock);
 	if (start < 0)
 		return 0;
+scan:
 	rc = engine_cursor_open(p, start, &c);
 	if (rc)
 		return rc;
@@ -659,6 +1012,56 @@ static int verify_frame(void *arg, uint64_t pos, enum frame_status st, const str
 	return 1;
 }
 
+static void verify_problem(void *arg, const char *what)
+{
+	report(arg, "%s", what);
+}
+
+/* Every segment of p against its file (segment_verify), and the segments
+ * against each other and the registry's end. */
+static void verify_segments(struct verify_ctx *v, const char *topic, int32_t pi,
+			    struct partition *p)
+{
+	struct segment **segs = NULL;
+	size_t n;
+	int64_t next_offset;
+	uint64_t raw_end;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->nsegs;
+	next_offset = p->seg_next_offset;
+	raw_end = p->seg_raw_end;
+	if (n)
+		segs = malloc(n * sizeof(*segs));
+	for (size_t i = 0; segs && i < n; i++) {
+		segs[i] = p->segs[i];
+		segment_ref(segs[i]);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (n && !segs) {
+		report(v, "%s/%d: out of memory", topic, pi);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct segment_meta *m = segment_meta_get(segs[i]);
+		int rc = segment_verify(segment_path(segs[i]), m, verify_problem, v);
+		if (rc < 0)
+			report(v, "%s: %s", segment_path(segs[i]), chronik_strerror(rc));
+		if (i > 0) {
+			const struct segment_meta *prev = segment_meta_get(segs[i - 1]);
+			if (m->base_offset <= prev->last_offset || m->raw_start < prev->raw_end)
+				report(v, "%s/%d: segment %s overlaps the one before it", topic, pi,
+				       segment_path(segs[i]));
+		}
+		if (i + 1 == n && (m->last_offset + 1 != next_offset || m->raw_end != raw_end))
+			report(v, "%s/%d: the registry's end disagrees with its last segment",
+			       topic, pi);
+		v->frames += m->batches;
+		segment_unref(segs[i]);
+	}
+	free(segs);
+}
+
 int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 {
 	struct verify_ctx v = { .problem = problem, .arg = arg };
@@ -671,13 +1074,23 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 	pthread_mutex_unlock(&e->files_lock);
 	for (size_t i = 0; i < nfiles; i++) {
 		uint64_t seq;
+		int fd;
 		pthread_mutex_lock(&e->files_lock);
 		seq = e->files[i].seq;
+		fd = e->files[i].fd;
 		pthread_mutex_unlock(&e->files_lock);
+		if (fd < 0)
+			continue; /* indexed and removed */
 		wal_path(e, seq, path, sizeof(path));
 		v.path = path;
 		v.torn_pos = seq == e->torn_seq ? e->torn_pos : 0;
 		rc = wal_file_walk(path, verify_frame, &v);
+		/* A sealed file may be indexed and removed meanwhile (by this
+		 * engine's indexer, which unlinks it before it closes it, or by
+		 * the writer beside a read-only engine): only the indexer
+		 * removes a sealed WAL file, after its frames are registered. */
+		if (rc == -ENOENT && i + 1 < nfiles)
+			continue;
 		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
 			report(&v, "%s: %s", path, chronik_strerror(rc));
 	}
@@ -693,9 +1106,12 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 			struct partition *p = tp->parts[pi];
 			uint8_t *buf = NULL;
 			size_t cap = 0;
-			int64_t expect = p->log_start_offset;
-			uint64_t raw = p->raw_start;
+			int64_t expect;
+			uint64_t raw;
+			verify_segments(&v, tp->name, pi, p);
 			pthread_mutex_lock(&p->lock);
+			expect = p->seg_next_offset;
+			raw = p->seg_raw_end;
 			for (size_t i = 0; i < p->n; i++) {
 				struct hot_entry he = p->idx[i];
 				struct frame_info fi;

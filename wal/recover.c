@@ -69,7 +69,7 @@ int wal_fd_get(struct engine *e, uint32_t seq)
 	if (e->nfiles && seq >= e->files[0].seq && seq - e->files[0].seq < e->nfiles)
 		fd = e->files[seq - e->files[0].seq].fd;
 	pthread_mutex_unlock(&e->files_lock);
-	return fd;
+	return fd < 0 ? -ENOENT : fd;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -139,6 +139,11 @@ static int apply_frame(struct engine *e, const struct frame_info *fi, uint64_t s
 		raw_len = (fi->value_len > 0 ? (uint64_t)fi->value_len : 0) + 1;
 	/* Locked: a live read-only engine (engine_refresh) has readers. */
 	pthread_mutex_lock(&p->lock);
+	/* Already in a registered segment (indexed, WAL file not yet removed). */
+	if (fi->base_offset < p->seg_next_offset && fi->last_offset < p->seg_next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	if (fi->base_offset != p->next_offset || (fi->version == 2 && fi->raw_pos != p->raw_size)) {
 		pthread_mutex_unlock(&p->lock);
 		return CHRONIK_ECORRUPT;
@@ -442,6 +447,7 @@ static int active_prepare(struct engine *e)
 int wal_recover(struct engine *e)
 {
 	uint64_t *seqs = NULL;
+	int *fds = NULL;
 	size_t n = 0;
 	uint64_t end = 0;
 	bool cut = false;
@@ -450,9 +456,37 @@ int wal_recover(struct engine *e)
 	rc = list_files(e, &seqs, &n);
 	if (rc)
 		return rc;
+	fds = malloc((n ? n : 1) * sizeof(*fds));
+	if (!fds) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
+	/* Open every WAL file before the registries are read: a writer beside a
+	 * read-only engine may index and remove a file meanwhile, and then its
+	 * frames are in the registry read after (registry.h). */
 	for (size_t i = 0; i < n; i++) {
 		char path[4096];
-		int fd;
+		wal_path(e, seqs[i], path, sizeof(path));
+		if (i > 0 && seqs[i] != seqs[i - 1] + 1) {
+			log_msg(LOG_LVL_ERROR, "recover", "%s: WAL file %" PRIu64 " is missing",
+				path, seqs[i - 1] + 1);
+			rc = CHRONIK_ECORRUPT;
+			goto out;
+		}
+		fds[i] = open(path, (e->opt.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		/* Beside a live writer: indexed and removed since the listing. */
+		if (fds[i] < 0 && !(errno == ENOENT && e->opt.read_only && i + 1 < n)) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	rc = warm_load(e);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
 
 		wal_path(e, seqs[i], path, sizeof(path));
 		if (cut) {
@@ -461,31 +495,27 @@ int wal_recover(struct engine *e)
 			snprintf(aside, sizeof(aside), "%s.corrupt", path);
 			log_msg(LOG_LVL_ERROR, "recover", "%s set aside as %s after repair", path,
 				aside);
+			close(fds[i]);
+			fds[i] = -1;
 			if (rename(path, aside) < 0) {
 				rc = -errno;
 				goto out;
 			}
 			continue;
 		}
-		if (i > 0 && seqs[i] != seqs[i - 1] + 1) {
-			log_msg(LOG_LVL_ERROR, "recover", "%s: WAL file %" PRIu64 " is missing",
-				path, seqs[i - 1] + 1);
-			rc = CHRONIK_ECORRUPT;
-			goto out;
-		}
-		fd = open(path, (e->opt.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0) {
-			rc = -errno;
-			goto out;
-		}
 		end = 0;
-		rc = scan_file(e, seqs[i], fd, i == n - 1, &end, &cut);
-		if (rc == 0)
-			rc = wal_files_push(e, seqs[i], fd);
-		if (rc) {
-			close(fd);
-			goto out;
+		if (fds[i] < 0) {
+			rc = wal_files_push(e, seqs[i], -1);
+			if (rc)
+				goto out;
+			continue;
 		}
+		rc = scan_file(e, seqs[i], fds[i], i == n - 1, &end, &cut);
+		if (rc == 0)
+			rc = wal_files_push(e, seqs[i], fds[i]);
+		if (rc)
+			goto out;
+		fds[i] = -1;
 	}
 	if (cut && fsync_dir(e->dir_fd) < 0)
 		log_msg(LOG_LVL_ERROR, "recover", "fsync of the WAL directory failed");
@@ -527,6 +557,10 @@ int wal_recover(struct engine *e)
 		}
 	malloc_trim(0);
 out:
+	for (size_t i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
 	free(seqs);
 	return rc;
 }
@@ -586,8 +620,8 @@ static int refresh_file(struct engine *e, uint64_t seq, int fd, uint64_t from, u
 
 int engine_refresh(struct engine *e)
 {
-	uint64_t *seqs = NULL, end;
-	size_t n = 0;
+	uint64_t *seqs = NULL, end, last;
+	size_t n = 0, old_n;
 	int rc;
 
 	if (!e->opt.read_only)
@@ -596,33 +630,44 @@ int engine_refresh(struct engine *e)
 	rc = meta_refresh(e);
 	if (rc == 0)
 		rc = list_files(e, &seqs, &n);
+	old_n = e->nfiles;
+	last = old_n ? e->files[old_n - 1].seq : 0;
+	/* Open the newer files first, then read the registries: a file the
+	 * writer indexed and removed meanwhile is in them (registry.h). Missing
+	 * files keep their place in e->files with fd -1. */
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		uint64_t last = e->nfiles ? e->files[e->nfiles - 1].seq : 0;
-		int fd;
-		if (e->nfiles && seqs[i] < last)
-			continue;
-		if (e->nfiles && seqs[i] == last) {
-			/* Only go on to a newer file once this one is sealed. */
-			rc = refresh_file(e, last, e->files[e->nfiles - 1].fd, e->active_size,
-					  &end);
-			e->active_size = end;
-			continue;
-		}
 		char path[4096];
+		int fd;
+		if (e->nfiles && seqs[i] <= last)
+			continue;
+		pthread_mutex_lock(&e->files_lock);
+		while (rc == 0 && e->nfiles && e->files[e->nfiles - 1].seq + 1 < seqs[i])
+			rc = wal_files_push(e, e->files[e->nfiles - 1].seq + 1, -1);
+		pthread_mutex_unlock(&e->files_lock);
+		if (rc)
+			break;
 		wal_path(e, seqs[i], path, sizeof(path));
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		if (fd < 0 && errno != ENOENT) {
 			rc = -errno;
 			break;
 		}
 		pthread_mutex_lock(&e->files_lock);
 		rc = wal_files_push(e, seqs[i], fd);
 		pthread_mutex_unlock(&e->files_lock);
-		if (rc) {
+		if (rc && fd >= 0)
 			close(fd);
-			break;
-		}
-		rc = refresh_file(e, seqs[i], fd, 0, &end);
+	}
+	if (rc == 0)
+		rc = warm_refresh(e);
+	if (rc == 0 && old_n && e->files[old_n - 1].fd >= 0) {
+		rc = refresh_file(e, last, e->files[old_n - 1].fd, e->active_size, &end);
+		e->active_size = end;
+	}
+	for (size_t i = old_n; rc == 0 && i < e->nfiles; i++) {
+		if (e->files[i].fd < 0)
+			continue;
+		rc = refresh_file(e, e->files[i].seq, e->files[i].fd, 0, &end);
 		e->active_size = end;
 	}
 	pthread_mutex_unlock(&e->refresh_lock);

@@ -82,6 +82,7 @@ static void test_append_read(const char *dir)
 	struct engine_options o;
 	engine_options_init(&o);
 	o.wal_segment_bytes = 8192; /* force rotations */
+	o.no_index = true; /* the WAL path: batches as appended (test_warm: segments) */
 	struct engine *e = open_or_bail(dir, &o);
 	struct partition *p;
 	struct partition_info info;

@@ -334,6 +334,7 @@ int main(void)
 		snprintf(d2, sizeof(d2), "%s/sealed", root);
 		engine_options_init(&o2);
 		o2.wal_segment_bytes = 4096;
+		o2.no_index = true; /* keep the sealed files to damage them */
 		e = open_or_bail(d2, &o2);
 		engine_topic_create(e, "s", 1, NULL);
 		p = part_or_bail(e, "s", 0);

@@ -1,0 +1,386 @@
+/* test_segment.c - segment files (segment.h), the lz4 re-encoding
+ * (recode.h) and the registry (registry.h): every batch found again by
+ * offset, raw position and timestamp; every truncation and a corruption of
+ * every region detected; the registry round trip and its rules. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "byteorder.h"
+#include "errors.h"
+#include "recode.h"
+#include "registry.h"
+#include "segment.h"
+#include "tap.h"
+
+static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	(void)st;
+	(void)f;
+	(void)w;
+	return remove(p);
+}
+
+#define NBATCH 300
+
+struct fixture {
+	uint8_t *b[NBATCH];
+	size_t len[NBATCH];
+	uint64_t raw[NBATCH], rawlen[NBATCH];
+	int64_t base[NBATCH];
+	int32_t count[NBATCH];
+	int64_t ts[NBATCH];
+};
+
+/* Batches of 1..7 lines "r<offset>-xxxx", timestamps 1000 + 10 * batch;
+ * an offset and raw hole after batch 100 (as compaction leaves). */
+static void fixture_make(struct fixture *f)
+{
+	int64_t off = 5;
+	uint64_t raw = 77;
+	for (int i = 0; i < NBATCH; i++) {
+		char text[1024];
+		size_t n = 0;
+		int32_t cnt;
+		if (i == 101) {
+			off += 13;
+			raw += 500;
+		}
+		int lines = 1 + i % 7;
+		for (int j = 0; j < lines; j++)
+			n += (size_t)sprintf(text + n, "r%lld-%.*s\n", (long long)(off + j),
+					     (i * 7 + j) % 40,
+					     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		f->ts[i] = 1000 + 10 * i;
+		if (batch_encode_lines(text, n, f->ts[i], &f->b[i], &f->len[i], &cnt))
+			bail("encode");
+		batch_set_base_offset(f->b[i], off);
+		f->base[i] = off;
+		f->count[i] = cnt;
+		f->raw[i] = raw;
+		f->rawlen[i] = n;
+		off += cnt;
+		raw += n;
+	}
+}
+
+static int write_segment(const char *path, struct fixture *f, struct segment_meta *m)
+{
+	struct segment_writer *w;
+	int rc = segment_writer_open(path, 9, 2, f->base[0], 41, &w);
+	if (rc)
+		return rc;
+	for (int i = 0; i < NBATCH; i++) {
+		rc = segment_writer_add(w, f->b[i], f->len[i], f->raw[i], f->rawlen[i],
+					(uint32_t)f->count[i]);
+		if (rc) {
+			segment_writer_abort(w);
+			return rc;
+		}
+	}
+	return segment_writer_finish(w, m);
+}
+
+/* Walk from an index entry to the batch holding offset `off` (or raw
+ * position `raw` when by_raw): returns the batch number in the fixture, or
+ * -1. Checks the raw positions it sums on the way. */
+static int locate(struct segment *s, const struct segment_index_entry *e, struct fixture *f,
+		  bool by_raw, uint64_t key)
+{
+	uint64_t pos = e->file_pos, raw = e->raw_pos;
+	int64_t next = e->offset;
+	uint8_t hdr[BATCH_HEADER_SIZE];
+	for (int guard = 0; guard < NBATCH; guard++) {
+		if (segment_pread(s, hdr, sizeof(hdr), pos) != (ssize_t)sizeof(hdr))
+			return -1;
+		size_t len = get_be32(hdr + 8) + 12;
+		int64_t base = (int64_t)get_be64(hdr);
+		int32_t cnt = (int32_t)get_be32(hdr + 57);
+		if (base != next)
+			return -1;
+		uint8_t *b = malloc(len);
+		uint64_t rl = 0;
+		if (segment_pread(s, b, len, pos) != (ssize_t)len || batch_raw_size(b, len, &rl)) {
+			free(b);
+			return -1;
+		}
+		free(b);
+		bool hit = by_raw ? key < raw + rl : (uint64_t)(base + cnt) > key;
+		if (hit) {
+			for (int i = 0; i < NBATCH; i++)
+				if (f->base[i] <= base && base < f->base[i] + f->count[i])
+					return (f->raw[i] <= raw &&
+						raw < f->raw[i] + f->rawlen[i]) ?
+						       i :
+						       -1;
+			return -1;
+		}
+		pos += len;
+		raw += rl;
+		next = base + cnt;
+	}
+	return -1;
+}
+
+static void problem_count(void *arg, const char *what)
+{
+	(void)what;
+	(*(int *)arg)++;
+}
+
+static void test_plain(const char *dir, struct fixture *f)
+{
+	char path[4200];
+	struct segment_meta m;
+	struct segment *s;
+	struct segment_index_entry e;
+	int bad = 0;
+
+	snprintf(path, sizeof(path), "%s/00000000000000000005.seg", dir);
+	ok(write_segment(path, f, &m) == 0, "segment written");
+	ok(m.base_offset == 5 && m.last_offset == f->base[NBATCH - 1] + f->count[NBATCH - 1] - 1,
+	   "meta offsets");
+	ok(m.raw_start == 77 && m.raw_end == f->raw[NBATCH - 1] + f->rawlen[NBATCH - 1],
+	   "meta raw range");
+	ok(m.batches == NBATCH && m.min_timestamp == 1000 && m.max_timestamp == f->ts[NBATCH - 1],
+	   "meta batches and timestamps");
+	struct stat st;
+	ok(stat(path, &st) == 0 && (uint64_t)st.st_size == m.bytes, "bytes is the file size");
+	ok(segment_verify(path, &m, NULL, NULL) == 0, "verify: clean");
+
+	ok(segment_new(path, &m, &s) == 0 && segment_read_begin(s) == 0, "opened");
+	for (int i = 0; i < NBATCH; i++) {
+		for (int32_t j = 0; j < f->count[i]; j++) {
+			segment_find_offset(s, f->base[i] + j, &e);
+			if (locate(s, &e, f, false, (uint64_t)(f->base[i] + j)) != i)
+				bad++;
+		}
+		for (uint64_t r = f->raw[i]; r < f->raw[i] + f->rawlen[i]; r += 3) {
+			segment_find_raw(s, r, &e);
+			if (locate(s, &e, f, true, r) != i)
+				bad++;
+		}
+		/* The first record at or after ts[i] is batch i's first. */
+		if (segment_find_time(s, f->ts[i], &e) != 0 ||
+		    locate(s, &e, f, false, (uint64_t)e.offset) < 0 || e.offset > f->base[i])
+			bad++;
+	}
+	ok(bad == 0, "every record found by offset, raw position and timestamp (%d misses)", bad);
+	/* Inside the hole: the raw lookup lands before it and walks past. */
+	segment_find_offset(s, f->base[101], &e);
+	ok(e.offset == f->base[101] && e.raw_pos == f->raw[101], "an index entry at the hole");
+	ok(segment_find_time(s, 1000000, &e) == 1, "no record after the last timestamp");
+	segment_read_end(s);
+	segment_unref(s);
+
+	/* Every truncation is detected by open and by verify. */
+	uint8_t *orig = malloc(m.bytes);
+	int fd = open(path, O_RDONLY);
+	if (read(fd, orig, m.bytes) != (ssize_t)m.bytes)
+		bail("read back");
+	close(fd);
+	int missed_open = 0, missed_verify = 0;
+	char cut[4300];
+	snprintf(cut, sizeof(cut), "%s/cut.seg", dir);
+	for (uint64_t len = 0; len < m.bytes; len += (len < 200 || m.bytes - len < 400) ? 1 : 97) {
+		fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (write(fd, orig, len) != (ssize_t)len)
+			bail("write cut");
+		close(fd);
+		struct segment *c;
+		segment_new(cut, &m, &c);
+		if (segment_read_begin(c) == 0) {
+			missed_open++;
+			segment_read_end(c);
+		}
+		segment_unref(c);
+		if (segment_verify(cut, &m, NULL, NULL) == 0)
+			missed_verify++;
+	}
+	ok(missed_open == 0, "every truncation refused by open (%d missed)", missed_open);
+	ok(missed_verify == 0, "every truncation reported by verify (%d missed)", missed_verify);
+
+	/* A flipped byte in every region: header, batch bytes (CRC-covered and
+	 * not), index, trailer. Verify reports each. */
+	int missed = 0, tried = 0;
+	for (uint64_t pos = 0; pos < m.bytes; pos += 1 + pos % 53) {
+		uint8_t *copy = malloc(m.bytes);
+		memcpy(copy, orig, m.bytes);
+		copy[pos] ^= 0x5a;
+		fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (write(fd, copy, m.bytes) != (ssize_t)m.bytes)
+			bail("write flip");
+		close(fd);
+		free(copy);
+		int n = 0;
+		tried++;
+		if (segment_verify(cut, &m, problem_count, &n) == 0 || n == 0)
+			missed++;
+	}
+	ok(missed == 0, "every flipped byte reported by verify (%d of %d missed)", missed, tried);
+	free(orig);
+	unlink(cut);
+}
+
+static void test_recode(const char *dir, struct fixture *f)
+{
+	uint8_t *out;
+	size_t out_len;
+	struct batch_iter it;
+	struct batch_record r;
+	int bad = 0, n = 0;
+	uint64_t raw = 0, want_raw = 0;
+
+	/* Batches 0..99 are contiguous: merge them. */
+	ok(recode_merge((const uint8_t *const *)f->b, f->len, 100, BATCH_CODEC_LZ4, &out,
+			&out_len) == 0,
+	   "100 batches merged into one lz4 batch");
+	ok(batch_crc_check(out, out_len) == 0, "its CRC is Kafka's");
+	ok(batch_iter_init(&it, out, out_len) == 0 &&
+		   (it.hdr.attributes & BATCH_ATTR_CODEC_MASK) == BATCH_CODEC_LZ4 &&
+		   it.hdr.base_offset == f->base[0],
+	   "lz4, same base offset");
+	for (int i = 0; i < 100; i++) {
+		struct batch_iter src;
+		struct batch_record sr;
+		want_raw += f->rawlen[i];
+		batch_iter_init(&src, f->b[i], f->len[i]);
+		while (batch_iter_next(&src, &sr) == 1) {
+			if (batch_iter_next(&it, &r) != 1) {
+				bad++;
+				break;
+			}
+			n++;
+			if (it.hdr.base_offset + r.offset_delta !=
+				    src.hdr.base_offset + sr.offset_delta ||
+			    it.hdr.base_timestamp + r.timestamp_delta !=
+				    src.hdr.base_timestamp + sr.timestamp_delta ||
+			    r.value_len != sr.value_len ||
+			    memcmp(r.value, sr.value, (size_t)r.value_len))
+				bad++;
+		}
+		batch_iter_fini(&src);
+	}
+	ok(bad == 0 && batch_iter_next(&it, &r) == 0,
+	   "%d records: same offsets, timestamps, values", n);
+	batch_iter_fini(&it);
+	ok(batch_raw_size(out, out_len, &raw) == 0 && raw == want_raw, "same raw size");
+	free(out);
+	ok(recode_merge((const uint8_t *const *)f->b + 99, f->len + 99, 3, BATCH_CODEC_LZ4, &out,
+			&out_len) == CHRONIK_ECORRUPT,
+	   "batches across an offset hole are refused");
+	/* The other codecs: the engine's own decompressors read them back. */
+	static const struct {
+		enum batch_codec c;
+		const char *name;
+	} codecs[] = { { BATCH_CODEC_ZSTD, "zstd" },
+		       { BATCH_CODEC_GZIP, "gzip" },
+		       { BATCH_CODEC_SNAPPY, "snappy" } };
+	for (size_t k = 0; k < sizeof(codecs) / sizeof(codecs[0]); k++) {
+		int m = 0;
+		bool same = recode_merge((const uint8_t *const *)f->b, f->len, 100, codecs[k].c,
+					 &out, &out_len) == 0 &&
+			    batch_crc_check(out, out_len) == 0 &&
+			    batch_iter_init(&it, out, out_len) == 0 &&
+			    (it.hdr.attributes & BATCH_ATTR_CODEC_MASK) == codecs[k].c;
+		for (int i = 0; same && i < 100; i++) {
+			struct batch_iter src;
+			struct batch_record sr;
+			batch_iter_init(&src, f->b[i], f->len[i]);
+			while (same && batch_iter_next(&src, &sr) == 1) {
+				same = batch_iter_next(&it, &r) == 1 &&
+				       it.hdr.base_offset + r.offset_delta ==
+					       src.hdr.base_offset + sr.offset_delta &&
+				       r.value_len == sr.value_len &&
+				       memcmp(r.value, sr.value, (size_t)r.value_len) == 0;
+				m++;
+			}
+			batch_iter_fini(&src);
+		}
+		if (same)
+			batch_iter_fini(&it);
+		free(same ? out : NULL);
+		ok(same && m == n, "%s: the same %d records", codecs[k].name, m);
+	}
+	(void)dir;
+}
+
+static void test_registry(const char *dir)
+{
+	struct registry r = { 0 }, back;
+	struct segment_meta m[2] = {
+		{ .base_offset = 0,
+		  .last_offset = 99,
+		  .min_timestamp = 5,
+		  .max_timestamp = 9,
+		  .raw_start = 0,
+		  .raw_end = 1000,
+		  .bytes = 5000,
+		  .data_end = 4000,
+		  .records = 100,
+		  .batches = 3,
+		  .wal_seq = 4 },
+		{ .base_offset = 100,
+		  .last_offset = 149,
+		  .min_timestamp = 9,
+		  .max_timestamp = 12,
+		  .raw_start = 1000,
+		  .raw_end = 1400,
+		  .bytes = 900,
+		  .data_end = 800,
+		  .records = 50,
+		  .batches = 1,
+		  .wal_seq = 5 },
+	};
+	char path[4200];
+
+	ok(registry_load(dir, 3, 1, &back) == 0 && back.n == 0 && back.next_offset == 0,
+	   "a missing registry is empty");
+	r.segs = m;
+	r.n = 2;
+	r.next_offset = 150;
+	r.raw_end = 1400;
+	ok(registry_save(dir, 3, 1, &r) == 0, "saved");
+	ok(registry_load(dir, 3, 1, &back) == 0 && back.n == 2 &&
+		   memcmp(&back.segs[1], &m[1], sizeof(m[1])) == 0 && back.next_offset == 150 &&
+		   back.raw_end == 1400,
+	   "loaded back the same");
+	registry_fini(&back);
+	ok(registry_load(dir, 3, 2, &back) == CHRONIK_ECORRUPT, "another partition's is refused");
+	m[1].base_offset = 99;
+	ok(registry_save(dir, 3, 1, &r) == 0 && registry_load(dir, 3, 1, &back) == CHRONIK_ECORRUPT,
+	   "overlapping segments are refused");
+	m[1].base_offset = 100;
+	snprintf(path, sizeof(path), "%s/%s", dir, REGISTRY_FILE);
+	FILE *fp = fopen(path, "w");
+	fputs("{\"version\":1,", fp);
+	fclose(fp);
+	ok(registry_load(dir, 3, 1, &back) == CHRONIK_ECORRUPT, "a torn registry is refused");
+	snprintf(path, sizeof(path), "%s/%s.tmp", dir, REGISTRY_FILE);
+	ok(registry_save(dir, 3, 1, &r) == 0 && access(path, F_OK) != 0,
+	   "save leaves no temp file");
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/chronik-segment-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	struct fixture f;
+
+	if (!dir)
+		bail("mkdtemp");
+	fixture_make(&f);
+	test_plain(dir, &f);
+	test_recode(dir, &f);
+	test_registry(dir);
+	for (int i = 0; i < NBATCH; i++)
+		free(f.b[i]);
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	return tap_exit();
+}

@@ -1,0 +1,922 @@
+/* indexer.c - the warm tier: loading the registries at open, and the
+ * indexer thread that turns sealed WAL files into segments.
+ *
+ * SEALING. The commit thread seals the active WAL file when a group would
+ * take it past wal.segment.bytes, and also when it is non-empty and older
+ * than wal.seal.ms (so a quiet log is indexed too); each rotation kicks the
+ * indexer. Every WAL file but the last (active) one is sealed.
+ *
+ * INDEXING one sealed file, oldest first:
+ *   1. its frames are split by partition (file order is offset order);
+ *      frames of deleted topics are dropped, frames a partition's registry
+ *      already covers (a crash after its registry was saved) are skipped;
+ *   2. per partition, under warm_lock: the remaining frames become one
+ *      segment file (segment.h): a batch a producer compressed is kept byte
+ *      for byte; uncompressed batches are merged (up to
+ *      SEGMENT_MERGE_BYTES) and re-encoded with the topic's
+ *      compression.type (recode.h; lz4 by default, also zstd, gzip,
+ *      snappy), unless it is "producer" or "none"/"uncompressed"; a merge
+ *      that does not get smaller keeps its batches as they were. The file
+ *      is fsynced,
+ *      then the registry is saved listing it (registry.h, update rule);
+ *   3. under the partition lock, in one step, the segment joins the
+ *      partition's list and the hot-index entries of this file and older
+ *      ones leave it (they are a prefix: offsets follow WAL order);
+ *   4. once every partition is done, the WAL file is unlinked, the WAL
+ *      directory fsynced, and its descriptor closed under wal_retire_lock.
+ * A failure leaves the WAL file in place (what was registered stays
+ * registered and is skipped next time) and is retried a second later.
+ * engine_close lets the indexer finish the sealed files first, so a clean
+ * close leaves only the active WAL file. With nothing left to index, the
+ * thread runs retention (retention.c), then sleeps until kicked or for
+ * RETENTION_CHECK_MS.
+ *
+ * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
+ * registry, and a writer removes segment files no registry lists (written
+ * but not registered) and the segment directories of topics that no longer
+ * exist; recovery then skips WAL frames below a partition's registered
+ * next offset, and the indexer deletes WAL files whose frames are all
+ * registered. So every frame counts once: in the WAL or in a segment.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "byteorder.h"
+#include "engine-private.h"
+#include "log.h"
+#include "recode.h"
+#include "registry.h"
+
+void warm_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char *buf, size_t len)
+{
+	if (partition < 0)
+		snprintf(buf, len, "%s/segments/%" PRIu32, e->dir, topic_id);
+	else
+		snprintf(buf, len, "%s/segments/%" PRIu32 "/%" PRId32, e->dir, topic_id, partition);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) < 0 && errno != ENOENT)
+		log_msg(LOG_LVL_ERROR, "warm", "cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static void fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0)
+			log_msg(LOG_LVL_ERROR, "warm", "fsync of %s failed", path);
+		close(fd);
+	}
+}
+
+static void rm_tree(const struct engine *e, const char *path)
+{
+	char root[4200];
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	snprintf(root, sizeof(root), "%s/segments", e->dir);
+	fsync_path(root);
+}
+
+void warm_topic_drop(struct engine *e, uint32_t topic_id)
+{
+	char path[4200];
+	if (e->opt.read_only)
+		return;
+	warm_dir(e, topic_id, -1, path, sizeof(path));
+	pthread_mutex_lock(&e->warm_lock);
+	rm_tree(e, path);
+	pthread_mutex_unlock(&e->warm_lock);
+}
+
+/* mkdir that fsyncs the parent when it created the directory. */
+static int mkdir_durable(const char *path)
+{
+	char parent[4200];
+	char *slash;
+	if (mkdir(path, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash) {
+		*slash = 0;
+		fsync_path(parent);
+	}
+	return 0;
+}
+
+/* ---- open ------------------------------------------------------------------- */
+
+/* Remove the files of dir that the registry does not list. */
+static void remove_unlisted(const char *dir, const struct registry *r)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool removed = false;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char name[64], path[4600];
+		bool listed = false;
+		size_t len = strlen(de->d_name);
+		bool tmp = strcmp(de->d_name, REGISTRY_FILE ".tmp") == 0;
+		if (!tmp && (len < 4 || strcmp(de->d_name + len - 4, ".seg") != 0))
+			continue;
+		for (size_t i = 0; !tmp && i < r->n && !listed; i++) {
+			registry_segment_name(r->segs[i].base_offset, name, sizeof(name));
+			listed = strcmp(name, de->d_name) == 0;
+		}
+		if (listed)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (!tmp)
+			log_msg(LOG_LVL_WARN, "warm",
+				"%s: not registered (indexing was cut short), removed", path);
+		unlink(path);
+		removed = true;
+	}
+	closedir(d);
+	if (removed)
+		fsync_path(dir);
+}
+
+static int partition_load(struct engine *e, struct partition *p)
+{
+	char dir[4200], path[4400], name[64];
+	struct registry r;
+	int rc;
+
+	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	rc = registry_load(dir, p->topic_id, p->index, &r);
+	if (rc) {
+		log_msg(LOG_LVL_ERROR, "warm", "%s/%s: %s", dir, REGISTRY_FILE,
+			chronik_strerror(rc));
+		return rc;
+	}
+	if (!e->opt.read_only)
+		remove_unlisted(dir, &r);
+	if (r.n) {
+		p->segs = calloc(r.n, sizeof(*p->segs));
+		if (!p->segs) {
+			registry_fini(&r);
+			return -ENOMEM;
+		}
+		p->segs_cap = r.n;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		registry_segment_name(r.segs[i].base_offset, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		rc = segment_new(path, &r.segs[i], &p->segs[i]);
+		if (rc) {
+			registry_fini(&r);
+			return rc;
+		}
+		p->nsegs++;
+		p->seg_bytes += r.segs[i].bytes;
+		if (r.segs[i].max_timestamp > p->max_timestamp)
+			p->max_timestamp = r.segs[i].max_timestamp;
+	}
+	p->log_start_offset = r.log_start_offset;
+	p->raw_start = r.raw_start;
+	p->seg_next_offset = p->next_offset = r.next_offset;
+	p->seg_raw_end = p->raw_size = r.raw_end;
+	registry_fini(&r);
+	return 0;
+}
+
+int warm_load(struct engine *e)
+{
+	char root[4200];
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++)
+		for (int32_t j = 0; j < e->topics[i]->nparts && rc == 0; j++)
+			rc = partition_load(e, e->topics[i]->parts[j]);
+	pthread_rwlock_unlock(&e->meta_lock);
+	if (rc || e->opt.read_only)
+		return rc;
+
+	/* Directories of topics deleted while their removal was under way. */
+	snprintf(root, sizeof(root), "%s/segments", e->dir);
+	d = opendir(root);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		char *end, path[4600];
+		unsigned long id;
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		id = strtoul(de->d_name, &end, 10);
+		pthread_rwlock_rdlock(&e->meta_lock);
+		bool known = !errno && !*end && id <= UINT32_MAX &&
+			     meta_topic_find_id(e, (uint32_t)id);
+		pthread_rwlock_unlock(&e->meta_lock);
+		if (known)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		log_msg(LOG_LVL_INFO, "warm", "%s: segments of a deleted topic removed", path);
+		rm_tree(e, path);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Adopt the segments of p's registry past p->seg_next_offset; p->lock
+ * not held. */
+static int partition_refresh(struct engine *e, struct partition *p)
+{
+	char dir[4200], path[4600], name[64];
+	struct registry r;
+	int rc;
+
+	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	rc = registry_load(dir, p->topic_id, p->index, &r);
+	if (rc)
+		return rc;
+	/* Retention on the writer's side: drop what it dropped. */
+	pthread_mutex_lock(&p->lock);
+	if (r.log_start_offset > p->log_start_offset) {
+		size_t k = 0;
+		while (k < p->nsegs &&
+		       segment_meta_get(p->segs[k])->last_offset < r.log_start_offset) {
+			p->seg_bytes -= segment_meta_get(p->segs[k])->bytes;
+			segment_unref(p->segs[k++]);
+		}
+		if (k)
+			memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+		p->nsegs -= k;
+		p->log_start_offset = r.log_start_offset;
+		p->raw_start = r.raw_start;
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < r.n && rc == 0; i++) {
+		const struct segment_meta *m = &r.segs[i];
+		struct segment *s;
+		pthread_mutex_lock(&p->lock);
+		int64_t warm_end = p->seg_next_offset;
+		pthread_mutex_unlock(&p->lock);
+		if (m->base_offset < warm_end)
+			continue;
+		registry_segment_name(m->base_offset, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		rc = segment_new(path, m, &s);
+		if (rc)
+			break;
+		pthread_mutex_lock(&p->lock);
+		if (p->nsegs == p->segs_cap) {
+			size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+			struct segment **v = realloc(p->segs, cap * sizeof(*v));
+			if (v) {
+				p->segs = v;
+				p->segs_cap = cap;
+			}
+		}
+		/* It must continue the warm tier and meet the hot index. */
+		if (p->nsegs == p->segs_cap)
+			rc = -ENOMEM;
+		else if (m->base_offset != p->seg_next_offset ||
+			 (p->n && p->idx[0].base_offset != m->base_offset) ||
+			 (!p->n && p->next_offset < m->base_offset))
+			rc = CHRONIK_ECORRUPT;
+		if (rc) {
+			pthread_mutex_unlock(&p->lock);
+			segment_unref(s);
+			break;
+		}
+		p->segs[p->nsegs++] = s;
+		p->seg_next_offset = m->last_offset + 1;
+		p->seg_raw_end = m->raw_end;
+		p->seg_bytes += m->bytes;
+		/* The hot entries the segment covers are a prefix. */
+		size_t k = 0;
+		uint64_t bytes = 0;
+		while (k < p->n && p->idx[k].base_offset <= m->last_offset)
+			bytes += p->idx[k++].frame_len;
+		if (k)
+			memmove(p->idx, p->idx + k, (p->n - k) * sizeof(*p->idx));
+		p->n -= k;
+		p->wal_bytes -= bytes;
+		if (p->next_offset < p->seg_next_offset) {
+			p->next_offset = p->c_next_offset = p->seg_next_offset;
+			p->raw_size = p->c_raw_size = p->seg_raw_end;
+		}
+		if (m->max_timestamp > p->max_timestamp)
+			p->max_timestamp = m->max_timestamp;
+		pthread_cond_broadcast(&p->grown);
+		pthread_mutex_unlock(&p->lock);
+	}
+	registry_fini(&r);
+	return rc;
+}
+
+int warm_refresh(struct engine *e)
+{
+	int rc = 0;
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++)
+		for (int32_t j = 0; j < e->topics[i]->nparts && rc == 0; j++)
+			rc = partition_refresh(e, e->topics[i]->parts[j]);
+	pthread_rwlock_unlock(&e->meta_lock);
+	return rc;
+}
+
+/* ---- indexing ----------------------------------------------------------------- */
+
+/* What the topic's compression.type makes of an uncompressed batch: the
+ * codec to re-encode it with, or BATCH_CODEC_NONE to keep it as it came
+ * ("producer", "none", "uncompressed"). Unknown values mean the default,
+ * lz4. */
+static enum batch_codec store_codec(const char *config_json)
+{
+	enum batch_codec c = BATCH_CODEC_LZ4;
+	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
+	if (o && json_object_object_get_ex(o, "compression.type", &v)) {
+		const char *s = json_object_get_string(v);
+		if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 ||
+		    strcmp(s, "uncompressed") == 0)
+			c = BATCH_CODEC_NONE;
+		else if (strcmp(s, "zstd") == 0)
+			c = BATCH_CODEC_ZSTD;
+		else if (strcmp(s, "gzip") == 0)
+			c = BATCH_CODEC_GZIP;
+		else if (strcmp(s, "snappy") == 0)
+			c = BATCH_CODEC_SNAPPY;
+	}
+	json_object_put(o);
+	return c;
+}
+
+struct ifr {
+	uint32_t topic_id;
+	int32_t partition;
+	uint32_t pos;
+	uint32_t len;
+};
+
+static int ifr_cmp(const void *a, const void *b)
+{
+	const struct ifr *x = a, *y = b;
+	if (x->topic_id != y->topic_id)
+		return x->topic_id < y->topic_id ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Uncompressed batches waiting to be merged into one lz4 batch. */
+struct pending {
+	const uint8_t **b;
+	size_t *len;
+	size_t n, cap, bytes;
+	uint64_t raw_pos, raw_len;
+	uint32_t records;
+};
+
+static int pending_flush(struct pending *pd, struct segment_writer *w, enum batch_codec codec)
+{
+	uint8_t *out;
+	size_t out_len;
+	int rc;
+
+	if (pd->n == 0)
+		return 0;
+	rc = recode_merge(pd->b, pd->len, pd->n, codec, &out, &out_len);
+	if (rc)
+		return rc;
+	/* Compression that does not pay keeps the batches as they were. */
+	if (out_len >= pd->bytes) {
+		free(out);
+		for (size_t i = 0; i < pd->n; i++) {
+			uint64_t raw;
+			rc = batch_raw_size(pd->b[i], pd->len[i], &raw);
+			if (rc == 0)
+				rc = segment_writer_add(w, pd->b[i], pd->len[i], pd->raw_pos, raw,
+							(uint32_t)get_be32(pd->b[i] + 57));
+			if (rc)
+				return rc;
+			pd->raw_pos += raw;
+		}
+	} else {
+		rc = segment_writer_add(w, out, out_len, pd->raw_pos, pd->raw_len, pd->records);
+		free(out);
+		if (rc)
+			return rc;
+	}
+	pd->n = pd->bytes = 0;
+	pd->raw_len = 0;
+	pd->records = 0;
+	return 0;
+}
+
+static int pending_add(struct pending *pd, const uint8_t *b, size_t len, uint64_t raw_pos,
+		       uint64_t raw_len, uint32_t records)
+{
+	if (pd->n == pd->cap) {
+		size_t cap = pd->cap ? pd->cap * 2 : 64;
+		const uint8_t **v = realloc(pd->b, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pd->b = v;
+		size_t *l = realloc(pd->len, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		pd->len = l;
+		pd->cap = cap;
+	}
+	if (pd->n == 0)
+		pd->raw_pos = raw_pos;
+	pd->b[pd->n] = b;
+	pd->len[pd->n++] = len;
+	pd->bytes += len;
+	pd->raw_len += raw_len;
+	pd->records += records;
+	return 0;
+}
+
+/* Drop the hot-index entries of WAL files <= seq; p->lock held. */
+static void hot_drop(struct partition *p, uint64_t seq)
+{
+	size_t k = 0;
+	uint64_t bytes = 0;
+	while (k < p->n && p->idx[k].file_seq <= seq)
+		bytes += p->idx[k++].frame_len;
+	if (k == 0)
+		return;
+	memmove(p->idx, p->idx + k, (p->n - k) * sizeof(*p->idx));
+	p->n -= k;
+	p->wal_bytes -= bytes;
+	/* Give memory back, keeping room so that the commit thread's reserved
+	 * entries stay reserved (it reserves before it writes). */
+	if (p->cap > 1024 && p->cap >= 8 * (p->n + 64)) {
+		size_t cap = 2 * (p->n + 64);
+		struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
+		if (v) {
+			p->idx = v;
+			p->cap = cap;
+		}
+	}
+}
+
+static int index_partition(struct engine *e, struct partition *p, uint64_t seq, const uint8_t *map,
+			   const struct ifr *fr, size_t n, enum batch_codec codec)
+{
+	char dir[4200], path[4400], name[64];
+	struct segment_writer *w = NULL;
+	struct pending pd = { 0 };
+	struct segment_meta meta = { 0 };
+	struct segment *s = NULL;
+	struct registry reg = { 0 };
+	int64_t next;
+	uint64_t raw;
+	size_t i = 0;
+	bool deleted;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->lock);
+	next = p->seg_next_offset;
+	raw = p->seg_raw_end;
+	deleted = p->deleted;
+	pthread_mutex_unlock(&p->lock);
+	if (deleted)
+		return 0;
+
+	/* Frames already registered (a crash after the registry was saved). */
+	for (; i < n; i++) {
+		struct frame_info fi;
+		frame_decode(map + fr[i].pos, fr[i].len, &fi);
+		if (fi.base_offset >= next)
+			break;
+		if (fi.last_offset >= next)
+			return CHRONIK_ECORRUPT;
+	}
+	if (i == n)
+		goto publish;
+
+	warm_dir(e, p->topic_id, -1, dir, sizeof(dir));
+	rc = mkdir_durable(dir);
+	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	if (rc == 0)
+		rc = mkdir_durable(dir);
+	if (rc)
+		return rc;
+	{
+		struct frame_info fi;
+		frame_decode(map + fr[i].pos, fr[i].len, &fi);
+		if (fi.base_offset != next || (fi.version == 2 && fi.raw_pos != raw))
+			return CHRONIK_ECORRUPT;
+		registry_segment_name(next, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		unlink(path); /* a stale unregistered one */
+		rc = segment_writer_open(path, p->topic_id, p->index, next, seq, &w);
+		if (rc)
+			return rc;
+	}
+	uint8_t **owned = calloc(n, sizeof(*owned));
+	if (!owned) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (; i < n && rc == 0; i++) {
+		struct frame_info fi;
+		struct batch_header bh;
+		const uint8_t *b;
+		size_t blen;
+		uint64_t rlen;
+		if (frame_decode(map + fr[i].pos, fr[i].len, &fi) != FRAME_VALID ||
+		    fi.base_offset != next) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		if (fi.version == 2) {
+			b = fi.batch;
+			blen = fi.batch_len;
+			rlen = fi.raw_len;
+		} else {
+			/* Not written by this engine's data path (V1 is the
+			 * metadata log's), but valid: kept as a batch. */
+			rc = frame_v1_as_batch(map + fr[i].pos, fr[i].len, &owned[i], &blen);
+			if (rc)
+				break;
+			b = owned[i];
+			rlen = (fi.value_len > 0 ? (uint64_t)fi.value_len : 0) + 1;
+		}
+		rc = batch_header_parse(b, blen, &bh);
+		if (rc)
+			break;
+		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh)) {
+			/* A batch as large as a merge is re-encoded alone. */
+			if (pd.bytes + blen > SEGMENT_MERGE_BYTES)
+				rc = pending_flush(&pd, w, codec);
+			if (rc == 0)
+				rc = pending_add(&pd, b, blen, raw, rlen,
+						 (uint32_t)bh.record_count);
+			if (rc == 0 && pd.bytes >= SEGMENT_MERGE_BYTES)
+				rc = pending_flush(&pd, w, codec);
+		} else {
+			rc = pending_flush(&pd, w, codec);
+			if (rc == 0)
+				rc = segment_writer_add(w, b, blen, raw, rlen,
+							(uint32_t)bh.record_count);
+		}
+		next = bh.base_offset + bh.last_offset_delta + 1;
+		raw += rlen;
+	}
+	if (rc == 0)
+		rc = pending_flush(&pd, w, codec);
+	for (size_t k = 0; k < n; k++)
+		free(owned[k]);
+	free(owned);
+	free(pd.b);
+	free(pd.len);
+	if (rc)
+		goto fail;
+	rc = segment_writer_finish(w, &meta);
+	w = NULL;
+	if (rc)
+		return rc;
+	fsync_path(dir);
+	rc = segment_new(path, &meta, &s);
+	if (rc)
+		goto unlink_seg;
+
+	/* The registry with the new segment. */
+	pthread_mutex_lock(&p->lock);
+	reg.segs = calloc(p->nsegs + 1, sizeof(*reg.segs));
+	if (reg.segs) {
+		for (size_t k = 0; k < p->nsegs; k++)
+			reg.segs[k] = *segment_meta_get(p->segs[k]);
+		reg.segs[p->nsegs] = meta;
+		reg.n = p->nsegs + 1;
+	}
+	reg.log_start_offset = p->log_start_offset;
+	reg.raw_start = p->raw_start;
+	pthread_mutex_unlock(&p->lock);
+	if (!reg.segs) {
+		rc = -ENOMEM;
+		goto unlink_seg;
+	}
+	reg.next_offset = meta.last_offset + 1;
+	reg.raw_end = meta.raw_end;
+	rc = registry_save(dir, p->topic_id, p->index, &reg);
+	free(reg.segs);
+	if (rc) {
+		/* Listed or not, the next open decides; the WAL file stays. */
+		log_msg(LOG_LVL_ERROR, "warm", "%s/%s: %s", dir, REGISTRY_FILE,
+			chronik_strerror(rc));
+		segment_unref(s);
+		return rc;
+	}
+
+publish:
+	pthread_mutex_lock(&p->lock);
+	if (s) {
+		if (p->nsegs == p->segs_cap) {
+			size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+			struct segment **v = realloc(p->segs, cap * sizeof(*v));
+			if (!v) {
+				/* Registered on disk: counted at the next open. */
+				pthread_mutex_unlock(&p->lock);
+				segment_unref(s);
+				return -ENOMEM;
+			}
+			p->segs = v;
+			p->segs_cap = cap;
+		}
+		p->segs[p->nsegs++] = s;
+		p->seg_next_offset = meta.last_offset + 1;
+		p->seg_raw_end = meta.raw_end;
+		p->seg_bytes += meta.bytes;
+	}
+	hot_drop(p, seq);
+	if ((p->n && (p->idx[0].base_offset != p->seg_next_offset ||
+		      p->idx[0].raw_pos != p->seg_raw_end)) ||
+	    (!p->n && p->next_offset != p->seg_next_offset))
+		log_msg(LOG_LVL_ERROR, "warm", "%s/%d: hot index does not continue the segments",
+			p->topic_name, p->index);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+
+unlink_seg:
+	segment_unref(s);
+	unlink(path);
+	return rc;
+fail:
+	segment_writer_abort(w);
+	return rc;
+}
+
+static int index_file(struct engine *e, uint64_t seq, int fd)
+{
+	char path[4096];
+	struct stat st;
+	struct ifr *fr = NULL;
+	size_t n = 0, cap = 0, size;
+	uint8_t *map;
+	uint64_t pos = WAL_FILE_HEADER_SIZE;
+	int rc = 0;
+
+	wal_path(e, seq, path, sizeof(path));
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size = (size_t)st.st_size;
+	if (size < WAL_FILE_HEADER_SIZE)
+		return CHRONIK_ECORRUPT;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	while (pos < size) {
+		struct frame_info fi;
+		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID) {
+			log_msg(LOG_LVL_ERROR, "warm", "%s position %" PRIu64 ": invalid frame",
+				path, pos);
+			rc = CHRONIK_ECORRUPT;
+			goto out;
+		}
+		if (fi.version == 3) { /* a sync point: no partition's */
+			pos += fi.frame_len;
+			continue;
+		}
+		if (n == cap) {
+			struct ifr *v = realloc(fr, (cap = cap ? cap * 2 : 256) * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			fr = v;
+		}
+		fr[n++] = (struct ifr){ fi.topic_id, fi.partition, (uint32_t)pos, fi.frame_len };
+		pos += fi.frame_len;
+	}
+	if (n)
+		qsort(fr, n, sizeof(*fr), ifr_cmp);
+	for (size_t i = 0; i < n && rc == 0;) {
+		size_t j = i;
+		while (j < n && fr[j].topic_id == fr[i].topic_id &&
+		       fr[j].partition == fr[i].partition)
+			j++;
+		pthread_mutex_lock(&e->warm_lock);
+		pthread_rwlock_rdlock(&e->meta_lock);
+		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
+		struct partition *p = NULL;
+		enum batch_codec codec = BATCH_CODEC_LZ4;
+		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
+			p = t->parts[fr[i].partition];
+			engine_partition_ref(p);
+			codec = store_codec(t->config_json);
+		}
+		pthread_rwlock_unlock(&e->meta_lock);
+		if (p) {
+			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
+			if (rc)
+				log_msg(LOG_LVL_ERROR, "warm", "%s: indexing %s/%d failed: %s",
+					path, p->topic_name, p->index, chronik_strerror(rc));
+			engine_partition_unref(p);
+		}
+		pthread_mutex_unlock(&e->warm_lock);
+		i = j;
+	}
+	if (rc)
+		goto out;
+
+	/* Every partition's segment from this file is durable and registered. */
+	if (unlink(path) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = fsync_dir(e->dir_fd);
+	pthread_rwlock_wrlock(&e->wal_retire_lock);
+	pthread_mutex_lock(&e->files_lock);
+	for (size_t i = 0; i < e->nfiles; i++)
+		if (e->files[i].seq == seq && e->files[i].fd >= 0) {
+			close(e->files[i].fd);
+			e->files[i].fd = -1;
+		}
+	pthread_mutex_unlock(&e->files_lock);
+	pthread_rwlock_unlock(&e->wal_retire_lock);
+	log_msg(LOG_LVL_DEBUG, "warm", "%s indexed and removed", path);
+out:
+	munmap(map, size);
+	free(fr);
+	return rc;
+}
+
+/* The oldest sealed WAL file not yet indexed: 1 and *seq / *fd, else 0. */
+static int next_sealed(struct engine *e, uint64_t *seq, int *fd)
+{
+	int found = 0;
+	pthread_mutex_lock(&e->files_lock);
+	for (size_t i = 0; i + 1 < e->nfiles; i++)
+		if (e->files[i].fd >= 0) {
+			*seq = e->files[i].seq;
+			*fd = e->files[i].fd;
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&e->files_lock);
+	return found;
+}
+
+static void *indexer_main(void *arg)
+{
+	struct engine *e = arg;
+
+	pthread_mutex_lock(&e->indexer_lock);
+	for (;;) {
+		uint64_t seq;
+		int fd, rc;
+		/* Stopping, it still indexes what is sealed (engine_close leaves
+		 * only the active file), unless indexing fails. */
+		if (!next_sealed(e, &seq, &fd)) {
+			if (e->indexer_stop) {
+				/* A last retention pass: a short-lived writer (the
+				 * CLI) applies the policy too. */
+				pthread_mutex_unlock(&e->indexer_lock);
+				retention_run(e);
+				pthread_mutex_lock(&e->indexer_lock);
+				break;
+			}
+			pthread_mutex_unlock(&e->indexer_lock);
+			rc = retention_run(e);
+			pthread_mutex_lock(&e->indexer_lock);
+			e->indexer_err = rc;
+			e->indexer_idle_gen++;
+			pthread_cond_broadcast(&e->indexer_idle);
+			if (!e->indexer_kicked && !e->indexer_stop) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += RETENTION_CHECK_MS / 1000;
+				pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
+			}
+			e->indexer_kicked = false;
+			continue;
+		}
+		pthread_mutex_unlock(&e->indexer_lock);
+		/* fd stays open: only this thread closes sealed files. */
+		rc = index_file(e, seq, fd);
+		pthread_mutex_lock(&e->indexer_lock);
+		if (rc && e->indexer_stop)
+			break;
+		if (rc) {
+			struct timespec ts;
+			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s", seq,
+				chronik_strerror(rc));
+			e->indexer_err = rc;
+			e->indexer_idle_gen++;
+			pthread_cond_broadcast(&e->indexer_idle);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&e->indexer_lock);
+	return NULL;
+}
+
+int indexer_start(struct engine *e)
+{
+	int rc = pthread_create(&e->indexer_thread, NULL, indexer_main, e);
+	if (rc)
+		return -rc;
+	e->indexer_running = true;
+	return 0;
+}
+
+void indexer_stop(struct engine *e)
+{
+	if (!e->indexer_running)
+		return;
+	pthread_mutex_lock(&e->indexer_lock);
+	e->indexer_stop = true;
+	pthread_cond_broadcast(&e->indexer_wake);
+	pthread_mutex_unlock(&e->indexer_lock);
+	pthread_join(e->indexer_thread, NULL);
+	e->indexer_running = false;
+	pthread_mutex_lock(&e->indexer_lock);
+	pthread_cond_broadcast(&e->indexer_idle);
+	pthread_mutex_unlock(&e->indexer_lock);
+}
+
+int engine_index_now(struct engine *e)
+{
+	uint64_t gen;
+	int rc;
+
+	if (e->opt.read_only || !e->indexer_running)
+		return 0;
+	/* Ask the commit thread to seal, and wait until it has. */
+	pthread_mutex_lock(&e->commit_lock);
+	e->seal_now = true;
+	pthread_cond_broadcast(&e->commit_wake);
+	while (e->seal_now && !e->stopping)
+		pthread_cond_wait(&e->commit_done, &e->commit_lock);
+	pthread_mutex_unlock(&e->commit_lock);
+	/* Then for a whole pass of the indexer that starts after the seal. */
+	pthread_mutex_lock(&e->indexer_lock);
+	gen = e->indexer_idle_gen;
+	e->indexer_kicked = true;
+	pthread_cond_broadcast(&e->indexer_wake);
+	while (e->indexer_idle_gen == gen && !e->indexer_stop)
+		pthread_cond_wait(&e->indexer_idle, &e->indexer_lock);
+	rc = e->indexer_err;
+	pthread_mutex_unlock(&e->indexer_lock);
+	return rc;
+}
+
+void indexer_kick(struct engine *e)
+{
+	pthread_mutex_lock(&e->indexer_lock);
+	e->indexer_kicked = true;
+	pthread_cond_broadcast(&e->indexer_wake);
+	pthread_mutex_unlock(&e->indexer_lock);
+}
+
+int engine_partition_segments(struct partition *p, struct engine_segment_info **out, size_t *count)
+{
+	struct engine_segment_info *v = NULL;
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->nsegs;
+	if (n && !(v = calloc(n, sizeof(*v)))) {
+		pthread_mutex_unlock(&p->lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct segment_meta *m = segment_meta_get(p->segs[i]);
+		v[i].base_offset = m->base_offset;
+		v[i].last_offset = m->last_offset;
+		v[i].min_timestamp = m->min_timestamp;
+		v[i].max_timestamp = m->max_timestamp;
+		v[i].raw_start = m->raw_start;
+		v[i].raw_end = m->raw_end;
+		v[i].bytes = m->bytes;
+		v[i].records = m->records;
+		v[i].batches = m->batches;
+		v[i].wal_seq = m->wal_seq;
+		registry_segment_name(m->base_offset, v[i].file, sizeof(v[i].file));
+	}
+	pthread_mutex_unlock(&p->lock);
+	*out = v;
+	*count = n;
+	return 0;
+}

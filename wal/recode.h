@@ -1,0 +1,41 @@
+/* recode.h - re-encode uncompressed batches as one compressed Kafka batch,
+ * for the segments (segment.h).
+ *
+ * The input: n >= 1 RecordBatch v2 (batch.h) of one partition, each
+ * mergeable (recode_mergeable), back to back in offsets (each one's
+ * baseOffset is the previous one's last offset + 1). The output: one
+ * RecordBatch v2 whose records are the inputs' records in order, with the
+ * same offsets, timestamps, keys, values and headers:
+ *   baseOffset = the first input's; offset deltas 0 .. count - 1;
+ *   baseTimestamp = the first record's timestamp, deltas from it;
+ *   maxTimestamp = the largest input maxTimestamp;
+ *   attributes = the codec (CreateTime, not transactional, not control);
+ *   producerId -1, producerEpoch -1, baseSequence -1, partitionLeaderEpoch -1;
+ *   records compressed as a whole, as Kafka's codecs: lz4 = one LZ4 frame
+ *   (64 KiB independent blocks), zstd = one zstd frame (level 3), gzip =
+ *   one gzip member (zlib, default level), snappy = one raw snappy block
+ *   (the framing librdkafka writes; Kafka's Java client reads it too).
+ * Its CRC-32C is computed over [21, end) as Kafka's.
+ */
+#ifndef CHRONIK_RECODE_H
+#define CHRONIK_RECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+/* An input a merge may take: uncompressed, CreateTime, not transactional,
+ * not control, no producer id (an idempotent producer's batch keeps its
+ * sequence, so it is kept as it is). */
+bool recode_mergeable(const struct batch_header *h);
+
+/* Merge batches[0, n) (lens[i] bytes each) into one batch compressed with
+ * codec (-ENOTSUP for BATCH_CODEC_NONE or an unknown one). *out malloc'd,
+ * caller frees. CHRONIK_ECORRUPT when an input does not decode or does not
+ * continue the one before it. */
+int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
+		 enum batch_codec codec, uint8_t **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,80 @@
+/* registry.h - a partition's segment registry: which segments make up its
+ * warm history.
+ *
+ * FILE
+ * ----
+ * DATA/segments/<topic-id>/<partition>/registry.json, one JSON object
+ * (json-c), rewritten whole on every change:
+ *
+ *   {
+ *     "version": 1,
+ *     "topic_id": 7,               the directory's topic id
+ *     "partition": 0,
+ *     "log_start_offset": 0,       first offset a reader may ask for
+ *     "raw_start": 0,              raw-view position of log_start_offset
+ *     "next_offset": 1200,         last segment's last offset + 1
+ *     "raw_end": 9000,             last segment's raw end
+ *     "segments": [                in offset order, ranges disjoint
+ *       { "file": "00000000000000000000.seg",
+ *         "state": "live",         the only state of version 1
+ *         "base_offset": 0, "last_offset": 1199,
+ *         "min_timestamp": ..., "max_timestamp": ...,
+ *         "raw_start": 0, "raw_end": 9000,
+ *         "bytes": 4242,           file size
+ *         "data_end": 4100,        where the batches end (segment.h)
+ *         "records": 1200, "batches": 3,
+ *         "wal_seq": 12 }          the WAL file the batches came from
+ *     ]
+ *   }
+ *
+ * Integers are JSON numbers (json-c int64; u64 fields stay below 2^63).
+ * next_offset and raw_end also hold when every segment is gone (retention),
+ * so the partition's offsets and raw positions continue where they were.
+ *
+ * UPDATE RULE (LevelDB's CURRENT, in one step): the new text is written to
+ * registry.json.tmp, fsynced, renamed over registry.json, and the directory
+ * fsynced. A reader sees the old registry or the new one, never a mix; a
+ * crash leaves one of them and at worst a stray .tmp that the next save
+ * overwrites.
+ *
+ * WHAT COUNTS (crash safety, wal/indexer.c): a segment file counts only once
+ * the registry lists it. A WAL frame of a partition counts unless the
+ * partition's registry already covers its offsets (frame base offset <
+ * next_offset), in which case recovery skips it. The indexer writes and
+ * fsyncs a segment, then saves the registry, then (once every partition's
+ * registry covers the WAL file) deletes the WAL file. So a crash leaves each
+ * frame counted exactly once: in the WAL (segment not yet listed: recovery
+ * removes the unlisted file) or in a segment (registry saved: recovery skips
+ * the frame, the indexer deletes the WAL file on its next pass).
+ */
+#ifndef CHRONIK_REGISTRY_H
+#define CHRONIK_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+
+#define REGISTRY_FILE "registry.json"
+#define REGISTRY_VERSION 1
+
+struct registry {
+	int64_t log_start_offset;
+	uint64_t raw_start;
+	int64_t next_offset;
+	uint64_t raw_end;
+	struct segment_meta *segs;
+	size_t n;
+};
+
+/* Read dir/registry.json into *r (caller frees with registry_fini). A
+ * missing file is an empty registry (0). CHRONIK_ECORRUPT when the file
+ * does not parse or breaks the rules above (order, disjoint ranges). */
+int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct registry *r);
+/* Write r as dir/registry.json by the update rule. */
+int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const struct registry *r);
+/* The file name of a segment: "%020lld.seg" of its base offset. */
+void registry_segment_name(int64_t base_offset, char *buf, size_t len);
+void registry_fini(struct registry *r);
+
+#endif

@@ -1,0 +1,729 @@
+/* segment.c - write, open, search and verify segment files (format in
+ * segment.h).
+ *
+ * A segment's in-memory object is cheap until a reader opens it: the index
+ * is loaded and the file descriptor opened by the first segment_read_begin
+ * and both are dropped by the last segment_read_end, so a partition with
+ * thousands of segments holds descriptors only for those being read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "byteorder.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "segment.h"
+
+/* ---- encoding helpers ------------------------------------------------------ */
+
+static void header_encode(uint8_t h[SEGMENT_HEADER_SIZE], uint32_t topic_id, int32_t partition,
+			  int64_t base_offset, uint64_t wal_seq)
+{
+	memset(h, 0, SEGMENT_HEADER_SIZE);
+	memcpy(h, SEGMENT_MAGIC, 8);
+	put_le32(h + 8, SEGMENT_VERSION);
+	put_le32(h + 12, topic_id);
+	put_le32(h + 16, (uint32_t)partition);
+	put_le64(h + 24, (uint64_t)base_offset);
+	put_le64(h + 32, wal_seq);
+	put_le32(h + 60, crc32c(0, h, 60));
+}
+
+static int header_check(const uint8_t h[SEGMENT_HEADER_SIZE])
+{
+	if (memcmp(h, SEGMENT_MAGIC, 8) != 0 || get_le32(h + 60) != crc32c(0, h, 60))
+		return CHRONIK_ECORRUPT;
+	if (get_le32(h + 8) != SEGMENT_VERSION)
+		return CHRONIK_EVERSION;
+	return 0;
+}
+
+struct trailer {
+	uint64_t data_end;
+	uint32_t entries;
+	uint32_t batches;
+	int64_t last_offset;
+	uint64_t raw_end;
+	int64_t min_timestamp;
+	int64_t max_timestamp;
+	uint32_t index_crc;
+};
+
+static void trailer_encode(uint8_t t[SEGMENT_TRAILER_SIZE], const struct trailer *tr)
+{
+	memset(t, 0, SEGMENT_TRAILER_SIZE);
+	memcpy(t, SEGMENT_TRAILER_MAGIC, 8);
+	put_le64(t + 8, tr->data_end);
+	put_le32(t + 16, tr->entries);
+	put_le32(t + 20, tr->batches);
+	put_le64(t + 24, (uint64_t)tr->last_offset);
+	put_le64(t + 32, tr->raw_end);
+	put_le64(t + 40, (uint64_t)tr->min_timestamp);
+	put_le64(t + 48, (uint64_t)tr->max_timestamp);
+	put_le32(t + 56, tr->index_crc);
+	put_le32(t + 60, crc32c(0, t, 60));
+}
+
+static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_size,
+			  struct trailer *tr)
+{
+	if (memcmp(t, SEGMENT_TRAILER_MAGIC, 8) != 0 || get_le32(t + 60) != crc32c(0, t, 60))
+		return CHRONIK_ECORRUPT;
+	tr->data_end = get_le64(t + 8);
+	tr->entries = get_le32(t + 16);
+	tr->batches = get_le32(t + 20);
+	tr->last_offset = (int64_t)get_le64(t + 24);
+	tr->raw_end = get_le64(t + 32);
+	tr->min_timestamp = (int64_t)get_le64(t + 40);
+	tr->max_timestamp = (int64_t)get_le64(t + 48);
+	tr->index_crc = get_le32(t + 56);
+	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->entries == 0 ||
+	    tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE +
+			    SEGMENT_TRAILER_SIZE !=
+		    file_size)
+		return CHRONIK_ECORRUPT;
+	return 0;
+}
+
+static void entry_encode(uint8_t *p, const struct segment_index_entry *e)
+{
+	put_le64(p, (uint64_t)e->offset);
+	put_le64(p + 8, e->raw_pos);
+	put_le64(p + 16, (uint64_t)e->max_timestamp);
+	put_le32(p + 24, e->file_pos);
+	put_le32(p + 28, e->span_crc);
+}
+
+static void entry_decode(const uint8_t *p, struct segment_index_entry *e)
+{
+	e->offset = (int64_t)get_le64(p);
+	e->raw_pos = get_le64(p + 8);
+	e->max_timestamp = (int64_t)get_le64(p + 16);
+	e->file_pos = get_le32(p + 24);
+	e->span_crc = get_le32(p + 28);
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t pos)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(pos + got));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* ---- writer ---------------------------------------------------------------- */
+
+struct segment_writer {
+	char *path;
+	int fd;
+	struct segment_index_entry *idx;
+	size_t n, cap;
+	struct segment_meta m;
+	uint64_t pos; /* file position of the next batch */
+	uint64_t entry_pos; /* file position of the last entry's batch */
+	int64_t next_offset; /* last batch's last offset + 1 */
+	uint64_t raw_next; /* last batch's raw end */
+	uint8_t *buf; /* batches not yet written */
+	size_t blen, bcap;
+};
+
+#define WRITER_BUF (1u << 20)
+
+int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, int64_t base_offset,
+			uint64_t wal_seq, struct segment_writer **out)
+{
+	struct segment_writer *w = calloc(1, sizeof(*w));
+	uint8_t h[SEGMENT_HEADER_SIZE];
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	w->path = strdup(path);
+	w->buf = malloc(WRITER_BUF);
+	if (!w->path || !w->buf) {
+		free(w->path);
+		free(w->buf);
+		free(w);
+		return -ENOMEM;
+	}
+	w->bcap = WRITER_BUF;
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		rc = -errno;
+		free(w->path);
+		free(w->buf);
+		free(w);
+		return rc;
+	}
+	header_encode(h, topic_id, partition, base_offset, wal_seq);
+	memcpy(w->buf, h, sizeof(h));
+	w->blen = sizeof(h);
+	w->pos = SEGMENT_HEADER_SIZE;
+	w->m.base_offset = base_offset;
+	w->m.last_offset = base_offset - 1;
+	w->m.min_timestamp = INT64_MAX;
+	w->m.max_timestamp = -1;
+	w->m.wal_seq = wal_seq;
+	w->next_offset = base_offset;
+	*out = w;
+	return 0;
+}
+
+static int writer_flush(struct segment_writer *w)
+{
+	int rc = write_full(w->fd, w->buf, w->blen);
+	w->blen = 0;
+	return rc;
+}
+
+int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
+		       uint64_t raw_len, uint32_t records)
+{
+	struct batch_header bh;
+	int rc = batch_header_parse(batch, len, &bh);
+
+	if (rc)
+		return rc;
+	if (bh.base_offset < w->next_offset || w->pos + len > SEGMENT_MAX_BYTES / 2)
+		return -EINVAL;
+	bool first = w->n == 0;
+	bool cont = bh.base_offset == w->next_offset && raw_pos == w->raw_next;
+	if (first || !cont || w->pos - w->entry_pos >= SEGMENT_INDEX_INTERVAL) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 64;
+			struct segment_index_entry *v = realloc(w->idx, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			w->idx = v;
+			w->cap = cap;
+		}
+		w->idx[w->n].offset = bh.base_offset;
+		w->idx[w->n].raw_pos = raw_pos;
+		w->idx[w->n].max_timestamp = w->n ? w->idx[w->n - 1].max_timestamp : -1;
+		w->idx[w->n].file_pos = (uint32_t)w->pos;
+		w->idx[w->n].span_crc = 0;
+		w->n++;
+		w->entry_pos = w->pos;
+		if (first)
+			w->m.raw_start = raw_pos;
+	}
+	if (bh.max_timestamp > w->idx[w->n - 1].max_timestamp)
+		w->idx[w->n - 1].max_timestamp = bh.max_timestamp;
+	if (bh.base_timestamp < w->m.min_timestamp)
+		w->m.min_timestamp = bh.base_timestamp;
+	if (bh.max_timestamp > w->m.max_timestamp)
+		w->m.max_timestamp = bh.max_timestamp;
+	w->idx[w->n - 1].span_crc = crc32c(w->idx[w->n - 1].span_crc, batch, len);
+	if (w->blen + len > w->bcap) {
+		rc = writer_flush(w);
+		if (rc)
+			return rc;
+	}
+	if (len > w->bcap) {
+		rc = write_full(w->fd, batch, len);
+		if (rc)
+			return rc;
+	} else {
+		memcpy(w->buf + w->blen, batch, len);
+		w->blen += len;
+	}
+	w->pos += len;
+	w->next_offset = bh.base_offset + bh.last_offset_delta + 1;
+	w->raw_next = raw_pos + raw_len;
+	w->m.last_offset = w->next_offset - 1;
+	w->m.raw_end = w->raw_next;
+	w->m.records += records;
+	w->m.batches++;
+	return 0;
+}
+
+static void writer_free(struct segment_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->idx);
+	free(w->buf);
+	free(w->path);
+	free(w);
+}
+
+void segment_writer_abort(struct segment_writer *w)
+{
+	if (!w)
+		return;
+	unlink(w->path);
+	writer_free(w);
+}
+
+int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
+{
+	uint8_t t[SEGMENT_TRAILER_SIZE];
+	struct trailer tr = { 0 };
+	uint8_t *ib = NULL;
+	int rc;
+
+	if (w->n == 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = writer_flush(w);
+	if (rc)
+		goto fail;
+	ib = malloc(w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (!ib) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < w->n; i++)
+		entry_encode(ib + i * SEGMENT_INDEX_ENTRY_SIZE, &w->idx[i]);
+	tr.data_end = w->pos;
+	tr.entries = (uint32_t)w->n;
+	tr.batches = w->m.batches;
+	tr.last_offset = w->m.last_offset;
+	tr.raw_end = w->m.raw_end;
+	tr.min_timestamp = w->m.min_timestamp;
+	tr.max_timestamp = w->m.max_timestamp;
+	tr.index_crc = crc32c(0, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	trailer_encode(t, &tr);
+	rc = write_full(w->fd, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (rc == 0)
+		rc = write_full(w->fd, t, sizeof(t));
+	if (rc == 0 && fsync(w->fd) < 0)
+		rc = -errno;
+	if (rc == 0 && close(w->fd) < 0)
+		rc = -errno;
+	w->fd = -1;
+	if (rc)
+		goto fail;
+	w->m.data_end = w->pos;
+	w->m.bytes = w->pos + w->n * SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE;
+	*meta = w->m;
+	free(ib);
+	writer_free(w);
+	return 0;
+fail:
+	free(ib);
+	segment_writer_abort(w);
+	return rc;
+}
+
+/* ---- reader ---------------------------------------------------------------- */
+
+/* Invariants (lock): fd >= 0 and idx loaded exactly while readers > 0. */
+struct segment {
+	atomic_int refcnt;
+	atomic_bool doomed;
+	char *path;
+	struct segment_meta m;
+	pthread_mutex_t lock;
+	int readers;
+	int fd;
+	struct segment_index_entry *idx;
+	size_t n;
+};
+
+int segment_new(const char *path, const struct segment_meta *m, struct segment **out)
+{
+	struct segment *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->path = strdup(path);
+	if (!s->path) {
+		free(s);
+		return -ENOMEM;
+	}
+	atomic_init(&s->refcnt, 1);
+	atomic_init(&s->doomed, false);
+	s->m = *m;
+	s->fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	*out = s;
+	return 0;
+}
+
+void segment_ref(struct segment *s)
+{
+	atomic_fetch_add(&s->refcnt, 1);
+}
+
+void segment_doom(struct segment *s)
+{
+	atomic_store(&s->doomed, true);
+}
+
+void segment_unref(struct segment *s)
+{
+	if (!s || atomic_fetch_sub(&s->refcnt, 1) != 1)
+		return;
+	if (atomic_load(&s->doomed))
+		unlink(s->path);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->idx);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+const struct segment_meta *segment_meta_get(const struct segment *s)
+{
+	return &s->m;
+}
+
+const char *segment_path(const struct segment *s)
+{
+	return s->path;
+}
+
+/* Open path and check rules 1-3; *idx (malloc'd) and *n get the index. */
+static int file_open_checked(const char *path, int *fd_out, struct trailer *tr,
+			     struct segment_index_entry **idx, size_t *n)
+{
+	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_SIZE];
+	struct stat st;
+	uint8_t *ib = NULL;
+	struct segment_index_entry *v = NULL;
+	size_t ilen;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = CHRONIK_ECORRUPT;
+	if ((uint64_t)st.st_size <
+		    SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE ||
+	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    pread_full(fd, t, sizeof(t), (uint64_t)st.st_size - sizeof(t)) != (ssize_t)sizeof(t))
+		goto fail;
+	rc = header_check(h);
+	if (rc)
+		goto fail;
+	rc = trailer_decode(t, (uint64_t)st.st_size, tr);
+	if (rc)
+		goto fail;
+	ilen = (size_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE;
+	ib = malloc(ilen);
+	v = calloc(tr->entries, sizeof(*v));
+	if (!ib || !v) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = CHRONIK_ECORRUPT;
+	if (pread_full(fd, ib, ilen, tr->data_end) != (ssize_t)ilen ||
+	    crc32c(0, ib, ilen) != tr->index_crc)
+		goto fail;
+	for (size_t i = 0; i < tr->entries; i++) {
+		entry_decode(ib + i * SEGMENT_INDEX_ENTRY_SIZE, &v[i]);
+		if (i == 0 ? v[i].file_pos != SEGMENT_HEADER_SIZE :
+			     (v[i].offset <= v[i - 1].offset || v[i].raw_pos < v[i - 1].raw_pos ||
+			      v[i].file_pos <= v[i - 1].file_pos ||
+			      v[i].max_timestamp < v[i - 1].max_timestamp))
+			goto fail;
+		if (v[i].file_pos >= tr->data_end || v[i].offset > tr->last_offset ||
+		    v[i].raw_pos >= tr->raw_end)
+			goto fail;
+	}
+	free(ib);
+	*fd_out = fd;
+	*idx = v;
+	*n = tr->entries;
+	return 0;
+fail:
+	free(ib);
+	free(v);
+	close(fd);
+	return rc;
+}
+
+int segment_read_begin(struct segment *s)
+{
+	struct trailer tr;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->readers == 0) {
+		rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
+		if (rc == 0 &&
+		    (tr.data_end != s->m.data_end || tr.last_offset != s->m.last_offset ||
+		     tr.raw_end != s->m.raw_end || s->idx[0].offset != s->m.base_offset ||
+		     s->idx[0].raw_pos != s->m.raw_start)) {
+			close(s->fd);
+			free(s->idx);
+			s->fd = -1;
+			s->idx = NULL;
+			rc = CHRONIK_ECORRUPT;
+		}
+	}
+	if (rc == 0)
+		s->readers++;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void segment_read_end(struct segment *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (--s->readers == 0) {
+		close(s->fd);
+		s->fd = -1;
+		free(s->idx);
+		s->idx = NULL;
+		s->n = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos)
+{
+	/* fd is stable while this reader holds it open (readers > 0). */
+	pthread_mutex_lock(&s->lock);
+	int fd = s->fd;
+	pthread_mutex_unlock(&s->lock);
+	if (pos >= s->m.data_end)
+		return 0;
+	if (len > s->m.data_end - pos)
+		len = (size_t)(s->m.data_end - pos);
+	return pread_full(fd, buf, len, pos);
+}
+
+/* The index is immutable while readers > 0; the caller is one. */
+static size_t search(const struct segment *s, int field, uint64_t key)
+{
+	size_t lo = 0, hi = s->n;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t v = field == 0 ? (uint64_t)s->idx[mid].offset : s->idx[mid].raw_pos;
+		if (v <= key)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void segment_find_offset(struct segment *s, int64_t offset, struct segment_index_entry *out)
+{
+	*out = s->idx[search(s, 0, offset < 0 ? 0 : (uint64_t)offset)];
+}
+
+void segment_find_raw(struct segment *s, uint64_t raw_pos, struct segment_index_entry *out)
+{
+	*out = s->idx[search(s, 1, raw_pos)];
+}
+
+int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry *out)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->idx[mid].max_timestamp >= ts)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (lo == s->n)
+		return 1;
+	*out = s->idx[lo];
+	return 0;
+}
+
+/* ---- verify and walk -------------------------------------------------------- */
+
+struct vctx {
+	segment_problem_fn problem;
+	void *arg;
+	const char *path;
+	int problems;
+};
+
+static void vreport(struct vctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vreport(struct vctx *v, const char *fmt, ...)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s: ", v->path);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	v->problems++;
+	if (v->problem)
+		v->problem(v->arg, msg);
+}
+
+int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
+		   void *arg)
+{
+	struct vctx v = { .problem = problem, .arg = arg, .path = path };
+	struct segment_index_entry *idx = NULL;
+	struct trailer tr;
+	size_t n = 0, ei = 0;
+	uint8_t *data = NULL;
+	int fd, rc;
+
+	rc = file_open_checked(path, &fd, &tr, &idx, &n);
+	if (rc == -ENOENT) {
+		vreport(&v, "missing");
+		return v.problems;
+	}
+	if (rc) {
+		vreport(&v, "invalid header, trailer or index (%s)", chronik_strerror(rc));
+		return v.problems;
+	}
+	if (m && (m->data_end != tr.data_end || m->last_offset != tr.last_offset ||
+		  m->raw_end != tr.raw_end || m->base_offset != idx[0].offset ||
+		  m->raw_start != idx[0].raw_pos || m->batches != tr.batches))
+		vreport(&v, "disagrees with the registry");
+	data = malloc(tr.data_end);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (pread_full(fd, data, tr.data_end, 0) != (ssize_t)tr.data_end) {
+		vreport(&v, "short read");
+		goto out;
+	}
+	uint64_t pos = SEGMENT_HEADER_SIZE, raw = idx[0].raw_pos, entry_pos = 0;
+	int64_t next = idx[0].offset, maxts = -1;
+	uint32_t batches = 0;
+	while (pos < tr.data_end) {
+		struct batch_header bh;
+		size_t len;
+		uint64_t rawlen;
+		if (tr.data_end - pos < BATCH_HEADER_SIZE) {
+			vreport(&v, "position %" PRIu64 ": truncated batch", pos);
+			break;
+		}
+		len = (size_t)get_be32(data + pos + 8) + 12;
+		if (len > tr.data_end - pos || batch_header_parse(data + pos, len, &bh) != 0 ||
+		    batch_crc_check(data + pos, len) != 0) {
+			vreport(&v, "position %" PRIu64 ": invalid batch (length or CRC)", pos);
+			break;
+		}
+		rc = batch_raw_size(data + pos, len, &rawlen);
+		if (rc) {
+			vreport(&v, "position %" PRIu64 ": records do not decode (%s)", pos,
+				chronik_strerror(rc));
+			rc = 0;
+			break;
+		}
+		if (ei < n && idx[ei].file_pos == pos) {
+			if (idx[ei].offset != bh.base_offset || bh.base_offset < next) {
+				vreport(&v, "index entry %zu disagrees with its batch", ei);
+				break;
+			}
+			if (ei > 0 && idx[ei - 1].max_timestamp != maxts) {
+				vreport(&v, "index entry %zu: wrong max timestamp", ei - 1);
+				break;
+			}
+			uint64_t span_end = ei + 1 < n ? idx[ei + 1].file_pos : tr.data_end;
+			if (span_end > tr.data_end ||
+			    crc32c(0, data + pos, span_end - pos) != idx[ei].span_crc) {
+				vreport(&v, "index entry %zu: span CRC mismatch", ei);
+				break;
+			}
+			raw = idx[ei].raw_pos;
+			entry_pos = pos;
+			ei++;
+		} else if (bh.base_offset != next || pos - entry_pos >= SEGMENT_INDEX_INTERVAL) {
+			vreport(&v, "position %" PRIu64 ": batch without its index entry", pos);
+			break;
+		}
+		if (bh.max_timestamp > maxts)
+			maxts = bh.max_timestamp;
+		next = bh.base_offset + bh.last_offset_delta + 1;
+		raw += rawlen;
+		pos += len;
+		batches++;
+	}
+	if (pos == tr.data_end) {
+		if (ei != n)
+			vreport(&v, "%zu index entries point past the batches", n - ei);
+		else if (idx[n - 1].max_timestamp != maxts)
+			vreport(&v, "last index entry: wrong max timestamp");
+		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end)
+			vreport(&v, "trailer disagrees with the batches");
+	}
+out:
+	free(data);
+	free(idx);
+	close(fd);
+	return rc < 0 ? rc : v.problems;
+}
+
+int segment_file_walk(const char *path, segment_batch_fn cb, void *arg)
+{
+	struct segment_index_entry *idx = NULL;
+	struct trailer tr;
+	size_t n;
+	uint8_t *data;
+	int fd, rc;
+
+	rc = file_open_checked(path, &fd, &tr, &idx, &n);
+	if (rc)
+		return rc;
+	free(idx);
+	data = malloc(tr.data_end);
+	if (!data) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc = CHRONIK_ECORRUPT;
+	if (pread_full(fd, data, tr.data_end, 0) == (ssize_t)tr.data_end) {
+		uint64_t pos = SEGMENT_HEADER_SIZE;
+		rc = 0;
+		while (pos + BATCH_HEADER_SIZE <= tr.data_end) {
+			size_t len = (size_t)get_be32(data + pos + 8) + 12;
+			if (len > tr.data_end - pos) {
+				rc = CHRONIK_ECORRUPT;
+				break;
+			}
+			if (cb(arg, pos, data + pos, len))
+				break;
+			pos += len;
+		}
+		if (rc == 0 && pos < tr.data_end && pos + BATCH_HEADER_SIZE > tr.data_end)
+			rc = CHRONIK_ECORRUPT;
+	}
+	free(data);
+	close(fd);
+	return rc;
+}

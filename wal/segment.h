@@ -1,0 +1,211 @@
+/* segment.h - the indexed segment file (the warm tier) and its index.
+ *
+ * SEGMENT FILES
+ * -------------
+ * DATA/segments/<topic-id>/<partition>/<base-offset, %020lld>.seg holds a
+ * run of one partition's batches, immutable once written. The indexer
+ * (wal/indexer.c) writes one from the frames a sealed WAL file holds for
+ * that partition. All integers of chronik's own fields are little-endian;
+ * the batches are Kafka RecordBatch v2 (batch.h), big-endian as Kafka's.
+ *
+ *   file = header (64) | batches | index entries (32 each) | trailer (64)
+ *
+ * Header, 64 bytes:
+ *
+ *   off size field
+ *     0    8 magic "CHRONIKS"
+ *     8    4 format version, 1
+ *    12    4 topic id (u32)
+ *    16    4 partition (i32)
+ *    20    4 reserved, 0
+ *    24    8 base offset (i64): the first batch's baseOffset (the name)
+ *    32    8 WAL sequence number of the file the batches came from
+ *    40   20 reserved, 0
+ *    60    4 CRC-32C of bytes [0, 60)
+ *
+ * Batches follow from byte 64, back to back, no padding: each one a valid
+ * Kafka RecordBatch v2 with its final baseOffset, so a Fetch sends a range
+ * of this file as it is. A batch a producer compressed is kept byte for
+ * byte (its own CRC); a batch that arrived uncompressed is, under the
+ * topic's compression.type lz4 (the default), merged with the uncompressed
+ * batches that follow it (same offsets and timestamps, producerId -1, up to
+ * SEGMENT_MERGE_BYTES of records) into one lz4 batch (LZ4 frame, Kafka's
+ * lz4 codec). Batches are in offset order. Within one batch offsets run
+ * densely (offset deltas 0, 1, ... recordCount - 1) and raw-view positions
+ * run densely (each record's line follows the previous one's).
+ *
+ * Index, at position data_end (trailer), entry count from the trailer,
+ * 32 bytes an entry, sorted by offset, raw position, max timestamp and
+ * file position:
+ *
+ *     0    8 offset (i64): baseOffset of the batch the entry points to
+ *     8    8 raw position (u64): raw-view position of that batch's first
+ *            record (value bytes + '\n' per record, see engine.h)
+ *    16    8 max timestamp (i64): the running maximum of every record's
+ *            timestamp from the segment's first record to the record
+ *            just before the next entry's batch (to the end for the last
+ *            entry), so it never decreases from entry to entry
+ *    24    4 file position (u32) of that batch (segments are < 4 GiB)
+ *    28    4 span CRC: CRC-32C of the file bytes from this entry's batch
+ *            to the next entry's (to data_end for the last), so that every
+ *            batch byte is covered, the partitionLeaderEpoch and the other
+ *            bytes a Kafka batch CRC leaves out included
+ *
+ *   An entry exists for the first batch, for every batch whose file
+ *   position is SEGMENT_INDEX_INTERVAL bytes or more past the previous
+ *   entry's, and for every batch that does not continue the batch before
+ *   it: its baseOffset is not the previous batch's last offset + 1, or its
+ *   raw position is not the previous batch's raw end. So between two
+ *   entries batches are dense in offsets and in raw positions, and a
+ *   reader finds a record by binary search (offset -> file position,
+ *   raw position -> offset and file position, timestamp -> offset: the
+ *   first entry whose max timestamp >= ts starts the span that holds the
+ *   first record at or after ts) and then walks at most the interval's
+ *   batches, summing raw lengths as it decodes them.
+ *
+ *   How a rewritten segment keeps positions: retention drops whole
+ *   segments; compaction writes a segment whose batches each hold one run
+ *   of kept records contiguous in offsets and raw positions (one batch per
+ *   run), so every hole, in offsets and in raw positions, falls between
+ *   two batches and carries an index entry: a kept record's raw position
+ *   is its entry's raw position plus the lines of the records before it in
+ *   the run, the position it had when it was appended.
+ *
+ * Trailer, the last 64 bytes:
+ *
+ *     0    8 magic "CHRONIKX"
+ *     8    8 data end (u64): position of the first index entry
+ *    16    4 index entry count (u32)
+ *    20    4 batch count (u32)
+ *    24    8 last offset (i64) of the last batch
+ *    32    8 raw end (u64): raw position just past the last record's line
+ *    40    8 min timestamp (i64): the smallest batch baseTimestamp
+ *    48    8 max timestamp (i64): the largest batch maxTimestamp
+ *    56    4 CRC-32C of the index entries
+ *    60    4 CRC-32C of trailer bytes [0, 60)
+ *
+ * VALIDITY: a segment file is valid if and only if
+ *   1. its header has the magic, version 1 and its CRC matches;
+ *   2. its trailer has the magic and its CRC matches, and the file size is
+ *      exactly data_end + 32 * entry count + 64, with data_end >= 64;
+ *   3. the index CRC matches and the entries are sorted as said above,
+ *      the first pointing at position 64;
+ *   4. (verify) the batches fill [64, data_end) exactly, each one parses
+ *      and its CRC matches, every span CRC matches, they are in offset order, their count is the
+ *      trailer's, and the index agrees with them entry for entry.
+ * Opening a segment checks 1-3 (a truncated or torn file fails them);
+ * `chronik verify` checks 4 too. A segment is only read once the registry
+ * (registry.h) lists it, and it is listed only after it was fsynced.
+ *
+ * VERSION POLICY: a new layout takes a new version; a reader that does not
+ * know it fails with CHRONIK_EVERSION.
+ */
+#ifndef CHRONIK_SEGMENT_H
+#define CHRONIK_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SEGMENT_HEADER_SIZE 64
+#define SEGMENT_TRAILER_SIZE 64
+#define SEGMENT_INDEX_ENTRY_SIZE 32
+#define SEGMENT_MAGIC "CHRONIKS"
+#define SEGMENT_TRAILER_MAGIC "CHRONIKX"
+#define SEGMENT_VERSION 1
+#define SEGMENT_INDEX_INTERVAL 4096
+#define SEGMENT_MERGE_BYTES (64u << 10)
+#define SEGMENT_MAX_BYTES 0xffffffffull
+_Static_assert(SEGMENT_HEADER_SIZE == 64 && SEGMENT_TRAILER_SIZE == 64, "64-byte ends");
+_Static_assert(SEGMENT_INDEX_ENTRY_SIZE == 32, "index entries are 32 bytes");
+
+/* What the registry records of a segment (and the trailer repeats). */
+struct segment_meta {
+	int64_t base_offset;
+	int64_t last_offset;
+	int64_t min_timestamp;
+	int64_t max_timestamp;
+	uint64_t raw_start;
+	uint64_t raw_end;
+	uint64_t bytes; /* file size */
+	uint64_t data_end; /* end of the batches */
+	uint64_t records;
+	uint32_t batches;
+	uint64_t wal_seq;
+};
+
+struct segment_index_entry {
+	int64_t offset;
+	uint64_t raw_pos;
+	int64_t max_timestamp;
+	uint32_t file_pos;
+	uint32_t span_crc;
+};
+
+/* ---- writing ------------------------------------------------------------- */
+
+struct segment_writer;
+
+/* Create path (O_EXCL) and write its header. *out owned by the caller:
+ * finish or abort it. */
+int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, int64_t base_offset,
+			uint64_t wal_seq, struct segment_writer **out);
+/* Append one batch (final baseOffset set, CRC valid) whose first record
+ * sits at raw position raw_pos and whose records take raw_len raw bytes.
+ * Batches must come in offset order. */
+int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
+		       uint64_t raw_len, uint32_t records);
+/* Write index and trailer, fsync, close; *meta describes the segment. The
+ * writer is freed whatever the result (on failure the file is removed). */
+int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);
+/* Close and remove the file, free the writer. */
+void segment_writer_abort(struct segment_writer *w);
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* A segment in memory: its path, its metadata and, once a reader asked,
+ * its index and file descriptor. Shared: _ref/_unref; the registry's list
+ * holds one reference, every reader holding it another. The last unref
+ * closes it, and removes the file when segment_doom was called. */
+struct segment;
+
+/* A segment described by m at path; nothing is opened yet. */
+int segment_new(const char *path, const struct segment_meta *m, struct segment **out);
+void segment_ref(struct segment *s);
+void segment_unref(struct segment *s);
+/* Remove the file at the last unref (a segment dropped from the registry). */
+void segment_doom(struct segment *s);
+const struct segment_meta *segment_meta_get(const struct segment *s);
+const char *segment_path(const struct segment *s);
+
+/* Open for reading (checks rules 1-3 and that the trailer agrees with the
+ * registry's metadata; loads the index). Pair with segment_read_end; the
+ * file descriptor is closed once no reader has it open. */
+int segment_read_begin(struct segment *s);
+void segment_read_end(struct segment *s);
+/* pread from the segment file (between _begin and _end): returns the
+ * bytes read (short only at the end of the file) or <0. */
+ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos);
+/* Index lookups (between _begin and _end). The last entry whose offset
+ * (raw position) is <= key; the first entry if none. */
+void segment_find_offset(struct segment *s, int64_t offset, struct segment_index_entry *out);
+void segment_find_raw(struct segment *s, uint64_t raw_pos, struct segment_index_entry *out);
+/* The first entry whose max timestamp >= ts: 0 and *out; 1 if none. */
+int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry *out);
+
+/* ---- checks ---------------------------------------------------------------- */
+
+/* Check the file at path against rules 1-4 (and against m when not NULL).
+ * problem(arg, text) once per problem found; returns the count, or <0 when
+ * the file cannot be read at all. */
+typedef void (*segment_problem_fn)(void *arg, const char *what);
+int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
+		   void *arg);
+
+/* Walk the batches of a segment file for `chronik dump`: cb gets each
+ * batch's file position and bytes; a non-zero return stops the walk. */
+typedef int (*segment_batch_fn)(void *arg, uint64_t pos, const uint8_t *batch, size_t len);
+int segment_file_walk(const char *path, segment_batch_fn cb, void *arg);
+
+#endif
