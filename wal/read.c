@@ -613,6 +613,12 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 			if (rc < 0)
 				return rc;
 			if (rc == 0) {
+				/* Past the whole batch, whatever its records said:
+				 * a batch whose records all lie below next (damage
+				 * the CRCs did not catch) must not be found again. */
+				int64_t end = c->batch_base + (int64_t)c->it.hdr.last_offset_delta + 1;
+				if (end > c->next)
+					c->next = end;
 				batch_iter_fini(&c->it);
 				c->in_batch = false;
 				if (c->batch_from_seg)
