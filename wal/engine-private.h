@@ -171,6 +171,12 @@ struct engine {
 	pthread_cond_t indexer_idle; /* broadcast when a pass ends (idle_gen++) */
 	uint64_t indexer_idle_gen;
 	int indexer_err; /* the last pass's error, 0 = all indexed */
+	/* Set once when a registry may or may not list a segment on disk (a
+	 * registry save failed after its rename could have happened, or
+	 * publishing a saved segment failed): memory no longer knows what
+	 * the disk says, so indexing stops until the next open, which reads
+	 * the registry and keeps the WAL file (indexer.c). Never cleared. */
+	atomic_int indexer_halt_rc;
 	bool seal_now; /* commit_lock: engine_index_now asks the commit thread to seal */
 	pthread_t indexer_thread;
 	int64_t active_birth_ns; /* commit thread: first frame in the active file; 0 = empty */

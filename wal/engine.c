@@ -467,12 +467,17 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_mutex_init(&e->commit_lock, NULL);
 	pthread_mutex_init(&e->sync_lock, NULL);
 	atomic_init(&e->failed_rc, 0);
+	atomic_init(&e->indexer_halt_rc, 0);
 	cond_init_monotonic(&e->commit_wake); /* the interval sync's timed wait */
 	pthread_cond_init(&e->commit_done, NULL);
 	pthread_rwlock_init(&e->wal_retire_lock, NULL);
 	pthread_mutex_init(&e->warm_lock, NULL);
 	pthread_mutex_init(&e->indexer_lock, NULL);
-	pthread_cond_init(&e->indexer_wake, NULL);
+	pthread_condattr_t ica;
+	pthread_condattr_init(&ica);
+	pthread_condattr_setclock(&ica, CLOCK_MONOTONIC); /* the indexer's timed waits */
+	pthread_cond_init(&e->indexer_wake, &ica);
+	pthread_condattr_destroy(&ica);
 	pthread_cond_init(&e->indexer_idle, NULL);
 	e->dir = strdup(dir);
 	if (!e->dir) {

@@ -620,9 +620,12 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 	rc = registry_save(dir, p->topic_id, p->index, &reg);
 	free(reg.segs);
 	if (rc) {
-		/* Listed or not, the next open decides; the WAL file stays. */
+		/* Listed or not, the next open decides; the WAL file stays. A
+		 * retry would take the file for a stale unregistered one and
+		 * remove it, so indexing stops (indexer_halt_rc). */
 		log_msg(LOG_LVL_ERROR, "warm", "%s/%s: %s", dir, REGISTRY_FILE,
 			chronik_strerror(rc));
+		atomic_store(&e->indexer_halt_rc, rc);
 		segment_unref(s);
 		return rc;
 	}
@@ -634,8 +637,10 @@ publish:
 			size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
 			struct segment **v = realloc(p->segs, cap * sizeof(*v));
 			if (!v) {
-				/* Registered on disk: counted at the next open. */
+				/* Registered on disk: counted at the next open;
+				 * until then nothing is indexed (as above). */
 				pthread_mutex_unlock(&p->lock);
+				atomic_store(&e->indexer_halt_rc, -ENOMEM);
 				segment_unref(s);
 				return -ENOMEM;
 			}
@@ -786,24 +791,27 @@ static void *indexer_main(void *arg)
 		int fd, rc;
 		/* Stopping, it still indexes what is sealed (engine_close leaves
 		 * only the active file), unless indexing fails. */
-		if (!next_sealed(e, &seq, &fd)) {
+		int halt = atomic_load(&e->indexer_halt_rc);
+		if (halt || !next_sealed(e, &seq, &fd)) {
 			if (e->indexer_stop) {
 				/* A last retention pass: a short-lived writer (the
 				 * CLI) applies the policy too. */
 				pthread_mutex_unlock(&e->indexer_lock);
-				retention_run(e);
+				if (!halt)
+					retention_run(e);
 				pthread_mutex_lock(&e->indexer_lock);
 				break;
 			}
 			pthread_mutex_unlock(&e->indexer_lock);
-			rc = retention_run(e);
+			/* Halted, retention waits too: it saves registries. */
+			rc = halt ? halt : retention_run(e);
 			pthread_mutex_lock(&e->indexer_lock);
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
 			if (!e->indexer_kicked && !e->indexer_stop) {
 				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
+				clock_gettime(CLOCK_MONOTONIC, &ts);
 				ts.tv_sec += RETENTION_CHECK_MS / 1000;
 				pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
 			}
@@ -818,12 +826,15 @@ static void *indexer_main(void *arg)
 			break;
 		if (rc) {
 			struct timespec ts;
-			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s", seq,
-				chronik_strerror(rc));
+			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s", seq,
+				chronik_strerror(rc),
+				atomic_load(&e->indexer_halt_rc) ?
+					"; indexing stops until the data directory is opened again" :
+					"");
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
 		}
