@@ -494,7 +494,8 @@ static int syncmark_apply(struct engine *e, const uint64_t *seqs, size_t *n)
 		return rc;
 	log_msg(LOG_LVL_WARN, "recover",
 		"the engine failed a sync in its last run: WAL cut at its last good sync point, "
-		"file %" PRIu64 " position %" PRIu64 " (%" PRIu64 " bytes written after it dropped)",
+		"file %" PRIu64 " position %" PRIu64 " (%" PRIu64
+		" bytes written after it dropped)",
 		seq, pos, dropped);
 	return wal_syncmark_remove(e);
 }

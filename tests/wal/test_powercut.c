@@ -84,7 +84,8 @@ static void *worker_main(void *arg)
 			ack[w->tid][i] = rec_count();
 		else
 			__atomic_add_fetch(&append_failures, 1, __ATOMIC_SEQ_CST);
-		if (w->tid == 0 && i == PER_THREAD / 2 && engine_topic_create(eng, "u", 1, NULL) == 0)
+		if (w->tid == 0 && i == PER_THREAD / 2 &&
+		    engine_topic_create(eng, "u", 1, NULL) == 0)
 			ack_topic_u = rec_count();
 	}
 	engine_partition_unref(p);
@@ -329,10 +330,10 @@ static void problem(void *arg, const char *what)
 }
 
 static int fails;
-#define CUT_FAIL(...)                                                                      \
-	do {                                                                               \
-		if (fails++ < 10)                                                          \
-			diag(__VA_ARGS__);                                                 \
+#define CUT_FAIL(...)                      \
+	do {                               \
+		if (fails++ < 10)          \
+			diag(__VA_ARGS__); \
 	} while (0)
 
 /* Open the state after cut k / subset s and check it; the records present
@@ -372,19 +373,21 @@ static void check_cut(const char *dir, size_t k, int s, long *present)
 		while ((rc = engine_cursor_next(c, &r)) == 1) {
 			int tid, i;
 			if (r.offset != want)
-				CUT_FAIL("cut %zu subset %d: t/%d offset %lld where %lld was next", k,
-					 s, pi, (long long)r.offset, (long long)want);
+				CUT_FAIL("cut %zu subset %d: t/%d offset %lld where %lld was next",
+					 k, s, pi, (long long)r.offset, (long long)want);
 			want = r.offset + 1;
 			if (sscanf((const char *)r.value, "%d-%d", &tid, &i) != 2 || tid < 0 ||
 			    tid >= THREADS || tid % 2 != pi) {
-				CUT_FAIL("cut %zu subset %d: a record not appended at t/%d offset %lld",
-					 k, s, pi, (long long)r.offset);
+				CUT_FAIL(
+					"cut %zu subset %d: a record not appended at t/%d offset %lld",
+					k, s, pi, (long long)r.offset);
 				continue;
 			}
 			if (i != seen[tid])
-				CUT_FAIL("cut %zu subset %d: thread %d's record %d follows %d (a hole "
-					 "was counted, or a record repeated)",
-					 k, s, tid, i, seen[tid] - 1);
+				CUT_FAIL(
+					"cut %zu subset %d: thread %d's record %d follows %d (a hole "
+					"was counted, or a record repeated)",
+					k, s, tid, i, seen[tid] - 1);
 			seen[tid] = i + 1;
 			(*present)++;
 		}
@@ -397,9 +400,10 @@ static void check_cut(const char *dir, size_t k, int s, long *present)
 	for (int t = 0; t < THREADS; t++)
 		for (int i = seen[t]; i < PER_THREAD; i++)
 			if (ack[t][i] && ack[t][i] <= k) {
-				CUT_FAIL("cut %zu subset %d: thread %d's record %d, acknowledged at "
-					 "record %lu, is lost",
-					 k, s, t, i, ack[t][i]);
+				CUT_FAIL(
+					"cut %zu subset %d: thread %d's record %d, acknowledged at "
+					"record %lu, is lost",
+					k, s, t, i, ack[t][i]);
 				break;
 			}
 	if (ack_topic_u && ack_topic_u <= k) {
@@ -478,8 +482,8 @@ int main(void)
 			nsync += ops[j].type == 'S';
 			nwal += ops[j].type == 'W' && strncmp(ops[j].p1, "wal/", 4) == 0;
 		}
-		ok(nsync > 50 && nwal > 50, "the record holds %zu operations, %zu syncs, %zu WAL writes",
-		   nops, nsync, nwal);
+		ok(nsync > 50 && nwal > 50,
+		   "the record holds %zu operations, %zu syncs, %zu WAL writes", nops, nsync, nwal);
 	}
 	stride = nops / MAX_CUTS + 1;
 	for (size_t k = 0; k <= nops; k += (k + stride <= nops || k == nops) ? stride : nops - k) {
@@ -495,7 +499,8 @@ int main(void)
 		if (k == nops)
 			break;
 	}
-	ok(fails == 0, "%zu power-cut states (every %zu records, %d subsets) recover with every "
+	ok(fails == 0,
+	   "%zu power-cut states (every %zu records, %d subsets) recover with every "
 	   "acknowledged append, dense offsets, no record after a hole, verify clean (%d failures)",
 	   ncuts, stride, SUBSETS, fails);
 	ok(lossy > ncuts / 4, "%zu of the states lost or tore unsynced writes", lossy);
