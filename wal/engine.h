@@ -6,6 +6,9 @@
  *                        rotated into sealed files (see wal/frame.h)
  *   DATA/meta.log        the metadata log: V1 frames whose values are JSON
  *                        (topics, configs, consumer-group offsets; wal/meta.c)
+ *   DATA/wal/failed.syncpoint  only after the engine entered FAILED: the
+ *                        last good sync point, where the next writable open
+ *                        cuts the WAL (wal/syncmark.c)
  *
  * Threads: every function here is thread-safe unless it says otherwise.
  * Appends from any thread join the current group commit (wal/commit.c).
