@@ -53,6 +53,18 @@
  *      again, whose recovery re-verifies every frame. Under `every`,
  *      engine_sync issues no fdatasync of its own (every acknowledged group
  *      is durable already) and reports only the FAILED state.
+ *   4. Entering FAILED also writes down, durably, the last good sync point
+ *      (the active file's seq and the end of what its last successful
+ *      fdatasync covered) in the marker DATA/wal/failed.syncpoint
+ *      (syncmark.c). The next writable open cuts the WAL there before
+ *      recovery reads it, logs the cut, and removes the marker: reopened
+ *      in the same boot, recovery would otherwise read the page cache,
+ *      whose pages the kernel may have failed to write and marked clean,
+ *      and its own fdatasync would succeed. Under `every` what is cut was
+ *      never acknowledged; under interval/never it is lost as after a
+ *      power cut (every fsync() that returned 0 is before the point). When
+ *      the marker itself cannot be written (logged), the reopen is as
+ *      before: the page cache is trusted.
  * Every fdatasync of the active file, and the check and change of the
  * FAILED state that goes with it, happens under sync_lock, so a sync from
  * engine_sync cannot take the error of a sync in the commit thread and
@@ -142,15 +154,46 @@ static int reserve_index(struct append_req *head)
 
 void engine_fail(struct engine *e, int rc, const char *why)
 {
-	int expected = 0;
+	int expected = 0, mrc;
+	uint64_t seq, pos;
 
 	if (rc >= 0)
 		rc = -EIO;
-	if (atomic_compare_exchange_strong(&e->failed_rc, &expected, rc))
+	if (!atomic_compare_exchange_strong(&e->failed_rc, &expected, rc))
+		return;
+	log_msg(LOG_LVL_ERROR, "wal",
+		"%s (%s): data reported written may not be durable; every append and "
+		"sync now fails until the data directory is opened again",
+		why, chronik_strerror(rc));
+	/* Rule 4. durable_pos is 0 until recovery set it (a failure during
+	 * the open, which fails anyway). */
+	pthread_mutex_lock(&e->durable_lock);
+	seq = e->durable_seq;
+	pos = e->durable_pos;
+	mrc = pos ? wal_syncmark_write(e, seq, pos) : 0;
+	pthread_mutex_unlock(&e->durable_lock);
+	if (!pos)
+		return;
+	if (mrc)
 		log_msg(LOG_LVL_ERROR, "wal",
-			"%s (%s): data reported written may not be durable; every append and "
-			"sync now fails until the data directory is opened again",
-			why, chronik_strerror(rc));
+			"cannot write the failed-sync marker (%s): the next open trusts the "
+			"WAL as the page cache has it",
+			chronik_strerror(mrc));
+	else
+		log_msg(LOG_LVL_ERROR, "wal",
+			"last good sync point recorded: WAL file %llu at %llu; the next open cuts "
+			"the WAL there",
+			(unsigned long long)seq, (unsigned long long)pos);
+}
+
+void engine_synced(struct engine *e)
+{
+	pthread_mutex_lock(&e->durable_lock);
+	if (atomic_load(&e->failed_rc) == 0) {
+		e->durable_seq = e->written_seq;
+		e->durable_pos = e->written_pos;
+	}
+	pthread_mutex_unlock(&e->durable_lock);
 }
 
 static int rotate(struct engine *e)
@@ -169,6 +212,8 @@ static int rotate(struct engine *e)
 		rc = -errno;
 		engine_fail(e, rc, "sealing a full WAL file failed");
 	}
+	if (rc == 0)
+		engine_synced(e);
 	pthread_mutex_unlock(&e->sync_lock);
 	if (rc)
 		return rc;
@@ -188,6 +233,12 @@ static int rotate(struct engine *e)
 	e->active_size = WAL_FILE_HEADER_SIZE;
 	e->active_birth_ns = 0;
 	e->unsynced = 0;
+	/* wal_file_create made the new file's header durable. */
+	pthread_mutex_lock(&e->sync_lock);
+	e->written_seq = seq;
+	e->written_pos = WAL_FILE_HEADER_SIZE;
+	engine_synced(e);
+	pthread_mutex_unlock(&e->sync_lock);
 	log_msg(LOG_LVL_DEBUG, "wal", "rotated to file %llu", (unsigned long long)seq);
 	indexer_kick(e);
 	return 0;
@@ -205,6 +256,8 @@ static int sync_active(struct engine *e)
 	if (rc == 0 && fdatasync(fd) < 0) {
 		rc = -errno;
 		engine_fail(e, rc, "interval fsync failed");
+	} else if (rc == 0) {
+		engine_synced(e);
 	}
 	pthread_mutex_unlock(&e->sync_lock);
 	e->last_sync_ns = mono_ns();
@@ -231,10 +284,13 @@ static int group_sync(struct engine *e, int fd, off_t start, uint64_t prior)
 		atomic_fetch_add(&e->st_fsyncs, 1);
 		e->last_sync_ns = mono_ns();
 		e->unsynced = 0;
+		engine_synced(e);
 		goto unlock;
 	}
 	rc = -errno;
+	e->written_pos = (uint64_t)start; /* the group is taken back */
 	if (prior == 0 && ftruncate(fd, start) == 0 && fdatasync(fd) == 0) {
+		engine_synced(e);
 		atomic_fetch_add(&e->st_fsyncs, 1);
 		e->last_sync_ns = mono_ns();
 		e->unsynced = 0;
@@ -338,6 +394,10 @@ static int group_write(struct engine *e, struct append_req *head)
 	free(iov);
 	if (rc == 0) {
 		uint64_t prior = e->unsynced;
+		pthread_mutex_lock(&e->sync_lock);
+		e->written_seq = seq;
+		e->written_pos = (uint64_t)start + total;
+		pthread_mutex_unlock(&e->sync_lock);
 		e->unsynced += total;
 		if (e->opt.fsync == FSYNC_EVERY ||
 		    (e->opt.fsync == FSYNC_INTERVAL &&
@@ -351,6 +411,10 @@ static int group_write(struct engine *e, struct append_req *head)
 	if (rc) {
 		log_msg(LOG_LVL_ERROR, "wal", "group write of %zu bytes failed: %s", total,
 			chronik_strerror(rc));
+		/* No later sync may count the failed group as durable. */
+		pthread_mutex_lock(&e->sync_lock);
+		e->written_pos = (uint64_t)start;
+		pthread_mutex_unlock(&e->sync_lock);
 		if (ftruncate(fd, start) < 0)
 			engine_fail(e, -errno, "cannot cut a failed group off the WAL file");
 		atomic_fetch_add(&e->st_failed, 1);

@@ -149,6 +149,21 @@ struct engine {
 	 * check or change of failed_rc that goes with it. */
 	pthread_mutex_t sync_lock;
 	atomic_int failed_rc;
+	/* The sync points of rule 4 (syncmark.c): written_* is the end of what
+	 * the commit thread wrote to the active file and still stands by (a
+	 * failed group is taken back before its cut), durable_* the end of what
+	 * the last successful fdatasync of the active file covered. Both
+	 * change under sync_lock; durable_* also under durable_lock (a leaf
+	 * lock), which engine_fail takes to write the marker from either side
+	 * of sync_lock. durable_* never moves once failed_rc is set. */
+	uint64_t written_seq, written_pos;
+	pthread_mutex_t durable_lock;
+	uint64_t durable_seq, durable_pos;
+	/* A read-only open of a directory holding a failed-sync marker reads
+	 * the WAL only up to it (file ro_cap_seq up to ro_cap_pos, nothing
+	 * after) and refreshes no more frames (recovery sets these). */
+	bool ro_capped;
+	uint64_t ro_cap_seq, ro_cap_pos;
 
 	/* The append listener (commit_lock); listener_busy while the commit
 	 * thread is calling it, commit_done broadcast when it stops being. */
@@ -242,6 +257,15 @@ int partition_index_push(struct partition *p, const struct hot_entry *he);
 
 /* Enter the FAILED state with rc (logged once; later calls keep the first). */
 void engine_fail(struct engine *e, int rc, const char *why);
+/* Caller holds sync_lock: a successful fdatasync of the active file made
+ * everything written durable (durable_* := written_*), unless FAILED. */
+void engine_synced(struct engine *e);
+/* syncmark.c: the failed-sync marker (format there). write: 0 or -errno;
+ * read: 0 with *found false when there is none, CHRONIK_ECORRUPT when it
+ * is damaged; remove: unlink + directory fsync. */
+int wal_syncmark_write(struct engine *e, uint64_t seq, uint64_t pos);
+int wal_syncmark_read(struct engine *e, bool *found, uint64_t *seq, uint64_t *pos);
+int wal_syncmark_remove(struct engine *e);
 
 /* Wall clock, for timestamps that are stored or shown (record timestamps,
  * mtimes, ctimes). */

@@ -376,6 +376,10 @@ int engine_sync(struct engine *e)
 			engine_fail(e, rc, "fsync of the WAL failed");
 		} else {
 			atomic_fetch_add(&e->st_fsyncs, 1);
+			engine_synced(e);
+			/* A FAILED state entered meanwhile (a failed cut outside
+			 * sync_lock) is not reported as success. */
+			rc = atomic_load(&e->failed_rc);
 		}
 	}
 	pthread_mutex_unlock(&e->sync_lock);
@@ -466,6 +470,7 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_mutex_init(&e->refresh_lock, NULL);
 	pthread_mutex_init(&e->commit_lock, NULL);
 	pthread_mutex_init(&e->sync_lock, NULL);
+	pthread_mutex_init(&e->durable_lock, NULL);
 	atomic_init(&e->failed_rc, 0);
 	atomic_init(&e->indexer_halt_rc, 0);
 	cond_init_monotonic(&e->commit_wake); /* the interval sync's timed wait */
@@ -550,6 +555,7 @@ int engine_close(struct engine *e)
 	pthread_mutex_destroy(&e->refresh_lock);
 	pthread_mutex_destroy(&e->commit_lock);
 	pthread_mutex_destroy(&e->sync_lock);
+	pthread_mutex_destroy(&e->durable_lock);
 	pthread_cond_destroy(&e->commit_wake);
 	pthread_cond_destroy(&e->commit_done);
 	pthread_rwlock_destroy(&e->wal_retire_lock);

@@ -11,6 +11,9 @@
  *                        and their registry (registry.h), written by the
  *                        indexer thread (indexer.c) from sealed WAL files,
  *                        which it then deletes
+ *   DATA/wal/failed.syncpoint  only after the engine entered FAILED: the
+ *                        last good sync point, where the next writable open
+ *                        cuts the WAL (wal/syncmark.c)
  *
  * Reads merge the segments and the WAL not yet indexed into one stream in
  * offset order (read.c).

@@ -247,6 +247,8 @@ static int scan_file(struct engine *e, uint64_t seq, int fd, bool last, uint64_t
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	size = (size_t)st.st_size;
+	if (e->ro_capped && seq == e->ro_cap_seq && size > e->ro_cap_pos)
+		size = (size_t)e->ro_cap_pos; /* a writable open will cut it there */
 	if (size > UINT32_MAX) {
 		log_msg(LOG_LVL_ERROR, "recover", "%s: %zu bytes, more than a WAL file may hold",
 			path, size);
@@ -444,6 +446,65 @@ static int active_prepare(struct engine *e)
 	return 0;
 }
 
+/* Apply the failed-sync marker, if there is one (syncmark.c, "APPLYING
+ * IT"): remove the files after its seq, cut file seq to its pos, then
+ * remove the marker. seqs[0..*n) is sorted; *n shrinks by the files
+ * removed. */
+static int syncmark_apply(struct engine *e, const uint64_t *seqs, size_t *n)
+{
+	uint64_t seq, pos, dropped = 0;
+	size_t keep = 0;
+	bool found;
+	int rc;
+
+	rc = wal_syncmark_read(e, &found, &seq, &pos);
+	if (rc || !found)
+		return rc;
+	for (size_t i = 0; i < *n; i++) {
+		char path[4096];
+		struct stat st;
+		int fd;
+
+		wal_path(e, seqs[i], path, sizeof(path));
+		if (seqs[i] < seq) {
+			keep = i + 1;
+			continue;
+		}
+		if (seqs[i] > seq) {
+			if (stat(path, &st) == 0)
+				dropped += (uint64_t)st.st_size;
+			if (unlink(path) < 0)
+				return -errno;
+			log_msg(LOG_LVL_WARN, "recover",
+				"%s removed: created after the last good sync point", path);
+			continue;
+		}
+		keep = i + 1;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		rc = fstat(fd, &st) < 0 ? -errno : 0;
+		if (rc == 0 && (uint64_t)st.st_size > pos) {
+			dropped += (uint64_t)st.st_size - pos;
+			if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0)
+				rc = -errno;
+		}
+		close(fd);
+		if (rc)
+			return rc;
+	}
+	*n = keep;
+	rc = fsync_dir(e->dir_fd);
+	if (rc)
+		return rc;
+	log_msg(LOG_LVL_WARN, "recover",
+		"the engine failed a sync in its last run: WAL cut at its last good sync point, "
+		"file %" PRIu64 " position %" PRIu64 " (%" PRIu64
+		" bytes written after it dropped)",
+		seq, pos, dropped);
+	return wal_syncmark_remove(e);
+}
+
 int wal_recover(struct engine *e)
 {
 	uint64_t *seqs = NULL;
@@ -456,6 +517,19 @@ int wal_recover(struct engine *e)
 	rc = list_files(e, &seqs, &n);
 	if (rc)
 		return rc;
+	if (!e->opt.read_only) {
+		rc = syncmark_apply(e, seqs, &n);
+		if (rc)
+			goto out;
+	} else {
+		bool found;
+		rc = wal_syncmark_read(e, &found, &e->ro_cap_seq, &e->ro_cap_pos);
+		if (rc)
+			goto out;
+		e->ro_capped = found;
+		while (found && n > 0 && seqs[n - 1] > e->ro_cap_seq)
+			n--;
+	}
 	fds = malloc((n ? n : 1) * sizeof(*fds));
 	if (!fds) {
 		rc = -ENOMEM;
@@ -539,6 +613,9 @@ int wal_recover(struct engine *e)
 		rc = active_prepare(e);
 		if (rc)
 			goto out;
+		/* Everything recovery kept is durable now (rule 4's start). */
+		e->written_seq = e->durable_seq = e->files[e->nfiles - 1].seq;
+		e->written_pos = e->durable_pos = e->active_size;
 	}
 	/* The hot indexes grew by doubling while the WAL was read: give the
 	 * slack and the abandoned smaller arrays back. */
@@ -628,7 +705,7 @@ int engine_refresh(struct engine *e)
 		return 0;
 	pthread_mutex_lock(&e->refresh_lock);
 	rc = meta_refresh(e);
-	if (rc == 0)
+	if (rc == 0 && !e->ro_capped)
 		rc = list_files(e, &seqs, &n);
 	old_n = e->nfiles;
 	last = old_n ? e->files[old_n - 1].seq : 0;

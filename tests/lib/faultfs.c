@@ -58,6 +58,40 @@
  * Look them up with dlsym(RTLD_DEFAULT, "faultfs_arm"): NULL means the shim
  * is not loaded.
  *
+ * RECORDING (power-loss simulation). A test under the shim may also have
+ * every successful write, ftruncate, fsync/fdatasync, rename and unlink of
+ * the files under one directory recorded, in the order the calls
+ * completed, so that it can rebuild what a power cut at any moment could
+ * have left on the disk (tests/wal/test_powercut.c):
+ *
+ *   int faultfs_record_start(const char *log_path, const char *dir);
+ *   void faultfs_record_stop(void);
+ *   unsigned long faultfs_record_count(void);
+ *
+ * start truncates log_path and records, from then on, the calls on paths
+ * that begin with dir + "/" (absolute, as readlink of /proc/self/fd gives
+ * them; 0 or -errno). count is the number of records written so far: an
+ * operation that returned before count() was called is in the first
+ * count() records. While recording, every recorded call and its record
+ * happen under one lock, so the record's order is the order the calls
+ * took effect in. The log is a sequence of records in host byte order:
+ *
+ *   offset  size  field
+ *   0       1     op: 'W' write, 'T' ftruncate, 'S' fsync or fdatasync,
+ *                 'R' rename, 'U' unlink
+ *   1       4     n1, length of path 1
+ *   5       4     n2, length of path 2 (rename's new path; else 0)
+ *   9       8     pos: W the file offset written at, T the new length
+ *   17      8     len: W the number of bytes written (the data follows)
+ *   25      n1    path 1, relative to dir (no NUL)
+ *   25+n1   n2    path 2
+ *   ..      len   W only: the bytes written
+ *
+ * write and writev record at the file position they wrote at (the end of
+ * the file under O_APPEND); a short write records what was written. A
+ * fsync of a directory is recorded like any other ('S' with the
+ * directory's path); the rebuilder may ignore it.
+ *
  * A failing call returns -1 with errno set and changes nothing (a write
  * writes no byte). Counting is atomic, so concurrent threads see each
  * counted call exactly once; which thread's call is the Nth is then up to
@@ -75,10 +109,12 @@
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +149,9 @@ static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
 static int (*real_clock_gettime)(clockid_t, struct timespec *);
+static int (*real_ftruncate)(int, off_t);
+static int (*real_rename)(const char *, const char *);
+static int (*real_unlink)(const char *);
 
 static int parse_errno(const char *s, int dflt)
 {
@@ -166,6 +205,9 @@ static void init(void)
 	*(void **)&real_writev = dlsym(RTLD_NEXT, "writev");
 	*(void **)&real_pwritev = dlsym(RTLD_NEXT, "pwritev");
 	*(void **)&real_clock_gettime = dlsym(RTLD_NEXT, "clock_gettime");
+	*(void **)&real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
+	*(void **)&real_rename = dlsym(RTLD_NEXT, "rename");
+	*(void **)&real_unlink = dlsym(RTLD_NEXT, "unlink");
 	s = getenv("FAULTFS_REALTIME_SHIFT_NS");
 	atomic_init(&realtime_shift, s ? strtoll(s, NULL, 10) : 0);
 	s = getenv("FAULTFS_LOG");
@@ -236,6 +278,217 @@ void faultfs_arm(const char *cls, unsigned long nth, unsigned long count, int er
 		atomic_store(&c->nth, atomic_load(&c->seen) + nth);
 }
 
+/* ---- recording ---------------------------------------------------------- */
+
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool rec_on;
+static int rec_fd = -1;
+static char rec_dir[4096];
+static size_t rec_dir_len;
+static atomic_ulong rec_count;
+
+/* The path of fd relative to rec_dir into rel, or false when it is not
+ * under it. */
+static bool rec_rel_fd(int fd, char *rel, size_t len)
+{
+	char path[4096];
+	fd_path(fd, path, sizeof(path));
+	if (strncmp(path, rec_dir, rec_dir_len) != 0 || path[rec_dir_len] != '/')
+		return false;
+	snprintf(rel, len, "%s", path + rec_dir_len + 1);
+	return true;
+}
+
+/* The same for a path given to rename or unlink (absolute, or relative to
+ * the working directory). */
+static bool rec_rel_path(const char *p, char *rel, size_t len)
+{
+	char abs[4096];
+	if (p[0] == '/') {
+		snprintf(abs, sizeof(abs), "%s", p);
+	} else {
+		char cwd[2048];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return false;
+		snprintf(abs, sizeof(abs), "%s/%s", cwd, p);
+	}
+	if (strncmp(abs, rec_dir, rec_dir_len) != 0 || abs[rec_dir_len] != '/')
+		return false;
+	snprintf(rel, len, "%s", abs + rec_dir_len + 1);
+	return true;
+}
+
+static void rec_out(const void *buf, size_t len)
+{
+	const char *b = buf;
+	while (len > 0) {
+		ssize_t n = real_write(rec_fd, b, len);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			abort(); /* a record that cannot be written makes the test meaningless */
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+}
+
+/* One record (the format above); caller holds rec_lock. data: iov of W. */
+static void rec_emit(char op, const char *p1, const char *p2, uint64_t pos, uint64_t len,
+		     const struct iovec *iov, int iovcnt)
+{
+	unsigned char h[25];
+	uint32_t n1 = (uint32_t)strlen(p1), n2 = p2 ? (uint32_t)strlen(p2) : 0;
+	h[0] = (unsigned char)op;
+	memcpy(h + 1, &n1, 4);
+	memcpy(h + 5, &n2, 4);
+	memcpy(h + 9, &pos, 8);
+	memcpy(h + 17, &len, 8);
+	rec_out(h, sizeof(h));
+	rec_out(p1, n1);
+	if (n2)
+		rec_out(p2, n2);
+	for (int i = 0; i < iovcnt && len > 0; i++) {
+		size_t k = iov[i].iov_len < len ? iov[i].iov_len : (size_t)len;
+		rec_out(iov[i].iov_base, k);
+		len -= k;
+	}
+	atomic_fetch_add(&rec_count, 1);
+}
+
+int faultfs_record_start(const char *log_path, const char *dir);
+int faultfs_record_start(const char *log_path, const char *dir)
+{
+	int fd;
+	pthread_once(&once, init);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&rec_lock);
+	if (rec_fd >= 0)
+		close(rec_fd);
+	rec_fd = fd;
+	snprintf(rec_dir, sizeof(rec_dir), "%s", dir);
+	rec_dir_len = strlen(rec_dir);
+	while (rec_dir_len > 1 && rec_dir[rec_dir_len - 1] == '/')
+		rec_dir[--rec_dir_len] = 0;
+	atomic_store(&rec_count, 0);
+	atomic_store(&rec_on, true);
+	pthread_mutex_unlock(&rec_lock);
+	return 0;
+}
+
+void faultfs_record_stop(void);
+void faultfs_record_stop(void)
+{
+	pthread_mutex_lock(&rec_lock);
+	atomic_store(&rec_on, false);
+	if (rec_fd >= 0)
+		close(rec_fd);
+	rec_fd = -1;
+	pthread_mutex_unlock(&rec_lock);
+}
+
+unsigned long faultfs_record_count(void);
+unsigned long faultfs_record_count(void)
+{
+	return atomic_load(&rec_count);
+}
+
+/* A recorded write: the real call (pos < 0: at the file position, or the
+ * end under O_APPEND) under rec_lock, then its record. */
+static ssize_t rec_write(int fd, const struct iovec *iov, int iovcnt, off_t pos)
+{
+	char rel[4096];
+	ssize_t n;
+	bool want;
+	off_t at = pos;
+
+	pthread_mutex_lock(&rec_lock);
+	want = atomic_load(&rec_on) && rec_rel_fd(fd, rel, sizeof(rel));
+	if (want && pos < 0) {
+		int fl = fcntl(fd, F_GETFL);
+		struct stat st;
+		if (fl >= 0 && (fl & O_APPEND) && fstat(fd, &st) == 0)
+			at = st.st_size;
+		else
+			at = lseek(fd, 0, SEEK_CUR);
+	}
+	if (pos >= 0)
+		n = real_pwritev(fd, iov, iovcnt, pos);
+	else
+		n = real_writev(fd, iov, iovcnt);
+	if (want && n > 0 && at >= 0)
+		rec_emit('W', rel, NULL, (uint64_t)at, (uint64_t)n, iov, iovcnt);
+	pthread_mutex_unlock(&rec_lock);
+	return n;
+}
+
+static int rec_sync(int fd, int (*real)(int))
+{
+	char rel[4096];
+	int rc;
+	if (!atomic_load(&rec_on))
+		return real(fd);
+	pthread_mutex_lock(&rec_lock);
+	rc = real(fd);
+	if (rc == 0 && atomic_load(&rec_on) && rec_rel_fd(fd, rel, sizeof(rel)))
+		rec_emit('S', rel, NULL, 0, 0, NULL, 0);
+	pthread_mutex_unlock(&rec_lock);
+	return rc;
+}
+
+int ftruncate(int fd, off_t len)
+{
+	char rel[4096];
+	int rc;
+	pthread_once(&once, init);
+	if (!atomic_load(&rec_on))
+		return real_ftruncate(fd, len);
+	pthread_mutex_lock(&rec_lock);
+	rc = real_ftruncate(fd, len);
+	if (rc == 0 && atomic_load(&rec_on) && rec_rel_fd(fd, rel, sizeof(rel)))
+		rec_emit('T', rel, NULL, (uint64_t)len, 0, NULL, 0);
+	pthread_mutex_unlock(&rec_lock);
+	return rc;
+}
+
+int ftruncate64(int fd, off64_t len)
+{
+	return ftruncate(fd, (off_t)len);
+}
+
+int rename(const char *from, const char *to)
+{
+	char r1[4096], r2[4096];
+	int rc;
+	pthread_once(&once, init);
+	if (!atomic_load(&rec_on))
+		return real_rename(from, to);
+	pthread_mutex_lock(&rec_lock);
+	rc = real_rename(from, to);
+	if (rc == 0 && atomic_load(&rec_on) && rec_rel_path(from, r1, sizeof(r1)) &&
+	    rec_rel_path(to, r2, sizeof(r2)))
+		rec_emit('R', r1, r2, 0, 0, NULL, 0);
+	pthread_mutex_unlock(&rec_lock);
+	return rc;
+}
+
+int unlink(const char *path)
+{
+	char rel[4096];
+	int rc;
+	pthread_once(&once, init);
+	if (!atomic_load(&rec_on))
+		return real_unlink(path);
+	pthread_mutex_lock(&rec_lock);
+	rc = real_unlink(path);
+	if (rc == 0 && atomic_load(&rec_on) && rec_rel_path(path, rel, sizeof(rel)))
+		rec_emit('U', rel, NULL, 0, 0, NULL, 0);
+	pthread_mutex_unlock(&rec_lock);
+	return rc;
+}
+
 /* The result of a faulted call (f = fault_of's answer) of len bytes. */
 static ssize_t faulted(int f, size_t len)
 {
@@ -249,7 +502,7 @@ int fsync(int fd)
 	int f = fault_of(&sync_class, fd, "fsync");
 	if (f)
 		return f == FAULTFS_SKIP ? 0 : -1;
-	return real_fsync(fd);
+	return rec_sync(fd, real_fsync);
 }
 
 int fdatasync(int fd)
@@ -257,7 +510,7 @@ int fdatasync(int fd)
 	int f = fault_of(&sync_class, fd, "fdatasync");
 	if (f)
 		return f == FAULTFS_SKIP ? 0 : -1;
-	return real_fdatasync(fd);
+	return rec_sync(fd, real_fdatasync);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
@@ -267,6 +520,10 @@ ssize_t write(int fd, const void *buf, size_t len)
 		return real_write(fd, buf, len / 2);
 	if (f)
 		return faulted(f, len);
+	if (atomic_load(&rec_on)) {
+		struct iovec v = { (void *)buf, len };
+		return rec_write(fd, &v, 1, -1);
+	}
 	return real_write(fd, buf, len);
 }
 
@@ -277,6 +534,10 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 		return real_pwrite(fd, buf, len / 2, off);
 	if (f)
 		return faulted(f, len);
+	if (atomic_load(&rec_on)) {
+		struct iovec v = { (void *)buf, len };
+		return rec_write(fd, &v, 1, off);
+	}
 	return real_pwrite(fd, buf, len, off);
 }
 
@@ -295,6 +556,8 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
 		return n > 0 ? real_write(fd, iov[0].iov_base, iov[0].iov_len / 2) : 0;
 	if (f)
 		return faulted(f, iov_total(iov, n));
+	if (atomic_load(&rec_on))
+		return rec_write(fd, iov, n, -1);
 	return real_writev(fd, iov, n);
 }
 
@@ -305,6 +568,8 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 		return n > 0 ? real_pwrite(fd, iov[0].iov_base, iov[0].iov_len / 2, off) : 0;
 	if (f)
 		return faulted(f, iov_total(iov, n));
+	if (atomic_load(&rec_on))
+		return rec_write(fd, iov, n, off);
 	return real_pwritev(fd, iov, n, off);
 }
 

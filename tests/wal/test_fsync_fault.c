@@ -80,6 +80,14 @@ static bool file_exists(const char *dir, int seq)
 	return stat(path, &st) == 0;
 }
 
+static bool mark_exists(const char *dir)
+{
+	char path[4096];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/wal/failed.syncpoint", dir);
+	return stat(path, &st) == 0;
+}
+
 static struct engine *open_mode(const char *dir, const char *policy, uint64_t segment)
 {
 	struct engine_options o;
@@ -121,6 +129,7 @@ static void test_every(const char *dir)
 	ok(engine_sync(e) == -EIO, "[every] and so does a later engine_sync");
 	engine_partition_unref(p);
 	ok(engine_close(e) == -EIO, "[every] close reports the failure");
+	ok(mark_exists(dir), "[every] FAILED left the failed-sync marker");
 	check_reopen(dir, "every", "a,c");
 }
 
@@ -144,9 +153,29 @@ static void test_lazy(const char *dir, const char *policy)
 	ok(append(p, "c\n", NULL) == -EIO, "[%s] a later append is not acknowledged", policy);
 	engine_partition_unref(p);
 	ok(engine_close(e) == -EIO, "[%s] close reports the failure", policy);
-	/* The shim only pretended: b is still in the page cache, and
-	 * recovery, which re-verifies every frame, finds it. */
-	check_reopen(dir, policy, "a,b");
+	ok(mark_exists(dir), "[%s] the failed sync left the failed-sync marker", policy);
+	/* The shim only pretended: b is still in the page cache, where
+	 * recovery would find it valid (and its own fdatasync would succeed).
+	 * The marker cuts the WAL at the last good sync point, after a. */
+	check_reopen(dir, policy, "a");
+	ok(!mark_exists(dir), "[%s] the writable reopen applied and removed the marker", policy);
+
+	/* A damaged marker is damage: the open fails and names it. */
+	{
+		char path[4096];
+		struct engine_options o;
+		struct engine *e2 = NULL;
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/wal/failed.syncpoint", dir);
+		f = fopen(path, "w");
+		if (!f || fputs("CHRONIKF garbage", f) < 0 || fclose(f) != 0)
+			bail("cannot write %s", path);
+		engine_options_init(&o);
+		ok(engine_open(dir, &o, &e2) == CHRONIK_ECORRUPT,
+		   "[%s] a damaged marker fails the open with CHRONIK_ECORRUPT", policy);
+		unlink(path);
+		check_reopen(dir, policy, "a");
+	}
 }
 
 /* fsync interval with a short interval: the syncs are the commit thread's
@@ -191,7 +220,9 @@ static void test_timer(const char *dir)
 	}
 	engine_partition_unref(p);
 	engine_close(e);
-	check_reopen(dir, "interval:100", b_rc == 0 ? "a,b" : "a,c");
+	ok(mark_exists(dir) == (b_rc == 0), "[timer] a marker exactly when FAILED was entered");
+	/* FAILED: cut at the sync that covered a (rule 4). */
+	check_reopen(dir, "interval:100", b_rc == 0 ? "a" : "a,c");
 }
 
 /* A failed rotation: the new file's header write or its directory fsync
