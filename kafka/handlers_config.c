@@ -3,20 +3,20 @@
  *
  * A topic's config is the engine's JSON object of strings
  * (engine_topic_config_get / engine_topic_config_set; the mount shows it as
- * TOPIC/config.json). Kafka's topic keys known here, with Kafka's defaults
- * and the broker setting each one falls back to (its synonym):
+ * TOPIC/config.json). Kafka's topic keys known here, each with the broker
+ * setting it falls back to (its synonym) and the values it takes; their
+ * defaults are the engine's (engine_topic_config_default, wal/topic_config.c:
+ * retention.ms -1, compression.type lz4, the others Kafka's):
  *
- *   cleanup.policy              delete       log.cleanup.policy
- *                               (a list: delete, compact, or both)
- *   retention.ms                604800000    log.retention.ms (>= -1)
- *   retention.bytes             -1           log.retention.bytes (>= -1)
- *   compression.type            producer     compression.type (uncompressed,
- *                                            zstd, lz4, snappy, gzip, producer)
- *   segment.bytes               1073741824   log.segment.bytes (int32 >= 14)
- *   min.cleanable.dirty.ratio   0.5          log.cleaner.min.cleanable.ratio
- *                                            (a number in [0, 1])
- *   delete.retention.ms         86400000     log.cleaner.delete.retention.ms
- *                                            (>= 0)
+ *   cleanup.policy              log.cleanup.policy (a list: delete, compact,
+ *                               or both)
+ *   retention.ms                log.retention.ms (>= -1)
+ *   retention.bytes             log.retention.bytes (>= -1)
+ *   compression.type            compression.type (uncompressed, zstd, lz4,
+ *                               snappy, gzip, producer)
+ *   segment.bytes               log.segment.bytes (int32 >= 14)
+ *   min.cleanable.dirty.ratio   log.cleaner.min.cleanable.ratio (in [0, 1])
+ *   delete.retention.ms         log.cleaner.delete.retention.ms (>= 0)
  *
  * DescribeConfigs lists these keys for a topic: a key set in the topic's
  * config has source TOPIC_CONFIG (1), else its default has DEFAULT_CONFIG
@@ -27,7 +27,7 @@
  *
  * The broker resource (type 4, name "" or the node id "1") answers its
  * settings read-only (STATIC_BROKER_CONFIG 4, or DEFAULT_CONFIG 5 for the
- * synonyms above at Kafka's defaults); altering it gets 42 INVALID_REQUEST
+ * synonyms above at their defaults); altering it gets 42 INVALID_REQUEST
  * ("broker configs are read-only"), as Kafka answers a config that cannot
  * change dynamically. Another resource type gets 42; an unknown topic 3.
  *
@@ -64,19 +64,21 @@ enum value_kind { V_POLICY, V_LONG_MIN1, V_LONG_MIN0, V_INT_MIN14, V_RATIO, V_CO
 
 struct topic_key {
 	const char *name;
-	const char *def;
 	const char *synonym;
 	enum value_kind kind;
 };
 
+/* The keys shown and accepted; their defaults are the engine's
+ * (engine_topic_config_default), so what a client is told is what the
+ * engine does. */
 static const struct topic_key topic_keys[] = {
-	{ "cleanup.policy", "delete", "log.cleanup.policy", V_POLICY },
-	{ "compression.type", "producer", "compression.type", V_COMPRESSION },
-	{ "delete.retention.ms", "86400000", "log.cleaner.delete.retention.ms", V_LONG_MIN0 },
-	{ "min.cleanable.dirty.ratio", "0.5", "log.cleaner.min.cleanable.ratio", V_RATIO },
-	{ "retention.bytes", "-1", "log.retention.bytes", V_LONG_MIN1 },
-	{ "retention.ms", "604800000", "log.retention.ms", V_LONG_MIN1 },
-	{ "segment.bytes", "1073741824", "log.segment.bytes", V_INT_MIN14 },
+	{ "cleanup.policy", "log.cleanup.policy", V_POLICY },
+	{ "compression.type", "compression.type", V_COMPRESSION },
+	{ "delete.retention.ms", "log.cleaner.delete.retention.ms", V_LONG_MIN0 },
+	{ "min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", V_RATIO },
+	{ "retention.bytes", "log.retention.bytes", V_LONG_MIN1 },
+	{ "retention.ms", "log.retention.ms", V_LONG_MIN1 },
+	{ "segment.bytes", "log.segment.bytes", V_INT_MIN14 },
 };
 #define NKEYS (sizeof(topic_keys) / sizeof(topic_keys[0]))
 
@@ -301,9 +303,9 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 				bool set = cfg && json_object_object_get_ex(cfg, tk->name, &val) &&
 					   val;
 				config_entry_write(
-					w, v, tk->name, set ? json_object_get_string(val) : tk->def,
+					w, v, tk->name, set ? json_object_get_string(val) : engine_topic_config_default(tk->name),
 					false, set ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG,
-					synonyms, tk->synonym, tk->def, SOURCE_DEFAULT_CONFIG);
+					synonyms, tk->synonym, engine_topic_config_default(tk->name), SOURCE_DEFAULT_CONFIG);
 				written++;
 			}
 			json_object_put(cfg);
@@ -324,7 +326,7 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 				if (strcmp(tk->synonym, tk->name) == 0 ||
 				    !key_requested(keys_at, rr.end, nk, tk->synonym))
 					continue;
-				config_entry_write(w, v, tk->synonym, tk->def, true,
+				config_entry_write(w, v, tk->synonym, engine_topic_config_default(tk->name), true,
 						   SOURCE_DEFAULT_CONFIG, synonyms, NULL, NULL, 0);
 				written++;
 			}
@@ -418,7 +420,7 @@ static int16_t topic_config_alter(struct kafka_request *req, const char *topic, 
 			json_object *cur = NULL;
 			const char *base = json_object_object_get_ex(cfg, tk->name, &cur) && cur ?
 						   json_object_get_string(cur) :
-						   tk->def;
+						   engine_topic_config_default(tk->name);
 			if (strcmp(value, "delete") != 0 && strcmp(value, "compact") != 0) {
 				err = KERR_INVALID_CONFIG;
 				*msg = "invalid value for this config";

@@ -141,6 +141,9 @@ int engine_topic_partitions_add(struct engine *e, const char *name, int32_t part
 int engine_topic_config_get(struct engine *e, const char *name, char **json);
 /* Replace the config with json (a JSON object); -EINVAL if not an object. */
 int engine_topic_config_set(struct engine *e, const char *name, const char *json);
+/* The default of a topic config key the engine knows (topic_config.c),
+ * or NULL for a key it does not. Static storage. */
+const char *engine_topic_config_default(const char *key);
 /* The whole metadata (topics, partitions, configs, group offsets) as JSON. */
 int engine_metadata_json(struct engine *e, char **json);
 

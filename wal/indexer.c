@@ -346,22 +346,26 @@ int warm_refresh(struct engine *e)
  * codec to re-encode it with, or BATCH_CODEC_NONE to keep it as it came
  * ("producer", "none", "uncompressed"). Unknown values mean the default,
  * lz4. */
+static enum batch_codec codec_named(const char *s)
+{
+	if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 ||
+	    strcmp(s, "uncompressed") == 0)
+		return BATCH_CODEC_NONE;
+	if (strcmp(s, "zstd") == 0)
+		return BATCH_CODEC_ZSTD;
+	if (strcmp(s, "gzip") == 0)
+		return BATCH_CODEC_GZIP;
+	if (strcmp(s, "snappy") == 0)
+		return BATCH_CODEC_SNAPPY;
+	return BATCH_CODEC_LZ4;
+}
+
 static enum batch_codec store_codec(const char *config_json)
 {
-	enum batch_codec c = BATCH_CODEC_LZ4;
+	enum batch_codec c = codec_named(engine_topic_config_default("compression.type"));
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
-	if (o && json_object_object_get_ex(o, "compression.type", &v)) {
-		const char *s = json_object_get_string(v);
-		if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 ||
-		    strcmp(s, "uncompressed") == 0)
-			c = BATCH_CODEC_NONE;
-		else if (strcmp(s, "zstd") == 0)
-			c = BATCH_CODEC_ZSTD;
-		else if (strcmp(s, "gzip") == 0)
-			c = BATCH_CODEC_GZIP;
-		else if (strcmp(s, "snappy") == 0)
-			c = BATCH_CODEC_SNAPPY;
-	}
+	if (o && json_object_object_get_ex(o, "compression.type", &v))
+		c = codec_named(json_object_get_string(v));
 	json_object_put(o);
 	return c;
 }

@@ -66,14 +66,17 @@ static void policy_parse(const char *config_json, struct retention_policy *r)
 {
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
 
-	r->delete = true;
-	r->ms = r->bytes = -1;
+	int64_t dms = strtoll(engine_topic_config_default("retention.ms"), NULL, 10);
+	int64_t dbytes = strtoll(engine_topic_config_default("retention.bytes"), NULL, 10);
+	r->delete = strstr(engine_topic_config_default("cleanup.policy"), "delete") != NULL;
+	r->ms = dms;
+	r->bytes = dbytes;
 	if (!o)
 		return;
 	if (json_object_object_get_ex(o, "cleanup.policy", &v))
 		r->delete = strstr(json_object_get_string(v), "delete") != NULL;
-	r->ms = config_i64(o, "retention.ms", -1);
-	r->bytes = config_i64(o, "retention.bytes", -1);
+	r->ms = config_i64(o, "retention.ms", dms);
+	r->bytes = config_i64(o, "retention.bytes", dbytes);
 	json_object_put(o);
 }
 

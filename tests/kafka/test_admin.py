@@ -124,7 +124,7 @@ def main():
        "the mount's config.json holds what was set (legacy alter replaces): %s" % cj)
     d = describe(admin, ConfigResource.Type.TOPIC, "cfg")
     ok(not isinstance(d, Exception) and d["cleanup.policy"].value == "compact" and
-       d["retention.ms"].value == "604800000" and d["retention.ms"].is_default,
+       d["retention.ms"].value == "-1" and d["retention.ms"].is_default,
        "describe_configs shows the change, retention.ms back to its default")
 
     err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"no.such.key": "1"})

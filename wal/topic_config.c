@@ -1,0 +1,35 @@
+/* topic_config.c - the topic configuration keys the engine knows and
+ * their defaults: the one table that the engine's policies (retention.c,
+ * indexer.c) and the front-ends that show configs (kafka/handlers_config.c)
+ * read, so that what a client is told is what the engine does.
+ *
+ *   cleanup.policy             "delete"      retention.c
+ *   compression.type           "lz4"         indexer.c: how segments store
+ *                                            batches that came uncompressed
+ *   delete.retention.ms        "86400000"    compaction's tombstone grace
+ *   min.cleanable.dirty.ratio  "0.5"         when compaction runs
+ *   retention.bytes            "-1"          retention.c (-1 = no limit)
+ *   retention.ms               "-1"          retention.c (-1 = keep forever)
+ *   segment.bytes              "1073741824"  accepted; segments follow the
+ *                                            WAL files (wal.segment.bytes)
+ */
+#include <string.h>
+
+#include "engine.h"
+
+static const struct {
+	const char *key, *value;
+} defaults[] = {
+	{ "cleanup.policy", "delete" },	       { "compression.type", "lz4" },
+	{ "delete.retention.ms", "86400000" }, { "min.cleanable.dirty.ratio", "0.5" },
+	{ "retention.bytes", "-1" },	       { "retention.ms", "-1" },
+	{ "segment.bytes", "1073741824" },
+};
+
+const char *engine_topic_config_default(const char *key)
+{
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+		if (strcmp(defaults[i].key, key) == 0)
+			return defaults[i].value;
+	return NULL;
+}
