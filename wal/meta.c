@@ -1098,21 +1098,20 @@ static int meta_log_entries(struct engine *e, const char *type, json_object *v, 
 	return state_apply(e, type, v);
 }
 
-int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
-				size_t n)
+/* The event of a commit (with_offsets) or a delete of c[0, n): a JSON
+ * object {"group", "offsets": [...]}, owned by the caller, or NULL (no
+ * memory). An entry that is not valid gets c[i].rc = -EINVAL and *rc too;
+ * the valid ones get 0 and are counted in *nv. */
+static json_object *offsets_event(const char *group, struct engine_offset_commit *c, size_t n,
+				  bool with_offsets, size_t *nv, int *rc)
 {
-	json_object *v, *arr;
-	size_t nv = 0;
-	int rc = 0;
+	json_object *v = json_object_new_object(), *arr = json_object_new_array();
 
-	if (!group)
-		return -EINVAL;
-	v = json_object_new_object();
-	arr = json_object_new_array();
+	*nv = 0;
 	if (!v || !arr) {
 		json_object_put(v);
 		json_object_put(arr);
-		return -ENOMEM;
+		return NULL;
 	}
 	json_object_object_add(v, "group", json_object_new_string(group));
 	json_object_object_add(v, "offsets", arr);
@@ -1120,35 +1119,59 @@ int engine_group_offsets_commit(struct engine *e, const char *group, struct engi
 		json_object *o;
 		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
 			c[i].rc = -EINVAL;
-			if (rc == 0)
-				rc = -EINVAL;
+			if (*rc == 0)
+				*rc = -EINVAL;
 			continue;
 		}
 		c[i].rc = 0;
 		o = json_object_new_object();
 		json_object_object_add(o, "topic", json_object_new_string(c[i].topic));
 		json_object_object_add(o, "partition", json_object_new_int(c[i].partition));
-		json_object_object_add(o, "offset", json_object_new_int64(c[i].offset));
-		json_object_object_add(o, "metadata",
-				       c[i].metadata ? json_object_new_string(c[i].metadata) :
-						       NULL);
-		json_object_array_add(arr, o);
-		nv++;
-	}
-	if (nv) {
-		int wrc;
-		pthread_rwlock_wrlock(&e->meta_lock);
-		wrc = meta_log_entries(e, "group.offsets", v, nv);
-		if (wrc == 0)
-			meta_compact_maybe(e);
-		pthread_rwlock_unlock(&e->meta_lock);
-		if (wrc) {
-			for (size_t i = 0; i < n; i++)
-				if (c[i].rc == 0)
-					c[i].rc = wrc;
-			if (rc == 0)
-				rc = wrc;
+		if (with_offsets) {
+			json_object_object_add(o, "offset", json_object_new_int64(c[i].offset));
+			json_object_object_add(
+				o, "metadata",
+				c[i].metadata ? json_object_new_string(c[i].metadata) : NULL);
 		}
+		json_object_array_add(arr, o);
+		(*nv)++;
+	}
+	return v;
+}
+
+/* Write the event (meta_lock held for writing); its error goes to every
+ * entry that was valid, and to *rc. */
+static void offsets_event_log(struct engine *e, const char *type, json_object *v, size_t nv,
+			      struct engine_offset_commit *c, size_t n, int *rc)
+{
+	int wrc = meta_log_entries(e, type, v, nv);
+	if (wrc == 0) {
+		meta_compact_maybe(e);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (c[i].rc == 0)
+			c[i].rc = wrc;
+	if (*rc == 0)
+		*rc = wrc;
+}
+
+int engine_group_offsets_commit(struct engine *e, const char *group, struct engine_offset_commit *c,
+				size_t n)
+{
+	json_object *v;
+	size_t nv;
+	int rc = 0;
+
+	if (!group)
+		return -EINVAL;
+	v = offsets_event(group, c, n, true, &nv, &rc);
+	if (!v)
+		return -ENOMEM;
+	if (nv) {
+		pthread_rwlock_wrlock(&e->meta_lock);
+		offsets_event_log(e, "group.offsets", v, nv, c, n, &rc);
+		pthread_rwlock_unlock(&e->meta_lock);
 	}
 	json_object_put(v);
 	return rc;
@@ -1182,52 +1205,22 @@ int engine_group_offset_fetch(struct engine *e, const char *group, const char *t
 int engine_group_offsets_delete(struct engine *e, const char *group, struct engine_offset_commit *c,
 				size_t n)
 {
-	json_object *v, *arr;
-	size_t nv = 0;
+	json_object *v;
+	size_t nv;
 	int rc = 0;
 
 	if (!group)
 		return -EINVAL;
-	v = json_object_new_object();
-	arr = json_object_new_array();
-	if (!v || !arr) {
-		json_object_put(v);
-		json_object_put(arr);
+	v = offsets_event(group, c, n, false, &nv, &rc);
+	if (!v)
 		return -ENOMEM;
-	}
-	json_object_object_add(v, "group", json_object_new_string(group));
-	json_object_object_add(v, "offsets", arr);
-	for (size_t i = 0; i < n; i++) {
-		json_object *o;
-		if (!c[i].topic || strlen(c[i].topic) > 249 || c[i].partition < 0) {
-			c[i].rc = -EINVAL;
-			if (rc == 0)
-				rc = -EINVAL;
-			continue;
-		}
-		c[i].rc = 0;
-		o = json_object_new_object();
-		json_object_object_add(o, "topic", json_object_new_string(c[i].topic));
-		json_object_object_add(o, "partition", json_object_new_int(c[i].partition));
-		json_object_array_add(arr, o);
-		nv++;
-	}
 	pthread_rwlock_wrlock(&e->meta_lock);
 	if (!group_slot(e, group, false)) {
 		for (size_t i = 0; i < n; i++)
 			c[i].rc = -ENOENT;
 		rc = -ENOENT;
 	} else if (nv) {
-		int wrc = meta_log_entries(e, "group.offsets_delete", v, nv);
-		if (wrc == 0)
-			meta_compact_maybe(e);
-		if (wrc) {
-			for (size_t i = 0; i < n; i++)
-				if (c[i].rc == 0)
-					c[i].rc = wrc;
-			if (rc == 0)
-				rc = wrc;
-		}
+		offsets_event_log(e, "group.offsets_delete", v, nv, c, n, &rc);
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
 	json_object_put(v);
