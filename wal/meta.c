@@ -436,30 +436,36 @@ static int meta_write(struct engine *e, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int meta_log(struct engine *e, const char *type, json_object *v)
+/* Write one event v counting n entries (n offsets for "group.offsets" and
+ * "group.offsets_delete", else 1) as one frame, one pwrite, one fdatasync,
+ * then apply it. Caller
+ * holds meta_lock (write). Does not take ownership of v. */
+static int meta_log_entries(struct engine *e, const char *type, json_object *v, size_t n)
 {
 	uint8_t *f;
 	size_t len;
 	int rc;
 
-	if (e->opt.read_only) {
-		json_object_put(v);
+	if (e->opt.read_only)
 		return -EROFS;
-	}
 	rc = e->meta_failed;
 	if (rc)
-		goto out;
+		return rc;
 	rc = meta_encode(e, type, v, &f, &len);
 	if (rc)
-		goto out;
+		return rc;
 	rc = meta_write(e, f, len);
 	free(f);
 	if (rc)
-		goto out;
+		return rc;
 	e->meta_seq++;
-	e->meta_frames++;
-	rc = state_apply(e, type, v);
-out:
+	e->meta_frames += n; /* entries: the snapshot rule weighs offsets */
+	return state_apply(e, type, v);
+}
+
+static int meta_log(struct engine *e, const char *type, json_object *v)
+{
+	int rc = meta_log_entries(e, type, v, 1);
 	json_object_put(v);
 	return rc;
 }
@@ -1072,31 +1078,6 @@ int engine_group_offset_commit(struct engine *e, const char *group, const char *
 	return engine_group_offsets_commit(e, group, &c, 1);
 }
 
-/* Write one "group.offsets" or "group.offsets_delete" event v holding n
- * offsets (one frame, one pwrite, one fdatasync), then apply it. Caller
- * holds meta_lock (write). Does not take ownership of v. */
-static int meta_log_entries(struct engine *e, const char *type, json_object *v, size_t n)
-{
-	uint8_t *f;
-	size_t len;
-	int rc;
-
-	if (e->opt.read_only)
-		return -EROFS;
-	rc = e->meta_failed;
-	if (rc)
-		return rc;
-	rc = meta_encode(e, type, v, &f, &len);
-	if (rc)
-		return rc;
-	rc = meta_write(e, f, len);
-	free(f);
-	if (rc)
-		return rc;
-	e->meta_seq++;
-	e->meta_frames += n; /* entries: the snapshot rule weighs offsets */
-	return state_apply(e, type, v);
-}
 
 /* The event of a commit (with_offsets) or a delete of c[0, n): a JSON
  * object {"group", "offsets": [...]}, owned by the caller, or NULL (no
