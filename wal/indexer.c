@@ -139,7 +139,7 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		if (!tmp && (len < 4 || strcmp(de->d_name + len - 4, ".seg") != 0))
 			continue;
 		for (size_t i = 0; !tmp && i < r->n && !listed; i++) {
-			registry_segment_name(r->segs[i].base_offset, name, sizeof(name));
+			registry_segment_file(&r->segs[i], name, sizeof(name));
 			listed = strcmp(name, de->d_name) == 0;
 		}
 		if (listed)
@@ -180,7 +180,7 @@ static int partition_load(struct engine *e, struct partition *p)
 		p->segs_cap = r.n;
 	}
 	for (size_t i = 0; i < r.n; i++) {
-		registry_segment_name(r.segs[i].base_offset, name, sizeof(name));
+		registry_segment_file(&r.segs[i], name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		rc = segment_new(path, &r.segs[i], &p->segs[i]);
 		if (rc) {
@@ -277,7 +277,7 @@ static int partition_refresh(struct engine *e, struct partition *p)
 		pthread_mutex_unlock(&p->lock);
 		if (m->base_offset < warm_end)
 			continue;
-		registry_segment_name(m->base_offset, name, sizeof(name));
+		registry_segment_file(m, name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		rc = segment_new(path, m, &s);
 		if (rc)
@@ -346,7 +346,7 @@ int warm_refresh(struct engine *e)
  * codec to re-encode it with, or BATCH_CODEC_NONE to keep it as it came
  * ("producer", "none", "uncompressed"). Unknown values mean the default,
  * lz4. */
-static enum batch_codec store_codec(const char *config_json)
+enum batch_codec warm_store_codec(const char *config_json)
 {
 	enum batch_codec c = BATCH_CODEC_LZ4;
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
@@ -722,7 +722,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
-			codec = store_codec(t->config_json);
+			codec = warm_store_codec(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
 		if (p) {
@@ -913,7 +913,7 @@ int engine_partition_segments(struct partition *p, struct engine_segment_info **
 		v[i].records = m->records;
 		v[i].batches = m->batches;
 		v[i].wal_seq = m->wal_seq;
-		registry_segment_name(m->base_offset, v[i].file, sizeof(v[i].file));
+		registry_segment_file(m, v[i].file, sizeof(v[i].file));
 	}
 	pthread_mutex_unlock(&p->lock);
 	*out = v;

@@ -133,6 +133,7 @@ struct segment_meta {
 	uint64_t records;
 	uint32_t batches;
 	uint64_t wal_seq;
+	uint32_t gen; /* 0 as indexed; compaction writes max(inputs') + 1 */
 };
 
 struct segment_index_entry {
