@@ -263,11 +263,135 @@ static void test_tombstones(const char *root)
 	engine_close(e);
 }
 
+/* A custom policy: drop the records at odd offsets; counts its calls. */
+static int odd_calls;
+static int drop_odd(void *arg, const char *config_json, const struct engine_record *r)
+{
+	(void)config_json;
+	(*(int *)arg)++;
+	return r->offset % 2 == 0;
+}
+
+/* Time-based (retention.ms inside a segment), hybrid (time then key), and
+ * a custom filter. */
+static void test_time_hybrid_custom(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct engine_compact_result res;
+	int64_t now = wall_ms(), old = now - 7200000; /* two hours ago */
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), "%s/time", root);
+	engine_options_init(&o);
+	o.fsync = FSYNC_NEVER;
+	e = open_or_bail(dir, &o);
+
+	/* Time: 50 records two hours old, then 50 fresh, in one segment. */
+	ok(engine_topic_create(e, "d", 1,
+			       "{\"cleanup.policy\":\"delete\",\"retention.ms\":\"3600000\"}") == 0,
+	   "topic d, retention.ms one hour");
+	p = part_or_bail(e, "d", 0);
+	for (int i = 0; i < 100; i++) {
+		char val[16];
+		snprintf(val, sizeof(val), "d%02d", i);
+		err |= append_one(p, "k", val, i < 50 ? old : now);
+	}
+	err |= engine_index_now(e);
+	err |= append_one(p, "k", "last", now);
+	err |= engine_index_now(e);
+	ok(err == 0, "old and fresh records in a segment, a last one after");
+	ok(engine_partition_compact(p, &res) == 0 && res.records_in == 100 && res.records_out == 50,
+	   "time-based: the records older than retention.ms are dropped inside the segment");
+	int64_t n = read_all(p, offs, raws, vals, 20000);
+	ok(n == 51 && offs[0] == 50 && raws[0] == 50 * 4 && strcmp(vals[0], "d50") == 0 &&
+		   offs[50] == 100,
+	   "the fresh ones remain at their offsets and raw positions");
+	engine_partition_unref(p);
+
+	/* Hybrid: ten keys two hours old, then five of them again, fresh. */
+	ok(engine_topic_create(e, "h", 1,
+			       "{\"cleanup.policy\":\"compact,delete\",\"retention.ms\":\"3600000\"}") == 0,
+	   "topic h, compact,delete");
+	p = part_or_bail(e, "h", 0);
+	err = 0;
+	for (int i = 0; i < 15; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", i % 10);
+		err |= append_one(p, key, i < 10 ? "old" : "new", i < 10 ? old : now);
+	}
+	err |= engine_index_now(e);
+	err |= append_one(p, "k0", "last", now);
+	err |= engine_index_now(e);
+	ok(err == 0 && engine_partition_compact(p, &res) == 0 && res.records_in == 15 &&
+		   res.records_out == 5,
+	   "hybrid: superseded and expired records go (%" PRIu64 " kept)", res.records_out);
+	n = read_all(p, offs, raws, vals, 20000);
+	int wrong = 0;
+	for (int i = 0; i < 5; i++)
+		wrong += offs[i] != 10 + i || strcmp(vals[i], "new") != 0;
+	ok(n == 6 && wrong == 0, "the five fresh versions remain, then the newest segment");
+	engine_partition_unref(p);
+
+	/* Custom: a callback registered by name. */
+	ok(engine_topic_create(e, "c", 1,
+			       "{\"compaction.filter\":\"drop-odd\"}") == 0,
+	   "topic c names the filter drop-odd (cleanup.policy delete, no retention)");
+	p = part_or_bail(e, "c", 0);
+	err = 0;
+	for (int i = 0; i < 40; i++)
+		err |= append_one(p, "k", "vv", now);
+	err |= engine_index_now(e);
+	err |= append_one(p, "k", "last", now);
+	err |= engine_index_now(e);
+	ok(err == 0 && engine_partition_compact(p, &res) == 0 && res.records_in == 0,
+	   "not registered yet: nothing is rewritten");
+	ok(engine_compact_filter_register(e, "drop-odd", drop_odd, &odd_calls) == 0,
+	   "engine_compact_filter_register");
+	ok(engine_partition_compact(p, &res) == 0 && res.records_in == 40 && res.records_out == 20 &&
+		   odd_calls == 40,
+	   "the callback decides for every record (%d calls)", odd_calls);
+	n = read_all(p, offs, raws, vals, 20000);
+	wrong = 0;
+	for (int i = 0; i < 20; i++)
+		wrong += offs[i] != 2 * i || raws[i] != (uint64_t)(2 * i) * 3;
+	ok(n == 21 && wrong == 0, "the records at even offsets remain, at their raw positions");
+	ok(engine_compact_filter_register(e, "drop-odd", NULL, NULL) == 0, "unregistered");
+	engine_partition_unref(p);
+
+	/* The shipped example, value.prefix. */
+	ok(engine_topic_create(e, "v", 1,
+			       "{\"compaction.filter\":\"value.prefix\","
+			       "\"compaction.drop.value.prefix\":\"DEBUG \"}") == 0,
+	   "topic v with the shipped value.prefix filter");
+	p = part_or_bail(e, "v", 0);
+	err = 0;
+	for (int i = 0; i < 30; i++)
+		err |= append_one(p, "k", i % 3 ? "DEBUG noise" : "INFO kept", now);
+	err |= engine_index_now(e);
+	err |= append_one(p, "k", "DEBUG last", now);
+	err |= engine_index_now(e);
+	ok(err == 0 && engine_partition_compact(p, &res) == 0 && res.records_out == 10,
+	   "value.prefix drops the values starting with the prefix");
+	n = read_all(p, offs, raws, vals, 20000);
+	wrong = 0;
+	for (int i = 0; i < 10; i++)
+		wrong += offs[i] != 3 * i || strcmp(vals[i], "INFO kept") != 0;
+	ok(n == 11 && wrong == 0 && strcmp(vals[10], "DEBUG last") == 0,
+	   "the other records remain; the newest segment is untouched");
+	engine_partition_unref(p);
+	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
+	engine_close(e);
+}
+
 int main(void)
 {
 	char *root = tmpdir_new("compact");
 	test_key(root);
 	test_tombstones(root);
+	test_time_hybrid_custom(root);
 	tmpdir_free(root);
 	return tap_exit();
 }
