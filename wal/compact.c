@@ -63,6 +63,20 @@
  * Either way the next open removes the files no registry lists (warm_load),
  * so the partition holds the old set or the new one, never a mix, never
  * neither. Log start offset, next offset and raw end do not change.
+ *
+ * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
+ * the background: the indexer thread, each time it has nothing left to
+ * index (after retention), runs compact_run. It compacts each partition of
+ * a topic whose cleanup.policy includes compact, or whose config names a
+ * registered compaction.filter, once its dirty ratio is above
+ * min.cleanable.dirty.ratio (default 0.5, Kafka's; a JSON number or a
+ * decimal string in [0, 1]; 1 keeps the background out, as nothing is
+ * dirtier than 1). The dirty ratio is, over the cleanable
+ * segments, the bytes of those never compacted (gen 0: as the indexer
+ * wrote them) over all their bytes; the registry's gen keeps it across
+ * restarts. Time-only policies ("delete" with retention.ms) are left to
+ * retention.c's whole segments in the background; their in-segment drop
+ * runs on demand.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +97,7 @@
 
 struct compact_policy {
 	bool key; /* cleanup.policy has compact */
+	double min_dirty; /* min.cleanable.dirty.ratio */
 	int64_t retention_ms; /* -1: no time rule */
 	int64_t delete_retention_ms;
 	char *filter; /* compaction.filter, NULL if none */
@@ -115,8 +130,16 @@ static void policy_parse(const char *config_json, struct compact_policy *pol)
 	pol->retention_ms = -1;
 	pol->delete_retention_ms = DELETE_RETENTION_MS_DEFAULT;
 	pol->filter = NULL;
+	pol->min_dirty = 0.5;
 	if (!o)
 		return;
+	if (json_object_object_get_ex(o, "min.cleanable.dirty.ratio", &v)) {
+		char *end;
+		const char *str = json_object_get_string(v);
+		double d = strtod(str, &end);
+		if (end != str && !*end && d >= 0 && d <= 1)
+			pol->min_dirty = d;
+	}
 	if (json_object_object_get_ex(o, "cleanup.policy", &v)) {
 		const char *s = json_object_get_string(v);
 		pol->key = strstr(s, "compact") != NULL;
@@ -702,5 +725,82 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 	free(config);
 	if (rc == 0 && out)
 		*out = res;
+	return rc;
+}
+
+/* The partition's dirty ratio (WHEN, above); -1 with fewer than two
+ * segments. */
+static double dirty_ratio(struct partition *p)
+{
+	uint64_t dirty = 0, total = 0;
+	double r = -1;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i + 1 < p->nsegs; i++) {
+		const struct segment_meta *m = segment_meta_get(p->segs[i]);
+		total += m->bytes;
+		if (m->gen == 0)
+			dirty += m->bytes;
+	}
+	if (p->nsegs >= 2 && total)
+		r = (double)dirty / (double)total;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int compact_run(struct engine *e)
+{
+	struct partition **parts = NULL;
+	double *mins = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	/* warm_lock before meta_lock, the indexer's order. */
+	pthread_mutex_lock(&e->warm_lock);
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++) {
+		struct topic *t = e->topics[i];
+		struct compact_policy pol;
+		bool filter = false;
+		policy_parse(t->config_json, &pol);
+		if (pol.filter) {
+			for (size_t j = 0; j < e->nfilters; j++)
+				filter |= strcmp(e->filters[j].name, pol.filter) == 0;
+			free(pol.filter);
+		}
+		if (!pol.key && !filter)
+			continue;
+		for (int32_t j = 0; j < t->nparts; j++) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct partition **v = realloc(parts, cap * sizeof(*v));
+				double *w = realloc(mins, cap * sizeof(*w));
+				if (v)
+					parts = v;
+				if (w)
+					mins = w;
+				if (!v || !w) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			parts[n] = t->parts[j];
+			mins[n++] = pol.min_dirty;
+			engine_partition_ref(t->parts[j]);
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	pthread_mutex_unlock(&e->warm_lock);
+	for (size_t i = 0; i < n; i++) {
+		double r = dirty_ratio(parts[i]);
+		if (r >= 0 && r > mins[i]) {
+			int x = engine_partition_compact(parts[i], NULL);
+			if (x && !rc)
+				rc = x;
+		}
+		engine_partition_unref(parts[i]);
+	}
+	free(parts);
+	free(mins);
 	return rc;
 }

@@ -226,6 +226,9 @@ struct compact_filter {
 	engine_compact_fn fn;
 	void *arg;
 };
+/* One background compaction pass (compact.c, "WHEN"); the indexer thread
+ * runs it after retention. */
+int compact_run(struct engine *e);
 /* The shipped filter "value.prefix" (compact.c). */
 int compact_filter_value_prefix(void *arg, const char *config_json, const struct engine_record *r);
 

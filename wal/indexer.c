@@ -28,8 +28,8 @@
  * registered and is skipped next time) and is retried a second later.
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. With nothing left to index, the
- * thread runs retention (retention.c), then sleeps until kicked or for
- * RETENTION_CHECK_MS.
+ * thread runs retention (retention.c) and background compaction
+ * (compact.c, "WHEN"), then sleeps until kicked or for RETENTION_CHECK_MS.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -797,6 +797,9 @@ static void *indexer_main(void *arg)
 			}
 			pthread_mutex_unlock(&e->indexer_lock);
 			rc = retention_run(e);
+			int crc = compact_run(e);
+			if (!rc)
+				rc = crc;
 			pthread_mutex_lock(&e->indexer_lock);
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;

@@ -1,7 +1,10 @@
 /* test_compact.c - compaction (wal/compact.c): key-based compaction of 100
  * keys x 100 versions keeps the newest record of each key at its offset
  * and raw position; tombstones kept for delete.retention.ms and then
- * removed; the newest segment is never cleaned; reopen and verify. */
+ * removed; the newest segment is never cleaned; time-based, hybrid and
+ * custom policies; the background pass by min.cleanable.dirty.ratio;
+ * reopen and verify. The topics of the on-demand tests set the ratio to 1,
+ * which keeps the background pass out. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -108,7 +111,7 @@ static void test_key(const char *root)
 	o.wal_segment_bytes = 16 << 10;
 	o.fsync = FSYNC_NEVER;
 	e = open_or_bail(dir, &o);
-	ok(engine_topic_create(e, "k", 1, "{\"cleanup.policy\":\"compact\"}") == 0, "topic k");
+	ok(engine_topic_create(e, "k", 1, "{\"cleanup.policy\":\"compact\",\"min.cleanable.dirty.ratio\":\"1\"}") == 0, "topic k");
 	p = part_or_bail(e, "k", 0);
 	int err = 0;
 	for (int v = 0; v < NVERS; v++)
@@ -210,7 +213,7 @@ static void test_tombstones(const char *root)
 	o.fsync = FSYNC_NEVER;
 	e = open_or_bail(dir, &o);
 	ok(engine_topic_create(e, "t", 1,
-			       "{\"cleanup.policy\":\"compact\",\"delete.retention.ms\":\"3600000\"}") ==
+			       "{\"cleanup.policy\":\"compact\",\"delete.retention.ms\":\"3600000\",\"min.cleanable.dirty.ratio\":\"1\"}") ==
 		   0,
 	   "topic t, delete.retention.ms one hour");
 	p = part_or_bail(e, "t", 0);
@@ -238,7 +241,7 @@ static void test_tombstones(const char *root)
 	ok(n == 11 && nulls == 5 && offs[0] == 10 && raws[0] == 40 /* 10 x "old\n" */,
 	   "5 tombstones and 5 values at their offsets, and the filler");
 	ok(engine_topic_config_set(e, "t",
-				   "{\"cleanup.policy\":\"compact\",\"delete.retention.ms\":\"1000\"}") ==
+				   "{\"cleanup.policy\":\"compact\",\"delete.retention.ms\":\"1000\",\"min.cleanable.dirty.ratio\":\"1\"}") ==
 		   0,
 	   "delete.retention.ms set to one second");
 	ok(engine_partition_compact(p, &res) == 0 && res.records_in == 10 && res.records_out == 5,
@@ -313,7 +316,7 @@ static void test_time_hybrid_custom(const char *root)
 
 	/* Hybrid: ten keys two hours old, then five of them again, fresh. */
 	ok(engine_topic_create(e, "h", 1,
-			       "{\"cleanup.policy\":\"compact,delete\",\"retention.ms\":\"3600000\"}") == 0,
+			       "{\"cleanup.policy\":\"compact,delete\",\"retention.ms\":\"3600000\",\"min.cleanable.dirty.ratio\":\"1\"}") == 0,
 	   "topic h, compact,delete");
 	p = part_or_bail(e, "h", 0);
 	err = 0;
@@ -337,7 +340,7 @@ static void test_time_hybrid_custom(const char *root)
 
 	/* Custom: a callback registered by name. */
 	ok(engine_topic_create(e, "c", 1,
-			       "{\"compaction.filter\":\"drop-odd\"}") == 0,
+			       "{\"compaction.filter\":\"drop-odd\",\"min.cleanable.dirty.ratio\":\"1\"}") == 0,
 	   "topic c names the filter drop-odd (cleanup.policy delete, no retention)");
 	p = part_or_bail(e, "c", 0);
 	err = 0;
@@ -364,7 +367,7 @@ static void test_time_hybrid_custom(const char *root)
 	/* The shipped example, value.prefix. */
 	ok(engine_topic_create(e, "v", 1,
 			       "{\"compaction.filter\":\"value.prefix\","
-			       "\"compaction.drop.value.prefix\":\"DEBUG \"}") == 0,
+			       "\"compaction.drop.value.prefix\":\"DEBUG \",\"min.cleanable.dirty.ratio\":\"1\"}") == 0,
 	   "topic v with the shipped value.prefix filter");
 	p = part_or_bail(e, "v", 0);
 	err = 0;
@@ -386,12 +389,89 @@ static void test_time_hybrid_custom(const char *root)
 	engine_close(e);
 }
 
+/* The indexer's pass compacts a partition once its dirty ratio is above
+ * min.cleanable.dirty.ratio, and leaves a clean one alone. */
+static void test_background(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p, *q;
+	struct partition_info info;
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), "%s/bg", root);
+	engine_options_init(&o);
+	o.wal_segment_bytes = 16 << 10;
+	o.fsync = FSYNC_NEVER;
+	e = open_or_bail(dir, &o);
+	ok(engine_topic_create(e, "b", 1, "{\"cleanup.policy\":\"compact\"}") == 0 &&
+		   engine_topic_create(e, "keep", 1,
+				       "{\"cleanup.policy\":\"compact\","
+				       "\"min.cleanable.dirty.ratio\":\"1\"}") == 0,
+	   "topic b (default ratio 0.5) and keep (ratio 1)");
+	p = part_or_bail(e, "b", 0);
+	q = part_or_bail(e, "keep", 0);
+	for (int v = 0; v < 20; v++)
+		for (int i = 0; i < NKEYS; i++) {
+			char key[16], val[16];
+			snprintf(key, sizeof(key), "key-%03d", i);
+			snprintf(val, sizeof(val), "v%03d-k%03d", v, i);
+			err |= append_one(p, key, val, T0);
+			err |= append_one(q, key, val, T0);
+		}
+	err |= engine_index_now(e);
+	err |= append_one(p, "filler", "filler", T0);
+	err |= append_one(q, "filler", "filler", T0);
+	/* The indexer's pass after this seal compacts b. */
+	err |= engine_index_now(e);
+	ok(err == 0, "20 versions of 100 keys in both, indexed");
+	/* The segment that was newest at the first pass stays dirty (too
+	 * little of the whole to pass the ratio), so some older versions of
+	 * its keys remain; the newest value of every key is there. */
+	int64_t n = read_all(p, offs, raws, vals, 20000);
+	int last[NKEYS], wrong = 0;
+	for (int i = 0; i < NKEYS; i++)
+		last[i] = -1;
+	for (int64_t j = 0; j < n; j++) {
+		int v, k;
+		if (sscanf(vals[j], "v%3d-k%3d", &v, &k) == 2 && k >= 0 && k < NKEYS) {
+			if (v <= last[k] || raws[j] != (uint64_t)offs[j] * LINE)
+				wrong++;
+			last[k] = v;
+		}
+	}
+	for (int i = 0; i < NKEYS; i++)
+		wrong += last[i] != 19;
+	ok(n < 20 * NKEYS / 4 && wrong == 0,
+	   "b was compacted in the background (%" PRId64 " of %d records left, newest values)", n,
+	   20 * NKEYS + 1);
+	ok(read_all(q, offs, raws, vals, 20000) == 20 * NKEYS + 1,
+	   "keep, at ratio 1, was not");
+	engine_partition_info(p, &info);
+	uint64_t segs = info.segments, bytes = info.segment_bytes;
+	/* One small new segment: the dirty part is far below half. */
+	err = append_one(p, "key-000", "v100-k000", T0);
+	err |= engine_index_now(e);
+	err |= append_one(p, "filler", "filler2", T0);
+	err |= engine_index_now(e);
+	engine_partition_info(p, &info);
+	ok(err == 0 && info.segments == segs + 2 && info.segment_bytes > bytes,
+	   "a clean partition with a little new dirt is left alone (%" PRIu64 " segments)",
+	   info.segments);
+	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
+	engine_partition_unref(q);
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 int main(void)
 {
 	char *root = tmpdir_new("compact");
 	test_key(root);
 	test_tombstones(root);
 	test_time_hybrid_custom(root);
+	test_background(root);
 	tmpdir_free(root);
 	return tap_exit();
 }
