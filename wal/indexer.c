@@ -147,7 +147,7 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (!tmp)
 			log_msg(LOG_LVL_WARN, "warm",
-				"%s: not registered (indexing was cut short), removed", path);
+				"%s: not registered (indexing or compaction was cut short), removed", path);
 		unlink(path);
 		removed = true;
 	}
