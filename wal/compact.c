@@ -62,7 +62,10 @@
  * unlisted; after 2, the new set registered and the old files unlisted.
  * Either way the next open removes the files no registry lists (warm_load),
  * so the partition holds the old set or the new one, never a mix, never
- * neither. Log start offset, next offset and raw end do not change.
+ * neither. A failed save is treated as a crash there: both sets' files
+ * stay, the engine goes on with the old set, the next open keeps the set
+ * the registry lists. Log start offset, next offset and raw end do not
+ * change.
  *
  * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
  * the background: the indexer thread, each time it has nothing left to
@@ -460,6 +463,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 	struct out_seg o = { 0 };
 	struct registry reg = { 0 };
 	int64_t now = now_ms(), first, last;
+	bool keep_files = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&p->lock);
@@ -596,6 +600,21 @@ static int compact_partition(struct engine *e, struct partition *p,
 	bool same = p->nsegs > k && !p->deleted;
 	for (size_t i = 0; same && i < k; i++)
 		same = p->segs[i] == in[i];
+	size_t nout = 0;
+	for (size_t i = 0; i < ngroups; i++)
+		nout += groups[i].out != NULL;
+	/* Room for the swap, made now so that nothing can fail after the
+	 * registry is saved. */
+	if (same && p->nsegs - k + nout > p->segs_cap) {
+		struct segment **v = realloc(p->segs, (p->nsegs - k + nout) * sizeof(*v));
+		if (v) {
+			p->segs = v;
+			p->segs_cap = p->nsegs - k + nout;
+		} else {
+			same = false;
+			rc = -ENOMEM;
+		}
+	}
 	if (same) {
 		reg.segs = calloc(p->nsegs, sizeof(*reg.segs));
 		if (reg.segs) {
@@ -611,36 +630,26 @@ static int compact_partition(struct engine *e, struct partition *p,
 		reg.raw_end = p->seg_raw_end;
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (!same) {
-		rc = 0; /* the topic went meanwhile: nothing to swap */
-		goto out;
-	}
+	if (!same)
+		goto out; /* rc 0: the topic went meanwhile, nothing to swap */
 	if (!reg.segs) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rc = registry_save(dir, p->topic_id, p->index, &reg);
 	if (rc) {
+		/* Saved or not, the next open decides (it removes the set the
+		 * registry does not list): both sets' files stay until then,
+		 * and this engine goes on with the old one. */
 		log_msg(LOG_LVL_ERROR, "compact", "%s/%s: %s", dir, REGISTRY_FILE,
 			chronik_strerror(rc));
+		keep_files = true;
 		goto out;
 	}
 
-	/* The swap in memory: the partition's list holds reg.n entries now. */
+	/* The swap in memory (room made above; only warm_lock holders change
+	 * the list, so it is the one seen then). */
 	pthread_mutex_lock(&p->lock);
-	size_t nout = reg.n - (p->nsegs - k);
-	struct segment **v = p->segs;
-	if (nout > k) {
-		v = realloc(p->segs, (p->nsegs - k + nout) * sizeof(*v));
-		if (!v) {
-			/* Registered on disk: the next open counts the new set. */
-			pthread_mutex_unlock(&p->lock);
-			rc = -ENOMEM;
-			goto out;
-		}
-		p->segs = v;
-		p->segs_cap = p->nsegs - k + nout;
-	}
 	memmove(p->segs + nout, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
 	for (size_t i = 0, j = 0; i < ngroups; i++) {
 		if (!groups[i].out)
@@ -672,7 +681,8 @@ out:
 	for (size_t i = 0; groups && i < ngroups; i++) {
 		if (groups[i].out) {
 			/* Not registered: its file goes. */
-			segment_doom(groups[i].out);
+			if (!keep_files)
+				segment_doom(groups[i].out);
 			segment_unref(groups[i].out);
 		}
 	}
