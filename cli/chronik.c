@@ -39,6 +39,8 @@ static const char usage_text[] =
 	"                                 exit 0 clean, 1 problems found\n"
 	"  info [TOPIC/PARTITION]         metadata, or one partition's info, as JSON\n"
 	"  segments TOPIC/PARTITION       list the partition's segment registry\n"
+	"  compact TOPIC[/PARTITION]      compact now by the topic's cleanup.policy\n"
+	"                                 (every partition when none is given)\n"
 	"  dump [--records] FILE          print the frames of a WAL file, or the\n"
 	"                                 batches of a segment file (.seg)\n"
 	"\n"
@@ -349,6 +351,8 @@ int main(int argc, char **argv)
 		return cmd_dump(&c, argc, argv);
 	if (!strcmp(cmd, "segments"))
 		return cmd_segments(&c, argc, argv);
+	if (!strcmp(cmd, "compact"))
+		return cmd_compact(&c, argc, argv);
 	if (!strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
 		return fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;

@@ -180,6 +180,9 @@ struct engine {
 	 * (which removes the topic's segment directory). */
 	pthread_rwlock_t wal_retire_lock;
 	pthread_mutex_t warm_lock;
+	/* Compaction filters by name (compact.c), guarded by warm_lock. */
+	struct compact_filter *filters;
+	size_t nfilters;
 	pthread_mutex_t indexer_lock;
 	pthread_cond_t indexer_wake;
 	bool indexer_stop, indexer_kicked, indexer_running;
@@ -239,6 +242,24 @@ void indexer_stop(struct engine *e);
  * thread runs it when idle and at least every RETENTION_CHECK_MS. */
 #define RETENTION_CHECK_MS 1000
 int retention_run(struct engine *e);
+struct compact_filter {
+	char *name;
+	engine_compact_fn fn;
+	void *arg;
+};
+/* One background compaction pass (compact.c, "WHEN"); the indexer thread
+ * runs it after retention. */
+int compact_run(struct engine *e);
+/* The shipped filter "value.prefix" (compact.c). */
+int compact_filter_value_prefix(void *arg, const char *config_json, const struct engine_record *r);
+
+/* The codec the topic's compression.type re-encodes uncompressed batches
+ * with (BATCH_CODEC_NONE: keep them as they are); indexer.c. */
+enum batch_codec warm_store_codec(const char *config_json);
+/* A topic config's integer value in o (a JSON number or a decimal string),
+ * or the key's default (topic_config.c) when o is NULL, lacks it, or holds
+ * something else. */
+int64_t topic_config_i64(json_object *o, const char *key);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
 /* Remove a deleted topic's segments (engine_topic_delete). */

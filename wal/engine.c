@@ -484,6 +484,12 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_cond_init(&e->indexer_wake, &ica);
 	pthread_condattr_destroy(&ica);
 	pthread_cond_init(&e->indexer_idle, NULL);
+	/* The shipped example filter (compact.c). */
+	e->filters = calloc(1, sizeof(*e->filters));
+	if (e->filters && (e->filters[0].name = strdup("value.prefix"))) {
+		e->filters[0].fn = compact_filter_value_prefix;
+		e->nfilters = 1;
+	}
 	e->dir = strdup(dir);
 	if (!e->dir) {
 		rc = -ENOMEM;
@@ -563,6 +569,9 @@ int engine_close(struct engine *e)
 	pthread_mutex_destroy(&e->indexer_lock);
 	pthread_cond_destroy(&e->indexer_wake);
 	pthread_cond_destroy(&e->indexer_idle);
+	for (size_t i = 0; i < e->nfilters; i++)
+		free(e->filters[i].name);
+	free(e->filters);
 	free(e->dir);
 	free(e);
 	return rc;

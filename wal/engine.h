@@ -194,6 +194,35 @@ struct engine_segment_info {
  * NULL when *count is 0. */
 int engine_partition_segments(struct partition *p, struct engine_segment_info **out, size_t *count);
 
+/* What one compaction of a partition did (wal/compact.c). */
+struct engine_compact_result {
+	uint64_t segments_in, segments_out; /* segments rewritten, written */
+	uint64_t records_in, records_out; /* records read, kept */
+	uint64_t bytes_in, bytes_out; /* segment file bytes before, after */
+};
+/* Compact the partition now by its topic's cleanup.policy and configs
+ * (wal/compact.c states the policy): every registered segment but the
+ * newest is rewritten, keeping each kept record's offset and raw
+ * position; the new segments replace the old ones in the registry in
+ * one step. 0 (also when there was nothing to do: *out all zero), or
+ * <0 and the partition as it was. -EROFS on a read-only engine. out may
+ * be NULL. */
+int engine_partition_compact(struct partition *p, struct engine_compact_result *out);
+
+/* A custom compaction policy: called by compaction for every record the
+ * topic's cleanup.policy keeps, with the topic's config; returns 1 to keep
+ * the record, 0 to drop it. It runs on the compacting thread with the
+ * engine's segment work paused: it must not call into the engine. */
+struct engine_record;
+typedef int (*engine_compact_fn)(void *arg, const char *config_json,
+				 const struct engine_record *r);
+/* Register fn under name (replacing one of that name; fn NULL removes
+ * it). A topic whose config says "compaction.filter": name is compacted
+ * through it. The engine ships "value.prefix": it drops the records whose
+ * value starts with the topic's "compaction.drop.value.prefix". */
+int engine_compact_filter_register(struct engine *e, const char *name, engine_compact_fn fn,
+				   void *arg);
+
 /* ---- appends ---------------------------------------------------------------- */
 
 /* Append one Kafka RecordBatch v2 as received. Its baseOffset (bytes 0-7) is

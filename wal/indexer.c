@@ -28,8 +28,8 @@
  * registered and is skipped next time) and is retried a second later.
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. With nothing left to index, the
- * thread runs retention (retention.c), then sleeps until kicked or for
- * RETENTION_CHECK_MS.
+ * thread runs retention (retention.c) and background compaction
+ * (compact.c, "WHEN"), then sleeps until kicked or for RETENTION_CHECK_MS.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -139,7 +139,7 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		if (!tmp && (len < 4 || strcmp(de->d_name + len - 4, ".seg") != 0))
 			continue;
 		for (size_t i = 0; !tmp && i < r->n && !listed; i++) {
-			registry_segment_name(r->segs[i].base_offset, name, sizeof(name));
+			registry_segment_file(&r->segs[i], name, sizeof(name));
 			listed = strcmp(name, de->d_name) == 0;
 		}
 		if (listed)
@@ -147,7 +147,8 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (!tmp)
 			log_msg(LOG_LVL_WARN, "warm",
-				"%s: not registered (indexing was cut short), removed", path);
+				"%s: not registered (indexing or compaction was cut short), removed",
+				path);
 		unlink(path);
 		removed = true;
 	}
@@ -180,7 +181,7 @@ static int partition_load(struct engine *e, struct partition *p)
 		p->segs_cap = r.n;
 	}
 	for (size_t i = 0; i < r.n; i++) {
-		registry_segment_name(r.segs[i].base_offset, name, sizeof(name));
+		registry_segment_file(&r.segs[i], name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		rc = segment_new(path, &r.segs[i], &p->segs[i]);
 		if (rc) {
@@ -277,7 +278,7 @@ static int partition_refresh(struct engine *e, struct partition *p)
 		pthread_mutex_unlock(&p->lock);
 		if (m->base_offset < warm_end)
 			continue;
-		registry_segment_name(m->base_offset, name, sizeof(name));
+		registry_segment_file(m, name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
 		rc = segment_new(path, m, &s);
 		if (rc)
@@ -348,8 +349,7 @@ int warm_refresh(struct engine *e)
  * lz4. */
 static enum batch_codec codec_named(const char *s)
 {
-	if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 ||
-	    strcmp(s, "uncompressed") == 0)
+	if (strcmp(s, "producer") == 0 || strcmp(s, "none") == 0 || strcmp(s, "uncompressed") == 0)
 		return BATCH_CODEC_NONE;
 	if (strcmp(s, "zstd") == 0)
 		return BATCH_CODEC_ZSTD;
@@ -360,7 +360,7 @@ static enum batch_codec codec_named(const char *s)
 	return BATCH_CODEC_LZ4;
 }
 
-static enum batch_codec store_codec(const char *config_json)
+enum batch_codec warm_store_codec(const char *config_json)
 {
 	enum batch_codec c = codec_named(engine_topic_config_default("compression.type"));
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
@@ -731,7 +731,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
-			codec = store_codec(t->config_json);
+			codec = warm_store_codec(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
 		if (p) {
@@ -807,8 +807,15 @@ static void *indexer_main(void *arg)
 				break;
 			}
 			pthread_mutex_unlock(&e->indexer_lock);
-			/* Halted, retention waits too: it saves registries. */
-			rc = halt ? halt : retention_run(e);
+			/* Halted, retention and compaction wait too: they save
+			 * registries. */
+			rc = halt;
+			if (!halt) {
+				rc = retention_run(e);
+				int crc = compact_run(e);
+				if (!rc)
+					rc = crc;
+			}
 			pthread_mutex_lock(&e->indexer_lock);
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
@@ -830,8 +837,8 @@ static void *indexer_main(void *arg)
 			break;
 		if (rc) {
 			struct timespec ts;
-			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s", seq,
-				chronik_strerror(rc),
+			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s",
+				seq, chronik_strerror(rc),
 				atomic_load(&e->indexer_halt_rc) ?
 					"; indexing stops until the data directory is opened again" :
 					"");
@@ -928,7 +935,7 @@ int engine_partition_segments(struct partition *p, struct engine_segment_info **
 		v[i].records = m->records;
 		v[i].batches = m->batches;
 		v[i].wal_seq = m->wal_seq;
-		registry_segment_name(m->base_offset, v[i].file, sizeof(v[i].file));
+		registry_segment_file(m, v[i].file, sizeof(v[i].file));
 	}
 	pthread_mutex_unlock(&p->lock);
 	*out = v;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,14 @@
 void registry_segment_name(int64_t base_offset, char *buf, size_t len)
 {
 	snprintf(buf, len, "%020" PRId64 ".seg", base_offset);
+}
+
+void registry_segment_file(const struct segment_meta *m, char *buf, size_t len)
+{
+	if (m->gen == 0)
+		registry_segment_name(m->base_offset, buf, len);
+	else
+		snprintf(buf, len, "%020" PRId64 ".g%" PRIu32 ".seg", m->base_offset, m->gen);
 }
 
 void registry_fini(struct registry *r)
@@ -65,10 +74,17 @@ static int seg_parse(json_object *o, struct segment_meta *m)
 	if (rc)
 		return CHRONIK_ECORRUPT;
 	m->batches = (uint32_t)batches;
+	m->gen = 0;
+	if (json_object_object_get_ex(o, "gen", &v)) {
+		int64_t gen = json_object_get_int64(v);
+		if (!json_object_is_type(v, json_type_int) || gen <= 0 || gen > UINT32_MAX)
+			return CHRONIK_ECORRUPT;
+		m->gen = (uint32_t)gen;
+	}
 	if (!json_object_object_get_ex(o, "state", &v) ||
 	    strcmp(json_object_get_string(v), "live") != 0)
 		return CHRONIK_EVERSION;
-	registry_segment_name(m->base_offset, name, sizeof(name));
+	registry_segment_file(m, name, sizeof(name));
 	if (!json_object_object_get_ex(o, "file", &v) ||
 	    strcmp(json_object_get_string(v), name) != 0)
 		return CHRONIK_ECORRUPT;
@@ -146,7 +162,7 @@ static json_object *seg_json(const struct segment_meta *m)
 	json_object *o = json_object_new_object();
 	char name[64];
 
-	registry_segment_name(m->base_offset, name, sizeof(name));
+	registry_segment_file(m, name, sizeof(name));
 	json_object_object_add(o, "file", json_object_new_string(name));
 	json_object_object_add(o, "state", json_object_new_string("live"));
 	json_object_object_add(o, "base_offset", json_object_new_int64(m->base_offset));
@@ -160,6 +176,8 @@ static json_object *seg_json(const struct segment_meta *m)
 	json_object_object_add(o, "records", json_object_new_int64((int64_t)m->records));
 	json_object_object_add(o, "batches", json_object_new_int64(m->batches));
 	json_object_object_add(o, "wal_seq", json_object_new_int64((int64_t)m->wal_seq));
+	if (m->gen)
+		json_object_object_add(o, "gen", json_object_new_int64(m->gen));
 	return o;
 }
 

@@ -23,7 +23,12 @@
  *         "bytes": 4242,           file size
  *         "data_end": 4100,        where the batches end (segment.h)
  *         "records": 1200, "batches": 3,
- *         "wal_seq": 12 }          the WAL file the batches came from
+ *         "wal_seq": 12,           the WAL file the batches came from
+         "gen": 1 }               only when not 0: the segment was written
+                                  by compaction (wal/compact.c), gen times
+                                  over; its file is "%020lld.g<gen>.seg"
+                                  so that it never has the name of the
+                                  segment it replaces
  *     ]
  *   }
  *
@@ -75,6 +80,9 @@ int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct 
 int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const struct registry *r);
 /* The file name of a segment: "%020lld.seg" of its base offset. */
 void registry_segment_name(int64_t base_offset, char *buf, size_t len);
+/* The file name of the segment m describes: registry_segment_name's when
+ * m->gen is 0, else "%020lld.g%u.seg" of its base offset and gen. */
+void registry_segment_file(const struct segment_meta *m, char *buf, size_t len);
 void registry_fini(struct registry *r);
 
 #endif

@@ -44,39 +44,19 @@ struct retention_policy {
 	int64_t bytes; /* -1 = none */
 };
 
-static int64_t config_i64(json_object *o, const char *key, int64_t dflt)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(o, key, &v))
-		return dflt;
-	if (json_object_is_type(v, json_type_int))
-		return json_object_get_int64(v);
-	if (json_object_is_type(v, json_type_string)) {
-		char *end;
-		const char *s = json_object_get_string(v);
-		errno = 0;
-		long long x = strtoll(s, &end, 10);
-		if (!errno && end != s && !*end)
-			return x;
-	}
-	return dflt;
-}
-
 static void policy_parse(const char *config_json, struct retention_policy *r)
 {
 	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
 
-	int64_t dms = strtoll(engine_topic_config_default("retention.ms"), NULL, 10);
-	int64_t dbytes = strtoll(engine_topic_config_default("retention.bytes"), NULL, 10);
 	r->delete = strstr(engine_topic_config_default("cleanup.policy"), "delete") != NULL;
-	r->ms = dms;
-	r->bytes = dbytes;
+	r->ms = topic_config_i64(NULL, "retention.ms");
+	r->bytes = topic_config_i64(NULL, "retention.bytes");
 	if (!o)
 		return;
 	if (json_object_object_get_ex(o, "cleanup.policy", &v))
 		r->delete = strstr(json_object_get_string(v), "delete") != NULL;
-	r->ms = config_i64(o, "retention.ms", dms);
-	r->bytes = config_i64(o, "retention.bytes", dbytes);
+	r->ms = topic_config_i64(o, "retention.ms");
+	r->bytes = topic_config_i64(o, "retention.bytes");
 	json_object_put(o);
 }
 

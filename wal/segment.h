@@ -5,7 +5,8 @@
  * DATA/segments/<topic-id>/<partition>/<base-offset, %020lld>.seg holds a
  * run of one partition's batches, immutable once written. The indexer
  * (wal/indexer.c) writes one from the frames a sealed WAL file holds for
- * that partition. All integers of chronik's own fields are little-endian;
+ * that partition; compaction (wal/compact.c) writes
+ * <base-offset, %020lld>.g<gen>.seg, gen its generation (registry.h). All integers of chronik's own fields are little-endian;
  * the batches are Kafka RecordBatch v2 (batch.h), big-endian as Kafka's.
  *
  *   file = header (64) | batches | index entries (32 each) | trailer (64)
@@ -133,6 +134,7 @@ struct segment_meta {
 	uint64_t records;
 	uint32_t batches;
 	uint64_t wal_seq;
+	uint32_t gen; /* 0 as indexed; compaction writes max(inputs') + 1 */
 };
 
 struct segment_index_entry {

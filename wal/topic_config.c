@@ -13,9 +13,11 @@
  *   segment.bytes              "1073741824"  accepted; segments follow the
  *                                            WAL files (wal.segment.bytes)
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine-private.h"
 
 static const struct {
 	const char *key, *value;
@@ -32,4 +34,25 @@ const char *engine_topic_config_default(const char *key)
 		if (strcmp(defaults[i].key, key) == 0)
 			return defaults[i].value;
 	return NULL;
+}
+
+int64_t topic_config_i64(json_object *o, const char *key)
+{
+	const char *d = engine_topic_config_default(key);
+	int64_t dflt = d ? strtoll(d, NULL, 10) : -1;
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return dflt;
+	if (json_object_is_type(v, json_type_int))
+		return json_object_get_int64(v);
+	if (json_object_is_type(v, json_type_string)) {
+		char *end;
+		const char *s = json_object_get_string(v);
+		errno = 0;
+		long long x = strtoll(s, &end, 10);
+		if (!errno && end != s && !*end)
+			return x;
+	}
+	return dflt;
 }

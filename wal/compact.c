@@ -1,0 +1,804 @@
+/* compact.c - compaction: rewriting a partition's segments without the
+ * records its topic's cleanup policy no longer needs.
+ *
+ * WHAT IS CLEANED. Every registered segment of the partition but the
+ * newest (Kafka's active segment: the one later appends continue) - the
+ * "cleanable" segments. The WAL not yet indexed is never touched: it
+ * becomes a segment first. With fewer than two segments nothing is done.
+ *
+ * POLICY (per topic, its config; Kafka's names where Kafka has one):
+ *   cleanup.policy "compact": key-based. A first pass over the cleanable
+ *       segments builds the offset map: key -> offset of its last record
+ *       there (Kafka's LogCleaner; here the map holds the key bytes, so
+ *       two keys never share an entry). A second pass keeps a record when
+ *       it has no key (a record without a key cannot be superseded), or
+ *       when it is the record the map names for its key. A newer record of
+ *       the key in the newest segment or the WAL does not count: the map
+ *       covers what is cleaned only, as Kafka's does.
+ *     Tombstones: a kept record whose value is null is a tombstone. It
+ *       stays while its timestamp >= now - delete.retention.ms (default
+ *       86400000, Kafka's) and is dropped by the first compaction after.
+ *       Kafka counts from the time the segment holding it was first
+ *       cleaned; here the record's own timestamp counts, so that nothing
+ *       but the records decides (no per-segment clean time to keep), and
+ *       a tombstone a producer stamped long ago goes at the next clean.
+ *   cleanup.policy "delete" with retention.ms >= 0: time-based. Inside the
+ *       cleanable segments, a record whose timestamp < now - retention.ms
+ *       is dropped (retention.c drops whole segments whose newest record
+ *       is that old; this drops the older records of the segments that
+ *       remain). retention.bytes stays retention.c's: whole segments.
+ *   "compact,delete" (or "delete,compact"): hybrid, time then key: a
+ *       record is kept only if both keep it. The offset map is built over
+ *       every record, also those time drops, so that an older version of
+ *       a key never comes back because its newer version expired.
+ *   A custom filter (engine_compact_filter_register): when the topic's
+ *       config names one in "compaction.filter", the engine calls it for
+ *       every record the rules above keep; it answers keep (1) or drop
+ *       (0). It runs whatever cleanup.policy says (a topic naming a filter
+ *       is compacted even under "delete").
+ *
+ * REWRITE. The kept records of the cleanable segments are written to new
+ * segments (segment.h), one for each run of cleanable segments of at most
+ * COMPACT_GROUP_BYTES input bytes. Each run of kept records contiguous in
+ * offsets becomes one batch (split every SEGMENT_MERGE_BYTES), so every
+ * hole falls between two batches and the segment's index has an entry
+ * there; each record keeps its offset, timestamp, key, value and headers,
+ * and its raw position (the run's first record's, then line after line,
+ * as they were). Batches are encoded anew: producerId -1, CreateTime,
+ * compressed with the topic's compression.type as the indexer does
+ * (kept uncompressed when that does not pay). A group whose records are
+ * all dropped writes no segment. The new file of a group is named after
+ * its first kept offset and a generation one above its inputs' highest
+ * (registry.h, "gen"), so it never takes the name of a file still listed.
+ *
+ * SWAP, CRASH SAFETY. Under warm_lock (the indexer and retention wait):
+ *   1. the new segments are written and fsynced, and the directory fsynced;
+ *   2. the registry is saved with the new segments in place of the
+ *      cleanable ones (registry.h, update rule): the one atomic step;
+ *   3. under the partition lock the new segments replace the old ones in
+ *      the partition's list; each old one is removed from disk at its last
+ *      unref, so a reader holding one finishes on it (segment.h).
+ * A crash before 2 leaves the old set registered and the new files
+ * unlisted; after 2, the new set registered and the old files unlisted.
+ * Either way the next open removes the files no registry lists (warm_load),
+ * so the partition holds the old set or the new one, never a mix, never
+ * neither. A failed save is treated as a crash there: both sets' files
+ * stay, the engine goes on with the old set, the next open keeps the set
+ * the registry lists. Log start offset, next offset and raw end do not
+ * change.
+ *
+ * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
+ * the background: the indexer thread, each time it has nothing left to
+ * index (after retention), runs compact_run. It compacts each partition of
+ * a topic whose cleanup.policy includes compact, or whose config names a
+ * registered compaction.filter, once its dirty ratio is above
+ * min.cleanable.dirty.ratio (default 0.5, Kafka's; a JSON number or a
+ * decimal string in [0, 1]; 1 keeps the background out, as nothing is
+ * dirtier than 1). The dirty ratio is, over the cleanable
+ * segments, the bytes of those never compacted (gen 0: as the indexer
+ * wrote them) over all their bytes; the registry's gen keeps it across
+ * restarts. Time-only policies ("delete" with retention.ms) are left to
+ * retention.c's whole segments in the background; their in-segment drop
+ * runs on demand.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "byteorder.h"
+#include "engine-private.h"
+#include "log.h"
+#include "recode.h"
+#include "registry.h"
+
+#define COMPACT_GROUP_BYTES ((uint64_t)256 << 20)
+
+struct compact_policy {
+	bool key; /* cleanup.policy has compact */
+	double min_dirty; /* min.cleanable.dirty.ratio */
+	int64_t retention_ms; /* -1: no time rule */
+	int64_t delete_retention_ms;
+	char *filter; /* compaction.filter, NULL if none */
+};
+
+static void policy_parse(const char *config_json, struct compact_policy *pol)
+{
+	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
+	bool del = true;
+
+	pol->key = false;
+	pol->retention_ms = topic_config_i64(NULL, "retention.ms");
+	pol->delete_retention_ms = topic_config_i64(NULL, "delete.retention.ms");
+	pol->filter = NULL;
+	pol->min_dirty = strtod(engine_topic_config_default("min.cleanable.dirty.ratio"), NULL);
+	if (!o)
+		return;
+	if (json_object_object_get_ex(o, "min.cleanable.dirty.ratio", &v)) {
+		char *end;
+		const char *str = json_object_get_string(v);
+		double d = strtod(str, &end);
+		if (end != str && !*end && d >= 0 && d <= 1)
+			pol->min_dirty = d;
+	}
+	if (json_object_object_get_ex(o, "cleanup.policy", &v)) {
+		const char *s = json_object_get_string(v);
+		pol->key = strstr(s, "compact") != NULL;
+		del = strstr(s, "delete") != NULL;
+	}
+	if (del)
+		pol->retention_ms = topic_config_i64(o, "retention.ms");
+	pol->delete_retention_ms = topic_config_i64(o, "delete.retention.ms");
+	if (json_object_object_get_ex(o, "compaction.filter", &v) &&
+	    json_object_is_type(v, json_type_string))
+		pol->filter = strdup(json_object_get_string(v));
+	json_object_put(o);
+}
+
+/* ---- the offset map ------------------------------------------------------ */
+
+struct map_slot {
+	uint64_t hash; /* 0 = empty */
+	int64_t offset;
+	size_t key_at; /* into keys */
+	int32_t key_len;
+};
+
+struct offset_map {
+	struct map_slot *slots;
+	size_t cap, n; /* cap a power of two */
+	uint8_t *keys;
+	size_t keys_len, keys_cap;
+};
+
+static uint64_t key_hash(const uint8_t *k, int32_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (int32_t i = 0; i < len; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static struct map_slot *map_find(struct offset_map *m, const uint8_t *k, int32_t len, uint64_t h)
+{
+	size_t i = h & (m->cap - 1);
+	for (;; i = (i + 1) & (m->cap - 1)) {
+		struct map_slot *s = &m->slots[i];
+		if (s->hash == 0)
+			return s;
+		if (s->hash == h && s->key_len == len && memcmp(m->keys + s->key_at, k, len) == 0)
+			return s;
+	}
+}
+
+static int map_grow(struct offset_map *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	struct map_slot *old = m->slots, *v = calloc(cap, sizeof(*v));
+	size_t ocap = m->cap;
+	if (!v)
+		return -ENOMEM;
+	m->slots = v;
+	m->cap = cap;
+	for (size_t i = 0; i < ocap; i++) {
+		if (old[i].hash == 0)
+			continue;
+		size_t j = old[i].hash & (cap - 1);
+		while (v[j].hash)
+			j = (j + 1) & (cap - 1);
+		v[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+static int map_put(struct offset_map *m, const uint8_t *k, int32_t len, int64_t offset)
+{
+	uint64_t h = key_hash(k, len);
+	struct map_slot *s;
+
+	if ((m->n + 1) * 4 > m->cap * 3) {
+		int rc = map_grow(m);
+		if (rc)
+			return rc;
+	}
+	s = map_find(m, k, len, h);
+	if (s->hash == 0) {
+		if (m->keys_len + (size_t)len > m->keys_cap) {
+			size_t cap = m->keys_cap ? m->keys_cap : 4096;
+			while (cap < m->keys_len + (size_t)len)
+				cap *= 2;
+			uint8_t *v = realloc(m->keys, cap);
+			if (!v)
+				return -ENOMEM;
+			m->keys = v;
+			m->keys_cap = cap;
+		}
+		if (len)
+			memcpy(m->keys + m->keys_len, k, (size_t)len);
+		s->hash = h;
+		s->key_at = m->keys_len;
+		s->key_len = len;
+		m->keys_len += (size_t)len;
+		m->n++;
+	}
+	s->offset = offset;
+	return 0;
+}
+
+static int64_t map_get(struct offset_map *m, const uint8_t *k, int32_t len)
+{
+	if (!m->cap)
+		return -1;
+	struct map_slot *s = map_find(m, k, len, key_hash(k, len));
+	return s->hash ? s->offset : -1;
+}
+
+static void map_fini(struct offset_map *m)
+{
+	free(m->slots);
+	free(m->keys);
+}
+
+/* ---- custom filters -------------------------------------------------------- */
+
+int engine_compact_filter_register(struct engine *e, const char *name, engine_compact_fn fn,
+				   void *arg)
+{
+	int rc = 0;
+
+	if (!name || !*name)
+		return -EINVAL;
+	pthread_mutex_lock(&e->warm_lock);
+	for (size_t i = 0; i < e->nfilters; i++) {
+		if (strcmp(e->filters[i].name, name) == 0) {
+			if (fn) {
+				e->filters[i].fn = fn;
+				e->filters[i].arg = arg;
+			} else {
+				free(e->filters[i].name);
+				e->filters[i] = e->filters[--e->nfilters];
+			}
+			goto out;
+		}
+	}
+	if (!fn)
+		goto out;
+	struct compact_filter *v = realloc(e->filters, (e->nfilters + 1) * sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	e->filters = v;
+	v[e->nfilters].name = strdup(name);
+	if (!v[e->nfilters].name) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	v[e->nfilters].fn = fn;
+	v[e->nfilters].arg = arg;
+	e->nfilters++;
+out:
+	pthread_mutex_unlock(&e->warm_lock);
+	return rc;
+}
+
+/* The shipped example: "value.prefix" drops the records whose value starts
+ * with the topic's compaction.drop.value.prefix (a non-empty string;
+ * without one it keeps everything). */
+int compact_filter_value_prefix(void *arg, const char *config_json, const struct engine_record *r)
+{
+	json_object *o = config_json ? json_tokener_parse(config_json) : NULL, *v;
+	int keep = 1;
+
+	(void)arg;
+	if (o && json_object_object_get_ex(o, "compaction.drop.value.prefix", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		const char *pfx = json_object_get_string(v);
+		size_t n = strlen(pfx);
+		if (n && r->value_len >= 0 && (size_t)r->value_len >= n &&
+		    memcmp(r->value, pfx, n) == 0)
+			keep = 0;
+	}
+	json_object_put(o);
+	return keep;
+}
+
+/* ---- rewriting -------------------------------------------------------------- */
+
+/* One output segment under construction. */
+struct out_seg {
+	const char *dir;
+	uint32_t topic_id;
+	int32_t partition;
+	uint32_t gen;
+	uint64_t wal_seq;
+	enum batch_codec codec;
+	struct segment_writer *w;
+	char path[4400];
+	/* the current run */
+	struct batch_builder bb;
+	int64_t run_base, run_next;
+	uint64_t run_raw, run_raw_next;
+	struct record_header_in *hdrs;
+	size_t hdrs_cap;
+};
+
+static int out_emit(struct out_seg *o)
+{
+	uint8_t *b = NULL, *z = NULL;
+	size_t blen, zlen;
+	int32_t count = o->bb.count;
+	int rc;
+
+	if (count == 0)
+		return 0;
+	rc = batch_builder_finish(&o->bb, &b, &blen);
+	if (rc)
+		return rc;
+	put_be64(b, (uint64_t)o->run_base);
+	if (o->codec != BATCH_CODEC_NONE) {
+		const uint8_t *in[1] = { b };
+		size_t lens[1] = { blen };
+		rc = recode_merge(in, lens, 1, o->codec, &z, &zlen);
+		if (rc)
+			goto out;
+		if (zlen < blen) {
+			free(b);
+			b = z;
+			blen = zlen;
+		} else {
+			free(z);
+		}
+	}
+	if (!o->w) {
+		char name[64];
+		struct segment_meta m = { .base_offset = o->run_base, .gen = o->gen };
+		registry_segment_file(&m, name, sizeof(name));
+		snprintf(o->path, sizeof(o->path), "%s/%s", o->dir, name);
+		unlink(o->path); /* a stale unregistered one */
+		rc = segment_writer_open(o->path, o->topic_id, o->partition, o->run_base,
+					 o->wal_seq, &o->w);
+		if (rc)
+			goto out;
+	}
+	rc = segment_writer_add(o->w, b, blen, o->run_raw, o->run_raw_next - o->run_raw,
+				(uint32_t)count);
+out:
+	free(b);
+	return rc;
+}
+
+static int out_add(struct out_seg *o, const struct engine_record *r)
+{
+	uint64_t rlen = (r->value_len > 0 ? (uint64_t)r->value_len : 0) + 1;
+	const uint8_t *hp = r->headers, *hend = r->headers + r->headers_len;
+	struct record_in in;
+	int rc;
+
+	if (o->bb.count && (r->offset != o->run_next || r->raw_pos != o->run_raw_next ||
+			    o->bb.len >= SEGMENT_MERGE_BYTES)) {
+		rc = out_emit(o);
+		if (rc)
+			return rc;
+	}
+	if (o->bb.count == 0) {
+		o->run_base = r->offset;
+		o->run_raw = r->raw_pos;
+	}
+	if ((size_t)r->header_count > o->hdrs_cap) {
+		struct record_header_in *v = realloc(o->hdrs, (size_t)r->header_count * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		o->hdrs = v;
+		o->hdrs_cap = (size_t)r->header_count;
+	}
+	for (int32_t i = 0; i < r->header_count; i++) {
+		struct batch_record_header h;
+		if (batch_record_header_next(&hp, hend, &h) != 1)
+			return CHRONIK_ECORRUPT;
+		o->hdrs[i] = (struct record_header_in){ .key = h.key,
+							.key_len = h.key_len,
+							.value = h.value,
+							.value_len = h.value_len };
+	}
+	in = (struct record_in){ .timestamp = r->timestamp,
+				 .key = r->key,
+				 .key_len = r->key_len,
+				 .value = r->value,
+				 .value_len = r->value_len,
+				 .headers = o->hdrs,
+				 .header_count = r->header_count };
+	rc = batch_builder_add(&o->bb, &in);
+	if (rc)
+		return rc;
+	o->run_next = r->offset + 1;
+	o->run_raw_next = r->raw_pos + rlen;
+	return 0;
+}
+
+static void fsync_dir_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+struct group {
+	size_t first, count; /* cleanable segments [first, first + count) */
+	int64_t last_offset;
+	struct segment *out; /* NULL: nothing kept */
+};
+
+static int compact_partition(struct engine *e, struct partition *p,
+			     const struct compact_policy *pol, const char *config_json,
+			     const struct compact_filter *filter, struct engine_compact_result *res)
+{
+	char dir[4200];
+	struct segment **in = NULL;
+	struct group *groups = NULL;
+	size_t k = 0, ngroups = 0;
+	struct offset_map map = { 0 };
+	struct engine_cursor *c = NULL;
+	struct engine_record r;
+	struct out_seg o = { 0 };
+	struct registry reg = { 0 };
+	int64_t now = now_ms(), first, last;
+	bool keep_files = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->deleted || p->nsegs < 2) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	k = p->nsegs - 1;
+	in = calloc(k, sizeof(*in));
+	groups = calloc(k, sizeof(*groups));
+	if (!in || !groups) {
+		pthread_mutex_unlock(&p->lock);
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < k; i++) {
+		in[i] = p->segs[i];
+		segment_ref(in[i]);
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	/* Groups of cleanable segments, each one output segment. */
+	for (size_t i = 0; i < k; i++) {
+		const struct segment_meta *m = segment_meta_get(in[i]);
+		struct group *g = ngroups ? &groups[ngroups - 1] : NULL;
+		uint64_t bytes = 0;
+		for (size_t j = 0; g && j < g->count; j++)
+			bytes += segment_meta_get(in[g->first + j])->bytes;
+		if (!g || bytes + m->bytes > COMPACT_GROUP_BYTES) {
+			g = &groups[ngroups++];
+			g->first = i;
+		}
+		g->count++;
+		g->last_offset = m->last_offset;
+		res->segments_in++;
+		res->bytes_in += m->bytes;
+	}
+	first = segment_meta_get(in[0])->base_offset;
+	last = segment_meta_get(in[k - 1])->last_offset;
+
+	/* Pass 1: the offset map. */
+	if (pol->key) {
+		rc = engine_cursor_open(p, first, &c);
+		while (rc == 0 && (rc = engine_cursor_next(c, &r)) == 1 && r.offset <= last) {
+			rc = r.key_len >= 0 ? map_put(&map, r.key, r.key_len, r.offset) : 0;
+		}
+		if (rc > 0)
+			rc = 0;
+		engine_cursor_close(c);
+		c = NULL;
+		if (rc)
+			goto out;
+	}
+
+	/* Pass 2: the kept records, group by group. */
+	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	o.dir = dir;
+	o.topic_id = p->topic_id;
+	o.partition = p->index;
+	o.codec = warm_store_codec(config_json);
+	batch_builder_init(&o.bb);
+	size_t gi = 0;
+	rc = engine_cursor_open(p, first, &c);
+	for (;;) {
+		bool have = false;
+		if (rc == 0) {
+			rc = engine_cursor_next(c, &r);
+			have = rc == 1 && r.offset <= last;
+			if (rc == 1)
+				rc = 0;
+		}
+		if (rc)
+			break;
+		/* Close the groups this record is past (all at the end). */
+		while (gi < ngroups && (!have || r.offset > groups[gi].last_offset)) {
+			struct segment_meta meta;
+			rc = out_emit(&o);
+			if (rc == 0 && o.w) {
+				rc = segment_writer_finish(o.w, &meta);
+				o.w = NULL;
+				if (rc == 0) {
+					meta.gen = o.gen;
+					rc = segment_new(o.path, &meta, &groups[gi].out);
+					if (rc)
+						unlink(o.path);
+				}
+			}
+			if (rc)
+				break;
+			gi++;
+		}
+		if (rc || !have)
+			break;
+		if (o.bb.count == 0 && !o.w) {
+			/* A new group's first kept record: its generation. */
+			o.gen = 0;
+			o.wal_seq = 0;
+			for (size_t j = 0; j < groups[gi].count; j++) {
+				const struct segment_meta *m =
+					segment_meta_get(in[groups[gi].first + j]);
+				if (m->gen >= o.gen)
+					o.gen = m->gen + 1;
+				if (j == 0)
+					o.wal_seq = m->wal_seq;
+			}
+		}
+		res->records_in++;
+		bool keep = true;
+		if (pol->key && r.key_len >= 0 && map_get(&map, r.key, r.key_len) != r.offset)
+			keep = false;
+		if (keep && pol->key && r.key_len >= 0 && r.value_len < 0 &&
+		    r.timestamp < now - pol->delete_retention_ms)
+			keep = false;
+		if (keep && pol->retention_ms >= 0 && r.timestamp < now - pol->retention_ms)
+			keep = false;
+		if (keep && filter && filter->fn(filter->arg, config_json, &r) == 0)
+			keep = false;
+		if (!keep)
+			continue;
+		res->records_out++;
+		rc = out_add(&o, &r);
+		if (rc)
+			break;
+	}
+	engine_cursor_close(c);
+	c = NULL;
+	if (rc == 0 && gi != ngroups)
+		rc = CHRONIK_ECORRUPT; /* the cursor ended inside the segments */
+	if (rc)
+		goto out;
+	fsync_dir_path(dir);
+
+	/* The registry with the new set. */
+	pthread_mutex_lock(&p->lock);
+	bool same = p->nsegs > k && !p->deleted;
+	for (size_t i = 0; same && i < k; i++)
+		same = p->segs[i] == in[i];
+	size_t nout = 0;
+	for (size_t i = 0; i < ngroups; i++)
+		nout += groups[i].out != NULL;
+	/* Room for the swap, made now so that nothing can fail after the
+	 * registry is saved. */
+	if (same && p->nsegs - k + nout > p->segs_cap) {
+		struct segment **v = realloc(p->segs, (p->nsegs - k + nout) * sizeof(*v));
+		if (v) {
+			p->segs = v;
+			p->segs_cap = p->nsegs - k + nout;
+		} else {
+			same = false;
+			rc = -ENOMEM;
+		}
+	}
+	if (same) {
+		reg.segs = calloc(p->nsegs, sizeof(*reg.segs));
+		if (reg.segs) {
+			for (size_t i = 0; i < ngroups; i++)
+				if (groups[i].out)
+					reg.segs[reg.n++] = *segment_meta_get(groups[i].out);
+			for (size_t i = k; i < p->nsegs; i++)
+				reg.segs[reg.n++] = *segment_meta_get(p->segs[i]);
+		}
+		reg.log_start_offset = p->log_start_offset;
+		reg.raw_start = p->raw_start;
+		reg.next_offset = p->seg_next_offset;
+		reg.raw_end = p->seg_raw_end;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!same)
+		goto out; /* rc 0: the topic went meanwhile, nothing to swap */
+	if (!reg.segs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = registry_save(dir, p->topic_id, p->index, &reg);
+	if (rc) {
+		/* Saved or not, the next open decides (it removes the set the
+		 * registry does not list): both sets' files stay until then,
+		 * and this engine goes on with the old one. */
+		log_msg(LOG_LVL_ERROR, "compact", "%s/%s: %s", dir, REGISTRY_FILE,
+			chronik_strerror(rc));
+		keep_files = true;
+		goto out;
+	}
+
+	/* The swap in memory (room made above; only warm_lock holders change
+	 * the list, so it is the one seen then). */
+	pthread_mutex_lock(&p->lock);
+	memmove(p->segs + nout, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+	for (size_t i = 0, j = 0; i < ngroups; i++) {
+		if (!groups[i].out)
+			continue;
+		p->segs[j++] = groups[i].out;
+		res->segments_out++;
+		res->bytes_out += segment_meta_get(groups[i].out)->bytes;
+		groups[i].out = NULL; /* the list's reference now */
+	}
+	p->nsegs = p->nsegs - k + nout;
+	p->seg_bytes = p->seg_bytes - res->bytes_in + res->bytes_out;
+	pthread_cond_broadcast(&p->grown);
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < k; i++) {
+		segment_doom(in[i]);
+		segment_unref(in[i]); /* the list's reference */
+	}
+	log_msg(LOG_LVL_INFO, "compact",
+		"%s/%d: %" PRIu64 " segments, %" PRIu64 " records -> %" PRIu64 " segments, %" PRIu64
+		" records",
+		p->topic_name, p->index, res->segments_in, res->records_in, res->segments_out,
+		res->records_out);
+
+out:
+	if (o.w)
+		segment_writer_abort(o.w);
+	batch_builder_fini(&o.bb);
+	free(o.hdrs);
+	for (size_t i = 0; groups && i < ngroups; i++) {
+		if (groups[i].out) {
+			/* Not registered: its file goes. */
+			if (!keep_files)
+				segment_doom(groups[i].out);
+			segment_unref(groups[i].out);
+		}
+	}
+	for (size_t i = 0; in && i < k; i++)
+		segment_unref(in[i]);
+	free(in);
+	free(groups);
+	free(reg.segs);
+	map_fini(&map);
+	if (rc)
+		memset(res, 0, sizeof(*res));
+	return rc;
+}
+
+int engine_partition_compact(struct partition *p, struct engine_compact_result *out)
+{
+	struct engine *e = p->e;
+	struct engine_compact_result res = { 0 };
+	struct compact_policy pol;
+	struct compact_filter filter = { 0 };
+	char *config = NULL;
+	bool have_filter = false;
+	int rc = 0;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (e->opt.read_only)
+		return -EROFS;
+	pthread_rwlock_rdlock(&e->meta_lock);
+	if (p->t && p->t->config_json)
+		config = strdup(p->t->config_json);
+	pthread_rwlock_unlock(&e->meta_lock);
+	policy_parse(config, &pol);
+
+	pthread_mutex_lock(&e->warm_lock);
+	if (pol.filter) {
+		for (size_t i = 0; i < e->nfilters; i++)
+			if (strcmp(e->filters[i].name, pol.filter) == 0) {
+				filter = e->filters[i];
+				have_filter = true;
+			}
+		if (!have_filter)
+			log_msg(LOG_LVL_WARN, "compact",
+				"%s: compaction.filter %s is not registered", p->topic_name,
+				pol.filter);
+	}
+	if (pol.key || pol.retention_ms >= 0 || have_filter)
+		rc = compact_partition(e, p, &pol, config, have_filter ? &filter : NULL, &res);
+	pthread_mutex_unlock(&e->warm_lock);
+	free(pol.filter);
+	free(config);
+	if (rc == 0 && out)
+		*out = res;
+	return rc;
+}
+
+/* The partition's dirty ratio (WHEN, above); -1 with fewer than two
+ * segments. */
+static double dirty_ratio(struct partition *p)
+{
+	uint64_t dirty = 0, total = 0;
+	double r = -1;
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i + 1 < p->nsegs; i++) {
+		const struct segment_meta *m = segment_meta_get(p->segs[i]);
+		total += m->bytes;
+		if (m->gen == 0)
+			dirty += m->bytes;
+	}
+	if (p->nsegs >= 2 && total)
+		r = (double)dirty / (double)total;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int compact_run(struct engine *e)
+{
+	struct partition **parts = NULL;
+	double *mins = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	/* warm_lock before meta_lock, the indexer's order. */
+	pthread_mutex_lock(&e->warm_lock);
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++) {
+		struct topic *t = e->topics[i];
+		struct compact_policy pol;
+		bool filter = false;
+		policy_parse(t->config_json, &pol);
+		if (pol.filter) {
+			for (size_t j = 0; j < e->nfilters; j++)
+				filter |= strcmp(e->filters[j].name, pol.filter) == 0;
+			free(pol.filter);
+		}
+		if (!pol.key && !filter)
+			continue;
+		for (int32_t j = 0; j < t->nparts; j++) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct partition **v = realloc(parts, cap * sizeof(*v));
+				double *w = realloc(mins, cap * sizeof(*w));
+				if (v)
+					parts = v;
+				if (w)
+					mins = w;
+				if (!v || !w) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			parts[n] = t->parts[j];
+			mins[n++] = pol.min_dirty;
+			engine_partition_ref(t->parts[j]);
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	pthread_mutex_unlock(&e->warm_lock);
+	for (size_t i = 0; i < n; i++) {
+		double r = dirty_ratio(parts[i]);
+		if (r >= 0 && r > mins[i]) {
+			int x = engine_partition_compact(parts[i], NULL);
+			if (x && !rc)
+				rc = x;
+		}
+		engine_partition_unref(parts[i]);
+	}
+	free(parts);
+	free(mins);
+	return rc;
+}
