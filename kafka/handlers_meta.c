@@ -16,10 +16,10 @@
 
 /* The single source of truth for ApiVersions (see listener.c notes). */
 const struct kafka_api kafka_apis[] = {
-	{ KAPI_PRODUCE, 0, 7, -1, "Produce", kafka_handle_produce },
-	{ KAPI_FETCH, 4, 11, -1, "Fetch", kafka_handle_fetch },
-	{ KAPI_LIST_OFFSETS, 1, 5, -1, "ListOffsets", kafka_handle_list_offsets },
-	{ KAPI_METADATA, 0, 4, -1, "Metadata", kafka_handle_metadata },
+	{ KAPI_PRODUCE, 0, 9, 9, "Produce", kafka_handle_produce },
+	{ KAPI_FETCH, 4, 12, 12, "Fetch", kafka_handle_fetch },
+	{ KAPI_LIST_OFFSETS, 1, 7, 6, "ListOffsets", kafka_handle_list_offsets },
+	{ KAPI_METADATA, 0, 12, 9, "Metadata", kafka_handle_metadata },
 	{ KAPI_OFFSET_COMMIT, 0, 5, -1, "OffsetCommit", kafka_handle_offset_commit },
 	{ KAPI_OFFSET_FETCH, 0, 5, -1, "OffsetFetch", kafka_handle_offset_fetch },
 	{ KAPI_FIND_COORDINATOR, 0, 2, -1, "FindCoordinator", kafka_handle_find_coordinator },
@@ -87,24 +87,75 @@ int kafka_handle_api_versions(struct kafka_request *req)
 
 static void write_broker_list(struct kafka_request *req, int16_t v)
 {
-	kafka_write_array(req->w, false, 1);
+	bool f = req->flexible;
+	kafka_write_array(req->w, f, 1);
 	kafka_write_i32(req->w, NODE_ID);
-	kafka_write_string(req->w, false, req->c->host);
+	kafka_write_string(req->w, f, req->c->host);
 	kafka_write_i32(req->w, req->c->port);
 	if (v >= 1)
-		kafka_write_string(req->w, false, NULL); /* Rack */
+		kafka_write_string(req->w, f, NULL); /* Rack */
+	if (f)
+		kafka_write_tags(req->w);
 }
 
-/* One MetadataResponseTopic for name (which may not exist). */
+void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16])
+{
+	static const uint8_t prefix[12] = { 'c', 'h', 'r', 'o', 'n', 'i',
+					    'k', 0x40, 0x80, 't', 'i', 'd' };
+	memcpy(out, prefix, sizeof(prefix));
+	kafka_put_be32(out + 12, topic_id);
+}
+
+int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16])
+{
+	struct partition *p;
+	int rc = engine_partition_get(e, name, 0, &p);
+	if (rc)
+		return rc;
+	kafka_topic_uuid(engine_partition_topic_id(p), out);
+	engine_partition_unref(p);
+	return 0;
+}
+
+/* The topic whose uuid is id: its name into name, else false. */
+static bool topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250])
+{
+	char **names = NULL;
+	size_t count = 0;
+	bool found = false;
+	if (engine_topic_list(e, &names, &count))
+		return false;
+	for (size_t i = 0; i < count && !found; i++) {
+		uint8_t u[16];
+		if (kafka_topic_uuid_of(e, names[i], u) == 0 && memcmp(u, id, 16) == 0) {
+			snprintf(name, 250, "%s", names[i]);
+			found = true;
+		}
+	}
+	engine_strv_free(names, count);
+	return found;
+}
+
+static const uint8_t zero_uuid[16];
+
+/* One MetadataResponseTopic for name (which may not exist). With id (v10+,
+ * a topic asked for by id), an unknown id is answered 100 UNKNOWN_TOPIC_ID
+ * with a null name. */
 static void write_topic_metadata(struct kafka_request *req, const char *name,
-				 struct kafka_str raw_name, bool create)
+				 struct kafka_str raw_name, bool create, const uint8_t *id)
 {
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 	int16_t error = KERR_NONE;
 	int32_t parts = 0;
+	uint8_t uuid[16];
 
-	if (!name) {
+	memset(uuid, 0, sizeof(uuid));
+	if (id && !name) {
+		error = KERR_UNKNOWN_TOPIC_ID;
+		memcpy(uuid, id, 16);
+	} else if (!name) {
 		error = KERR_INVALID_TOPIC_EXCEPTION;
 	} else {
 		int rc = engine_topic_partitions(req->l->e, name, &parts);
@@ -113,44 +164,96 @@ static void write_topic_metadata(struct kafka_request *req, const char *name,
 			if (rc == 0 || rc == CHRONIK_ETOPICEXISTS)
 				rc = engine_topic_partitions(req->l->e, name, &parts);
 		}
+		if (rc == 0 && v >= 10 && kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
+			memset(uuid, 0, sizeof(uuid));
 		error = kafka_error_from(rc);
 		if (rc)
 			parts = 0;
 	}
 	kafka_write_i16(w, error);
-	kafka_write_str(w, false, raw_name);
+	if (id && !name)
+		kafka_write_string(w, f, NULL);
+	else
+		kafka_write_str(w, f, raw_name);
+	if (v >= 10)
+		kafka_write_raw(w, uuid, 16); /* TopicId */
 	if (v >= 1)
 		kafka_write_bool(w, false); /* IsInternal */
-	kafka_write_array(w, false, parts);
+	kafka_write_array(w, f, parts);
 	for (int32_t i = 0; i < parts; i++) {
 		kafka_write_i16(w, KERR_NONE);
 		kafka_write_i32(w, i);
 		kafka_write_i32(w, NODE_ID); /* LeaderId */
-		kafka_write_array(w, false, 1); /* ReplicaNodes */
+		if (v >= 7)
+			kafka_write_i32(w, 0); /* LeaderEpoch */
+		kafka_write_array(w, f, 1); /* ReplicaNodes */
 		kafka_write_i32(w, NODE_ID);
-		kafka_write_array(w, false, 1); /* IsrNodes */
+		kafka_write_array(w, f, 1); /* IsrNodes */
 		kafka_write_i32(w, NODE_ID);
+		if (v >= 5)
+			kafka_write_array(w, f, 0); /* OfflineReplicas */
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (v >= 8)
+		kafka_write_i32(w, INT32_MIN); /* TopicAuthorizedOperations: not computed */
+	if (f)
+		kafka_write_tags(w);
 }
 
-/* MetadataRequest v0-4: Topics [Name] (v0: empty = all; v1+: null = all),
- * AllowAutoTopicCreation bool (v4+).
- * MetadataResponse v0-4: ThrottleTimeMs (v3+), Brokers [NodeId, Host, Port,
- * Rack (v1+)], ClusterId (v2+), ControllerId (v1+), Topics [ErrorCode, Name,
- * IsInternal (v1+), Partitions [ErrorCode, PartitionIndex, LeaderId,
- * ReplicaNodes [int32], IsrNodes [int32]]]. */
+/* One MetadataRequestTopic: TopicId (v10+), Name (nullable v10+), tags
+ * (flexible). */
+static struct kafka_str read_metadata_topic(struct kafka_request *req, struct kafka_reader *r,
+					    uint8_t id[16])
+{
+	int16_t v = req->api_version;
+	if (v >= 10) {
+		const uint8_t *p = r->p;
+		kafka_read_skip(r, 16);
+		if (!kafka_reader_failed(r))
+			memcpy(id, p, 16);
+	}
+	struct kafka_str s = kafka_read_string(r, req->flexible, v >= 10);
+	if (req->flexible)
+		kafka_read_tags(r);
+	return s;
+}
+
+/* MetadataRequest v0-12: Topics [TopicId uuid (v10+), Name (nullable
+ * v10+)] (v0: empty = all; v1+: null = all), AllowAutoTopicCreation bool
+ * (v4+), IncludeClusterAuthorizedOperations bool (v8-10),
+ * IncludeTopicAuthorizedOperations bool (v8+).
+ * MetadataResponse v0-12: ThrottleTimeMs (v3+), Brokers [NodeId, Host, Port,
+ * Rack (v1+)], ClusterId (v2+), ControllerId (v1+), Topics [ErrorCode, Name
+ * (nullable v12+), TopicId uuid (v10+), IsInternal (v1+), Partitions
+ * [ErrorCode, PartitionIndex, LeaderId, LeaderEpoch int32 (v7+),
+ * ReplicaNodes [int32], IsrNodes [int32], OfflineReplicas [int32] (v5+)],
+ * TopicAuthorizedOperations int32 (v8+)], ClusterAuthorizedOperations int32
+ * (v8-10).
+ * v9+ is flexible: compact forms, tagged fields closing every struct.
+ * Authorized operations are not computed: INT32_MIN, Kafka's "omitted".
+ * Topic ids: see kafka_topic_uuid (kafka-private.h). A topic asked for by
+ * id alone (null name, v10+) is looked up among the topics; an unknown id
+ * gets 100 UNKNOWN_TOPIC_ID. The leader epoch is always 0 (one broker,
+ * never a leader change). */
 int kafka_handle_metadata(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	int32_t n = kafka_read_array(r, false, v >= 1, 2);
+	bool f = req->flexible;
+	int32_t n = kafka_read_array(r, f, v >= 1, f ? 2 : 2);
 	const uint8_t *topics_at = r->p;
+	uint8_t id[16];
 
-	/* Skip the names to reach AllowAutoTopicCreation, then come back. */
-	for (int32_t i = 0; i < n; i++)
-		(void)kafka_read_string(r, false, false);
+	/* Skip the topics to reach AllowAutoTopicCreation, then come back. */
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++)
+		(void)read_metadata_topic(req, r, id);
 	bool allow_create = v >= 4 ? kafka_read_bool(r) : true;
+	if (v >= 8 && v <= 10)
+		(void)kafka_read_bool(r); /* IncludeClusterAuthorizedOperations */
+	if (v >= 8)
+		(void)kafka_read_bool(r); /* IncludeTopicAuthorizedOperations */
 	if (kafka_reader_failed(r))
 		return -1;
 	allow_create = allow_create && req->l->o.auto_create_topics;
@@ -159,7 +262,7 @@ int kafka_handle_metadata(struct kafka_request *req)
 		kafka_write_i32(w, 0);
 	write_broker_list(req, v);
 	if (v >= 2)
-		kafka_write_string(w, false, CLUSTER_ID);
+		kafka_write_string(w, f, CLUSTER_ID);
 	if (v >= 1)
 		kafka_write_i32(w, NODE_ID);
 
@@ -169,24 +272,37 @@ int kafka_handle_metadata(struct kafka_request *req)
 		int rc = engine_topic_list(req->l->e, &names, &count);
 		if (rc)
 			count = 0;
-		kafka_write_array(w, false, (int32_t)count);
+		kafka_write_array(w, f, (int32_t)count);
 		for (size_t i = 0; i < count; i++) {
 			struct kafka_str s = { names[i], (int32_t)strlen(names[i]) };
-			write_topic_metadata(req, names[i], s, false);
+			write_topic_metadata(req, names[i], s, false, NULL);
 		}
 		engine_strv_free(names, count);
-		return 0;
+	} else {
+		struct kafka_reader tr;
+		kafka_reader_init(&tr, topics_at, (size_t)(r->end - topics_at));
+		kafka_write_array(w, f, n);
+		for (int32_t i = 0; i < n; i++) {
+			char name[250];
+			memset(id, 0, sizeof(id));
+			struct kafka_str s = read_metadata_topic(req, &tr, id);
+			bool ok;
+			if (s.len < 0) { /* by id (v10+) */
+				ok = memcmp(id, zero_uuid, 16) != 0 &&
+				     topic_name_by_uuid(req->l->e, id, name);
+				if (ok)
+					s = (struct kafka_str){ name, (int32_t)strlen(name) };
+				write_topic_metadata(req, ok ? name : NULL, s, false, id);
+				continue;
+			}
+			ok = kafka_topic_name_copy(s, name);
+			write_topic_metadata(req, ok ? name : NULL, s, allow_create, NULL);
+		}
 	}
-
-	struct kafka_reader tr;
-	kafka_reader_init(&tr, topics_at, (size_t)(r->end - topics_at));
-	kafka_write_array(w, false, n);
-	for (int32_t i = 0; i < n; i++) {
-		char name[250];
-		struct kafka_str s = kafka_read_string(&tr, false, false);
-		bool ok = kafka_topic_name_copy(s, name);
-		write_topic_metadata(req, ok ? name : NULL, s, allow_create);
-	}
+	if (v >= 8 && v <= 10)
+		kafka_write_i32(w, INT32_MIN); /* ClusterAuthorizedOperations */
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

@@ -51,6 +51,7 @@ enum kafka_error {
 	KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
 	KERR_GROUP_SUBSCRIBED_TO_TOPIC = 86,
 	KERR_INVALID_RECORD = 87,
+	KERR_UNKNOWN_TOPIC_ID = 100,
 };
 
 /* Kafka error code for a chronik error (0 -> 0). The one translation table. */
@@ -213,6 +214,17 @@ bool kafka_conn_peer_closed(const struct kafka_conn *c);
 int64_t kafka_now_ms(void);
 /* Wall-clock milliseconds since the epoch. */
 int64_t kafka_wall_ms(void);
+
+/* A topic's Kafka topic id (the 16-byte uuid of Metadata v10+): derived,
+ * not stored, from the engine's topic id (engine_partition_topic_id), which
+ * the metadata log persists with the topic and never reuses, so a topic
+ * keeps its uuid across restarts and a topic deleted and created again
+ * under the same name gets a new one, as in Kafka. Layout: bytes 0-11 the
+ * constant "chronik" 0x40 0x80 "tid" (never the zero uuid, never Kafka's
+ * reserved 0...01), bytes 12-15 the engine's topic id, big-endian. */
+void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16]);
+/* The uuid of the topic name: 0, or the engine's error (unknown topic). */
+int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16]);
 
 /* Topic names as Kafka allows them (engine_topic_name_valid on a kafka_str).
  * Fills name (>= 250 bytes) on success. */

@@ -19,8 +19,10 @@
  *   v1: v0 followed by tagged fields (flexible response versions)
  * ApiVersions always answers with response header v0, even in its flexible
  * v3, so that a client can parse the answer whatever version it asked for.
- * Of the versions this listener implements only ApiVersions v3 is flexible
- * (the table below says so per API), so every other response has header v0.
+ * Every other flexible version (the request table's first_flexible, from
+ * each message's "flexibleVersions") reads request header v2 and answers
+ * with response header v1; the codec's compact forms and tagged fields are
+ * described in codec.h.
  *
  * Version negotiation. The request table (handlers_meta.c) lists for each
  * API key its versions; ApiVersions answers with exactly that table. An
@@ -307,6 +309,8 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 		req.flexible = api->first_flexible >= 0 && req.api_version >= api->first_flexible;
 		if (req.flexible)
 			kafka_read_tags(&r); /* request header v2 */
+		if (req.flexible && req.api_key != KAPI_API_VERSIONS)
+			kafka_write_tags(w); /* response header v1 */
 		if (kafka_reader_failed(&r))
 			return -1;
 		if (api->handler(&req) < 0 || kafka_reader_failed(&r)) {
