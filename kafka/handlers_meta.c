@@ -172,7 +172,7 @@ static void write_topic_metadata(struct kafka_request *req, const char *name,
 	}
 	kafka_write_i16(w, error);
 	if (id && !name)
-		kafka_write_string(w, f, NULL);
+		kafka_write_string(w, f, v >= 12 ? NULL : ""); /* nullable from v12 */
 	else
 		kafka_write_str(w, f, raw_name);
 	if (v >= 10)
