@@ -415,22 +415,34 @@ void kafka_groups_tick(struct kafka_listener *l)
 static void join_group_error(struct kafka_writer *w, int16_t v, int16_t err,
 			     struct kafka_str member_id)
 {
+	bool f = v >= 6;
 	if (v >= 2)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, err);
 	kafka_write_i32(w, -1);
-	kafka_write_string(w, false, "");
-	kafka_write_string(w, false, "");
-	kafka_write_str(w, false, member_id);
-	kafka_write_array(w, false, 0);
+	if (v >= 7)
+		kafka_write_string(w, f, NULL); /* ProtocolType */
+	kafka_write_string(w, f, v >= 7 ? NULL : ""); /* ProtocolName */
+	kafka_write_string(w, f, "");
+	if (v >= 9)
+		kafka_write_bool(w, false); /* SkipAssignment */
+	kafka_write_str(w, f, member_id);
+	kafka_write_array(w, f, 0);
+	if (f)
+		kafka_write_tags(w);
 }
 
-/* JoinGroupRequest v0-5: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
+/* JoinGroupRequest v0-9: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
  * int32 (v1+), MemberId, GroupInstanceId nullable (v5+), ProtocolType,
- * Protocols [Name, Metadata bytes].
- * JoinGroupResponse v0-5: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
- * ProtocolName, Leader, MemberId, Members [MemberId, GroupInstanceId
- * nullable (v5+), Metadata bytes]. */
+ * Protocols [Name, Metadata bytes], Reason nullable (v8+, ignored).
+ * JoinGroupResponse v0-9: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
+ * ProtocolType nullable (v7+), ProtocolName (nullable v7+), Leader,
+ * SkipAssignment bool (v9+, always false: the leader always assigns),
+ * MemberId, Members [MemberId, GroupInstanceId nullable (v5+), Metadata
+ * bytes].
+ * v6+ is flexible (compact forms, tagged fields closing every struct).
+ * The member id is given on the first join at every version (Kafka's v4+
+ * may first answer 79 MEMBER_ID_REQUIRED; a client accepts either). */
 /* The member's host as Kafka reports it: "/" and the peer's address
  * (c->peer without its ":port"). Malloc'd, NULL on ENOMEM. */
 static char *client_host(const struct kafka_conn *c)
@@ -451,24 +463,27 @@ int kafka_handle_join_group(struct kafka_request *req)
 	int16_t v = req->api_version;
 	struct protocol *protos = NULL;
 	int32_t nprotos = 0;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	int32_t session_timeout = kafka_read_i32(r);
 	int32_t rebalance_timeout = v >= 1 ? kafka_read_i32(r) : session_timeout;
-	struct kafka_str member_id = kafka_read_string(r, false, false);
+	struct kafka_str member_id = kafka_read_string(r, f, false);
 	struct kafka_str instance_id = { NULL, -1 };
 	if (v >= 5)
-		instance_id = kafka_read_string(r, false, true);
-	struct kafka_str protocol_type = kafka_read_string(r, false, false);
-	int32_t n = kafka_read_array(r, false, false, 6);
+		instance_id = kafka_read_string(r, f, true);
+	struct kafka_str protocol_type = kafka_read_string(r, f, false);
+	int32_t n = kafka_read_array(r, f, false, f ? 2 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	protos = calloc((size_t)n + 1, sizeof(*protos));
 	if (!protos)
 		return -1;
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str name = kafka_read_string(r, false, false);
-		struct kafka_str meta = kafka_read_bytes(r, false, false);
+		struct kafka_str name = kafka_read_string(r, f, false);
+		struct kafka_str meta = kafka_read_bytes(r, f, false);
+		if (f)
+			kafka_read_tags(r);
 		if (kafka_reader_failed(r))
 			break;
 		protos[i].name = kafka_str_dup(name);
@@ -480,6 +495,8 @@ int kafka_handle_join_group(struct kafka_request *req)
 			break;
 		}
 	}
+	if (v >= 8)
+		(void)kafka_read_string(r, f, true); /* Reason */
 	if (kafka_reader_failed(r)) {
 		protocols_free(protos, nprotos);
 		return -1;
@@ -597,25 +614,33 @@ int kafka_handle_join_group(struct kafka_request *req)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, KERR_NONE);
 	kafka_write_i32(w, gr->generation);
-	kafka_write_string(w, false, gr->protocol ? gr->protocol : "");
-	kafka_write_string(w, false, gr->leader ? gr->leader : "");
-	kafka_write_string(w, false, m->id);
+	if (v >= 7)
+		kafka_write_string(w, f, gr->protocol_type);
+	kafka_write_string(w, f, gr->protocol ? gr->protocol : "");
+	kafka_write_string(w, f, gr->leader ? gr->leader : "");
+	if (v >= 9)
+		kafka_write_bool(w, false); /* SkipAssignment */
+	kafka_write_string(w, f, m->id);
 	if (is_leader) {
-		kafka_write_array(w, false, gr->nmembers);
+		kafka_write_array(w, f, gr->nmembers);
 		for (struct member *x = gr->members; x; x = x->next) {
-			kafka_write_string(w, false, x->id);
+			kafka_write_string(w, f, x->id);
 			if (v >= 5)
-				kafka_write_string(w, false, x->instance_id);
+				kafka_write_string(w, f, x->instance_id);
 			const struct protocol *p = NULL;
 			for (int32_t i = 0; i < x->nprotocols; i++)
 				if (gr->protocol && strcmp(x->protocols[i].name, gr->protocol) == 0)
 					p = &x->protocols[i];
-			kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+			kafka_write_bytes(w, f, p ? p->meta : (const uint8_t *)"",
 					  p ? p->meta_len : 0);
+			if (f)
+				kafka_write_tags(w);
 		}
 	} else {
-		kafka_write_array(w, false, 0);
+		kafka_write_array(w, f, 0);
 	}
+	if (f)
+		kafka_write_tags(w);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
@@ -630,16 +655,20 @@ struct member_ref {
 
 static void member_ref_read(struct kafka_reader *r, int16_t v, struct member_ref *ref)
 {
-	ref->group_id = kafka_read_string(r, false, false);
+	bool f = v >= 4; /* SyncGroup and Heartbeat: flexible from v4 */
+	ref->group_id = kafka_read_string(r, f, false);
 	ref->generation = kafka_read_i32(r);
-	ref->member_id = kafka_read_string(r, false, false);
+	ref->member_id = kafka_read_string(r, f, false);
 	if (v >= 3)
-		(void)kafka_read_string(r, false, true);
+		(void)kafka_read_string(r, f, true);
 }
 
-/* SyncGroupRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
- * nullable (v3+), Assignments [MemberId, Assignment bytes].
- * SyncGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Assignment bytes. */
+/* SyncGroupRequest v0-5: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+), ProtocolType nullable (v5+), ProtocolName nullable (v5+),
+ * Assignments [MemberId, Assignment bytes].
+ * SyncGroupResponse v0-5: ThrottleTimeMs (v1+), ErrorCode, ProtocolType
+ * nullable (v5+), ProtocolName nullable (v5+), Assignment bytes.
+ * v4+ is flexible. */
 int kafka_handle_sync_group(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -647,14 +676,21 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
 	struct member_ref ref;
+	bool f = req->flexible;
 
 	member_ref_read(r, v, &ref);
+	if (v >= 5) {
+		(void)kafka_read_string(r, f, true); /* ProtocolType */
+		(void)kafka_read_string(r, f, true); /* ProtocolName */
+	}
 	int32_t generation = ref.generation;
-	int32_t n = kafka_read_array(r, false, false, 6);
+	int32_t n = kafka_read_array(r, f, false, f ? 2 : 6);
 	const uint8_t *assign_at = r->p;
-	for (int32_t i = 0; i < n; i++) {
-		(void)kafka_read_string(r, false, false);
-		(void)kafka_read_bytes(r, false, false);
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
+		(void)kafka_read_string(r, f, false);
+		(void)kafka_read_bytes(r, f, false);
+		if (f)
+			kafka_read_tags(r);
 	}
 	if (kafka_reader_failed(r))
 		return -1;
@@ -663,6 +699,7 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	const uint8_t *assignment = NULL;
 	int32_t assignment_len = 0;
 	uint8_t *copy = NULL;
+	char *gr_protocol_type = NULL, *gr_protocol = NULL;
 
 	pthread_mutex_lock(&g->lock);
 	struct group *gr;
@@ -679,8 +716,10 @@ int kafka_handle_sync_group(struct kafka_request *req)
 			struct kafka_reader ar;
 			kafka_reader_init(&ar, assign_at, (size_t)(r->end - assign_at));
 			for (int32_t i = 0; i < n; i++) {
-				struct kafka_str mid = kafka_read_string(&ar, false, false);
-				struct kafka_str a = kafka_read_bytes(&ar, false, false);
+				struct kafka_str mid = kafka_read_string(&ar, f, false);
+				struct kafka_str a = kafka_read_bytes(&ar, f, false);
+				if (f)
+					kafka_read_tags(&ar);
 				struct member *x = member_find(gr, mid);
 				if (!x)
 					continue;
@@ -716,19 +755,34 @@ int kafka_handle_sync_group(struct kafka_request *req)
 				assignment_len = m->assignment_len;
 			}
 		}
+		if (err == KERR_NONE && v >= 5) {
+			gr_protocol_type = gr->protocol_type ? strdup(gr->protocol_type) : NULL;
+			gr_protocol = gr->protocol ? strdup(gr->protocol) : NULL;
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 
 	if (v >= 1)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, err);
-	kafka_write_bytes(w, false, assignment ? assignment : (const uint8_t *)"", assignment_len);
+	if (v >= 5) {
+		/* ProtocolType, ProtocolName: the group's, when it has them */
+		bool known = err == KERR_NONE;
+		kafka_write_string(w, f, known ? gr_protocol_type : NULL);
+		kafka_write_string(w, f, known ? gr_protocol : NULL);
+	}
+	kafka_write_bytes(w, f, assignment ? assignment : (const uint8_t *)"", assignment_len);
+	if (f)
+		kafka_write_tags(w);
+	free(gr_protocol_type);
+	free(gr_protocol);
 	free(copy);
 	return 0;
 }
 
-/* HeartbeatRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
- * nullable (v3+). HeartbeatResponse v0-3: ThrottleTimeMs (v1+), ErrorCode. */
+/* HeartbeatRequest v0-4: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+). HeartbeatResponse v0-4: ThrottleTimeMs (v1+), ErrorCode.
+ * v4 is flexible. */
 int kafka_handle_heartbeat(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -757,6 +811,8 @@ int kafka_handle_heartbeat(struct kafka_request *req)
 	if (v >= 1)
 		kafka_write_i32(req->w, 0);
 	kafka_write_i16(req->w, err);
+	if (req->flexible)
+		kafka_write_tags(req->w);
 	return 0;
 }
 
@@ -773,20 +829,21 @@ static int16_t group_leave(struct kafka_groups *g, struct group *gr, struct kafk
 	return KERR_NONE;
 }
 
-/* LeaveGroupRequest v0-2: GroupId, MemberId; v3: GroupId, Members
- * [MemberId, GroupInstanceId nullable].
- * LeaveGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Members (v3+)
- * [MemberId, GroupInstanceId nullable, ErrorCode]. */
+/* LeaveGroupRequest v0-2: GroupId, MemberId; v3-5: GroupId, Members
+ * [MemberId, GroupInstanceId nullable, Reason nullable (v5+, ignored)].
+ * LeaveGroupResponse v0-5: ThrottleTimeMs (v1+), ErrorCode, Members (v3+)
+ * [MemberId, GroupInstanceId nullable, ErrorCode]. v4+ is flexible. */
 int kafka_handle_leave_group(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	if (v < 3) {
-		struct kafka_str member_id = kafka_read_string(r, false, false);
+		struct kafka_str member_id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		pthread_mutex_lock(&g->lock);
@@ -797,24 +854,32 @@ int kafka_handle_leave_group(struct kafka_request *req)
 		kafka_write_i16(w, err);
 		return 0;
 	}
-	int32_t n = kafka_read_array(r, false, false, 4);
+	int32_t n = kafka_read_array(r, f, false, f ? 3 : 4);
 	if (kafka_reader_failed(r))
 		return -1;
 	kafka_write_i32(w, 0);
 	kafka_write_i16(w, KERR_NONE);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str member_id = kafka_read_string(r, false, false);
-		struct kafka_str instance_id = kafka_read_string(r, false, true);
+		struct kafka_str member_id = kafka_read_string(r, f, false);
+		struct kafka_str instance_id = kafka_read_string(r, f, true);
+		if (v >= 5)
+			(void)kafka_read_string(r, f, true); /* Reason */
+		if (f)
+			kafka_read_tags(r);
 		if (kafka_reader_failed(r))
 			return -1;
 		pthread_mutex_lock(&g->lock);
 		int16_t err = group_leave(g, group_find(g, group_id), member_id);
 		pthread_mutex_unlock(&g->lock);
-		kafka_write_str(w, false, member_id);
-		kafka_write_str(w, false, instance_id);
+		kafka_write_str(w, f, member_id);
+		kafka_write_str(w, f, instance_id);
 		kafka_write_i16(w, err);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
