@@ -927,12 +927,14 @@ static void offsets_commit_pending(struct kafka_request *req, const char *group,
 	offsets_pending_free(pend, n);
 }
 
-/* OffsetCommitRequest v0-5: GroupId, GenerationId int32 (v1+), MemberId
- * (v1+), RetentionTimeMs int64 (v2-4), Topics [Name, Partitions
- * [PartitionIndex, CommittedOffset int64, CommitTimestamp int64 (v1 only),
- * CommittedMetadata nullable]].
- * OffsetCommitResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
- * [PartitionIndex, ErrorCode]].
+/* OffsetCommitRequest v0-8: GroupId, GenerationId int32 (v1+), MemberId
+ * (v1+), GroupInstanceId nullable (v7+, not used), RetentionTimeMs int64
+ * (v2-4), Topics [Name, Partitions [PartitionIndex, CommittedOffset int64,
+ * CommittedLeaderEpoch int32 (v6+, not kept), CommitTimestamp int64 (v1
+ * only), CommittedMetadata nullable]].
+ * OffsetCommitResponse v0-8: ThrottleTimeMs (v3+), Topics [Name, Partitions
+ * [PartitionIndex, ErrorCode]]. v8 is flexible (v9 is for the new consumer
+ * protocol of KIP-848 and is not served).
  * Metadata longer than OFFSET_METADATA_MAX (4096 bytes, Kafka's default
  * offset.metadata.max.bytes) gets 12 OFFSET_METADATA_TOO_LARGE for that
  * partition and is not stored.
@@ -944,17 +946,20 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	int32_t generation = -1;
 	struct kafka_str member_id = { "", 0 };
 	if (v >= 1) {
 		generation = kafka_read_i32(r);
-		member_id = kafka_read_string(r, false, false);
+		member_id = kafka_read_string(r, f, false);
 	}
+	if (v >= 7)
+		(void)kafka_read_string(r, f, true); /* GroupInstanceId */
 	if (v >= 2 && v <= 4)
 		(void)kafka_read_i64(r);
-	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	int32_t ntopics = kafka_read_array(r, f, false, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 
@@ -985,25 +990,29 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 	size_t npend = 0, cap = 0;
 	if (v >= 3)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, ntopics);
+	kafka_write_array(w, f, ntopics);
 	for (int32_t t = 0; t < ntopics; t++) {
 		char topic[250];
-		struct kafka_str s = kafka_read_string(r, false, false);
+		struct kafka_str s = kafka_read_string(r, f, false);
 		bool name_ok = kafka_topic_name_copy(s, topic);
-		int32_t np = kafka_read_array(r, false, false, 14);
+		int32_t np = kafka_read_array(r, f, false, 14);
 		if (kafka_reader_failed(r))
 			goto malformed;
 		int32_t nparts = 0;
 		if (name_ok && engine_topic_partitions(req->l->e, topic, &nparts) != 0)
 			name_ok = false;
-		kafka_write_str(w, false, s);
-		kafka_write_array(w, false, np);
+		kafka_write_str(w, f, s);
+		kafka_write_array(w, f, np);
 		for (int32_t i = 0; i < np; i++) {
 			int32_t index = kafka_read_i32(r);
 			int64_t offset = kafka_read_i64(r);
+			if (v >= 6)
+				(void)kafka_read_i32(r); /* CommittedLeaderEpoch */
 			if (v == 1)
 				(void)kafka_read_i64(r);
-			struct kafka_str meta = kafka_read_string(r, false, true);
+			struct kafka_str meta = kafka_read_string(r, f, true);
+			if (f)
+				kafka_read_tags(r);
 			if (kafka_reader_failed(r))
 				goto malformed;
 			int16_t err = group_err;
@@ -1039,8 +1048,16 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 				}
 			}
 			kafka_write_i16(w, err);
+			if (f)
+				kafka_write_tags(w);
+		}
+		if (f) {
+			kafka_read_tags(r);
+			kafka_write_tags(w);
 		}
 	}
+	if (f)
+		kafka_write_tags(w);
 	offsets_commit_pending(req, group, pend, npend);
 	free(group);
 	return 0;
@@ -1050,16 +1067,19 @@ malformed:
 	return -1;
 }
 
-/* One partition of an OffsetFetch answer (v0-5). */
+/* One partition of an OffsetFetch answer (v0-7). */
 static void offset_fetch_partition_write(struct kafka_writer *w, int16_t v, int32_t index,
 					 int64_t offset, const char *meta, int16_t err)
 {
+	bool f = v >= 6;
 	kafka_write_i32(w, index);
 	kafka_write_i64(w, offset);
 	if (v >= 5)
 		kafka_write_i32(w, -1); /* CommittedLeaderEpoch */
-	kafka_write_string(w, false, meta ? meta : "");
+	kafka_write_string(w, f, meta ? meta : "");
 	kafka_write_i16(w, err);
+	if (f)
+		kafka_write_tags(w);
 }
 
 static void offset_fetch_partition(struct kafka_request *req, const char *group, const char *topic,
@@ -1079,19 +1099,23 @@ static void offset_fetch_partition(struct kafka_request *req, const char *group,
 	free(meta);
 }
 
-/* OffsetFetchRequest v0-5: GroupId, Topics [Name, PartitionIndexes [int32]]
- * (nullable v2+: null = every committed partition).
- * OffsetFetchResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
+/* OffsetFetchRequest v0-7: GroupId, Topics [Name, PartitionIndexes [int32]]
+ * (nullable v2+: null = every committed partition), RequireStable bool
+ * (v7+; offsets here are always stable: no transactions).
+ * OffsetFetchResponse v0-7: ThrottleTimeMs (v3+), Topics [Name, Partitions
  * [PartitionIndex, CommittedOffset int64, CommittedLeaderEpoch int32 (v5+),
- * Metadata nullable, ErrorCode]], ErrorCode (v2+). No commit = offset -1. */
+ * Metadata nullable, ErrorCode]], ErrorCode (v2+). No commit = offset -1.
+ * v6+ is flexible. v8 batches several groups in one request and is not
+ * served (clients fall back to v7, one group per request). */
 int kafka_handle_offset_fetch(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
-	int32_t ntopics = kafka_read_array(r, false, v >= 2, 6);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
+	int32_t ntopics = kafka_read_array(r, f, v >= 2, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	char *group = kafka_str_dup(group_id);
@@ -1101,20 +1125,22 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 	if (v >= 3)
 		kafka_write_i32(w, 0);
 	if (ntopics < 0) {
-		/* Every topic and partition with a committed offset. */
+		/* Every topic and partition with a committed offset: the
+		 * topics are gathered in tw first (a compact count cannot be
+		 * patched in place), each topic's partitions in pw_w. */
 		char **names = NULL;
 		size_t count = 0;
+		struct kafka_writer tw, pw_w;
+		kafka_writer_init(&tw, 0);
+		kafka_writer_init(&pw_w, 0);
 		if (engine_topic_list(req->l->e, &names, &count) != 0)
 			count = 0;
-		size_t at = kafka_write_i32_later(w);
 		int32_t written = 0;
 		for (size_t t = 0; t < count; t++) {
 			int32_t nparts = 0;
 			if (engine_topic_partitions(req->l->e, names[t], &nparts) != 0)
 				continue;
-			size_t mark = w->len;
-			kafka_write_string(w, false, names[t]);
-			size_t pat = kafka_write_i32_later(w);
+			kafka_writer_reset(&pw_w);
 			int32_t pw = 0;
 			for (int32_t i = 0; i < nparts; i++) {
 				int64_t off = -1;
@@ -1122,42 +1148,59 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 				if (engine_group_offset_fetch(req->l->e, group, names[t], i, &off,
 							      &md) == 0 &&
 				    off >= 0) {
-					offset_fetch_partition_write(w, v, i, off, md, KERR_NONE);
+					offset_fetch_partition_write(&pw_w, v, i, off, md, KERR_NONE);
 					pw++;
 				}
 				free(md);
 			}
-			if (pw == 0) {
-				w->len = mark; /* nothing committed: drop the topic */
-				continue;
-			}
-			kafka_write_i32_at(w, pat, pw);
+			if (pw == 0)
+				continue; /* nothing committed: leave the topic out */
+			kafka_write_string(&tw, f, names[t]);
+			kafka_write_array(&tw, f, pw);
+			kafka_write_raw(&tw, pw_w.buf, pw_w.len);
+			if (pw_w.failed)
+				tw.failed = true;
+			if (f)
+				kafka_write_tags(&tw);
 			written++;
 		}
-		kafka_write_i32_at(w, at, written);
+		kafka_write_array(w, f, written);
+		kafka_write_raw(w, tw.buf, tw.len);
+		if (tw.failed)
+			w->failed = true;
+		kafka_writer_fini(&pw_w);
+		kafka_writer_fini(&tw);
 		engine_strv_free(names, count);
 	} else {
-		kafka_write_array(w, false, ntopics);
+		kafka_write_array(w, f, ntopics);
 		for (int32_t t = 0; t < ntopics; t++) {
 			char topic[250];
-			struct kafka_str s = kafka_read_string(r, false, false);
+			struct kafka_str s = kafka_read_string(r, f, false);
 			bool name_ok = kafka_topic_name_copy(s, topic);
-			int32_t np = kafka_read_array(r, false, false, 4);
+			int32_t np = kafka_read_array(r, f, false, 4);
 			if (kafka_reader_failed(r)) {
 				free(group);
 				return -1;
 			}
-			kafka_write_str(w, false, s);
-			kafka_write_array(w, false, np);
+			kafka_write_str(w, f, s);
+			kafka_write_array(w, f, np);
 			for (int32_t i = 0; i < np; i++)
 				offset_fetch_partition(req, group, name_ok ? topic : "",
 						       kafka_read_i32(r), name_ok);
+			if (f) {
+				kafka_read_tags(r);
+				kafka_write_tags(w);
+			}
 		}
 	}
+	if (v >= 7)
+		(void)kafka_read_bool(r); /* RequireStable */
 	if (v >= 2)
 		kafka_write_i16(w, KERR_NONE);
+	if (f)
+		kafka_write_tags(w);
 	free(group);
-	return 0;
+	return kafka_reader_failed(r) ? -1 : 0;
 }
 
 /* ---- admin: DescribeGroups, ListGroups, DeleteGroups, OffsetDelete ------- */

@@ -376,6 +376,13 @@ def run(port):
         p = topics[0]["Partitions"][0]
         ok(p["ErrorCode"] == 0 and p["CommittedOffset"] == want and p["Metadata"] == "md",
            "OffsetFetch v%d: offset %d back (got %d)" % (v, want, p["CommittedOffset"]))
+        if v >= 2 and v < 8:
+            body["Topics"] = None  # every committed partition
+            r = try_call(c, 9, v, body, "OffsetFetch v%d all" % v)
+            ok(r is not None and [(t["Name"], [(q["PartitionIndex"], q["CommittedOffset"])
+                                               for q in t["Partitions"]]) for t in r["Topics"]]
+               == [(TOPIC, [(0, want)])], "OffsetFetch v%d, null topics: %s 0 at %d"
+               % (v, TOPIC, want))
     del fv_hi
 
     # The admin group APIs.
