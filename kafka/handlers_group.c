@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define INITIAL_DELAY_MS 300
 #define MIN_SESSION_TIMEOUT_MS 1000
@@ -1242,9 +1243,9 @@ static const struct protocol *member_protocol(const struct member *m, const char
 	return NULL;
 }
 
-/* DescribeGroupsRequest v0-4: Groups [string], IncludeAuthorizedOperations
- * bool (v3+).
- * DescribeGroupsResponse v0-4: ThrottleTimeMs (v1+), Groups [ErrorCode,
+/* DescribeGroupsRequest v0-5: Groups [string], IncludeAuthorizedOperations
+ * bool (v3+). v5 is flexible.
+ * DescribeGroupsResponse v0-5: ThrottleTimeMs (v1+), Groups [ErrorCode,
  * GroupId, GroupState, ProtocolType, ProtocolData, Members [MemberId,
  * GroupInstanceId nullable (v4+), ClientId, ClientHost, MemberMetadata
  * bytes, MemberAssignment bytes], AuthorizedOperations int32 (v3+)].
@@ -1257,15 +1258,16 @@ int kafka_handle_describe_groups(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int32_t n = kafka_read_array(r, f, false, 1);
 	if (kafka_reader_failed(r))
 		return -1;
 	if (v >= 1)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str id = kafka_read_string(r, false, false);
+		struct kafka_str id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		char *name = kafka_str_dup(id);
@@ -1273,77 +1275,127 @@ int kafka_handle_describe_groups(struct kafka_request *req)
 		struct group *gr = group_find(g, id);
 		if (!name || id.len == 0) {
 			kafka_write_i16(w, KERR_INVALID_GROUP_ID);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, "");
-			kafka_write_string(w, false, "");
-			kafka_write_string(w, false, "");
-			kafka_write_array(w, false, 0);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, "");
+			kafka_write_string(w, f, "");
+			kafka_write_string(w, f, "");
+			kafka_write_array(w, f, 0);
 		} else if (gr && gr->members) {
 			bool stable = gr->state == G_STABLE;
 			kafka_write_i16(w, KERR_NONE);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, group_state_name(gr->state));
-			kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
-			kafka_write_string(w, false, stable && gr->protocol ? gr->protocol : "");
-			kafka_write_array(w, false, gr->nmembers);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, group_state_name(gr->state));
+			kafka_write_string(w, f, gr->protocol_type ? gr->protocol_type : "");
+			kafka_write_string(w, f, stable && gr->protocol ? gr->protocol : "");
+			kafka_write_array(w, f, gr->nmembers);
 			for (struct member *m = gr->members; m; m = m->next) {
 				const struct protocol *p =
 					stable ? member_protocol(m, gr->protocol) : NULL;
-				kafka_write_string(w, false, m->id);
+				kafka_write_string(w, f, m->id);
 				if (v >= 4)
-					kafka_write_string(w, false, m->instance_id);
-				kafka_write_string(w, false, m->client_id ? m->client_id : "");
-				kafka_write_string(w, false, m->client_host ? m->client_host : "");
-				kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+					kafka_write_string(w, f, m->instance_id);
+				kafka_write_string(w, f, m->client_id ? m->client_id : "");
+				kafka_write_string(w, f, m->client_host ? m->client_host : "");
+				kafka_write_bytes(w, f, p ? p->meta : (const uint8_t *)"",
 						  p ? p->meta_len : 0);
-				kafka_write_bytes(w, false,
+				kafka_write_bytes(w, f,
 						  stable && m->assignment ? m->assignment :
 									    (const uint8_t *)"",
 						  stable && m->assignment ? m->assignment_len : 0);
+				if (f)
+					kafka_write_tags(w);
 			}
 		} else {
 			bool empty = group_has_offsets(req->l->e, name);
 			kafka_write_i16(w, KERR_NONE);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, empty ? "Empty" : "Dead");
-			kafka_write_string(w, false, empty ? "consumer" : "");
-			kafka_write_string(w, false, "");
-			kafka_write_array(w, false, 0);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, empty ? "Empty" : "Dead");
+			kafka_write_string(w, f, empty ? "consumer" : "");
+			kafka_write_string(w, f, "");
+			kafka_write_array(w, f, 0);
 		}
 		pthread_mutex_unlock(&g->lock);
 		if (v >= 3)
 			kafka_write_i32(w, INT32_MIN);
+		if (f)
+			kafka_write_tags(w);
 		free(name);
 	}
 	if (v >= 3)
 		(void)kafka_read_bool(r);
+	if (f)
+		kafka_write_tags(w);
 	return kafka_reader_failed(r) ? -1 : 0;
 }
 
-/* ListGroupsRequest v0-2: no fields.
- * ListGroupsResponse v0-2: ThrottleTimeMs (v1+), ErrorCode, Groups
- * [GroupId, ProtocolType]: the groups with members, then those with only
- * committed offsets. */
+/* ListGroupsRequest v0-4: StatesFilter [string] (v4+; empty = every state).
+ * ListGroupsResponse v0-4: ThrottleTimeMs (v1+), ErrorCode, Groups
+ * [GroupId, ProtocolType, GroupState (v4+)]: the groups with members, then
+ * those with only committed offsets ("Empty"). A state filter is matched
+ * ignoring case, as Kafka does. v3+ is flexible; v5 (group types, KIP-848)
+ * is not served. */
+static bool state_wanted(struct kafka_reader filter, int32_t n, bool f, const char *state)
+{
+	if (n <= 0)
+		return true;
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str s = kafka_read_string(&filter, f, false);
+		if (s.len >= 0 && (size_t)s.len == strlen(state) &&
+		    strncasecmp(s.ptr, state, (size_t)s.len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void list_groups_entry(struct kafka_writer *w, int16_t v, bool f, const char *id,
+			      const char *type, const char *state)
+{
+	kafka_write_string(w, f, id);
+	kafka_write_string(w, f, type);
+	if (v >= 4)
+		kafka_write_string(w, f, state);
+	if (f)
+		kafka_write_tags(w);
+}
+
 int kafka_handle_list_groups(struct kafka_request *req)
 {
+	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+	bool f = req->flexible;
 	char **names = NULL;
 	size_t count = 0;
 	int rc;
 
+	int32_t nfilter = 0;
+	struct kafka_reader filter = *r;
+	if (v >= 4) {
+		nfilter = kafka_read_array(r, f, false, 1);
+		filter = *r;
+		for (int32_t i = 0; i < nfilter && !kafka_reader_failed(r); i++)
+			(void)kafka_read_string(r, f, false);
+	}
+	if (kafka_reader_failed(r))
+		return -1;
+
 	rc = engine_group_list(req->l->e, &names, &count);
-	if (req->api_version >= 1)
+	if (v >= 1)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, kafka_error_from(rc));
-	size_t at = kafka_write_i32_later(w);
+	/* Entries gathered in e first: a compact count cannot be patched. */
+	struct kafka_writer e;
+	kafka_writer_init(&e, 0);
 	int32_t written = 0;
 	pthread_mutex_lock(&g->lock);
 	for (struct group *gr = g->groups; gr; gr = gr->next) {
 		if (!gr->members)
 			continue;
-		kafka_write_string(w, false, gr->id);
-		kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
+		const char *st = group_state_name(gr->state);
+		if (!state_wanted(filter, nfilter, f, st))
+			continue;
+		list_groups_entry(&e, v, f, gr->id, gr->protocol_type ? gr->protocol_type : "", st);
 		written++;
 	}
 	for (size_t i = 0; i < count; i++) {
@@ -1351,18 +1403,25 @@ int kafka_handle_list_groups(struct kafka_request *req)
 		struct group *gr = group_find(g, s);
 		if (gr && gr->members)
 			continue;
-		kafka_write_string(w, false, names[i]);
-		kafka_write_string(w, false, "consumer");
+		if (!state_wanted(filter, nfilter, f, "Empty"))
+			continue;
+		list_groups_entry(&e, v, f, names[i], "consumer", "Empty");
 		written++;
 	}
 	pthread_mutex_unlock(&g->lock);
-	kafka_write_i32_at(w, at, written);
+	kafka_write_array(w, f, written);
+	kafka_write_raw(w, e.buf, e.len);
+	if (e.failed)
+		w->failed = true;
+	kafka_writer_fini(&e);
+	if (f)
+		kafka_write_tags(w);
 	engine_strv_free(names, count);
 	return 0;
 }
 
-/* DeleteGroupsRequest v0-1: GroupsNames [string].
- * DeleteGroupsResponse v0-1: ThrottleTimeMs, Results [GroupId, ErrorCode]:
+/* DeleteGroupsRequest v0-2: GroupsNames [string]. v2 is flexible.
+ * DeleteGroupsResponse v0-2: ThrottleTimeMs, Results [GroupId, ErrorCode]:
  * 68 NON_EMPTY_GROUP while it has members, 69 GROUP_ID_NOT_FOUND when it
  * has neither members nor offsets, 24 INVALID_GROUP_ID for "". */
 int kafka_handle_delete_groups(struct kafka_request *req)
@@ -1370,14 +1429,15 @@ int kafka_handle_delete_groups(struct kafka_request *req)
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
+	bool f = req->flexible;
 
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int32_t n = kafka_read_array(r, f, false, 1);
 	if (kafka_reader_failed(r))
 		return -1;
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str id = kafka_read_string(r, false, false);
+		struct kafka_str id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		char *name = kafka_str_dup(id);
@@ -1394,9 +1454,13 @@ int kafka_handle_delete_groups(struct kafka_request *req)
 		}
 		pthread_mutex_unlock(&g->lock);
 		free(name);
-		kafka_write_str(w, false, id);
+		kafka_write_str(w, f, id);
 		kafka_write_i16(w, err);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

@@ -22,13 +22,13 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_METADATA, 0, 12, 9, "Metadata", kafka_handle_metadata },
 	{ KAPI_OFFSET_COMMIT, 0, 8, 8, "OffsetCommit", kafka_handle_offset_commit },
 	{ KAPI_OFFSET_FETCH, 0, 7, 6, "OffsetFetch", kafka_handle_offset_fetch },
-	{ KAPI_FIND_COORDINATOR, 0, 2, -1, "FindCoordinator", kafka_handle_find_coordinator },
+	{ KAPI_FIND_COORDINATOR, 0, 4, 3, "FindCoordinator", kafka_handle_find_coordinator },
 	{ KAPI_JOIN_GROUP, 0, 9, 6, "JoinGroup", kafka_handle_join_group },
 	{ KAPI_HEARTBEAT, 0, 4, 4, "Heartbeat", kafka_handle_heartbeat },
 	{ KAPI_LEAVE_GROUP, 0, 5, 4, "LeaveGroup", kafka_handle_leave_group },
 	{ KAPI_SYNC_GROUP, 0, 5, 4, "SyncGroup", kafka_handle_sync_group },
-	{ KAPI_DESCRIBE_GROUPS, 0, 4, -1, "DescribeGroups", kafka_handle_describe_groups },
-	{ KAPI_LIST_GROUPS, 0, 2, -1, "ListGroups", kafka_handle_list_groups },
+	{ KAPI_DESCRIBE_GROUPS, 0, 5, 5, "DescribeGroups", kafka_handle_describe_groups },
+	{ KAPI_LIST_GROUPS, 0, 4, 3, "ListGroups", kafka_handle_list_groups },
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
 	{ KAPI_CREATE_TOPICS, 0, 4, -1, "CreateTopics", kafka_handle_create_topics },
 	{ KAPI_DELETE_TOPICS, 0, 3, -1, "DeleteTopics", kafka_handle_delete_topics },
@@ -36,7 +36,7 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_DESCRIBE_CONFIGS, 0, 2, -1, "DescribeConfigs", kafka_handle_describe_configs },
 	{ KAPI_ALTER_CONFIGS, 0, 1, -1, "AlterConfigs", kafka_handle_alter_configs },
 	{ KAPI_CREATE_PARTITIONS, 0, 1, -1, "CreatePartitions", kafka_handle_create_partitions },
-	{ KAPI_DELETE_GROUPS, 0, 1, -1, "DeleteGroups", kafka_handle_delete_groups },
+	{ KAPI_DELETE_GROUPS, 0, 2, 2, "DeleteGroups", kafka_handle_delete_groups },
 	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 0, -1, "IncrementalAlterConfigs",
 	  kafka_handle_incremental_alter_configs },
 	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
@@ -306,29 +306,61 @@ int kafka_handle_metadata(struct kafka_request *req)
 	return 0;
 }
 
-/* FindCoordinatorRequest v0-2: Key string, KeyType int8 (v1+; 0 group,
- * 1 transaction).
- * FindCoordinatorResponse v0-2: ThrottleTimeMs (v1+), ErrorCode,
- * ErrorMessage nullable (v1+), NodeId, Host, Port. */
+/* FindCoordinatorRequest v0-4: Key string (v0-3), KeyType int8 (v1+; 0
+ * group, 1 transaction), CoordinatorKeys [string] (v4+).
+ * FindCoordinatorResponse v0-3: ThrottleTimeMs (v1+), ErrorCode,
+ * ErrorMessage nullable (v1+), NodeId, Host, Port; v4: ThrottleTimeMs,
+ * Coordinators [Key, NodeId, Host, Port, ErrorCode, ErrorMessage nullable].
+ * v3+ is flexible. Transactions have no coordinator here: 15
+ * COORDINATOR_NOT_AVAILABLE. */
 int kafka_handle_find_coordinator(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	(void)kafka_read_string(r, false, false);
+	if (v <= 3)
+		(void)kafka_read_string(r, f, false);
 	int8_t key_type = v >= 1 ? kafka_read_i8(r) : 0;
+	int32_t nkeys = 0;
+	const uint8_t *keys_at = r->p;
+	if (v >= 4) {
+		nkeys = kafka_read_array(r, f, false, 1);
+		keys_at = r->p;
+		for (int32_t i = 0; i < nkeys && !kafka_reader_failed(r); i++)
+			(void)kafka_read_string(r, f, false);
+	}
 	if (kafka_reader_failed(r))
 		return -1;
 	bool ok = key_type == 0;
+	const char *msg = ok ? NULL : "transactions are not supported";
 	if (v >= 1)
 		kafka_write_i32(w, 0);
+	if (v >= 4) {
+		struct kafka_reader kr;
+		kafka_reader_init(&kr, keys_at, (size_t)(r->end - keys_at));
+		kafka_write_array(w, f, nkeys);
+		for (int32_t i = 0; i < nkeys; i++) {
+			kafka_write_str(w, f, kafka_read_string(&kr, f, false));
+			kafka_write_i32(w, ok ? NODE_ID : -1);
+			kafka_write_string(w, f, ok ? req->c->host : "");
+			kafka_write_i32(w, ok ? req->c->port : -1);
+			kafka_write_i16(w, ok ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
+			kafka_write_string(w, f, msg);
+			kafka_write_tags(w);
+		}
+		kafka_write_tags(w);
+		return 0;
+	}
 	kafka_write_i16(w, ok ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
 	if (v >= 1)
-		kafka_write_string(w, false, ok ? NULL : "transactions are not supported");
+		kafka_write_string(w, f, msg);
 	kafka_write_i32(w, ok ? NODE_ID : -1);
-	kafka_write_string(w, false, ok ? req->c->host : "");
+	kafka_write_string(w, f, ok ? req->c->host : "");
 	kafka_write_i32(w, ok ? req->c->port : -1);
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

@@ -390,6 +390,12 @@ def run(port):
         r = try_call(c, 16, v, {"StatesFilter": [], "TypesFilter": []}, "ListGroups v%d" % v)
         ok(r is not None and r["ErrorCode"] == 0 and
            any(g["GroupId"] == "oc0" for g in r["Groups"]), "ListGroups v%d lists oc0" % v)
+        if v >= 4:
+            r = try_call(c, 16, v, {"StatesFilter": ["stable"]}, "ListGroups v%d Stable" % v)
+            ok(r is not None and r["ErrorCode"] == 0 and
+               not any(g["GroupId"] == "oc0" for g in r["Groups"]) and
+               all(g["GroupState"] == "Stable" for g in r["Groups"]),
+               "ListGroups v%d: the state filter leaves out the Empty oc0" % v)
     for v in versions(15):
         r = try_call(c, 15, v, {"Groups": ["oc0"], "IncludeAuthorizedOperations": False},
                      "DescribeGroups v%d" % v)
