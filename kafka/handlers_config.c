@@ -137,6 +137,23 @@ static bool value_valid(const struct topic_key *k, const char *v)
 	return false;
 }
 
+const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str value)
+{
+	char name[256], v[256];
+	if (key.len < 0 || key.len >= (int32_t)sizeof(name))
+		return "unknown topic config name";
+	snprintf(name, sizeof(name), "%.*s", key.len, key.ptr);
+	const struct topic_key *tk = topic_key_find(name);
+	if (!tk)
+		return "unknown topic config name";
+	if (value.len < 0)
+		return NULL; /* null: the default */
+	if (value.len >= (int32_t)sizeof(v))
+		return "invalid value for this config";
+	snprintf(v, sizeof(v), "%.*s", value.len, value.ptr);
+	return value_valid(tk, v) ? NULL : "invalid value for this config";
+}
+
 /* ---- DescribeConfigs ------------------------------------------------------ */
 
 /* One DescribeConfigsResourceResult config entry (v0-2). */

@@ -30,8 +30,8 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_DESCRIBE_GROUPS, 0, 5, 5, "DescribeGroups", kafka_handle_describe_groups },
 	{ KAPI_LIST_GROUPS, 0, 4, 3, "ListGroups", kafka_handle_list_groups },
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
-	{ KAPI_CREATE_TOPICS, 0, 4, -1, "CreateTopics", kafka_handle_create_topics },
-	{ KAPI_DELETE_TOPICS, 0, 3, -1, "DeleteTopics", kafka_handle_delete_topics },
+	{ KAPI_CREATE_TOPICS, 0, 7, 5, "CreateTopics", kafka_handle_create_topics },
+	{ KAPI_DELETE_TOPICS, 0, 6, 4, "DeleteTopics", kafka_handle_delete_topics },
 	{ KAPI_INIT_PRODUCER_ID, 0, 1, -1, "InitProducerId", kafka_handle_init_producer_id },
 	{ KAPI_DESCRIBE_CONFIGS, 0, 2, -1, "DescribeConfigs", kafka_handle_describe_configs },
 	{ KAPI_ALTER_CONFIGS, 0, 1, -1, "AlterConfigs", kafka_handle_alter_configs },
@@ -418,11 +418,38 @@ static int create_topics_mark_dups(struct create_topic *t, int32_t n)
 	return 0;
 }
 
-/* CreateTopicsRequest v0-4: Topics [Name, NumPartitions int32,
+/* The first config of topic t that this broker does not know or whose
+ * value it refuses: why (the topic gets 40 INVALID_CONFIG), else NULL. */
+static const char *create_topic_configs_check(const struct create_topic *t,
+					      const struct kafka_reader *r, bool f)
+{
+	struct kafka_reader cr;
+	kafka_reader_init(&cr, t->configs_at, (size_t)(r->end - t->configs_at));
+	for (int32_t c = 0; c < t->configs; c++) {
+		struct kafka_str k = kafka_read_string(&cr, f, false);
+		struct kafka_str val = kafka_read_string(&cr, f, true);
+		if (f)
+			kafka_read_tags(&cr);
+		const char *why = kafka_topic_config_check(k, val);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+/* CreateTopicsRequest v0-7: Topics [Name, NumPartitions int32,
  * ReplicationFactor int16, Assignments [PartitionIndex, BrokerIds [int32]],
  * Configs [Name, Value nullable]], timeoutMs int32, validateOnly bool (v1+).
- * CreateTopicsResponse v0-4: ThrottleTimeMs (v2+), Topics [Name, ErrorCode,
- * ErrorMessage nullable (v1+)].
+ * CreateTopicsResponse v0-7: ThrottleTimeMs (v2+), Topics [Name, TopicId
+ * uuid (v7+), ErrorCode, ErrorMessage nullable (v1+), NumPartitions int32
+ * (v5+), ReplicationFactor int16 (v5+), Configs nullable (v5+) [Name,
+ * Value, ReadOnly, ConfigSource, IsSensitive]]. v5+ is flexible.
+ * The response's Configs is an empty list (DescribeConfigs lists them);
+ * its tagged TopicConfigErrorCode is never written. On error NumPartitions
+ * and ReplicationFactor are -1, TopicId the zero uuid, as Kafka answers.
+ * A config key this broker does not know, or a value it refuses
+ * (kafka_topic_config_check, the table AlterConfigs uses), gets 40
+ * INVALID_CONFIG and the topic is not created.
  * A name that appears more than once in the request gets 42 INVALID_REQUEST
  * on each of its entries and is not created (Kafka checks duplicates before
  * anything else); duplicates are found by sorting the names. */
@@ -431,8 +458,10 @@ int kafka_handle_create_topics(struct kafka_request *req)
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	/* smallest topic: name 2 + 4 + 2 + two empty arrays 8 = 16 bytes */
-	int32_t n = kafka_read_array(r, false, false, 16);
+	bool f = req->flexible;
+	/* smallest topic: name 2 + 4 + 2 + two empty arrays 8 = 16 bytes
+	 * (flexible: 1 + 4 + 2 + 1 + 1 + tags 1 = 10) */
+	int32_t n = kafka_read_array(r, f, false, f ? 10 : 16);
 	struct create_topic *t = NULL;
 	int rc = -1;
 
@@ -442,21 +471,27 @@ int kafka_handle_create_topics(struct kafka_request *req)
 	if (!t)
 		return -1;
 	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
-		t[i].name = kafka_read_string(r, false, false);
+		t[i].name = kafka_read_string(r, f, false);
 		t[i].num_partitions = kafka_read_i32(r);
 		t[i].replication_factor = kafka_read_i16(r);
-		t[i].assignments = kafka_read_array(r, false, false, 8);
+		t[i].assignments = kafka_read_array(r, f, false, f ? 6 : 8);
 		for (int32_t a = 0; a < t[i].assignments && !kafka_reader_failed(r); a++) {
 			(void)kafka_read_i32(r);
-			int32_t nb = kafka_read_array(r, false, false, 4);
+			int32_t nb = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)nb * 4);
+			if (f)
+				kafka_read_tags(r);
 		}
-		t[i].configs = kafka_read_array(r, false, false, 4);
+		t[i].configs = kafka_read_array(r, f, false, f ? 3 : 4);
 		t[i].configs_at = r->p;
 		for (int32_t c = 0; c < t[i].configs && !kafka_reader_failed(r); c++) {
-			(void)kafka_read_string(r, false, false);
-			(void)kafka_read_string(r, false, true);
+			(void)kafka_read_string(r, f, false);
+			(void)kafka_read_string(r, f, true);
+			if (f)
+				kafka_read_tags(r);
 		}
+		if (f)
+			kafka_read_tags(r);
 	}
 	(void)kafka_read_i32(r); /* timeoutMs */
 	bool validate_only = v >= 1 ? kafka_read_bool(r) : false;
@@ -465,7 +500,7 @@ int kafka_handle_create_topics(struct kafka_request *req)
 
 	if (v >= 2)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250];
 		const char *msg = NULL;
@@ -488,6 +523,8 @@ int kafka_handle_create_topics(struct kafka_request *req)
 		} else if (t[i].replication_factor != -1 && t[i].replication_factor != 1) {
 			err = KERR_INVALID_REPLICATION_FACTOR;
 			msg = "replication factor must be 1 (one broker)";
+		} else if ((msg = create_topic_configs_check(&t[i], r, f)) != NULL) {
+			err = KERR_INVALID_CONFIG;
 		} else {
 			/* Configs as a JSON object of strings. */
 			struct kafka_writer j;
@@ -497,8 +534,10 @@ int kafka_handle_create_topics(struct kafka_request *req)
 			kafka_write_raw(&j, "{", 1);
 			bool first = true;
 			for (int32_t c = 0; c < t[i].configs; c++) {
-				struct kafka_str k = kafka_read_string(&cr, false, false);
-				struct kafka_str val = kafka_read_string(&cr, false, true);
+				struct kafka_str k = kafka_read_string(&cr, f, false);
+				struct kafka_str val = kafka_read_string(&cr, f, true);
+				if (f)
+					kafka_read_tags(&cr);
 				if (val.len < 0)
 					continue;
 				if (!first)
@@ -526,54 +565,110 @@ int kafka_handle_create_topics(struct kafka_request *req)
 			}
 			kafka_writer_fini(&j);
 		}
-		kafka_write_str(w, false, t[i].name);
+		kafka_write_str(w, f, t[i].name);
+		if (v >= 7) {
+			uint8_t uuid[16] = { 0 };
+			if (err || validate_only ||
+			    kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
+				memset(uuid, 0, sizeof(uuid));
+			kafka_write_raw(w, uuid, 16); /* TopicId */
+		}
 		kafka_write_i16(w, err);
 		if (v >= 1)
-			kafka_write_string(w, false, err ? msg : NULL);
+			kafka_write_string(w, f, err ? msg : NULL);
+		if (v >= 5) {
+			int32_t have = -1;
+			if (!err && !validate_only &&
+			    engine_topic_partitions(req->l->e, name, &have) != 0)
+				have = -1;
+			if (!err && validate_only)
+				have = parts > 0 ? parts : 1;
+			kafka_write_i32(w, err ? -1 : have); /* NumPartitions */
+			kafka_write_i16(w, err ? -1 : 1); /* ReplicationFactor */
+			kafka_write_array(w, f, 0); /* Configs: not listed (DescribeConfigs) */
+		}
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	rc = 0;
 out:
 	free(t);
 	return rc;
 }
 
-/* DeleteTopicsRequest v0-3: TopicNames [string], TimeoutMs int32.
- * DeleteTopicsResponse v0-3: ThrottleTimeMs (v1+), Responses [Name,
- * ErrorCode].
- * design.md lists 0-1; 2 and 3 are advertised too because their layouts are
- * v1's byte for byte (DeleteTopicsRequest.json / DeleteTopicsResponse.json:
- * v2 and v3 only change what a broker may answer, v3 adding 41
- * TOPIC_DELETION_DISABLED, which never applies here); v4 is the first
- * flexible one and is not served. */
+/* DeleteTopicsRequest v0-6: TopicNames [string] (v0-5), Topics [Name
+ * nullable, TopicId uuid] (v6+), TimeoutMs int32.
+ * DeleteTopicsResponse v0-6: ThrottleTimeMs (v1+), Responses [Name
+ * (nullable v6+), TopicId uuid (v6+), ErrorCode, ErrorMessage nullable
+ * (v5+)]. v4+ is flexible.
+ * v6 names a topic by name or by id (a null name: by id; an unknown id
+ * gets 100 UNKNOWN_TOPIC_ID). v3 adds 41 TOPIC_DELETION_DISABLED, which
+ * never applies here. */
 int kafka_handle_delete_topics(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int16_t v = req->api_version;
+	bool f = req->flexible;
+	int32_t n = kafka_read_array(r, f, false, v >= 6 ? 18 : f ? 1 : 2);
 	const uint8_t *names_at = r->p;
 
-	for (int32_t i = 0; i < n; i++)
-		(void)kafka_read_string(r, false, false);
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
+		(void)kafka_read_string(r, f, v >= 6);
+		if (v >= 6) {
+			kafka_read_skip(r, 16);
+			kafka_read_tags(r);
+		}
+	}
 	(void)kafka_read_i32(r);
 	if (kafka_reader_failed(r))
 		return -1;
 
 	struct kafka_reader nr;
 	kafka_reader_init(&nr, names_at, (size_t)(r->end - names_at));
-	if (req->api_version >= 1)
+	if (v >= 1)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250];
-		struct kafka_str s = kafka_read_string(&nr, false, false);
+		uint8_t id[16] = { 0 };
+		struct kafka_str s = kafka_read_string(&nr, f, v >= 6);
+		if (v >= 6) {
+			memcpy(id, nr.p, 16);
+			kafka_read_skip(&nr, 16);
+			kafka_read_tags(&nr);
+		}
 		int16_t err;
-		if (!kafka_topic_name_copy(s, name))
-			err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-		else
+		bool named;
+		if (s.len < 0) { /* by id */
+			named = memcmp(id, zero_uuid, 16) != 0 &&
+				topic_name_by_uuid(req->l->e, id, name);
+			err = named ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
+		} else {
+			named = kafka_topic_name_copy(s, name);
+			err = named ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		}
+		if (named) {
+			if (v >= 6 && s.len >= 0 && kafka_topic_uuid_of(req->l->e, name, id) != 0)
+				memset(id, 0, sizeof(id));
 			err = kafka_error_from(engine_topic_delete(req->l->e, name));
-		kafka_write_str(w, false, s);
+		}
+		if (s.len < 0 && named)
+			kafka_write_string(w, f, name);
+		else
+			kafka_write_str(w, f, s);
+		if (v >= 6)
+			kafka_write_raw(w, id, 16);
 		kafka_write_i16(w, err);
+		if (v >= 5)
+			kafka_write_string(w, f, err ? "topic not deleted" : NULL);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

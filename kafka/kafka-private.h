@@ -226,6 +226,11 @@ void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16]);
 /* The uuid of the topic name: 0, or the engine's error (unknown topic). */
 int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16]);
 
+/* A topic config given at creation (CreateTopics): NULL when key is a
+ * topic config this broker knows and value (null = the default) is valid
+ * for it, else why not (the caller answers 40 INVALID_CONFIG). */
+const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str value);
+
 /* Topic names as Kafka allows them (engine_topic_name_valid on a kafka_str).
  * Fills name (>= 250 bytes) on success. */
 bool kafka_topic_name_copy(struct kafka_str s, char name[static 250]);

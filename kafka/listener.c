@@ -31,10 +31,9 @@
  * so the client retries with a version we know. Any other unknown API key or
  * unsupported version is a malformed request: the connection is closed.
  *
- * Versions beyond design.md's table. DeleteTopics is advertised 0-3 where
- * design.md says 0-1: v2 and v3 have v1's layout byte for byte
- * (DeleteTopicsRequest.json / DeleteTopicsResponse.json change only which
- * errors a broker may answer), and v4 is the first flexible one.
+ * Versions beyond design.md's table: the request table (handlers_meta.c)
+ * serves each API up to the version its handler's comment documents, the
+ * flexible ones included; README's Kafka section lists them.
  *
  * Malformed vs failed. A request that cannot be parsed (truncated, a length
  * or count that does not fit the bytes left, a null where the schema has no

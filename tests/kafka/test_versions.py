@@ -191,6 +191,18 @@ def run(port):
             ok(t["Name"] == "ct%d" % v and t["ErrorCode"] == 0,
                "CreateTopics v%d: ct%d created (error %d)" % (v, v, t["ErrorCode"]))
 
+    for v in versions(19):
+        r = try_call(c, 19, v, create_body("bad%d" % v, 1, [("no.such.config", "1")]),
+                     "CreateTopics v%d unknown config" % v)
+        ok(r is not None and r["Topics"][0]["ErrorCode"] == 40,
+           "CreateTopics v%d: an unknown config key gets 40 INVALID_CONFIG" % v)
+        r = try_call(c, 19, v, create_body("bad%d" % v, 1, [("retention.ms", "soon")]),
+                     "CreateTopics v%d bad value" % v)
+        ok(r is not None and r["Topics"][0]["ErrorCode"] == 40,
+           "CreateTopics v%d: a bad value gets 40 INVALID_CONFIG" % v)
+    r = c.call(3, table[3][1], {"Topics": [{"Name": "bad0"}], "AllowAutoTopicCreation": False})
+    ok(r["Topics"][0]["ErrorCode"] == 3, "a topic refused for its config was not created")
+
     # Metadata, every version.
     topic_id = None
     for v in versions(3):
@@ -446,6 +458,23 @@ def run(port):
                                 "ProducerId": -1, "ProducerEpoch": -1}, "InitProducerId v%d" % v)
         ok(r is not None and r["ErrorCode"] == 0 and r["ProducerId"] >= 0,
            "InitProducerId v%d: a producer id" % v)
+
+    # DeleteTopics v6+ by id: a topic made for it, then its id again.
+    for v in versions(20):
+        if v < 6:
+            continue
+        c.call(19, table[19][1], create_body("byid%d" % v, 1))
+        md = c.call(3, table[3][1], {"Topics": [{"Name": "byid%d" % v}],
+                                     "AllowAutoTopicCreation": False})
+        tid = md["Topics"][0]["TopicId"]
+        r = try_call(c, 20, v, {"Topics": [{"Name": None, "TopicId": tid}], "TimeoutMs": 5000},
+                     "DeleteTopics v%d by id" % v)
+        ok(r is not None and r["Responses"][0]["ErrorCode"] == 0 and
+           r["Responses"][0]["Name"] == "byid%d" % v, "DeleteTopics v%d deletes by id" % v)
+        r = try_call(c, 20, v, {"Topics": [{"Name": None, "TopicId": tid}], "TimeoutMs": 5000},
+                     "DeleteTopics v%d by id again" % v)
+        ok(r is not None and r["Responses"][0]["ErrorCode"] == 100,
+           "DeleteTopics v%d: the id is gone (100 UNKNOWN_TOPIC_ID)" % v)
 
     # DeleteTopics last, every version: ct<v> (v6+ by name, null id).
     for v in versions(20):
