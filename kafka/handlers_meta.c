@@ -40,6 +40,7 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 0, -1, "IncrementalAlterConfigs",
 	  kafka_handle_incremental_alter_configs },
 	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
+	{ KAPI_DESCRIBE_CLUSTER, 0, 1, 0, "DescribeCluster", kafka_handle_describe_cluster },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 

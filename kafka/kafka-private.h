@@ -52,6 +52,8 @@ enum kafka_error {
 	KERR_GROUP_SUBSCRIBED_TO_TOPIC = 86,
 	KERR_INVALID_RECORD = 87,
 	KERR_UNKNOWN_TOPIC_ID = 100,
+	KERR_MISMATCHED_ENDPOINT_TYPE = 114,
+	KERR_UNSUPPORTED_ENDPOINT_TYPE = 115,
 };
 
 /* Kafka error code for a chronik error (0 -> 0). The one translation table. */
@@ -81,6 +83,7 @@ enum kafka_api_key {
 	KAPI_DELETE_GROUPS = 42,
 	KAPI_INCREMENTAL_ALTER_CONFIGS = 44,
 	KAPI_OFFSET_DELETE = 47,
+	KAPI_DESCRIBE_CLUSTER = 60,
 };
 
 struct kafka_groups; /* handlers_group.c */
@@ -185,6 +188,7 @@ int kafka_handle_describe_groups(struct kafka_request *req);
 int kafka_handle_list_groups(struct kafka_request *req);
 int kafka_handle_delete_groups(struct kafka_request *req);
 int kafka_handle_offset_delete(struct kafka_request *req);
+int kafka_handle_describe_cluster(struct kafka_request *req); /* handlers_admin.c */
 
 /* Group coordinator state (handlers_group.c). */
 int kafka_groups_new(int max_groups, struct kafka_groups **out);

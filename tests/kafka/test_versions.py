@@ -459,6 +459,18 @@ def run(port):
         ok(r is not None and r["ErrorCode"] == 0 and r["ProducerId"] >= 0,
            "InitProducerId v%d: a producer id" % v)
 
+    # DescribeCluster, every version (flexible from v0).
+    for v in versions(60):
+        r = try_call(c, 60, v, {"IncludeClusterAuthorizedOperations": False, "EndpointType": 1},
+                     "DescribeCluster v%d" % v)
+        ok(r is not None and r["ErrorCode"] == 0 and r["ClusterId"] == "chronik" and
+           [(b["BrokerId"], b["Port"]) for b in r["Brokers"]] == [(1, port)] and
+           r["ControllerId"] == 1, "DescribeCluster v%d: one broker, node 1, port %d" % (v, port))
+        if v >= 1:
+            r = try_call(c, 60, v, {"EndpointType": 2}, "DescribeCluster v%d controllers" % v)
+            ok(r is not None and r["ErrorCode"] == 114,
+               "DescribeCluster v%d: controllers get 114 MISMATCHED_ENDPOINT_TYPE" % v)
+
     # DeleteTopics v6+ by id: a topic made for it, then its id again.
     for v in versions(20):
         if v < 6:
