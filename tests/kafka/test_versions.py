@@ -162,6 +162,28 @@ def run(port):
         ok(vlo <= lo and hi <= vhi and resp.valid[1] >= hi,
            "%s %d-%d within Kafka's %d-%d" % (req.name[:-7], lo, hi, vlo, vhi))
 
+    # README's Kafka table lists exactly these keys and versions.
+    readme = os.path.join(kschema.HERE, "..", "..", "README.md")
+    rows = {}
+    for line in open(readme):
+        cells = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].isdigit():
+            lo_s, _, hi_s = cells[2].partition("-")
+            rows[int(cells[1])] = (int(lo_s), int(hi_s or lo_s), cells[3])
+    want = {}
+    for key, (lo, hi) in table.items():
+        req = APIS[key][0] if key in APIS else None
+        flex = "-"
+        if req:
+            for v in range(lo, hi + 1):
+                if req.flexible(v):
+                    flex = str(v)
+                    break
+        want[key] = (lo, hi, flex)
+    ok(rows == want, "README's Kafka table matches ApiVersions (%s)" %
+       ", ".join("%d: %s vs %s" % (k, rows.get(k), want.get(k))
+                 for k in sorted(set(rows) | set(want)) if rows.get(k) != want.get(k)))
+
     def versions(key):
         lo, hi = table[key]
         return range(lo, hi + 1)
