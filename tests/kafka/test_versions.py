@@ -454,6 +454,9 @@ def run(port):
         ok(r is not None and r["Results"][0]["ErrorCode"] == 0 and
            r["Results"][0]["Configs"][0]["Name"] == "retention.ms",
            "DescribeConfigs v%d: retention.ms" % v)
+        if r is not None and v >= 3:
+            ok(r["Results"][0]["Configs"][0]["ConfigType"] == 5,
+               "DescribeConfigs v%d: retention.ms is a LONG (5)" % v)
     for v in versions(33):
         r = try_call(c, 33, v, {"Resources": [{"ResourceType": 2, "ResourceName": "ct0",
                                                "Configs": [{"Name": "retention.ms",
@@ -464,10 +467,14 @@ def run(port):
         r = try_call(c, 44, v, {"Resources": [{"ResourceType": 2, "ResourceName": "ct0",
                                                "Configs": [{"Name": "retention.ms",
                                                             "ConfigOperation": 0,
-                                                            "Value": "180000"}]}],
+                                                            "Value": "18000%d" % v}]}],
                                 "ValidateOnly": False}, "IncrementalAlterConfigs v%d" % v)
         ok(r is not None and r["Responses"][0]["ErrorCode"] == 0,
            "IncrementalAlterConfigs v%d" % v)
+        d = c.call(32, table[32][1], {"Resources": [{"ResourceType": 2, "ResourceName": "ct0",
+                                                     "ConfigurationKeys": ["retention.ms"]}]})
+        ok(d["Results"][0]["Configs"][0]["Value"] == "18000%d" % v,
+           "IncrementalAlterConfigs v%d: retention.ms is now 18000%d" % (v, v))
     for v in versions(37):
         r = try_call(c, 37, v, {"Topics": [{"Name": "ct0", "Count": 2 + v,
                                             "Assignments": None}],
