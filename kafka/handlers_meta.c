@@ -32,10 +32,10 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
 	{ KAPI_CREATE_TOPICS, 0, 7, 5, "CreateTopics", kafka_handle_create_topics },
 	{ KAPI_DELETE_TOPICS, 0, 6, 4, "DeleteTopics", kafka_handle_delete_topics },
-	{ KAPI_INIT_PRODUCER_ID, 0, 1, -1, "InitProducerId", kafka_handle_init_producer_id },
+	{ KAPI_INIT_PRODUCER_ID, 0, 2, 2, "InitProducerId", kafka_handle_init_producer_id },
 	{ KAPI_DESCRIBE_CONFIGS, 0, 4, 4, "DescribeConfigs", kafka_handle_describe_configs },
 	{ KAPI_ALTER_CONFIGS, 0, 2, 2, "AlterConfigs", kafka_handle_alter_configs },
-	{ KAPI_CREATE_PARTITIONS, 0, 1, -1, "CreatePartitions", kafka_handle_create_partitions },
+	{ KAPI_CREATE_PARTITIONS, 0, 3, 2, "CreatePartitions", kafka_handle_create_partitions },
 	{ KAPI_DELETE_GROUPS, 0, 2, 2, "DeleteGroups", kafka_handle_delete_groups },
 	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 1, 1, "IncrementalAlterConfigs",
 	  kafka_handle_incremental_alter_configs },
@@ -673,10 +673,10 @@ int kafka_handle_delete_topics(struct kafka_request *req)
 	return 0;
 }
 
-/* CreatePartitionsRequest v0-1 (v1 = v0): Topics [Name, Count int32,
- * Assignments nullable [BrokerIds [int32]]], TimeoutMs int32, ValidateOnly
- * bool.
- * CreatePartitionsResponse v0-1: ThrottleTimeMs, Results [Name, ErrorCode,
+/* CreatePartitionsRequest v0-3 (v1 = v0, v3 = v2): Topics [Name, Count
+ * int32, Assignments nullable [BrokerIds [int32]]], TimeoutMs int32,
+ * ValidateOnly bool. v2+ is flexible.
+ * CreatePartitionsResponse v0-3: ThrottleTimeMs, Results [Name, ErrorCode,
  * ErrorMessage nullable].
  * Count is the new total (engine_topic_partitions_add): one not above the
  * current count gets 37 INVALID_PARTITIONS, an unknown topic 3, a name
@@ -686,8 +686,10 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
-	/* smallest topic: name 2 + count 4 + null assignments 4 */
-	int32_t n = kafka_read_array(r, false, false, 10);
+	bool f = req->flexible;
+	/* smallest topic: name 2 + count 4 + null assignments 4 (flexible:
+	 * 1 + 4 + 1 + tags 1) */
+	int32_t n = kafka_read_array(r, f, false, f ? 7 : 10);
 	struct create_topic *t = NULL;
 	int rc = -1;
 
@@ -697,13 +699,17 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 	if (!t)
 		return -1;
 	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
-		t[i].name = kafka_read_string(r, false, false);
+		t[i].name = kafka_read_string(r, f, false);
 		t[i].num_partitions = kafka_read_i32(r);
-		int32_t na = kafka_read_array(r, false, true, 4);
+		int32_t na = kafka_read_array(r, f, true, f ? 2 : 4);
 		for (int32_t a = 0; a < na && !kafka_reader_failed(r); a++) {
-			int32_t nb = kafka_read_array(r, false, false, 4);
+			int32_t nb = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)nb * 4);
+			if (f)
+				kafka_read_tags(r);
 		}
+		if (f)
+			kafka_read_tags(r);
 	}
 	(void)kafka_read_i32(r); /* TimeoutMs */
 	bool validate_only = kafka_read_bool(r);
@@ -711,7 +717,7 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 		goto out;
 
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250], msg[128];
 		int16_t err = KERR_NONE;
@@ -736,10 +742,14 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 			if (erc)
 				snprintf(msg, sizeof(msg), "%s", chronik_strerror(erc));
 		}
-		kafka_write_str(w, false, t[i].name);
+		kafka_write_str(w, f, t[i].name);
 		kafka_write_i16(w, err);
-		kafka_write_string(w, false, err ? msg : NULL);
+		kafka_write_string(w, f, err ? msg : NULL);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	rc = 0;
 out:
 	free(t);

@@ -629,10 +629,11 @@ int kafka_handle_produce(struct kafka_request *req)
 	return 0;
 }
 
-/* InitProducerIdRequest v0-1: TransactionalId nullable string,
+/* InitProducerIdRequest v0-2: TransactionalId nullable string,
  * TransactionTimeoutMs int32.
- * InitProducerIdResponse v0-1: ThrottleTimeMs, ErrorCode, ProducerId int64,
- * ProducerEpoch int16. Transactions are not supported: a transactional id
+ * InitProducerIdResponse v0-2: ThrottleTimeMs, ErrorCode, ProducerId int64,
+ * ProducerEpoch int16. v2 is flexible; v3 (re-initialising a given
+ * producer id and epoch, KIP-360) is not served. Transactions are not supported: a transactional id
  * gets 15 COORDINATOR_NOT_AVAILABLE, the answer FindCoordinator already
  * gives for KeyType 1 (transaction), so a transactional client sees one
  * consistent "no transaction coordinator here" and fails its
@@ -645,7 +646,8 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_producers *p = req->l->producers;
 
-	struct kafka_str txn = kafka_read_string(r, false, true);
+	bool f = req->flexible;
+	struct kafka_str txn = kafka_read_string(r, f, true);
 	(void)kafka_read_i32(r);
 	if (kafka_reader_failed(r))
 		return -1;
@@ -654,6 +656,8 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 		kafka_write_i16(w, KERR_COORDINATOR_NOT_AVAILABLE);
 		kafka_write_i64(w, -1);
 		kafka_write_i16(w, -1);
+		if (f)
+			kafka_write_tags(w);
 		return 0;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -662,5 +666,7 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 	kafka_write_i16(w, KERR_NONE);
 	kafka_write_i64(w, id);
 	kafka_write_i16(w, 0);
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
