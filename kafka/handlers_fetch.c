@@ -1,13 +1,13 @@
 /* handlers_fetch.c - Fetch (with long poll) and ListOffsets.
  *
- * FetchRequest v4-12: ReplicaId int32, MaxWaitMs int32, MinBytes int32,
+ * FetchRequest v4-17: ReplicaId int32, MaxWaitMs int32, MinBytes int32,
  * MaxBytes int32 (v3+), IsolationLevel int8 (v4+), SessionId int32 (v7+),
  * SessionEpoch int32 (v7+), Topics [Topic string, Partitions [Partition
  * int32, CurrentLeaderEpoch int32 (v9+), FetchOffset int64, LogStartOffset
  * int64 (v5+), PartitionMaxBytes int32]], ForgottenTopicsData (v7+) [Topic,
  * Partitions [int32]], RackId string (v11+); v12 adds LastFetchedEpoch
  * int32 after FetchOffset and a tagged ClusterId (tag 0, skipped).
- * FetchResponse v4-12: ThrottleTimeMs int32, ErrorCode int16 (v7+),
+ * FetchResponse v4-17: ThrottleTimeMs int32, ErrorCode int16 (v7+),
  * SessionId int32 (v7+), Responses [Topic, Partitions [PartitionIndex,
  * ErrorCode, HighWatermark int64, LastStableOffset int64, LogStartOffset
  * int64 (v5+), AbortedTransactions nullable [ProducerId, FirstOffset],
@@ -15,8 +15,15 @@
  * v12 is flexible (FetchRequest.json "flexibleVersions": "12+"): compact
  * strings, arrays and bytes, a tagged-fields section closing every struct
  * and the body; the response's tagged DivergingEpoch / CurrentLeader /
- * SnapshotId are never written. v13 replaces topic names by topic ids and
- * is not served: the engine's topics have no 16-byte UUID yet.
+ * SnapshotId are never written.
+ * v13+ names each topic by its TopicId uuid (kafka_topic_uuid), in the
+ * request's Topics and ForgottenTopicsData and in the response, instead of
+ * its name; an unknown id gets 100 UNKNOWN_TOPIC_ID on its partitions
+ * (finding the name walks the topics: linear in the topics, per topic
+ * asked for). v14 only adds an error that never applies (tiered storage);
+ * v15 drops ReplicaId (replaced by a tagged ReplicaState, skipped); v16's
+ * tagged NodeEndpoints and v17's tagged ReplicaDirectoryId are never
+ * written / skipped.
  *
  * Fetch sessions (KIP-227) are not kept: every fetch is a full fetch and the
  * response's SessionId is 0, which tells the client so. The records are the
@@ -192,17 +199,33 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 	if (w)
 		kafka_write_array(w, f, ntopics);
 	for (int32_t t = 0; t < ntopics; t++) {
-		struct kafka_str name = kafka_read_string(&r, f, false);
+		struct kafka_str name = { "", 0 };
+		const uint8_t *id = NULL;
 		char topic[250];
-		bool name_ok = fs && !w && kafka_topic_name_copy(name, topic);
+		bool name_ok = false;
+		int16_t topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		if (v >= 13) { /* TopicId instead of the name */
+			id = r.p;
+			kafka_read_skip(&r, 16);
+			if (fs && !w && !kafka_reader_failed(&r)) {
+				name_ok = kafka_topic_name_by_uuid(req->l->e, id, topic);
+				topic_err = KERR_UNKNOWN_TOPIC_ID;
+			}
+		} else {
+			name = kafka_read_string(&r, f, false);
+			name_ok = fs && !w && kafka_topic_name_copy(name, topic);
+		}
 		int32_t np = kafka_read_array(&r, f, false, 16);
 		if (kafka_reader_failed(&r))
 			return -1;
 		if (w) {
-			kafka_write_str(w, f, name);
+			if (id)
+				kafka_write_raw(w, id, 16);
+			else
+				kafka_write_str(w, f, name);
 			kafka_write_array(w, f, np);
 		} else if (fs) {
-			fs->name_bytes += 2 + (size_t)(name.len > 0 ? name.len : 0) + 4;
+			fs->name_bytes += 2 + (size_t)(name.len > 0 ? name.len : 0) + 4 + (id ? 16 : 0);
 		}
 		for (int32_t i = 0; i < np; i++) {
 			int32_t partition = kafka_read_i32(&r);
@@ -247,8 +270,7 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 			int prc = name_ok ? engine_partition_get(req->l->e, topic, partition, &p) :
 					    -ENOENT;
 			if (prc) {
-				int16_t err = name_ok ? kafka_error_from(prc) :
-							KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				int16_t err = name_ok ? kafka_error_from(prc) : topic_err;
 				fs->slot[k] = -1 - err;
 				fs->unresolved = true;
 				continue;
@@ -297,7 +319,8 @@ int kafka_handle_fetch(struct kafka_request *req)
 	int32_t ntopics;
 	int rc = -1;
 
-	(void)kafka_read_i32(r); /* ReplicaId */
+	if (v <= 14)
+		(void)kafka_read_i32(r); /* ReplicaId (v15+: tagged ReplicaState) */
 	int32_t max_wait = kafka_read_i32(r);
 	int32_t min_bytes = kafka_read_i32(r);
 	int32_t max_bytes = kafka_read_i32(r);
@@ -320,7 +343,10 @@ int kafka_handle_fetch(struct kafka_request *req)
 	if (v >= 7) {
 		int32_t nf = kafka_read_array(r, f, false, f ? 3 : 6);
 		for (int32_t i = 0; i < nf && !kafka_reader_failed(r); i++) {
-			(void)kafka_read_string(r, f, false);
+			if (v >= 13)
+				kafka_read_skip(r, 16); /* TopicId */
+			else
+				(void)kafka_read_string(r, f, false);
 			int32_t ni = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)ni * 4);
 			if (f)

@@ -17,7 +17,7 @@
 /* The single source of truth for ApiVersions (see listener.c notes). */
 const struct kafka_api kafka_apis[] = {
 	{ KAPI_PRODUCE, 0, 9, 9, "Produce", kafka_handle_produce },
-	{ KAPI_FETCH, 4, 12, 12, "Fetch", kafka_handle_fetch },
+	{ KAPI_FETCH, 4, 17, 12, "Fetch", kafka_handle_fetch },
 	{ KAPI_LIST_OFFSETS, 1, 7, 6, "ListOffsets", kafka_handle_list_offsets },
 	{ KAPI_METADATA, 0, 12, 9, "Metadata", kafka_handle_metadata },
 	{ KAPI_OFFSET_COMMIT, 0, 8, 8, "OffsetCommit", kafka_handle_offset_commit },
@@ -118,8 +118,7 @@ int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 1
 	return 0;
 }
 
-/* The topic whose uuid is id: its name into name, else false. */
-static bool topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250])
+bool kafka_topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250])
 {
 	char **names = NULL;
 	size_t count = 0;
@@ -290,7 +289,7 @@ int kafka_handle_metadata(struct kafka_request *req)
 			bool ok;
 			if (s.len < 0) { /* by id (v10+) */
 				ok = memcmp(id, zero_uuid, 16) != 0 &&
-				     topic_name_by_uuid(req->l->e, id, name);
+				     kafka_topic_name_by_uuid(req->l->e, id, name);
 				if (ok)
 					s = (struct kafka_str){ name, (int32_t)strlen(name) };
 				write_topic_metadata(req, ok ? name : NULL, s, false, id);
@@ -645,7 +644,7 @@ int kafka_handle_delete_topics(struct kafka_request *req)
 		bool named;
 		if (s.len < 0) { /* by id */
 			named = memcmp(id, zero_uuid, 16) != 0 &&
-				topic_name_by_uuid(req->l->e, id, name);
+				kafka_topic_name_by_uuid(req->l->e, id, name);
 			err = named ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
 		} else {
 			named = kafka_topic_name_copy(s, name);

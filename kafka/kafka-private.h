@@ -229,6 +229,9 @@ int64_t kafka_wall_ms(void);
 void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16]);
 /* The uuid of the topic name: 0, or the engine's error (unknown topic). */
 int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16]);
+/* The topic whose uuid is id: its name into name and true, else false. A
+ * walk over every topic (linear in the topics). */
+bool kafka_topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250]);
 
 /* A topic config given at creation (CreateTopics): NULL when key is a
  * topic config this broker knows and value (null = the default) is valid

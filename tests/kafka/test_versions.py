@@ -276,7 +276,7 @@ def run(port):
     for v in versions(1):
         body = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 0, "MaxBytes": 1 << 20,
                 "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
-                "Topics": [{"Topic": TOPIC, "Partitions": [
+                "Topics": [{"Topic": TOPIC, "TopicId": topic_id, "Partitions": [
                     {"Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": 0,
                      "LastFetchedEpoch": -1, "LogStartOffset": -1,
                      "PartitionMaxBytes": 1 << 20}]}],
@@ -289,6 +289,12 @@ def run(port):
         found = [x for x in produced if x in recs]
         ok(p["ErrorCode"] == 0 and p["HighWatermark"] == len(produced) and found == produced,
            "Fetch v%d: high watermark %d and the %d records" % (v, len(produced), len(produced)))
+        if v >= 13:
+            ok(r["Responses"][0]["TopicId"] == topic_id, "Fetch v%d answers by topic id" % v)
+            body["Topics"][0]["TopicId"] = b"\x02" * 16
+            r = try_call(c, 1, v, body, "Fetch v%d unknown id" % v)
+            ok(r is not None and r["Responses"][0]["Partitions"][0]["ErrorCode"] == 100,
+               "Fetch v%d: an unknown topic id gets 100 UNKNOWN_TOPIC_ID" % v)
 
     # ListOffsets, every version: latest, earliest, and (v7) max timestamp.
     for v in versions(2):
