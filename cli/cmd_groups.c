@@ -45,7 +45,8 @@ static struct json_object *group_lag(struct engine *e, const char *group, char *
 			int64_t committed = -1;
 			char *md = NULL;
 			struct partition *p = NULL;
-			if (engine_group_offset_fetch(e, group, topics[t], i, &committed, &md) != 0 ||
+			if (engine_group_offset_fetch(e, group, topics[t], i, &committed, &md) !=
+				    0 ||
 			    committed < 0) {
 				free(md);
 				continue;
@@ -61,8 +62,10 @@ static struct json_object *group_lag(struct engine *e, const char *group, char *
 			struct json_object *x = json_object_new_object();
 			json_object_object_add(x, "topic", json_object_new_string(topics[t]));
 			json_object_object_add(x, "partition", json_object_new_int(i));
-			json_object_object_add(x, "committed_offset", json_object_new_int64(committed));
-			json_object_object_add(x, "high_watermark", json_object_new_int64(in.next_offset));
+			json_object_object_add(x, "committed_offset",
+					       json_object_new_int64(committed));
+			json_object_object_add(x, "high_watermark",
+					       json_object_new_int64(in.next_offset));
 			json_object_object_add(x, "lag", json_object_new_int64(lag));
 			json_object_array_add(parts, x);
 		}
@@ -127,8 +130,8 @@ int cmd_groups(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 		if (json)
-			puts(json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE));
+			puts(json_object_to_json_string_ext(
+				g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		else
 			print_text(g);
 		json_object_put(g);

@@ -368,10 +368,13 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 				bool set = cfg && json_object_object_get_ex(cfg, tk->name, &val) &&
 					   val;
 				config_entry_write(
-					&e, v, tk->name, set ? json_object_get_string(val) : engine_topic_config_default(tk->name),
+					&e, v, tk->name,
+					set ? json_object_get_string(val) :
+					      engine_topic_config_default(tk->name),
 					false, set ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG,
-					synonyms, tk->synonym, engine_topic_config_default(tk->name), SOURCE_DEFAULT_CONFIG,
-					config_type(tk));
+					synonyms, tk->synonym,
+					engine_topic_config_default(tk->name),
+					SOURCE_DEFAULT_CONFIG, config_type(tk));
 				written++;
 			}
 			json_object_put(cfg);
@@ -392,7 +395,8 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 				if (strcmp(tk->synonym, tk->name) == 0 ||
 				    !key_requested(keys_at, rr.end, nk, f, tk->synonym))
 					continue;
-				config_entry_write(&e, v, tk->synonym, engine_topic_config_default(tk->name), true,
+				config_entry_write(&e, v, tk->synonym,
+						   engine_topic_config_default(tk->name), true,
 						   SOURCE_DEFAULT_CONFIG, synonyms, NULL, NULL, 0,
 						   config_type(tk));
 				written++;

@@ -225,7 +225,8 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				kafka_write_str(w, f, name);
 			kafka_write_array(w, f, np);
 		} else if (fs) {
-			fs->name_bytes += 2 + (size_t)(name.len > 0 ? name.len : 0) + 4 + (id ? 16 : 0);
+			fs->name_bytes +=
+				2 + (size_t)(name.len > 0 ? name.len : 0) + 4 + (id ? 16 : 0);
 		}
 		for (int32_t i = 0; i < np; i++) {
 			int32_t partition = kafka_read_i32(&r);

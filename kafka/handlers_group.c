@@ -1149,7 +1149,8 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 				if (engine_group_offset_fetch(req->l->e, group, names[t], i, &off,
 							      &md) == 0 &&
 				    off >= 0) {
-					offset_fetch_partition_write(&pw_w, v, i, off, md, KERR_NONE);
+					offset_fetch_partition_write(&pw_w, v, i, off, md,
+								     KERR_NONE);
 					pw++;
 				}
 				free(md);

@@ -101,9 +101,9 @@ static void write_broker_list(struct kafka_request *req, int16_t v)
 
 void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16])
 {
-	static const uint8_t prefix[12] = { 'c', 'h', 'r', 'o', 'n', 'i',
-					    'k', 0x40, 0x80, 't', 'i', 'd' };
-	memcpy(out, prefix, sizeof(prefix));
+	static const char prefix[] = "chronik\x40\x80tid"; /* kafka-private.h */
+	_Static_assert(sizeof(prefix) == 12 + 1, "a 12-byte prefix");
+	memcpy(out, prefix, 12);
 	kafka_put_be32(out + 12, topic_id);
 }
 
@@ -568,8 +568,7 @@ int kafka_handle_create_topics(struct kafka_request *req)
 		kafka_write_str(w, f, t[i].name);
 		if (v >= 7) {
 			uint8_t uuid[16] = { 0 };
-			if (err || validate_only ||
-			    kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
+			if (err || validate_only || kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
 				memset(uuid, 0, sizeof(uuid));
 			kafka_write_raw(w, uuid, 16); /* TopicId */
 		}
