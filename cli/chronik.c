@@ -38,6 +38,8 @@ static const char usage_text[] =
 	"  verify                         check every frame and index entry;\n"
 	"                                 exit 0 clean, 1 problems found\n"
 	"  info [TOPIC/PARTITION]         metadata, or one partition's info, as JSON\n"
+	"  groups [GROUP] [--json]        consumer-group lag: committed offset,\n"
+	"                                 high watermark and lag per partition\n"
 	"  segments TOPIC/PARTITION       list the partition's segment registry\n"
 	"  compact TOPIC[/PARTITION]      compact now by the topic's cleanup.policy\n"
 	"                                 (every partition when none is given)\n"
@@ -353,6 +355,8 @@ int main(int argc, char **argv)
 		return cmd_segments(&c, argc, argv);
 	if (!strcmp(cmd, "compact"))
 		return cmd_compact(&c, argc, argv);
+	if (!strcmp(cmd, "groups"))
+		return cmd_groups(&c, argc, argv);
 	if (!strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
 		return fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;

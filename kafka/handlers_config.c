@@ -137,15 +137,54 @@ static bool value_valid(const struct topic_key *k, const char *v)
 	return false;
 }
 
+const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str value)
+{
+	char name[256], v[256];
+	if (key.len < 0 || key.len >= (int32_t)sizeof(name))
+		return "unknown topic config name";
+	snprintf(name, sizeof(name), "%.*s", key.len, key.ptr);
+	const struct topic_key *tk = topic_key_find(name);
+	if (!tk)
+		return "unknown topic config name";
+	if (value.len < 0)
+		return NULL; /* null: the default */
+	if (value.len >= (int32_t)sizeof(v))
+		return "invalid value for this config";
+	snprintf(v, sizeof(v), "%.*s", value.len, value.ptr);
+	return value_valid(tk, v) ? NULL : "invalid value for this config";
+}
+
 /* ---- DescribeConfigs ------------------------------------------------------ */
 
-/* One DescribeConfigsResourceResult config entry (v0-2). */
+/* Kafka's ConfigType (DescribeConfigs v3+) of a topic key. */
+static int8_t config_type(const struct topic_key *k)
+{
+	switch (k->kind) {
+	case V_POLICY:
+		return 7; /* LIST */
+	case V_COMPRESSION:
+		return 2; /* STRING */
+	case V_LONG_MIN1:
+	case V_LONG_MIN0:
+		return 5; /* LONG */
+	case V_INT_MIN14:
+		return 3; /* INT */
+	case V_RATIO:
+		return 6; /* DOUBLE */
+	}
+	return 0; /* UNKNOWN */
+}
+
+/* One DescribeConfigsResourceResult config entry (v0-4); ctype is its
+ * ConfigType (v3+). */
 static void config_entry_write(struct kafka_writer *w, int16_t v, const char *name,
 			       const char *value, bool read_only, int8_t source, bool synonyms,
-			       const char *syn_name, const char *syn_value, int8_t syn_source)
+			       const char *syn_name, const char *syn_value, int8_t syn_source,
+			       int8_t ctype)
 {
-	kafka_write_string(w, false, name);
-	kafka_write_string(w, false, value);
+	bool f = v >= 4;
+	kafka_write_string(w, f, name);
+	kafka_write_string(w, f, value);
 	kafka_write_bool(w, read_only);
 	if (v == 0)
 		kafka_write_bool(w, source == SOURCE_DEFAULT_CONFIG);
@@ -156,29 +195,40 @@ static void config_entry_write(struct kafka_writer *w, int16_t v, const char *na
 		int32_t n = 0;
 		if (synonyms)
 			n = (source == SOURCE_TOPIC_CONFIG ? 1 : 0) + (syn_name ? 1 : 0);
-		kafka_write_array(w, false, n);
+		kafka_write_array(w, f, n);
 		if (synonyms && source == SOURCE_TOPIC_CONFIG) {
-			kafka_write_string(w, false, name);
-			kafka_write_string(w, false, value);
+			kafka_write_string(w, f, name);
+			kafka_write_string(w, f, value);
 			kafka_write_i8(w, source);
+			if (f)
+				kafka_write_tags(w);
 		}
 		if (synonyms && syn_name) {
-			kafka_write_string(w, false, syn_name);
-			kafka_write_string(w, false, syn_value);
+			kafka_write_string(w, f, syn_name);
+			kafka_write_string(w, f, syn_value);
 			kafka_write_i8(w, syn_source);
+			if (f)
+				kafka_write_tags(w);
 		}
 	}
+	if (v >= 3) {
+		kafka_write_i8(w, ctype);
+		kafka_write_string(w, f, NULL); /* Documentation */
+	}
+	if (f)
+		kafka_write_tags(w);
 }
 
 /* Is name among the requested keys (keys at, n of them; n < 0 = all)? */
-static bool key_requested(const uint8_t *at, const uint8_t *end, int32_t n, const char *name)
+static bool key_requested(const uint8_t *at, const uint8_t *end, int32_t n, bool f,
+			  const char *name)
 {
 	struct kafka_reader kr;
 	if (n < 0)
 		return true;
 	kafka_reader_init(&kr, at, (size_t)(end - at));
 	for (int32_t i = 0; i < n; i++)
-		if (kafka_str_eq(kafka_read_string(&kr, false, false), name))
+		if (kafka_str_eq(kafka_read_string(&kr, f, false), name))
 			return true;
 	return false;
 }
@@ -220,46 +270,57 @@ static bool broker_name_ok(struct kafka_str name)
 	return name.len == 0 || kafka_str_eq(name, NODE_ID_STR);
 }
 
-/* DescribeConfigsRequest v0-2: Resources [ResourceType int8, ResourceName,
- * ConfigurationKeys nullable [string]], IncludeSynonyms bool (v1+).
- * DescribeConfigsResponse v0-2: ThrottleTimeMs, Results [ErrorCode,
+/* DescribeConfigsRequest v0-4: Resources [ResourceType int8, ResourceName,
+ * ConfigurationKeys nullable [string]], IncludeSynonyms bool (v1+),
+ * IncludeDocumentation bool (v3+).
+ * DescribeConfigsResponse v0-4: ThrottleTimeMs, Results [ErrorCode,
  * ErrorMessage nullable, ResourceType int8, ResourceName, Configs [Name,
  * Value nullable, ReadOnly bool, IsDefault bool (v0) | ConfigSource int8
  * (v1+), IsSensitive bool, Synonyms (v1+) [Name, Value nullable, Source
- * int8]]]. */
+ * int8], ConfigType int8 (v3+), Documentation nullable (v3+, always null)]].
+ * v4 is flexible. ConfigType follows each topic key's kind (LIST, STRING,
+ * LONG, INT, DOUBLE); the broker's settings say UNKNOWN (0). */
 int kafka_handle_describe_configs(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	/* smallest resource: type 1 + name 2 + null keys 4 */
-	int32_t n = kafka_read_array(r, false, false, 7);
+	/* smallest resource: type 1 + name 2 + null keys 4 (flexible: 1 + 1 +
+	 * 1 + tags 1) */
+	int32_t n = kafka_read_array(r, f, false, f ? 4 : 7);
 	if (kafka_reader_failed(r))
 		return -1;
 	const uint8_t *resources_at = r->p;
 	for (int32_t i = 0; i < n; i++) {
 		(void)kafka_read_i8(r);
-		(void)kafka_read_string(r, false, false);
-		int32_t nk = kafka_read_array(r, false, true, 2);
+		(void)kafka_read_string(r, f, false);
+		int32_t nk = kafka_read_array(r, f, true, 2);
 		for (int32_t k = 0; k < nk && !kafka_reader_failed(r); k++)
-			(void)kafka_read_string(r, false, false);
+			(void)kafka_read_string(r, f, false);
+		if (f)
+			kafka_read_tags(r);
 	}
 	bool synonyms = v >= 1 ? kafka_read_bool(r) : false;
+	if (v >= 3)
+		(void)kafka_read_bool(r); /* IncludeDocumentation: none to give */
 	if (kafka_reader_failed(r))
 		return -1;
 
 	struct kafka_reader rr;
 	kafka_reader_init(&rr, resources_at, (size_t)(r->end - resources_at));
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		int8_t type = kafka_read_i8(&rr);
-		struct kafka_str name = kafka_read_string(&rr, false, false);
-		int32_t nk = kafka_read_array(&rr, false, true, 2);
+		struct kafka_str name = kafka_read_string(&rr, f, false);
+		int32_t nk = kafka_read_array(&rr, f, true, 2);
 		const uint8_t *keys_at = rr.p;
 		for (int32_t k = 0; k < nk; k++)
-			(void)kafka_read_string(&rr, false, false);
+			(void)kafka_read_string(&rr, f, false);
+		if (f)
+			kafka_read_tags(&rr);
 
 		char topic[250];
 		char *json = NULL;
@@ -283,29 +344,37 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 			msg = "unsupported resource type";
 		}
 		kafka_write_i16(w, err);
-		kafka_write_string(w, false, msg);
+		kafka_write_string(w, f, msg);
 		kafka_write_i8(w, type);
-		kafka_write_str(w, false, name);
+		kafka_write_str(w, f, name);
 		if (err) {
-			kafka_write_array(w, false, 0);
+			kafka_write_array(w, f, 0);
+			if (f)
+				kafka_write_tags(w);
 			free(json);
 			continue;
 		}
-		size_t at = kafka_write_i32_later(w);
+		/* The entries go to e first: a compact count cannot be patched. */
+		struct kafka_writer e;
+		kafka_writer_init(&e, 0);
 		int32_t written = 0;
 		if (type == RESOURCE_TOPIC) {
 			json_object *cfg = json ? json_tokener_parse(json) : NULL;
 			for (size_t k = 0; k < NKEYS; k++) {
 				const struct topic_key *tk = &topic_keys[k];
 				json_object *val = NULL;
-				if (!key_requested(keys_at, rr.end, nk, tk->name))
+				if (!key_requested(keys_at, rr.end, nk, f, tk->name))
 					continue;
 				bool set = cfg && json_object_object_get_ex(cfg, tk->name, &val) &&
 					   val;
 				config_entry_write(
-					w, v, tk->name, set ? json_object_get_string(val) : engine_topic_config_default(tk->name),
+					&e, v, tk->name,
+					set ? json_object_get_string(val) :
+					      engine_topic_config_default(tk->name),
 					false, set ? SOURCE_TOPIC_CONFIG : SOURCE_DEFAULT_CONFIG,
-					synonyms, tk->synonym, engine_topic_config_default(tk->name), SOURCE_DEFAULT_CONFIG);
+					synonyms, tk->synonym,
+					engine_topic_config_default(tk->name),
+					SOURCE_DEFAULT_CONFIG, config_type(tk));
 				written++;
 			}
 			json_object_put(cfg);
@@ -313,27 +382,37 @@ int kafka_handle_describe_configs(struct kafka_request *req)
 			char settings[16][2][64];
 			int ns = broker_settings(req, settings, 16);
 			for (int k = 0; k < ns; k++) {
-				if (!key_requested(keys_at, rr.end, nk, settings[k][0]))
+				if (!key_requested(keys_at, rr.end, nk, f, settings[k][0]))
 					continue;
-				config_entry_write(w, v, settings[k][0], settings[k][1], true,
+				config_entry_write(&e, v, settings[k][0], settings[k][1], true,
 						   SOURCE_STATIC_BROKER_CONFIG, synonyms,
 						   settings[k][0], settings[k][1],
-						   SOURCE_STATIC_BROKER_CONFIG);
+						   SOURCE_STATIC_BROKER_CONFIG, 0);
 				written++;
 			}
 			for (size_t k = 0; k < NKEYS; k++) {
 				const struct topic_key *tk = &topic_keys[k];
 				if (strcmp(tk->synonym, tk->name) == 0 ||
-				    !key_requested(keys_at, rr.end, nk, tk->synonym))
+				    !key_requested(keys_at, rr.end, nk, f, tk->synonym))
 					continue;
-				config_entry_write(w, v, tk->synonym, engine_topic_config_default(tk->name), true,
-						   SOURCE_DEFAULT_CONFIG, synonyms, NULL, NULL, 0);
+				config_entry_write(&e, v, tk->synonym,
+						   engine_topic_config_default(tk->name), true,
+						   SOURCE_DEFAULT_CONFIG, synonyms, NULL, NULL, 0,
+						   config_type(tk));
 				written++;
 			}
 		}
-		kafka_write_i32_at(w, at, written);
+		kafka_write_array(w, f, written);
+		kafka_write_raw(w, e.buf, e.len);
+		if (e.failed)
+			w->failed = true;
+		kafka_writer_fini(&e);
+		if (f)
+			kafka_write_tags(w);
 		free(json);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
@@ -393,9 +472,11 @@ static int16_t topic_config_alter(struct kafka_request *req, const char *topic, 
 	kafka_reader_init(&cr, at, (size_t)(req->r->end - at));
 	for (int32_t i = 0; i < n && !err; i++) {
 		char name[256], value[256];
-		struct kafka_str ks = kafka_read_string(&cr, false, false);
+		struct kafka_str ks = kafka_read_string(&cr, req->flexible, false);
 		int8_t op = incremental ? kafka_read_i8(&cr) : OP_SET;
-		struct kafka_str vs = kafka_read_string(&cr, false, true);
+		struct kafka_str vs = kafka_read_string(&cr, req->flexible, true);
+		if (req->flexible)
+			kafka_read_tags(&cr);
 		snprintf(name, sizeof(name), "%.*s", ks.len, ks.ptr);
 		snprintf(value, sizeof(value), "%.*s", vs.len > 0 ? vs.len : 0,
 			 vs.ptr ? vs.ptr : "");
@@ -466,21 +547,28 @@ static int alter_configs(struct kafka_request *req, bool incremental)
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	size_t min_config = incremental ? 5 : 4;
+	bool f = req->flexible;
+	if (f)
+		min_config = incremental ? 4 : 3;
 
-	int32_t n = kafka_read_array(r, false, false, 7);
+	int32_t n = kafka_read_array(r, f, false, f ? 4 : 7);
 	if (kafka_reader_failed(r))
 		return -1;
 	const uint8_t *resources_at = r->p;
 	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
 		(void)kafka_read_i8(r);
-		(void)kafka_read_string(r, false, false);
-		int32_t nc = kafka_read_array(r, false, false, min_config);
+		(void)kafka_read_string(r, f, false);
+		int32_t nc = kafka_read_array(r, f, false, min_config);
 		for (int32_t c = 0; c < nc && !kafka_reader_failed(r); c++) {
-			(void)kafka_read_string(r, false, false);
+			(void)kafka_read_string(r, f, false);
 			if (incremental)
 				(void)kafka_read_i8(r);
-			(void)kafka_read_string(r, false, true);
+			(void)kafka_read_string(r, f, true);
+			if (f)
+				kafka_read_tags(r);
 		}
+		if (f)
+			kafka_read_tags(r);
 	}
 	bool validate_only = kafka_read_bool(r);
 	if (kafka_reader_failed(r))
@@ -489,18 +577,22 @@ static int alter_configs(struct kafka_request *req, bool incremental)
 	struct kafka_reader rr;
 	kafka_reader_init(&rr, resources_at, (size_t)(r->end - resources_at));
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		int8_t type = kafka_read_i8(&rr);
-		struct kafka_str name = kafka_read_string(&rr, false, false);
-		int32_t nc = kafka_read_array(&rr, false, false, min_config);
+		struct kafka_str name = kafka_read_string(&rr, f, false);
+		int32_t nc = kafka_read_array(&rr, f, false, min_config);
 		const uint8_t *configs_at = rr.p;
 		for (int32_t c = 0; c < nc; c++) {
-			(void)kafka_read_string(&rr, false, false);
+			(void)kafka_read_string(&rr, f, false);
 			if (incremental)
 				(void)kafka_read_i8(&rr);
-			(void)kafka_read_string(&rr, false, true);
+			(void)kafka_read_string(&rr, f, true);
+			if (f)
+				kafka_read_tags(&rr);
 		}
+		if (f)
+			kafka_read_tags(&rr);
 		char topic[250];
 		const char *msg = NULL;
 		int16_t err;
@@ -520,10 +612,14 @@ static int alter_configs(struct kafka_request *req, bool incremental)
 			msg = "unsupported resource type";
 		}
 		kafka_write_i16(w, err);
-		kafka_write_string(w, false, err ? msg : NULL);
+		kafka_write_string(w, f, err ? msg : NULL);
 		kafka_write_i8(w, type);
-		kafka_write_str(w, false, name);
+		kafka_write_str(w, f, name);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

@@ -1,16 +1,29 @@
 /* handlers_fetch.c - Fetch (with long poll) and ListOffsets.
  *
- * FetchRequest v4-11: ReplicaId int32, MaxWaitMs int32, MinBytes int32,
+ * FetchRequest v4-17: ReplicaId int32, MaxWaitMs int32, MinBytes int32,
  * MaxBytes int32 (v3+), IsolationLevel int8 (v4+), SessionId int32 (v7+),
  * SessionEpoch int32 (v7+), Topics [Topic string, Partitions [Partition
  * int32, CurrentLeaderEpoch int32 (v9+), FetchOffset int64, LogStartOffset
  * int64 (v5+), PartitionMaxBytes int32]], ForgottenTopicsData (v7+) [Topic,
- * Partitions [int32]], RackId string (v11+).
- * FetchResponse v4-11: ThrottleTimeMs int32, ErrorCode int16 (v7+),
+ * Partitions [int32]], RackId string (v11+); v12 adds LastFetchedEpoch
+ * int32 after FetchOffset and a tagged ClusterId (tag 0, skipped).
+ * FetchResponse v4-17: ThrottleTimeMs int32, ErrorCode int16 (v7+),
  * SessionId int32 (v7+), Responses [Topic, Partitions [PartitionIndex,
  * ErrorCode, HighWatermark int64, LastStableOffset int64, LogStartOffset
  * int64 (v5+), AbortedTransactions nullable [ProducerId, FirstOffset],
  * PreferredReadReplica int32 (v11+), Records nullable bytes]].
+ * v12 is flexible (FetchRequest.json "flexibleVersions": "12+"): compact
+ * strings, arrays and bytes, a tagged-fields section closing every struct
+ * and the body; the response's tagged DivergingEpoch / CurrentLeader /
+ * SnapshotId are never written.
+ * v13+ names each topic by its TopicId uuid (kafka_topic_uuid), in the
+ * request's Topics and ForgottenTopicsData and in the response, instead of
+ * its name; an unknown id gets 100 UNKNOWN_TOPIC_ID on its partitions
+ * (finding the name walks the topics: linear in the topics, per topic
+ * asked for). v14 only adds an error that never applies (tiered storage);
+ * v15 drops ReplicaId (replaced by a tagged ReplicaState, skipped); v16's
+ * tagged NodeEndpoints and v17's tagged ReplicaDirectoryId are never
+ * written / skipped.
  *
  * Fetch sessions (KIP-227) are not kept: every fetch is a full fetch and the
  * response's SessionId is 0, which tells the client so. The records are the
@@ -178,33 +191,55 @@ struct fetch_set {
  * write the Responses array from fs. Returns the number of entries, or -1
  * for a malformed request or ENOMEM. */
 static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int32_t ntopics,
-			  struct fetch_set *fs, struct kafka_writer *w)
+			  struct fetch_set *fs, struct kafka_writer *w, struct kafka_reader *after)
 {
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 	int32_t n = 0;
 	if (w)
-		kafka_write_array(w, false, ntopics);
+		kafka_write_array(w, f, ntopics);
 	for (int32_t t = 0; t < ntopics; t++) {
-		struct kafka_str name = kafka_read_string(&r, false, false);
+		struct kafka_str name = { "", 0 };
+		const uint8_t *id = NULL;
 		char topic[250];
-		bool name_ok = fs && !w && kafka_topic_name_copy(name, topic);
-		int32_t np = kafka_read_array(&r, false, false, 16);
+		bool name_ok = false;
+		int16_t topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		if (v >= 13) { /* TopicId instead of the name */
+			id = r.p;
+			kafka_read_skip(&r, 16);
+			if (fs && !w && !kafka_reader_failed(&r)) {
+				name_ok = kafka_topic_name_by_uuid(req->l->e, id, topic);
+				topic_err = KERR_UNKNOWN_TOPIC_ID;
+			}
+		} else {
+			name = kafka_read_string(&r, f, false);
+			name_ok = fs && !w && kafka_topic_name_copy(name, topic);
+		}
+		int32_t np = kafka_read_array(&r, f, false, 16);
 		if (kafka_reader_failed(&r))
 			return -1;
 		if (w) {
-			kafka_write_str(w, false, name);
-			kafka_write_array(w, false, np);
+			if (id)
+				kafka_write_raw(w, id, 16);
+			else
+				kafka_write_str(w, f, name);
+			kafka_write_array(w, f, np);
 		} else if (fs) {
-			fs->name_bytes += 2 + (size_t)(name.len > 0 ? name.len : 0) + 4;
+			fs->name_bytes +=
+				2 + (size_t)(name.len > 0 ? name.len : 0) + 4 + (id ? 16 : 0);
 		}
 		for (int32_t i = 0; i < np; i++) {
 			int32_t partition = kafka_read_i32(&r);
 			if (v >= 9)
 				(void)kafka_read_i32(&r); /* CurrentLeaderEpoch */
 			int64_t fetch_offset = kafka_read_i64(&r);
+			if (v >= 12)
+				(void)kafka_read_i32(&r); /* LastFetchedEpoch */
 			if (v >= 5)
 				(void)kafka_read_i64(&r); /* LogStartOffset */
 			int32_t max_bytes = kafka_read_i32(&r);
+			if (f)
+				kafka_read_tags(&r);
 			if (kafka_reader_failed(&r) || (fs && n >= fs->nentries))
 				return -1;
 			int32_t k = n++;
@@ -222,20 +257,21 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 						fp ? fp->next_offset : -1); /* LastStableOffset */
 				if (v >= 5)
 					kafka_write_i64(w, fp ? fp->log_start_offset : -1);
-				kafka_write_array(w, false, 0); /* AbortedTransactions */
+				kafka_write_array(w, f, 0); /* AbortedTransactions */
 				if (v >= 11)
 					kafka_write_i32(w, -1); /* PreferredReadReplica */
-				kafka_write_bytes(w, false,
+				kafka_write_bytes(w, f,
 						  ok && fp->data ? fp->data : (const uint8_t *)"",
 						  ok ? (int32_t)fp->len : 0);
+				if (f)
+					kafka_write_tags(w);
 				continue;
 			}
 			struct partition *p = NULL;
 			int prc = name_ok ? engine_partition_get(req->l->e, topic, partition, &p) :
 					    -ENOENT;
 			if (prc) {
-				int16_t err = name_ok ? kafka_error_from(prc) :
-							KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				int16_t err = name_ok ? kafka_error_from(prc) : topic_err;
 				fs->slot[k] = -1 - err;
 				fs->unresolved = true;
 				continue;
@@ -262,7 +298,16 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 			};
 			fs->slot[k] = fs->nparts++;
 		}
+		if (f) {
+			kafka_read_tags(&r);
+			if (kafka_reader_failed(&r))
+				return -1;
+			if (w)
+				kafka_write_tags(w);
+		}
 	}
+	if (after)
+		*after = r;
 	return n;
 }
 
@@ -275,7 +320,8 @@ int kafka_handle_fetch(struct kafka_request *req)
 	int32_t ntopics;
 	int rc = -1;
 
-	(void)kafka_read_i32(r); /* ReplicaId */
+	if (v <= 14)
+		(void)kafka_read_i32(r); /* ReplicaId (v15+: tagged ReplicaState) */
 	int32_t max_wait = kafka_read_i32(r);
 	int32_t min_bytes = kafka_read_i32(r);
 	int32_t max_bytes = kafka_read_i32(r);
@@ -284,30 +330,34 @@ int kafka_handle_fetch(struct kafka_request *req)
 		(void)kafka_read_i32(r); /* SessionId */
 		(void)kafka_read_i32(r); /* SessionEpoch */
 	}
-	/* Smallest topic: name 2 + count 4. Smallest partition: 4 + 8 + 4. */
-	ntopics = kafka_read_array(r, false, false, 6);
+	/* Smallest topic: name 2 + count 4 (flexible: 1 + 1 + tags 1).
+	 * Smallest partition: 4 + 8 + 4. */
+	bool f = req->flexible;
+	ntopics = kafka_read_array(r, f, false, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	struct kafka_reader topics_at = *r;
-	int32_t count = fetch_walk(req, topics_at, ntopics, NULL, NULL);
+	/* Count the entries; the reader goes on after the Topics array. */
+	int32_t count = fetch_walk(req, topics_at, ntopics, NULL, NULL, r);
 	if (count < 0)
 		return -1;
-	/* Skip the Topics array: the reader goes on after it. */
-	for (int32_t t = 0; t < ntopics; t++) {
-		(void)kafka_read_string(r, false, false);
-		int32_t np = kafka_read_array(r, false, false, 16);
-		kafka_read_skip(r, (size_t)np * (16 + (v >= 9 ? 4 : 0) + (v >= 5 ? 8 : 0)));
-	}
 	if (v >= 7) {
-		int32_t nf = kafka_read_array(r, false, false, 6);
+		int32_t nf = kafka_read_array(r, f, false, f ? 3 : 6);
 		for (int32_t i = 0; i < nf && !kafka_reader_failed(r); i++) {
-			(void)kafka_read_string(r, false, false);
-			int32_t ni = kafka_read_array(r, false, false, 4);
+			if (v >= 13)
+				kafka_read_skip(r, 16); /* TopicId */
+			else
+				(void)kafka_read_string(r, f, false);
+			int32_t ni = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)ni * 4);
+			if (f)
+				kafka_read_tags(r);
 		}
 	}
 	if (v >= 11)
-		(void)kafka_read_string(r, false, false); /* RackId */
+		(void)kafka_read_string(r, f, false); /* RackId */
+	if (f)
+		kafka_read_tags(r); /* ClusterId (tag 0) and any other: skipped */
 	if (kafka_reader_failed(r))
 		return -1;
 
@@ -315,7 +365,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 	fs.slot = malloc(((size_t)count + 1) * sizeof(*fs.slot));
 	if (!fs.slot)
 		return -1;
-	if (fetch_walk(req, topics_at, ntopics, &fs, NULL) != count)
+	if (fetch_walk(req, topics_at, ntopics, &fs, NULL, NULL) != count)
 		goto out;
 	struct fetch_part *parts = fs.parts;
 	int32_t nparts = fs.nparts;
@@ -348,7 +398,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 	}
 
 	/* The response's size is known: reserve it, one allocation. */
-	size_t per_entry = 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4;
+	size_t per_entry = 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4 + 1;
 	size_t want = 4 + 6 + 4 + fs.name_bytes + (size_t)count * per_entry;
 	for (int32_t i = 0; i < nparts; i++)
 		want += parts[i].len;
@@ -358,7 +408,9 @@ int kafka_handle_fetch(struct kafka_request *req)
 		kafka_write_i16(w, KERR_NONE);
 		kafka_write_i32(w, 0); /* SessionId: no session */
 	}
-	fetch_walk(req, topics_at, ntopics, &fs, w);
+	fetch_walk(req, topics_at, ntopics, &fs, w, NULL);
+	if (f)
+		kafka_write_tags(w);
 	rc = 0;
 out:
 	for (int32_t i = 0; i < fs.nparts; i++) {
@@ -402,12 +454,43 @@ static int offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 	return rc < 0 ? rc : 0;
 }
 
-/* ListOffsetsRequest v1-5: ReplicaId int32, IsolationLevel int8 (v2+),
+/* The record with the largest timestamp (the first of them, in offset
+ * order): *offset and *found_ts, both -1 when the partition holds none.
+ * A scan from the log start: linear in the partition. */
+static int offset_of_max_timestamp(struct partition *p, int64_t from, int64_t *offset,
+				   int64_t *found_ts)
+{
+	struct engine_cursor *c;
+	struct engine_record rec;
+	int rc;
+
+	*offset = *found_ts = -1;
+	rc = engine_cursor_open(p, from, &c);
+	if (rc == CHRONIK_ERANGE)
+		return 0;
+	if (rc)
+		return rc;
+	while ((rc = engine_cursor_next(c, &rec)) == 1) {
+		if (rec.offset < from)
+			continue;
+		if (*offset < 0 || rec.timestamp > *found_ts) {
+			*offset = rec.offset;
+			*found_ts = rec.timestamp;
+		}
+	}
+	engine_cursor_close(c);
+	return rc < 0 ? rc : 0;
+}
+
+/* ListOffsetsRequest v1-7: ReplicaId int32, IsolationLevel int8 (v2+),
  * Topics [Name, Partitions [PartitionIndex, CurrentLeaderEpoch int32 (v4+),
  * Timestamp int64]].
- * ListOffsetsResponse v1-5: ThrottleTimeMs (v2+), Topics [Name, Partitions
+ * ListOffsetsResponse v1-7: ThrottleTimeMs (v2+), Topics [Name, Partitions
  * [PartitionIndex, ErrorCode, Timestamp int64, Offset int64, LeaderEpoch
  * int32 (v4+)]].
+ * v6+ is flexible (compact forms, tagged fields closing every struct); v7
+ * adds Timestamp -3 (KIP-734, MAX_TIMESTAMP): the record with the largest
+ * timestamp, answered with its offset and timestamp (-1 / -1 when empty).
  * Timestamp -1 = latest (next offset), -2 = earliest (log start), both
  * answered with Timestamp -1 as Kafka does; else the first record whose
  * timestamp >= Timestamp, answered with that record's offset and timestamp,
@@ -419,29 +502,33 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
 
+	bool f = req->flexible;
+
 	(void)kafka_read_i32(r);
 	if (v >= 2)
 		(void)kafka_read_i8(r);
-	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	int32_t ntopics = kafka_read_array(r, f, false, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	if (v >= 2)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, ntopics);
+	kafka_write_array(w, f, ntopics);
 	for (int32_t t = 0; t < ntopics; t++) {
 		char name[250];
-		struct kafka_str s = kafka_read_string(r, false, false);
+		struct kafka_str s = kafka_read_string(r, f, false);
 		bool name_ok = kafka_topic_name_copy(s, name);
-		int32_t np = kafka_read_array(r, false, false, 12);
+		int32_t np = kafka_read_array(r, f, false, 12);
 		if (kafka_reader_failed(r))
 			return -1;
-		kafka_write_str(w, false, s);
-		kafka_write_array(w, false, np);
+		kafka_write_str(w, f, s);
+		kafka_write_array(w, f, np);
 		for (int32_t i = 0; i < np; i++) {
 			int32_t index = kafka_read_i32(r);
 			if (v >= 4)
 				(void)kafka_read_i32(r);
 			int64_t ts = kafka_read_i64(r);
+			if (f)
+				kafka_read_tags(r);
 			if (kafka_reader_failed(r))
 				return -1;
 			struct partition *p = NULL;
@@ -460,6 +547,12 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 					offset = info.next_offset;
 				} else if (ts == -2) {
 					offset = info.log_start_offset;
+				} else if (ts == -3 && v >= 7) {
+					int rc = offset_of_max_timestamp(p, info.log_start_offset,
+									 &offset, &found_ts);
+					err = kafka_error_from(rc);
+					if (rc)
+						offset = found_ts = -1;
 				} else {
 					int rc = offset_for_timestamp(p, ts, &offset, &found_ts);
 					err = kafka_error_from(rc);
@@ -474,7 +567,15 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 			kafka_write_i64(w, offset);
 			if (v >= 4)
 				kafka_write_i32(w, -1); /* LeaderEpoch */
+			if (f)
+				kafka_write_tags(w);
+		}
+		if (f) {
+			kafka_read_tags(r);
+			kafka_write_tags(w);
 		}
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }

@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define INITIAL_DELAY_MS 300
 #define MIN_SESSION_TIMEOUT_MS 1000
@@ -415,22 +416,34 @@ void kafka_groups_tick(struct kafka_listener *l)
 static void join_group_error(struct kafka_writer *w, int16_t v, int16_t err,
 			     struct kafka_str member_id)
 {
+	bool f = v >= 6;
 	if (v >= 2)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, err);
 	kafka_write_i32(w, -1);
-	kafka_write_string(w, false, "");
-	kafka_write_string(w, false, "");
-	kafka_write_str(w, false, member_id);
-	kafka_write_array(w, false, 0);
+	if (v >= 7)
+		kafka_write_string(w, f, NULL); /* ProtocolType */
+	kafka_write_string(w, f, v >= 7 ? NULL : ""); /* ProtocolName */
+	kafka_write_string(w, f, "");
+	if (v >= 9)
+		kafka_write_bool(w, false); /* SkipAssignment */
+	kafka_write_str(w, f, member_id);
+	kafka_write_array(w, f, 0);
+	if (f)
+		kafka_write_tags(w);
 }
 
-/* JoinGroupRequest v0-5: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
+/* JoinGroupRequest v0-9: GroupId, SessionTimeoutMs int32, RebalanceTimeoutMs
  * int32 (v1+), MemberId, GroupInstanceId nullable (v5+), ProtocolType,
- * Protocols [Name, Metadata bytes].
- * JoinGroupResponse v0-5: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
- * ProtocolName, Leader, MemberId, Members [MemberId, GroupInstanceId
- * nullable (v5+), Metadata bytes]. */
+ * Protocols [Name, Metadata bytes], Reason nullable (v8+, ignored).
+ * JoinGroupResponse v0-9: ThrottleTimeMs (v2+), ErrorCode, GenerationId,
+ * ProtocolType nullable (v7+), ProtocolName (nullable v7+), Leader,
+ * SkipAssignment bool (v9+, always false: the leader always assigns),
+ * MemberId, Members [MemberId, GroupInstanceId nullable (v5+), Metadata
+ * bytes].
+ * v6+ is flexible (compact forms, tagged fields closing every struct).
+ * The member id is given on the first join at every version (Kafka's v4+
+ * may first answer 79 MEMBER_ID_REQUIRED; a client accepts either). */
 /* The member's host as Kafka reports it: "/" and the peer's address
  * (c->peer without its ":port"). Malloc'd, NULL on ENOMEM. */
 static char *client_host(const struct kafka_conn *c)
@@ -451,24 +464,27 @@ int kafka_handle_join_group(struct kafka_request *req)
 	int16_t v = req->api_version;
 	struct protocol *protos = NULL;
 	int32_t nprotos = 0;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	int32_t session_timeout = kafka_read_i32(r);
 	int32_t rebalance_timeout = v >= 1 ? kafka_read_i32(r) : session_timeout;
-	struct kafka_str member_id = kafka_read_string(r, false, false);
+	struct kafka_str member_id = kafka_read_string(r, f, false);
 	struct kafka_str instance_id = { NULL, -1 };
 	if (v >= 5)
-		instance_id = kafka_read_string(r, false, true);
-	struct kafka_str protocol_type = kafka_read_string(r, false, false);
-	int32_t n = kafka_read_array(r, false, false, 6);
+		instance_id = kafka_read_string(r, f, true);
+	struct kafka_str protocol_type = kafka_read_string(r, f, false);
+	int32_t n = kafka_read_array(r, f, false, f ? 2 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	protos = calloc((size_t)n + 1, sizeof(*protos));
 	if (!protos)
 		return -1;
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str name = kafka_read_string(r, false, false);
-		struct kafka_str meta = kafka_read_bytes(r, false, false);
+		struct kafka_str name = kafka_read_string(r, f, false);
+		struct kafka_str meta = kafka_read_bytes(r, f, false);
+		if (f)
+			kafka_read_tags(r);
 		if (kafka_reader_failed(r))
 			break;
 		protos[i].name = kafka_str_dup(name);
@@ -480,6 +496,8 @@ int kafka_handle_join_group(struct kafka_request *req)
 			break;
 		}
 	}
+	if (v >= 8)
+		(void)kafka_read_string(r, f, true); /* Reason */
 	if (kafka_reader_failed(r)) {
 		protocols_free(protos, nprotos);
 		return -1;
@@ -597,25 +615,33 @@ int kafka_handle_join_group(struct kafka_request *req)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, KERR_NONE);
 	kafka_write_i32(w, gr->generation);
-	kafka_write_string(w, false, gr->protocol ? gr->protocol : "");
-	kafka_write_string(w, false, gr->leader ? gr->leader : "");
-	kafka_write_string(w, false, m->id);
+	if (v >= 7)
+		kafka_write_string(w, f, gr->protocol_type);
+	kafka_write_string(w, f, gr->protocol ? gr->protocol : "");
+	kafka_write_string(w, f, gr->leader ? gr->leader : "");
+	if (v >= 9)
+		kafka_write_bool(w, false); /* SkipAssignment */
+	kafka_write_string(w, f, m->id);
 	if (is_leader) {
-		kafka_write_array(w, false, gr->nmembers);
+		kafka_write_array(w, f, gr->nmembers);
 		for (struct member *x = gr->members; x; x = x->next) {
-			kafka_write_string(w, false, x->id);
+			kafka_write_string(w, f, x->id);
 			if (v >= 5)
-				kafka_write_string(w, false, x->instance_id);
+				kafka_write_string(w, f, x->instance_id);
 			const struct protocol *p = NULL;
 			for (int32_t i = 0; i < x->nprotocols; i++)
 				if (gr->protocol && strcmp(x->protocols[i].name, gr->protocol) == 0)
 					p = &x->protocols[i];
-			kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+			kafka_write_bytes(w, f, p ? p->meta : (const uint8_t *)"",
 					  p ? p->meta_len : 0);
+			if (f)
+				kafka_write_tags(w);
 		}
 	} else {
-		kafka_write_array(w, false, 0);
+		kafka_write_array(w, f, 0);
 	}
+	if (f)
+		kafka_write_tags(w);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
@@ -630,16 +656,20 @@ struct member_ref {
 
 static void member_ref_read(struct kafka_reader *r, int16_t v, struct member_ref *ref)
 {
-	ref->group_id = kafka_read_string(r, false, false);
+	bool f = v >= 4; /* SyncGroup and Heartbeat: flexible from v4 */
+	ref->group_id = kafka_read_string(r, f, false);
 	ref->generation = kafka_read_i32(r);
-	ref->member_id = kafka_read_string(r, false, false);
+	ref->member_id = kafka_read_string(r, f, false);
 	if (v >= 3)
-		(void)kafka_read_string(r, false, true);
+		(void)kafka_read_string(r, f, true);
 }
 
-/* SyncGroupRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
- * nullable (v3+), Assignments [MemberId, Assignment bytes].
- * SyncGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Assignment bytes. */
+/* SyncGroupRequest v0-5: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+), ProtocolType nullable (v5+), ProtocolName nullable (v5+),
+ * Assignments [MemberId, Assignment bytes].
+ * SyncGroupResponse v0-5: ThrottleTimeMs (v1+), ErrorCode, ProtocolType
+ * nullable (v5+), ProtocolName nullable (v5+), Assignment bytes.
+ * v4+ is flexible. */
 int kafka_handle_sync_group(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -647,14 +677,21 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
 	struct member_ref ref;
+	bool f = req->flexible;
 
 	member_ref_read(r, v, &ref);
+	if (v >= 5) {
+		(void)kafka_read_string(r, f, true); /* ProtocolType */
+		(void)kafka_read_string(r, f, true); /* ProtocolName */
+	}
 	int32_t generation = ref.generation;
-	int32_t n = kafka_read_array(r, false, false, 6);
+	int32_t n = kafka_read_array(r, f, false, f ? 2 : 6);
 	const uint8_t *assign_at = r->p;
-	for (int32_t i = 0; i < n; i++) {
-		(void)kafka_read_string(r, false, false);
-		(void)kafka_read_bytes(r, false, false);
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
+		(void)kafka_read_string(r, f, false);
+		(void)kafka_read_bytes(r, f, false);
+		if (f)
+			kafka_read_tags(r);
 	}
 	if (kafka_reader_failed(r))
 		return -1;
@@ -663,6 +700,7 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	const uint8_t *assignment = NULL;
 	int32_t assignment_len = 0;
 	uint8_t *copy = NULL;
+	char *gr_protocol_type = NULL, *gr_protocol = NULL;
 
 	pthread_mutex_lock(&g->lock);
 	struct group *gr;
@@ -679,8 +717,10 @@ int kafka_handle_sync_group(struct kafka_request *req)
 			struct kafka_reader ar;
 			kafka_reader_init(&ar, assign_at, (size_t)(r->end - assign_at));
 			for (int32_t i = 0; i < n; i++) {
-				struct kafka_str mid = kafka_read_string(&ar, false, false);
-				struct kafka_str a = kafka_read_bytes(&ar, false, false);
+				struct kafka_str mid = kafka_read_string(&ar, f, false);
+				struct kafka_str a = kafka_read_bytes(&ar, f, false);
+				if (f)
+					kafka_read_tags(&ar);
 				struct member *x = member_find(gr, mid);
 				if (!x)
 					continue;
@@ -716,19 +756,34 @@ int kafka_handle_sync_group(struct kafka_request *req)
 				assignment_len = m->assignment_len;
 			}
 		}
+		if (err == KERR_NONE && v >= 5) {
+			gr_protocol_type = gr->protocol_type ? strdup(gr->protocol_type) : NULL;
+			gr_protocol = gr->protocol ? strdup(gr->protocol) : NULL;
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 
 	if (v >= 1)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, err);
-	kafka_write_bytes(w, false, assignment ? assignment : (const uint8_t *)"", assignment_len);
+	if (v >= 5) {
+		/* ProtocolType, ProtocolName: the group's, when it has them */
+		bool known = err == KERR_NONE;
+		kafka_write_string(w, f, known ? gr_protocol_type : NULL);
+		kafka_write_string(w, f, known ? gr_protocol : NULL);
+	}
+	kafka_write_bytes(w, f, assignment ? assignment : (const uint8_t *)"", assignment_len);
+	if (f)
+		kafka_write_tags(w);
+	free(gr_protocol_type);
+	free(gr_protocol);
 	free(copy);
 	return 0;
 }
 
-/* HeartbeatRequest v0-3: GroupId, GenerationId, MemberId, GroupInstanceId
- * nullable (v3+). HeartbeatResponse v0-3: ThrottleTimeMs (v1+), ErrorCode. */
+/* HeartbeatRequest v0-4: GroupId, GenerationId, MemberId, GroupInstanceId
+ * nullable (v3+). HeartbeatResponse v0-4: ThrottleTimeMs (v1+), ErrorCode.
+ * v4 is flexible. */
 int kafka_handle_heartbeat(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -757,6 +812,8 @@ int kafka_handle_heartbeat(struct kafka_request *req)
 	if (v >= 1)
 		kafka_write_i32(req->w, 0);
 	kafka_write_i16(req->w, err);
+	if (req->flexible)
+		kafka_write_tags(req->w);
 	return 0;
 }
 
@@ -773,20 +830,21 @@ static int16_t group_leave(struct kafka_groups *g, struct group *gr, struct kafk
 	return KERR_NONE;
 }
 
-/* LeaveGroupRequest v0-2: GroupId, MemberId; v3: GroupId, Members
- * [MemberId, GroupInstanceId nullable].
- * LeaveGroupResponse v0-3: ThrottleTimeMs (v1+), ErrorCode, Members (v3+)
- * [MemberId, GroupInstanceId nullable, ErrorCode]. */
+/* LeaveGroupRequest v0-2: GroupId, MemberId; v3-5: GroupId, Members
+ * [MemberId, GroupInstanceId nullable, Reason nullable (v5+, ignored)].
+ * LeaveGroupResponse v0-5: ThrottleTimeMs (v1+), ErrorCode, Members (v3+)
+ * [MemberId, GroupInstanceId nullable, ErrorCode]. v4+ is flexible. */
 int kafka_handle_leave_group(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	if (v < 3) {
-		struct kafka_str member_id = kafka_read_string(r, false, false);
+		struct kafka_str member_id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		pthread_mutex_lock(&g->lock);
@@ -797,24 +855,32 @@ int kafka_handle_leave_group(struct kafka_request *req)
 		kafka_write_i16(w, err);
 		return 0;
 	}
-	int32_t n = kafka_read_array(r, false, false, 4);
+	int32_t n = kafka_read_array(r, f, false, f ? 3 : 4);
 	if (kafka_reader_failed(r))
 		return -1;
 	kafka_write_i32(w, 0);
 	kafka_write_i16(w, KERR_NONE);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str member_id = kafka_read_string(r, false, false);
-		struct kafka_str instance_id = kafka_read_string(r, false, true);
+		struct kafka_str member_id = kafka_read_string(r, f, false);
+		struct kafka_str instance_id = kafka_read_string(r, f, true);
+		if (v >= 5)
+			(void)kafka_read_string(r, f, true); /* Reason */
+		if (f)
+			kafka_read_tags(r);
 		if (kafka_reader_failed(r))
 			return -1;
 		pthread_mutex_lock(&g->lock);
 		int16_t err = group_leave(g, group_find(g, group_id), member_id);
 		pthread_mutex_unlock(&g->lock);
-		kafka_write_str(w, false, member_id);
-		kafka_write_str(w, false, instance_id);
+		kafka_write_str(w, f, member_id);
+		kafka_write_str(w, f, instance_id);
 		kafka_write_i16(w, err);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
@@ -862,12 +928,14 @@ static void offsets_commit_pending(struct kafka_request *req, const char *group,
 	offsets_pending_free(pend, n);
 }
 
-/* OffsetCommitRequest v0-5: GroupId, GenerationId int32 (v1+), MemberId
- * (v1+), RetentionTimeMs int64 (v2-4), Topics [Name, Partitions
- * [PartitionIndex, CommittedOffset int64, CommitTimestamp int64 (v1 only),
- * CommittedMetadata nullable]].
- * OffsetCommitResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
- * [PartitionIndex, ErrorCode]].
+/* OffsetCommitRequest v0-8: GroupId, GenerationId int32 (v1+), MemberId
+ * (v1+), GroupInstanceId nullable (v7+, not used), RetentionTimeMs int64
+ * (v2-4), Topics [Name, Partitions [PartitionIndex, CommittedOffset int64,
+ * CommittedLeaderEpoch int32 (v6+, not kept), CommitTimestamp int64 (v1
+ * only), CommittedMetadata nullable]].
+ * OffsetCommitResponse v0-8: ThrottleTimeMs (v3+), Topics [Name, Partitions
+ * [PartitionIndex, ErrorCode]]. v8 is flexible (v9 is for the new consumer
+ * protocol of KIP-848 and is not served).
  * Metadata longer than OFFSET_METADATA_MAX (4096 bytes, Kafka's default
  * offset.metadata.max.bytes) gets 12 OFFSET_METADATA_TOO_LARGE for that
  * partition and is not stored.
@@ -879,17 +947,20 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
 	int32_t generation = -1;
 	struct kafka_str member_id = { "", 0 };
 	if (v >= 1) {
 		generation = kafka_read_i32(r);
-		member_id = kafka_read_string(r, false, false);
+		member_id = kafka_read_string(r, f, false);
 	}
+	if (v >= 7)
+		(void)kafka_read_string(r, f, true); /* GroupInstanceId */
 	if (v >= 2 && v <= 4)
 		(void)kafka_read_i64(r);
-	int32_t ntopics = kafka_read_array(r, false, false, 6);
+	int32_t ntopics = kafka_read_array(r, f, false, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 
@@ -920,25 +991,29 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 	size_t npend = 0, cap = 0;
 	if (v >= 3)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, ntopics);
+	kafka_write_array(w, f, ntopics);
 	for (int32_t t = 0; t < ntopics; t++) {
 		char topic[250];
-		struct kafka_str s = kafka_read_string(r, false, false);
+		struct kafka_str s = kafka_read_string(r, f, false);
 		bool name_ok = kafka_topic_name_copy(s, topic);
-		int32_t np = kafka_read_array(r, false, false, 14);
+		int32_t np = kafka_read_array(r, f, false, 14);
 		if (kafka_reader_failed(r))
 			goto malformed;
 		int32_t nparts = 0;
 		if (name_ok && engine_topic_partitions(req->l->e, topic, &nparts) != 0)
 			name_ok = false;
-		kafka_write_str(w, false, s);
-		kafka_write_array(w, false, np);
+		kafka_write_str(w, f, s);
+		kafka_write_array(w, f, np);
 		for (int32_t i = 0; i < np; i++) {
 			int32_t index = kafka_read_i32(r);
 			int64_t offset = kafka_read_i64(r);
+			if (v >= 6)
+				(void)kafka_read_i32(r); /* CommittedLeaderEpoch */
 			if (v == 1)
 				(void)kafka_read_i64(r);
-			struct kafka_str meta = kafka_read_string(r, false, true);
+			struct kafka_str meta = kafka_read_string(r, f, true);
+			if (f)
+				kafka_read_tags(r);
 			if (kafka_reader_failed(r))
 				goto malformed;
 			int16_t err = group_err;
@@ -974,8 +1049,16 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 				}
 			}
 			kafka_write_i16(w, err);
+			if (f)
+				kafka_write_tags(w);
+		}
+		if (f) {
+			kafka_read_tags(r);
+			kafka_write_tags(w);
 		}
 	}
+	if (f)
+		kafka_write_tags(w);
 	offsets_commit_pending(req, group, pend, npend);
 	free(group);
 	return 0;
@@ -985,16 +1068,19 @@ malformed:
 	return -1;
 }
 
-/* One partition of an OffsetFetch answer (v0-5). */
+/* One partition of an OffsetFetch answer (v0-7). */
 static void offset_fetch_partition_write(struct kafka_writer *w, int16_t v, int32_t index,
 					 int64_t offset, const char *meta, int16_t err)
 {
+	bool f = v >= 6;
 	kafka_write_i32(w, index);
 	kafka_write_i64(w, offset);
 	if (v >= 5)
 		kafka_write_i32(w, -1); /* CommittedLeaderEpoch */
-	kafka_write_string(w, false, meta ? meta : "");
+	kafka_write_string(w, f, meta ? meta : "");
 	kafka_write_i16(w, err);
+	if (f)
+		kafka_write_tags(w);
 }
 
 static void offset_fetch_partition(struct kafka_request *req, const char *group, const char *topic,
@@ -1014,19 +1100,23 @@ static void offset_fetch_partition(struct kafka_request *req, const char *group,
 	free(meta);
 }
 
-/* OffsetFetchRequest v0-5: GroupId, Topics [Name, PartitionIndexes [int32]]
- * (nullable v2+: null = every committed partition).
- * OffsetFetchResponse v0-5: ThrottleTimeMs (v3+), Topics [Name, Partitions
+/* OffsetFetchRequest v0-7: GroupId, Topics [Name, PartitionIndexes [int32]]
+ * (nullable v2+: null = every committed partition), RequireStable bool
+ * (v7+; offsets here are always stable: no transactions).
+ * OffsetFetchResponse v0-7: ThrottleTimeMs (v3+), Topics [Name, Partitions
  * [PartitionIndex, CommittedOffset int64, CommittedLeaderEpoch int32 (v5+),
- * Metadata nullable, ErrorCode]], ErrorCode (v2+). No commit = offset -1. */
+ * Metadata nullable, ErrorCode]], ErrorCode (v2+). No commit = offset -1.
+ * v6+ is flexible. v8 batches several groups in one request and is not
+ * served (clients fall back to v7, one group per request). */
 int kafka_handle_offset_fetch(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	struct kafka_str group_id = kafka_read_string(r, false, false);
-	int32_t ntopics = kafka_read_array(r, false, v >= 2, 6);
+	struct kafka_str group_id = kafka_read_string(r, f, false);
+	int32_t ntopics = kafka_read_array(r, f, v >= 2, f ? 3 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	char *group = kafka_str_dup(group_id);
@@ -1036,20 +1126,22 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 	if (v >= 3)
 		kafka_write_i32(w, 0);
 	if (ntopics < 0) {
-		/* Every topic and partition with a committed offset. */
+		/* Every topic and partition with a committed offset: the
+		 * topics are gathered in tw first (a compact count cannot be
+		 * patched in place), each topic's partitions in pw_w. */
 		char **names = NULL;
 		size_t count = 0;
+		struct kafka_writer tw, pw_w;
+		kafka_writer_init(&tw, 0);
+		kafka_writer_init(&pw_w, 0);
 		if (engine_topic_list(req->l->e, &names, &count) != 0)
 			count = 0;
-		size_t at = kafka_write_i32_later(w);
 		int32_t written = 0;
 		for (size_t t = 0; t < count; t++) {
 			int32_t nparts = 0;
 			if (engine_topic_partitions(req->l->e, names[t], &nparts) != 0)
 				continue;
-			size_t mark = w->len;
-			kafka_write_string(w, false, names[t]);
-			size_t pat = kafka_write_i32_later(w);
+			kafka_writer_reset(&pw_w);
 			int32_t pw = 0;
 			for (int32_t i = 0; i < nparts; i++) {
 				int64_t off = -1;
@@ -1057,42 +1149,60 @@ int kafka_handle_offset_fetch(struct kafka_request *req)
 				if (engine_group_offset_fetch(req->l->e, group, names[t], i, &off,
 							      &md) == 0 &&
 				    off >= 0) {
-					offset_fetch_partition_write(w, v, i, off, md, KERR_NONE);
+					offset_fetch_partition_write(&pw_w, v, i, off, md,
+								     KERR_NONE);
 					pw++;
 				}
 				free(md);
 			}
-			if (pw == 0) {
-				w->len = mark; /* nothing committed: drop the topic */
-				continue;
-			}
-			kafka_write_i32_at(w, pat, pw);
+			if (pw == 0)
+				continue; /* nothing committed: leave the topic out */
+			kafka_write_string(&tw, f, names[t]);
+			kafka_write_array(&tw, f, pw);
+			kafka_write_raw(&tw, pw_w.buf, pw_w.len);
+			if (pw_w.failed)
+				tw.failed = true;
+			if (f)
+				kafka_write_tags(&tw);
 			written++;
 		}
-		kafka_write_i32_at(w, at, written);
+		kafka_write_array(w, f, written);
+		kafka_write_raw(w, tw.buf, tw.len);
+		if (tw.failed)
+			w->failed = true;
+		kafka_writer_fini(&pw_w);
+		kafka_writer_fini(&tw);
 		engine_strv_free(names, count);
 	} else {
-		kafka_write_array(w, false, ntopics);
+		kafka_write_array(w, f, ntopics);
 		for (int32_t t = 0; t < ntopics; t++) {
 			char topic[250];
-			struct kafka_str s = kafka_read_string(r, false, false);
+			struct kafka_str s = kafka_read_string(r, f, false);
 			bool name_ok = kafka_topic_name_copy(s, topic);
-			int32_t np = kafka_read_array(r, false, false, 4);
+			int32_t np = kafka_read_array(r, f, false, 4);
 			if (kafka_reader_failed(r)) {
 				free(group);
 				return -1;
 			}
-			kafka_write_str(w, false, s);
-			kafka_write_array(w, false, np);
+			kafka_write_str(w, f, s);
+			kafka_write_array(w, f, np);
 			for (int32_t i = 0; i < np; i++)
 				offset_fetch_partition(req, group, name_ok ? topic : "",
 						       kafka_read_i32(r), name_ok);
+			if (f) {
+				kafka_read_tags(r);
+				kafka_write_tags(w);
+			}
 		}
 	}
+	if (v >= 7)
+		(void)kafka_read_bool(r); /* RequireStable */
 	if (v >= 2)
 		kafka_write_i16(w, KERR_NONE);
+	if (f)
+		kafka_write_tags(w);
 	free(group);
-	return 0;
+	return kafka_reader_failed(r) ? -1 : 0;
 }
 
 /* ---- admin: DescribeGroups, ListGroups, DeleteGroups, OffsetDelete ------- */
@@ -1134,9 +1244,9 @@ static const struct protocol *member_protocol(const struct member *m, const char
 	return NULL;
 }
 
-/* DescribeGroupsRequest v0-4: Groups [string], IncludeAuthorizedOperations
- * bool (v3+).
- * DescribeGroupsResponse v0-4: ThrottleTimeMs (v1+), Groups [ErrorCode,
+/* DescribeGroupsRequest v0-5: Groups [string], IncludeAuthorizedOperations
+ * bool (v3+). v5 is flexible.
+ * DescribeGroupsResponse v0-5: ThrottleTimeMs (v1+), Groups [ErrorCode,
  * GroupId, GroupState, ProtocolType, ProtocolData, Members [MemberId,
  * GroupInstanceId nullable (v4+), ClientId, ClientHost, MemberMetadata
  * bytes, MemberAssignment bytes], AuthorizedOperations int32 (v3+)].
@@ -1149,15 +1259,16 @@ int kafka_handle_describe_groups(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int32_t n = kafka_read_array(r, f, false, 1);
 	if (kafka_reader_failed(r))
 		return -1;
 	if (v >= 1)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str id = kafka_read_string(r, false, false);
+		struct kafka_str id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		char *name = kafka_str_dup(id);
@@ -1165,77 +1276,127 @@ int kafka_handle_describe_groups(struct kafka_request *req)
 		struct group *gr = group_find(g, id);
 		if (!name || id.len == 0) {
 			kafka_write_i16(w, KERR_INVALID_GROUP_ID);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, "");
-			kafka_write_string(w, false, "");
-			kafka_write_string(w, false, "");
-			kafka_write_array(w, false, 0);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, "");
+			kafka_write_string(w, f, "");
+			kafka_write_string(w, f, "");
+			kafka_write_array(w, f, 0);
 		} else if (gr && gr->members) {
 			bool stable = gr->state == G_STABLE;
 			kafka_write_i16(w, KERR_NONE);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, group_state_name(gr->state));
-			kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
-			kafka_write_string(w, false, stable && gr->protocol ? gr->protocol : "");
-			kafka_write_array(w, false, gr->nmembers);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, group_state_name(gr->state));
+			kafka_write_string(w, f, gr->protocol_type ? gr->protocol_type : "");
+			kafka_write_string(w, f, stable && gr->protocol ? gr->protocol : "");
+			kafka_write_array(w, f, gr->nmembers);
 			for (struct member *m = gr->members; m; m = m->next) {
 				const struct protocol *p =
 					stable ? member_protocol(m, gr->protocol) : NULL;
-				kafka_write_string(w, false, m->id);
+				kafka_write_string(w, f, m->id);
 				if (v >= 4)
-					kafka_write_string(w, false, m->instance_id);
-				kafka_write_string(w, false, m->client_id ? m->client_id : "");
-				kafka_write_string(w, false, m->client_host ? m->client_host : "");
-				kafka_write_bytes(w, false, p ? p->meta : (const uint8_t *)"",
+					kafka_write_string(w, f, m->instance_id);
+				kafka_write_string(w, f, m->client_id ? m->client_id : "");
+				kafka_write_string(w, f, m->client_host ? m->client_host : "");
+				kafka_write_bytes(w, f, p ? p->meta : (const uint8_t *)"",
 						  p ? p->meta_len : 0);
-				kafka_write_bytes(w, false,
+				kafka_write_bytes(w, f,
 						  stable && m->assignment ? m->assignment :
 									    (const uint8_t *)"",
 						  stable && m->assignment ? m->assignment_len : 0);
+				if (f)
+					kafka_write_tags(w);
 			}
 		} else {
 			bool empty = group_has_offsets(req->l->e, name);
 			kafka_write_i16(w, KERR_NONE);
-			kafka_write_str(w, false, id);
-			kafka_write_string(w, false, empty ? "Empty" : "Dead");
-			kafka_write_string(w, false, empty ? "consumer" : "");
-			kafka_write_string(w, false, "");
-			kafka_write_array(w, false, 0);
+			kafka_write_str(w, f, id);
+			kafka_write_string(w, f, empty ? "Empty" : "Dead");
+			kafka_write_string(w, f, empty ? "consumer" : "");
+			kafka_write_string(w, f, "");
+			kafka_write_array(w, f, 0);
 		}
 		pthread_mutex_unlock(&g->lock);
 		if (v >= 3)
 			kafka_write_i32(w, INT32_MIN);
+		if (f)
+			kafka_write_tags(w);
 		free(name);
 	}
 	if (v >= 3)
 		(void)kafka_read_bool(r);
+	if (f)
+		kafka_write_tags(w);
 	return kafka_reader_failed(r) ? -1 : 0;
 }
 
-/* ListGroupsRequest v0-2: no fields.
- * ListGroupsResponse v0-2: ThrottleTimeMs (v1+), ErrorCode, Groups
- * [GroupId, ProtocolType]: the groups with members, then those with only
- * committed offsets. */
+/* ListGroupsRequest v0-4: StatesFilter [string] (v4+; empty = every state).
+ * ListGroupsResponse v0-4: ThrottleTimeMs (v1+), ErrorCode, Groups
+ * [GroupId, ProtocolType, GroupState (v4+)]: the groups with members, then
+ * those with only committed offsets ("Empty"). A state filter is matched
+ * ignoring case, as Kafka does. v3+ is flexible; v5 (group types, KIP-848)
+ * is not served. */
+static bool state_wanted(struct kafka_reader filter, int32_t n, bool f, const char *state)
+{
+	if (n <= 0)
+		return true;
+	for (int32_t i = 0; i < n; i++) {
+		struct kafka_str s = kafka_read_string(&filter, f, false);
+		if (s.len >= 0 && (size_t)s.len == strlen(state) &&
+		    strncasecmp(s.ptr, state, (size_t)s.len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void list_groups_entry(struct kafka_writer *w, int16_t v, bool f, const char *id,
+			      const char *type, const char *state)
+{
+	kafka_write_string(w, f, id);
+	kafka_write_string(w, f, type);
+	if (v >= 4)
+		kafka_write_string(w, f, state);
+	if (f)
+		kafka_write_tags(w);
+}
+
 int kafka_handle_list_groups(struct kafka_request *req)
 {
+	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
+	int16_t v = req->api_version;
+	bool f = req->flexible;
 	char **names = NULL;
 	size_t count = 0;
 	int rc;
 
+	int32_t nfilter = 0;
+	struct kafka_reader filter = *r;
+	if (v >= 4) {
+		nfilter = kafka_read_array(r, f, false, 1);
+		filter = *r;
+		for (int32_t i = 0; i < nfilter && !kafka_reader_failed(r); i++)
+			(void)kafka_read_string(r, f, false);
+	}
+	if (kafka_reader_failed(r))
+		return -1;
+
 	rc = engine_group_list(req->l->e, &names, &count);
-	if (req->api_version >= 1)
+	if (v >= 1)
 		kafka_write_i32(w, 0);
 	kafka_write_i16(w, kafka_error_from(rc));
-	size_t at = kafka_write_i32_later(w);
+	/* Entries gathered in e first: a compact count cannot be patched. */
+	struct kafka_writer e;
+	kafka_writer_init(&e, 0);
 	int32_t written = 0;
 	pthread_mutex_lock(&g->lock);
 	for (struct group *gr = g->groups; gr; gr = gr->next) {
 		if (!gr->members)
 			continue;
-		kafka_write_string(w, false, gr->id);
-		kafka_write_string(w, false, gr->protocol_type ? gr->protocol_type : "");
+		const char *st = group_state_name(gr->state);
+		if (!state_wanted(filter, nfilter, f, st))
+			continue;
+		list_groups_entry(&e, v, f, gr->id, gr->protocol_type ? gr->protocol_type : "", st);
 		written++;
 	}
 	for (size_t i = 0; i < count; i++) {
@@ -1243,18 +1404,25 @@ int kafka_handle_list_groups(struct kafka_request *req)
 		struct group *gr = group_find(g, s);
 		if (gr && gr->members)
 			continue;
-		kafka_write_string(w, false, names[i]);
-		kafka_write_string(w, false, "consumer");
+		if (!state_wanted(filter, nfilter, f, "Empty"))
+			continue;
+		list_groups_entry(&e, v, f, names[i], "consumer", "Empty");
 		written++;
 	}
 	pthread_mutex_unlock(&g->lock);
-	kafka_write_i32_at(w, at, written);
+	kafka_write_array(w, f, written);
+	kafka_write_raw(w, e.buf, e.len);
+	if (e.failed)
+		w->failed = true;
+	kafka_writer_fini(&e);
+	if (f)
+		kafka_write_tags(w);
 	engine_strv_free(names, count);
 	return 0;
 }
 
-/* DeleteGroupsRequest v0-1: GroupsNames [string].
- * DeleteGroupsResponse v0-1: ThrottleTimeMs, Results [GroupId, ErrorCode]:
+/* DeleteGroupsRequest v0-2: GroupsNames [string]. v2 is flexible.
+ * DeleteGroupsResponse v0-2: ThrottleTimeMs, Results [GroupId, ErrorCode]:
  * 68 NON_EMPTY_GROUP while it has members, 69 GROUP_ID_NOT_FOUND when it
  * has neither members nor offsets, 24 INVALID_GROUP_ID for "". */
 int kafka_handle_delete_groups(struct kafka_request *req)
@@ -1262,14 +1430,15 @@ int kafka_handle_delete_groups(struct kafka_request *req)
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	struct kafka_groups *g = req->l->groups;
+	bool f = req->flexible;
 
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int32_t n = kafka_read_array(r, f, false, 1);
 	if (kafka_reader_failed(r))
 		return -1;
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
-		struct kafka_str id = kafka_read_string(r, false, false);
+		struct kafka_str id = kafka_read_string(r, f, false);
 		if (kafka_reader_failed(r))
 			return -1;
 		char *name = kafka_str_dup(id);
@@ -1286,9 +1455,13 @@ int kafka_handle_delete_groups(struct kafka_request *req)
 		}
 		pthread_mutex_unlock(&g->lock);
 		free(name);
-		kafka_write_str(w, false, id);
+		kafka_write_str(w, f, id);
 		kafka_write_i16(w, err);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 

@@ -16,30 +16,31 @@
 
 /* The single source of truth for ApiVersions (see listener.c notes). */
 const struct kafka_api kafka_apis[] = {
-	{ KAPI_PRODUCE, 0, 7, -1, "Produce", kafka_handle_produce },
-	{ KAPI_FETCH, 4, 11, -1, "Fetch", kafka_handle_fetch },
-	{ KAPI_LIST_OFFSETS, 1, 5, -1, "ListOffsets", kafka_handle_list_offsets },
-	{ KAPI_METADATA, 0, 4, -1, "Metadata", kafka_handle_metadata },
-	{ KAPI_OFFSET_COMMIT, 0, 5, -1, "OffsetCommit", kafka_handle_offset_commit },
-	{ KAPI_OFFSET_FETCH, 0, 5, -1, "OffsetFetch", kafka_handle_offset_fetch },
-	{ KAPI_FIND_COORDINATOR, 0, 2, -1, "FindCoordinator", kafka_handle_find_coordinator },
-	{ KAPI_JOIN_GROUP, 0, 5, -1, "JoinGroup", kafka_handle_join_group },
-	{ KAPI_HEARTBEAT, 0, 3, -1, "Heartbeat", kafka_handle_heartbeat },
-	{ KAPI_LEAVE_GROUP, 0, 3, -1, "LeaveGroup", kafka_handle_leave_group },
-	{ KAPI_SYNC_GROUP, 0, 3, -1, "SyncGroup", kafka_handle_sync_group },
-	{ KAPI_DESCRIBE_GROUPS, 0, 4, -1, "DescribeGroups", kafka_handle_describe_groups },
-	{ KAPI_LIST_GROUPS, 0, 2, -1, "ListGroups", kafka_handle_list_groups },
+	{ KAPI_PRODUCE, 0, 9, 9, "Produce", kafka_handle_produce },
+	{ KAPI_FETCH, 4, 17, 12, "Fetch", kafka_handle_fetch },
+	{ KAPI_LIST_OFFSETS, 1, 7, 6, "ListOffsets", kafka_handle_list_offsets },
+	{ KAPI_METADATA, 0, 12, 9, "Metadata", kafka_handle_metadata },
+	{ KAPI_OFFSET_COMMIT, 0, 8, 8, "OffsetCommit", kafka_handle_offset_commit },
+	{ KAPI_OFFSET_FETCH, 0, 7, 6, "OffsetFetch", kafka_handle_offset_fetch },
+	{ KAPI_FIND_COORDINATOR, 0, 4, 3, "FindCoordinator", kafka_handle_find_coordinator },
+	{ KAPI_JOIN_GROUP, 0, 9, 6, "JoinGroup", kafka_handle_join_group },
+	{ KAPI_HEARTBEAT, 0, 4, 4, "Heartbeat", kafka_handle_heartbeat },
+	{ KAPI_LEAVE_GROUP, 0, 5, 4, "LeaveGroup", kafka_handle_leave_group },
+	{ KAPI_SYNC_GROUP, 0, 5, 4, "SyncGroup", kafka_handle_sync_group },
+	{ KAPI_DESCRIBE_GROUPS, 0, 5, 5, "DescribeGroups", kafka_handle_describe_groups },
+	{ KAPI_LIST_GROUPS, 0, 4, 3, "ListGroups", kafka_handle_list_groups },
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
-	{ KAPI_CREATE_TOPICS, 0, 4, -1, "CreateTopics", kafka_handle_create_topics },
-	{ KAPI_DELETE_TOPICS, 0, 3, -1, "DeleteTopics", kafka_handle_delete_topics },
-	{ KAPI_INIT_PRODUCER_ID, 0, 1, -1, "InitProducerId", kafka_handle_init_producer_id },
-	{ KAPI_DESCRIBE_CONFIGS, 0, 2, -1, "DescribeConfigs", kafka_handle_describe_configs },
-	{ KAPI_ALTER_CONFIGS, 0, 1, -1, "AlterConfigs", kafka_handle_alter_configs },
-	{ KAPI_CREATE_PARTITIONS, 0, 1, -1, "CreatePartitions", kafka_handle_create_partitions },
-	{ KAPI_DELETE_GROUPS, 0, 1, -1, "DeleteGroups", kafka_handle_delete_groups },
-	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 0, -1, "IncrementalAlterConfigs",
+	{ KAPI_CREATE_TOPICS, 0, 7, 5, "CreateTopics", kafka_handle_create_topics },
+	{ KAPI_DELETE_TOPICS, 0, 6, 4, "DeleteTopics", kafka_handle_delete_topics },
+	{ KAPI_INIT_PRODUCER_ID, 0, 2, 2, "InitProducerId", kafka_handle_init_producer_id },
+	{ KAPI_DESCRIBE_CONFIGS, 0, 4, 4, "DescribeConfigs", kafka_handle_describe_configs },
+	{ KAPI_ALTER_CONFIGS, 0, 2, 2, "AlterConfigs", kafka_handle_alter_configs },
+	{ KAPI_CREATE_PARTITIONS, 0, 3, 2, "CreatePartitions", kafka_handle_create_partitions },
+	{ KAPI_DELETE_GROUPS, 0, 2, 2, "DeleteGroups", kafka_handle_delete_groups },
+	{ KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 1, 1, "IncrementalAlterConfigs",
 	  kafka_handle_incremental_alter_configs },
 	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
+	{ KAPI_DESCRIBE_CLUSTER, 0, 1, 0, "DescribeCluster", kafka_handle_describe_cluster },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 
@@ -87,24 +88,74 @@ int kafka_handle_api_versions(struct kafka_request *req)
 
 static void write_broker_list(struct kafka_request *req, int16_t v)
 {
-	kafka_write_array(req->w, false, 1);
+	bool f = req->flexible;
+	kafka_write_array(req->w, f, 1);
 	kafka_write_i32(req->w, NODE_ID);
-	kafka_write_string(req->w, false, req->c->host);
+	kafka_write_string(req->w, f, req->c->host);
 	kafka_write_i32(req->w, req->c->port);
 	if (v >= 1)
-		kafka_write_string(req->w, false, NULL); /* Rack */
+		kafka_write_string(req->w, f, NULL); /* Rack */
+	if (f)
+		kafka_write_tags(req->w);
 }
 
-/* One MetadataResponseTopic for name (which may not exist). */
+void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16])
+{
+	static const char prefix[] = "chronik\x40\x80tid"; /* kafka-private.h */
+	_Static_assert(sizeof(prefix) == 12 + 1, "a 12-byte prefix");
+	memcpy(out, prefix, 12);
+	kafka_put_be32(out + 12, topic_id);
+}
+
+int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16])
+{
+	struct partition *p;
+	int rc = engine_partition_get(e, name, 0, &p);
+	if (rc)
+		return rc;
+	kafka_topic_uuid(engine_partition_topic_id(p), out);
+	engine_partition_unref(p);
+	return 0;
+}
+
+bool kafka_topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250])
+{
+	char **names = NULL;
+	size_t count = 0;
+	bool found = false;
+	if (engine_topic_list(e, &names, &count))
+		return false;
+	for (size_t i = 0; i < count && !found; i++) {
+		uint8_t u[16];
+		if (kafka_topic_uuid_of(e, names[i], u) == 0 && memcmp(u, id, 16) == 0) {
+			snprintf(name, 250, "%s", names[i]);
+			found = true;
+		}
+	}
+	engine_strv_free(names, count);
+	return found;
+}
+
+static const uint8_t zero_uuid[16];
+
+/* One MetadataResponseTopic for name (which may not exist). With id (v10+,
+ * a topic asked for by id), an unknown id is answered 100 UNKNOWN_TOPIC_ID
+ * with a null name. */
 static void write_topic_metadata(struct kafka_request *req, const char *name,
-				 struct kafka_str raw_name, bool create)
+				 struct kafka_str raw_name, bool create, const uint8_t *id)
 {
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 	int16_t error = KERR_NONE;
 	int32_t parts = 0;
+	uint8_t uuid[16];
 
-	if (!name) {
+	memset(uuid, 0, sizeof(uuid));
+	if (id && !name) {
+		error = KERR_UNKNOWN_TOPIC_ID;
+		memcpy(uuid, id, 16);
+	} else if (!name) {
 		error = KERR_INVALID_TOPIC_EXCEPTION;
 	} else {
 		int rc = engine_topic_partitions(req->l->e, name, &parts);
@@ -113,44 +164,96 @@ static void write_topic_metadata(struct kafka_request *req, const char *name,
 			if (rc == 0 || rc == CHRONIK_ETOPICEXISTS)
 				rc = engine_topic_partitions(req->l->e, name, &parts);
 		}
+		if (rc == 0 && v >= 10 && kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
+			memset(uuid, 0, sizeof(uuid));
 		error = kafka_error_from(rc);
 		if (rc)
 			parts = 0;
 	}
 	kafka_write_i16(w, error);
-	kafka_write_str(w, false, raw_name);
+	if (id && !name)
+		kafka_write_string(w, f, v >= 12 ? NULL : ""); /* nullable from v12 */
+	else
+		kafka_write_str(w, f, raw_name);
+	if (v >= 10)
+		kafka_write_raw(w, uuid, 16); /* TopicId */
 	if (v >= 1)
 		kafka_write_bool(w, false); /* IsInternal */
-	kafka_write_array(w, false, parts);
+	kafka_write_array(w, f, parts);
 	for (int32_t i = 0; i < parts; i++) {
 		kafka_write_i16(w, KERR_NONE);
 		kafka_write_i32(w, i);
 		kafka_write_i32(w, NODE_ID); /* LeaderId */
-		kafka_write_array(w, false, 1); /* ReplicaNodes */
+		if (v >= 7)
+			kafka_write_i32(w, 0); /* LeaderEpoch */
+		kafka_write_array(w, f, 1); /* ReplicaNodes */
 		kafka_write_i32(w, NODE_ID);
-		kafka_write_array(w, false, 1); /* IsrNodes */
+		kafka_write_array(w, f, 1); /* IsrNodes */
 		kafka_write_i32(w, NODE_ID);
+		if (v >= 5)
+			kafka_write_array(w, f, 0); /* OfflineReplicas */
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (v >= 8)
+		kafka_write_i32(w, INT32_MIN); /* TopicAuthorizedOperations: not computed */
+	if (f)
+		kafka_write_tags(w);
 }
 
-/* MetadataRequest v0-4: Topics [Name] (v0: empty = all; v1+: null = all),
- * AllowAutoTopicCreation bool (v4+).
- * MetadataResponse v0-4: ThrottleTimeMs (v3+), Brokers [NodeId, Host, Port,
- * Rack (v1+)], ClusterId (v2+), ControllerId (v1+), Topics [ErrorCode, Name,
- * IsInternal (v1+), Partitions [ErrorCode, PartitionIndex, LeaderId,
- * ReplicaNodes [int32], IsrNodes [int32]]]. */
+/* One MetadataRequestTopic: TopicId (v10+), Name (nullable v10+), tags
+ * (flexible). */
+static struct kafka_str read_metadata_topic(struct kafka_request *req, struct kafka_reader *r,
+					    uint8_t id[16])
+{
+	int16_t v = req->api_version;
+	if (v >= 10) {
+		const uint8_t *p = r->p;
+		kafka_read_skip(r, 16);
+		if (!kafka_reader_failed(r))
+			memcpy(id, p, 16);
+	}
+	struct kafka_str s = kafka_read_string(r, req->flexible, v >= 10);
+	if (req->flexible)
+		kafka_read_tags(r);
+	return s;
+}
+
+/* MetadataRequest v0-12: Topics [TopicId uuid (v10+), Name (nullable
+ * v10+)] (v0: empty = all; v1+: null = all), AllowAutoTopicCreation bool
+ * (v4+), IncludeClusterAuthorizedOperations bool (v8-10),
+ * IncludeTopicAuthorizedOperations bool (v8+).
+ * MetadataResponse v0-12: ThrottleTimeMs (v3+), Brokers [NodeId, Host, Port,
+ * Rack (v1+)], ClusterId (v2+), ControllerId (v1+), Topics [ErrorCode, Name
+ * (nullable v12+), TopicId uuid (v10+), IsInternal (v1+), Partitions
+ * [ErrorCode, PartitionIndex, LeaderId, LeaderEpoch int32 (v7+),
+ * ReplicaNodes [int32], IsrNodes [int32], OfflineReplicas [int32] (v5+)],
+ * TopicAuthorizedOperations int32 (v8+)], ClusterAuthorizedOperations int32
+ * (v8-10).
+ * v9+ is flexible: compact forms, tagged fields closing every struct.
+ * Authorized operations are not computed: INT32_MIN, Kafka's "omitted".
+ * Topic ids: see kafka_topic_uuid (kafka-private.h). A topic asked for by
+ * id alone (null name, v10+) is looked up among the topics; an unknown id
+ * gets 100 UNKNOWN_TOPIC_ID. The leader epoch is always 0 (one broker,
+ * never a leader change). */
 int kafka_handle_metadata(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	int32_t n = kafka_read_array(r, false, v >= 1, 2);
+	bool f = req->flexible;
+	int32_t n = kafka_read_array(r, f, v >= 1, f ? 2 : 2);
 	const uint8_t *topics_at = r->p;
+	uint8_t id[16];
 
-	/* Skip the names to reach AllowAutoTopicCreation, then come back. */
-	for (int32_t i = 0; i < n; i++)
-		(void)kafka_read_string(r, false, false);
+	/* Skip the topics to reach AllowAutoTopicCreation, then come back. */
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++)
+		(void)read_metadata_topic(req, r, id);
 	bool allow_create = v >= 4 ? kafka_read_bool(r) : true;
+	if (v >= 8 && v <= 10)
+		(void)kafka_read_bool(r); /* IncludeClusterAuthorizedOperations */
+	if (v >= 8)
+		(void)kafka_read_bool(r); /* IncludeTopicAuthorizedOperations */
 	if (kafka_reader_failed(r))
 		return -1;
 	allow_create = allow_create && req->l->o.auto_create_topics;
@@ -159,7 +262,7 @@ int kafka_handle_metadata(struct kafka_request *req)
 		kafka_write_i32(w, 0);
 	write_broker_list(req, v);
 	if (v >= 2)
-		kafka_write_string(w, false, CLUSTER_ID);
+		kafka_write_string(w, f, CLUSTER_ID);
 	if (v >= 1)
 		kafka_write_i32(w, NODE_ID);
 
@@ -169,50 +272,95 @@ int kafka_handle_metadata(struct kafka_request *req)
 		int rc = engine_topic_list(req->l->e, &names, &count);
 		if (rc)
 			count = 0;
-		kafka_write_array(w, false, (int32_t)count);
+		kafka_write_array(w, f, (int32_t)count);
 		for (size_t i = 0; i < count; i++) {
 			struct kafka_str s = { names[i], (int32_t)strlen(names[i]) };
-			write_topic_metadata(req, names[i], s, false);
+			write_topic_metadata(req, names[i], s, false, NULL);
 		}
 		engine_strv_free(names, count);
-		return 0;
+	} else {
+		struct kafka_reader tr;
+		kafka_reader_init(&tr, topics_at, (size_t)(r->end - topics_at));
+		kafka_write_array(w, f, n);
+		for (int32_t i = 0; i < n; i++) {
+			char name[250];
+			memset(id, 0, sizeof(id));
+			struct kafka_str s = read_metadata_topic(req, &tr, id);
+			bool ok;
+			if (s.len < 0) { /* by id (v10+) */
+				ok = memcmp(id, zero_uuid, 16) != 0 &&
+				     kafka_topic_name_by_uuid(req->l->e, id, name);
+				if (ok)
+					s = (struct kafka_str){ name, (int32_t)strlen(name) };
+				write_topic_metadata(req, ok ? name : NULL, s, false, id);
+				continue;
+			}
+			ok = kafka_topic_name_copy(s, name);
+			write_topic_metadata(req, ok ? name : NULL, s, allow_create, NULL);
+		}
 	}
-
-	struct kafka_reader tr;
-	kafka_reader_init(&tr, topics_at, (size_t)(r->end - topics_at));
-	kafka_write_array(w, false, n);
-	for (int32_t i = 0; i < n; i++) {
-		char name[250];
-		struct kafka_str s = kafka_read_string(&tr, false, false);
-		bool ok = kafka_topic_name_copy(s, name);
-		write_topic_metadata(req, ok ? name : NULL, s, allow_create);
-	}
+	if (v >= 8 && v <= 10)
+		kafka_write_i32(w, INT32_MIN); /* ClusterAuthorizedOperations */
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
-/* FindCoordinatorRequest v0-2: Key string, KeyType int8 (v1+; 0 group,
- * 1 transaction).
- * FindCoordinatorResponse v0-2: ThrottleTimeMs (v1+), ErrorCode,
- * ErrorMessage nullable (v1+), NodeId, Host, Port. */
+/* FindCoordinatorRequest v0-4: Key string (v0-3), KeyType int8 (v1+; 0
+ * group, 1 transaction), CoordinatorKeys [string] (v4+).
+ * FindCoordinatorResponse v0-3: ThrottleTimeMs (v1+), ErrorCode,
+ * ErrorMessage nullable (v1+), NodeId, Host, Port; v4: ThrottleTimeMs,
+ * Coordinators [Key, NodeId, Host, Port, ErrorCode, ErrorMessage nullable].
+ * v3+ is flexible. Transactions have no coordinator here: 15
+ * COORDINATOR_NOT_AVAILABLE. */
 int kafka_handle_find_coordinator(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
+	bool f = req->flexible;
 
-	(void)kafka_read_string(r, false, false);
+	if (v <= 3)
+		(void)kafka_read_string(r, f, false);
 	int8_t key_type = v >= 1 ? kafka_read_i8(r) : 0;
+	int32_t nkeys = 0;
+	const uint8_t *keys_at = r->p;
+	if (v >= 4) {
+		nkeys = kafka_read_array(r, f, false, 1);
+		keys_at = r->p;
+		for (int32_t i = 0; i < nkeys && !kafka_reader_failed(r); i++)
+			(void)kafka_read_string(r, f, false);
+	}
 	if (kafka_reader_failed(r))
 		return -1;
 	bool ok = key_type == 0;
+	const char *msg = ok ? NULL : "transactions are not supported";
 	if (v >= 1)
 		kafka_write_i32(w, 0);
+	if (v >= 4) {
+		struct kafka_reader kr;
+		kafka_reader_init(&kr, keys_at, (size_t)(r->end - keys_at));
+		kafka_write_array(w, f, nkeys);
+		for (int32_t i = 0; i < nkeys; i++) {
+			kafka_write_str(w, f, kafka_read_string(&kr, f, false));
+			kafka_write_i32(w, ok ? NODE_ID : -1);
+			kafka_write_string(w, f, ok ? req->c->host : "");
+			kafka_write_i32(w, ok ? req->c->port : -1);
+			kafka_write_i16(w, ok ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
+			kafka_write_string(w, f, msg);
+			kafka_write_tags(w);
+		}
+		kafka_write_tags(w);
+		return 0;
+	}
 	kafka_write_i16(w, ok ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE);
 	if (v >= 1)
-		kafka_write_string(w, false, ok ? NULL : "transactions are not supported");
+		kafka_write_string(w, f, msg);
 	kafka_write_i32(w, ok ? NODE_ID : -1);
-	kafka_write_string(w, false, ok ? req->c->host : "");
+	kafka_write_string(w, f, ok ? req->c->host : "");
 	kafka_write_i32(w, ok ? req->c->port : -1);
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
@@ -270,11 +418,38 @@ static int create_topics_mark_dups(struct create_topic *t, int32_t n)
 	return 0;
 }
 
-/* CreateTopicsRequest v0-4: Topics [Name, NumPartitions int32,
+/* The first config of topic t that this broker does not know or whose
+ * value it refuses: why (the topic gets 40 INVALID_CONFIG), else NULL. */
+static const char *create_topic_configs_check(const struct create_topic *t,
+					      const struct kafka_reader *r, bool f)
+{
+	struct kafka_reader cr;
+	kafka_reader_init(&cr, t->configs_at, (size_t)(r->end - t->configs_at));
+	for (int32_t c = 0; c < t->configs; c++) {
+		struct kafka_str k = kafka_read_string(&cr, f, false);
+		struct kafka_str val = kafka_read_string(&cr, f, true);
+		if (f)
+			kafka_read_tags(&cr);
+		const char *why = kafka_topic_config_check(k, val);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+/* CreateTopicsRequest v0-7: Topics [Name, NumPartitions int32,
  * ReplicationFactor int16, Assignments [PartitionIndex, BrokerIds [int32]],
  * Configs [Name, Value nullable]], timeoutMs int32, validateOnly bool (v1+).
- * CreateTopicsResponse v0-4: ThrottleTimeMs (v2+), Topics [Name, ErrorCode,
- * ErrorMessage nullable (v1+)].
+ * CreateTopicsResponse v0-7: ThrottleTimeMs (v2+), Topics [Name, TopicId
+ * uuid (v7+), ErrorCode, ErrorMessage nullable (v1+), NumPartitions int32
+ * (v5+), ReplicationFactor int16 (v5+), Configs nullable (v5+) [Name,
+ * Value, ReadOnly, ConfigSource, IsSensitive]]. v5+ is flexible.
+ * The response's Configs is an empty list (DescribeConfigs lists them);
+ * its tagged TopicConfigErrorCode is never written. On error NumPartitions
+ * and ReplicationFactor are -1, TopicId the zero uuid, as Kafka answers.
+ * A config key this broker does not know, or a value it refuses
+ * (kafka_topic_config_check, the table AlterConfigs uses), gets 40
+ * INVALID_CONFIG and the topic is not created.
  * A name that appears more than once in the request gets 42 INVALID_REQUEST
  * on each of its entries and is not created (Kafka checks duplicates before
  * anything else); duplicates are found by sorting the names. */
@@ -283,8 +458,10 @@ int kafka_handle_create_topics(struct kafka_request *req)
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	/* smallest topic: name 2 + 4 + 2 + two empty arrays 8 = 16 bytes */
-	int32_t n = kafka_read_array(r, false, false, 16);
+	bool f = req->flexible;
+	/* smallest topic: name 2 + 4 + 2 + two empty arrays 8 = 16 bytes
+	 * (flexible: 1 + 4 + 2 + 1 + 1 + tags 1 = 10) */
+	int32_t n = kafka_read_array(r, f, false, f ? 10 : 16);
 	struct create_topic *t = NULL;
 	int rc = -1;
 
@@ -294,21 +471,27 @@ int kafka_handle_create_topics(struct kafka_request *req)
 	if (!t)
 		return -1;
 	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
-		t[i].name = kafka_read_string(r, false, false);
+		t[i].name = kafka_read_string(r, f, false);
 		t[i].num_partitions = kafka_read_i32(r);
 		t[i].replication_factor = kafka_read_i16(r);
-		t[i].assignments = kafka_read_array(r, false, false, 8);
+		t[i].assignments = kafka_read_array(r, f, false, f ? 6 : 8);
 		for (int32_t a = 0; a < t[i].assignments && !kafka_reader_failed(r); a++) {
 			(void)kafka_read_i32(r);
-			int32_t nb = kafka_read_array(r, false, false, 4);
+			int32_t nb = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)nb * 4);
+			if (f)
+				kafka_read_tags(r);
 		}
-		t[i].configs = kafka_read_array(r, false, false, 4);
+		t[i].configs = kafka_read_array(r, f, false, f ? 3 : 4);
 		t[i].configs_at = r->p;
 		for (int32_t c = 0; c < t[i].configs && !kafka_reader_failed(r); c++) {
-			(void)kafka_read_string(r, false, false);
-			(void)kafka_read_string(r, false, true);
+			(void)kafka_read_string(r, f, false);
+			(void)kafka_read_string(r, f, true);
+			if (f)
+				kafka_read_tags(r);
 		}
+		if (f)
+			kafka_read_tags(r);
 	}
 	(void)kafka_read_i32(r); /* timeoutMs */
 	bool validate_only = v >= 1 ? kafka_read_bool(r) : false;
@@ -317,7 +500,7 @@ int kafka_handle_create_topics(struct kafka_request *req)
 
 	if (v >= 2)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250];
 		const char *msg = NULL;
@@ -340,6 +523,8 @@ int kafka_handle_create_topics(struct kafka_request *req)
 		} else if (t[i].replication_factor != -1 && t[i].replication_factor != 1) {
 			err = KERR_INVALID_REPLICATION_FACTOR;
 			msg = "replication factor must be 1 (one broker)";
+		} else if ((msg = create_topic_configs_check(&t[i], r, f)) != NULL) {
+			err = KERR_INVALID_CONFIG;
 		} else {
 			/* Configs as a JSON object of strings. */
 			struct kafka_writer j;
@@ -349,8 +534,10 @@ int kafka_handle_create_topics(struct kafka_request *req)
 			kafka_write_raw(&j, "{", 1);
 			bool first = true;
 			for (int32_t c = 0; c < t[i].configs; c++) {
-				struct kafka_str k = kafka_read_string(&cr, false, false);
-				struct kafka_str val = kafka_read_string(&cr, false, true);
+				struct kafka_str k = kafka_read_string(&cr, f, false);
+				struct kafka_str val = kafka_read_string(&cr, f, true);
+				if (f)
+					kafka_read_tags(&cr);
 				if (val.len < 0)
 					continue;
 				if (!first)
@@ -378,61 +565,116 @@ int kafka_handle_create_topics(struct kafka_request *req)
 			}
 			kafka_writer_fini(&j);
 		}
-		kafka_write_str(w, false, t[i].name);
+		kafka_write_str(w, f, t[i].name);
+		if (v >= 7) {
+			uint8_t uuid[16] = { 0 };
+			if (err || validate_only || kafka_topic_uuid_of(req->l->e, name, uuid) != 0)
+				memset(uuid, 0, sizeof(uuid));
+			kafka_write_raw(w, uuid, 16); /* TopicId */
+		}
 		kafka_write_i16(w, err);
 		if (v >= 1)
-			kafka_write_string(w, false, err ? msg : NULL);
+			kafka_write_string(w, f, err ? msg : NULL);
+		if (v >= 5) {
+			int32_t have = -1;
+			if (!err && !validate_only &&
+			    engine_topic_partitions(req->l->e, name, &have) != 0)
+				have = -1;
+			if (!err && validate_only)
+				have = parts > 0 ? parts : 1;
+			kafka_write_i32(w, err ? -1 : have); /* NumPartitions */
+			kafka_write_i16(w, err ? -1 : 1); /* ReplicationFactor */
+			kafka_write_array(w, f, 0); /* Configs: not listed (DescribeConfigs) */
+		}
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	rc = 0;
 out:
 	free(t);
 	return rc;
 }
 
-/* DeleteTopicsRequest v0-3: TopicNames [string], TimeoutMs int32.
- * DeleteTopicsResponse v0-3: ThrottleTimeMs (v1+), Responses [Name,
- * ErrorCode].
- * design.md lists 0-1; 2 and 3 are advertised too because their layouts are
- * v1's byte for byte (DeleteTopicsRequest.json / DeleteTopicsResponse.json:
- * v2 and v3 only change what a broker may answer, v3 adding 41
- * TOPIC_DELETION_DISABLED, which never applies here); v4 is the first
- * flexible one and is not served. */
+/* DeleteTopicsRequest v0-6: TopicNames [string] (v0-5), Topics [Name
+ * nullable, TopicId uuid] (v6+), TimeoutMs int32.
+ * DeleteTopicsResponse v0-6: ThrottleTimeMs (v1+), Responses [Name
+ * (nullable v6+), TopicId uuid (v6+), ErrorCode, ErrorMessage nullable
+ * (v5+)]. v4+ is flexible.
+ * v6 names a topic by name or by id (a null name: by id; an unknown id
+ * gets 100 UNKNOWN_TOPIC_ID). v3 adds 41 TOPIC_DELETION_DISABLED, which
+ * never applies here. */
 int kafka_handle_delete_topics(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
-	int32_t n = kafka_read_array(r, false, false, 2);
+	int16_t v = req->api_version;
+	bool f = req->flexible;
+	int32_t n = kafka_read_array(r, f, false, v >= 6 ? 18 : f ? 1 : 2);
 	const uint8_t *names_at = r->p;
 
-	for (int32_t i = 0; i < n; i++)
-		(void)kafka_read_string(r, false, false);
+	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
+		(void)kafka_read_string(r, f, v >= 6);
+		if (v >= 6) {
+			kafka_read_skip(r, 16);
+			kafka_read_tags(r);
+		}
+	}
 	(void)kafka_read_i32(r);
 	if (kafka_reader_failed(r))
 		return -1;
 
 	struct kafka_reader nr;
 	kafka_reader_init(&nr, names_at, (size_t)(r->end - names_at));
-	if (req->api_version >= 1)
+	if (v >= 1)
 		kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250];
-		struct kafka_str s = kafka_read_string(&nr, false, false);
+		uint8_t id[16] = { 0 };
+		struct kafka_str s = kafka_read_string(&nr, f, v >= 6);
+		if (v >= 6) {
+			memcpy(id, nr.p, 16);
+			kafka_read_skip(&nr, 16);
+			kafka_read_tags(&nr);
+		}
 		int16_t err;
-		if (!kafka_topic_name_copy(s, name))
-			err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-		else
+		bool named;
+		if (s.len < 0) { /* by id */
+			named = memcmp(id, zero_uuid, 16) != 0 &&
+				kafka_topic_name_by_uuid(req->l->e, id, name);
+			err = named ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
+		} else {
+			named = kafka_topic_name_copy(s, name);
+			err = named ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		}
+		if (named) {
+			if (v >= 6 && s.len >= 0 && kafka_topic_uuid_of(req->l->e, name, id) != 0)
+				memset(id, 0, sizeof(id));
 			err = kafka_error_from(engine_topic_delete(req->l->e, name));
-		kafka_write_str(w, false, s);
+		}
+		if (s.len < 0 && named)
+			kafka_write_string(w, f, name);
+		else
+			kafka_write_str(w, f, s);
+		if (v >= 6)
+			kafka_write_raw(w, id, 16);
 		kafka_write_i16(w, err);
+		if (v >= 5)
+			kafka_write_string(w, f, err ? "topic not deleted" : NULL);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }
 
-/* CreatePartitionsRequest v0-1 (v1 = v0): Topics [Name, Count int32,
- * Assignments nullable [BrokerIds [int32]]], TimeoutMs int32, ValidateOnly
- * bool.
- * CreatePartitionsResponse v0-1: ThrottleTimeMs, Results [Name, ErrorCode,
+/* CreatePartitionsRequest v0-3 (v1 = v0, v3 = v2): Topics [Name, Count
+ * int32, Assignments nullable [BrokerIds [int32]]], TimeoutMs int32,
+ * ValidateOnly bool. v2+ is flexible.
+ * CreatePartitionsResponse v0-3: ThrottleTimeMs, Results [Name, ErrorCode,
  * ErrorMessage nullable].
  * Count is the new total (engine_topic_partitions_add): one not above the
  * current count gets 37 INVALID_PARTITIONS, an unknown topic 3, a name
@@ -442,8 +684,10 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
 	struct kafka_writer *w = req->w;
-	/* smallest topic: name 2 + count 4 + null assignments 4 */
-	int32_t n = kafka_read_array(r, false, false, 10);
+	bool f = req->flexible;
+	/* smallest topic: name 2 + count 4 + null assignments 4 (flexible:
+	 * 1 + 4 + 1 + tags 1) */
+	int32_t n = kafka_read_array(r, f, false, f ? 7 : 10);
 	struct create_topic *t = NULL;
 	int rc = -1;
 
@@ -453,13 +697,17 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 	if (!t)
 		return -1;
 	for (int32_t i = 0; i < n && !kafka_reader_failed(r); i++) {
-		t[i].name = kafka_read_string(r, false, false);
+		t[i].name = kafka_read_string(r, f, false);
 		t[i].num_partitions = kafka_read_i32(r);
-		int32_t na = kafka_read_array(r, false, true, 4);
+		int32_t na = kafka_read_array(r, f, true, f ? 2 : 4);
 		for (int32_t a = 0; a < na && !kafka_reader_failed(r); a++) {
-			int32_t nb = kafka_read_array(r, false, false, 4);
+			int32_t nb = kafka_read_array(r, f, false, 4);
 			kafka_read_skip(r, (size_t)nb * 4);
+			if (f)
+				kafka_read_tags(r);
 		}
+		if (f)
+			kafka_read_tags(r);
 	}
 	(void)kafka_read_i32(r); /* TimeoutMs */
 	bool validate_only = kafka_read_bool(r);
@@ -467,7 +715,7 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 		goto out;
 
 	kafka_write_i32(w, 0);
-	kafka_write_array(w, false, n);
+	kafka_write_array(w, f, n);
 	for (int32_t i = 0; i < n; i++) {
 		char name[250], msg[128];
 		int16_t err = KERR_NONE;
@@ -492,10 +740,14 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 			if (erc)
 				snprintf(msg, sizeof(msg), "%s", chronik_strerror(erc));
 		}
-		kafka_write_str(w, false, t[i].name);
+		kafka_write_str(w, f, t[i].name);
 		kafka_write_i16(w, err);
-		kafka_write_string(w, false, err ? msg : NULL);
+		kafka_write_string(w, f, err ? msg : NULL);
+		if (f)
+			kafka_write_tags(w);
 	}
+	if (f)
+		kafka_write_tags(w);
 	rc = 0;
 out:
 	free(t);

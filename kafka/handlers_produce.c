@@ -1,12 +1,19 @@
 /* handlers_produce.c - Produce and InitProducerId, with the idempotent
  * producer's sequence checks.
  *
- * ProduceRequest v0-7: TransactionalId nullable string (v3+), Acks int16,
+ * ProduceRequest v0-9: TransactionalId nullable string (v3+), Acks int16,
  * TimeoutMs int32, Topics [Name, Partitions [PartitionIndex int32, Records
  * nullable bytes]].
- * ProduceResponse v0-7: Responses [Name, Partitions [PartitionIndex,
+ * ProduceResponse v0-9: Responses [Name, Partitions [PartitionIndex,
  * ErrorCode, BaseOffset int64, LogAppendTimeMs int64 (v2+), LogStartOffset
- * int64 (v5+)]], ThrottleTimeMs int32 (v1+).
+ * int64 (v5+), RecordErrors [BatchIndex int32, BatchIndexErrorMessage
+ * nullable string] (v8+, always empty here), ErrorMessage nullable string
+ * (v8+, null)]], ThrottleTimeMs int32 (v1+).
+ * v9 is flexible (ProduceRequest.json "flexibleVersions": "9+"): every
+ * string, bytes and array above takes its compact form and every struct,
+ * the whole body included, ends with a tagged-fields section (codec.h).
+ * Unknown tags are skipped; none are written. v10 adds tagged leader
+ * hints for KRaft leader changes and is not served.
  *
  * Only v3+ (RecordBatch v2) is served; v0-2 are parsed and every partition
  * answered with 43 UNSUPPORTED_FOR_MESSAGE_FORMAT (advertising Produce from
@@ -460,6 +467,7 @@ struct produce_pass {
 	struct kafka_reader r; /* at the first topic */
 	int32_t ntopics;
 	bool serve; /* v3+ and valid acks: entries may go to the engine */
+	bool flexible; /* v9+: compact encodings and tagged fields */
 	size_t nentries; /* partition entries, counted by a walk without w */
 	size_t name_bytes; /* topic names and counts, as the response repeats them */
 };
@@ -498,28 +506,31 @@ static int32_t produce_walk(struct produce_pass *pp, int16_t v, int16_t acks,
 {
 	struct kafka_reader r = pp->r;
 	int32_t njobs = 0;
+	bool f = pp->flexible;
 	if (!w)
 		pp->nentries = pp->name_bytes = 0;
 	if (w)
-		kafka_write_array(w, false, pp->ntopics);
+		kafka_write_array(w, f, pp->ntopics);
 	for (int32_t t = 0; t < pp->ntopics; t++) {
 		struct produce_entry e;
 		char topic[250];
-		e.topic = kafka_read_string(&r, false, false);
+		e.topic = kafka_read_string(&r, f, false);
 		e.name_ok = kafka_topic_name_copy(e.topic, topic);
-		int32_t nparts = kafka_read_array(&r, false, false, 8);
+		int32_t nparts = kafka_read_array(&r, f, false, f ? 3 : 8);
 		if (kafka_reader_failed(&r))
 			return -1;
 		if (w) {
-			kafka_write_str(w, false, e.topic);
-			kafka_write_array(w, false, nparts);
+			kafka_write_str(w, f, e.topic);
+			kafka_write_array(w, f, nparts);
 		} else {
 			pp->nentries += (size_t)nparts;
 			pp->name_bytes += 2 + (size_t)(e.topic.len > 0 ? e.topic.len : 0) + 4;
 		}
 		for (int32_t i = 0; i < nparts; i++) {
 			e.index = kafka_read_i32(&r);
-			e.rec = kafka_read_bytes(&r, false, true);
+			e.rec = kafka_read_bytes(&r, f, true);
+			if (f)
+				kafka_read_tags(&r);
 			if (kafka_reader_failed(&r))
 				return -1;
 			int16_t err;
@@ -551,6 +562,19 @@ static int32_t produce_walk(struct produce_pass *pp, int16_t v, int16_t acks,
 				kafka_write_i64(w, -1); /* LogAppendTimeMs: CreateTime */
 			if (v >= 5)
 				kafka_write_i64(w, log_start);
+			if (v >= 8) {
+				kafka_write_array(w, f, 0); /* RecordErrors */
+				kafka_write_string(w, f, NULL); /* ErrorMessage */
+			}
+			if (f)
+				kafka_write_tags(w);
+		}
+		if (f) {
+			kafka_read_tags(&r);
+			if (kafka_reader_failed(&r))
+				return -1;
+			if (w)
+				kafka_write_tags(w);
 		}
 	}
 	return njobs;
@@ -564,13 +588,14 @@ int kafka_handle_produce(struct kafka_request *req)
 	struct produce_job *jobs = NULL;
 	struct produce_pass pp;
 
+	pp.flexible = req->flexible;
 	if (v >= 3) {
-		struct kafka_str txn = kafka_read_string(r, false, true);
+		struct kafka_str txn = kafka_read_string(r, pp.flexible, true);
 		(void)txn;
 	}
 	int16_t acks = kafka_read_i16(r);
 	(void)kafka_read_i32(r); /* TimeoutMs */
-	pp.ntopics = kafka_read_array(r, false, false, 6);
+	pp.ntopics = kafka_read_array(r, pp.flexible, false, pp.flexible ? 2 : 6);
 	if (kafka_reader_failed(r))
 		return -1;
 	if (acks == 0)
@@ -584,7 +609,7 @@ int kafka_handle_produce(struct kafka_request *req)
 		return -1;
 	/* The response repeats the topic names and has a fixed size per
 	 * entry: reserve it, one allocation. */
-	size_t per_entry = 4 + 2 + 8 + (v >= 2 ? 8 : 0) + (v >= 5 ? 8 : 0);
+	size_t per_entry = 4 + 2 + 8 + (v >= 2 ? 8 : 0) + (v >= 5 ? 8 : 0) + (v >= 8 ? 6 : 0) + 1;
 	size_t want = 4 + pp.name_bytes + pp.nentries * per_entry + 4;
 	if (njobs > 0) {
 		jobs = calloc((size_t)njobs, sizeof(*jobs));
@@ -598,14 +623,17 @@ int kafka_handle_produce(struct kafka_request *req)
 	produce_walk(&pp, v, acks, jobs, w);
 	if (v >= 1)
 		kafka_write_i32(w, 0);
+	if (pp.flexible)
+		kafka_write_tags(w);
 	free(jobs);
 	return 0;
 }
 
-/* InitProducerIdRequest v0-1: TransactionalId nullable string,
+/* InitProducerIdRequest v0-2: TransactionalId nullable string,
  * TransactionTimeoutMs int32.
- * InitProducerIdResponse v0-1: ThrottleTimeMs, ErrorCode, ProducerId int64,
- * ProducerEpoch int16. Transactions are not supported: a transactional id
+ * InitProducerIdResponse v0-2: ThrottleTimeMs, ErrorCode, ProducerId int64,
+ * ProducerEpoch int16. v2 is flexible; v3 (re-initialising a given
+ * producer id and epoch, KIP-360) is not served. Transactions are not supported: a transactional id
  * gets 15 COORDINATOR_NOT_AVAILABLE, the answer FindCoordinator already
  * gives for KeyType 1 (transaction), so a transactional client sees one
  * consistent "no transaction coordinator here" and fails its
@@ -618,7 +646,8 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 	struct kafka_writer *w = req->w;
 	struct kafka_producers *p = req->l->producers;
 
-	struct kafka_str txn = kafka_read_string(r, false, true);
+	bool f = req->flexible;
+	struct kafka_str txn = kafka_read_string(r, f, true);
 	(void)kafka_read_i32(r);
 	if (kafka_reader_failed(r))
 		return -1;
@@ -627,6 +656,8 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 		kafka_write_i16(w, KERR_COORDINATOR_NOT_AVAILABLE);
 		kafka_write_i64(w, -1);
 		kafka_write_i16(w, -1);
+		if (f)
+			kafka_write_tags(w);
 		return 0;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -635,5 +666,7 @@ int kafka_handle_init_producer_id(struct kafka_request *req)
 	kafka_write_i16(w, KERR_NONE);
 	kafka_write_i64(w, id);
 	kafka_write_i16(w, 0);
+	if (f)
+		kafka_write_tags(w);
 	return 0;
 }

@@ -51,6 +51,9 @@ enum kafka_error {
 	KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
 	KERR_GROUP_SUBSCRIBED_TO_TOPIC = 86,
 	KERR_INVALID_RECORD = 87,
+	KERR_UNKNOWN_TOPIC_ID = 100,
+	KERR_MISMATCHED_ENDPOINT_TYPE = 114,
+	KERR_UNSUPPORTED_ENDPOINT_TYPE = 115,
 };
 
 /* Kafka error code for a chronik error (0 -> 0). The one translation table. */
@@ -80,6 +83,7 @@ enum kafka_api_key {
 	KAPI_DELETE_GROUPS = 42,
 	KAPI_INCREMENTAL_ALTER_CONFIGS = 44,
 	KAPI_OFFSET_DELETE = 47,
+	KAPI_DESCRIBE_CLUSTER = 60,
 };
 
 struct kafka_groups; /* handlers_group.c */
@@ -184,6 +188,7 @@ int kafka_handle_describe_groups(struct kafka_request *req);
 int kafka_handle_list_groups(struct kafka_request *req);
 int kafka_handle_delete_groups(struct kafka_request *req);
 int kafka_handle_offset_delete(struct kafka_request *req);
+int kafka_handle_describe_cluster(struct kafka_request *req); /* handlers_admin.c */
 
 /* Group coordinator state (handlers_group.c). */
 int kafka_groups_new(int max_groups, struct kafka_groups **out);
@@ -213,6 +218,25 @@ bool kafka_conn_peer_closed(const struct kafka_conn *c);
 int64_t kafka_now_ms(void);
 /* Wall-clock milliseconds since the epoch. */
 int64_t kafka_wall_ms(void);
+
+/* A topic's Kafka topic id (the 16-byte uuid of Metadata v10+): derived,
+ * not stored, from the engine's topic id (engine_partition_topic_id), which
+ * the metadata log persists with the topic and never reuses, so a topic
+ * keeps its uuid across restarts and a topic deleted and created again
+ * under the same name gets a new one, as in Kafka. Layout: bytes 0-11 the
+ * constant "chronik" 0x40 0x80 "tid" (never the zero uuid, never Kafka's
+ * reserved 0...01), bytes 12-15 the engine's topic id, big-endian. */
+void kafka_topic_uuid(uint32_t topic_id, uint8_t out[static 16]);
+/* The uuid of the topic name: 0, or the engine's error (unknown topic). */
+int kafka_topic_uuid_of(struct engine *e, const char *name, uint8_t out[static 16]);
+/* The topic whose uuid is id: its name into name and true, else false. A
+ * walk over every topic (linear in the topics). */
+bool kafka_topic_name_by_uuid(struct engine *e, const uint8_t id[16], char name[static 250]);
+
+/* A topic config given at creation (CreateTopics): NULL when key is a
+ * topic config this broker knows and value (null = the default) is valid
+ * for it, else why not (the caller answers 40 INVALID_CONFIG). */
+const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str value);
 
 /* Topic names as Kafka allows them (engine_topic_name_valid on a kafka_str).
  * Fills name (>= 250 bytes) on success. */

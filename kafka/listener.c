@@ -19,8 +19,10 @@
  *   v1: v0 followed by tagged fields (flexible response versions)
  * ApiVersions always answers with response header v0, even in its flexible
  * v3, so that a client can parse the answer whatever version it asked for.
- * Of the versions this listener implements only ApiVersions v3 is flexible
- * (the table below says so per API), so every other response has header v0.
+ * Every other flexible version (the request table's first_flexible, from
+ * each message's "flexibleVersions") reads request header v2 and answers
+ * with response header v1; the codec's compact forms and tagged fields are
+ * described in codec.h.
  *
  * Version negotiation. The request table (handlers_meta.c) lists for each
  * API key its versions; ApiVersions answers with exactly that table. An
@@ -29,10 +31,9 @@
  * so the client retries with a version we know. Any other unknown API key or
  * unsupported version is a malformed request: the connection is closed.
  *
- * Versions beyond design.md's table. DeleteTopics is advertised 0-3 where
- * design.md says 0-1: v2 and v3 have v1's layout byte for byte
- * (DeleteTopicsRequest.json / DeleteTopicsResponse.json change only which
- * errors a broker may answer), and v4 is the first flexible one.
+ * Versions beyond design.md's table: the request table (handlers_meta.c)
+ * serves each API up to the version its handler's comment documents, the
+ * flexible ones included; README's Kafka section lists them.
  *
  * Malformed vs failed. A request that cannot be parsed (truncated, a length
  * or count that does not fit the bytes left, a null where the schema has no
@@ -307,6 +308,8 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 		req.flexible = api->first_flexible >= 0 && req.api_version >= api->first_flexible;
 		if (req.flexible)
 			kafka_read_tags(&r); /* request header v2 */
+		if (req.flexible && req.api_key != KAPI_API_VERSIONS)
+			kafka_write_tags(w); /* response header v1 */
 		if (kafka_reader_failed(&r))
 			return -1;
 		if (api->handler(&req) < 0 || kafka_reader_failed(&r)) {

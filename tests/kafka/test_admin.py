@@ -94,7 +94,7 @@ def alter(admin, rtype, name, cfg):
 
 def main():
     global daemon
-    print("1..19", flush=True)
+    print("1..22", flush=True)
     log = open(os.path.join(tmp, "chronikd.log"), "w")
     daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
                                "default.partitions=1", DATA, MNT],
@@ -187,6 +187,27 @@ def main():
     ok(len(one) == 1 and one[0].state == "Empty" and one[0].protocol_type == "consumer",
        "list_groups('pg') describes it: %s" %
        [(g.id, g.state, g.protocol_type) for g in one])
+
+    # Lag: two more records on cfg/3 past pg's committed offset 1.
+    p.produce("cfg", b"four", partition=3)
+    p.produce("cfg", b"five", partition=3)
+    left = p.flush(15)
+    with open(os.path.join(MNT, "cfg", "3", "info.json")) as f:
+        hw = json.load(f)["next_offset"]
+    out = subprocess.run([CHRONIK, "--data", DATA, "groups", "pg", "--json"],
+                         capture_output=True, timeout=30)
+    lag = json.loads(out.stdout.decode()) if out.returncode == 0 else None
+    want = {"group": "pg", "lag": hw - 1, "partitions": [
+        {"topic": "cfg", "partition": 3, "committed_offset": 1, "high_watermark": hw,
+         "lag": hw - 1}]}
+    ok(left == 0 and hw == 3 and lag == want,
+       "chronik groups pg: lag %s, the mount's info.json says next offset %d" % (lag, hw))
+    out = subprocess.run([CHRONIK, "--data", DATA, "groups"], capture_output=True, timeout=30)
+    ok(out.returncode == 0 and "pg cfg 3 1 3 2\n" in out.stdout.decode(),
+       "chronik groups (text): %r" % out.stdout.decode())
+    out = subprocess.run([CHRONIK, "--data", DATA, "groups", "nosuch"], capture_output=True,
+                         timeout=30)
+    ok(out.returncode == 1, "chronik groups nosuch exits 1")
     ok(daemon.poll() is None, "chronikd still running")
 
 
