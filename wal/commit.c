@@ -198,9 +198,15 @@ void engine_synced(struct engine *e)
 
 static int rotate(struct engine *e)
 {
-	struct wal_file *active = &e->files[e->nfiles - 1];
-	uint64_t seq = active->seq + 1;
+	struct wal_file active;
+	uint64_t seq;
 	int fd, rc;
+
+	/* A copy: the indexer may trim e->files (wal_files_trim) meanwhile. */
+	pthread_mutex_lock(&e->files_lock);
+	active = e->files[e->nfiles - 1];
+	pthread_mutex_unlock(&e->files_lock);
+	seq = active.seq + 1;
 
 	/* Seal exactly what was published: a failed group whose truncation
 	 * failed too must not end up inside a sealed file. A failed seal is
@@ -208,7 +214,7 @@ static int rotate(struct engine *e)
 	pthread_mutex_lock(&e->sync_lock);
 	rc = atomic_load(&e->failed_rc);
 	if (rc == 0 &&
-	    (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)) {
+	    (ftruncate(active.fd, (off_t)e->active_size) < 0 || fdatasync(active.fd) < 0)) {
 		rc = -errno;
 		engine_fail(e, rc, "sealing a full WAL file failed");
 	}
@@ -314,7 +320,7 @@ static int group_write(struct engine *e, struct append_req *head)
 	struct iovec *iov;
 	uint8_t sync_point[FRAME_SYNC_SIZE];
 	size_t n = 0, total = 0, sp_len;
-	struct wal_file *active;
+	struct wal_file active;
 	uint32_t seq;
 	off_t start;
 	int rc, fd;
@@ -346,9 +352,11 @@ static int group_write(struct engine *e, struct append_req *head)
 	iov = malloc((2 * n + 1) * sizeof(*iov));
 	if (!iov)
 		return -ENOMEM;
-	active = &e->files[e->nfiles - 1];
-	seq = (uint32_t)active->seq;
-	fd = active->fd;
+	pthread_mutex_lock(&e->files_lock);
+	active = e->files[e->nfiles - 1];
+	pthread_mutex_unlock(&e->files_lock);
+	seq = (uint32_t)active.seq;
+	fd = active.fd;
 	start = (off_t)e->active_size;
 	n = 0;
 	if (sp_len) {

@@ -87,7 +87,11 @@ struct topic {
 };
 
 /* fd is -1 once the file was indexed and removed (the indexer closes it
- * under files_lock with wal_retire_lock held for writing). */
+ * under files_lock with wal_retire_lock held for writing). e->files holds
+ * consecutive seqs, oldest first; the entries of removed files at its head
+ * are trimmed (wal_files_trim), so its length is bounded by the WAL files
+ * not yet indexed, not by history. Look a file up by seq (wal_fd_get), never
+ * by an index kept across an unlock of files_lock. */
 struct wal_file {
 	uint64_t seq;
 	int fd;
@@ -217,6 +221,9 @@ int wal_fd_get(struct engine *e, uint32_t seq);
 /* Add an open WAL file to e->files (caller holds files_lock once readers
  * may look). */
 int wal_files_push(struct engine *e, uint64_t seq, int fd);
+/* Drop the leading entries of removed files (fd -1) from e->files, never
+ * the last (active) one; caller holds files_lock. */
+void wal_files_trim(struct engine *e);
 void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len);
 
 /* Commit thread (commit.c). */

@@ -242,8 +242,62 @@ int warm_load(struct engine *e)
 	return 0;
 }
 
-/* Adopt the segments of p's registry past p->seg_next_offset; p->lock
- * not held. */
+/* Make p's segments below p->seg_next_offset those of registry r (p->lock
+ * held): what the writer's retention removed goes, what its compaction
+ * swapped in (same offsets, a new gen) replaces the old files, the rest is
+ * kept as it is. Only a read-only engine's view can fall behind so. */
+static int partition_resync(const char *dir, struct partition *p, const struct registry *r)
+{
+	char path[4600], name[64];
+	struct segment **v = NULL;
+	size_t n = 0, j = 0;
+	uint64_t bytes = 0;
+	int rc = 0;
+
+	if (r->n && !(v = calloc(r->n, sizeof(*v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		const struct segment_meta *m = &r->segs[i];
+		if (m->base_offset >= p->seg_next_offset)
+			break;
+		/* p->segs and r are both in offset order. */
+		while (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset < m->base_offset)
+			j++;
+		if (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset == m->base_offset &&
+		    segment_meta_get(p->segs[j])->gen == m->gen) {
+			segment_ref(p->segs[j]);
+			v[n++] = p->segs[j];
+		} else {
+			registry_segment_file(m, name, sizeof(name));
+			snprintf(path, sizeof(path), "%s/%s", dir, name);
+			rc = segment_new(path, m, &v[n]);
+			if (rc == 0)
+				n++;
+		}
+		bytes += m->bytes;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			segment_unref(v[i]);
+		free(v);
+		return rc;
+	}
+	for (size_t i = 0; i < p->nsegs; i++)
+		segment_unref(p->segs[i]);
+	free(p->segs);
+	p->segs = v;
+	p->nsegs = n;
+	p->segs_cap = r->n;
+	p->seg_bytes = bytes;
+	if (r->log_start_offset > p->log_start_offset) {
+		p->log_start_offset = r->log_start_offset;
+		p->raw_start = r->raw_start;
+	}
+	return 0;
+}
+
+/* Adopt the segments of p's registry past p->seg_next_offset, and what
+ * retention and compaction changed below it; p->lock not held. */
 static int partition_refresh(struct engine *e, struct partition *p)
 {
 	char dir[4200], path[4600], name[64];
@@ -254,22 +308,13 @@ static int partition_refresh(struct engine *e, struct partition *p)
 	rc = registry_load(dir, p->topic_id, p->index, &r);
 	if (rc)
 		return rc;
-	/* Retention on the writer's side: drop what it dropped. */
 	pthread_mutex_lock(&p->lock);
-	if (r.log_start_offset > p->log_start_offset) {
-		size_t k = 0;
-		while (k < p->nsegs &&
-		       segment_meta_get(p->segs[k])->last_offset < r.log_start_offset) {
-			p->seg_bytes -= segment_meta_get(p->segs[k])->bytes;
-			segment_unref(p->segs[k++]);
-		}
-		if (k)
-			memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
-		p->nsegs -= k;
-		p->log_start_offset = r.log_start_offset;
-		p->raw_start = r.raw_start;
-	}
+	rc = partition_resync(dir, p, &r);
 	pthread_mutex_unlock(&p->lock);
+	if (rc) {
+		registry_fini(&r);
+		return rc;
+	}
 	for (size_t i = 0; i < r.n && rc == 0; i++) {
 		const struct segment_meta *m = &r.segs[i];
 		struct segment *s;
@@ -760,6 +805,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 			close(e->files[i].fd);
 			e->files[i].fd = -1;
 		}
+	wal_files_trim(e);
 	pthread_mutex_unlock(&e->files_lock);
 	pthread_rwlock_unlock(&e->wal_retire_lock);
 	log_msg(LOG_LVL_DEBUG, "warm", "%s indexed and removed", path);
