@@ -193,6 +193,15 @@ struct engine {
 	pthread_cond_t indexer_idle; /* broadcast when a pass ends (idle_gen++) */
 	uint64_t indexer_idle_gen;
 	int indexer_err; /* the last pass's error, 0 = all indexed */
+	/* A failing WAL file is retried after index_backoff_ms, doubling from
+	 * INDEX_BACKOFF_MIN_MS to INDEX_BACKOFF_MAX_MS, sooner only when
+	 * engine_index_now asks (index_urgent; a rotation's kick does not cut
+	 * the wait short). index_fail_rc: the failure being retried (0 =
+	 * none); it is logged when it starts, changes and ends, not at every
+	 * retry. All three under indexer_lock. */
+	int index_fail_rc;
+	unsigned index_backoff_ms;
+	bool index_urgent;
 	/* Set once when a registry may or may not list a segment on disk (a
 	 * registry save failed after its rename could have happened, or
 	 * publishing a saved segment failed): memory no longer knows what

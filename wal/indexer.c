@@ -25,7 +25,10 @@
  *   4. once every partition is done, the WAL file is unlinked, the WAL
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
  * A failure leaves the WAL file in place (what was registered stays
- * registered and is skipped next time) and is retried a second later.
+ * registered and is skipped next time) and is retried after a backoff that
+ * doubles from 1 s to 64 s (engine_index_now retries at once); it is
+ * logged when it begins, when the error changes and when indexing resumes,
+ * not at every retry.
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. With nothing left to index, the
  * thread runs retention (retention.c) and background compaction
@@ -719,7 +722,11 @@ fail:
 	return rc;
 }
 
-static int index_file(struct engine *e, uint64_t seq, int fd)
+#define INDEX_BACKOFF_MIN_MS 1000u
+#define INDEX_BACKOFF_MAX_MS 64000u
+
+/* quiet: a retry of a failure already logged (its details go to debug). */
+static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 {
 	char path[4096];
 	struct stat st;
@@ -782,8 +789,9 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 		if (p) {
 			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
 			if (rc)
-				log_msg(LOG_LVL_ERROR, "warm", "%s: indexing %s/%d failed: %s",
-					path, p->topic_name, p->index, chronik_strerror(rc));
+				log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
+					"%s: indexing %s/%d failed: %s", path, p->topic_name,
+					p->index, chronik_strerror(rc));
 			engine_partition_unref(p);
 		}
 		pthread_mutex_unlock(&e->warm_lock);
@@ -875,25 +883,48 @@ static void *indexer_main(void *arg)
 			e->indexer_kicked = false;
 			continue;
 		}
+		bool quiet = e->index_fail_rc != 0;
+		e->index_urgent = false;
 		pthread_mutex_unlock(&e->indexer_lock);
 		/* fd stays open: only this thread closes sealed files. */
-		rc = index_file(e, seq, fd);
+		rc = index_file(e, seq, fd, quiet);
 		pthread_mutex_lock(&e->indexer_lock);
+		if (rc == 0 && e->index_fail_rc) {
+			log_msg(LOG_LVL_INFO, "warm", "indexing resumed: WAL file %" PRIu64 " indexed",
+				seq);
+			e->index_fail_rc = 0;
+			e->index_backoff_ms = 0;
+		}
 		if (rc && e->indexer_stop)
 			break;
 		if (rc) {
 			struct timespec ts;
-			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s",
-				seq, chronik_strerror(rc),
-				atomic_load(&e->indexer_halt_rc) ?
-					"; indexing stops until the data directory is opened again" :
-					"");
+			bool halted = atomic_load(&e->indexer_halt_rc) != 0;
+			if (rc != e->index_fail_rc || halted)
+				log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s",
+					seq, chronik_strerror(rc),
+					halted ? "; indexing stops until the data directory is opened again" :
+						 "; retrying, less and less often");
+			e->index_fail_rc = rc;
+			e->index_backoff_ms = e->index_backoff_ms == 0 ? INDEX_BACKOFF_MIN_MS :
+					      e->index_backoff_ms >= INDEX_BACKOFF_MAX_MS / 2 ?
+									 INDEX_BACKOFF_MAX_MS :
+									 2 * e->index_backoff_ms;
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
+			ts.tv_sec += e->index_backoff_ms / 1000;
+			ts.tv_nsec += (long)(e->index_backoff_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (!e->index_urgent && !e->indexer_stop &&
+			       pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts) == 0)
+				;
+			e->index_urgent = false;
+			e->indexer_kicked = false;
 		}
 	}
 	pthread_mutex_unlock(&e->indexer_lock);
@@ -942,6 +973,7 @@ int engine_index_now(struct engine *e)
 	pthread_mutex_lock(&e->indexer_lock);
 	gen = e->indexer_idle_gen;
 	e->indexer_kicked = true;
+	e->index_urgent = true;
 	pthread_cond_broadcast(&e->indexer_wake);
 	while (e->indexer_idle_gen == gen && !e->indexer_stop)
 		pthread_cond_wait(&e->indexer_idle, &e->indexer_lock);
