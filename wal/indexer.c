@@ -890,8 +890,8 @@ static void *indexer_main(void *arg)
 		rc = index_file(e, seq, fd, quiet);
 		pthread_mutex_lock(&e->indexer_lock);
 		if (rc == 0 && e->index_fail_rc) {
-			log_msg(LOG_LVL_INFO, "warm", "indexing resumed: WAL file %" PRIu64 " indexed",
-				seq);
+			log_msg(LOG_LVL_INFO, "warm",
+				"indexing resumed: WAL file %" PRIu64 " indexed", seq);
 			e->index_fail_rc = 0;
 			e->index_backoff_ms = 0;
 		}
@@ -901,10 +901,12 @@ static void *indexer_main(void *arg)
 			struct timespec ts;
 			bool halted = atomic_load(&e->indexer_halt_rc) != 0;
 			if (rc != e->index_fail_rc || halted)
-				log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s",
-					seq, chronik_strerror(rc),
-					halted ? "; indexing stops until the data directory is opened again" :
-						 "; retrying, less and less often");
+				log_msg(LOG_LVL_ERROR, "warm",
+					"WAL file %" PRIu64 " not indexed: %s%s", seq,
+					chronik_strerror(rc),
+					halted ?
+						"; indexing stops until the data directory is opened again" :
+						"; retrying, less and less often");
 			e->index_fail_rc = rc;
 			e->index_backoff_ms = e->index_backoff_ms == 0 ? INDEX_BACKOFF_MIN_MS :
 					      e->index_backoff_ms >= INDEX_BACKOFF_MAX_MS / 2 ?
