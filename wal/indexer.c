@@ -10,6 +10,9 @@
  *   1. its frames are split by partition (file order is offset order);
  *      frames of deleted topics are dropped, frames a partition's registry
  *      already covers (a crash after its registry was saved) are skipped;
+ *      a frame of a live topic for a partition it does not have cannot be
+ *      written (partition counts only grow, and recovery refuses such a
+ *      frame too), so it is damage: the file is not indexed and stays;
  *   2. per partition, under warm_lock: the remaining frames become one
  *      segment file (segment.h): a batch a producer compressed is kept byte
  *      for byte; uncompressed batches are merged (up to
@@ -780,12 +783,22 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
 		struct partition *p = NULL;
 		enum batch_codec codec = BATCH_CODEC_LZ4;
+		int32_t nparts = t ? t->nparts : 0;
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
 			codec = warm_store_codec(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
+		/* Only a deleted topic's frames may go unindexed: dropping
+		 * anything else would remove acknowledged records with the file. */
+		if (t && !p) {
+			log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
+				"%s: frames of topic id %" PRIu32 " partition %" PRId32
+				", which has %" PRId32 " partitions: not indexed, file kept",
+				path, fr[i].topic_id, fr[i].partition, nparts);
+			rc = CHRONIK_ECORRUPT;
+		}
 		if (p) {
 			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
 			if (rc)
