@@ -141,6 +141,8 @@ static int reserve_index(struct append_req *head)
 		pthread_mutex_lock(&p->lock);
 		need = p->n + p->c_group_entries;
 		rc = partition_index_reserve(p, need);
+		if (rc == 0)
+			p->reserved = p->c_group_entries;
 		pthread_mutex_unlock(&p->lock);
 		p->c_group_entries = 0;
 		if (rc) {
@@ -430,6 +432,7 @@ static int group_write(struct engine *e, struct append_req *head)
 			pthread_mutex_lock(&r->p->lock);
 			r->p->c_next_offset = r->p->next_offset;
 			r->p->c_raw_size = r->p->raw_size;
+			r->p->reserved = 0;
 			pthread_mutex_unlock(&r->p->lock);
 		}
 		return rc;
@@ -453,6 +456,8 @@ static int group_write(struct engine *e, struct append_req *head)
 		pos += he.frame_len;
 		pthread_mutex_lock(&p->lock);
 		r->status = partition_index_push(p, &he);
+		if (p->reserved)
+			p->reserved--;
 		if (r->status == 0) {
 			p->next_offset = r->base_offset + r->last_delta + 1;
 			p->raw_size = r->raw_pos + r->raw_len;

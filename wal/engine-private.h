@@ -56,6 +56,10 @@ struct partition {
 	pthread_cond_t grown; /* broadcast when next_offset advances or on delete */
 	struct hot_entry *idx;
 	size_t n, cap;
+	/* Entries the commit thread reserved room for in idx (n + reserved <=
+	 * cap) and has not published yet: its group is being written. The
+	 * indexer's shrink of idx (hot_drop) keeps that room. */
+	size_t reserved;
 	int64_t log_start_offset;
 	int64_t next_offset;
 	uint64_t raw_start;

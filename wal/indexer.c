@@ -520,10 +520,12 @@ static void hot_drop(struct partition *p, uint64_t seq)
 	memmove(p->idx, p->idx + k, (p->n - k) * sizeof(*p->idx));
 	p->n -= k;
 	p->wal_bytes -= bytes;
-	/* Give memory back, keeping room so that the commit thread's reserved
-	 * entries stay reserved (it reserves before it writes). */
-	if (p->cap > 1024 && p->cap >= 8 * (p->n + 64)) {
-		size_t cap = 2 * (p->n + 64);
+	/* Give memory back, keeping the room the commit thread reserved for
+	 * the group it is writing (p->reserved: it reserves before it writes
+	 * and publishes after, so publishing must not need to grow idx). */
+	size_t keep = p->n + p->reserved;
+	if (p->cap > 1024 && p->cap >= 8 * (keep + 64)) {
+		size_t cap = 2 * (keep + 64);
 		struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
 		if (v) {
 			p->idx = v;
