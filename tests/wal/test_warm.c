@@ -13,7 +13,7 @@
 
 #include "byteorder.h"
 #include "recode.h"
-#include "testutil.h"
+#include "warmutil.h"
 
 #define NREC 1000000
 #define PER_BATCH 50
@@ -72,22 +72,6 @@ static uint64_t disk_usage(const char *path)
 	du_total = 0;
 	nftw(path, du_add, 16, FTW_PHYS);
 	return du_total;
-}
-
-static size_t count_files(const char *dir, const char *suffix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name), s = strlen(suffix);
-		if (l > s && strcmp(de->d_name + l - s, suffix) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /* Every record by a cursor from 0: offsets dense, values right. */
@@ -586,21 +570,6 @@ static void test_reader_beside(const char *root)
 	engine_close(w);
 }
 
-/* The offsets a cursor from 0 reads (at most cap); -1 on a read error. */
-static int64_t read_offsets(struct partition *p, int64_t *offs, int64_t cap)
-{
-	struct engine_cursor *c;
-	struct engine_record r;
-	int64_t n = 0;
-	int rc;
-	if (engine_cursor_open(p, 0, &c))
-		return -1;
-	while (n < cap && (rc = engine_cursor_next(c, &r)) == 1)
-		offs[n++] = r.offset;
-	engine_cursor_close(c);
-	return rc < 0 ? -1 : n;
-}
-
 /* A read-only engine whose segments the writer removed (retention) or
  * replaced (compaction) since it last looked: its reader reloads the
  * registries and continues at the next record, reading exactly what the
@@ -649,8 +618,8 @@ static void test_reader_beside_removed(const char *root)
 	   "the writer's retention removes segments");
 	engine_partition_info(wp, &wi);
 	rp = part_or_bail(r, "ret", 0);
-	nw = read_offsets(wp, wv, 20000);
-	nr = read_offsets(rp, rv, 20000);
+	nw = read_all(wp, wv, NULL, NULL, 20000);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
 	ok(wi.log_start_offset > 0 && nr == nw && nr == 6000 - wi.log_start_offset &&
 		   rv[0] == wi.log_start_offset && memcmp(wv, rv, (size_t)nr * sizeof(*rv)) == 0,
 	   "the reader continues at the log start %" PRId64 " (read %" PRId64 ", writer %" PRId64
@@ -660,14 +629,14 @@ static void test_reader_beside_removed(const char *root)
 
 	/* Compaction replaces them. */
 	rp = part_or_bail(r, "cmp", 0);
-	nr = read_offsets(rp, rv, 20000);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
 	ok(nr == 6000, "the reader reads the compacting topic whole (%" PRId64 ")", nr);
 	struct engine_compact_result res;
 	ok(engine_partition_compact(wc, &res) == 0 && res.segments_in > 0 &&
 		   res.records_out < res.records_in,
 	   "the writer compacts %" PRIu64 " segments", res.segments_in);
-	nw = read_offsets(wc, wv, 20000);
-	nr = read_offsets(rp, rv, 20000);
+	nw = read_all(wc, wv, NULL, NULL, 20000);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
 	ok(nw > 0 && nw < 6000 && nr == nw && memcmp(wv, rv, (size_t)nr * sizeof(*rv)) == 0,
 	   "the reader reads what the compacted segments hold (read %" PRId64 ", writer %" PRId64
 	   ")",
