@@ -38,51 +38,16 @@
 # Usage: follow_compact.sh KAFKA_SERVER CHRONIKD CHRONIK
 . "$(dirname "$0")/lib.sh"
 
-CHRONIKD=${1:-}
-CHRONIK=${2:-}
-if [ -z "$CHRONIKD" ] || [ ! -x "$CHRONIKD" ] || [ -z "$CHRONIK" ]; then
-	echo "1..0 # SKIP no chronikd binary given"
-	exit 0
-fi
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "1..0 # SKIP no /dev/fuse or fusermount3 on this machine"
-	exit 0
-fi
-if ! command -v kcat >/dev/null; then
-	echo "1..0 # SKIP kcat not installed"
-	exit 0
-fi
-
-DATA=$T/data
-MNT=$T/mnt
-mkdir -p "$MNT"
-daemon_pid=
-bg=()
-
-fc_cleanup() {
-	local p
-	for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
-	[ -n "$daemon_pid" ] && pid_stop "$daemon_pid" 150
-	unmount "$MNT"
-	cleanup
-}
-trap fc_cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER=127.0.0.1:$PORT
+daemon_prologue "$@"
 
 ROUNDS=30
 PER=400
 FS_LINES=20
 
 plan 12
-"$CHRONIKD" -f --kafka "$BROKER" --fsync never --set default.partitions=1 \
-	--set wal.segment.bytes=16384 --set wal.seal.ms=200 "$DATA" "$MNT" 2>"$T/chronikd.log" &
-daemon_pid=$!
-wait_for is_mounted "$MNT"
-st=$?
-wait_for lim 5 kcat -b "$BROKER" -L -m 2 >/dev/null 2>&1
-ok $(( st || $? )) "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
+daemon_start --fsync never --set default.partitions=1 \
+	--set wal.segment.bytes=16384 --set wal.seal.ms=200
+ok $? "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
 
 mkdir "$MNT/fc" &&
 	printf '{"cleanup.policy":"compact","min.cleanable.dirty.ratio":"0.01","delete.retention.ms":"86400000"}' \
