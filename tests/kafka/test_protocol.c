@@ -923,7 +923,8 @@ static void test_warm_fetch(const char *bin, struct kafka_writer *w)
 	ok(indexed, "indexed into a segment, its WAL file removed");
 	int rc = fetch(fd, w, "warm", 0, 0, &rec, &rlen, &hw);
 	ok(rc == 0 && hw == 40 && rlen >= (int32_t)zlen && rec &&
-		   memcmp(rec + 8, z + 8, zlen - 8) == 0 && kafka_get_be32(rec) == 0 && kafka_get_be32(rec + 4) == 0,
+		   memcmp(rec + 8, z + 8, zlen - 8) == 0 && kafka_get_be32(rec) == 0 &&
+		   kafka_get_be32(rec + 4) == 0,
 	   "Fetch from the segment returns the zstd batch byte for byte (%d, %d bytes)", rc,
 	   (int)rlen);
 	struct batch_header bh;
