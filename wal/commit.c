@@ -141,6 +141,8 @@ static int reserve_index(struct append_req *head)
 		pthread_mutex_lock(&p->lock);
 		need = p->n + p->c_group_entries;
 		rc = partition_index_reserve(p, need);
+		if (rc == 0)
+			p->reserved = p->c_group_entries;
 		pthread_mutex_unlock(&p->lock);
 		p->c_group_entries = 0;
 		if (rc) {
@@ -198,9 +200,15 @@ void engine_synced(struct engine *e)
 
 static int rotate(struct engine *e)
 {
-	struct wal_file *active = &e->files[e->nfiles - 1];
-	uint64_t seq = active->seq + 1;
+	struct wal_file active;
+	uint64_t seq;
 	int fd, rc;
+
+	/* A copy: the indexer may trim e->files (wal_files_trim) meanwhile. */
+	pthread_mutex_lock(&e->files_lock);
+	active = e->files[e->nfiles - 1];
+	pthread_mutex_unlock(&e->files_lock);
+	seq = active.seq + 1;
 
 	/* Seal exactly what was published: a failed group whose truncation
 	 * failed too must not end up inside a sealed file. A failed seal is
@@ -208,7 +216,7 @@ static int rotate(struct engine *e)
 	pthread_mutex_lock(&e->sync_lock);
 	rc = atomic_load(&e->failed_rc);
 	if (rc == 0 &&
-	    (ftruncate(active->fd, (off_t)e->active_size) < 0 || fdatasync(active->fd) < 0)) {
+	    (ftruncate(active.fd, (off_t)e->active_size) < 0 || fdatasync(active.fd) < 0)) {
 		rc = -errno;
 		engine_fail(e, rc, "sealing a full WAL file failed");
 	}
@@ -314,7 +322,7 @@ static int group_write(struct engine *e, struct append_req *head)
 	struct iovec *iov;
 	uint8_t sync_point[FRAME_SYNC_SIZE];
 	size_t n = 0, total = 0, sp_len;
-	struct wal_file *active;
+	struct wal_file active;
 	uint32_t seq;
 	off_t start;
 	int rc, fd;
@@ -346,9 +354,11 @@ static int group_write(struct engine *e, struct append_req *head)
 	iov = malloc((2 * n + 1) * sizeof(*iov));
 	if (!iov)
 		return -ENOMEM;
-	active = &e->files[e->nfiles - 1];
-	seq = (uint32_t)active->seq;
-	fd = active->fd;
+	pthread_mutex_lock(&e->files_lock);
+	active = e->files[e->nfiles - 1];
+	pthread_mutex_unlock(&e->files_lock);
+	seq = (uint32_t)active.seq;
+	fd = active.fd;
 	start = (off_t)e->active_size;
 	n = 0;
 	if (sp_len) {
@@ -422,6 +432,7 @@ static int group_write(struct engine *e, struct append_req *head)
 			pthread_mutex_lock(&r->p->lock);
 			r->p->c_next_offset = r->p->next_offset;
 			r->p->c_raw_size = r->p->raw_size;
+			r->p->reserved = 0;
 			pthread_mutex_unlock(&r->p->lock);
 		}
 		return rc;
@@ -445,6 +456,8 @@ static int group_write(struct engine *e, struct append_req *head)
 		pos += he.frame_len;
 		pthread_mutex_lock(&p->lock);
 		r->status = partition_index_push(p, &he);
+		if (p->reserved)
+			p->reserved--;
 		if (r->status == 0) {
 			p->next_offset = r->base_offset + r->last_delta + 1;
 			p->raw_size = r->raw_pos + r->raw_len;

@@ -51,6 +51,22 @@
  * its first kept offset and a generation one above its inputs' highest
  * (registry.h, "gen"), so it never takes the name of a file still listed.
  *
+ * WHY SCATTERED SURVIVORS ARE NOT MERGED. Kafka's cleaner may put kept
+ * records with offset holes between them into one batch (offsetDelta may
+ * skip). Here a batch cannot span a hole: a record's raw position is not
+ * stored, it is its batch's raw position plus the lines of the records
+ * before it in the batch (segment.h), and every dropped record took at
+ * least one raw byte (its '\n'), so a merged batch would move the raw
+ * positions of the records after the first hole, which compaction must
+ * keep (cat, dd skip= and tail -f offsets of a kept line never change).
+ * The cost: a kept record with dropped neighbours on both sides takes a
+ * batch of its own, 61 bytes of batch header and a 32-byte index entry
+ * on top of its record, uncompressed when compressing it alone does not
+ * pay (key compaction of many keys rewritten in turn is the worst case).
+ * Merging would take a format change (a raw position per record, or a
+ * table of raw gaps per batch in the segment) and a cursor that walks
+ * holes inside a batch; not done.
+ *
  * SWAP, CRASH SAFETY. Under warm_lock (the indexer and retention wait):
  *   1. the new segments are written and fsynced, and the directory fsynced;
  *   2. the registry is saved with the new segments in place of the

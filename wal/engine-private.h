@@ -56,6 +56,10 @@ struct partition {
 	pthread_cond_t grown; /* broadcast when next_offset advances or on delete */
 	struct hot_entry *idx;
 	size_t n, cap;
+	/* Entries the commit thread reserved room for in idx (n + reserved <=
+	 * cap) and has not published yet: its group is being written. The
+	 * indexer's shrink of idx (hot_drop) keeps that room. */
+	size_t reserved;
 	int64_t log_start_offset;
 	int64_t next_offset;
 	uint64_t raw_start;
@@ -87,7 +91,11 @@ struct topic {
 };
 
 /* fd is -1 once the file was indexed and removed (the indexer closes it
- * under files_lock with wal_retire_lock held for writing). */
+ * under files_lock with wal_retire_lock held for writing). e->files holds
+ * consecutive seqs, oldest first; the entries of removed files at its head
+ * are trimmed (wal_files_trim), so its length is bounded by the WAL files
+ * not yet indexed, not by history. Look a file up by seq (wal_fd_get), never
+ * by an index kept across an unlock of files_lock. */
 struct wal_file {
 	uint64_t seq;
 	int fd;
@@ -189,6 +197,15 @@ struct engine {
 	pthread_cond_t indexer_idle; /* broadcast when a pass ends (idle_gen++) */
 	uint64_t indexer_idle_gen;
 	int indexer_err; /* the last pass's error, 0 = all indexed */
+	/* A failing WAL file is retried after index_backoff_ms, doubling from
+	 * INDEX_BACKOFF_MIN_MS to INDEX_BACKOFF_MAX_MS, sooner only when
+	 * engine_index_now asks (index_urgent; a rotation's kick does not cut
+	 * the wait short). index_fail_rc: the failure being retried (0 =
+	 * none); it is logged when it starts, changes and ends, not at every
+	 * retry. All three under indexer_lock. */
+	int index_fail_rc;
+	unsigned index_backoff_ms;
+	bool index_urgent;
 	/* Set once when a registry may or may not list a segment on disk (a
 	 * registry save failed after its rename could have happened, or
 	 * publishing a saved segment failed): memory no longer knows what
@@ -217,6 +234,9 @@ int wal_fd_get(struct engine *e, uint32_t seq);
 /* Add an open WAL file to e->files (caller holds files_lock once readers
  * may look). */
 int wal_files_push(struct engine *e, uint64_t seq, int fd);
+/* Drop the leading entries of removed files (fd -1) from e->files, never
+ * the last (active) one; caller holds files_lock. */
+void wal_files_trim(struct engine *e);
 void wal_path(const struct engine *e, uint64_t seq, char *buf, size_t len);
 
 /* Commit thread (commit.c). */

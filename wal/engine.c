@@ -156,6 +156,9 @@ void engine_stats_get(struct engine *e, struct engine_stats *out)
 	out->bytes = atomic_load(&e->st_bytes);
 	out->fsyncs = atomic_load(&e->st_fsyncs);
 	out->failed_groups = atomic_load(&e->st_failed);
+	pthread_mutex_lock(&e->files_lock);
+	out->wal_files = e->nfiles;
+	pthread_mutex_unlock(&e->files_lock);
 }
 
 /* ---- partitions --------------------------------------------------------------- */

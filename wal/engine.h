@@ -109,6 +109,9 @@ struct engine_stats {
 	uint64_t bytes;
 	uint64_t fsyncs;
 	uint64_t failed_groups;
+	/* WAL files the engine holds (sealed ones not yet indexed, and the
+	 * active one): bounded by the backlog, not by history. */
+	uint64_t wal_files;
 };
 void engine_stats_get(struct engine *e, struct engine_stats *out);
 

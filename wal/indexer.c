@@ -10,6 +10,9 @@
  *   1. its frames are split by partition (file order is offset order);
  *      frames of deleted topics are dropped, frames a partition's registry
  *      already covers (a crash after its registry was saved) are skipped;
+ *      a frame of a live topic for a partition it does not have cannot be
+ *      written (partition counts only grow, and recovery refuses such a
+ *      frame too), so it is damage: the file is not indexed and stays;
  *   2. per partition, under warm_lock: the remaining frames become one
  *      segment file (segment.h): a batch a producer compressed is kept byte
  *      for byte; uncompressed batches are merged (up to
@@ -25,7 +28,10 @@
  *   4. once every partition is done, the WAL file is unlinked, the WAL
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
  * A failure leaves the WAL file in place (what was registered stays
- * registered and is skipped next time) and is retried a second later.
+ * registered and is skipped next time) and is retried after a backoff that
+ * doubles from 1 s to 64 s (engine_index_now retries at once); it is
+ * logged when it begins, when the error changes and when indexing resumes,
+ * not at every retry.
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. With nothing left to index, the
  * thread runs retention (retention.c) and background compaction
@@ -242,8 +248,62 @@ int warm_load(struct engine *e)
 	return 0;
 }
 
-/* Adopt the segments of p's registry past p->seg_next_offset; p->lock
- * not held. */
+/* Make p's segments below p->seg_next_offset those of registry r (p->lock
+ * held): what the writer's retention removed goes, what its compaction
+ * swapped in (same offsets, a new gen) replaces the old files, the rest is
+ * kept as it is. Only a read-only engine's view can fall behind so. */
+static int partition_resync(const char *dir, struct partition *p, const struct registry *r)
+{
+	char path[4600], name[64];
+	struct segment **v = NULL;
+	size_t n = 0, j = 0;
+	uint64_t bytes = 0;
+	int rc = 0;
+
+	if (r->n && !(v = calloc(r->n, sizeof(*v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		const struct segment_meta *m = &r->segs[i];
+		if (m->base_offset >= p->seg_next_offset)
+			break;
+		/* p->segs and r are both in offset order. */
+		while (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset < m->base_offset)
+			j++;
+		if (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset == m->base_offset &&
+		    segment_meta_get(p->segs[j])->gen == m->gen) {
+			segment_ref(p->segs[j]);
+			v[n++] = p->segs[j];
+		} else {
+			registry_segment_file(m, name, sizeof(name));
+			snprintf(path, sizeof(path), "%s/%s", dir, name);
+			rc = segment_new(path, m, &v[n]);
+			if (rc == 0)
+				n++;
+		}
+		bytes += m->bytes;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			segment_unref(v[i]);
+		free(v);
+		return rc;
+	}
+	for (size_t i = 0; i < p->nsegs; i++)
+		segment_unref(p->segs[i]);
+	free(p->segs);
+	p->segs = v;
+	p->nsegs = n;
+	p->segs_cap = r->n;
+	p->seg_bytes = bytes;
+	if (r->log_start_offset > p->log_start_offset) {
+		p->log_start_offset = r->log_start_offset;
+		p->raw_start = r->raw_start;
+	}
+	return 0;
+}
+
+/* Adopt the segments of p's registry past p->seg_next_offset, and what
+ * retention and compaction changed below it; p->lock not held. */
 static int partition_refresh(struct engine *e, struct partition *p)
 {
 	char dir[4200], path[4600], name[64];
@@ -254,22 +314,13 @@ static int partition_refresh(struct engine *e, struct partition *p)
 	rc = registry_load(dir, p->topic_id, p->index, &r);
 	if (rc)
 		return rc;
-	/* Retention on the writer's side: drop what it dropped. */
 	pthread_mutex_lock(&p->lock);
-	if (r.log_start_offset > p->log_start_offset) {
-		size_t k = 0;
-		while (k < p->nsegs &&
-		       segment_meta_get(p->segs[k])->last_offset < r.log_start_offset) {
-			p->seg_bytes -= segment_meta_get(p->segs[k])->bytes;
-			segment_unref(p->segs[k++]);
-		}
-		if (k)
-			memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
-		p->nsegs -= k;
-		p->log_start_offset = r.log_start_offset;
-		p->raw_start = r.raw_start;
-	}
+	rc = partition_resync(dir, p, &r);
 	pthread_mutex_unlock(&p->lock);
+	if (rc) {
+		registry_fini(&r);
+		return rc;
+	}
 	for (size_t i = 0; i < r.n && rc == 0; i++) {
 		const struct segment_meta *m = &r.segs[i];
 		struct segment *s;
@@ -469,10 +520,12 @@ static void hot_drop(struct partition *p, uint64_t seq)
 	memmove(p->idx, p->idx + k, (p->n - k) * sizeof(*p->idx));
 	p->n -= k;
 	p->wal_bytes -= bytes;
-	/* Give memory back, keeping room so that the commit thread's reserved
-	 * entries stay reserved (it reserves before it writes). */
-	if (p->cap > 1024 && p->cap >= 8 * (p->n + 64)) {
-		size_t cap = 2 * (p->n + 64);
+	/* Give memory back, keeping the room the commit thread reserved for
+	 * the group it is writing (p->reserved: it reserves before it writes
+	 * and publishes after, so publishing must not need to grow idx). */
+	size_t keep = p->n + p->reserved;
+	if (p->cap > 1024 && p->cap >= 8 * (keep + 64)) {
+		size_t cap = 2 * (keep + 64);
 		struct hot_entry *v = realloc(p->idx, cap * sizeof(*v));
 		if (v) {
 			p->idx = v;
@@ -674,7 +727,11 @@ fail:
 	return rc;
 }
 
-static int index_file(struct engine *e, uint64_t seq, int fd)
+#define INDEX_BACKOFF_MIN_MS 1000u
+#define INDEX_BACKOFF_MAX_MS 64000u
+
+/* quiet: a retry of a failure already logged (its details go to debug). */
+static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 {
 	char path[4096];
 	struct stat st;
@@ -728,17 +785,28 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
 		struct partition *p = NULL;
 		enum batch_codec codec = BATCH_CODEC_LZ4;
+		int32_t nparts = t ? t->nparts : 0;
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
 			codec = warm_store_codec(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
+		/* Only a deleted topic's frames may go unindexed: dropping
+		 * anything else would remove acknowledged records with the file. */
+		if (t && !p) {
+			log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
+				"%s: frames of topic id %" PRIu32 " partition %" PRId32
+				", which has %" PRId32 " partitions: not indexed, file kept",
+				path, fr[i].topic_id, fr[i].partition, nparts);
+			rc = CHRONIK_ECORRUPT;
+		}
 		if (p) {
 			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
 			if (rc)
-				log_msg(LOG_LVL_ERROR, "warm", "%s: indexing %s/%d failed: %s",
-					path, p->topic_name, p->index, chronik_strerror(rc));
+				log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
+					"%s: indexing %s/%d failed: %s", path, p->topic_name,
+					p->index, chronik_strerror(rc));
 			engine_partition_unref(p);
 		}
 		pthread_mutex_unlock(&e->warm_lock);
@@ -760,6 +828,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd)
 			close(e->files[i].fd);
 			e->files[i].fd = -1;
 		}
+	wal_files_trim(e);
 	pthread_mutex_unlock(&e->files_lock);
 	pthread_rwlock_unlock(&e->wal_retire_lock);
 	log_msg(LOG_LVL_DEBUG, "warm", "%s indexed and removed", path);
@@ -829,25 +898,50 @@ static void *indexer_main(void *arg)
 			e->indexer_kicked = false;
 			continue;
 		}
+		bool quiet = e->index_fail_rc != 0;
+		e->index_urgent = false;
 		pthread_mutex_unlock(&e->indexer_lock);
 		/* fd stays open: only this thread closes sealed files. */
-		rc = index_file(e, seq, fd);
+		rc = index_file(e, seq, fd, quiet);
 		pthread_mutex_lock(&e->indexer_lock);
+		if (rc == 0 && e->index_fail_rc) {
+			log_msg(LOG_LVL_INFO, "warm",
+				"indexing resumed: WAL file %" PRIu64 " indexed", seq);
+			e->index_fail_rc = 0;
+			e->index_backoff_ms = 0;
+		}
 		if (rc && e->indexer_stop)
 			break;
 		if (rc) {
 			struct timespec ts;
-			log_msg(LOG_LVL_ERROR, "warm", "WAL file %" PRIu64 " not indexed: %s%s",
-				seq, chronik_strerror(rc),
-				atomic_load(&e->indexer_halt_rc) ?
-					"; indexing stops until the data directory is opened again" :
-					"");
+			bool halted = atomic_load(&e->indexer_halt_rc) != 0;
+			if (rc != e->index_fail_rc || halted)
+				log_msg(LOG_LVL_ERROR, "warm",
+					"WAL file %" PRIu64 " not indexed: %s%s", seq,
+					chronik_strerror(rc),
+					halted ?
+						"; indexing stops until the data directory is opened again" :
+						"; retrying, less and less often");
+			e->index_fail_rc = rc;
+			e->index_backoff_ms = e->index_backoff_ms == 0 ? INDEX_BACKOFF_MIN_MS :
+					      e->index_backoff_ms >= INDEX_BACKOFF_MAX_MS / 2 ?
+									 INDEX_BACKOFF_MAX_MS :
+									 2 * e->index_backoff_ms;
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts);
+			ts.tv_sec += e->index_backoff_ms / 1000;
+			ts.tv_nsec += (long)(e->index_backoff_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (!e->index_urgent && !e->indexer_stop &&
+			       pthread_cond_timedwait(&e->indexer_wake, &e->indexer_lock, &ts) == 0)
+				;
+			e->index_urgent = false;
+			e->indexer_kicked = false;
 		}
 	}
 	pthread_mutex_unlock(&e->indexer_lock);
@@ -896,6 +990,7 @@ int engine_index_now(struct engine *e)
 	pthread_mutex_lock(&e->indexer_lock);
 	gen = e->indexer_idle_gen;
 	e->indexer_kicked = true;
+	e->index_urgent = true;
 	pthread_cond_broadcast(&e->indexer_wake);
 	while (e->indexer_idle_gen == gen && !e->indexer_stop)
 		pthread_cond_wait(&e->indexer_idle, &e->indexer_lock);

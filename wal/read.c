@@ -225,8 +225,19 @@ static size_t seg_for_raw(const struct partition *p, uint64_t pos)
 	return lo;
 }
 
+/* seg_pin's answer when a read-only engine's segment file was gone and its
+ * view was reloaded: look for the position again (at most SEG_RETRIES
+ * times in a row). */
+#define SEG_AGAIN (-EAGAIN)
+#define SEG_RETRIES 8
+
 /* Pin segment k for reading: referenced under the lock (held on entry,
- * released here), opened after it. */
+ * released here), opened after it. A writer removes a segment file only
+ * after its last reader let go (segment_unref), so a missing file means
+ * the topic was deleted, or, beside a writer (read-only engine), that the
+ * writer's retention or compaction removed it: then the registries are
+ * read again (engine_refresh) and SEG_AGAIN says to locate again, so such
+ * a reader continues at the next record, as a writer's reader does. */
 static int seg_pin(struct partition *p, size_t k, struct segment **out)
 {
 	struct segment *s = p->segs[k];
@@ -239,6 +250,14 @@ static int seg_pin(struct partition *p, size_t k, struct segment **out)
 	rc = segment_read_begin(s);
 	if (rc) {
 		segment_unref(s);
+		if (rc == -ENOENT && !deleted && p->e->opt.read_only) {
+			rc = engine_refresh(p->e);
+			pthread_mutex_lock(&p->lock);
+			deleted = p->deleted;
+			pthread_mutex_unlock(&p->lock);
+			if (rc == 0 && !deleted)
+				return SEG_AGAIN;
+		}
 		/* A deleted topic's segments go at once. */
 		return deleted || rc == -ENOENT ? CHRONIK_ENOTOPIC : rc;
 	}
@@ -360,9 +379,10 @@ static int cursor_locate(struct engine_cursor *c)
 	struct partition *p = c->p;
 	struct segment *s;
 	struct segment_index_entry e;
-	int rc;
+	int rc, tries = 0;
 
 	cursor_release(c);
+again:
 	pthread_mutex_lock(&p->lock);
 	if (c->next < p->log_start_offset)
 		c->next = p->log_start_offset;
@@ -374,8 +394,10 @@ static int cursor_locate(struct engine_cursor *c)
 		size_t k = seg_for_offset(p, c->next);
 		if (k < p->nsegs) {
 			rc = seg_pin(p, k, &s);
+			if (rc == SEG_AGAIN && ++tries < SEG_RETRIES)
+				goto again;
 			if (rc)
-				return rc;
+				return rc == SEG_AGAIN ? CHRONIK_ENOTOPIC : rc;
 			if (c->next < segment_meta_get(s)->base_offset)
 				c->next = segment_meta_get(s)->base_offset;
 			segment_find_offset(s, c->next, &e);
@@ -560,9 +582,12 @@ int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_
 	struct segment_index_entry e;
 	int rc;
 
+	int tries = 0;
+
 	rc = cursor_new(p, &c);
 	if (rc)
 		return rc;
+again:
 	pthread_mutex_lock(&p->lock);
 	c->raw_from = raw_pos;
 	c->next = p->log_start_offset;
@@ -575,9 +600,11 @@ int engine_cursor_open_raw(struct partition *p, uint64_t raw_pos, struct engine_
 		size_t k = seg_for_raw(p, raw_pos);
 		if (k < p->nsegs) {
 			rc = seg_pin(p, k, &s);
+			if (rc == SEG_AGAIN && ++tries < SEG_RETRIES)
+				goto again;
 			if (rc) {
 				engine_cursor_close(c);
-				return rc;
+				return rc == SEG_AGAIN ? CHRONIK_ENOTOPIC : rc;
 			}
 			segment_find_raw(s, raw_pos, &e);
 			if (e.offset > c->next)
@@ -805,8 +832,11 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 	bool retire_held = false;
 	int rc = 0;
 
+	int tries = 0;
+
 	*out = NULL;
 	*len = 0;
+again:
 	pthread_mutex_lock(&p->lock);
 	if (from_offset < p->log_start_offset || from_offset > p->next_offset) {
 		pthread_mutex_unlock(&p->lock);
@@ -815,8 +845,10 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 	if (from_offset < p->seg_next_offset && seg_for_offset(p, from_offset) < p->nsegs) {
 		struct segment *s;
 		rc = seg_pin(p, seg_for_offset(p, from_offset), &s);
+		if (rc == SEG_AGAIN && ++tries < SEG_RETRIES)
+			goto again;
 		if (rc)
-			return rc;
+			return rc == SEG_AGAIN ? CHRONIK_ENOTOPIC : rc;
 		rc = seg_read_batches(s, from_offset, max_bytes, out, len);
 		seg_unpin(s);
 		return rc;
@@ -933,8 +965,9 @@ int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 	struct engine_cursor *c;
 	struct engine_record r;
 	int64_t start = -1;
-	int rc;
+	int rc, tries = 0;
 
+again:
 	pthread_mutex_lock(&p->lock);
 	*offset = p->next_offset;
 	for (size_t k = 0; k < p->nsegs; k++)
@@ -943,8 +976,10 @@ int engine_offset_for_timestamp(struct partition *p, int64_t ts, int64_t *offset
 			struct segment *s;
 			struct segment_index_entry e;
 			rc = seg_pin(p, k, &s);
+			if (rc == SEG_AGAIN && ++tries < SEG_RETRIES)
+				goto again;
 			if (rc)
-				return rc;
+				return rc == SEG_AGAIN ? CHRONIK_ENOTOPIC : rc;
 			start = segment_find_time(s, ts, &e) == 0 ?
 					e.offset :
 					segment_meta_get(s)->base_offset;
@@ -1072,20 +1107,20 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 {
 	struct verify_ctx v = { .problem = problem, .arg = arg };
 	char path[4096];
-	size_t nfiles;
+	uint64_t first = 0, last = 0;
+	bool any;
 	int rc;
 
+	/* By seq: the indexer trims removed files off e->files meanwhile. */
 	pthread_mutex_lock(&e->files_lock);
-	nfiles = e->nfiles;
+	any = e->nfiles > 0;
+	if (any) {
+		first = e->files[0].seq;
+		last = e->files[e->nfiles - 1].seq;
+	}
 	pthread_mutex_unlock(&e->files_lock);
-	for (size_t i = 0; i < nfiles; i++) {
-		uint64_t seq;
-		int fd;
-		pthread_mutex_lock(&e->files_lock);
-		seq = e->files[i].seq;
-		fd = e->files[i].fd;
-		pthread_mutex_unlock(&e->files_lock);
-		if (fd < 0)
+	for (uint64_t seq = first; any && seq <= last; seq++) {
+		if (wal_fd_get(e, (uint32_t)seq) < 0)
 			continue; /* indexed and removed */
 		wal_path(e, seq, path, sizeof(path));
 		v.path = path;
@@ -1095,7 +1130,7 @@ int engine_verify(struct engine *e, engine_problem_fn problem, void *arg)
 		 * engine's indexer, which unlinks it before it closes it, or by
 		 * the writer beside a read-only engine): only the indexer
 		 * removes a sealed WAL file, after its frames are registered. */
-		if (rc == -ENOENT && i + 1 < nfiles)
+		if (rc == -ENOENT && seq < last)
 			continue;
 		if (rc && rc != CHRONIK_ECORRUPT && rc != CHRONIK_EVERSION)
 			report(&v, "%s: %s", path, chronik_strerror(rc));

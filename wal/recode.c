@@ -188,10 +188,8 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 		rc = batch_iter_init(&it, batches[i], lens[i]);
 		if (rc == 0 && !recode_mergeable(&it.hdr))
 			rc = -EINVAL;
-		if (rc == 0 && i == 0) {
+		if (rc == 0 && i == 0)
 			base_offset = next = it.hdr.base_offset;
-			base_ts = it.hdr.base_timestamp;
-		}
 		if (rc == 0 && it.hdr.base_offset != next)
 			rc = CHRONIK_ECORRUPT;
 		while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
@@ -201,6 +199,8 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 				rc = CHRONIK_ECORRUPT;
 				break;
 			}
+			if (count == 0)
+				base_ts = ts; /* Kafka's baseTimestamp: the first record's */
 			rc = record_put(&rec, ts - base_ts, (int32_t)(off - base_offset), &r);
 			next++;
 			count++;

@@ -7,7 +7,13 @@
  * RecordBatch v2 whose records are the inputs' records in order, with the
  * same offsets, timestamps, keys, values and headers:
  *   baseOffset = the first input's; offset deltas 0 .. count - 1;
- *   baseTimestamp = the first record's timestamp, deltas from it;
+ *   baseTimestamp = the first record's timestamp (Kafka's RecordBatch:
+ *   "the timestamp of the first Record"; bit 6 of the attributes, the
+ *   cleaner's delete horizon in baseTimestamp, is never set here), and
+ *   every record's timestampDelta = its timestamp - baseTimestamp (a
+ *   varlong, negative for a record older than the first). An input's own
+ *   baseTimestamp is not copied: a record's timestamp is its batch's
+ *   baseTimestamp + its delta, whatever the batch chose as the base;
  *   maxTimestamp = the largest input maxTimestamp;
  *   attributes = the codec (CreateTime, not transactional, not control);
  *   producerId -1, producerEpoch -1, baseSequence -1, partitionLeaderEpoch -1;

@@ -402,6 +402,26 @@ int wal_files_push(struct engine *e, uint64_t seq, int fd)
 	return 0;
 }
 
+void wal_files_trim(struct engine *e)
+{
+	size_t k = 0;
+	while (k + 1 < e->nfiles && e->files[k].fd < 0)
+		k++;
+	if (k == 0)
+		return;
+	memmove(e->files, e->files + k, (e->nfiles - k) * sizeof(*e->files));
+	e->nfiles -= k;
+	/* Give back what a long backlog of sealed files once needed. */
+	if (e->files_cap > 64 && e->nfiles < e->files_cap / 4) {
+		size_t cap = e->files_cap / 2;
+		struct wal_file *f = realloc(e->files, cap * sizeof(*f));
+		if (f) {
+			e->files = f;
+			e->files_cap = cap;
+		}
+	}
+}
+
 /* Make the active file ready for the commit thread (writable opens): a
  * version 1 file is sealed and a version 2 one started after it, so that
  * sync points only ever go into version 2 files; then the active file is
@@ -747,6 +767,9 @@ int engine_refresh(struct engine *e)
 		rc = refresh_file(e, e->files[i].seq, e->files[i].fd, 0, &end);
 		e->active_size = end;
 	}
+	pthread_mutex_lock(&e->files_lock);
+	wal_files_trim(e);
+	pthread_mutex_unlock(&e->files_lock);
 	pthread_mutex_unlock(&e->refresh_lock);
 	free(seqs);
 	return rc;

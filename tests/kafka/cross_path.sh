@@ -7,46 +7,13 @@
 # Usage: cross_path.sh KAFKA_SERVER CHRONIKD CHRONIK
 . "$(dirname "$0")/lib.sh"
 
-CHRONIKD=${1:-}
-CHRONIK=${2:-}
-if [ -z "$CHRONIKD" ] || [ ! -x "$CHRONIKD" ]; then
-	echo "1..0 # SKIP no chronikd binary given"
-	exit 0
-fi
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "1..0 # SKIP no /dev/fuse or fusermount3 on this machine"
-	exit 0
-fi
-if ! command -v kcat >/dev/null; then
-	echo "1..0 # SKIP kcat not installed"
-	exit 0
-fi
-
-DATA=$T/data
-MNT=$T/mnt
-mkdir -p "$MNT"
-daemon_pid=
+daemon_prologue "$@"
 tail_pid=
-
-xp_cleanup() {
-	[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
-	[ -n "$daemon_pid" ] && pid_stop "$daemon_pid" 150
-	unmount "$MNT"
-	cleanup
-}
-trap xp_cleanup EXIT
-
-# A free loopback port (bound, then released for chronikd).
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER=127.0.0.1:$PORT
+daemon_cleanup_extra() { [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null; }
 
 plan 18
-"$CHRONIKD" -f --kafka "$BROKER" --set default.partitions=1 "$DATA" "$MNT" 2>"$T/chronikd.log" &
-daemon_pid=$!
-wait_for is_mounted "$MNT"
-st=$?
-wait_for lim 5 kcat -b "$BROKER" -L -m 2 >/dev/null 2>&1
-ok $(( st || $? )) "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
+daemon_start --set default.partitions=1
+ok $? "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
 
 mkdir "$MNT/xp"
 ok $? "mkdir creates topic xp"

@@ -9,37 +9,16 @@
 # Usage: full_disk.sh KAFKA_SERVER CHRONIKD CHRONIK
 . "$(dirname "$0")/lib.sh"
 
-CHRONIKD=${1:-}
-CHRONIK=${2:-}
-if [ -z "$CHRONIKD" ] || [ ! -x "$CHRONIKD" ] || [ ! -x "$CHRONIK" ]; then
-	echo "1..0 # SKIP no chronikd or chronik binary given"
-	exit 0
-fi
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "1..0 # SKIP no /dev/fuse or fusermount3 on this machine"
-	exit 0
-fi
-if ! command -v kcat >/dev/null; then
-	echo "1..0 # SKIP kcat not installed"
-	exit 0
-fi
-
+daemon_prologue "$@"
 SMALL=$T/small
-MNT=$T/mnt
 DATA=$SMALL/data
-mkdir -p "$SMALL" "$MNT"
-daemon_pid=
+mkdir -p "$SMALL"
 small_mounted=
-
-fd_cleanup() {
-	[ -n "$daemon_pid" ] && pid_stop "$daemon_pid" 150
-	unmount "$MNT"
+daemon_cleanup_extra() {
 	if [ -n "$small_mounted" ]; then
 		umount "$SMALL" 2>/dev/null || umount -l "$SMALL" 2>/dev/null
 	fi
-	cleanup
 }
-trap fd_cleanup EXIT
 trap 'exit 1' INT TERM
 
 if ! mount -t tmpfs -o size=6m,mode=0700 chronik-full "$SMALL" 2>"$T/mount.err"; then
@@ -48,16 +27,9 @@ if ! mount -t tmpfs -o size=6m,mode=0700 chronik-full "$SMALL" 2>"$T/mount.err";
 fi
 small_mounted=1
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER=127.0.0.1:$PORT
-
 plan 18
-"$CHRONIKD" -f --kafka "$BROKER" --set default.partitions=1 "$DATA" "$MNT" 2>"$T/chronikd.log" &
-daemon_pid=$!
-wait_for is_mounted "$MNT"
-st=$?
-wait_for lim 5 kcat -b "$BROKER" -L -m 2 >/dev/null 2>&1
-ok $(( st || $? )) "chronikd on a 6 MiB tmpfs mounts and serves Kafka" || diag_file "$T/chronikd.log"
+daemon_start --set default.partitions=1
+ok $? "chronikd on a 6 MiB tmpfs mounts and serves Kafka" || diag_file "$T/chronikd.log"
 
 mkdir "$MNT/t"
 D=$MNT/t/0/data

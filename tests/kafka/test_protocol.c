@@ -4,15 +4,18 @@
  * topic admin (and its limits), standalone offset commits, the group
  * admin APIs (ListGroups, DescribeGroups, OffsetDelete, DeleteGroups),
  * configs (IncrementalAlterConfigs, DescribeConfigs), CreatePartitions, ordering,
- * acks=0, and malformed frames closing only their own connection.
+ * acks=0, malformed frames closing only their own connection, and Fetch
+ * from an indexed segment returning the producer's compressed batch.
  *
  * Usage: test_kafka_protocol KAFKA_SERVER_BINARY
  */
+#include <dirent.h>
 #include <pthread.h>
 
 #include "batch.h"
 #include "crc32c.h"
 #include "kclient.h"
+#include "recode.h"
 
 static struct kserver srv;
 static int create_partitions(int fd, struct kafka_writer *w, const char *const *topics,
@@ -863,6 +866,81 @@ static void test_topic_limits(const char *bin, struct kafka_writer *w)
 	kserver_cleanup(&s3);
 }
 
+/* Files in dir ending in suffix. */
+static int count_suffix(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	size_t sl = strlen(suffix);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		n += l > sl && strcmp(de->d_name + l - sl, suffix) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Fetch from segments returns the producer's bytes: a server whose WAL is
+ * sealed when quiet for 100 ms indexes a producer's zstd batch and an
+ * uncompressed one into a segment (the WAL file they were in removed);
+ * Fetch then returns the zstd batch byte for byte after its base offset,
+ * and the uncompressed one re-encoded (lz4) with the same offsets and
+ * records. */
+static void test_warm_fetch(const char *bin, struct kafka_writer *w)
+{
+	struct kserver s4;
+	memset(&s4, 0, sizeof(s4));
+	static const char *const args[] = { "--partitions", "1", "--set", "wal.seal.ms=100", NULL };
+	kserver_start(&s4, bin, args);
+	int fd = kc_connect(s4.port, 30);
+	size_t plen, zlen;
+	uint8_t *plain = make_batch(20, -1, -1, -1, &plen), *z = NULL, *rec = NULL;
+	const uint8_t *in[1] = { plain };
+	int64_t off, hw;
+	int32_t rlen = 0;
+	char segdir[400], waldir[400];
+
+	char msg[256];
+	ok(create_topic(fd, w, "warm", 1, msg, sizeof(msg)) == 0 &&
+		   recode_merge(in, &plen, 1, BATCH_CODEC_ZSTD, &z, &zlen) == 0,
+	   "topic warm; a zstd batch of 20");
+	ok(produce(fd, w, 7, -1, "warm", z, zlen, &off) == 0 && off == 0 &&
+		   produce(fd, w, 7, -1, "warm", plain, plen, &off) == 0 && off == 20,
+	   "produced at offsets 0 (zstd) and 20 (uncompressed)");
+	snprintf(segdir, sizeof(segdir), "%s/data/segments/1/0", s4.dir);
+	snprintf(waldir, sizeof(waldir), "%s/data/wal", s4.dir);
+	int indexed = 0;
+	for (int i = 0; i < 300 && !indexed; i++) {
+		/* Sealed, indexed, its WAL file removed: only the (new) active
+		 * one is left, so Fetch reads the segment. */
+		indexed = count_suffix(segdir, ".seg") > 0 && count_suffix(waldir, ".wal") == 1;
+		if (!indexed)
+			usleep(100 * 1000);
+	}
+	ok(indexed, "indexed into a segment, its WAL file removed");
+	int rc = fetch(fd, w, "warm", 0, 0, &rec, &rlen, &hw);
+	ok(rc == 0 && hw == 40 && rlen >= (int32_t)zlen && rec &&
+		   memcmp(rec + 8, z + 8, zlen - 8) == 0 && kafka_get_be32(rec) == 0 &&
+		   kafka_get_be32(rec + 4) == 0,
+	   "Fetch from the segment returns the zstd batch byte for byte (%d, %d bytes)", rc,
+	   (int)rlen);
+	struct batch_header bh;
+	ok(rec && (size_t)rlen > zlen &&
+		   batch_header_parse(rec + zlen, (size_t)rlen - zlen, &bh) == 0 &&
+		   bh.base_offset == 20 && bh.last_offset_delta == 19 &&
+		   (bh.attributes & BATCH_ATTR_CODEC_MASK) == BATCH_CODEC_LZ4,
+	   "and the uncompressed one re-encoded as lz4 at offsets 20-39");
+	free(rec);
+	free(z);
+	free(plain);
+	close(fd);
+	ok(kserver_stop(&s4) == 0, "the warm server stops cleanly");
+	kserver_cleanup(&s4);
+}
+
 /* OffsetCommit v2 of one partition of "proto" for a standalone group. */
 static int16_t commit_one(int fd, struct kafka_writer *w, const char *group, int32_t part,
 			  int64_t offset)
@@ -1304,6 +1382,7 @@ int main(int argc, char **argv)
 	test_malformed(&w);
 	test_producer_table(argv[1], &w);
 	test_topic_limits(argv[1], &w);
+	test_warm_fetch(argv[1], &w);
 	ok(kserver_alive(&srv), "the server is still running");
 	ok(kserver_stop(&srv) == 0, "it stops cleanly on SIGTERM");
 	kafka_writer_fini(&w);

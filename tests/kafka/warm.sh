@@ -2,54 +2,21 @@
 # The warm tier under a live chronikd (filesystem and Kafka): 1,000,000
 # lines appended through the mount across many small WAL files, indexed
 # into segments, read back whole (cat, wc -l), at segment boundaries
-# (dd skip=) and through Kafka; a gzip batch from kcat stays gzip in its
-# segment; tail -f and a Kafka consumer started before a stream of appends
+# (dd skip=), by timestamp (ListOffsets) and through Kafka; a gzip batch
+# from kcat stays gzip in its segment; tail -f and a Kafka consumer
+# started before a stream of appends
 # see every line once, in order, while the indexer seals and indexes under
-# them (wal.seal.ms 200).
+# them (wal.seal.ms 200); retention on a live topic; rmdir of a topic
+# frees its disk.
 # Usage: warm.sh KAFKA_SERVER CHRONIKD CHRONIK
 . "$(dirname "$0")/lib.sh"
 
-CHRONIKD=${1:-}
-CHRONIK=${2:-}
-if [ -z "$CHRONIKD" ] || [ ! -x "$CHRONIKD" ] || [ -z "$CHRONIK" ]; then
-	echo "1..0 # SKIP no chronikd binary given"
-	exit 0
-fi
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-	echo "1..0 # SKIP no /dev/fuse or fusermount3 on this machine"
-	exit 0
-fi
-if ! command -v kcat >/dev/null; then
-	echo "1..0 # SKIP kcat not installed"
-	exit 0
-fi
+daemon_prologue "$@"
 
-DATA=$T/data
-MNT=$T/mnt
-mkdir -p "$MNT"
-daemon_pid=
-bg=()
-
-w_cleanup() {
-	local p
-	for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
-	[ -n "$daemon_pid" ] && pid_stop "$daemon_pid" 150
-	unmount "$MNT"
-	cleanup
-}
-trap w_cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER=127.0.0.1:$PORT
-
-plan 21
-"$CHRONIKD" -f --kafka "$BROKER" --fsync never --set default.partitions=1 \
-	--set wal.segment.bytes=65536 --set wal.seal.ms=200 "$DATA" "$MNT" 2>"$T/chronikd.log" &
-daemon_pid=$!
-wait_for is_mounted "$MNT"
-st=$?
-wait_for lim 5 kcat -b "$BROKER" -L -m 2 >/dev/null 2>&1
-ok $(( st || $? )) "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
+plan 24
+daemon_start --fsync never --set default.partitions=1 \
+	--set wal.segment.bytes=65536 --set wal.seal.ms=200
+ok $? "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
 
 # info.json's wal_bytes: what is not yet indexed.
 wal_bytes() { sed -n 's/.*"wal_bytes": \([0-9]*\).*/\1/p' "$MNT/$1/0/info.json"; }
@@ -93,6 +60,25 @@ ok $? "a Kafka consumer reads every line back from the segments" || diag_file "$
 lim 60 kcat -b "$BROKER" -C -t big -o 999990 -e -q -f '%o %s\n' >"$T/k2" 2>/dev/null
 [ "$(head -n 1 "$T/k2")" = "999990 line-0999990" ]
 ok $? "and from an offset inside the last segment"
+
+# By timestamp (Kafka ListOffsets, the segments' timestamp indexes): for a
+# record's timestamp T the broker names the first offset whose timestamp
+# is >= T. Asked at segment base offsets and just after them.
+lim 120 kcat -b "$BROKER" -C -t big -o beginning -e -q -f '%o %T\n' >"$T/ts" 2>/dev/null
+bad=0
+asked=0
+for base in $(sed -n 's/^file: \([0-9]*\)\.seg .*/\1/p' "$T/segs" | sed 's/^0*\([0-9]\)/\1/' | awk 'NR % 4 == 2' | head -n 8); do
+	for at in "$base" $((base + 1)); do
+		ts=$(sed -n "$((at + 1))s/^[0-9]* //p" "$T/ts")
+		want=$(awk -v t="$ts" '$2 >= t { print $1; exit }' "$T/ts")
+		got=$(lim 30 kcat -b "$BROKER" -C -t big -o "s@$ts" -c 1 -q -f '%o\n' 2>/dev/null)
+		asked=$((asked + 1))
+		[ -n "$ts" ] && [ "$got" = "$want" ] ||
+			{ bad=$((bad + 1)); diag "offset $at: timestamp $ts, broker $got, expected $want"; }
+	done
+done
+[ "$(wc -l <"$T/ts")" -eq 1000000 ] && [ "$asked" -ge 8 ]
+ok $((bad || $?)) "ListOffsets by timestamp at $asked segment boundaries names the first record at or after it"
 
 # A producer's gzip batch is kept byte for byte (its codec with it).
 seq -f "gz-%.0f" 1 5000 | lim 30 kcat -b "$BROKER" -P -t gz -z gzip -X acks=all 2>/dev/null
@@ -176,3 +162,17 @@ lim 60 kcat -b "$BROKER" -C -t ret -o 0 -X auto.offset.reset=earliest -e -q -f '
 [ "$(head -n 1 "$T/roffs")" -ge "$ls" ]
 ok $? "a Kafka consumer asking for offset 0 is reset to the log start" ||
 	{ diag_file "$T/rerr"; diag "first $(head -n 1 "$T/roffs")"; }
+
+# Topic delete frees its space: its segments go at once (its WAL frames
+# were all indexed already), and the data directory falls to about what
+# the other topics need.
+big_tid=$(sed -n 's/^topic_id: \([0-9]*\) .*/\1/p' "$T/segs")
+big_du=$(du -sb "$DATA/segments/$big_tid" | cut -f1)
+before=$(du -sb "$DATA" | cut -f1)
+rmdir "$MNT/big"
+st=$?
+wait_long test ! -e "$DATA/segments/$big_tid"
+ok $((st || $?)) "rmdir big removes its segments ($big_du bytes)"
+after=$(du -sb "$DATA" | cut -f1)
+[ "$after" -le $((before - big_du + 65536)) ] && [ "$after" -lt $((before / 2)) ]
+ok $? "the data directory fell from $before to $after bytes"

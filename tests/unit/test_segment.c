@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "byteorder.h"
+#include "crc32c.h"
 #include "errors.h"
 #include "recode.h"
 #include "registry.h"
@@ -272,6 +273,40 @@ static void test_recode(const char *dir, struct fixture *f)
 	batch_iter_fini(&it);
 	ok(batch_raw_size(out, out_len, &raw) == 0 && raw == want_raw, "same raw size");
 	free(out);
+	/* An input whose baseTimestamp is not its first record's (a valid
+	 * batch: a record's timestamp is base + delta): the merged batch's
+	 * base is the first record's timestamp, the record's time is kept. */
+	{
+		uint8_t one[61 + 8] = { 0 };
+		const uint8_t *ins[1] = { one };
+		size_t lens[1] = { sizeof(one) };
+		const int64_t t = 1700000000000LL;
+		put_be32(one + 8, (uint32_t)(sizeof(one) - 12));
+		put_be32(one + 12, 0xffffffffu); /* partitionLeaderEpoch */
+		one[16] = 2; /* magic */
+		put_be64(one + 27, (uint64_t)t); /* baseTimestamp */
+		put_be64(one + 35, (uint64_t)(t + 7)); /* maxTimestamp */
+		put_be64(one + 43, UINT64_MAX); /* producerId -1 */
+		put_be16(one + 51, 0xffff);
+		put_be32(one + 53, 0xffffffffu);
+		put_be32(one + 57, 1); /* one record */
+		/* length 7, attributes 0, timestampDelta 7, offsetDelta 0,
+		 * key null, value "x", no headers (zigzag varints) */
+		static const uint8_t rec[8] = { 0x0e, 0x00, 0x0e, 0x00, 0x01, 0x02, 'x', 0x00 };
+		memcpy(one + 61, rec, sizeof(rec));
+		put_be32(one + 17, crc32c(0, one + 21, sizeof(one) - 21));
+		bool fine = batch_crc_check(one, sizeof(one)) == 0 &&
+			    recode_merge(ins, lens, 1, BATCH_CODEC_LZ4, &out, &out_len) == 0;
+		fine = fine && batch_iter_init(&it, out, out_len) == 0;
+		bool same = fine && it.hdr.base_timestamp == t + 7 &&
+			    it.hdr.max_timestamp == t + 7 && batch_iter_next(&it, &r) == 1 &&
+			    r.timestamp_delta == 0 && r.value_len == 1 && r.value[0] == 'x';
+		if (fine) {
+			batch_iter_fini(&it);
+			free(out);
+		}
+		ok(same, "a merged batch's baseTimestamp is its first record's timestamp");
+	}
 	ok(recode_merge((const uint8_t *const *)f->b + 99, f->len + 99, 3, BATCH_CODEC_LZ4, &out,
 			&out_len) == CHRONIK_ECORRUPT,
 	   "batches across an offset hole are refused");

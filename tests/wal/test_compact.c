@@ -11,7 +11,7 @@
 #include <sys/time.h>
 
 #include "byteorder.h"
-#include "testutil.h"
+#include "warmutil.h"
 
 #define NKEYS 100
 #define NVERS 100
@@ -25,54 +25,12 @@ static int64_t wall_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static size_t count_seg_files(const char *root, const char *sub)
-{
-	char dir[4200];
-	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		if (l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 static int append_one(struct partition *p, const char *key, const char *val, int64_t ts)
 {
 	struct record_in r = { .timestamp = ts, .key = key, .key_len = (int32_t)strlen(key),
 			       .value = val, .value_len = val ? (int32_t)strlen(val) : -1 };
 	int64_t base;
 	return engine_append_records(p, &r, 1, &base);
-}
-
-/* Every record of p: returns the count; offs/vals get the first max. */
-static int64_t read_all(struct partition *p, int64_t *offs, uint64_t *raws, char (*vals)[32],
-			int64_t max)
-{
-	struct engine_cursor *c;
-	struct engine_record r;
-	int64_t n = 0;
-	if (engine_cursor_open(p, 0, &c))
-		return -1;
-	while (engine_cursor_next(c, &r) == 1) {
-		if (n < max) {
-			offs[n] = r.offset;
-			raws[n] = r.raw_pos;
-			if (r.value_len < 0)
-				snprintf(vals[n], 32, "(null)");
-			else
-				snprintf(vals[n], 32, "%.*s", r.value_len, (const char *)r.value);
-		}
-		n++;
-	}
-	engine_cursor_close(c);
-	return n;
 }
 
 static int64_t offs[20000];

@@ -9,13 +9,10 @@
  * record of every key is there (none lost: only superseded records go),
  * every acknowledged offset is below the next offset, no segment file is
  * left that the registry does not list, and verify is clean. */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <sys/wait.h>
 
-#include "testutil.h"
+#include "warmutil.h"
 
 #define ROUNDS 25
 #define KEYS 50
@@ -55,8 +52,10 @@ static void child(const char *dir, int wfd)
 		for (int j = 0; j < 2; j++) {
 			snprintf(k[j], sizeof(k[j]), "key-%lld", (long long)((i + j) % KEYS));
 			snprintf(v[j], sizeof(v[j]), "v-%lld", (long long)(i + j));
-			r[j] = (struct record_in){ .timestamp = 1700000000000LL, .key = k[j],
-						   .key_len = (int32_t)strlen(k[j]), .value = v[j],
+			r[j] = (struct record_in){ .timestamp = 1700000000000LL,
+						   .key = k[j],
+						   .key_len = (int32_t)strlen(k[j]),
+						   .value = v[j],
 						   .value_len = (int32_t)strlen(v[j]) };
 		}
 		if (engine_append_records(p, r, 2, &base) || base != i)
@@ -65,12 +64,6 @@ static void child(const char *dir, int wfd)
 		if (write(wfd, &end, sizeof(end)) != sizeof(end))
 			_exit(5);
 	}
-}
-
-static void problem(void *arg, const char *what)
-{
-	(void)arg;
-	diag("verify: %s", what);
 }
 
 static uint64_t raw_at[MAXOFF + 1]; /* raw position of each offset */
@@ -104,7 +97,8 @@ static int check(struct engine *e, int64_t acked, int64_t *kept, int64_t *next)
 		if (r.offset <= prev || r.offset >= MAXOFF || r.value_len != wl ||
 		    memcmp(r.value, want, (size_t)wl) || r.raw_pos != raw_at[r.offset]) {
 			if (bad++ < 5)
-				diag("record at %" PRId64 " (after %" PRId64 ") is wrong", r.offset, prev);
+				diag("record at %" PRId64 " (after %" PRId64 ") is wrong", r.offset,
+				     prev);
 			continue;
 		}
 		newest[r.offset % KEYS] = r.offset;
@@ -118,28 +112,12 @@ static int check(struct engine *e, int64_t acked, int64_t *kept, int64_t *next)
 	for (int64_t o = info.next_offset - KEYS; o < info.next_offset; o++)
 		if (o >= 0 && newest[o % KEYS] != o) {
 			if (bad++ < 5)
-				diag("the newest record of key-%lld (offset %" PRId64 ") is missing",
+				diag("the newest record of key-%lld (offset %" PRId64
+				     ") is missing",
 				     (long long)(o % KEYS), o);
 		}
 	engine_partition_unref(p);
 	return bad;
-}
-
-static size_t seg_files(const char *root)
-{
-	char dir[4200];
-	snprintf(dir, sizeof(dir), "%s/segments/1/0", root);
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
-		n += l > 4 && strcmp(de->d_name + l - 4, ".seg") == 0;
-	}
-	closedir(d);
-	return n;
 }
 
 int main(void)
@@ -159,25 +137,7 @@ int main(void)
 			    "{\"cleanup.policy\":\"compact\",\"min.cleanable.dirty.ratio\":\"0\"}");
 	engine_close(e);
 	for (int round = 0; round < ROUNDS; round++) {
-		int fds[2];
-		if (pipe(fds) < 0)
-			bail("pipe");
-		pid_t pid = fork();
-		if (pid == 0) {
-			close(fds[0]);
-			child(dir, fds[1]);
-		}
-		close(fds[1]);
-		int64_t target = 50 + (int64_t)(rand_r(&seed) % 1500), got = 0, v;
-		while (got < target && read(fds[0], &v, sizeof(v)) == sizeof(v)) {
-			acked = v;
-			got++;
-		}
-		kill(pid, SIGKILL);
-		while (read(fds[0], &v, sizeof(v)) == sizeof(v))
-			acked = v;
-		close(fds[0]);
-		waitpid(pid, NULL, 0);
+		kill_round(dir, child, 50 + (int64_t)(rand_r(&seed) % 1500), &acked);
 
 		/* Opened without the indexer, so that nothing compacts while the
 		 * files are counted: what the open left is what is checked. */
@@ -187,13 +147,14 @@ int main(void)
 		e = open_or_bail(dir, &po);
 		if (check(e, acked, &kept, &next))
 			bad_rounds++;
-		if (engine_verify(e, problem, NULL) != 0)
+		if (engine_verify(e, verify_problem, NULL) != 0)
 			unclean++;
 		struct partition *p = part_or_bail(e, "k", 0);
 		struct partition_info info;
 		engine_partition_info(p, &info);
-		if (seg_files(dir) != info.segments) {
-			diag("%zu segment files, %" PRIu64 " registered", seg_files(dir), info.segments);
+		size_t nfiles = count_seg_files(dir, "segments/1/0");
+		if (nfiles != info.segments) {
+			diag("%zu segment files, %" PRIu64 " registered", nfiles, info.segments);
 			stray++;
 		}
 		engine_partition_unref(p);

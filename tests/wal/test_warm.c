@@ -13,7 +13,7 @@
 
 #include "byteorder.h"
 #include "recode.h"
-#include "testutil.h"
+#include "warmutil.h"
 
 #define NREC 1000000
 #define PER_BATCH 50
@@ -72,22 +72,6 @@ static uint64_t disk_usage(const char *path)
 	du_total = 0;
 	nftw(path, du_add, 16, FTW_PHYS);
 	return du_total;
-}
-
-static size_t count_files(const char *dir, const char *suffix)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name), s = strlen(suffix);
-		if (l > s && strcmp(de->d_name + l - s, suffix) == 0)
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /* Every record by a cursor from 0: offsets dense, values right. */
@@ -199,6 +183,8 @@ static void test_million(const char *root)
 	ok(count_files(wal, ".wal") == 1, "only the active WAL file is left");
 	struct engine_stats st;
 	engine_stats_get(e, &st);
+	ok(st.wal_files == 1, "the engine holds 1 WAL file, not every one it wrote (%" PRIu64 ")",
+	   st.wal_files);
 	ok(info.segment_bytes < st.bytes / 2,
 	   "lz4 segments take less than half the WAL's bytes (%" PRIu64 " of %" PRIu64 ")",
 	   info.segment_bytes, st.bytes);
@@ -584,6 +570,85 @@ static void test_reader_beside(const char *root)
 	engine_close(w);
 }
 
+/* A read-only engine whose segments the writer removed (retention) or
+ * replaced (compaction) since it last looked: its reader reloads the
+ * registries and continues at the next record, reading exactly what the
+ * writer's reader reads, instead of failing. */
+static void test_reader_beside_removed(const char *root)
+{
+	char dir[4200];
+	struct engine_options wo, ro;
+	struct engine *w, *r;
+	struct partition *wp, *rp;
+	struct partition_info wi;
+	static int64_t wv[20000], rv[20000];
+	int64_t nw, nr;
+
+	snprintf(dir, sizeof(dir), "%s/beside-removed", root);
+	engine_options_init(&wo);
+	wo.wal_segment_bytes = 8192;
+	wo.fsync = FSYNC_NEVER;
+	engine_options_init(&ro);
+	ro.read_only = true;
+	w = open_or_bail(dir, &wo);
+	engine_topic_create(w, "ret", 1, NULL);
+	engine_topic_create(w, "cmp", 1,
+			    "{\"cleanup.policy\":\"compact\",\"min.cleanable.dirty.ratio\":\"1\"}");
+	wp = part_or_bail(w, "ret", 0);
+	append_range(wp, 0, 6000);
+	struct partition *wc = part_or_bail(w, "cmp", 0);
+	int err = 0;
+	for (int64_t i = 0; i < 6000; i++) {
+		struct record_in rec = { .timestamp = T0 + i };
+		char key[16], val[16];
+		int64_t base;
+		rec.key_len = snprintf(key, sizeof(key), "k%02d", (int)(i % 50));
+		rec.key = key;
+		rec.value_len = rec_value(val, i);
+		rec.value = val;
+		err |= engine_append_records(wc, &rec, 1, &base);
+	}
+	ok(err == 0 && engine_index_now(w) == 0, "6000 records in two topics, indexed");
+	r = open_or_bail(dir, &ro);
+	ok(count_records(r, "ret") == 6000, "a reader beside the writer reads them all");
+
+	/* Retention removes the oldest segments under the reader. */
+	ok(engine_topic_config_set(w, "ret", "{\"retention.bytes\":\"20000\"}") == 0 &&
+		   engine_index_now(w) == 0,
+	   "the writer's retention removes segments");
+	engine_partition_info(wp, &wi);
+	rp = part_or_bail(r, "ret", 0);
+	nw = read_all(wp, wv, NULL, NULL, 20000);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
+	ok(wi.log_start_offset > 0 && nr == nw && nr == 6000 - wi.log_start_offset &&
+		   rv[0] == wi.log_start_offset && memcmp(wv, rv, (size_t)nr * sizeof(*rv)) == 0,
+	   "the reader continues at the log start %" PRId64 " (read %" PRId64 ", writer %" PRId64
+	   ")",
+	   wi.log_start_offset, nr, nw);
+	engine_partition_unref(rp);
+
+	/* Compaction replaces them. */
+	rp = part_or_bail(r, "cmp", 0);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
+	ok(nr == 6000, "the reader reads the compacting topic whole (%" PRId64 ")", nr);
+	struct engine_compact_result res;
+	ok(engine_partition_compact(wc, &res) == 0 && res.segments_in > 0 &&
+		   res.records_out < res.records_in,
+	   "the writer compacts %" PRIu64 " segments", res.segments_in);
+	nw = read_all(wc, wv, NULL, NULL, 20000);
+	nr = read_all(rp, rv, NULL, NULL, 20000);
+	ok(nw > 0 && nw < 6000 && nr == nw && memcmp(wv, rv, (size_t)nr * sizeof(*rv)) == 0,
+	   "the reader reads what the compacted segments hold (read %" PRId64 ", writer %" PRId64
+	   ")",
+	   nr, nw);
+	ok(engine_verify(r, NULL, NULL) == 0, "verify of the reader clean");
+	engine_partition_unref(rp);
+	engine_partition_unref(wc);
+	engine_partition_unref(wp);
+	engine_close(r);
+	engine_close(w);
+}
+
 /* Retention by size and by time: whole segments go, the log start moves,
  * raw positions stay; a cursor started before keeps going. */
 static void test_retention(const char *root)
@@ -728,6 +793,7 @@ int main(void)
 	test_follow(root);
 	test_delete_frees(root);
 	test_reader_beside(root);
+	test_reader_beside_removed(root);
 	test_million(root);
 	tmpdir_free(root);
 	return tap_exit();

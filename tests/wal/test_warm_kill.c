@@ -5,11 +5,9 @@
  * "k-<offset>" to a WAL rotating every 8 KiB (so the indexer runs all the
  * time) and reports each acknowledged offset through a pipe. */
 #include <errno.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 
-#include "testutil.h"
+#include "warmutil.h"
 
 #define ROUNDS 25
 
@@ -37,12 +35,6 @@ static void child(const char *dir, int wfd)
 		if (write(wfd, &i, sizeof(i)) != sizeof(i))
 			_exit(5);
 	}
-}
-
-static void problem(void *arg, const char *what)
-{
-	(void)arg;
-	diag("verify: %s", what);
 }
 
 /* Records must be exactly k-0 .. k-(n-1): returns n, or -1. */
@@ -84,33 +76,15 @@ int main(void)
 	engine_topic_create(e, "k", 1, NULL);
 	engine_close(e);
 	for (int round = 0; round < ROUNDS; round++) {
-		int fds[2];
-		if (pipe(fds) < 0)
-			bail("pipe");
-		pid_t pid = fork();
-		if (pid == 0) {
-			close(fds[0]);
-			child(dir, fds[1]);
-		}
-		close(fds[1]);
 		/* Let it run for a pseudo-random number of acknowledged appends,
 		 * so the kill lands anywhere in the indexer's work. */
-		int64_t target = 50 + (int64_t)(rand_r(&seed) % 1500), got = 0, v;
-		while (got < target && read(fds[0], &v, sizeof(v)) == sizeof(v)) {
-			acked = v;
-			got++;
-		}
-		kill(pid, SIGKILL);
-		while (read(fds[0], &v, sizeof(v)) == sizeof(v))
-			acked = v;
-		close(fds[0]);
-		waitpid(pid, NULL, 0);
+		kill_round(dir, child, 50 + (int64_t)(rand_r(&seed) % 1500), &acked);
 
 		e = open_or_bail(dir, NULL);
 		have = check(e);
 		if (have < acked)
 			bad_rounds++;
-		if (engine_verify(e, problem, NULL) != 0)
+		if (engine_verify(e, verify_problem, NULL) != 0)
 			unclean++;
 		struct partition *p = part_or_bail(e, "k", 0);
 		struct partition_info info;
