@@ -178,7 +178,7 @@ static int append_records(struct appender *a)
 	const struct bench_opts *o = a->o;
 	struct record_in *recs;
 	uint8_t *value;
-	char (*keys)[24] = NULL;
+	char(*keys)[24] = NULL;
 	uint64_t n = 0;
 	int rc = 0;
 
@@ -203,8 +203,8 @@ static int append_records(struct appender *a)
 	while (atomic_fetch_add(a->claimed, 1) < a->total) {
 		for (int i = 0; keys && i < o->records; i++, n++) {
 			recs[i].key = keys[i];
-			recs[i].key_len = snprintf(keys[i], sizeof(keys[i]), "key-%" PRIu64,
-						   n % o->keys);
+			recs[i].key_len =
+				snprintf(keys[i], sizeof(keys[i]), "key-%" PRIu64, n % o->keys);
 		}
 		rc = engine_append_records(a->p, recs, (size_t)o->records, NULL);
 		if (rc)
@@ -445,8 +445,9 @@ static int cmd_append(const struct bench_opts *o)
 	       " group_bytes=%" PRIu64 " maxrss_kib=%ld wal_max_bytes=%" PRIu64
 	       " disk_max_kib=%" PRIu64,
 	       t1 - t0, batches, records, value_bytes, sum.wal_bytes,
-	       batches ? sum.wal_bytes / batches : 0, st.groups, st.groups ? st.bytes / st.groups : 0,
-	       maxrss_kib(), smp.wal_max, smp.disk_max / 1024);
+	       batches ? sum.wal_bytes / batches : 0, st.groups,
+	       st.groups ? st.bytes / st.groups : 0, maxrss_kib(), smp.wal_max,
+	       smp.disk_max / 1024);
 	if (o->index_end) {
 		rc = engine_index_now(e);
 		if (rc)
