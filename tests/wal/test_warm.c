@@ -705,8 +705,8 @@ static void test_retention_under_load(const char *root)
 	o.fsync = FSYNC_NEVER;
 	o.no_index = true;
 	e = open_or_bail(dir, &o);
-	ok(engine_topic_create(e, "b", 1,
-			       "{\"retention.bytes\":\"65536\",\"compression.type\":\"none\"}") == 0,
+	ok(engine_topic_create(
+		   e, "b", 1, "{\"retention.bytes\":\"65536\",\"compression.type\":\"none\"}") == 0,
 	   "topic with retention.bytes 64 KiB");
 	p = part_or_bail(e, "b", 0);
 	ok(append_range(p, 0, n) == 0, "appended with no indexer");
