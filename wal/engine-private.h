@@ -259,7 +259,8 @@ int warm_refresh(struct engine *e);
 int indexer_start(struct engine *e);
 void indexer_stop(struct engine *e);
 /* One retention pass over every partition (retention.c); the indexer
- * thread runs it when idle and at least every RETENTION_CHECK_MS. */
+ * thread runs it after each WAL file it indexes, and when idle at least
+ * every RETENTION_CHECK_MS. */
 #define RETENTION_CHECK_MS 1000
 int retention_run(struct engine *e);
 struct compact_filter {

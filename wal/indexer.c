@@ -33,9 +33,11 @@
  * logged when it begins, when the error changes and when indexing resumes,
  * not at every retry.
  * engine_close lets the indexer finish the sealed files first, so a clean
- * close leaves only the active WAL file. With nothing left to index, the
- * thread runs retention (retention.c) and background compaction
- * (compact.c, "WHEN"), then sleeps until kicked or for RETENTION_CHECK_MS.
+ * close leaves only the active WAL file. After each file it indexes, the
+ * thread runs a retention pass (retention.c), so that retention keeps up
+ * with a load that never lets it idle; with nothing left to index, it runs
+ * retention and background compaction (compact.c, "WHEN"), then sleeps
+ * until kicked or for RETENTION_CHECK_MS.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -903,6 +905,12 @@ static void *indexer_main(void *arg)
 		pthread_mutex_unlock(&e->indexer_lock);
 		/* fd stays open: only this thread closes sealed files. */
 		rc = index_file(e, seq, fd, quiet);
+		/* Retention after every indexed file too, not only when idle:
+		 * under a load that always keeps a sealed file waiting the
+		 * idle branch never runs, and retention.bytes would not bound
+		 * the disk. A failed pass is retried at the next one. */
+		if (rc == 0)
+			(void)retention_run(e);
 		pthread_mutex_lock(&e->indexer_lock);
 		if (rc == 0 && e->index_fail_rc) {
 			log_msg(LOG_LVL_INFO, "warm",

@@ -24,9 +24,12 @@
  * positions do not move: raw_size stays, and reads before the log start
  * continue at the first record that remains (read.c).
  *
- * WHEN: the indexer thread runs a pass over every partition each time it
- * has nothing left to index, and at least every RETENTION_CHECK_MS; config
- * changes are read at every pass, so they take effect live.
+ * WHEN: the indexer thread runs a pass over every partition after each WAL
+ * file it indexes and each time it has nothing left to index, and at least
+ * every RETENTION_CHECK_MS when idle; config changes are read at every
+ * pass, so they take effect live. So under retention.bytes a partition
+ * never holds more than one indexed file's segment beyond the limit plus
+ * the WAL not yet indexed.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -747,6 +747,70 @@ static void test_retention(const char *root)
 	engine_close(e);
 }
 
+/* retention.bytes keeps up with an indexer that never idles: many sealed
+ * WAL files wait at open (written with no indexer), and while the indexer
+ * works through them back to back, the segments the partition holds never
+ * pass the limit by more than the files in flight. (Retention once ran
+ * only when the indexer had nothing left to do, so under a steady load
+ * the segments grew with everything appended.) */
+static void test_retention_under_load(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct partition_info info;
+	const int64_t n = 400000; /* 4.8 MB of raw view, about 300 WAL files */
+	const uint64_t limit = 64 << 10;
+	uint64_t max_seg = 0, polls = 0;
+
+	snprintf(dir, sizeof(dir), "%s/retention-load", root);
+	engine_options_init(&o);
+	o.wal_segment_bytes = 16 << 10;
+	o.fsync = FSYNC_NEVER;
+	o.no_index = true;
+	e = open_or_bail(dir, &o);
+	ok(engine_topic_create(
+		   e, "b", 1, "{\"retention.bytes\":\"65536\",\"compression.type\":\"none\"}") == 0,
+	   "topic with retention.bytes 64 KiB");
+	p = part_or_bail(e, "b", 0);
+	ok(append_range(p, 0, n) == 0, "appended with no indexer");
+	engine_partition_info(p, &info);
+	ok(info.segments == 0 && info.wal_bytes > 50 * limit,
+	   "all of it in the WAL (%" PRIu64 " bytes)", info.wal_bytes);
+	engine_partition_unref(p);
+	engine_close(e);
+
+	o.no_index = false;
+	e = open_or_bail(dir, &o);
+	p = part_or_bail(e, "b", 0);
+	/* Sampled until the indexer has taken every sealed file, leaving at
+	 * most the active one (at most 120 s). */
+	for (int i = 0; i < 120000; i++) {
+		engine_partition_info(p, &info);
+		polls++;
+		if (info.segment_bytes > max_seg)
+			max_seg = info.segment_bytes;
+		if (info.wal_bytes <= o.wal_segment_bytes)
+			break;
+		usleep(1000);
+	}
+	ok(info.wal_bytes <= o.wal_segment_bytes, "the indexer took every sealed WAL file");
+	ok(max_seg <= limit + 4 * o.wal_segment_bytes,
+	   "segments held at most %" PRIu64 " bytes while indexing (limit %" PRIu64
+	   " + 4 WAL files; %" PRIu64 " samples)",
+	   max_seg, limit, polls);
+	ok(engine_index_now(e) == 0, "indexed");
+	engine_partition_info(p, &info);
+	ok(info.log_start_offset > 0 && info.next_offset == n &&
+		   info.segment_bytes <= limit + 2 * o.wal_segment_bytes,
+	   "log start %" PRId64 ", %" PRIu64 " bytes kept", info.log_start_offset,
+	   info.segment_bytes);
+	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 /* wal.seal.ms: a quiet, non-empty active file is sealed and indexed by
  * itself (no rotation by size, no engine_index_now). */
 static void test_seal_by_age(const char *root)
@@ -788,6 +852,7 @@ int main(void)
 	char *root = tmpdir_new("warm");
 	test_seal_by_age(root);
 	test_retention(root);
+	test_retention_under_load(root);
 	test_producer_bytes(root);
 	test_crash_states(root);
 	test_follow(root);
