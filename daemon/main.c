@@ -30,6 +30,7 @@
 
 #include "chronikfs.h"
 #include "daemon.h"
+#include "search.h"
 
 /* ---- background ---------------------------------------------------------------------- */
 
@@ -201,6 +202,12 @@ int main(int argc, char **argv)
 	if (err < 0) {
 		daemon_fail("opening %s: %s", data_dir, chronik_strerror(err));
 		goto free_settings;
+	}
+	/* Every segment the indexer writes gets its full-text index. */
+	err = search_attach(e);
+	if (err < 0) {
+		daemon_fail("search: %s", chronik_strerror(err));
+		goto close_engine;
 	}
 
 #ifdef CHRONIK_HAVE_KAFKA
