@@ -196,16 +196,13 @@ int cli_engine_open(struct cli *c, bool read_only)
 	if (!c->data_dir || !*c->data_dir)
 		return cli_usage_error("no data directory: use --data DIR or set CHRONIK_DATA");
 	o.read_only = read_only;
+	/* A writer's indexer builds each new segment's full-text index. */
+	if (!read_only)
+		search_engine_options(&o);
 	rc = engine_open(c->data_dir, &o, &c->engine);
 	if (rc < 0) {
 		c->engine = NULL;
 		return cli_fail(c->data_dir, rc);
-	}
-	/* A writer's indexer builds each new segment's full-text index. */
-	if (!read_only) {
-		rc = search_attach(c->engine);
-		if (rc < 0)
-			return cli_fail("search", rc);
 	}
 	return 0;
 }

@@ -194,6 +194,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Every segment the indexer writes gets its full-text index. */
+	search_engine_options(&s.eo);
 	err = engine_open(data_dir, &s.eo, &e);
 	if (err == CHRONIK_ELOCKED) {
 		daemon_fail("%s is in use: another chronikd (or chronik) holds its lock", data_dir);
@@ -202,12 +204,6 @@ int main(int argc, char **argv)
 	if (err < 0) {
 		daemon_fail("opening %s: %s", data_dir, chronik_strerror(err));
 		goto free_settings;
-	}
-	/* Every segment the indexer writes gets its full-text index. */
-	err = search_attach(e);
-	if (err < 0) {
-		daemon_fail("search: %s", chronik_strerror(err));
-		goto close_engine;
 	}
 
 #ifdef CHRONIK_HAVE_KAFKA

@@ -36,6 +36,7 @@
 
 #include "fs-private.h"
 #include "log.h"
+#include "search.h"
 
 static const char *const part_files[3] = { "data", "records.jsonl", "info.json" };
 static const enum fs_kind part_kinds[3] = { FS_DATA, FS_JSONL, FS_INFO };
@@ -83,10 +84,12 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 {
 	struct partition_info info;
+	uint64_t index_bytes = 0;
 	char *s;
 	int n;
 
 	engine_partition_info(fp->p, &info);
+	search_index_bytes(fp->p, &index_bytes);
 	n = asprintf(&s,
 		     "{\n"
 		     "  \"topic\": \"%s\",\n"
@@ -100,11 +103,12 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"batches\": %" PRIu64 ",\n"
 		     "  \"segments\": %" PRIu64 ",\n"
 		     "  \"segment_bytes\": %" PRIu64 ",\n"
+		     "  \"index_bytes\": %" PRIu64 ",\n"
 		     "  \"max_timestamp\": %" PRId64 "\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.segments, info.segment_bytes,
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes,
 		     info.max_timestamp);
 	if (n < 0)
 		return -ENOMEM;

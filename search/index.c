@@ -303,6 +303,13 @@ static void on_segment_written(void *arg, struct partition *p, const char *seg_p
 			engine_partition_topic(p), engine_partition_index(p), seg_path, st.binary);
 }
 
+void search_engine_options(struct engine_options *o)
+{
+	o->segment_sidecar = SEARCH_INDEX_SUFFIX;
+	o->segment_written = on_segment_written;
+	o->segment_written_arg = NULL;
+}
+
 int search_attach(struct engine *e)
 {
 	return engine_segment_hook_set(e, SEARCH_INDEX_SUFFIX, on_segment_written, NULL);

@@ -59,6 +59,9 @@ int search_index_build(const char *seg_path, struct search_index_stats *st);
  * (engine_segment_hook_set). A failed build is logged; queries then scan
  * that segment. 0 or <0. */
 int search_attach(struct engine *e);
+/* The same through the options of an engine not yet open (preferred: the
+ * segments indexed right after open get their index too). */
+void search_engine_options(struct engine_options *o);
 
 struct search_query;
 /* Parse text (QUERY TEXT above). 0 and *out (free with search_query_free),

@@ -61,6 +61,12 @@ struct engine_options {
 	bool repair; /* truncate at a corrupt frame before the tail */
 	bool read_only; /* no appends, no repair, no lock: reads beside a live writer */
 	bool no_index; /* no indexer thread: sealed WAL files stay (tests) */
+	/* The segment hook (engine_segment_hook_set) from the start, so that
+	 * the segments the indexer writes right after open (WAL files sealed
+	 * before) get it too. NULL: none. */
+	const char *segment_sidecar;
+	void (*segment_written)(void *arg, struct partition *p, const char *seg_path);
+	void *segment_written_arg;
 };
 
 /* Fill *o with the defaults above. */

@@ -28,6 +28,8 @@ for _ in $(seq 100); do
 done
 nfts=$(ls "$DATA"/segments/*/0/*.seg.fts 2>/dev/null | wc -l)
 check "segments were indexed ($nfts indexes)" test "$nfts" -ge 1
+ib=$(sed -n 's/.*"index_bytes": \([0-9]*\).*/\1/p' "$T0/0/info.json")
+check "info.json shows index_bytes ($ib)" test "${ib:-0}" -gt 0
 
 # One word, two words: the JSON lines of records.jsonl that grep -w finds.
 for q in rareword "golf hotel" "alpha india"; do
