@@ -195,7 +195,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Every segment the indexer writes gets its full-text index. */
-	search_engine_options(&s.eo);
+	if (s.search_index)
+		search_engine_options(&s.eo);
 	err = engine_open(data_dir, &s.eo, &e);
 	if (err == CHRONIK_ELOCKED) {
 		daemon_fail("%s is in use: another chronikd (or chronik) holds its lock", data_dir);
