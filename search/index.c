@@ -32,7 +32,8 @@
  * hook), its batches are read back (segment_file_walk, batch_iter), rows
  * inserted in one transaction into <file>.fts.tmp (journal off,
  * synchronous off: the file is thrown away if anything fails), then FTS5's
- * 'optimize' merges the index into one b-tree, the database is closed,
+ * 'optimize' merges the index into one b-tree and VACUUM drops the pages
+ * the merge freed (about half the file), the database is closed,
  * the file fsynced, renamed to <file>.fts and the directory fsynced. So an
  * index under its final name is complete. Queries open it read-only
  * (immutable).
@@ -250,7 +251,8 @@ int search_index_build(const char *seg_path, struct search_index_stats *st)
 		 "INSERT INTO meta VALUES('format',%d),('base_offset',%" PRId64
 		 "),('last_offset',%" PRId64 "),('records',%" PRIu64 "),('binary',%" PRIu64 ");"
 		 "COMMIT;"
-		 "INSERT INTO records(records) VALUES('optimize');",
+		 "INSERT INTO records(records) VALUES('optimize');"
+		 "VACUUM;",
 		 SEARCH_FORMAT, b.l.first, b.l.last, b.l.records, b.l.binary);
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		rc = -EIO;
