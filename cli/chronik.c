@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "search.h"
 #include "errors.h"
 #include "log.h"
 
@@ -35,6 +36,9 @@ static const char usage_text[] =
 	"  consume TOPIC/PARTITION [--from OFFSET|end] [--jsonl] [--follow]\n"
 	"                                 print each value on its own line, or one\n"
 	"                                 JSON object per record with --jsonl\n"
+	"  search TOPIC[/PARTITION] QUERY [--since MS] [--until MS] [--limit N] [--jsonl]\n"
+	"                                 full-text search (FTS5 syntax) over the\n"
+	"                                 records; values or JSON lines, by timestamp\n"
 	"  verify                         check every frame and index entry;\n"
 	"                                 exit 0 clean, 1 problems found\n"
 	"  info [TOPIC/PARTITION]         metadata, or one partition's info, as JSON\n"
@@ -194,6 +198,9 @@ int cli_engine_open(struct cli *c, bool read_only)
 	if (!c->data_dir || !*c->data_dir)
 		return cli_usage_error("no data directory: use --data DIR or set CHRONIK_DATA");
 	o.read_only = read_only;
+	/* A writer's indexer builds each new segment's full-text index. */
+	if (!read_only)
+		search_engine_options(&o);
 	rc = engine_open(c->data_dir, &o, &c->engine);
 	if (rc < 0) {
 		c->engine = NULL;
@@ -343,6 +350,8 @@ int main(int argc, char **argv)
 		return cmd_topic(&c, argc, argv);
 	if (!strcmp(cmd, "produce"))
 		return cmd_produce(&c, argc, argv);
+	if (!strcmp(cmd, "search"))
+		return cmd_search(&c, argc, argv);
 	if (!strcmp(cmd, "consume"))
 		return cmd_consume(&c, argc, argv);
 	if (!strcmp(cmd, "verify"))

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "frame.h"
+#include "search.h"
 
 static int print_json_text(const char *text)
 {
@@ -45,6 +46,11 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "batches", json_object_new_uint64(in.batches));
 	json_object_object_add(o, "segments", json_object_new_uint64(in.segments));
 	json_object_object_add(o, "segment_bytes", json_object_new_uint64(in.segment_bytes));
+	{
+		uint64_t ib = 0;
+		if (search_index_bytes(p, &ib) == 0)
+			json_object_object_add(o, "index_bytes", json_object_new_uint64(ib));
+	}
 	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));
 	json_object_object_add(o, "mtime_ns", json_object_new_int64(in.mtime_ns));
 	json_object_object_add(o, "ctime_ns", json_object_new_int64(in.ctime_ns));
@@ -173,6 +179,46 @@ static void verify_problem(void *arg, const char *what)
 	fprintf(stderr, "chronik: verify: %s\n", what);
 }
 
+/* Every registered segment's full-text index (search_index_verify): the
+ * number of problems, or <0. */
+static int verify_indexes(struct engine *e, unsigned *reported)
+{
+	char **topics = NULL, dir[4200], path[4400];
+	size_t nt = 0;
+	int problems = 0, rc = engine_topic_list(e, &topics, &nt);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < nt && rc >= 0; i++) {
+		int32_t np = 0;
+		if (engine_topic_partitions(e, topics[i], &np) < 0)
+			continue; /* deleted meanwhile */
+		for (int32_t k = 0; k < np && rc >= 0; k++) {
+			struct engine_segment_info *segs = NULL;
+			struct partition *p;
+			size_t n = 0;
+			if (engine_partition_get(e, topics[i], k, &p) < 0)
+				continue;
+			engine_partition_segment_dir(p, dir, sizeof(dir));
+			rc = engine_partition_segments(p, &segs, &n);
+			for (size_t j = 0; rc >= 0 && j < n; j++) {
+				snprintf(path, sizeof(path), "%s/%s", dir, segs[j].file);
+				int r = search_index_verify(path, verify_problem, reported);
+				if (r < 0) {
+					fprintf(stderr, "chronik: verify: %s: %s\n", path,
+						chronik_strerror(r));
+					r = 1;
+				}
+				problems += r;
+			}
+			free(segs);
+			engine_partition_unref(p);
+		}
+	}
+	engine_strv_free(topics, nt);
+	return rc < 0 ? rc : problems;
+}
+
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	unsigned reported = 0;
@@ -189,6 +235,8 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		/* Read-only (beside a running chronikd, touching nothing) unless
 		 * --repair asks to cut a damaged log first. */
 		o.read_only = !o.repair;
+		if (o.repair)
+			search_engine_options(&o);
 		rc = engine_open(c->data_dir, &o, &c->engine);
 	}
 	if (rc < 0) {
@@ -202,6 +250,10 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	}
 	rc = engine_verify(c->engine, verify_problem, &reported);
+	if (rc >= 0) {
+		int ri = verify_indexes(c->engine, &reported);
+		rc = ri < 0 ? ri : rc + ri;
+	}
 	if (rc < 0) {
 		ret = cli_fail("verify", rc);
 	} else if (rc > 0) {

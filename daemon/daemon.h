@@ -20,6 +20,7 @@
 struct settings {
 	struct engine_options eo;
 	bool foreground;
+	bool search_index; /* search.index: build segments' full-text indexes (default true) */
 	bool fuse_debug;
 	enum log_level level;
 	bool kafka;

@@ -30,6 +30,7 @@
 
 #include "chronikfs.h"
 #include "daemon.h"
+#include "search.h"
 
 /* ---- background ---------------------------------------------------------------------- */
 
@@ -193,6 +194,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Every segment the indexer writes gets its full-text index. */
+	if (s.search_index)
+		search_engine_options(&s.eo);
 	err = engine_open(data_dir, &s.eo, &e);
 	if (err == CHRONIK_ELOCKED) {
 		daemon_fail("%s is in use: another chronikd (or chronik) holds its lock", data_dir);

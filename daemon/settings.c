@@ -7,8 +7,10 @@
  * 1}} is wal.segment.bytes; a string, integer, boolean or null value), or
  * on the command line as --set KEY=VALUE, --KEY=VALUE or --KEY VALUE. The
  * config file is applied first, then the flags in order: the last word
- * wins. kafka.* keys go to the listener's options, mount.options, foreground
- * and log.level are chronikd's own, everything else to engine_options_set.
+ * wins. kafka.* keys go to the listener's options, mount.options, foreground,
+ * search.index and log.level are chronikd's own, everything else to
+ * engine_options_set. search.index=false builds no full-text index (search
+ * still answers, scanning the segments; for measuring the indexer).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,7 +53,7 @@ static void usage(FILE *f)
 		   "kafka.max.request.bytes, kafka.auto.create.topics,\n"
 		   "kafka.connections.max.idle.ms, kafka.request.receive.timeout.ms,\n"
 		   "kafka.max.groups, kafka.max.producer.states,\n"
-		   "kafka.producer.state.evict.idle.ms, mount.options, foreground,\n"
+		   "kafka.producer.state.evict.idle.ms, mount.options, foreground, search.index,\n"
 		   "log.level (debug|info|warn|error).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
@@ -196,6 +198,13 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 	}
 	if (!strcmp(key, "mount.options"))
 		return mount_opts_add(s, value) < 0 ? -1 : 0;
+	if (!strcmp(key, "search.index")) {
+		if (parse_bool(value, &s->search_index) < 0) {
+			daemon_fail("search.index: bad value '%s'", value);
+			return -1;
+		}
+		return 0;
+	}
 	if (!strcmp(key, "foreground")) {
 		if (parse_bool(value, &s->foreground) < 0) {
 			daemon_fail("foreground: bad value '%s'", value);
@@ -409,6 +418,7 @@ void settings_init(struct settings *s)
 	s->level = LOG_LVL_INFO;
 	s->auto_unmount = true;
 	s->default_permissions = true;
+	s->search_index = true;
 #ifdef CHRONIK_HAVE_KAFKA
 	kafka_options_init(&s->ko);
 	s->kafka = true;

@@ -25,10 +25,15 @@
  *   1                          the root
  *   tid << 32 | 0              a topic directory
  *   tid << 32 | 1              its config.json
- *   tid << 32 | (N + 1) << 2   partition directory N
+ *   tid << 32 | 2              its search/ directory (fs/search_view.c)
+ *   tid << 32 | (N + 1) << 3   partition directory N
  *            ... | 1           .../N/data
  *            ... | 2           .../N/records.jsonl
  *            ... | 3           .../N/info.json
+ *            ... | 4           .../N/search/
+ *   1 << 63 | tid << 32 | S    a query file search/<query> (of the topic or
+ *                              of a partition): slot S of the mount's
+ *                              query table, which names the query
  *
  * tid is a topic id this mount assigns when it first sees a topic (1, 2, ...,
  * never reused), so a topic deleted and created again gets new inode numbers
@@ -42,15 +47,20 @@ enum fs_kind {
 	FS_DATA,
 	FS_JSONL,
 	FS_INFO,
+	FS_SEARCHDIR, /* part -1: the topic's */
+	FS_QUERY, /* slot: its query table entry */
 };
 
 struct fs_ino {
 	enum fs_kind kind;
 	uint32_t tid;
 	int32_t part; /* -1 unless FS_PART and below */
+	uint32_t slot; /* FS_QUERY only */
 };
 
 fuse_ino_t fs_ino_make(enum fs_kind kind, uint32_t tid, int32_t part);
+/* The number of in (fs_ino_make, or a query file's). */
+fuse_ino_t fs_ino_number(const struct fs_ino *in);
 /* 0 or -ENOENT for a number this scheme never hands out. */
 int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out);
 
@@ -151,6 +161,33 @@ struct fs_dir {
 	size_t n;
 };
 
+/* ---- search/ query files (fs/search_view.c) ------------------------------- */
+
+/* Query files named so far: a lookup of search/<query> takes a slot (the
+ * same one again for the same topic, partition and query text), the
+ * oldest slot being reused when all are taken (its inode then answers
+ * ENOENT). Guarded by lock. */
+#define FS_QUERY_SLOTS 1024
+struct fs_query_slot {
+	uint32_t tid; /* 0 = free */
+	int32_t part; /* -1 = the whole topic */
+	char *text;
+};
+struct fs_queries {
+	pthread_mutex_t lock;
+	struct fs_query_slot slots[FS_QUERY_SLOTS];
+	uint32_t next;
+};
+void fs_queries_init(struct fs_queries *q);
+void fs_queries_fini(struct fs_queries *q);
+/* The slot of (tid, part, text), taken if need be. */
+uint32_t fs_query_slot(struct chronikfs *fs, uint32_t tid, int32_t part, const char *text);
+/* Run the query of slot (which must still be tid's) and render every
+ * matching record as a records.jsonl line: *out malloc'd. -ENOENT (slot
+ * reused), -EINVAL (bad query, logged), or another error. */
+int fs_query_render(struct chronikfs *fs, struct fs_topic *t, uint32_t slot, char **out,
+		    size_t *len);
+
 /* ---- the filesystem -------------------------------------------------------- */
 
 /* Partitions that grew, handed from the engine's commit thread (the append
@@ -176,6 +213,7 @@ struct chronikfs {
 	 * this mount, or mount_time until then */
 	atomic_llong root_mtime_ns;
 	struct fs_table table;
+	struct fs_queries queries;
 	unsigned max_read; /* -o max_read=N, 0 if not given; init repeats it */
 
 	pthread_mutex_t handles_lock;

@@ -34,7 +34,7 @@
 fuse_ino_t fs_ino_make(enum fs_kind kind, uint32_t tid, int32_t part)
 {
 	uint64_t hi = (uint64_t)tid << 32;
-	uint64_t pd = ((uint64_t)(uint32_t)part + 1) << 2;
+	uint64_t pd = ((uint64_t)(uint32_t)part + 1) << 3;
 
 	switch (kind) {
 	case FS_ROOT:
@@ -51,8 +51,19 @@ fuse_ino_t fs_ino_make(enum fs_kind kind, uint32_t tid, int32_t part)
 		return hi | pd | 2;
 	case FS_INFO:
 		return hi | pd | 3;
+	case FS_SEARCHDIR:
+		return part < 0 ? hi | 2 : hi | pd | 4;
+	case FS_QUERY:
+		return 0; /* fs_ino_number: it needs the slot */
 	}
 	return 0;
+}
+
+fuse_ino_t fs_ino_number(const struct fs_ino *in)
+{
+	if (in->kind == FS_QUERY)
+		return (1ull << 63) | ((uint64_t)in->tid << 32) | in->slot;
+	return fs_ino_make(in->kind, in->tid, in->part);
 }
 
 int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out)
@@ -61,6 +72,13 @@ int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out)
 
 	out->tid = (uint32_t)(ino >> 32);
 	out->part = -1;
+	out->slot = 0;
+	if (ino >> 63) {
+		out->tid &= 0x7fffffff;
+		out->kind = FS_QUERY;
+		out->slot = lo;
+		return out->tid && lo < FS_QUERY_SLOTS ? 0 : -ENOENT;
+	}
 	if (ino == FUSE_ROOT_ID) {
 		out->kind = FS_ROOT;
 		return 0;
@@ -75,11 +93,15 @@ int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out)
 		out->kind = FS_CONFIG;
 		return 0;
 	}
-	if (lo < 4)
+	if (lo == 2) {
+		out->kind = FS_SEARCHDIR;
+		return 0;
+	}
+	if (lo < 8 || (lo & 7) > 4)
 		return -ENOENT;
-	out->part = (int32_t)((lo >> 2) - 1);
-	static const enum fs_kind kinds[4] = { FS_PART, FS_DATA, FS_JSONL, FS_INFO };
-	out->kind = kinds[lo & 3];
+	out->part = (int32_t)((lo >> 3) - 1);
+	static const enum fs_kind kinds[5] = { FS_PART, FS_DATA, FS_JSONL, FS_INFO, FS_SEARCHDIR };
+	out->kind = kinds[lo & 7];
 	return 0;
 }
 

@@ -229,6 +229,7 @@ static void chronikfs_free(struct chronikfs *fs)
 		free(fs->notify);
 	}
 	fs_table_fini(&fs->table);
+	fs_queries_fini(&fs->queries);
 	pthread_mutex_destroy(&fs->handles_lock);
 	pthread_mutex_destroy(&fs->run_lock);
 	pthread_cond_destroy(&fs->run_cond);
@@ -258,6 +259,7 @@ int chronikfs_mount(struct engine *e, const struct chronikfs_options *o, struct 
 	atomic_init(&fs->root_mtime_ns,
 		    (long long)fs->mount_time.tv_sec * 1000000000 + fs->mount_time.tv_nsec);
 	fs_table_init(&fs->table);
+	fs_queries_init(&fs->queries);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->handles.next = fs->handles.prev = &fs->handles;
 	pthread_mutex_init(&fs->run_lock, NULL);

@@ -36,6 +36,7 @@
 
 #include "fs-private.h"
 #include "log.h"
+#include "search.h"
 
 static const char *const part_files[3] = { "data", "records.jsonl", "info.json" };
 static const enum fs_kind part_kinds[3] = { FS_DATA, FS_JSONL, FS_INFO };
@@ -62,8 +63,11 @@ static double attr_timeout(enum fs_kind k)
 	case FS_JSONL:
 	case FS_INFO:
 		return 0.0;
+	case FS_QUERY:
+		return 0.0;
 	case FS_TOPIC:
 	case FS_PART:
+	case FS_SEARCHDIR:
 		return 1.0;
 	}
 	return 0.0;
@@ -80,10 +84,12 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 {
 	struct partition_info info;
+	uint64_t index_bytes = 0;
 	char *s;
 	int n;
 
 	engine_partition_info(fp->p, &info);
+	search_index_bytes(fp->p, &index_bytes);
 	n = asprintf(&s,
 		     "{\n"
 		     "  \"topic\": \"%s\",\n"
@@ -97,11 +103,12 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"batches\": %" PRIu64 ",\n"
 		     "  \"segments\": %" PRIu64 ",\n"
 		     "  \"segment_bytes\": %" PRIu64 ",\n"
+		     "  \"index_bytes\": %" PRIu64 ",\n"
 		     "  \"max_timestamp\": %" PRId64 "\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.segments, info.segment_bytes,
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes,
 		     info.max_timestamp);
 	if (n < 0)
 		return -ENOMEM;
@@ -141,7 +148,7 @@ void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic
 	size_t len;
 
 	memset(st, 0, sizeof(*st));
-	st->st_ino = fs_ino_make(in->kind, in->tid, in->part);
+	st->st_ino = fs_ino_number(in);
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_blksize = FS_IO_SIZE;
@@ -163,11 +170,19 @@ void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic
 		st->st_ctim = st->st_atim = st->st_mtim;
 		return;
 	case FS_PART:
+	case FS_SEARCHDIR:
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		ts_from_ns(&st->st_mtim, info.ctime_ns);
 		st->st_ctim = st->st_atim = st->st_mtim;
 		return;
+	case FS_QUERY:
+		/* Its size is unknown until it is read (direct_io reads to EOF). */
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		ts_from_ns(&st->st_mtim, info.mtime_ns);
+		st->st_ctim = st->st_atim = st->st_mtim;
+		break;
 	case FS_CONFIG: {
 		int64_t ns = atomic_load(&t->config_mtime_ns);
 		st->st_mode = S_IFREG | 0644;
@@ -280,6 +295,9 @@ static int child_of(struct chronikfs *fs, const struct fs_ino *parent, struct fs
 		if (strcmp(name, "config.json") == 0) {
 			child->kind = FS_CONFIG;
 			child->part = -1;
+		} else if (strcmp(name, "search") == 0) {
+			child->kind = FS_SEARCHDIR;
+			child->part = -1;
 		} else if (p >= 0 && p < pt->nparts) {
 			child->kind = FS_PART;
 			child->part = p;
@@ -290,7 +308,23 @@ static int child_of(struct chronikfs *fs, const struct fs_ino *parent, struct fs
 		*t = pt;
 		return 0;
 	}
+	case FS_SEARCHDIR:
+		child->kind = FS_QUERY;
+		child->tid = parent->tid;
+		child->part = -1;
+		child->slot = fs_query_slot(fs, parent->tid, parent->part, name);
+		fs_topic_ref(pt);
+		*t = pt;
+		return 0;
 	case FS_PART:
+		if (strcmp(name, "search") == 0) {
+			child->kind = FS_SEARCHDIR;
+			child->tid = parent->tid;
+			child->part = parent->part;
+			fs_topic_ref(pt);
+			*t = pt;
+			return 0;
+		}
 		for (int i = 0; i < 3; i++) {
 			if (strcmp(name, part_files[i]) == 0) {
 				child->kind = part_kinds[i];
@@ -313,10 +347,10 @@ static void reply_entry(fuse_req_t req, struct chronikfs *fs, const struct fs_in
 	struct fuse_entry_param ep;
 
 	memset(&ep, 0, sizeof(ep));
-	ep.ino = fs_ino_make(in->kind, in->tid, in->part);
+	ep.ino = fs_ino_number(in);
 	fs_fill_attr(fs, in, t, &ep.attr);
 	ep.attr_timeout = attr_timeout(in->kind);
-	ep.entry_timeout = in->kind == FS_TOPIC ? 0.0 : 1.0;
+	ep.entry_timeout = in->kind == FS_TOPIC || in->kind == FS_QUERY ? 0.0 : 1.0;
 	fuse_reply_entry(req, &ep);
 }
 
@@ -460,7 +494,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (err == 0)
 			log_msg(LOG_LVL_INFO, "fs", "topic %s deleted", ct->name);
 		err = -fs_errno(err);
-	} else if (cin.kind == FS_PART) {
+	} else if (cin.kind == FS_PART || cin.kind == FS_SEARCHDIR) {
 		err = 0; /* part of rm -r of the topic: see the top of this file */
 	} else {
 		err = -ENOTDIR;
@@ -480,7 +514,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (err == 0)
 		err = child_of(fs, &pin, pt, name, &cin, &ct);
-	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART))
+	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART || cin.kind == FS_SEARCHDIR))
 		err = -EISDIR;
 	/* else: a view file; accepted and kept (see the top of this file) */
 	fuse_reply_err(req, -err);
@@ -597,6 +631,9 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	case FS_TOPIC:
 		err = dir_add(d, &cap, "config.json", fs_ino_make(FS_CONFIG, in.tid, -1), S_IFREG);
+		if (err == 0)
+			err = dir_add(d, &cap, "search", fs_ino_make(FS_SEARCHDIR, in.tid, -1),
+				      S_IFDIR);
 		for (int32_t p = 0; p < t->nparts && err == 0; p++) {
 			snprintf(buf, sizeof(buf), "%" PRId32, p);
 			err = dir_add(d, &cap, buf, fs_ino_make(FS_PART, in.tid, p), S_IFDIR);
@@ -606,7 +643,12 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		for (int i = 0; i < 3 && err == 0; i++)
 			err = dir_add(d, &cap, part_files[i],
 				      fs_ino_make(part_kinds[i], in.tid, in.part), S_IFREG);
+		if (err == 0)
+			err = dir_add(d, &cap, "search", fs_ino_make(FS_SEARCHDIR, in.tid, in.part),
+				      S_IFDIR);
 		break;
+	case FS_SEARCHDIR:
+		break; /* queries are named, never listed */
 	default:
 		err = -ENOTDIR;
 		break;

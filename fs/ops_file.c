@@ -302,7 +302,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = -ENOENT;
 		goto fail;
 	}
-	if (in.kind == FS_TOPIC || in.kind == FS_PART) {
+	if (in.kind == FS_TOPIC || in.kind == FS_PART || in.kind == FS_SEARCHDIR) {
 		err = -EISDIR;
 		goto fail;
 	}
@@ -342,6 +342,16 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto fail;
 		}
 		err = fs_info_render(h->part, &h->text, &h->text_len);
+		if (err < 0)
+			goto fail;
+		h->text_cap = h->text_len;
+		break;
+	case FS_QUERY:
+		if (writing) {
+			err = -EACCES;
+			goto fail;
+		}
+		err = fs_query_render(fs, h->topic, in.slot, &h->text, &h->text_len);
 		if (err < 0)
 			goto fail;
 		h->text_cap = h->text_len;

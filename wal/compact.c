@@ -548,6 +548,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 				o.w = NULL;
 				if (rc == 0) {
 					meta.gen = o.gen;
+					warm_segment_written(e, p, o.path);
 					rc = segment_new(o.path, &meta, &groups[gi].out);
 					if (rc)
 						unlink(o.path);

@@ -191,6 +191,9 @@ struct engine {
 	/* Compaction filters by name (compact.c), guarded by warm_lock. */
 	struct compact_filter *filters;
 	size_t nfilters;
+	/* engine_segment_hook_set; guarded by warm_lock. */
+	engine_segment_written_fn seg_written;
+	void *seg_written_arg;
 	pthread_mutex_t indexer_lock;
 	pthread_cond_t indexer_wake;
 	bool indexer_stop, indexer_kicked, indexer_running;
@@ -285,6 +288,9 @@ int64_t topic_config_i64(json_object *o, const char *key);
 void indexer_kick(struct engine *e);
 /* Remove a deleted topic's segments (engine_topic_delete). */
 void warm_topic_drop(struct engine *e, uint32_t topic_id);
+/* Call the segment hook (engine_segment_hook_set) for the segment file
+ * just written at path; caller holds warm_lock (segment_hook.c). */
+void warm_segment_written(struct engine *e, struct partition *p, const char *path);
 /* Path of DATA/segments/<topic-id>/<partition> (partition < 0: the topic's). */
 void warm_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char *buf, size_t len);
 /* A V1 frame (frame_decode'd) re-encoded as a one-record batch at its

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "engine-private.h"
+#include "segment.h"
 #include "log.h"
 
 int64_t now_ns(void)
@@ -462,6 +463,15 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		e->opt = *o;
 	else
 		engine_options_init(&e->opt);
+	if (e->opt.segment_sidecar) {
+		rc = segment_sidecar_register(e->opt.segment_sidecar);
+		if (rc) {
+			free(e);
+			return rc;
+		}
+		e->seg_written = e->opt.segment_written;
+		e->seg_written_arg = e->opt.segment_written_arg;
+	}
 	if (e->opt.default_partitions <= 0)
 		e->opt.default_partitions = 1;
 	if (e->opt.max_topics <= 0)

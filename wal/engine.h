@@ -61,6 +61,12 @@ struct engine_options {
 	bool repair; /* truncate at a corrupt frame before the tail */
 	bool read_only; /* no appends, no repair, no lock: reads beside a live writer */
 	bool no_index; /* no indexer thread: sealed WAL files stay (tests) */
+	/* The segment hook (engine_segment_hook_set) from the start, so that
+	 * the segments the indexer writes right after open (WAL files sealed
+	 * before) get it too. NULL: none. */
+	const char *segment_sidecar;
+	void (*segment_written)(void *arg, struct partition *p, const char *seg_path);
+	void *segment_written_arg;
 };
 
 /* Fill *o with the defaults above. */
@@ -225,6 +231,27 @@ typedef int (*engine_compact_fn)(void *arg, const char *config_json,
  * value starts with the topic's "compaction.drop.value.prefix". */
 int engine_compact_filter_register(struct engine *e, const char *name, engine_compact_fn fn,
 				   void *arg);
+
+/* ---- segment hooks -------------------------------------------------------- */
+
+/* A companion of the warm tier (the full-text index of search/, for one)
+ * keeps a file of its own beside each segment: <segment file><suffix>.
+ * written is called on the thread that wrote a segment (the indexer, or
+ * compaction for the segments it writes) once the segment file at
+ * seg_path is complete and fsynced and before the registry lists it, with
+ * the engine's segment work paused: it must read the file itself
+ * (segment_file_walk) and must not call into the engine. A failure is its
+ * own business (the segment is registered all the same). Files named
+ * <segment file><suffix> are removed with their segment (retention,
+ * compaction, topic deletion). One hook per engine; fn NULL clears it
+ * (the suffix stays known: such files keep being removed). 0 or -EINVAL
+ * (suffix NULL, empty, longer than 15 bytes, or more than 4 suffixes). */
+typedef void (*engine_segment_written_fn)(void *arg, struct partition *p, const char *seg_path);
+int engine_segment_hook_set(struct engine *e, const char *suffix, engine_segment_written_fn fn,
+			    void *arg);
+/* The directory holding p's segment files (DATA/segments/<topic-id>/<p>),
+ * into buf (len bytes, truncated if too small). */
+void engine_partition_segment_dir(struct partition *p, char *buf, size_t len);
 
 /* ---- appends ---------------------------------------------------------------- */
 

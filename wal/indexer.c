@@ -654,6 +654,7 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 	if (rc)
 		return rc;
 	fsync_path(dir);
+	warm_segment_written(e, p, path);
 	rc = segment_new(path, &meta, &s);
 	if (rc)
 		goto unlink_seg;

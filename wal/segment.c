@@ -381,6 +381,41 @@ void segment_ref(struct segment *s)
 	atomic_fetch_add(&s->refcnt, 1);
 }
 
+static pthread_mutex_t sidecar_lock = PTHREAD_MUTEX_INITIALIZER;
+static char sidecars[SEGMENT_SIDECARS_MAX][16];
+static size_t nsidecars;
+
+int segment_sidecar_register(const char *suffix)
+{
+	int rc = 0;
+
+	if (!suffix || !*suffix || strlen(suffix) >= sizeof(sidecars[0]))
+		return -EINVAL;
+	pthread_mutex_lock(&sidecar_lock);
+	for (size_t i = 0; i < nsidecars; i++)
+		if (strcmp(sidecars[i], suffix) == 0)
+			goto out;
+	if (nsidecars == SEGMENT_SIDECARS_MAX)
+		rc = -EINVAL;
+	else
+		strcpy(sidecars[nsidecars++], suffix);
+out:
+	pthread_mutex_unlock(&sidecar_lock);
+	return rc;
+}
+
+static void sidecars_remove(const char *path)
+{
+	char buf[4200];
+
+	pthread_mutex_lock(&sidecar_lock);
+	for (size_t i = 0; i < nsidecars; i++) {
+		snprintf(buf, sizeof(buf), "%s%s", path, sidecars[i]);
+		unlink(buf);
+	}
+	pthread_mutex_unlock(&sidecar_lock);
+}
+
 void segment_doom(struct segment *s)
 {
 	atomic_store(&s->doomed, true);
@@ -390,8 +425,10 @@ void segment_unref(struct segment *s)
 {
 	if (!s || atomic_fetch_sub(&s->refcnt, 1) != 1)
 		return;
-	if (atomic_load(&s->doomed))
+	if (atomic_load(&s->doomed)) {
 		unlink(s->path);
+		sidecars_remove(s->path);
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->idx);

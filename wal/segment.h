@@ -176,8 +176,14 @@ struct segment;
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out);
 void segment_ref(struct segment *s);
 void segment_unref(struct segment *s);
-/* Remove the file at the last unref (a segment dropped from the registry). */
+/* Remove the file at the last unref (a segment dropped from the registry),
+ * and with it every sidecar: <path><suffix> for each registered suffix. */
 void segment_doom(struct segment *s);
+/* Register a sidecar suffix, process-wide (up to SEGMENT_SIDECARS_MAX,
+ * each shorter than 16 bytes; registering one twice is a no-op). 0 or
+ * -EINVAL. Thread-safe. */
+#define SEGMENT_SIDECARS_MAX 4
+int segment_sidecar_register(const char *suffix);
 const struct segment_meta *segment_meta_get(const struct segment *s);
 const char *segment_path(const struct segment *s);
 

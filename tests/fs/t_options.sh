@@ -62,12 +62,12 @@ JSON
 fs_start --config "$T/conf.json"
 mkdir "$MNT/c2"
 check "--config: default.partitions from the file (2 partitions)" \
-	test "$(ls "$MNT/c2" | tr '\n' ' ')" = "0 1 config.json "
+	test "$(ls "$MNT/c2" | tr '\n' ' ')" = "0 1 config.json search "
 check "--config: mount.options from the file reach the kernel" has_opt "$(mount_opts "$MNT")" max_read=131072
 daemon_stop
 fs_start --config "$T/conf.json" --default.partitions=3
 mkdir "$MNT/c3"
-check "a flag wins over the file (3 partitions)" test "$(ls "$MNT/c3" | tr '\n' ' ')" = "0 1 2 config.json "
+check "a flag wins over the file (3 partitions)" test "$(ls "$MNT/c3" | tr '\n' ' ')" = "0 1 2 config.json search "
 daemon_stop
 echo '{"fsync": "sometimes"}' >"$T/bad.json"
 timeout 20 "$CHRONIKD" -f --no-kafka --config "$T/bad.json" "$DATA" "$MNT" 2>"$T/err"

@@ -11,9 +11,9 @@ check "mkdir of a topic moves the root's mtime forward" awk -v a="$m0" -v b="$m1
 check "... and its ctime with it" test "$(stat -c %.9Z "$MNT")" = "$m1"
 check "ls shows the topic" test "$(ls "$MNT")" = "alpha"
 check "a topic lists config.json and default.partitions=3 partitions" \
-	test "$(ls "$MNT/alpha" | tr '\n' ' ')" = "0 1 2 config.json "
+	test "$(ls "$MNT/alpha" | tr '\n' ' ')" = "0 1 2 config.json search "
 check "a partition lists its three files" \
-	test "$(ls "$MNT/alpha/1" | tr '\n' ' ')" = "data info.json records.jsonl "
+	test "$(ls "$MNT/alpha/1" | tr '\n' ' ')" = "data info.json records.jsonl search "
 check "partition 3 does not exist" test ! -e "$MNT/alpha/3"
 check "a topic is a directory with nlink 2 + partitions" test "$(stat -c %h "$MNT/alpha")" = 5
 check "data is an empty regular file" test "$(stat -c '%F %s' "$MNT/alpha/0/data")" = "regular empty file 0"
@@ -52,7 +52,7 @@ ok $? "SIGTERM: chronikd exits 0"
 check "SIGTERM: the mount is gone" sh -c "! awk -v m='$MNT' '\$2 == m { f = 1 } END { exit !f }' /proc/mounts"
 fs_start
 check "topics survive a restart" test "$(ls "$MNT" | grep -c -x -e alpha -e beta)" = 2
-check "partition counts survive a restart" test "$(ls "$MNT/alpha" | wc -l)" = 4
+check "partition counts survive a restart" test "$(ls "$MNT/alpha" | wc -l)" = 5
 check "data survives a restart" test "$(cat "$MNT/alpha/2/data")" = persisted
 
 # Limits: alpha, beta and the 249-character topic hold 9 partitions.

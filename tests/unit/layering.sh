@@ -4,10 +4,13 @@
 #
 #   folder    may include headers of
 #   wal/      wal/                        (the engine knows no front-end)
-#   fs/       fs/ wal/                    (the FUSE front-end knows no Kafka)
+#   search/   search/ wal/                (full-text search, on the engine;
+#                                          the engine calls it only through
+#                                          its segment hook)
+#   fs/       fs/ search/ wal/            (the FUSE front-end knows no Kafka)
 #   kafka/    kafka/ wal/                 (the Kafka listener knows no FUSE)
-#   cli/      cli/ wal/                   (the CLI opens the engine directly)
-#   daemon/   daemon/ fs/ kafka/ wal/     (chronikd puts them together)
+#   cli/      cli/ search/ wal/           (the CLI opens the engine directly)
+#   daemon/   daemon/ fs/ kafka/ search/ wal/ (chronikd puts them together)
 #
 # and FUSE's own headers (<fuse*.h>) only in fs/ and daemon/.
 #
@@ -21,13 +24,14 @@ set -u
 root=${1:?usage: layering.sh SOURCE_ROOT}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
-folders=(wal fs kafka cli daemon)
+folders=(wal search fs kafka cli daemon)
 declare -A allowed=(
 	[wal]="wal"
-	[fs]="fs wal"
+	[search]="search wal"
+	[fs]="fs search wal"
 	[kafka]="kafka wal"
-	[cli]="cli wal"
-	[daemon]="daemon fs kafka wal"
+	[cli]="cli search wal"
+	[daemon]="daemon fs kafka search wal"
 )
 declare -A fuse_ok=([fs]=1 [daemon]=1)
 quoted_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)"'

@@ -1,0 +1,427 @@
+/* index.c - the full-text index of one segment, and the schema every
+ * search table shares.
+ *
+ * FILE. DATA/segments/<topic-id>/<partition>/<segment file>.fts, beside
+ * its segment (e.g. 00000000000000004096.seg.fts,
+ * 00000000000000000000.g2.seg.fts). It is an SQLite 3 database (file
+ * format: https://sqlite.org/fileformat.html, page size SQLite's default)
+ * holding exactly:
+ *
+ *   CREATE VIRTUAL TABLE records USING fts5(key, value, headers,
+ *       content='', columnsize=0,
+ *       tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
+ *   CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
+ *
+ * records is a contentless FTS5 table (only the inverted index is stored,
+ * never the text; detail=full, so phrases and NEAR work): one row per
+ * record of the segment, rowid = the record's offset, and
+ *   key      the key's text, NULL when the key is null or binary
+ *   value    the value's text, NULL when null or binary
+ *   headers  for each header in order, its name, a space, its value's text
+ *            (the value left out when null or binary), a newline
+ * A byte string is TEXT if and only if it is valid UTF-8 (wal/jsonl.h's
+ * strict rule) and holds no control character other than TAB, LF and CR
+ * (no byte < 0x20 otherwise, no 0x7F); anything else is BINARY: not
+ * indexed, counted in meta "binary".
+ *
+ * meta rows (all integers): "format" = 1, "base_offset" and "last_offset"
+ * (the first and last offsets of the rows, -1 when none), "records" (rows),
+ * "binary" (values skipped).
+ *
+ * BUILD. When the segment file is complete and fsynced (engine segment
+ * hook), its batches are read back (segment_file_walk, batch_iter), rows
+ * inserted in one transaction into <file>.fts.tmp (journal off,
+ * synchronous off: the file is thrown away if anything fails), then FTS5's
+ * 'optimize' merges the index into one b-tree and VACUUM drops the pages
+ * the merge freed (about half the file), the database is closed,
+ * the file fsynced, renamed to <file>.fts and the directory fsynced. So an
+ * index under its final name is complete. Queries open it read-only
+ * (immutable).
+ *
+ * CRASH. A crash before the rename leaves at most a .tmp (never read; the
+ * next build of that name overwrites it); a segment then has no index and
+ * queries scan it (search.h). A query also scans a segment whose index's
+ * meta does not give the segment's base offset, last offset and record
+ * count (a stale index of an earlier file of the same name).
+ *
+ * VERSION POLICY. A reader that finds a format other than 1 scans the
+ * segment instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "jsonl.h"
+#include "log.h"
+#include "search-private.h"
+#include "search.h"
+#include "segment.h"
+
+#define SEARCH_FORMAT 1
+
+static const char schema[] =
+	"CREATE VIRTUAL TABLE records USING fts5(key, value, headers, content='', "
+	"columnsize=0, tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\");"
+	"CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;";
+
+static bool is_text(const uint8_t *s, int32_t n)
+{
+	if (n < 0)
+		return false;
+	for (int32_t i = 0; i < n; i++)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+			return false;
+	return jsonl_utf8_valid(s, (size_t)n);
+}
+
+int fts_memory_open(sqlite3 **db)
+{
+	if (sqlite3_open_v2(":memory:", db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(*db);
+		*db = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int fts_loader_init(struct fts_loader *l, sqlite3 *db)
+{
+	memset(l, 0, sizeof(*l));
+	l->db = db;
+	l->first = l->last = -1;
+	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT INTO records(rowid, key, value, headers) VALUES(?,?,?,?)",
+			       -1, &l->ins, NULL) != SQLITE_OK) {
+		log_msg(LOG_LVL_ERROR, "search", "index schema: %s", sqlite3_errmsg(db));
+		return -EIO;
+	}
+	return 0;
+}
+
+void fts_loader_fini(struct fts_loader *l)
+{
+	sqlite3_finalize(l->ins);
+	l->ins = NULL;
+	free(l->hbuf);
+	l->hbuf = NULL;
+}
+
+static int hbuf_put(struct fts_loader *l, size_t *len, const uint8_t *s, size_t n, char sep)
+{
+	if (*len + n + 2 > l->hcap) {
+		size_t cap = (*len + n + 2) * 2;
+		char *b = realloc(l->hbuf, cap);
+		if (!b)
+			return -ENOMEM;
+		l->hbuf = b;
+		l->hcap = cap;
+	}
+	memcpy(l->hbuf + *len, s, n);
+	*len += n;
+	l->hbuf[(*len)++] = sep;
+	return 0;
+}
+
+int fts_loader_add(struct fts_loader *l, int64_t offset, const uint8_t *key, int32_t key_len,
+		   const uint8_t *value, int32_t value_len, const uint8_t *headers,
+		   size_t headers_len, int32_t header_count)
+{
+	const uint8_t *hp = headers, *hend = headers + headers_len;
+	struct batch_record_header h;
+	size_t hlen = 0;
+	int rc;
+
+	sqlite3_reset(l->ins);
+	sqlite3_bind_int64(l->ins, 1, offset);
+	if (is_text(key, key_len))
+		sqlite3_bind_text(l->ins, 2, (const char *)key, key_len, SQLITE_STATIC);
+	else {
+		sqlite3_bind_null(l->ins, 2);
+		l->binary += key_len >= 0;
+	}
+	if (is_text(value, value_len))
+		sqlite3_bind_text(l->ins, 3, (const char *)value, value_len, SQLITE_STATIC);
+	else {
+		sqlite3_bind_null(l->ins, 3);
+		l->binary += value_len >= 0;
+	}
+	for (int32_t i = 0; header_count > 0 && i < header_count; i++) {
+		rc = batch_record_header_next(&hp, hend, &h);
+		if (rc <= 0)
+			break; /* a malformed header: index what came before */
+		bool name = is_text(h.key, h.key_len), val = is_text(h.value, h.value_len);
+		l->binary += !name + (!val && h.value_len >= 0);
+		if (name && (rc = hbuf_put(l, &hlen, h.key, (size_t)h.key_len, val ? ' ' : '\n')))
+			return rc;
+		if (val && (rc = hbuf_put(l, &hlen, h.value, (size_t)h.value_len, '\n')))
+			return rc;
+	}
+	if (hlen)
+		sqlite3_bind_text(l->ins, 4, l->hbuf, (int)hlen, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(l->ins, 4);
+	if (sqlite3_step(l->ins) != SQLITE_DONE) {
+		log_msg(LOG_LVL_ERROR, "search", "index insert at offset %" PRId64 ": %s", offset,
+			sqlite3_errmsg(l->db));
+		return -EIO;
+	}
+	if (l->first < 0)
+		l->first = offset;
+	l->last = offset;
+	l->records++;
+	return 0;
+}
+
+/* ---- building a segment's index ------------------------------------------ */
+
+struct build {
+	struct fts_loader l;
+	int rc;
+};
+
+static int build_batch(void *arg, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	struct build *b = arg;
+	struct batch_iter it;
+	struct batch_record r;
+	int rc;
+
+	(void)pos;
+	rc = batch_iter_init(&it, batch, len);
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1)
+		rc = fts_loader_add(&b->l, it.hdr.base_offset + r.offset_delta, r.key, r.key_len,
+				    r.value, r.value_len, r.headers, r.headers_len, r.header_count);
+	batch_iter_fini(&it);
+	b->rc = rc < 0 ? rc : 0;
+	return b->rc;
+}
+
+static int fsync_file(const char *path, bool dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+int search_index_build(const char *seg_path, struct search_index_stats *st)
+{
+	char tmp[4300], final[4200], dir[4200];
+	struct build b = { .rc = 0 };
+	sqlite3 *db = NULL;
+	char sql[256];
+	int rc;
+
+	snprintf(final, sizeof(final), "%s" SEARCH_INDEX_SUFFIX, seg_path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+	unlink(tmp);
+	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		rc = -EIO;
+		goto fail;
+	}
+	if (sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN", NULL, NULL,
+			 NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto fail;
+	}
+	rc = fts_loader_init(&b.l, db);
+	if (rc)
+		goto fail_loader;
+	rc = segment_file_walk(seg_path, build_batch, &b);
+	if (rc == 0)
+		rc = b.rc;
+	if (rc)
+		goto fail_loader;
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO meta VALUES('format',%d),('base_offset',%" PRId64
+		 "),('last_offset',%" PRId64 "),('records',%" PRIu64 "),('binary',%" PRIu64 ");"
+		 "COMMIT;"
+		 "INSERT INTO records(records) VALUES('optimize');"
+		 "VACUUM;",
+		 SEARCH_FORMAT, b.l.first, b.l.last, b.l.records, b.l.binary);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto fail_loader;
+	}
+	if (st) {
+		st->records = b.l.records;
+		st->binary = b.l.binary;
+	}
+	fts_loader_fini(&b.l);
+	if (sqlite3_close(db) != SQLITE_OK) {
+		db = NULL;
+		rc = -EIO;
+		goto fail;
+	}
+	db = NULL;
+	rc = fsync_file(tmp, false);
+	if (rc)
+		goto fail;
+	if (rename(tmp, final) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s", seg_path);
+	return fsync_file(dirname(dir), true);
+
+fail_loader:
+	if (rc == -EIO && db)
+		log_msg(LOG_LVL_ERROR, "search", "%s: %s", tmp, sqlite3_errmsg(db));
+	fts_loader_fini(&b.l);
+fail:
+	sqlite3_close(db);
+	unlink(tmp);
+	return rc;
+}
+
+static void on_segment_written(void *arg, struct partition *p, const char *seg_path)
+{
+	struct search_index_stats st;
+	int rc;
+
+	(void)arg;
+	rc = search_index_build(seg_path, &st);
+	if (rc)
+		log_msg(LOG_LVL_ERROR, "search",
+			"%s: index not built (%s); queries scan this segment", seg_path,
+			chronik_strerror(rc));
+	else if (st.binary)
+		log_msg(LOG_LVL_INFO, "search", "%s/%d: %s: %" PRIu64 " binary values not indexed",
+			engine_partition_topic(p), engine_partition_index(p), seg_path, st.binary);
+}
+
+void search_engine_options(struct engine_options *o)
+{
+	o->segment_sidecar = SEARCH_INDEX_SUFFIX;
+	o->segment_written = on_segment_written;
+	o->segment_written_arg = NULL;
+}
+
+int search_attach(struct engine *e)
+{
+	return engine_segment_hook_set(e, SEARCH_INDEX_SUFFIX, on_segment_written, NULL);
+}
+
+/* ---- checks ----------------------------------------------------------------- */
+
+struct vcount {
+	uint64_t records;
+	int64_t first, last;
+	int rc;
+};
+
+static int count_batch(void *arg, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	struct vcount *v = arg;
+	struct batch_iter it;
+	struct batch_record r;
+	int rc;
+
+	(void)pos;
+	rc = batch_iter_init(&it, batch, len);
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		int64_t off = it.hdr.base_offset + r.offset_delta;
+		if (v->first < 0)
+			v->first = off;
+		v->last = off;
+		v->records++;
+		rc = 0;
+	}
+	batch_iter_fini(&it);
+	v->rc = rc < 0 ? rc : 0;
+	return v->rc;
+}
+
+static int64_t meta_value(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = INT64_MIN;
+
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg)
+{
+	char uri[4300], what[4600];
+	struct vcount v = { 0, -1, -1, 0 };
+	sqlite3 *db = NULL;
+	int n = 0, rc;
+
+	rc = segment_file_walk(seg_path, count_batch, &v);
+	if (rc == 0)
+		rc = v.rc;
+	if (rc)
+		return rc;
+	snprintf(uri, sizeof(uri), "file:%s" SEARCH_INDEX_SUFFIX "?immutable=1", seg_path);
+	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK ||
+	    meta_value(db, "format") == INT64_MIN) {
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": missing or unreadable",
+			 seg_path);
+		problem(arg, what);
+		sqlite3_close(db);
+		return 1;
+	}
+	if (meta_value(db, "format") != SEARCH_FORMAT || meta_value(db, "records") != (int64_t)v.records ||
+	    meta_value(db, "base_offset") != v.first || meta_value(db, "last_offset") != v.last) {
+		snprintf(what, sizeof(what),
+			 "%s" SEARCH_INDEX_SUFFIX ": covers %" PRId64 " records [%" PRId64 ", %" PRId64
+			 "], the segment %" PRIu64 " [%" PRId64 ", %" PRId64 "]",
+			 seg_path, meta_value(db, "records"), meta_value(db, "base_offset"),
+			 meta_value(db, "last_offset"), v.records, v.first, v.last);
+		problem(arg, what);
+		n++;
+	}
+	if (sqlite3_exec(db, "INSERT INTO records(records, rank) VALUES('integrity-check', 0)", NULL,
+			 NULL, NULL) != SQLITE_OK &&
+	    sqlite3_errcode(db) != SQLITE_READONLY) {
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": %s", seg_path,
+			 sqlite3_errmsg(db));
+		problem(arg, what);
+		n++;
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+int search_index_bytes(struct partition *p, uint64_t *bytes)
+{
+	struct engine_segment_info *segs = NULL;
+	char dir[4200], path[4400];
+	size_t n = 0;
+	struct stat st;
+	int rc = engine_partition_segments(p, &segs, &n);
+
+	*bytes = 0;
+	if (rc)
+		return rc;
+	engine_partition_segment_dir(p, dir, sizeof(dir));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s" SEARCH_INDEX_SUFFIX, dir, segs[i].file);
+		if (stat(path, &st) == 0)
+			*bytes += (uint64_t)st.st_size;
+	}
+	free(segs);
+	return 0;
+}

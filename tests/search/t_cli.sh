@@ -1,0 +1,48 @@
+#!/bin/bash
+# chronik search TOPIC[/PARTITION] QUERY [--since] [--until] [--limit]
+# [--jsonl]; verify checks every segment's index; info shows index_bytes.
+. "$(dirname "$0")/../cli/lib.sh"
+
+C() { "$CHRONIK" --data "$D" "$@"; }
+check() { local desc=$1; shift; if "$@"; then ok 0 "$desc"; else ok 1 "$desc"; fi; }
+
+C topic create s --partitions 2 >/dev/null
+awk 'BEGIN { for (i = 1; i <= 4000; i++) print "row" i " " (i % 3 ? "common" : "tertius") (i % 500 ? "" : " uncommon") }' >"$T/lines"
+for k in 0 1 2; do
+	sed -n "$((k * 1000 + 1)),$((k * 1000 + 1000))p" "$T/lines" | C --set wal.segment.bytes=16384 produce s/0
+done
+tail -n 1000 "$T/lines" | C --set wal.segment.bytes=32768 produce s/1
+nseg=$(C segments s/0 | grep -c '\.seg')
+check "partition 0 has segments ($nseg)" test "$nseg" -ge 2
+
+C search s/0 uncommon >"$T/got"
+head -n 3000 "$T/lines" | grep -w uncommon >"$T/want"
+check "search s/0 uncommon = grep -w ($(wc -l <"$T/want") lines)" cmp -s "$T/got" "$T/want"
+n=$(C search s "tertius uncommon" | wc -l)
+check "topic-wide two-word AND ($n)" test "$n" -eq "$(grep -w tertius "$T/lines" | grep -cw uncommon)"
+n=$(C search s common --limit 5 | wc -l)
+check "--limit 5" test "$n" -eq 5
+n=$(C search s common --until 1 | wc -l)
+check "--until 1 excludes everything" test "$n" -eq 0
+C search s/1 uncommon --jsonl >"$T/got"
+check "--jsonl prints records.jsonl lines" \
+	grep -q '^{"offset":[0-9]*,"timestamp":[0-9]*,"key":null,"value":"row3500 common uncommon","headers":\[\]}$' "$T/got"
+C search s "foo AND (" >/dev/null 2>"$T/err"
+check "a bad query is a usage error (exit 2)" test $? -eq 2
+check "... saying why" grep -q "bad query" "$T/err"
+
+check "verify: ok with every index" sh -c "'$CHRONIK' --data '$D' verify >/dev/null 2>&1"
+ib=$(C info s/0 | sed -n 's/.*"index_bytes": \([0-9]*\).*/\1/p')
+check "info shows index_bytes ($ib)" test "${ib:-0}" -gt 0
+f=$(ls "$D"/segments/*/0/*.seg.fts | head -n 1)
+mv "$f" "$f.away"
+C verify >/dev/null 2>"$T/err"
+check "verify: a missing index is a problem" test $? -eq 1
+check "... named" grep -q "seg.fts: missing" "$T/err"
+C search s/0 uncommon >"$T/got"
+head -n 3000 "$T/lines" | grep -w uncommon >"$T/want"
+check "search without that index still = grep -w (the segment is scanned)" cmp -s "$T/got" "$T/want"
+printf 'garbage' >"$f"
+C search s/0 uncommon >"$T/got"
+check "... and with a damaged one" cmp -s "$T/got" "$T/want"
+done_testing
