@@ -40,6 +40,8 @@ static const char usage_text[] =
 	"  info [TOPIC/PARTITION]         metadata, or one partition's info, as JSON\n"
 	"  segments TOPIC/PARTITION       list the partition's segment registry\n"
 	"  compact TOPIC[/PARTITION]      compact now by the topic's cleanup.policy\n"
+	"  user add NAME --file FILE [--mechanism M]... [--iterations N]\n"
+	"                                 add a Kafka SASL user (password on stdin)\n"
 	"                                 (every partition when none is given)\n"
 	"  dump [--records] FILE          print the frames of a WAL file, or the\n"
 	"                                 batches of a segment file (.seg)\n"
@@ -353,6 +355,8 @@ int main(int argc, char **argv)
 		return cmd_segments(&c, argc, argv);
 	if (!strcmp(cmd, "compact"))
 		return cmd_compact(&c, argc, argv);
+	if (!strcmp(cmd, "user"))
+		return cmd_user(&c, argc, argv);
 	if (!strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
 		return fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;

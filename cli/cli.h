@@ -87,5 +87,6 @@ int cmd_info(struct cli *c, int argc, char **argv);
 int cmd_dump(struct cli *c, int argc, char **argv);
 int cmd_segments(struct cli *c, int argc, char **argv);
 int cmd_compact(struct cli *c, int argc, char **argv);
+int cmd_user(struct cli *c, int argc, char **argv);
 
 #endif

@@ -205,6 +205,10 @@ int main(int argc, char **argv)
 
 #ifdef CHRONIK_HAVE_KAFKA
 	if (s.kafka) {
+		s.ko.users_file = s.kafka_users_file;
+		s.ko.tls_listen = s.kafka_tls_listen;
+		s.ko.tls_cert = s.kafka_tls_cert;
+		s.ko.tls_key = s.kafka_tls_key;
 		err = kafka_listener_start(e, &s.ko, &kl);
 		if (err < 0) {
 			daemon_fail("Kafka listener on %s: %s", s.kafka_addr,

@@ -231,10 +231,13 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				continue;
 			}
 			struct partition *p = NULL;
-			int prc = name_ok ? engine_partition_get(req->l->e, topic, partition, &p) :
+			bool allowed = name_ok &&
+				       kafka_conn_allows(req->c, KACL_READ, KACL_TOPIC, topic);
+			int prc = allowed ? engine_partition_get(req->l->e, topic, partition, &p) :
 					    -ENOENT;
 			if (prc) {
-				int16_t err = name_ok ? kafka_error_from(prc) :
+				int16_t err = allowed ? kafka_error_from(prc) :
+					      name_ok ? KERR_TOPIC_AUTHORIZATION_FAILED :
 							KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				fs->slot[k] = -1 - err;
 				fs->unresolved = true;
