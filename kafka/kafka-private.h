@@ -114,9 +114,9 @@ struct kafka_conn {
 	atomic_bool evicted; /* shut down by the accept thread to make room */
 	struct kafka_conn *next; /* listener's list, under l->lock */
 	/* Security (sasl.c, tls.c); connection thread only. */
-	bool tls;		       /* accepted on the TLS listener */
-	void *ssl;		       /* the TLS session (SSL *), NULL on plaintext */
-	struct kafka_sasl *sasl;       /* from SaslHandshake on */
+	bool tls; /* accepted on the TLS listener */
+	void *ssl; /* the TLS session (SSL *), NULL on plaintext */
+	struct kafka_sasl *sasl; /* from SaslHandshake on */
 	const struct kafka_user *user; /* authenticated principal; borrowed from l->users */
 };
 
@@ -223,6 +223,8 @@ int kafka_sasl_serve_raw(struct kafka_conn *c, const uint8_t *buf, size_t len,
 /* ACL check for the connection's user (users.h: KACL_*). */
 bool kafka_conn_allows(const struct kafka_conn *c, int op, enum kafka_acl_type type,
 		       const char *name);
+/* The same for a consumer group named by a request field. */
+bool kafka_conn_allows_group(const struct kafka_conn *c, int op, struct kafka_str group_id);
 
 /* Security at listener start (security.c): load the users file, set up
  * TLS, refuse a plaintext bind beyond loopback without SASL. 0 or -errno

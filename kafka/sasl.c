@@ -98,6 +98,16 @@ bool kafka_conn_allows(const struct kafka_conn *c, int op, enum kafka_acl_type t
 	return kafka_users_allows(c->l->users, c->user, op, type, name);
 }
 
+bool kafka_conn_allows_group(const struct kafka_conn *c, int op, struct kafka_str group_id)
+{
+	if (!c->l->users || !c->l->users->acls_on)
+		return true;
+	char *name = kafka_str_dup(group_id);
+	bool ok = name && kafka_users_allows(c->l->users, c->user, op, KACL_GROUP, name);
+	free(name);
+	return ok;
+}
+
 int kafka_handle_sasl_handshake(struct kafka_request *req)
 {
 	struct kafka_conn *c = req->c;

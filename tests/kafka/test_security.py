@@ -273,6 +273,22 @@ def client_tests(port, tls_port, cert):
     if errs and errs[0] is not None:
         diag(errs[0])
 
+    # lonely may read topics but join no group.
+    errs = []
+    cons = Consumer(dict(conf("lonely", "lonely-pw", "SCRAM-SHA-256"), **{
+        "group.id": "g-lonely", "auto.offset.reset": "earliest"}))
+    cons.subscribe(["pub-py"])
+    for _ in range(20):
+        m = cons.poll(0.5)
+        if m is not None and m.error():
+            errs.append(m.error())
+            break
+    cons.close()
+    ok(errs and errs[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED,
+       "a user without group access gets GROUP_AUTHORIZATION_FAILED (30) joining a group")
+    if errs:
+        diag(errs[0])
+
     errs = []
     p = Producer(dict(conf("alice", "wrong", "SCRAM-SHA-256"),
                       **{"error_cb": lambda e: errs.append(e)}))
@@ -289,18 +305,20 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..19", flush=True)
+    print("1..20", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
         users = os.path.join(tmp, "users")
         for user, pw, mech in (("alice", "alice-pw", []),
-                               ("reader", "reader-pw", ["--mechanism", "SCRAM-SHA-512"])):
+                               ("reader", "reader-pw", ["--mechanism", "SCRAM-SHA-512"]),
+                               ("lonely", "lonely-pw", ["--mechanism", "SCRAM-SHA-256"])):
             subprocess.run([chronik, "user", "add", user, "--file", users] + mech,
                            input=pw.encode() + b"\n", check=True)
         with open(users, "a") as f:
             f.write("acl alice all topic *\nacl alice all group *\n"
-                    "acl reader read topic *\nacl reader read group *\n")
+                    "acl reader read topic *\nacl reader read group *\n"
+                    "acl lonely read topic *\n")
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
