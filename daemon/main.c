@@ -148,6 +148,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(s.level);
+#ifdef CHRONIK_HAVE_KAFKA
+	/* The security files are opened after daemon_start's chdir("/"). */
+	char **paths[] = { &s.kafka_users_file, &s.kafka_tls_cert, &s.kafka_tls_key };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (!*paths[i])
+			continue;
+		char *abs = absolute(*paths[i]);
+		if (!abs) {
+			daemon_fail("%s: %s", *paths[i], strerror(errno));
+			settings_fini(&s);
+			return 2;
+		}
+		free(*paths[i]);
+		*paths[i] = abs;
+	}
+#endif
 
 	data_dir = absolute(s.data_dir);
 	mountpoint = realpath(s.mountpoint, NULL);
