@@ -198,10 +198,10 @@ static int scram_first(struct kafka_conn *c, const char *in, size_t n, struct ka
 	const char *bare = c2 + 1;
 	size_t ulen, nlen;
 	const char *user = attr(bare, end, 'n', &ulen);
-	if (!user || ulen == 0 || ulen > 255)
+	if (!user || ulen == 0 || ulen > 255 || user + ulen >= end)
 		return -1;
 	const char *nonce = attr(user + ulen + 1, end, 'r', &nlen);
-	if (user + ulen >= end || !nonce || nlen == 0 || nlen > 200 || memchr(nonce, 0, nlen))
+	if (!nonce || nlen == 0 || nlen > 200 || memchr(nonce, 0, nlen))
 		return -1;
 	char name[256];
 	memcpy(name, user, ulen);
@@ -248,11 +248,11 @@ static int scram_final(struct kafka_conn *c, const char *in, size_t n, struct ka
 	const char *cb = attr(in, end, 'c', &len);
 	char gs2_64[sizeof(s->gs2) * 2];
 	kafka_b64_encode((const uint8_t *)s->gs2, strlen(s->gs2), gs2_64);
-	if (!cb || len != strlen(gs2_64) || memcmp(cb, gs2_64, len) != 0)
+	if (!cb || len != strlen(gs2_64) || memcmp(cb, gs2_64, len) != 0 || cb + len >= end)
 		return -1;
 	const char *r = attr(cb + len + 1, end, 'r', &len);
 	size_t nl = strlen(s->nonce);
-	if (cb + strlen(gs2_64) >= end || !r || len < nl || memcmp(r + len - nl, s->nonce, nl) != 0)
+	if (!r || len < nl || memcmp(r + len - nl, s->nonce, nl) != 0)
 		return -1;
 	/* The proof is the last attribute. */
 	const char *p = NULL;

@@ -209,6 +209,28 @@ def wire_tests(port):
     r = authenticate(c, Scram("sha256", "nobody", "x").first())
     ok(r is not None and r[0] == 58 and c.closed(), "SCRAM unknown user: 58, then closed")
 
+    # Malformed SCRAM messages: 58 and closed, whatever the byte.
+    bad_first = [b"", b"n", b"n,,", b"n,,n=alice", b"n,,n=alice,", b"n,,n=,r=abc",
+                 b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice"]
+    bad_final = [b"", b"c=biws", b"c=biws,", b"c=biws,r=", b"c=eSws,r=%s,p=AAAA", b"c=biws,r=%s",
+                 b"c=biws,r=%s,p=", b"c=biws,r=%s,p=!!!!", b"c=biws,r=x%s,p=" + b"A" * 44]
+    good = True
+    for tok in bad_first:
+        c = Conn(port)
+        handshake(c, "SCRAM-SHA-256")
+        r = authenticate(c, tok)
+        good = good and r is not None and r[0] == 58 and c.closed()
+    for tok in bad_final:
+        c = Conn(port)
+        handshake(c, "SCRAM-SHA-256")
+        s = Scram("sha256", "alice", "alice-pw")
+        _, _, sf = authenticate(c, s.first())
+        nonce = dict(kv.split("=", 1) for kv in sf.decode().split(","))["r"].encode()
+        r = authenticate(c, tok.replace(b"%s", nonce))
+        good = good and r is not None and r[0] == 58 and c.closed()
+    ok(good, "%d malformed SCRAM messages each get 58 and a closed connection" %
+       (len(bad_first) + len(bad_final)))
+
     # SaslHandshake v0: raw tokens, framed by their length only.
     c = Conn(port)
     err, _ = handshake(c, "SCRAM-SHA-512", ver=0)
@@ -305,7 +327,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..20", flush=True)
+    print("1..21", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
