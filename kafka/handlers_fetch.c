@@ -450,7 +450,9 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 			struct partition *p = NULL;
 			int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			int64_t offset = -1, found_ts = -1;
-			if (name_ok) {
+			if (name_ok && !kafka_conn_allows(req->c, KACL_ALL, KACL_TOPIC, name)) {
+				err = KERR_TOPIC_AUTHORIZATION_FAILED; /* no Describe */
+			} else if (name_ok) {
 				int rc = engine_partition_get(req->l->e, name, index, &p);
 				err = kafka_error_from(rc);
 				if (rc)

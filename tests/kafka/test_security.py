@@ -209,6 +209,22 @@ def wire_tests(port):
     r = authenticate(c, Scram("sha256", "nobody", "x").first())
     ok(r is not None and r[0] == 58 and c.closed(), "SCRAM unknown user: 58, then closed")
 
+    # ListOffsets v1 of a topic the user has no rule for: 29 per partition;
+    # alice (all topics) gets 3 for the same unknown topic.
+    def list_offsets(user, pw):
+        c = Conn(port)
+        handshake(c, "PLAIN")
+        authenticate(c, b"\0" + user + b"\0" + pw)
+        body = struct.pack(">ii", -1, 1) + kstr(b"hidden") + struct.pack(">iiq", 1, 0, -1)
+        r = c.request(2, 1, body)
+        # Topics [Name, Partitions [PartitionIndex, ErrorCode, ...]]
+        off = 4 + 2 + len(b"hidden") + 4 + 4
+        return struct.unpack(">h", r[off:off + 2])[0]
+    e1, e2 = list_offsets(b"blind", b"blind-pw"), list_offsets(b"alice", b"alice-pw")
+    ok(e1 == 29 and e2 == 3,
+       "ListOffsets: 29 without any rule on the topic, 3 (unknown) with one (got %d, %d)" %
+       (e1, e2))
+
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
     bad_first = [b"", b"n", b"n,,", b"n,,n=alice", b"n,,n=alice,", b"n,,n=,r=abc",
                  b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice"]
@@ -327,20 +343,21 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..21", flush=True)
+    print("1..22", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
         users = os.path.join(tmp, "users")
         for user, pw, mech in (("alice", "alice-pw", []),
                                ("reader", "reader-pw", ["--mechanism", "SCRAM-SHA-512"]),
-                               ("lonely", "lonely-pw", ["--mechanism", "SCRAM-SHA-256"])):
+                               ("lonely", "lonely-pw", ["--mechanism", "SCRAM-SHA-256"]),
+                               ("blind", "blind-pw", ["--mechanism", "SCRAM-SHA-256"])):
             subprocess.run([chronik, "user", "add", user, "--file", users] + mech,
                            input=pw.encode() + b"\n", check=True)
         with open(users, "a") as f:
             f.write("acl alice all topic *\nacl alice all group *\n"
                     "acl reader read topic *\nacl reader read group *\n"
-                    "acl lonely read topic *\n")
+                    "acl lonely read topic *\nacl blind read group *\n")
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
