@@ -63,6 +63,15 @@
  * silent sockets cannot lock clients out, and a client that has been served
  * keeps its connection while silent newcomers come and go.
  *
+ * Security. With kafka.users.file set, a connection is served only
+ * ApiVersions and the SASL APIs until it has authenticated (sasl.c);
+ * anything else closes it. A connection accepted on the TLS listener does
+ * its handshake on its own thread before the first request, and all its
+ * reads and writes go through tls.c (kafka_conn_write, recv_by). The users
+ * file, the TLS context and the remote-bind rule are set up at start by
+ * security.c; per-user ACLs are checked by the handlers
+ * (kafka_conn_allows).
+ *
  * Stop. kafka_listener_stop sets `stopping`, shuts every socket down (which
  * wakes blocked reads), wakes group waiters; handler waits are sliced into
  * KAFKA_WAIT_SLICE_MS pieces that re-check `stopping`; then every thread is
