@@ -41,8 +41,10 @@
  *   server-final  = "v=" base64(HMAC(ServerKey, AuthMessage))
  * The nonce of client-final must end with the server's combined nonce
  * (not equal it): librdkafka sends cnonce again in front of it, and
- * Kafka's broker accepts that. Channel binding ("p=") is refused. User names need no SASLprep or "=2C"
- * unescaping: users.c allows no ',' or '=' in them.
+ * Kafka's broker accepts that. Channel binding ("p=") is refused, and so
+ * is an authorization id ("a=") other than the user itself. User names
+ * need no SASLprep or "=2C" unescaping: users.c allows no ',' or '=' in
+ * them.
  */
 #include "kafka-private.h"
 
@@ -206,6 +208,11 @@ static int scram_first(struct kafka_conn *c, const char *in, size_t n, struct ka
 	char name[256];
 	memcpy(name, user, ulen);
 	name[ulen] = 0;
+	/* An authorization id ("n,a=NAME,") other than the user is refused. */
+	size_t gl = strlen(s->gs2);
+	if (gl > 3 && (s->gs2[2] != 'a' || s->gs2[3] != '=' || gl - 5 != ulen ||
+		       memcmp(s->gs2 + 4, name, ulen) != 0))
+		return -1;
 	const struct kafka_user *u = kafka_users_find(c->l->users, name);
 	if (!u || !u->cred[s->mech].set)
 		return -1;

@@ -206,6 +206,10 @@ def wire_tests(port):
            "%s wrong password: 58, then closed" % mech)
     c = Conn(port)
     handshake(c, "SCRAM-SHA-256")
+    e1, _, _ = authenticate(c, b"n,a=alice," + Scram("sha256", "alice", "x").bare.encode())
+    ok(e1 == 0, "SCRAM with the user's own authorization id is answered a server-first")
+    c = Conn(port)
+    handshake(c, "SCRAM-SHA-256")
     r = authenticate(c, Scram("sha256", "nobody", "x").first())
     ok(r is not None and r[0] == 58 and c.closed(), "SCRAM unknown user: 58, then closed")
 
@@ -227,7 +231,8 @@ def wire_tests(port):
 
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
     bad_first = [b"", b"n", b"n,,", b"n,,n=alice", b"n,,n=alice,", b"n,,n=,r=abc",
-                 b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice"]
+                 b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice",
+                 b"n,a=reader,n=alice,r=abc"]
     bad_final = [b"", b"c=biws", b"c=biws,", b"c=biws,r=", b"c=eSws,r=%s,p=AAAA", b"c=biws,r=%s",
                  b"c=biws,r=%s,p=", b"c=biws,r=%s,p=!!!!", b"c=biws,r=x%s,p=" + b"A" * 44]
     good = True
@@ -343,7 +348,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..22", flush=True)
+    print("1..23", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
