@@ -46,6 +46,8 @@ static const char usage_text[] =
 	"                                 high watermark and lag per partition\n"
 	"  segments TOPIC/PARTITION       list the partition's segment registry\n"
 	"  compact TOPIC[/PARTITION]      compact now by the topic's cleanup.policy\n"
+	"  user add NAME --file FILE [--mechanism M]... [--iterations N]\n"
+	"                                 add a Kafka SASL user (password on stdin)\n"
 	"                                 (every partition when none is given)\n"
 	"  dump [--records] FILE          print the frames of a WAL file, or the\n"
 	"                                 batches of a segment file (.seg)\n"
@@ -366,6 +368,8 @@ int main(int argc, char **argv)
 		return cmd_compact(&c, argc, argv);
 	if (!strcmp(cmd, "groups"))
 		return cmd_groups(&c, argc, argv);
+	if (!strcmp(cmd, "user"))
+		return cmd_user(&c, argc, argv);
 	if (!strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
 		return fflush(stdout) ? CLI_EXIT_FAIL : CLI_EXIT_OK;

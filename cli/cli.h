@@ -89,5 +89,6 @@ int cmd_segments(struct cli *c, int argc, char **argv);
 int cmd_compact(struct cli *c, int argc, char **argv);
 int cmd_groups(struct cli *c, int argc, char **argv);
 int cmd_search(struct cli *c, int argc, char **argv);
+int cmd_user(struct cli *c, int argc, char **argv);
 
 #endif

@@ -25,6 +25,10 @@ struct settings {
 	enum log_level level;
 	bool kafka;
 	char *kafka_addr;
+	/* kafka.users.file, kafka.tls.*: malloc'd; the listener options
+	 * point at them. */
+	char *kafka_users_file;
+	char *kafka_tls_listen, *kafka_tls_cert, *kafka_tls_key;
 #ifdef CHRONIK_HAVE_KAFKA
 	struct kafka_options ko;
 #endif

@@ -149,6 +149,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(s.level);
+#ifdef CHRONIK_HAVE_KAFKA
+	/* The security files are opened after daemon_start's chdir("/"). */
+	char **paths[] = { &s.kafka_users_file, &s.kafka_tls_cert, &s.kafka_tls_key };
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (!*paths[i])
+			continue;
+		char *abs = absolute(*paths[i]);
+		if (!abs) {
+			daemon_fail("%s: %s", *paths[i], strerror(errno));
+			settings_fini(&s);
+			return 2;
+		}
+		free(*paths[i]);
+		*paths[i] = abs;
+	}
+#endif
 
 	data_dir = absolute(s.data_dir);
 	mountpoint = realpath(s.mountpoint, NULL);
@@ -209,6 +225,10 @@ int main(int argc, char **argv)
 
 #ifdef CHRONIK_HAVE_KAFKA
 	if (s.kafka) {
+		s.ko.users_file = s.kafka_users_file;
+		s.ko.tls_listen = s.kafka_tls_listen;
+		s.ko.tls_cert = s.kafka_tls_cert;
+		s.ko.tls_key = s.kafka_tls_key;
 		err = kafka_listener_start(e, &s.ko, &kl);
 		if (err < 0) {
 			daemon_fail("Kafka listener on %s: %s", s.kafka_addr,

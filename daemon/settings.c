@@ -53,7 +53,9 @@ static void usage(FILE *f)
 		   "kafka.max.request.bytes, kafka.auto.create.topics,\n"
 		   "kafka.connections.max.idle.ms, kafka.request.receive.timeout.ms,\n"
 		   "kafka.max.groups, kafka.max.producer.states,\n"
-		   "kafka.producer.state.evict.idle.ms, mount.options, foreground, search.index,\n"
+		   "kafka.producer.state.evict.idle.ms, kafka.users.file,\n"
+		   "kafka.tls.listen, kafka.tls.cert, kafka.tls.key,\n"
+		   "kafka.allow.plaintext.remote, mount.options, foreground,\n"
 		   "log.level (debug|info|warn|error).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
@@ -152,6 +154,35 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 				return -1;
 			}
 			s->ko.max_request_bytes = (size_t)v;
+			return 0;
+		}
+		/* Security (kafka/security.c): file paths and the TLS address. */
+		static const struct {
+			const char *key;
+			size_t off;
+		} paths[] = {
+			{ "kafka.users.file", offsetof(struct settings, kafka_users_file) },
+			{ "kafka.tls.listen", offsetof(struct settings, kafka_tls_listen) },
+			{ "kafka.tls.cert", offsetof(struct settings, kafka_tls_cert) },
+			{ "kafka.tls.key", offsetof(struct settings, kafka_tls_key) },
+		};
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+			if (strcmp(key, paths[i].key) != 0)
+				continue;
+			char **slot = (char **)((char *)s + paths[i].off);
+			if (!*value) {
+				daemon_fail("%s: empty value", key);
+				return -1;
+			}
+			free(*slot);
+			*slot = strdup(value);
+			return *slot ? 0 : -1;
+		}
+		if (!strcmp(key, "kafka.allow.plaintext.remote")) {
+			if (parse_bool(value, &s->ko.allow_plaintext_remote) < 0) {
+				daemon_fail("%s: bad value '%s'", key, value);
+				return -1;
+			}
 			return 0;
 		}
 		if (!strcmp(key, "kafka.auto.create.topics")) {
@@ -431,4 +462,9 @@ void settings_fini(struct settings *s)
 	free(s->mount_opts);
 	free(s->kafka_addr);
 	s->mount_opts = s->kafka_addr = NULL;
+	free(s->kafka_users_file);
+	free(s->kafka_tls_listen);
+	free(s->kafka_tls_cert);
+	free(s->kafka_tls_key);
+	s->kafka_users_file = s->kafka_tls_listen = s->kafka_tls_cert = s->kafka_tls_key = NULL;
 }

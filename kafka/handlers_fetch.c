@@ -268,10 +268,14 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				continue;
 			}
 			struct partition *p = NULL;
-			int prc = name_ok ? engine_partition_get(req->l->e, topic, partition, &p) :
+			bool allowed = name_ok &&
+				       kafka_conn_allows(req->c, KACL_READ, KACL_TOPIC, topic);
+			int prc = allowed ? engine_partition_get(req->l->e, topic, partition, &p) :
 					    -ENOENT;
 			if (prc) {
-				int16_t err = name_ok ? kafka_error_from(prc) : topic_err;
+				int16_t err = allowed ? kafka_error_from(prc) :
+					      name_ok ? KERR_TOPIC_AUTHORIZATION_FAILED :
+							topic_err;
 				fs->slot[k] = -1 - err;
 				fs->unresolved = true;
 				continue;
@@ -534,7 +538,9 @@ int kafka_handle_list_offsets(struct kafka_request *req)
 			struct partition *p = NULL;
 			int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			int64_t offset = -1, found_ts = -1;
-			if (name_ok) {
+			if (name_ok && !kafka_conn_allows(req->c, KACL_ALL, KACL_TOPIC, name)) {
+				err = KERR_TOPIC_AUTHORIZATION_FAILED; /* no Describe */
+			} else if (name_ok) {
 				int rc = engine_partition_get(req->l->e, name, index, &p);
 				err = kafka_error_from(rc);
 				if (rc)

@@ -513,6 +513,8 @@ int kafka_handle_join_group(struct kafka_request *req)
 	pthread_mutex_lock(&g->lock);
 	if (group_id.len <= 0) {
 		err = KERR_INVALID_GROUP_ID;
+	} else if (!kafka_conn_allows_group(req->c, KACL_READ, group_id)) {
+		err = KERR_GROUP_AUTHORIZATION_FAILED;
 	} else if (session_timeout < MIN_SESSION_TIMEOUT_MS ||
 		   session_timeout > MAX_SESSION_TIMEOUT_MS) {
 		err = KERR_INVALID_SESSION_TIMEOUT;
@@ -705,7 +707,9 @@ int kafka_handle_sync_group(struct kafka_request *req)
 	pthread_mutex_lock(&g->lock);
 	struct group *gr;
 	struct member *m = group_member_find(g, ref.group_id, ref.member_id, &gr);
-	if (!m) {
+	if (!kafka_conn_allows_group(req->c, KACL_READ, ref.group_id)) {
+		err = KERR_GROUP_AUTHORIZATION_FAILED;
+	} else if (!m) {
 		err = KERR_UNKNOWN_MEMBER_ID;
 	} else if (generation != gr->generation) {
 		err = KERR_ILLEGAL_GENERATION;
@@ -799,7 +803,9 @@ int kafka_handle_heartbeat(struct kafka_request *req)
 	pthread_mutex_lock(&g->lock);
 	struct group *gr;
 	struct member *m = group_member_find(g, ref.group_id, ref.member_id, &gr);
-	if (!m) {
+	if (!kafka_conn_allows_group(req->c, KACL_READ, ref.group_id)) {
+		err = KERR_GROUP_AUTHORIZATION_FAILED;
+	} else if (!m) {
 		err = KERR_UNKNOWN_MEMBER_ID;
 	} else {
 		m->last_seen = kafka_now_ms();
@@ -968,6 +974,8 @@ int kafka_handle_offset_commit(struct kafka_request *req)
 	int16_t group_err = KERR_NONE;
 	if (!group || group_id.len == 0) {
 		group_err = KERR_INVALID_GROUP_ID;
+	} else if (!kafka_conn_allows_group(req->c, KACL_READ, group_id)) {
+		group_err = KERR_GROUP_AUTHORIZATION_FAILED;
 	} else if (generation >= 0 || member_id.len > 0) {
 		pthread_mutex_lock(&g->lock);
 		struct group *gr;

@@ -41,6 +41,9 @@ const struct kafka_api kafka_apis[] = {
 	  kafka_handle_incremental_alter_configs },
 	{ KAPI_OFFSET_DELETE, 0, 0, -1, "OffsetDelete", kafka_handle_offset_delete },
 	{ KAPI_DESCRIBE_CLUSTER, 0, 1, 0, "DescribeCluster", kafka_handle_describe_cluster },
+	/* sasl.c */
+	{ KAPI_SASL_HANDSHAKE, 0, 1, -1, "SaslHandshake", kafka_handle_sasl_handshake },
+	{ KAPI_SASL_AUTHENTICATE, 0, 1, -1, "SaslAuthenticate", kafka_handle_sasl_authenticate },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 
@@ -157,9 +160,12 @@ static void write_topic_metadata(struct kafka_request *req, const char *name,
 		memcpy(uuid, id, 16);
 	} else if (!name) {
 		error = KERR_INVALID_TOPIC_EXCEPTION;
+	} else if (!kafka_conn_allows(req->c, KACL_ALL, KACL_TOPIC, name)) {
+		error = KERR_TOPIC_AUTHORIZATION_FAILED; /* no operation on it at all */
 	} else {
 		int rc = engine_topic_partitions(req->l->e, name, &parts);
-		if (rc == CHRONIK_ENOTOPIC && create) {
+		if (rc == CHRONIK_ENOTOPIC && create &&
+		    kafka_conn_allows(req->c, KACL_CREATE, KACL_TOPIC, name)) {
 			rc = engine_topic_create(req->l->e, name, 0, NULL);
 			if (rc == 0 || rc == CHRONIK_ETOPICEXISTS)
 				rc = engine_topic_partitions(req->l->e, name, &parts);
@@ -272,10 +278,15 @@ int kafka_handle_metadata(struct kafka_request *req)
 		int rc = engine_topic_list(req->l->e, &names, &count);
 		if (rc)
 			count = 0;
-		kafka_write_array(w, f, (int32_t)count);
+		/* Topics the user may not describe are left out (as Kafka). */
+		int32_t shown = 0;
+		for (size_t i = 0; i < count; i++)
+			shown += kafka_conn_allows(req->c, KACL_ALL, KACL_TOPIC, names[i]);
+		kafka_write_array(w, f, shown);
 		for (size_t i = 0; i < count; i++) {
 			struct kafka_str s = { names[i], (int32_t)strlen(names[i]) };
-			write_topic_metadata(req, names[i], s, false, NULL);
+			if (kafka_conn_allows(req->c, KACL_ALL, KACL_TOPIC, names[i]))
+				write_topic_metadata(req, names[i], s, false, NULL);
 		}
 		engine_strv_free(names, count);
 	} else {
@@ -517,6 +528,9 @@ int kafka_handle_create_topics(struct kafka_request *req)
 		} else if (!kafka_topic_name_copy(t[i].name, name)) {
 			err = KERR_INVALID_TOPIC_EXCEPTION;
 			msg = "invalid topic name";
+		} else if (!kafka_conn_allows(req->c, KACL_CREATE, KACL_TOPIC, name)) {
+			err = KERR_TOPIC_AUTHORIZATION_FAILED;
+			msg = "not authorized to create this topic";
 		} else if (parts == 0 || parts < -1) {
 			err = KERR_INVALID_PARTITIONS;
 			msg = "number of partitions must be at least 1";
@@ -652,7 +666,10 @@ int kafka_handle_delete_topics(struct kafka_request *req)
 		if (named) {
 			if (v >= 6 && s.len >= 0 && kafka_topic_uuid_of(req->l->e, name, id) != 0)
 				memset(id, 0, sizeof(id));
-			err = kafka_error_from(engine_topic_delete(req->l->e, name));
+			if (!kafka_conn_allows(req->c, KACL_DELETE, KACL_TOPIC, name))
+				err = KERR_TOPIC_AUTHORIZATION_FAILED;
+			else
+				err = kafka_error_from(engine_topic_delete(req->l->e, name));
 		}
 		if (s.len < 0 && named)
 			kafka_write_string(w, f, name);

@@ -379,6 +379,8 @@ static void produce_job_run(struct kafka_request *req, struct produce_job *j)
 	j->log_start = -1;
 	if (!kafka_topic_name_copy(j->topic, topic))
 		j->err = KERR_UNKNOWN_TOPIC_OR_PARTITION; /* checked when parsed */
+	else if (!kafka_conn_allows(req->c, KACL_WRITE, KACL_TOPIC, topic))
+		j->err = KERR_TOPIC_AUTHORIZATION_FAILED;
 	else
 		j->err = produce_one(req, topic, j->index, j->rec, (size_t)j->rec_len,
 				     &j->base_offset, &j->log_start);

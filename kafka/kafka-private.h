@@ -9,10 +9,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "codec.h"
 #include "engine.h"
 #include "listener.h"
+#include "users.h"
 
 /* Kafka's error codes used here (org.apache.kafka.common.protocol.Errors). */
 enum kafka_error {
@@ -38,6 +40,10 @@ enum kafka_error {
 	KERR_UNSUPPORTED_VERSION = 35,
 	KERR_TOPIC_ALREADY_EXISTS = 36,
 	KERR_INVALID_PARTITIONS = 37,
+	KERR_TOPIC_AUTHORIZATION_FAILED = 29,
+	KERR_GROUP_AUTHORIZATION_FAILED = 30,
+	KERR_UNSUPPORTED_SASL_MECHANISM = 33,
+	KERR_ILLEGAL_SASL_STATE = 34,
 	KERR_INVALID_REPLICATION_FACTOR = 38,
 	KERR_INVALID_CONFIG = 40,
 	KERR_INVALID_REQUEST = 42,
@@ -46,6 +52,7 @@ enum kafka_error {
 	KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
 	KERR_INVALID_PRODUCER_EPOCH = 47,
 	KERR_KAFKA_STORAGE_ERROR = 56,
+	KERR_SASL_AUTHENTICATION_FAILED = 58,
 	KERR_NON_EMPTY_GROUP = 68,
 	KERR_GROUP_ID_NOT_FOUND = 69,
 	KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
@@ -73,11 +80,13 @@ enum kafka_api_key {
 	KAPI_SYNC_GROUP = 14,
 	KAPI_DESCRIBE_GROUPS = 15,
 	KAPI_LIST_GROUPS = 16,
+	KAPI_SASL_HANDSHAKE = 17,
 	KAPI_API_VERSIONS = 18,
 	KAPI_CREATE_TOPICS = 19,
 	KAPI_DELETE_TOPICS = 20,
 	KAPI_INIT_PRODUCER_ID = 22,
 	KAPI_DESCRIBE_CONFIGS = 32,
+	KAPI_SASL_AUTHENTICATE = 36,
 	KAPI_ALTER_CONFIGS = 33,
 	KAPI_CREATE_PARTITIONS = 37,
 	KAPI_DELETE_GROUPS = 42,
@@ -87,6 +96,8 @@ enum kafka_api_key {
 };
 
 struct kafka_groups; /* handlers_group.c */
+struct kafka_sasl; /* sasl.c */
+struct kafka_tls; /* tls.c */
 struct kafka_producers; /* handlers_produce.c */
 
 struct kafka_conn {
@@ -106,6 +117,11 @@ struct kafka_conn {
 	atomic_bool serving; /* a request is being served (never evicted then) */
 	atomic_bool evicted; /* shut down by the accept thread to make room */
 	struct kafka_conn *next; /* listener's list, under l->lock */
+	/* Security (sasl.c, tls.c); connection thread only. */
+	bool tls; /* accepted on the TLS listener */
+	void *ssl; /* the TLS session (SSL *), NULL on plaintext */
+	struct kafka_sasl *sasl; /* from SaslHandshake on */
+	const struct kafka_user *user; /* authenticated principal; borrowed from l->users */
 };
 
 struct kafka_listener {
@@ -124,6 +140,13 @@ struct kafka_listener {
 
 	struct kafka_groups *groups;
 	struct kafka_producers *producers;
+
+	/* Security: users (NULL = SASL off), the TLS listener (NULL = none). */
+	struct kafka_users *users;
+	struct kafka_tls *tls;
+	int tls_fd; /* the TLS listener's socket, -1 without one */
+	char tls_host[256]; /* kafka.tls.listen split by kafka_security_setup */
+	uint16_t tls_port;
 };
 
 #define KAFKA_MAX_CONNS 256
@@ -141,6 +164,7 @@ struct kafka_request {
 	struct kafka_str client_id;
 	bool flexible; /* the body uses the compact encodings */
 	bool no_response; /* set by a handler (Produce with acks=0) */
+	bool close_after; /* send the response, then close (failed SASL) */
 	struct kafka_reader *r;
 	struct kafka_writer *w;
 };
@@ -189,6 +213,42 @@ int kafka_handle_list_groups(struct kafka_request *req);
 int kafka_handle_delete_groups(struct kafka_request *req);
 int kafka_handle_offset_delete(struct kafka_request *req);
 int kafka_handle_describe_cluster(struct kafka_request *req); /* handlers_admin.c */
+int kafka_handle_sasl_handshake(struct kafka_request *req);
+int kafka_handle_sasl_authenticate(struct kafka_request *req);
+
+/* SASL state (sasl.c). */
+void kafka_sasl_free(struct kafka_sasl *s);
+/* May this connection send api_key now? (Before authentication only
+ * ApiVersions and the SASL APIs, when SASL is on.) */
+bool kafka_sasl_allowed(const struct kafka_conn *c, int16_t api_key);
+/* After a v0 SaslHandshake the next frames are raw SASL tokens. */
+bool kafka_sasl_raw_pending(const struct kafka_conn *c);
+int kafka_sasl_serve_raw(struct kafka_conn *c, const uint8_t *buf, size_t len,
+			 struct kafka_writer *w);
+/* ACL check for the connection's user (users.h: KACL_*). */
+bool kafka_conn_allows(const struct kafka_conn *c, int op, enum kafka_acl_type type,
+		       const char *name);
+/* The same for a consumer group named by a request field. */
+bool kafka_conn_allows_group(const struct kafka_conn *c, int op, struct kafka_str group_id);
+
+/* Security at listener start (security.c): load the users file, set up
+ * TLS, refuse a plaintext bind beyond loopback without SASL. 0 or -errno
+ * after logging why; on failure l->users and l->tls are NULL. */
+int kafka_security_setup(struct kafka_listener *l);
+
+/* TLS (tls.c). The listener's context from kafka.tls.cert/key; 0 or
+ * -EINVAL after logging why. */
+int kafka_tls_new(const char *cert, const char *key, struct kafka_tls **out);
+void kafka_tls_free(struct kafka_tls *t);
+/* Handshake on c->fd (made non-blocking) by deadline; sets c->ssl. 0 / -1. */
+int kafka_tls_conn_accept(struct kafka_tls *t, struct kafka_conn *c, int64_t deadline);
+/* As recv_by in listener.c: >= 1 bytes, or -1 (EOF, error, timeout, stop). */
+ssize_t kafka_tls_conn_recv(struct kafka_conn *c, void *buf, size_t n, int64_t deadline);
+int kafka_tls_conn_send(struct kafka_conn *c, const void *buf, size_t n);
+void kafka_tls_conn_close(struct kafka_conn *c);
+
+/* Connection I/O, through TLS when the connection has it (listener.c). */
+int kafka_conn_write(struct kafka_conn *c, const void *buf, size_t n);
 
 /* Group coordinator state (handlers_group.c). */
 int kafka_groups_new(int max_groups, struct kafka_groups **out);

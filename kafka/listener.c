@@ -64,6 +64,15 @@
  * silent sockets cannot lock clients out, and a client that has been served
  * keeps its connection while silent newcomers come and go.
  *
+ * Security. With kafka.users.file set, a connection is served only
+ * ApiVersions and the SASL APIs until it has authenticated (sasl.c);
+ * anything else closes it. A connection accepted on the TLS listener does
+ * its handshake on its own thread before the first request, and all its
+ * reads and writes go through tls.c (kafka_conn_write, recv_by). The users
+ * file, the TLS context and the remote-bind rule are set up at start by
+ * security.c; per-user ACLs are checked by the handlers
+ * (kafka_conn_allows).
+ *
  * Stop. kafka_listener_stop sets `stopping`, shuts every socket down (which
  * wakes blocked reads), wakes group waiters; handler waits are sliced into
  * KAFKA_WAIT_SLICE_MS pieces that re-check `stopping`; then every thread is
@@ -157,6 +166,9 @@ void kafka_options_init(struct kafka_options *o)
 	o->max_groups = 0;
 	o->max_producer_states = 0;
 	o->producer_state_evict_idle_ms = 300000;
+	o->users_file = NULL;
+	o->tls_listen = o->tls_cert = o->tls_key = NULL;
+	o->allow_plaintext_remote = false;
 }
 
 int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
@@ -197,6 +209,8 @@ int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
  * or -1 on EOF, error, timeout or stop. */
 static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
 {
+	if (c->ssl)
+		return kafka_tls_conn_recv(c, buf, n, deadline);
 	for (;;) {
 		int wait = -1;
 		if (deadline > 0) {
@@ -234,8 +248,11 @@ static int recv_full_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadl
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
+int kafka_conn_write(struct kafka_conn *c, const void *buf, size_t n)
 {
+	if (c->ssl)
+		return kafka_tls_conn_send(c, buf, n);
+	int fd = c->fd;
 	const uint8_t *p = buf;
 	while (n > 0) {
 		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
@@ -271,6 +288,9 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 	struct kafka_request req;
 	const struct kafka_api *api;
 
+	if (kafka_sasl_raw_pending(c)) /* after SaslHandshake v0 */
+		return kafka_sasl_serve_raw(c, buf, len, w);
+
 	memset(&req, 0, sizeof(req));
 	kafka_reader_init(&r, buf, len);
 	req.l = c->l;
@@ -288,6 +308,11 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 	if (!api) {
 		log_msg(LOG_LVL_DEBUG, "kafka", "%s: unknown api key %d, closing", c->peer,
 			req.api_key);
+		return -1;
+	}
+	if (!kafka_sasl_allowed(c, req.api_key)) {
+		log_msg(LOG_LVL_INFO, "kafka", "%s: %s before SASL authentication, closing",
+			c->peer, api->name);
 		return -1;
 	}
 
@@ -323,7 +348,9 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 	if (w->failed)
 		return -1;
 	kafka_write_i32_at(w, 0, (int32_t)(w->len - 4));
-	return write_full(c->fd, w->buf, w->len);
+	if (kafka_conn_write(c, w->buf, w->len) < 0)
+		return -1;
+	return req.close_after ? -1 : 0;
 }
 
 #define BODY_BUF_START ((size_t)64 << 10)
@@ -337,7 +364,14 @@ static void *conn_main(void *arg)
 	size_t cap = 0;
 
 	kafka_writer_init(&w, 0);
-	while (!atomic_load(&l->stopping)) {
+	bool ok = true;
+	if (c->tls) { /* the handshake must end within the receive timeout */
+		int64_t deadline = l->o.request_receive_timeout_ms > 0 ?
+					   kafka_now_ms() + l->o.request_receive_timeout_ms :
+					   0;
+		ok = kafka_tls_conn_accept(l->tls, c, deadline) == 0;
+	}
+	while (ok && !atomic_load(&l->stopping)) {
 		uint8_t szb[4];
 		int64_t now = kafka_now_ms();
 		atomic_store(&c->idle_since_ms, now);
@@ -399,6 +433,9 @@ static void *conn_main(void *arg)
 	}
 	free(buf);
 	kafka_writer_fini(&w);
+	kafka_tls_conn_close(c);
+	kafka_sasl_free(c->sasl);
+	c->sasl = NULL;
 	shutdown(c->fd, SHUT_RDWR);
 	atomic_store(&c->done, true);
 	return NULL;
@@ -481,11 +518,11 @@ static bool conns_make_room(struct kafka_listener *l)
 	return live < KAFKA_MAX_CONNS || victim;
 }
 
-static void accept_one(struct kafka_listener *l)
+static void accept_one(struct kafka_listener *l, int listen_fd, bool tls)
 {
 	struct sockaddr_storage peer, local;
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
-	int fd = accept4(l->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+	int fd = accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
 
@@ -504,6 +541,7 @@ static void accept_one(struct kafka_listener *l)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->l = l;
 	c->fd = fd;
+	c->tls = tls;
 	c->accepted_ms = kafka_now_ms();
 	atomic_init(&c->done, false);
 	atomic_init(&c->idle_since_ms, c->accepted_ms);
@@ -538,10 +576,13 @@ static void *accept_main(void *arg)
 {
 	struct kafka_listener *l = arg;
 	while (!atomic_load(&l->stopping)) {
-		struct pollfd pfd = { .fd = l->listen_fd, .events = POLLIN };
-		int n = poll(&pfd, 1, 200);
-		if (n > 0 && (pfd.revents & POLLIN))
-			accept_one(l);
+		struct pollfd pfd[2] = { { .fd = l->listen_fd, .events = POLLIN },
+					 { .fd = l->tls_fd, .events = POLLIN } };
+		int n = poll(pfd, l->tls_fd >= 0 ? 2 : 1, 200);
+		if (n > 0 && (pfd[0].revents & POLLIN))
+			accept_one(l, l->listen_fd, false);
+		if (n > 0 && l->tls_fd >= 0 && (pfd[1].revents & POLLIN))
+			accept_one(l, l->tls_fd, true);
 		conns_reap(l, false);
 	}
 	return NULL;
@@ -617,10 +658,14 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 		l->o.max_request_bytes = INT32_MAX;
 	atomic_init(&l->stopping, false);
 	pthread_mutex_init(&l->lock, NULL);
+	l->tls_fd = -1;
 
-	err = kafka_groups_new(o->max_groups, &l->groups);
+	err = kafka_security_setup(l);
 	if (err)
 		goto err_free;
+	err = kafka_groups_new(o->max_groups, &l->groups);
+	if (err)
+		goto err_security;
 	err = kafka_producers_new(o, &l->producers);
 	if (err)
 		goto err_groups;
@@ -630,6 +675,17 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 			o->host ? o->host : "*", (unsigned)o->port, chronik_strerror(err));
 		goto err_producers;
 	}
+	if (l->tls) {
+		struct kafka_options to = *o;
+		to.host = l->tls_host;
+		to.port = l->tls_port;
+		err = listen_on(&to, &l->tls_fd, &l->tls_port);
+		if (err) {
+			log_msg(LOG_LVL_ERROR, "kafka", "cannot listen (TLS) on %s: %s",
+				o->tls_listen, chronik_strerror(err));
+			goto err_close;
+		}
+	}
 	if (pthread_create(&l->timer_thread, NULL, timer_main, l) != 0) {
 		err = -EAGAIN;
 		goto err_close;
@@ -638,8 +694,11 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 		err = -EAGAIN;
 		goto err_timer;
 	}
-	log_msg(LOG_LVL_INFO, "kafka", "listening on %s:%u", o->host ? o->host : "*",
-		(unsigned)l->port);
+	log_msg(LOG_LVL_INFO, "kafka", "listening on %s:%u%s", o->host ? o->host : "*",
+		(unsigned)l->port, l->users ? " (SASL)" : "");
+	if (l->tls)
+		log_msg(LOG_LVL_INFO, "kafka", "listening (TLS%s) on %s, port %u",
+			l->users ? ", SASL" : "", o->tls_listen, (unsigned)l->tls_port);
 	*out = l;
 	return 0;
 
@@ -647,11 +706,16 @@ err_timer:
 	atomic_store(&l->stopping, true);
 	pthread_join(l->timer_thread, NULL);
 err_close:
+	if (l->tls_fd >= 0)
+		close(l->tls_fd);
 	close(l->listen_fd);
 err_producers:
 	kafka_producers_free(l->producers);
 err_groups:
 	kafka_groups_free(l->groups);
+err_security:
+	kafka_tls_free(l->tls);
+	kafka_users_free(l->users);
 err_free:
 	pthread_mutex_destroy(&l->lock);
 	free(l);
@@ -663,6 +727,11 @@ uint16_t kafka_listener_port(const struct kafka_listener *l)
 	return l->port;
 }
 
+uint16_t kafka_listener_tls_port(const struct kafka_listener *l)
+{
+	return l->tls_port;
+}
+
 void kafka_listener_stop(struct kafka_listener *l)
 {
 	if (!l)
@@ -670,6 +739,8 @@ void kafka_listener_stop(struct kafka_listener *l)
 	atomic_store(&l->stopping, true);
 	pthread_join(l->accept_thread, NULL);
 	close(l->listen_fd);
+	if (l->tls_fd >= 0)
+		close(l->tls_fd);
 
 	pthread_mutex_lock(&l->lock);
 	for (struct kafka_conn *c = l->conns; c; c = c->next)
@@ -681,6 +752,8 @@ void kafka_listener_stop(struct kafka_listener *l)
 
 	kafka_producers_free(l->producers);
 	kafka_groups_free(l->groups);
+	kafka_tls_free(l->tls);
+	kafka_users_free(l->users);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

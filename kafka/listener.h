@@ -7,6 +7,7 @@
 #ifndef CHRONIK_KAFKA_LISTENER_H
 #define CHRONIK_KAFKA_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,18 @@ struct kafka_options {
 	 * none is, the batch gets a retriable error. */
 	int32_t max_producer_states;
 	int32_t producer_state_evict_idle_ms;
+
+	/* Security (README "Kafka security"). users_file: kafka.users.file,
+	 * SASL required on every listener when set (NULL = SASL off).
+	 * tls_listen: kafka.tls.listen "HOST:PORT" of the TLS listener (NULL =
+	 * none), with tls_cert / tls_key (PEM files). allow_plaintext_remote:
+	 * kafka.allow.plaintext.remote; without it (and without SASL) a
+	 * plaintext listener on anything but loopback refuses to start. */
+	const char *users_file;
+	const char *tls_listen;
+	const char *tls_cert;
+	const char *tls_key;
+	bool allow_plaintext_remote;
 };
 
 void kafka_options_init(struct kafka_options *o);
@@ -44,6 +57,8 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 			 struct kafka_listener **out);
 /* The port actually bound (useful with port 0). */
 uint16_t kafka_listener_port(const struct kafka_listener *l);
+/* The TLS listener's port, 0 without one. */
+uint16_t kafka_listener_tls_port(const struct kafka_listener *l);
 void kafka_listener_stop(struct kafka_listener *l);
 
 #endif

@@ -7,8 +7,11 @@
  *                              [--max-groups N] [--max-producer-states N]
  *                              [--set ENGINE_KEY=VALUE]
  *                              [--producer-evict-ms N]
+ *                              [--host HOST] [--allow-plaintext-remote]
+ *                              [--users FILE]
+ *                              [--tls HOST:PORT --tls-cert PEM --tls-key PEM]
  * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
- * it accepts connections. SIGTERM or SIGINT stops it cleanly (listener
+ * it accepts connections (then "TLSPORT <n>" with --tls). SIGTERM or SIGINT stops it cleanly (listener
  * stopped, engine closed); exit status 0 then.
  */
 #include <errno.h>
@@ -73,6 +76,18 @@ int main(int argc, char **argv)
 				fprintf(stderr, "--set %s: bad setting\n", kv);
 				return 2;
 			}
+		} else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+			ko.host = argv[++i];
+		} else if (strcmp(argv[i], "--allow-plaintext-remote") == 0) {
+			ko.allow_plaintext_remote = true;
+		} else if (strcmp(argv[i], "--users") == 0 && i + 1 < argc) {
+			ko.users_file = argv[++i];
+		} else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) {
+			ko.tls_listen = argv[++i];
+		} else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+			ko.tls_cert = argv[++i];
+		} else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+			ko.tls_key = argv[++i];
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
 			ko.auto_create_topics = false;
 		} else {
@@ -100,6 +115,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("PORT %u\n", (unsigned)kafka_listener_port(l));
+	if (ko.tls_listen)
+		printf("TLSPORT %u\n", (unsigned)kafka_listener_tls_port(l));
 	fflush(stdout);
 
 	sigwait(&set, &sig);

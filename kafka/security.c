@@ -1,0 +1,133 @@
+/* security.c - what the listener checks and loads at start for security:
+ * the users file (users.c), the TLS context (tls.c), and the remote-bind
+ * rule.
+ *
+ * Remote-bind rule. A plaintext listener whose host is not loopback
+ * (127.0.0.0/8, ::1, or a name resolving only to those; an empty host or
+ * 0.0.0.0 / :: is "every address", so not loopback) refuses to start unless
+ * SASL is on (kafka.users.file) or kafka.allow.plaintext.remote=true. The
+ * TLS listener is not subject to it: TLS without SASL still lets anyone
+ * who can reach it in, but the operator has asked for a network listener
+ * by configuring it.
+ */
+#include "kafka-private.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+/* Every address host resolves to is a loopback one. */
+static bool host_is_loopback(const char *host)
+{
+	struct addrinfo hints, *res = NULL;
+	bool all = true;
+
+	if (!host || !*host)
+		return false;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return false;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const void *)ai->ai_addr;
+			if ((ntohl(s4->sin_addr.s_addr) >> 24) != 127)
+				all = false;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const void *)ai->ai_addr;
+			if (!IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+				all = false;
+		} else {
+			all = false;
+		}
+	}
+	freeaddrinfo(res);
+	return all && res;
+}
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (cap bytes), port. */
+static int addr_split(const char *addr, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *port_s = colon ? colon + 1 : addr;
+	char *end;
+
+	if (!*port_s)
+		return -EINVAL;
+	errno = 0;
+	unsigned long p = strtoul(port_s, &end, 10);
+	if (errno || *end || p > 65535)
+		return -EINVAL;
+	size_t n = colon ? (size_t)(colon - addr) : 0;
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+		addr++;
+		n -= 2;
+	}
+	if (n >= cap)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = 0;
+	if (!n)
+		snprintf(host, cap, "127.0.0.1");
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int kafka_security_setup(struct kafka_listener *l)
+{
+	const struct kafka_options *o = &l->o;
+	int err;
+
+	if (o->users_file) {
+		char why[512];
+		err = kafka_users_load(o->users_file, &l->users, why, sizeof(why));
+		if (err) {
+			log_msg(LOG_LVL_ERROR, "kafka", "kafka.users.file: %s", why);
+			return err;
+		}
+		if (l->users->count == 0)
+			log_msg(LOG_LVL_WARN, "kafka",
+				"kafka.users.file %s has no users: no client can authenticate",
+				o->users_file);
+	}
+	if (!l->users && !o->allow_plaintext_remote && !host_is_loopback(o->host)) {
+		log_msg(LOG_LVL_ERROR, "kafka",
+			"refusing to listen on %s:%u without authentication: set "
+			"kafka.users.file (SASL), bind to loopback, or set "
+			"kafka.allow.plaintext.remote=true",
+			o->host && *o->host ? o->host : "*", (unsigned)o->port);
+		err = -EPERM;
+		goto err_users;
+	}
+	if (o->tls_listen) {
+		if (!o->tls_cert || !o->tls_key) {
+			log_msg(LOG_LVL_ERROR, "kafka",
+				"kafka.tls.listen needs kafka.tls.cert and kafka.tls.key");
+			err = -EINVAL;
+			goto err_users;
+		}
+		if (addr_split(o->tls_listen, l->tls_host, sizeof(l->tls_host), &l->tls_port) < 0) {
+			log_msg(LOG_LVL_ERROR, "kafka", "kafka.tls.listen: bad address '%s'",
+				o->tls_listen);
+			err = -EINVAL;
+			goto err_users;
+		}
+		err = kafka_tls_new(o->tls_cert, o->tls_key, &l->tls);
+		if (err)
+			goto err_users;
+	}
+	return 0;
+
+err_users:
+	kafka_users_free(l->users);
+	l->users = NULL;
+	return err;
+}
