@@ -543,8 +543,10 @@ int engine_close(struct engine *e)
 
 	if (!e)
 		return 0;
+	tier_stop(e);
 	indexer_stop(e);
 	commit_stop(e);
+	tier_free(e);
 	if (!e->opt.read_only && e->nfiles)
 		rc = engine_sync(e);
 	meta_close(e);

@@ -355,7 +355,15 @@ struct segment {
 	int fd;
 	struct segment_index_entry *idx;
 	size_t n;
+	segment_fetch_fn fetch; /* remote segments: brings the file to path */
+	void *fetch_arg;
 };
+
+void segment_set_fetch(struct segment *s, segment_fetch_fn fetch, void *arg)
+{
+	s->fetch = fetch;
+	s->fetch_arg = arg;
+}
 
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out)
 {
@@ -481,6 +489,13 @@ int segment_read_begin(struct segment *s)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->readers == 0) {
+		if (s->m.state == SEGMENT_REMOTE) {
+			rc = s->fetch ? s->fetch(s->fetch_arg, s) : -EIO;
+			if (rc) {
+				pthread_mutex_unlock(&s->lock);
+				return rc;
+			}
+		}
 		rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
 		if (rc == 0 &&
 		    (tr.data_end != s->m.data_end || tr.last_offset != s->m.last_offset ||

@@ -7,7 +7,10 @@
 #   fs/       fs/ wal/                    (the FUSE front-end knows no Kafka)
 #   kafka/    kafka/ wal/                 (the Kafka listener knows no FUSE)
 #   cli/      cli/ wal/                   (the CLI opens the engine directly)
-#   daemon/   daemon/ fs/ kafka/ wal/     (chronikd puts them together)
+#   cold/     cold/ wal/                  (the object-store client fills the
+#                                          engine's hook table, wal/remote.h;
+#                                          the engine never includes it)
+#   daemon/   daemon/ fs/ kafka/ cold/ wal/ (chronikd puts them together)
 #
 # and FUSE's own headers (<fuse*.h>) only in fs/ and daemon/.
 #
@@ -21,13 +24,14 @@ set -u
 root=${1:?usage: layering.sh SOURCE_ROOT}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
-folders=(wal fs kafka cli daemon)
+folders=(wal fs kafka cli cold daemon)
 declare -A allowed=(
 	[wal]="wal"
 	[fs]="fs wal"
 	[kafka]="kafka wal"
 	[cli]="cli wal"
-	[daemon]="daemon fs kafka wal"
+	[cold]="cold wal"
+	[daemon]="daemon fs kafka cold wal"
 )
 declare -A fuse_ok=([fs]=1 [daemon]=1)
 quoted_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]+)"'
