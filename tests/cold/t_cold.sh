@@ -1,0 +1,71 @@
+#!/bin/bash
+# The cold tier end to end against s3rver on 127.0.0.1: segments past the
+# local retention move to the bucket, every record reads back in order
+# through the mount (from remote, local and WAL), retention's local bound
+# holds, and a stopped server stops only remote reads.
+. "$(dirname "$0")/lib.sh"
+
+s3_start
+cold_start --set remote.cache.bytes=1
+mkdir "$MNT/t"
+printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/t/config.json"
+check "the topic config takes remote.storage.enable" grep -q remote.storage.enable "$MNT/t/config.json"
+
+# 4000 lines of ~100 bytes in 40 writes: about 400 KiB, a dozen segments.
+: >"$T/expect"
+for b in $(seq 0 39); do
+	# hex noise, so that lz4 leaves the segments about as big
+	awk -v b="$b" 'BEGIN { srand(b + 1); for (i = 0; i < 100; i++) {
+		s = sprintf("b%d-line-%05d-", b, b * 100 + i)
+		for (j = 0; j < 10; j++) s = s sprintf("%08x", int(rand() * 4294967296))
+		print s } }' >"$T/chunk"
+	cat "$T/chunk" >>"$MNT/t/0/data"
+	cat "$T/chunk" >>"$T/expect"
+done
+
+has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
+check "segments are uploaded and the registry says remote" until_ok 60 has_remote
+check "the bucket holds the uploaded objects" test "$(s3_objects)" -ge "$(remote_in_registry)"
+under_local() { [ "$(local_seg_bytes)" -le $((20000 + 40000)) ]; }
+check "local segment bytes stay near local.retention.bytes" until_ok 30 under_local
+diag "remote segments $(remote_in_registry), objects $(s3_objects), local segment bytes $(local_seg_bytes)"
+
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+check "cat reads every record in order across remote, local and WAL" cmp -s "$T/expect" "$T/got"
+# More appends: the WAL part of the read.
+seq -f 'tail-%05g' 1 50 >>"$MNT/t/0/data"
+seq -f 'tail-%05g' 1 50 >>"$T/expect"
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+check "and again after more appends" cmp -s "$T/expect" "$T/got"
+first=$(head -c 101 "$T/expect" | tail -c 101)
+got=$(lim 60 dd if="$MNT/t/0/data" bs=1 skip=0 count=101 status=none)
+check "dd at position 0 reads the first record (a remote segment)" test "$got" = "$first"
+
+# The server stopped: appends and local reads go on, remote reads fail EIO.
+s3_stop
+seq -f 'down-%05g' 1 30 >>"$MNT/t/0/data"
+st=$?
+check "appends go on with the store down" test "$st" -eq 0
+seq -f 'down-%05g' 1 30 >>"$T/expect"
+check "the last records read (local) with the store down" \
+	test "$(lim 60 tail -n 30 "$MNT/t/0/data" | head -1)" = "down-00001"
+# Line 400 is in the second segment; the cache (1 byte) holds only the
+# last one fetched (the first, by the dd above).
+pos=$(head -n 400 "$T/expect" | wc -c)
+lim 60 dd if="$MNT/t/0/data" bs=1 skip="$pos" count=100 of=/dev/null status=none 2>"$T/dd.err"
+st=$?
+check "a read of a remote segment not cached fails with the store down" test "$st" -ne 0
+check "... with EIO" grep -qi "input/output error" "$T/dd.err"
+s3_start
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+check "every record reads back once the store returns" cmp -s "$T/expect" "$T/got"
+
+# Restart: the registry's remote segments come back.
+daemon_stop TERM
+unmount "$MNT"
+cold_start --set remote.cache.bytes=1
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+check "every record reads back after a restart" cmp -s "$T/expect" "$T/got"
+check "no local file of a remote segment is left" \
+	test "$(find "$DATA/segments" -name '*.seg' | wc -l)" -le "$(grep -Ec '"state": ?"live"' "$DATA"/segments/*/*/registry.json)"
+done_testing
