@@ -189,6 +189,8 @@ struct engine_segment_info {
 	uint32_t batches;
 	uint64_t wal_seq; /* the WAL file it was made from */
 	char file[64]; /* its name in DATA/segments/<topic-id>/<partition>/ */
+	bool remote; /* the cold tier holds it (wal/tier.c), under remote_key */
+	char remote_key[256]; /* "" when local */
 };
 /* The partition's segments in offset order; *out malloc'd (caller frees),
  * NULL when *count is 0. */

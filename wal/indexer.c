@@ -934,6 +934,8 @@ int engine_partition_segments(struct partition *p, struct engine_segment_info **
 		v[i].batches = m->batches;
 		v[i].wal_seq = m->wal_seq;
 		registry_segment_file(m, v[i].file, sizeof(v[i].file));
+		v[i].remote = m->state == SEGMENT_REMOTE;
+		snprintf(v[i].remote_key, sizeof(v[i].remote_key), "%s", m->remote_key);
 	}
 	pthread_mutex_unlock(&p->lock);
 	*out = v;

@@ -68,4 +68,12 @@ lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "every record reads back after a restart" cmp -s "$T/expect" "$T/got"
 check "no local file of a remote segment is left" \
 	test "$(find "$DATA/segments" -name '*.seg' | wc -l)" -le "$(grep -Ec '"state": ?"live"' "$DATA"/segments/*/*/registry.json)"
+daemon_stop TERM
+unmount "$MNT"
+if [ -n "${3:-}" ]; then
+	lim 60 "$3" --data "$DATA" segments t/0 >"$T/segs" 2>&1
+	check "chronik segments says where each segment is" \
+		test "$(grep -c 'where: remote remote_key: c1/' "$T/segs")" -eq "$(remote_in_registry)"
+	check "... and the local ones" grep -q 'where: local' "$T/segs"
+fi
 done_testing
