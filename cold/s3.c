@@ -20,6 +20,8 @@ struct s3_client {
 	char *access_key, *secret_key;
 	char sigv4[128]; /* "aws:amz:<region>:s3" */
 	uint32_t timeout_ms;
+	bool s3_service; /* sign x-amz-content-sha256 (S3 wants it) */
+	char *date_hdr, *connect_to; /* tests only (s3.h) */
 	pthread_mutex_t lock; /* guards pool */
 	CURL *pool[POOL_MAX];
 	int npool;
@@ -131,7 +133,13 @@ int s3_client_new(const struct s3_options *o, struct s3_client **out)
 		if (asprintf(&c->base, "https://%s.s3.%s.amazonaws.com/", c->bucket, region) < 0)
 			c->base = NULL;
 	}
-	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:s3", region);
+	const char *service = o->service ? o->service : "s3";
+	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:%s", region, service);
+	c->s3_service = strcmp(service, "s3") == 0;
+	if (o->sign_date && asprintf(&c->date_hdr, "X-Amz-Date: %s", o->sign_date) < 0)
+		c->date_hdr = NULL;
+	if (o->connect_to)
+		c->connect_to = strdup(o->connect_to);
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
 	if (!c->bucket || !c->prefix || !c->base) {
 		rc = -ENOMEM;
@@ -170,6 +178,8 @@ void s3_client_free(struct s3_client *c)
 	free(c->bucket);
 	free(c->prefix);
 	free(c->base);
+	free(c->date_hdr);
+	free(c->connect_to);
 	if (c->secret_key)
 		memset(c->secret_key, 0, strlen(c->secret_key));
 	free(c->access_key);
@@ -348,7 +358,13 @@ static int perform(struct s3_client *c, enum method m, const char *key, const ch
 	}
 	/* libcurl signs this header's value into the request (it cannot hash
 	 * a streamed body itself). */
-	hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	if (c->s3_service)
+		hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	if (c->date_hdr)
+		hdrs = curl_slist_append(hdrs, c->date_hdr);
+	struct curl_slist *connect_to = c->connect_to ? curl_slist_append(NULL, c->connect_to) : NULL;
+	if (connect_to)
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
 	for (size_t i = 0; extra && extra[i]; i++)
 		hdrs = curl_slist_append(hdrs, extra[i]);
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -396,6 +412,7 @@ static int perform(struct s3_client *c, enum method m, const char *key, const ch
 			*content_length = cl < 0 ? 0 : (uint64_t)cl;
 	}
 	curl_slist_free_all(hdrs);
+	curl_slist_free_all(connect_to);
 	free(url);
 	handle_put_back(c, h);
 	return rc;
@@ -564,6 +581,19 @@ static int op_del(void *arg, const char *key)
 	rc = perform(c, M_DELETE, key, NULL, r, &status, NULL);
 	if (rc == 0 && status != 404)
 		rc = status_rc("DELETE", key, status, r, false);
+	free(r);
+	return rc;
+}
+
+int s3_client_probe(struct s3_client *c, long *status)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = -1;
+	rc = perform(c, M_GET, "", NULL, r, status, NULL);
 	free(r);
 	return rc;
 }

@@ -42,6 +42,12 @@ struct s3_options {
 	const char *credentials_file; /* NULL: the environment */
 	uint32_t timeout_ms; /* connect timeout, and a transfer stalled this
 			      * long fails; default 10000 */
+	/* For checking the signing against AWS's published SigV4 test
+	 * vectors (tests/cold/test_sigv4.c); NULL in use. service: the SigV4
+	 * service name (default "s3"; only "s3" adds x-amz-content-sha256).
+	 * sign_date: sent as X-Amz-Date, which libcurl then signs instead of
+	 * the clock. connect_to: CURLOPT_CONNECT_TO's "HOST:PORT:HOST:PORT". */
+	const char *service, *sign_date, *connect_to;
 };
 
 struct s3_client;
@@ -53,6 +59,11 @@ void s3_client_free(struct s3_client *c);
 /* The hook table and the key prefix (from the url) to attach with. */
 const struct engine_remote_ops *s3_remote_ops(void);
 const char *s3_client_prefix(const struct s3_client *c);
+
+/* GET / of the bucket (the first page of ListObjects): whether the
+ * endpoint answers and takes the credentials. 0 with *status the HTTP
+ * status, or -EIO when no answer came. */
+int s3_client_probe(struct s3_client *c, long *status);
 
 /* The URL of key (malloc'd), for tests and messages. */
 char *s3_client_url(const struct s3_client *c, const char *key);
