@@ -96,6 +96,7 @@ struct tier {
 	uint32_t backoff_ms; /* 0 = no failure pending */
 	pthread_t thread;
 	struct engine_remote_stats st;
+	int64_t behind_logged_ms; /* upload thread only */
 
 	pthread_mutex_t cache_lock; /* one eviction at a time */
 };
@@ -381,7 +382,8 @@ static int tier_fetch(void *arg, struct segment *s)
 
 /* Step 1: the oldest local segment of p past the local retention,
  * referenced, or NULL. */
-static struct segment *upload_pick(struct partition *p, const struct tier_policy *pol, int64_t now)
+static struct segment *upload_pick(struct partition *p, const struct tier_policy *pol, int64_t now,
+				   uint64_t *local_out)
 {
 	struct segment *pick = NULL;
 	uint64_t local = 0;
@@ -409,6 +411,7 @@ static struct segment *upload_pick(struct partition *p, const struct tier_policy
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	*local_out = local;
 	return pick;
 }
 
@@ -553,7 +556,19 @@ static int upload_pass(struct engine *e)
 			pthread_mutex_lock(&t->lock);
 			bool stop = t->stop;
 			pthread_mutex_unlock(&t->lock);
-			struct segment *s = stop ? NULL : upload_pick(parts[i], &pols[i], now_ms());
+			uint64_t local = 0;
+			int64_t now = now_ms();
+			struct segment *s = stop ? NULL : upload_pick(parts[i], &pols[i], now, &local);
+			/* Uploads behind (the store down or slow): say so, at most
+			 * once a minute. */
+			if (pols[i].local_bytes >= 0 && local > 2 * (uint64_t)pols[i].local_bytes &&
+			    now - t->behind_logged_ms >= 60000) {
+				t->behind_logged_ms = now;
+				log_msg(LOG_LVL_WARN, "cold",
+					"%s/%d: %" PRIu64 " bytes on local disk, local.retention.bytes %" PRId64
+					" (uploads behind)",
+					parts[i]->topic_name, parts[i]->index, local, pols[i].local_bytes);
+			}
 			if (!s)
 				break;
 			int r = upload_one(e, parts[i], s);

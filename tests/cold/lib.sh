@@ -44,7 +44,7 @@ mkdir -p "$S3DIR"
 s3_start() {
 	NODE_PATH=$S3_MODULES node "$here/s3rver.js" "$S3DIR" "${S3PORT:-0}" >"$T/s3.out" 2>>"$T/s3.log" &
 	s3_pid=$!
-	for _ in $(seq 200); do
+	for _ in $(seq 1200); do # 60 s: node starts slowly on a loaded machine
 		if grep -q '^PORT ' "$T/s3.out" 2>/dev/null; then
 			S3PORT=$(sed -n 's/^PORT //p' "$T/s3.out")
 			return 0

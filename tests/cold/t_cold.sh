@@ -30,6 +30,10 @@ under_local() { [ "$(local_seg_bytes)" -le $((20000 + 40000)) ]; }
 check "local segment bytes stay near local.retention.bytes" until_ok 30 under_local
 diag "remote segments $(remote_in_registry), objects $(s3_objects), local segment bytes $(local_seg_bytes)"
 
+info_remote=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["remote_segments"])' "$MNT/t/0/info.json")
+check "info.json counts the remote segments ($info_remote)" test "$info_remote" = "$(remote_in_registry)"
+info_local=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["local_bytes"] + d["remote_bytes"] == d["segment_bytes"] + d["wal_bytes"] and d["remote_bytes"] > 0)' "$MNT/t/0/info.json")
+check "info.json's local and remote bytes add up" test "$info_local" = True
 lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "cat reads every record in order across remote, local and WAL" cmp -s "$T/expect" "$T/got"
 # More appends: the WAL part of the read.
