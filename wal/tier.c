@@ -12,7 +12,10 @@
  *                           retention.ms
  * (-1 = no limit). Oldest local segments go first; retention.ms and
  * retention.bytes (retention.c) still govern the whole log, remote and
- * local, and delete remote objects too.
+ * local, and delete remote objects too: retention queues the keys and
+ * the upload thread deletes them (retried at each pass while the store
+ * refuses; a crash before leaves them in the bucket, named by no
+ * registry).
  *
  * OBJECTS: one object per segment file, key
  * PREFIX<topic-id>/<partition>/<segment file name> (remote.h). The file is
@@ -97,6 +100,13 @@ struct tier {
 	pthread_t thread;
 	struct engine_remote_stats st;
 	int64_t behind_logged_ms; /* upload thread only */
+	/* Objects retention dropped, to delete (lock): the upload thread
+	 * deletes them at its next pass, so retention (under warm_lock)
+	 * never waits on the store, and a store that is down gets them
+	 * again at the next pass. Memory only: a crash leaves them in the
+	 * bucket, where no registry names them. */
+	char **doomed;
+	size_t ndoomed, doomed_cap;
 
 	pthread_mutex_t cache_lock; /* one eviction at a time */
 };
@@ -589,6 +599,8 @@ static int upload_pass(struct engine *e)
 	return rc;
 }
 
+static int delete_pass(struct engine *e);
+
 static void *upload_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -612,7 +624,10 @@ static void *upload_thread(void *arg)
 			break;
 		t->kicked = false;
 		pthread_mutex_unlock(&t->lock);
-		int rc = upload_pass(e);
+		int rc = delete_pass(e);
+		int r2 = upload_pass(e);
+		if (!rc)
+			rc = r2;
 		pthread_mutex_lock(&t->lock);
 		if (rc)
 			t->backoff_ms = t->backoff_ms ? (t->backoff_ms >= 30000 ? 60000 : t->backoff_ms * 2)
@@ -692,6 +707,12 @@ void tier_free(struct engine *e)
 	pthread_mutex_destroy(&t->cache_lock);
 	pthread_cond_destroy(&t->wake);
 	pthread_cond_destroy(&t->idle);
+	for (size_t i = 0; i < t->ndoomed; i++) {
+		log_msg(LOG_LVL_WARN, "cold", "%s: left in the object store (not deleted before close)",
+			t->doomed[i]);
+		free(t->doomed[i]);
+	}
+	free(t->doomed);
 	free(t->prefix);
 	free(t);
 	e->tier = NULL;
@@ -700,23 +721,66 @@ void tier_free(struct engine *e)
 void tier_remote_delete(struct engine *e, const struct segment_meta *m)
 {
 	struct tier *t = e->tier;
-	int rc;
+	char *key;
 
 	if (m->state != SEGMENT_REMOTE)
 		return;
-	if (!t) {
-		log_msg(LOG_LVL_WARN, "cold", "%s: left in the object store (none attached)",
-			m->remote_key);
+	if (!t || !(key = strdup(m->remote_key))) {
+		log_msg(LOG_LVL_WARN, "cold", "%s: left in the object store", m->remote_key);
 		return;
 	}
-	rc = t->ops->del(t->arg, m->remote_key);
 	pthread_mutex_lock(&t->lock);
-	if (rc == 0)
-		t->st.remote_deletes++;
+	if (t->ndoomed == t->doomed_cap) {
+		size_t cap = t->doomed_cap ? t->doomed_cap * 2 : 16;
+		char **v = realloc(t->doomed, cap * sizeof(*v));
+		if (v) {
+			t->doomed = v;
+			t->doomed_cap = cap;
+		}
+	}
+	if (t->ndoomed < t->doomed_cap) {
+		t->doomed[t->ndoomed++] = key;
+		key = NULL;
+	}
+	t->kicked = true;
+	pthread_cond_broadcast(&t->wake);
 	pthread_mutex_unlock(&t->lock);
-	if (rc)
-		log_msg(LOG_LVL_WARN, "cold", "%s: delete failed, object left behind: %s",
-			m->remote_key, chronik_strerror(rc));
+	if (key) {
+		log_msg(LOG_LVL_WARN, "cold", "%s: left in the object store", key);
+		free(key);
+	}
+}
+
+/* Delete the objects retention dropped; those the store refused stay
+ * queued. 0 or the first error. */
+static int delete_pass(struct engine *e)
+{
+	struct tier *t = e->tier;
+	int rc = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		char *key = t->ndoomed && !t->stop ? t->doomed[0] : NULL;
+		pthread_mutex_unlock(&t->lock);
+		if (!key)
+			return rc;
+		int r = t->ops->del(t->arg, key);
+		pthread_mutex_lock(&t->lock);
+		if (r == 0) {
+			memmove(t->doomed, t->doomed + 1, (t->ndoomed - 1) * sizeof(*t->doomed));
+			t->ndoomed--;
+			t->st.remote_deletes++;
+		} else {
+			t->st.last_error = r;
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (r) {
+			log_msg(LOG_LVL_WARN, "cold", "%s: delete failed (retried later): %s", key,
+				chronik_strerror(r));
+			return r;
+		}
+		free(key);
+	}
 }
 
 void engine_remote_stats_get(struct engine *e, struct engine_remote_stats *out)

@@ -72,6 +72,17 @@ lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "every record reads back after a restart" cmp -s "$T/expect" "$T/got"
 check "no local file of a remote segment is left" \
 	test "$(find "$DATA/segments" -name '*.seg' | wc -l)" -le "$(grep -Ec '"state": ?"live"' "$DATA"/segments/*/*/registry.json)"
+# Retention governs the whole log: it deletes remote segments' objects too.
+before=$(s3_objects)
+printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000", "retention.bytes": "150000"}\n' >"$MNT/t/config.json"
+fewer() { [ "$(s3_objects)" -le $((before - 3)) ] && [ "$(s3_objects)" -eq "$(remote_in_registry)" ]; }
+check "retention deletes remote objects (had $before)" until_ok 60 fewer
+diag "objects now $(s3_objects), remote in registry $(remote_in_registry)"
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+kept=$(wc -l <"$T/got")
+check "what retention keeps is the log's tail, in order" \
+	cmp -s "$T/got" <(tail -n "$kept" "$T/expect")
+
 daemon_stop TERM
 unmount "$MNT"
 if [ -n "${3:-}" ]; then
