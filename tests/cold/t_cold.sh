@@ -64,12 +64,21 @@ s3_start
 lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "every record reads back once the store returns" cmp -s "$T/expect" "$T/got"
 
-# Restart: the registry's remote segments come back.
+# Restart (with the Kafka listener): the registry's remote segments come back.
 daemon_stop TERM
 unmount "$MNT"
-cold_start --set remote.cache.bytes=1
+KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cold_start --set remote.cache.bytes=1 --kafka "127.0.0.1:$KPORT"
 lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "every record reads back after a restart" cmp -s "$T/expect" "$T/got"
+if command -v kcat >/dev/null; then
+	lim 120 kcat -b "127.0.0.1:$KPORT" -C -t t -p 0 -o beginning -e -q -f '%s\n' >"$T/kgot" 2>"$T/kcat.err"
+	check "Kafka Fetch from offset 0 reads every record (remote, local, WAL)" cmp -s "$T/expect" "$T/kgot" ||
+		diag_file "$T/kcat.err"
+	lim 120 kcat -b "127.0.0.1:$KPORT" -C -t t -p 0 -o 400 -e -q -f '%s\n' >"$T/kgot" 2>"$T/kcat.err"
+	check "Kafka Fetch at offset 400 (a remote segment) reads from there" \
+		cmp -s "$T/kgot" <(tail -n +401 "$T/expect")
+fi
 check "no local file of a remote segment is left" \
 	test "$(find "$DATA/segments" -name '*.seg' | wc -l)" -le "$(grep -Ec '"state": ?"live"' "$DATA"/segments/*/*/registry.json)"
 # Retention governs the whole log: it deletes remote segments' objects too.
