@@ -283,6 +283,12 @@ int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, con
 void tier_stop(struct engine *e);
 void tier_free(struct engine *e);
 void tier_remote_delete(struct engine *e, const struct segment_meta *m);
+/* engine_verify's check of one segment: segment_verify on a local one; a
+ * remote one only when a store is attached (chronik verify --remote):
+ * the object's size and ETag against the registry, then a fetched copy
+ * (CRC32C) by segment_verify. Without a store it is skipped (0). */
+int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem,
+			void *arg);
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);

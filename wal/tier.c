@@ -783,6 +783,46 @@ static int delete_pass(struct engine *e)
 	}
 }
 
+int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem,
+			void *arg)
+{
+	const struct segment_meta *m = segment_meta_get(s);
+	struct tier *t = e->tier;
+	char etag[72], what[600];
+	uint64_t size = 0;
+	int rc, n = 0;
+
+	if (m->state != SEGMENT_REMOTE)
+		return segment_verify(segment_path(s), m, problem, arg);
+	if (!t)
+		return 0;
+	rc = t->ops->head(t->arg, m->remote_key, &size, etag, sizeof(etag));
+	if (rc) {
+		snprintf(what, sizeof(what), "%s: remote object: %s", m->remote_key,
+			 chronik_strerror(rc));
+		problem(arg, what);
+		return 1;
+	}
+	if (size != m->bytes || strcmp(etag, m->etag) != 0) {
+		snprintf(what, sizeof(what),
+			 "%s: remote object has %" PRIu64 " bytes, ETag %s; the registry says %" PRIu64
+			 ", %s",
+			 m->remote_key, size, etag, m->bytes, m->etag);
+		problem(arg, what);
+		n++;
+	}
+	rc = segment_read_begin(s); /* fetches it, checks its CRC32C */
+	if (rc) {
+		snprintf(what, sizeof(what), "%s: fetching the remote copy: %s", m->remote_key,
+			 chronik_strerror(rc));
+		problem(arg, what);
+		return n + 1;
+	}
+	rc = segment_verify(segment_path(s), m, problem, arg);
+	segment_read_end(s);
+	return rc < 0 ? rc : n + rc;
+}
+
 void engine_remote_stats_get(struct engine *e, struct engine_remote_stats *out)
 {
 	struct tier *t = e->tier;

@@ -99,5 +99,21 @@ if [ -n "${3:-}" ]; then
 	check "chronik segments says where each segment is" \
 		test "$(grep -c 'where: remote remote_key: c1/' "$T/segs")" -eq "$(remote_in_registry)"
 	check "... and the local ones" grep -q 'where: local' "$T/segs"
+	lim 60 "$3" --data "$DATA" verify >"$T/v" 2>&1
+	check "chronik verify passes (remote segments left to --remote)" grep -q ': ok$' "$T/v" ||
+		diag_file "$T/v"
+	vr() { lim 120 "$3" --data "$DATA" verify --remote s3://chronik/c1 \
+		--endpoint "http://127.0.0.1:$S3PORT" >"$T/v" 2>&1; }
+	vr "$@"
+	check "chronik verify --remote passes against the bucket" grep -q ': ok$' "$T/v" ||
+		diag_file "$T/v"
+	# One byte of one object changed in the store: verify --remote finds it.
+	obj=$(find "$S3DIR/chronik" -name '*._S3rver_object' | sort | head -1)
+	printf 'Z' | dd of="$obj" bs=1 seek=100 conv=notrunc status=none
+	rm -rf "$DATA/cold-cache"
+	vr "$@"
+	st=$?
+	check "chronik verify --remote reports a damaged object" test "$st" -ne 0
+	check "... by its key" grep -q 'c1/.*seg' "$T/v" || diag_file "$T/v"
 fi
 done_testing

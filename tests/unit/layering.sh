@@ -6,7 +6,8 @@
 #   wal/      wal/                        (the engine knows no front-end)
 #   fs/       fs/ wal/                    (the FUSE front-end knows no Kafka)
 #   kafka/    kafka/ wal/                 (the Kafka listener knows no FUSE)
-#   cli/      cli/ wal/                   (the CLI opens the engine directly)
+#   cli/      cli/ cold/ wal/             (the CLI opens the engine directly;
+#                                          verify --remote attaches cold/)
 #   cold/     cold/ wal/                  (the object-store client fills the
 #                                          engine's hook table, wal/remote.h;
 #                                          the engine never includes it)
@@ -29,7 +30,7 @@ declare -A allowed=(
 	[wal]="wal"
 	[fs]="fs wal"
 	[kafka]="kafka wal"
-	[cli]="cli wal"
+	[cli]="cli cold wal"
 	[cold]="cold wal"
 	[daemon]="daemon fs kafka cold wal"
 )
