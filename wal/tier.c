@@ -125,8 +125,9 @@ static void policy_parse(const char *config_json, struct tier_policy *pol)
 
 	pol->enable = en && strcmp(en, "true") == 0;
 	if (o && json_object_object_get_ex(o, "remote.storage.enable", &v))
-		pol->enable = json_object_get_boolean(v) ||
-			      strcmp(json_object_get_string(v), "true") == 0;
+		pol->enable = json_object_is_type(v, json_type_boolean)
+				      ? json_object_get_boolean(v)
+				      : strcmp(json_object_get_string(v), "true") == 0;
 	pol->local_ms = topic_config_i64(o, "local.retention.ms");
 	if (pol->local_ms == -2)
 		pol->local_ms = topic_config_i64(o, "retention.ms");
