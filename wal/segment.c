@@ -497,6 +497,13 @@ int segment_read_begin(struct segment *s)
 			}
 		}
 		rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
+		/* A cached copy can be evicted between its fetch and this open
+		 * (another reader's fetch made room): fetch it once more. */
+		if (rc == -ENOENT && s->m.state == SEGMENT_REMOTE && s->fetch) {
+			rc = s->fetch(s->fetch_arg, s);
+			if (rc == 0)
+				rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
+		}
 		if (rc == 0 &&
 		    (tr.data_end != s->m.data_end || tr.last_offset != s->m.last_offset ||
 		     tr.raw_end != s->m.raw_end || s->idx[0].offset != s->m.base_offset ||
