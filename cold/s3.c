@@ -69,9 +69,9 @@ static int credentials_read(struct s3_client *c, const char *file)
 			continue;
 		*eq = 0;
 		char *k = trim(l), *v = trim(eq + 1);
-		char **slot = strcmp(k, "aws_access_key_id") == 0	? &c->access_key
-			      : strcmp(k, "aws_secret_access_key") == 0 ? &c->secret_key
-									: NULL;
+		char **slot = strcmp(k, "aws_access_key_id") == 0     ? &c->access_key :
+			      strcmp(k, "aws_secret_access_key") == 0 ? &c->secret_key :
+									NULL;
 		if (slot) {
 			free(*slot);
 			*slot = strdup(v);
@@ -84,7 +84,8 @@ static int credentials_read(struct s3_client *c, const char *file)
 int s3_client_new(const struct s3_options *o, struct s3_client **out)
 {
 	struct s3_client *c;
-	const char *url = o->url, *slash, *region = o->region && *o->region ? o->region : "us-east-1";
+	const char *url = o->url, *slash,
+		   *region = o->region && *o->region ? o->region : "us-east-1";
 	bool path_style = o->endpoint ? o->path_style : false;
 	int rc = -EINVAL;
 
@@ -117,12 +118,13 @@ int s3_client_new(const struct s3_options *o, struct s3_client **out)
 		while (elen && ep[elen - 1] == '/')
 			elen--;
 		if (!scheme_end) {
-			log_msg(LOG_LVL_ERROR, "s3", "remote.storage.endpoint must be http(s)://HOST[:PORT]");
+			log_msg(LOG_LVL_ERROR, "s3",
+				"remote.storage.endpoint must be http(s)://HOST[:PORT]");
 			goto fail;
 		}
 		int slen = (int)(scheme_end + 3 - ep);
-		int r = path_style ? asprintf(&c->base, "%.*s/%s/", (int)elen, ep, c->bucket)
-				   : asprintf(&c->base, "%.*s%s.%.*s/", slen, ep, c->bucket,
+		int r = path_style ? asprintf(&c->base, "%.*s/%s/", (int)elen, ep, c->bucket) :
+				     asprintf(&c->base, "%.*s%s.%.*s/", slen, ep, c->bucket,
 					      (int)elen - slen, ep + slen);
 		if (r < 0)
 			c->base = NULL;
@@ -362,7 +364,8 @@ static int perform(struct s3_client *c, enum method m, const char *key, const ch
 		hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
 	if (c->date_hdr)
 		hdrs = curl_slist_append(hdrs, c->date_hdr);
-	struct curl_slist *connect_to = c->connect_to ? curl_slist_append(NULL, c->connect_to) : NULL;
+	struct curl_slist *connect_to = c->connect_to ? curl_slist_append(NULL, c->connect_to) :
+							NULL;
 	if (connect_to)
 		curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
 	for (size_t i = 0; extra && extra[i]; i++)
@@ -502,8 +505,8 @@ static int op_put(void *arg, const char *key, int fd, uint64_t size, char *etag,
 		else
 			snprintf(got, sizeof(got), "%s", e);
 		if (strcasecmp(got, want) != 0) {
-			log_msg(LOG_LVL_ERROR, "s3", "PUT %s: ETag %s is not the body's MD5 %s", key,
-				r->etag, want);
+			log_msg(LOG_LVL_ERROR, "s3", "PUT %s: ETag %s is not the body's MD5 %s",
+				key, r->etag, want);
 			rc = -EIO;
 		} else if (strlen(r->etag) >= etag_len) {
 			rc = -EIO;

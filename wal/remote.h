@@ -24,8 +24,7 @@ struct engine_remote_ops {
 	/* Store size bytes read from fd (pread from 0) under key; the client
 	 * checks the store received them intact (its own checksum, e.g.
 	 * Content-MD5) and copies the store's ETag (NUL-terminated) to etag. */
-	int (*put)(void *arg, const char *key, int fd, uint64_t size, char *etag,
-		   size_t etag_len);
+	int (*put)(void *arg, const char *key, int fd, uint64_t size, char *etag, size_t etag_len);
 	/* The stored object's size and ETag; -ENOENT when there is none. */
 	int (*head)(void *arg, const char *key, uint64_t *size, char *etag, size_t etag_len);
 	/* Write bytes [off, off + len) of the object to fd at its current

@@ -125,9 +125,9 @@ static void policy_parse(const char *config_json, struct tier_policy *pol)
 
 	pol->enable = en && strcmp(en, "true") == 0;
 	if (o && json_object_object_get_ex(o, "remote.storage.enable", &v))
-		pol->enable = json_object_is_type(v, json_type_boolean)
-				      ? json_object_get_boolean(v)
-				      : strcmp(json_object_get_string(v), "true") == 0;
+		pol->enable = json_object_is_type(v, json_type_boolean) ?
+				      json_object_get_boolean(v) :
+				      strcmp(json_object_get_string(v), "true") == 0;
 	pol->local_ms = topic_config_i64(o, "local.retention.ms");
 	if (pol->local_ms == -2)
 		pol->local_ms = topic_config_i64(o, "retention.ms");
@@ -365,8 +365,9 @@ static int tier_fetch(void *arg, struct segment *s)
 	if (rc == 0) {
 		rc = file_crc(fd, m->bytes, &crc);
 		if (rc == 0 && crc != m->crc32c) {
-			log_msg(LOG_LVL_ERROR, "cold", "%s: fetched copy has CRC32C %08x, registry %08x",
-				m->remote_key, crc, m->crc32c);
+			log_msg(LOG_LVL_ERROR, "cold",
+				"%s: fetched copy has CRC32C %08x, registry %08x", m->remote_key,
+				crc, m->crc32c);
 			rc = -EIO;
 		}
 	}
@@ -457,7 +458,8 @@ static int upload_one(struct engine *e, struct partition *p, struct segment *s)
 	if (rc == 0)
 		rc = t->ops->head(t->arg, rm.remote_key, &size, etag2, sizeof(etag2));
 	if (rc == 0 && (size != rm.bytes || strcmp(etag, etag2) != 0)) {
-		log_msg(LOG_LVL_ERROR, "cold", "%s: stored object has %" PRIu64 " bytes, ETag %s; sent %" PRIu64 ", %s",
+		log_msg(LOG_LVL_ERROR, "cold",
+			"%s: stored object has %" PRIu64 " bytes, ETag %s; sent %" PRIu64 ", %s",
 			rm.remote_key, size, etag2, rm.bytes, etag);
 		rc = -EIO;
 	}
@@ -505,7 +507,8 @@ static int upload_one(struct engine *e, struct partition *p, struct segment *s)
 		 * the object stays verified in the bucket. */
 		pthread_mutex_unlock(&e->warm_lock);
 		segment_unref(ns);
-		log_msg(LOG_LVL_ERROR, "cold", "%s/%s: %s", dir, REGISTRY_FILE, chronik_strerror(rc));
+		log_msg(LOG_LVL_ERROR, "cold", "%s/%s: %s", dir, REGISTRY_FILE,
+			chronik_strerror(rc));
 		return rc;
 	}
 	/* Step 6. Only warm_lock holders change segs, so at still holds s. */
@@ -569,23 +572,27 @@ static int upload_pass(struct engine *e)
 			pthread_mutex_unlock(&t->lock);
 			uint64_t local = 0;
 			int64_t now = now_ms();
-			struct segment *s = stop ? NULL : upload_pick(parts[i], &pols[i], now, &local);
+			struct segment *s = stop ? NULL :
+						   upload_pick(parts[i], &pols[i], now, &local);
 			/* Uploads behind (the store down or slow): say so, at most
 			 * once a minute. */
 			if (pols[i].local_bytes >= 0 && local > 2 * (uint64_t)pols[i].local_bytes &&
 			    now - t->behind_logged_ms >= 60000) {
 				t->behind_logged_ms = now;
 				log_msg(LOG_LVL_WARN, "cold",
-					"%s/%d: %" PRIu64 " bytes on local disk, local.retention.bytes %" PRId64
+					"%s/%d: %" PRIu64
+					" bytes on local disk, local.retention.bytes %" PRId64
 					" (uploads behind)",
-					parts[i]->topic_name, parts[i]->index, local, pols[i].local_bytes);
+					parts[i]->topic_name, parts[i]->index, local,
+					pols[i].local_bytes);
 			}
 			if (!s)
 				break;
 			int r = upload_one(e, parts[i], s);
 			segment_unref(s);
 			if (r) {
-				log_msg(LOG_LVL_WARN, "cold", "%s/%d: upload failed: %s (retried later)",
+				log_msg(LOG_LVL_WARN, "cold",
+					"%s/%d: upload failed: %s (retried later)",
 					parts[i]->topic_name, parts[i]->index, chronik_strerror(r));
 				stat_fail(t, &t->st.upload_failures, r);
 				if (!rc)
@@ -631,8 +638,10 @@ static void *upload_thread(void *arg)
 			rc = r2;
 		pthread_mutex_lock(&t->lock);
 		if (rc)
-			t->backoff_ms = t->backoff_ms ? (t->backoff_ms >= 30000 ? 60000 : t->backoff_ms * 2)
-						      : 1000;
+			t->backoff_ms =
+				t->backoff_ms ?
+					(t->backoff_ms >= 30000 ? 60000 : t->backoff_ms * 2) :
+					1000;
 		else
 			t->backoff_ms = 0;
 		t->pass_rc = rc;
@@ -709,8 +718,8 @@ void tier_free(struct engine *e)
 	pthread_cond_destroy(&t->wake);
 	pthread_cond_destroy(&t->idle);
 	for (size_t i = 0; i < t->ndoomed; i++) {
-		log_msg(LOG_LVL_WARN, "cold", "%s: left in the object store (not deleted before close)",
-			t->doomed[i]);
+		log_msg(LOG_LVL_WARN, "cold",
+			"%s: left in the object store (not deleted before close)", t->doomed[i]);
 		free(t->doomed[i]);
 	}
 	free(t->doomed);
@@ -784,8 +793,7 @@ static int delete_pass(struct engine *e)
 	}
 }
 
-int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem,
-			void *arg)
+int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem, void *arg)
 {
 	const struct segment_meta *m = segment_meta_get(s);
 	struct tier *t = e->tier;
@@ -806,8 +814,8 @@ int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn 
 	}
 	if (size != m->bytes || strcmp(etag, m->etag) != 0) {
 		snprintf(what, sizeof(what),
-			 "%s: remote object has %" PRIu64 " bytes, ETag %s; the registry says %" PRIu64
-			 ", %s",
+			 "%s: remote object has %" PRIu64
+			 " bytes, ETag %s; the registry says %" PRIu64 ", %s",
 			 m->remote_key, size, etag, m->bytes, m->etag);
 		problem(arg, what);
 		n++;

@@ -60,8 +60,8 @@ static int listen_loopback(struct listener *l)
 	memset(l, 0, sizeof(*l));
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	l->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l->fd, 1) < 0 ||
-	    getsockname(l->fd, (struct sockaddr *)&a, &alen) < 0)
+	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(l->fd, 1) < 0 || getsockname(l->fd, (struct sockaddr *)&a, &alen) < 0)
 		return -1;
 	l->port = ntohs(a.sin_port);
 	return 0;
