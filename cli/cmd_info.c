@@ -204,6 +204,8 @@ static int verify_indexes(struct engine *e, unsigned *reported)
 			engine_partition_segment_dir(p, dir, sizeof(dir));
 			rc = engine_partition_segments(p, &segs, &n);
 			for (size_t j = 0; rc >= 0 && j < n; j++) {
+				if (segs[j].remote)
+					continue; /* no local file, no local index */
 				snprintf(path, sizeof(path), "%s/%s", dir, segs[j].file);
 				int r = search_index_verify(path, verify_problem, reported);
 				if (r < 0) {

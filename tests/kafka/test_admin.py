@@ -152,7 +152,7 @@ def main():
     except KafkaException as e:
         err = e.args[0]
     names = sorted(os.listdir(os.path.join(MNT, "cfg")))
-    ok(err is None and names == ["0", "1", "2", "3", "config.json"],
+    ok(err is None and names == ["0", "1", "2", "3", "config.json", "search"],
        "create_partitions to 4: the mount shows %s at once (%s)" % (names, err))
     info = chronik_info()
     parts = None
