@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "frame.h"
 #include "search.h"
+#include "remote.h"
+#include "s3.h"
 
 static int print_json_text(const char *text)
 {
@@ -202,6 +204,8 @@ static int verify_indexes(struct engine *e, unsigned *reported)
 			engine_partition_segment_dir(p, dir, sizeof(dir));
 			rc = engine_partition_segments(p, &segs, &n);
 			for (size_t j = 0; rc >= 0 && j < n; j++) {
+				if (segs[j].remote)
+					continue; /* no local file, no local index */
 				snprintf(path, sizeof(path), "%s/%s", dir, segs[j].file);
 				int r = search_index_verify(path, verify_problem, reported);
 				if (r < 0) {
@@ -219,11 +223,48 @@ static int verify_indexes(struct engine *e, unsigned *reported)
 	return rc < 0 ? rc : problems;
 }
 
+/* verify --remote s3://BUCKET[/PREFIX] [--endpoint URL] [--region R]
+ * [--path-style true|false] [--credentials-file FILE]: remote segments
+ * are checked too (cold/s3.h; credentials as chronikd reads them). These
+ * options are taken out of argv; the rest are the global ones. */
+static int verify_remote_opts(int *argc, char **argv, struct s3_options *so)
+{
+	int out = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		const char **slot = !strcmp(argv[i], "--remote")		 ? &so->url
+				    : !strcmp(argv[i], "--endpoint")	 ? &so->endpoint
+				    : !strcmp(argv[i], "--region")		 ? &so->region
+				    : !strcmp(argv[i], "--credentials-file") ? &so->credentials_file
+									 : NULL;
+		if (!strcmp(argv[i], "--path-style")) {
+			if (i + 1 >= *argc)
+				return cli_usage_error("verify: --path-style needs true or false");
+			so->path_style = !strcmp(argv[++i], "true");
+			continue;
+		}
+		if (!slot) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= *argc)
+			return cli_usage_error("verify: %s needs a value", argv[i]);
+		*slot = argv[++i];
+	}
+	*argc = out;
+	return 0;
+}
+
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	unsigned reported = 0;
+	struct s3_options so = { .path_style = true };
+	struct s3_client *s3 = NULL;
 	int ret, rc;
 
+	ret = verify_remote_opts(&argc, argv, &so);
+	if (ret)
+		return ret;
 	ret = cli_no_operand(c, argc, argv, "verify");
 	if (ret)
 		return ret;
@@ -249,6 +290,19 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		}
 		return CLI_EXIT_FAIL;
 	}
+	if (so.url) {
+		rc = s3_client_new(&so, &s3);
+		if (rc == 0) {
+			struct engine_remote_options ro = { .key_prefix = s3_client_prefix(s3) };
+			rc = engine_remote_attach(c->engine, s3_remote_ops(), s3, &ro);
+		}
+		if (rc < 0) {
+			ret = cli_fail(so.url, rc);
+			cli_engine_close(c);
+			s3_client_free(s3);
+			return ret;
+		}
+	}
 	rc = engine_verify(c->engine, verify_problem, &reported);
 	if (rc >= 0) {
 		int ri = verify_indexes(c->engine, &reported);
@@ -266,5 +320,6 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	if (fflush(stdout) && !ret)
 		ret = cli_fail("stdout", -errno);
 	rc = cli_engine_close(c);
+	s3_client_free(s3);
 	return ret ? ret : rc;
 }

@@ -62,10 +62,12 @@ int cmd_segments(struct cli *c, int argc, char **argv)
 		printf("file: %s base_offset: %" PRId64 " last_offset: %" PRId64
 		       " records: %" PRIu64 " batches: %" PRIu32 " raw_start: %" PRIu64
 		       " raw_end: %" PRIu64 " bytes: %" PRIu64 " min_timestamp: %" PRId64
-		       " max_timestamp: %" PRId64 " wal_seq: %" PRIu64 "\n",
+		       " max_timestamp: %" PRId64 " wal_seq: %" PRIu64 " where: %s%s%s\n",
 		       segs[i].file, segs[i].base_offset, segs[i].last_offset, segs[i].records,
 		       segs[i].batches, segs[i].raw_start, segs[i].raw_end, segs[i].bytes,
-		       segs[i].min_timestamp, segs[i].max_timestamp, segs[i].wal_seq);
+		       segs[i].min_timestamp, segs[i].max_timestamp, segs[i].wal_seq,
+		       segs[i].remote ? "remote" : "local", segs[i].remote ? " remote_key: " : "",
+		       segs[i].remote_key);
 	free(segs);
 	ret = fflush(stdout) ? cli_fail("stdout", -errno) : CLI_EXIT_OK;
 	rc = cli_engine_close(c);

@@ -37,6 +37,12 @@ struct settings {
 	bool default_permissions;
 	const char *data_dir;
 	const char *mountpoint;
+	/* The cold tier (cold/s3.h): on when remote.storage.url is set. The
+	 * strings are malloc'd; credentials are not settings (s3.h). */
+	char *remote_url, *remote_endpoint, *remote_region, *remote_credentials_file;
+	bool remote_path_style;
+	uint32_t remote_timeout_ms;
+	uint64_t remote_cache_bytes;
 };
 
 /* The defaults: engine defaults, log level info, auto_unmount and

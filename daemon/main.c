@@ -31,6 +31,8 @@
 #include "chronikfs.h"
 #include "daemon.h"
 #include "search.h"
+#include "remote.h"
+#include "s3.h"
 
 /* ---- background ---------------------------------------------------------------------- */
 
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
 #ifdef CHRONIK_HAVE_KAFKA
 	struct kafka_listener *kl = NULL;
 #endif
+	struct s3_client *s3 = NULL;
 
 	settings_init(&s);
 	logsink_install();
@@ -223,6 +226,29 @@ int main(int argc, char **argv)
 		goto free_settings;
 	}
 
+	if (s.remote_url) {
+		struct s3_options so = {
+			.url = s.remote_url,
+			.endpoint = s.remote_endpoint,
+			.region = s.remote_region,
+			.path_style = s.remote_path_style,
+			.credentials_file = s.remote_credentials_file,
+			.timeout_ms = s.remote_timeout_ms,
+		};
+		err = s3_client_new(&so, &s3);
+		if (err == 0) {
+			struct engine_remote_options ro = {
+				.key_prefix = s3_client_prefix(s3),
+				.cache_bytes = s.remote_cache_bytes,
+			};
+			err = engine_remote_attach(e, s3_remote_ops(), s3, &ro);
+		}
+		if (err < 0) {
+			daemon_fail("remote storage %s: %s", s.remote_url, chronik_strerror(err));
+			goto close_engine;
+		}
+	}
+
 #ifdef CHRONIK_HAVE_KAFKA
 	if (s.kafka) {
 		s.ko.users_file = s.kafka_users_file;
@@ -275,9 +301,10 @@ stop_kafka:
 #ifdef CHRONIK_HAVE_KAFKA
 	if (kl)
 		kafka_listener_stop(kl);
-close_engine:
 #endif
+close_engine:
 	err = engine_close(e);
+	s3_client_free(s3);
 	if (err < 0) {
 		log_msg(LOG_LVL_ERROR, "chronikd", "closing %s: %s", data_dir,
 			chronik_strerror(err));

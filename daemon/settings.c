@@ -55,8 +55,13 @@ static void usage(FILE *f)
 		   "kafka.max.groups, kafka.max.producer.states,\n"
 		   "kafka.producer.state.evict.idle.ms, kafka.users.file,\n"
 		   "kafka.tls.listen, kafka.tls.cert, kafka.tls.key,\n"
-		   "kafka.allow.plaintext.remote, mount.options, foreground,\n"
-		   "log.level (debug|info|warn|error).\n");
+		   "kafka.allow.plaintext.remote, mount.options, foreground, search.index,\n"
+		   "log.level (debug|info|warn|error),\n"
+		   "remote.storage.url (s3://BUCKET[/PREFIX]: the cold tier),\n"
+		   "remote.storage.endpoint (http(s)://HOST[:PORT], not AWS),\n"
+		   "remote.storage.region, remote.storage.path.style,\n"
+		   "remote.storage.credentials.file (else AWS_ACCESS_KEY_ID and\n"
+		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes.\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -225,6 +230,51 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 		daemon_fail("%s: this chronikd is built without the Kafka listener (not built yet)",
 			    key);
 #endif
+		return -1;
+	}
+	if (!strncmp(key, "remote.", 7)) {
+		static const struct {
+			const char *key;
+			size_t off;
+		} strs[] = {
+			{ "remote.storage.url", offsetof(struct settings, remote_url) },
+			{ "remote.storage.endpoint", offsetof(struct settings, remote_endpoint) },
+			{ "remote.storage.region", offsetof(struct settings, remote_region) },
+			{ "remote.storage.credentials.file",
+			  offsetof(struct settings, remote_credentials_file) },
+		};
+		for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+			if (strcmp(key, strs[i].key) != 0)
+				continue;
+			char **slot = (char **)((char *)s + strs[i].off);
+			free(*slot);
+			*slot = *value ? strdup(value) : NULL;
+			return 0;
+		}
+		if (!strcmp(key, "remote.storage.path.style")) {
+			if (parse_bool(value, &s->remote_path_style) < 0) {
+				daemon_fail("%s: bad value '%s'", key, value);
+				return -1;
+			}
+			return 0;
+		}
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		bool bad = errno || end == value || *end;
+		if (!strcmp(key, "remote.cache.bytes") && !bad && v >= 1) {
+			s->remote_cache_bytes = v;
+			return 0;
+		}
+		if (!strcmp(key, "remote.storage.timeout.ms") && !bad && v >= 1 && v <= 3600000) {
+			s->remote_timeout_ms = (uint32_t)v;
+			return 0;
+		}
+		if (strcmp(key, "remote.cache.bytes") && strcmp(key, "remote.storage.timeout.ms")) {
+			daemon_fail("unknown setting '%s'", key);
+			return -1;
+		}
+		daemon_fail("%s: bad value '%s'", key, value);
 		return -1;
 	}
 	if (!strcmp(key, "mount.options"))
@@ -450,6 +500,7 @@ void settings_init(struct settings *s)
 	s->auto_unmount = true;
 	s->default_permissions = true;
 	s->search_index = true;
+	s->remote_path_style = true;
 #ifdef CHRONIK_HAVE_KAFKA
 	kafka_options_init(&s->ko);
 	s->kafka = true;
@@ -467,4 +518,9 @@ void settings_fini(struct settings *s)
 	free(s->kafka_tls_cert);
 	free(s->kafka_tls_key);
 	s->kafka_users_file = s->kafka_tls_listen = s->kafka_tls_cert = s->kafka_tls_key = NULL;
+	free(s->remote_url);
+	free(s->remote_endpoint);
+	free(s->remote_region);
+	free(s->remote_credentials_file);
+	s->remote_url = s->remote_endpoint = s->remote_region = s->remote_credentials_file = NULL;
 }

@@ -104,12 +104,16 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"segments\": %" PRIu64 ",\n"
 		     "  \"segment_bytes\": %" PRIu64 ",\n"
 		     "  \"index_bytes\": %" PRIu64 ",\n"
+		     "  \"local_bytes\": %" PRIu64 ",\n"
+		     "  \"remote_segments\": %" PRIu64 ",\n"
+		     "  \"remote_bytes\": %" PRIu64 ",\n"
 		     "  \"max_timestamp\": %" PRId64 "\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
 		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes,
-		     info.max_timestamp);
+		     info.segment_bytes - info.remote_bytes + info.wal_bytes,
+		     info.remote_segments, info.remote_bytes, info.max_timestamp);
 	if (n < 0)
 		return -ENOMEM;
 	*out = s;

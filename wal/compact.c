@@ -668,6 +668,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 	pthread_cond_broadcast(&p->grown);
 	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < k; i++) {
+		tier_remote_delete(p->e, segment_meta_get(in[i])); /* cold tier: queued */
 		segment_doom(in[i]);
 		segment_unref(in[i]); /* the list's reference */
 	}

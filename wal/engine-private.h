@@ -219,6 +219,9 @@ struct engine {
 	pthread_t indexer_thread;
 	int64_t active_birth_ns; /* commit thread: first frame in the active file; 0 = empty */
 
+	/* The cold tier (tier.c): NULL until engine_remote_attach. */
+	struct tier *tier;
+
 	/* Counters (engine_stats_get); written by the commit thread. */
 	atomic_uint_fast64_t st_appends, st_groups, st_bytes, st_fsyncs, st_failed;
 };
@@ -296,6 +299,23 @@ void warm_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char
 /* A V1 frame (frame_decode'd) re-encoded as a one-record batch at its
  * offset (read.c); *out malloc'd. */
 int frame_v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *out_len);
+
+/* The cold tier (tier.c). A registered segment as a struct segment: a
+ * local one at dir/<file>, a remote one at its cache path with the fetch
+ * hook set. tier_stop ends the upload thread (engine_close, first);
+ * tier_free releases the rest. tier_remote_delete: retention dropped m,
+ * delete its object when it is remote (best effort, logged). */
+int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, const char *dir,
+		     const struct segment_meta *m, struct segment **out);
+void tier_stop(struct engine *e);
+void tier_free(struct engine *e);
+void tier_remote_delete(struct engine *e, const struct segment_meta *m);
+/* engine_verify's check of one segment: segment_verify on a local one; a
+ * remote one only when a store is attached (chronik verify --remote):
+ * the object's size and ETag against the registry, then a fetched copy
+ * (CRC32C) by segment_verify. Without a store it is skipped (0). */
+int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem,
+			void *arg);
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);

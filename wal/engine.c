@@ -285,6 +285,14 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 	out->batches = p->n;
 	out->segments = p->nsegs;
 	out->segment_bytes = p->seg_bytes;
+	out->remote_segments = out->remote_bytes = 0;
+	for (size_t i = 0; i < p->nsegs; i++) {
+		const struct segment_meta *m = segment_meta_get(p->segs[i]);
+		if (m->state == SEGMENT_REMOTE) {
+			out->remote_segments++;
+			out->remote_bytes += m->bytes;
+		}
+	}
 	out->max_timestamp = p->max_timestamp;
 	out->mtime_ns = p->mtime_ns;
 	out->ctime_ns = p->ctime_ns;
@@ -556,8 +564,10 @@ int engine_close(struct engine *e)
 
 	if (!e)
 		return 0;
+	tier_stop(e);
 	indexer_stop(e);
 	commit_stop(e);
+	tier_free(e);
 	if (!e->opt.read_only && e->nfiles)
 		rc = engine_sync(e);
 	meta_close(e);

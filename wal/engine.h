@@ -178,7 +178,10 @@ struct partition_info {
 	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL not yet indexed */
 	uint64_t batches; /* batches in the WAL not yet indexed */
 	uint64_t segments; /* indexed segments */
-	uint64_t segment_bytes; /* their size on disk */
+	uint64_t segment_bytes; /* their size, local and remote */
+	uint64_t remote_segments; /* of them, those in the object store (tier.c) */
+	uint64_t remote_bytes; /* and their size; local disk holds
+				* segment_bytes - remote_bytes + wal_bytes */
 	int64_t max_timestamp; /* -1 when empty */
 	int64_t mtime_ns; /* wall clock of the last append (or open) */
 	int64_t ctime_ns; /* when the topic was created */
@@ -198,6 +201,8 @@ struct engine_segment_info {
 	uint32_t batches;
 	uint64_t wal_seq; /* the WAL file it was made from */
 	char file[64]; /* its name in DATA/segments/<topic-id>/<partition>/ */
+	bool remote; /* the cold tier holds it (wal/tier.c), under remote_key */
+	char remote_key[256]; /* "" when local */
 };
 /* The partition's segments in offset order; *out malloc'd (caller frees),
  * NULL when *count is 0. */

@@ -147,6 +147,8 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		if (!tmp && (len < 4 || strcmp(de->d_name + len - 4, ".seg") != 0))
 			continue;
 		for (size_t i = 0; !tmp && i < r->n && !listed; i++) {
+			if (r->segs[i].state != SEGMENT_LOCAL)
+				continue; /* remote: a local copy is left over (tier.c) */
 			registry_segment_file(&r->segs[i], name, sizeof(name));
 			listed = strcmp(name, de->d_name) == 0;
 		}
@@ -167,7 +169,7 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 
 static int partition_load(struct engine *e, struct partition *p)
 {
-	char dir[4200], path[4400], name[64];
+	char dir[4200];
 	struct registry r;
 	int rc;
 
@@ -189,9 +191,7 @@ static int partition_load(struct engine *e, struct partition *p)
 		p->segs_cap = r.n;
 	}
 	for (size_t i = 0; i < r.n; i++) {
-		registry_segment_file(&r.segs[i], name, sizeof(name));
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		rc = segment_new(path, &r.segs[i], &p->segs[i]);
+		rc = tier_segment_new(e, p->topic_id, p->index, dir, &r.segs[i], &p->segs[i]);
 		if (rc) {
 			registry_fini(&r);
 			return rc;
@@ -308,7 +308,7 @@ static int partition_resync(const char *dir, struct partition *p, const struct r
  * retention and compaction changed below it; p->lock not held. */
 static int partition_refresh(struct engine *e, struct partition *p)
 {
-	char dir[4200], path[4600], name[64];
+	char dir[4200];
 	struct registry r;
 	int rc;
 
@@ -331,9 +331,7 @@ static int partition_refresh(struct engine *e, struct partition *p)
 		pthread_mutex_unlock(&p->lock);
 		if (m->base_offset < warm_end)
 			continue;
-		registry_segment_file(m, name, sizeof(name));
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		rc = segment_new(path, m, &s);
+		rc = tier_segment_new(e, p->topic_id, p->index, dir, m, &s);
 		if (rc)
 			break;
 		pthread_mutex_lock(&p->lock);
@@ -1040,6 +1038,8 @@ int engine_partition_segments(struct partition *p, struct engine_segment_info **
 		v[i].batches = m->batches;
 		v[i].wal_seq = m->wal_seq;
 		registry_segment_file(m, v[i].file, sizeof(v[i].file));
+		v[i].remote = m->state == SEGMENT_REMOTE;
+		snprintf(v[i].remote_key, sizeof(v[i].remote_key), "%s", m->remote_key);
 	}
 	pthread_mutex_unlock(&p->lock);
 	*out = v;

@@ -1085,7 +1085,7 @@ static void verify_segments(struct verify_ctx *v, const char *topic, int32_t pi,
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct segment_meta *m = segment_meta_get(segs[i]);
-		int rc = segment_verify(segment_path(segs[i]), m, verify_problem, v);
+		int rc = tier_segment_verify(p->e, segs[i], verify_problem, v);
 		if (rc < 0)
 			report(v, "%s: %s", segment_path(segs[i]), chronik_strerror(rc));
 		if (i > 0) {

@@ -81,9 +81,28 @@ static int seg_parse(json_object *o, struct segment_meta *m)
 			return CHRONIK_ECORRUPT;
 		m->gen = (uint32_t)gen;
 	}
-	if (!json_object_object_get_ex(o, "state", &v) ||
-	    strcmp(json_object_get_string(v), "live") != 0)
+	m->state = SEGMENT_LOCAL;
+	if (!json_object_object_get_ex(o, "state", &v))
+		return CHRONIK_ECORRUPT;
+	if (strcmp(json_object_get_string(v), "remote") == 0) {
+		json_object *k, *t;
+		int64_t crc = 0;
+		if (!json_object_object_get_ex(o, "remote_key", &k) ||
+		    !json_object_is_type(k, json_type_string) ||
+		    !json_object_object_get_ex(o, "etag", &t) ||
+		    !json_object_is_type(t, json_type_string) || get_i64(o, "crc32c", &crc) ||
+		    crc < 0 || crc > UINT32_MAX ||
+		    (size_t)json_object_get_string_len(k) >= sizeof(m->remote_key) ||
+		    json_object_get_string_len(k) == 0 ||
+		    (size_t)json_object_get_string_len(t) >= sizeof(m->etag))
+			return CHRONIK_ECORRUPT;
+		m->state = SEGMENT_REMOTE;
+		m->crc32c = (uint32_t)crc;
+		snprintf(m->remote_key, sizeof(m->remote_key), "%s", json_object_get_string(k));
+		snprintf(m->etag, sizeof(m->etag), "%s", json_object_get_string(t));
+	} else if (strcmp(json_object_get_string(v), "live") != 0) {
 		return CHRONIK_EVERSION;
+	}
 	registry_segment_file(m, name, sizeof(name));
 	if (!json_object_object_get_ex(o, "file", &v) ||
 	    strcmp(json_object_get_string(v), name) != 0)
@@ -118,7 +137,7 @@ int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct 
 	    !json_object_object_get_ex(root, "segments", &segs) ||
 	    !json_object_is_type(segs, json_type_array))
 		goto out;
-	if (version != REGISTRY_VERSION) {
+	if (version != 1 && version != REGISTRY_VERSION) {
 		rc = CHRONIK_EVERSION;
 		goto out;
 	}
@@ -164,7 +183,8 @@ static json_object *seg_json(const struct segment_meta *m)
 
 	registry_segment_file(m, name, sizeof(name));
 	json_object_object_add(o, "file", json_object_new_string(name));
-	json_object_object_add(o, "state", json_object_new_string("live"));
+	json_object_object_add(o, "state", json_object_new_string(
+						   m->state == SEGMENT_REMOTE ? "remote" : "live"));
 	json_object_object_add(o, "base_offset", json_object_new_int64(m->base_offset));
 	json_object_object_add(o, "last_offset", json_object_new_int64(m->last_offset));
 	json_object_object_add(o, "min_timestamp", json_object_new_int64(m->min_timestamp));
@@ -178,6 +198,11 @@ static json_object *seg_json(const struct segment_meta *m)
 	json_object_object_add(o, "wal_seq", json_object_new_int64((int64_t)m->wal_seq));
 	if (m->gen)
 		json_object_object_add(o, "gen", json_object_new_int64(m->gen));
+	if (m->state == SEGMENT_REMOTE) {
+		json_object_object_add(o, "remote_key", json_object_new_string(m->remote_key));
+		json_object_object_add(o, "etag", json_object_new_string(m->etag));
+		json_object_object_add(o, "crc32c", json_object_new_int64(m->crc32c));
+	}
 	return o;
 }
 
@@ -189,7 +214,11 @@ int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const s
 	size_t len;
 	int fd = -1, dfd = -1, rc = 0;
 
-	json_object_object_add(root, "version", json_object_new_int(REGISTRY_VERSION));
+	int version = 1;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->segs[i].state == SEGMENT_REMOTE)
+			version = REGISTRY_VERSION;
+	json_object_object_add(root, "version", json_object_new_int(version));
 	json_object_object_add(root, "topic_id", json_object_new_int64(topic_id));
 	json_object_object_add(root, "partition", json_object_new_int(partition));
 	json_object_object_add(root, "log_start_offset",

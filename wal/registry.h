@@ -16,7 +16,10 @@
  *     "raw_end": 9000,             last segment's raw end
  *     "segments": [                in offset order, ranges disjoint
  *       { "file": "00000000000000000000.seg",
- *         "state": "live",         the only state of version 1
+ *         "state": "live",         "live" (the file is in this directory)
+ *                                  or, version 2 only, "remote"
+ *                                  (wal/tier.c: the file is in the
+ *                                  object store; no local copy counts)
  *         "base_offset": 0, "last_offset": 1199,
  *         "min_timestamp": ..., "max_timestamp": ...,
  *         "raw_start": 0, "raw_end": 9000,
@@ -29,8 +32,25 @@
                                   over; its file is "%020lld.g<gen>.seg"
                                   so that it never has the name of the
                                   segment it replaces
+ *       plus, when "state" is "remote" (all three required):
+ *         "remote_key": "chronik/7/0/00000000000000000000.seg",
+ *                                  the object's key in the bucket
+ *                                  (1-255 bytes)
+ *         "etag": "\"9b2c...\"",    the store's ETag of it (< 72 bytes)
+ *         "crc32c": 123456789      CRC32C of the whole file, checked
+ *                                  against every copy fetched back
  *     ]
  *   }
+ *
+ * VERSIONS: version 1 knows only "live"; version 2 adds "remote". A save
+ * writes version 1 while no segment is remote (so a registry that never
+ * saw the cold tier stays readable by older builds), 2 otherwise; a load
+ * reads both and refuses any other with CHRONIK_EVERSION. There is no
+ * persisted "uploading" state on purpose: while an upload runs the
+ * registry says "live" and the local file is the only copy that counts;
+ * an object in the bucket that the registry does not name counts for
+ * nothing and is overwritten by the next upload of that segment (the
+ * upload protocol, wal/tier.c).
  *
  * Integers are JSON numbers (json-c int64; u64 fields stay below 2^63).
  * next_offset and raw_end also hold when every segment is gone (retention),
@@ -61,7 +81,7 @@
 #include "segment.h"
 
 #define REGISTRY_FILE "registry.json"
-#define REGISTRY_VERSION 1
+#define REGISTRY_VERSION 2
 
 struct registry {
 	int64_t log_start_offset;

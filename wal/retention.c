@@ -128,6 +128,7 @@ static int retention_partition(struct engine *e, struct partition *p,
 	pthread_cond_broadcast(&p->grown);
 	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; gone && i < k; i++) {
+		tier_remote_delete(e, segment_meta_get(gone[i]));
 		segment_doom(gone[i]);
 		segment_unref(gone[i]);
 	}

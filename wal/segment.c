@@ -355,7 +355,15 @@ struct segment {
 	int fd;
 	struct segment_index_entry *idx;
 	size_t n;
+	segment_fetch_fn fetch; /* remote segments: brings the file to path */
+	void *fetch_arg;
 };
+
+void segment_set_fetch(struct segment *s, segment_fetch_fn fetch, void *arg)
+{
+	s->fetch = fetch;
+	s->fetch_arg = arg;
+}
 
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out)
 {
@@ -518,7 +526,21 @@ int segment_read_begin(struct segment *s)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->readers == 0) {
+		if (s->m.state == SEGMENT_REMOTE) {
+			rc = s->fetch ? s->fetch(s->fetch_arg, s) : -EIO;
+			if (rc) {
+				pthread_mutex_unlock(&s->lock);
+				return rc;
+			}
+		}
 		rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
+		/* A cached copy can be evicted between its fetch and this open
+		 * (another reader's fetch made room): fetch it once more. */
+		if (rc == -ENOENT && s->m.state == SEGMENT_REMOTE && s->fetch) {
+			rc = s->fetch(s->fetch_arg, s);
+			if (rc == 0)
+				rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
+		}
 		if (rc == 0 &&
 		    (tr.data_end != s->m.data_end || tr.last_offset != s->m.last_offset ||
 		     tr.raw_end != s->m.raw_end || s->idx[0].offset != s->m.base_offset ||

@@ -135,7 +135,19 @@ struct segment_meta {
 	uint32_t batches;
 	uint64_t wal_seq;
 	uint32_t gen; /* 0 as indexed; compaction writes max(inputs') + 1 */
+	/* The cold tier (wal/tier.c; registry.h version 2). state is
+	 * SEGMENT_LOCAL (0, as every writer makes it) or SEGMENT_REMOTE: the
+	 * file lives in the object store under remote_key, and the local copy
+	 * is gone (a cached copy may sit in DATA/cold-cache). crc32c is the
+	 * CRC32C of the whole file and etag the store's ETag of it, both
+	 * checked by the upload before the state changes. */
+	uint8_t state;
+	uint32_t crc32c;
+	char etag[72];
+	char remote_key[256];
 };
+#define SEGMENT_LOCAL 0
+#define SEGMENT_REMOTE 2
 
 struct segment_index_entry {
 	int64_t offset;
@@ -176,6 +188,13 @@ struct segment;
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out);
 void segment_ref(struct segment *s);
 void segment_unref(struct segment *s);
+/* A remote segment (state SEGMENT_REMOTE) has no local file until a
+ * reader asks: segment_read_begin then calls fetch(arg, s) with no lock
+ * held by the caller beyond the segment's own, and fetch must leave the
+ * whole file at segment_path(s) (0) or fail (<0, returned to the reader).
+ * Set before the segment is published. */
+typedef int (*segment_fetch_fn)(void *arg, struct segment *s);
+void segment_set_fetch(struct segment *s, segment_fetch_fn fetch, void *arg);
 /* Remove the file at the last unref (a segment dropped from the registry),
  * and with it every sidecar: <path><suffix> for each registered suffix. */
 void segment_doom(struct segment *s);

@@ -12,6 +12,10 @@
  *   retention.ms               "-1"          retention.c (-1 = keep forever)
  *   segment.bytes              "1073741824"  accepted; segments follow the
  *                                            WAL files (wal.segment.bytes)
+ *   remote.storage.enable      "false"       tier.c: segments move to the
+ *                                            object store (when attached)
+ *   local.retention.bytes      "-2"          tier.c: what stays local
+ *   local.retention.ms         "-2"          (-2 = retention.*, -1 = all)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,7 +29,8 @@ static const struct {
 	{ "cleanup.policy", "delete" },	       { "compression.type", "lz4" },
 	{ "delete.retention.ms", "86400000" }, { "min.cleanable.dirty.ratio", "0.5" },
 	{ "retention.bytes", "-1" },	       { "retention.ms", "-1" },
-	{ "segment.bytes", "1073741824" },
+	{ "segment.bytes", "1073741824" },     { "remote.storage.enable", "false" },
+	{ "local.retention.bytes", "-2" },     { "local.retention.ms", "-2" },
 };
 
 const char *engine_topic_config_default(const char *key)

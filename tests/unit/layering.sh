@@ -9,10 +9,14 @@
 #                                          its segment hook)
 #   fs/       fs/ search/ wal/            (the FUSE front-end knows no Kafka)
 #   kafka/    kafka/ wal/                 (the Kafka listener knows no FUSE)
-#   cli/      cli/ search/ wal/           (the CLI opens the engine directly)
+#   cli/      cli/ search/ cold/ wal/     (the CLI opens the engine directly;
+#                                          verify --remote attaches cold/)
 #             and kafka/users.h only      (`chronik user add` writes the Kafka
 #                                          users file; users.c needs only OpenSSL)
-#   daemon/   daemon/ fs/ kafka/ search/ wal/ (chronikd puts them together)
+#   cold/     cold/ wal/                  (the object-store client fills the
+#                                          engine's hook table, wal/remote.h;
+#                                          the engine never includes it)
+#   daemon/   daemon/ fs/ kafka/ search/ cold/ wal/ (chronikd puts them together)
 #
 # and FUSE's own headers (<fuse*.h>) only in fs/ and daemon/.
 #
@@ -26,14 +30,15 @@ set -u
 root=${1:?usage: layering.sh SOURCE_ROOT}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
-folders=(wal search fs kafka cli daemon)
+folders=(wal search fs kafka cli cold daemon)
 declare -A allowed=(
 	[wal]="wal"
 	[search]="search wal"
 	[fs]="fs search wal"
 	[kafka]="kafka wal"
-	[cli]="cli search wal"
-	[daemon]="daemon fs kafka search wal"
+	[cli]="cli search cold wal"
+	[cold]="cold wal"
+	[daemon]="daemon fs kafka search cold wal"
 )
 # Single headers a folder may include beyond its folders.
 declare -A allowed_files=([cli]="kafka/users.h")

@@ -1,0 +1,614 @@
+/* s3.c - the S3 client of s3.h over libcurl. */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "s3.h"
+
+#define POOL_MAX 8
+
+struct s3_client {
+	char *bucket, *prefix, *base; /* base: URL up to the key, ending in '/' */
+	char *access_key, *secret_key;
+	char sigv4[128]; /* "aws:amz:<region>:s3" */
+	uint32_t timeout_ms;
+	bool s3_service; /* sign x-amz-content-sha256 (S3 wants it) */
+	char *date_hdr, *connect_to; /* tests only (s3.h) */
+	pthread_mutex_t lock; /* guards pool */
+	CURL *pool[POOL_MAX];
+	int npool;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	char *end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = 0;
+	return s;
+}
+
+/* The [default] section of an AWS shared-credentials file. */
+static int credentials_read(struct s3_client *c, const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char line[1024];
+	bool in_default = true; /* keys before any section count as default */
+
+	if (!f) {
+		int rc = -errno;
+		log_msg(LOG_LVL_ERROR, "s3", "credentials file %s: %s", file, strerror(-rc));
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *l = trim(line), *eq;
+		if (*l == '#' || *l == ';' || !*l)
+			continue;
+		if (*l == '[') {
+			in_default = strncmp(l, "[default]", 9) == 0;
+			continue;
+		}
+		if (!in_default || !(eq = strchr(l, '=')))
+			continue;
+		*eq = 0;
+		char *k = trim(l), *v = trim(eq + 1);
+		char **slot = strcmp(k, "aws_access_key_id") == 0     ? &c->access_key :
+			      strcmp(k, "aws_secret_access_key") == 0 ? &c->secret_key :
+									NULL;
+		if (slot) {
+			free(*slot);
+			*slot = strdup(v);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int s3_client_new(const struct s3_options *o, struct s3_client **out)
+{
+	struct s3_client *c;
+	const char *url = o->url, *slash,
+		   *region = o->region && *o->region ? o->region : "us-east-1";
+	bool path_style = o->endpoint ? o->path_style : false;
+	int rc = -EINVAL;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (!url || strncmp(url, "s3://", 5) != 0 || !url[5] || url[5] == '/') {
+		log_msg(LOG_LVL_ERROR, "s3", "remote.storage.url must be s3://BUCKET[/PREFIX]");
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	url += 5;
+	slash = strchr(url, '/');
+	c->bucket = slash ? strndup(url, (size_t)(slash - url)) : strdup(url);
+	/* The prefix ends in '/' when not empty. */
+	const char *pre = slash ? slash + 1 : "";
+	size_t plen = strlen(pre);
+	c->prefix = malloc(plen + 2);
+	if (c->prefix)
+		snprintf(c->prefix, plen + 2, "%s%s", pre, plen && pre[plen - 1] != '/' ? "/" : "");
+	for (const char *b = c->bucket; b && *b; b++)
+		if (!isalnum((unsigned char)*b) && *b != '-' && *b != '.' && *b != '_') {
+			log_msg(LOG_LVL_ERROR, "s3", "bad bucket name in remote.storage.url");
+			goto fail;
+		}
+	if (o->endpoint) {
+		const char *ep = o->endpoint, *scheme_end = strstr(ep, "://");
+		size_t elen = strlen(ep);
+		while (elen && ep[elen - 1] == '/')
+			elen--;
+		if (!scheme_end) {
+			log_msg(LOG_LVL_ERROR, "s3",
+				"remote.storage.endpoint must be http(s)://HOST[:PORT]");
+			goto fail;
+		}
+		int slen = (int)(scheme_end + 3 - ep);
+		int r = path_style ? asprintf(&c->base, "%.*s/%s/", (int)elen, ep, c->bucket) :
+				     asprintf(&c->base, "%.*s%s.%.*s/", slen, ep, c->bucket,
+					      (int)elen - slen, ep + slen);
+		if (r < 0)
+			c->base = NULL;
+	} else if (path_style) {
+		if (asprintf(&c->base, "https://s3.%s.amazonaws.com/%s/", region, c->bucket) < 0)
+			c->base = NULL;
+	} else {
+		if (asprintf(&c->base, "https://%s.s3.%s.amazonaws.com/", c->bucket, region) < 0)
+			c->base = NULL;
+	}
+	const char *service = o->service ? o->service : "s3";
+	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:%s", region, service);
+	c->s3_service = strcmp(service, "s3") == 0;
+	if (o->sign_date && asprintf(&c->date_hdr, "X-Amz-Date: %s", o->sign_date) < 0)
+		c->date_hdr = NULL;
+	if (o->connect_to)
+		c->connect_to = strdup(o->connect_to);
+	c->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
+	if (!c->bucket || !c->prefix || !c->base) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (o->credentials_file) {
+		rc = credentials_read(c, o->credentials_file);
+		if (rc)
+			goto fail;
+	} else {
+		const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+		c->access_key = ak ? strdup(ak) : NULL;
+		c->secret_key = sk ? strdup(sk) : NULL;
+	}
+	rc = -EINVAL;
+	if (!c->access_key || !c->secret_key || !*c->access_key || !*c->secret_key) {
+		log_msg(LOG_LVL_ERROR, "s3",
+			"no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+			"remote.storage.credentials.file");
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	s3_client_free(c);
+	return rc;
+}
+
+void s3_client_free(struct s3_client *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->npool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c->bucket);
+	free(c->prefix);
+	free(c->base);
+	free(c->date_hdr);
+	free(c->connect_to);
+	if (c->secret_key)
+		memset(c->secret_key, 0, strlen(c->secret_key));
+	free(c->access_key);
+	free(c->secret_key);
+	free(c);
+}
+
+const char *s3_client_prefix(const struct s3_client *c)
+{
+	return c->prefix;
+}
+
+char *s3_client_url(const struct s3_client *c, const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t blen = strlen(c->base), klen = strlen(key);
+	char *u = malloc(blen + 3 * klen + 1), *w;
+
+	if (!u)
+		return NULL;
+	memcpy(u, c->base, blen);
+	w = u + blen;
+	for (size_t i = 0; i < klen; i++) {
+		unsigned char ch = (unsigned char)key[i];
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/') {
+			*w++ = (char)ch;
+		} else {
+			*w++ = '%';
+			*w++ = hex[ch >> 4];
+			*w++ = hex[ch & 15];
+		}
+	}
+	*w = 0;
+	return u;
+}
+
+/* ---- one request ------------------------------------------------------------- */
+
+struct req {
+	/* upload body */
+	int in_fd;
+	uint64_t in_pos, in_size;
+	/* download body (out_fd >= 0) or an error body (kept, up to 4 KiB) */
+	int out_fd;
+	uint64_t out_bytes;
+	int out_err;
+	char body[4096];
+	size_t body_len;
+	char etag[128];
+};
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct req *r = arg;
+	size_t want = size * nitems;
+	if (want > r->in_size - r->in_pos)
+		want = (size_t)(r->in_size - r->in_pos);
+	if (want == 0)
+		return 0;
+	ssize_t n;
+	do
+		n = pread(r->in_fd, buf, want, (off_t)r->in_pos);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return CURL_READFUNC_ABORT;
+	r->in_pos += (uint64_t)n;
+	return (size_t)n;
+}
+
+static size_t on_write(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	struct req *r = arg;
+	size_t len = size * nmemb;
+	long code = 0;
+	(void)code;
+	if (r->out_fd >= 0) {
+		for (size_t done = 0; done < len;) {
+			ssize_t n = write(r->out_fd, buf + done, len - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				r->out_err = -errno;
+				return 0;
+			}
+			done += (size_t)n;
+		}
+		r->out_bytes += len;
+		return len;
+	}
+	size_t room = sizeof(r->body) - 1 - r->body_len;
+	size_t take = len < room ? len : room;
+	memcpy(r->body + r->body_len, buf, take);
+	r->body_len += take;
+	r->body[r->body_len] = 0;
+	return len;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct req *r = arg;
+	size_t len = size * nitems;
+	if (len > 5 && strncasecmp(buf, "etag:", 5) == 0) {
+		size_t i = 5, j = len;
+		while (i < j && isspace((unsigned char)buf[i]))
+			i++;
+		while (j > i && isspace((unsigned char)buf[j - 1]))
+			j--;
+		snprintf(r->etag, sizeof(r->etag), "%.*s", (int)(j - i), buf + i);
+	}
+	return len;
+}
+
+static CURL *handle_get(struct s3_client *c)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->npool)
+		h = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->lock);
+	if (!h)
+		h = curl_easy_init();
+	else
+		curl_easy_reset(h); /* keeps the connection cache */
+	return h;
+}
+
+static void handle_put_back(struct s3_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->npool < POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+/* The S3 error code of an XML error body: the text of its first <Code>. */
+static void error_code(const char *body, char *out, size_t len)
+{
+	const char *a = strstr(body, "<Code>"), *b;
+	size_t n = 0;
+	out[0] = 0;
+	if (!a)
+		return;
+	a += 6;
+	b = strstr(a, "</Code>");
+	if (!b)
+		return;
+	for (const char *p = a; p < b && n + 1 < len && n < 63; p++)
+		if (isprint((unsigned char)*p))
+			out[n++] = *p;
+	out[n] = 0;
+}
+
+enum method { M_PUT, M_HEAD, M_GET, M_DELETE };
+static const char *const method_names[] = { "PUT", "HEAD", "GET", "DELETE" };
+
+/* Run one request; *status gets the HTTP status. 0, or -EIO when no
+ * response came (logged). extra: headers to add (NULL-terminated). */
+static int perform(struct s3_client *c, enum method m, const char *key, const char *const *extra,
+		   struct req *r, long *status, uint64_t *content_length)
+{
+	CURL *h = handle_get(c);
+	struct curl_slist *hdrs = NULL;
+	char *url = s3_client_url(c, key);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	int rc = 0;
+
+	if (!h || !url) {
+		free(url);
+		if (h)
+			curl_easy_cleanup(h);
+		return -ENOMEM;
+	}
+	/* libcurl signs this header's value into the request (it cannot hash
+	 * a streamed body itself). */
+	if (c->s3_service)
+		hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	if (c->date_hdr)
+		hdrs = curl_slist_append(hdrs, c->date_hdr);
+	struct curl_slist *connect_to = c->connect_to ? curl_slist_append(NULL, c->connect_to) :
+							NULL;
+	if (connect_to)
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
+	for (size_t i = 0; extra && extra[i]; i++)
+		hdrs = curl_slist_append(hdrs, extra[i]);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+	curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
+	curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+	/* A transfer stalled (under 1 byte/s) for the timeout fails. */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)((c->timeout_ms + 999) / 1000));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	switch (m) {
+	case M_PUT:
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, r);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->in_size);
+		break;
+	case M_HEAD:
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		break;
+	case M_GET:
+		break;
+	case M_DELETE:
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+		break;
+	}
+	CURLcode cc = curl_easy_perform(h);
+	*status = 0;
+	if (cc != CURLE_OK) {
+		log_msg(LOG_LVL_WARN, "s3", "%s %s: %s", method_names[m], key,
+			errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		rc = r->out_err ? r->out_err : -EIO;
+	} else {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+		curl_off_t cl = -1;
+		curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+		if (content_length)
+			*content_length = cl < 0 ? 0 : (uint64_t)cl;
+	}
+	curl_slist_free_all(hdrs);
+	curl_slist_free_all(connect_to);
+	free(url);
+	handle_put_back(c, h);
+	return rc;
+}
+
+/* An HTTP status that is not success as -errno (logged). */
+static int status_rc(const char *what, const char *key, long status, const struct req *r,
+		     bool quiet_404)
+{
+	char code[64];
+	if (status >= 200 && status < 300)
+		return 0;
+	if (status == 404 && quiet_404)
+		return -ENOENT;
+	error_code(r->out_fd < 0 ? r->body : "", code, sizeof(code));
+	log_msg(LOG_LVL_WARN, "s3", "%s %s: HTTP %ld%s%s", what, key, status, code[0] ? " " : "",
+		code);
+	return status == 404 ? -ENOENT : status == 403 ? -EACCES : -EIO;
+}
+
+/* ---- the hook table ------------------------------------------------------------ */
+
+static int file_md5(int fd, uint64_t size, unsigned char md[16])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char *buf = malloc(1 << 20);
+	uint64_t pos = 0;
+	unsigned int mdlen = 0;
+	int rc = 0;
+
+	if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (pos < size) {
+		size_t want = size - pos < (1 << 20) ? (size_t)(size - pos) : (1 << 20);
+		ssize_t n = pread(fd, buf, want, (off_t)pos);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		pos += (uint64_t)n;
+	}
+	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 16)
+		rc = -EIO;
+out:
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static int op_put(void *arg, const char *key, int fd, uint64_t size, char *etag, size_t etag_len)
+{
+	struct s3_client *c = arg;
+	struct req *r = calloc(1, sizeof(*r));
+	unsigned char md[16], b64[32];
+	char md5hdr[64], want[40];
+	long status;
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	rc = file_md5(fd, size, md);
+	if (rc)
+		goto out;
+	EVP_EncodeBlock(b64, md, 16);
+	snprintf(md5hdr, sizeof(md5hdr), "Content-MD5: %s", b64);
+	for (int i = 0; i < 16; i++)
+		snprintf(want + 2 * i, 3, "%02x", md[i]);
+	const char *extra[] = { md5hdr, "Content-Type: application/octet-stream", "Expect:", NULL };
+	r->in_fd = fd;
+	r->in_size = size;
+	r->out_fd = -1;
+	rc = perform(c, M_PUT, key, extra, r, &status, NULL);
+	if (rc == 0)
+		rc = status_rc("PUT", key, status, r, false);
+	if (rc == 0) {
+		/* A single PUT's ETag is the MD5 of the body, quoted. */
+		char got[130] = "";
+		const char *e = r->etag;
+		size_t n = strlen(e);
+		if (n >= 2 && e[0] == '"' && e[n - 1] == '"')
+			snprintf(got, sizeof(got), "%.*s", (int)(n - 2), e + 1);
+		else
+			snprintf(got, sizeof(got), "%s", e);
+		if (strcasecmp(got, want) != 0) {
+			log_msg(LOG_LVL_ERROR, "s3", "PUT %s: ETag %s is not the body's MD5 %s",
+				key, r->etag, want);
+			rc = -EIO;
+		} else if (strlen(r->etag) >= etag_len) {
+			rc = -EIO;
+		} else {
+			snprintf(etag, etag_len, "%s", r->etag);
+		}
+	}
+out:
+	free(r);
+	return rc;
+}
+
+static int op_head(void *arg, const char *key, uint64_t *size, char *etag, size_t etag_len)
+{
+	struct s3_client *c = arg;
+	struct req *r = calloc(1, sizeof(*r));
+	long status;
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = -1;
+	rc = perform(c, M_HEAD, key, NULL, r, &status, size);
+	if (rc == 0)
+		rc = status_rc("HEAD", key, status, r, true);
+	if (rc == 0)
+		snprintf(etag, etag_len, "%s", r->etag);
+	free(r);
+	return rc;
+}
+
+static int op_get(void *arg, const char *key, uint64_t off, uint64_t len, int fd)
+{
+	struct s3_client *c = arg;
+	struct req *r = calloc(1, sizeof(*r));
+	char range[80];
+	long status;
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	if (len == 0) {
+		free(r);
+		return 0;
+	}
+	snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
+	const char *extra[] = { range, NULL };
+	r->out_fd = fd;
+	rc = perform(c, M_GET, key, extra, r, &status, NULL);
+	if (rc == 0 && (status < 200 || status >= 300)) {
+		log_msg(LOG_LVL_WARN, "s3", "GET %s: HTTP %ld", key, status);
+		rc = status == 404 ? -ENOENT : -EIO;
+	}
+	if (rc == 0 && (status == 200 && off != 0))
+		rc = -EIO; /* the server ignored the range */
+	if (rc == 0 && r->out_bytes != len) {
+		log_msg(LOG_LVL_WARN, "s3", "GET %s: %" PRIu64 " bytes, asked %" PRIu64, key,
+			r->out_bytes, len);
+		rc = -EIO;
+	}
+	free(r);
+	return rc;
+}
+
+static int op_del(void *arg, const char *key)
+{
+	struct s3_client *c = arg;
+	struct req *r = calloc(1, sizeof(*r));
+	long status;
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = -1;
+	rc = perform(c, M_DELETE, key, NULL, r, &status, NULL);
+	if (rc == 0 && status != 404)
+		rc = status_rc("DELETE", key, status, r, false);
+	free(r);
+	return rc;
+}
+
+int s3_client_probe(struct s3_client *c, long *status)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = -1;
+	rc = perform(c, M_GET, "", NULL, r, status, NULL);
+	free(r);
+	return rc;
+}
+
+static const struct engine_remote_ops s3_ops = {
+	.put = op_put,
+	.head = op_head,
+	.get = op_get,
+	.del = op_del,
+};
+
+const struct engine_remote_ops *s3_remote_ops(void)
+{
+	return &s3_ops;
+}

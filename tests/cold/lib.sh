@@ -1,0 +1,98 @@
+# lib.sh - the cold suite's helpers: an s3rver on 127.0.0.1 and chronikd
+# attached to it. Source it from a test run as: TEST CHRONIKD NPM_PREFIX.
+# Each test gets its own directory T; the daemon and the server it started
+# are stopped on exit whatever happens, and the mount is always unmounted.
+. "$(dirname "${BASH_SOURCE[0]}")/../fs/lib.sh"
+
+# lim SECONDS CMD...: run CMD with a wall-clock limit.
+lim() {
+	local s=$1
+	shift
+	timeout -k 5 "$s" "$@"
+}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+prefix=${2:-$T/npm}
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "1..0 # SKIP node/npm not installed"
+	exit 0
+fi
+S3_MODULES=
+for d in "$here/../node_modules" "$prefix/node_modules"; do
+	if [ -f "$d/s3rver/package.json" ]; then
+		S3_MODULES=$d
+		break
+	fi
+done
+if [ -z "$S3_MODULES" ]; then
+	mkdir -p "$prefix"
+	cp "$here/package.json" "$prefix/package.json"
+	if ! lim 300 npm install --prefix "$prefix" --no-audit --no-fund >"$T/npm.log" 2>&1; then
+		echo "Bail out! npm install s3rver failed"
+		sed 's/^/# /' "$T/npm.log" | tail -20
+		exit 1
+	fi
+	S3_MODULES=$prefix/node_modules
+fi
+
+S3DIR=$T/s3
+S3PORT=
+s3_pid=
+mkdir -p "$S3DIR"
+
+# s3_start: start s3rver (on S3PORT when set, else any port) and wait for it.
+s3_start() {
+	NODE_PATH=$S3_MODULES node "$here/s3rver.js" "$S3DIR" "${S3PORT:-0}" >"$T/s3.out" 2>>"$T/s3.log" &
+	s3_pid=$!
+	for _ in $(seq 1200); do # 60 s: node starts slowly on a loaded machine
+		if grep -q '^PORT ' "$T/s3.out" 2>/dev/null; then
+			S3PORT=$(sed -n 's/^PORT //p' "$T/s3.out")
+			return 0
+		fi
+		kill -0 "$s3_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "Bail out! s3rver did not start"
+	sed 's/^/# /' "$T/s3.log"
+	exit 1
+}
+s3_stop() {
+	[ -n "$s3_pid" ] || return 0
+	kill "$s3_pid" 2>/dev/null
+	wait "$s3_pid" 2>/dev/null
+	s3_pid=
+}
+trap 's3_stop; cleanup' EXIT
+
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+
+# cold_start [ARGS...]: chronikd on DATA/MNT with the cold tier on s3rver.
+cold_start() {
+	fs_start --set remote.storage.url=s3://chronik/c1 \
+		--set remote.storage.endpoint="http://127.0.0.1:$S3PORT" \
+		--set remote.storage.timeout.ms=2000 \
+		--set wal.segment.bytes=32768 --set wal.seal.ms=200 "$@"
+}
+
+# Objects in the bucket (s3rver keeps each as a ._S3rver_object file).
+s3_objects() {
+	find "$S3DIR/chronik" -name '*._S3rver_object' 2>/dev/null | wc -l
+}
+# Bytes of the local segment files of every partition.
+local_seg_bytes() {
+	find "$DATA/segments" -name '*.seg' -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+remote_in_registry() {
+	cat "$DATA"/segments/*/*/registry.json 2>/dev/null | grep -Ec '"state": ?"remote"'
+}
+# until SECONDS CMD...: poll CMD every 0.1 s until it succeeds (0) or the
+# wall-clock limit passes (1).
+until_ok() {
+	local n=$(( $1 * 10 ))
+	shift
+	for _ in $(seq "$n"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
