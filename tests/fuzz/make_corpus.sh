@@ -22,8 +22,8 @@
 #   corpus/meta/     harnesses
 #   corpus/batch/    tests/data/*.batch
 #   corpus/segment/, a copy of the server's data directory indexed by
-#   corpus/registry/ `chronik compact t` (every WAL file turned into
-#                    segments): each segment file with flags 0x00, 0x01
+#   corpus/registry/ `chronik compact t` and `big` (every WAL file turned
+#                    into segments; big's has several index entries): each segment file with flags 0x00, 0x01
 #                    (fix CRCs) and 0x02 (disagreeing metadata), each
 #                    registry.json after its topic id and partition (the
 #                    harness's 8-byte prefix), and one of them turned into
@@ -75,6 +75,10 @@ timeout 20 kcat -b "$B" -L >/dev/null
 for c in none gzip snappy lz4 zstd; do
 	seq 1 50 | sed "s/^/$c-/" | timeout 20 kcat -b "$B" -P -t t -z "$c" -K: -H src=kcat
 done
+# topic big: enough small gzip batches that its segment has several
+# index entries (one per SEGMENT_INDEX_INTERVAL bytes)
+seq 1 4000 | sed 's/^/big-/' | timeout 30 kcat -b "$B" -P -t big -p 0 -z gzip \
+	-X batch.num.messages=40
 timeout 20 kcat -b "$B" -C -t t -o beginning -e -q >/dev/null
 timeout 20 kcat -b "$B" -C -t t -o -3 -e -q -f '%k %s %h\n' >/dev/null
 timeout 30 kcat -b "$B" -G corpus-group t -o beginning -e -q -X auto.commit.interval.ms=100 >/dev/null || true
@@ -174,6 +178,7 @@ fi
 if want segment || want registry; then
 cp -a "$T/data" "$T/indexed"
 "$build/cli/chronik" --data "$T/indexed" compact t >/dev/null
+"$build/cli/chronik" --data "$T/indexed" compact big >/dev/null
 for h in segment registry; do rm -rf "$here/corpus/$h"; mkdir -p "$here/corpus/$h"; done
 i=0
 for s in "$T"/indexed/segments/*/*/*.seg; do
