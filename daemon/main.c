@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,30 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
+/* ---- file descriptors ------------------------------------------------------------------ */
+
+/* Raise RLIMIT_NOFILE's soft limit to the hard limit. Every Kafka
+ * connection holds a descriptor (and the listener sizes its connection
+ * limit from this one, kafka/listener.h), every reader of a segment or WAL
+ * file another; Debian's default soft limit of 1024 would cap a thousand
+ * clients. Nothing in chronikd uses select(2), so descriptors above
+ * FD_SETSIZE are harmless. A failure (a hard limit of infinity that the
+ * kernel's nr_open refuses) leaves the limit as it was, logged. */
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_msg(LOG_LVL_WARN, "chronikd", "cannot raise the open file limit from %llu: %s",
+			(unsigned long long)was, strerror(errno));
+	else
+		log_msg(LOG_LVL_INFO, "chronikd", "open file limit raised from %llu to %llu",
+			(unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 /* An absolute version of path (which need not exist); malloc'd. */
 static char *absolute(const char *path)
 {
@@ -152,6 +177,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(s.level);
+	nofile_raise();
 #ifdef CHRONIK_HAVE_KAFKA
 	/* The security files are opened after daemon_start's chdir("/"). */
 	char **paths[] = { &s.kafka_users_file, &s.kafka_tls_cert, &s.kafka_tls_key };

@@ -206,6 +206,8 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 			  offsetof(struct kafka_options, connections_max_idle_ms) },
 			{ "kafka.request.receive.timeout.ms",
 			  offsetof(struct kafka_options, request_receive_timeout_ms) },
+			{ "kafka.max.connections",
+			  offsetof(struct kafka_options, max_connections) },
 			{ "kafka.max.groups", offsetof(struct kafka_options, max_groups) },
 			{ "kafka.max.producer.states",
 			  offsetof(struct kafka_options, max_producer_states) },

@@ -137,6 +137,7 @@ struct kafka_listener {
 	pthread_mutex_t lock; /* guards conns, nconns */
 	struct kafka_conn *conns;
 	int nconns;
+	int max_conns; /* set at start, then read-only (kafka_options.max_connections) */
 
 	struct kafka_groups *groups;
 	struct kafka_producers *producers;
@@ -149,7 +150,12 @@ struct kafka_listener {
 	uint16_t tls_port;
 };
 
-#define KAFKA_MAX_CONNS 256
+/* The most connections ever served at once (kafka_options.max_connections),
+ * and the file descriptors kept free of them for the engine's WAL and
+ * segment files, the FUSE session and the log. Each connection holds one
+ * descriptor (and a thread). */
+#define KAFKA_MAX_CONNS 4096
+#define KAFKA_FD_RESERVE 256
 /* Longest single blocking wait inside a handler, so stop() is prompt. */
 #define KAFKA_WAIT_SLICE_MS 100
 

@@ -50,13 +50,20 @@
  * being served, and concurrent produces from several connections share the
  * engine's group commits. Produce with acks=0 gets no response.
  *
- * Connection limits. A connection waiting for a request longer than
+ * Connection limits. Each connection has one descriptor and one thread;
+ * how many are served at once is max_connections (kafka.max.connections),
+ * by default what RLIMIT_NOFILE leaves once KAFKA_FD_RESERVE descriptors
+ * are kept for the engine and the mount (chronikd raises the soft limit to
+ * the hard one at start, daemon/main.c), at most KAFKA_MAX_CONNS. When
+ * accept fails for want of descriptors (EMFILE, ENFILE) the accept thread
+ * says so (once a second) and waits 100 ms instead of spinning on the
+ * pending connection. A connection waiting for a request longer than
  * connections_max_idle_ms (kafka.connections.max.idle.ms, 10 minutes as in
  * Kafka) is closed; once the first byte of a request has arrived the rest
  * must arrive within request_receive_timeout_ms (30 s). The body buffer
  * grows as bytes arrive (doubling from 64 KiB), so a size field announcing
  * max_request_bytes costs nothing until the bytes are really sent. At most
- * KAFKA_MAX_CONNS connections are served; a new connection beyond that takes
+ * max_connections connections are served; a new connection beyond that takes
  * the place of an existing one that is doing nothing: first the oldest that
  * has never been answered a request (a silent socket, or one still sending
  * its first), else the one idle the longest between requests. Only when
@@ -89,6 +96,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +171,7 @@ void kafka_options_init(struct kafka_options *o)
 	o->auto_create_topics = true;
 	o->connections_max_idle_ms = 600000;
 	o->request_receive_timeout_ms = 30000;
+	o->max_connections = 0;
 	o->max_groups = 0;
 	o->max_producer_states = 0;
 	o->producer_state_evict_idle_ms = 300000;
@@ -479,10 +488,32 @@ static void warn_refused(struct kafka_listener *l)
 		return;
 	l->last_warn_ms = now;
 	log_msg(LOG_LVL_WARN, "kafka", "too many connections (%d), all busy: refusing one",
-		KAFKA_MAX_CONNS);
+		l->max_conns);
 }
 
-/* Room for one more connection: true when fewer than KAFKA_MAX_CONNS are
+/* The connection limit of o under the file descriptor limit (listener.h). */
+static int max_conns_for(const struct kafka_options *o)
+{
+	struct rlimit rl;
+	int64_t room = KAFKA_MAX_CONNS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		room = (int64_t)rl.rlim_cur - KAFKA_FD_RESERVE;
+	if (room > KAFKA_MAX_CONNS)
+		room = KAFKA_MAX_CONNS;
+	if (room < 16)
+		room = 16;
+	if (o->max_connections <= 0)
+		return (int)room;
+	if (o->max_connections > room) {
+		log_msg(LOG_LVL_WARN, "kafka",
+			"kafka.max.connections %d lowered to %d (the open file limit)",
+			(int)o->max_connections, (int)room);
+		return (int)room;
+	}
+	return (int)o->max_connections;
+}
+
+/* Room for one more connection: true when fewer than max_conns are
  * live, or after evicting one that does nothing (see the header comment for
  * which); false when all are busy. Accept thread only. */
 static bool conns_make_room(struct kafka_listener *l)
@@ -506,7 +537,7 @@ static bool conns_make_room(struct kafka_listener *l)
 				idle = c;
 		}
 	}
-	struct kafka_conn *victim = live < KAFKA_MAX_CONNS ? NULL : silent ? silent : idle;
+	struct kafka_conn *victim = live < l->max_conns ? NULL : silent ? silent : idle;
 	if (victim) {
 		atomic_store(&victim->evicted, true);
 		shutdown(victim->fd, SHUT_RDWR);
@@ -523,8 +554,19 @@ static void accept_one(struct kafka_listener *l, int listen_fd, bool tls)
 	struct sockaddr_storage peer, local;
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
 	int fd = accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			int64_t now = kafka_now_ms();
+			if (now - l->last_warn_ms >= 1000) {
+				l->last_warn_ms = now;
+				log_msg(LOG_LVL_WARN, "kafka",
+					"cannot accept a connection: %s", strerror(errno));
+			}
+			struct timespec ts = { 0, 100 * 1000000 };
+			nanosleep(&ts, NULL);
+		}
 		return;
+	}
 
 	if (!conns_make_room(l)) {
 		warn_refused(l);
@@ -656,6 +698,7 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 		l->o.max_request_bytes = 1024;
 	if (l->o.max_request_bytes > INT32_MAX)
 		l->o.max_request_bytes = INT32_MAX;
+	l->max_conns = max_conns_for(o);
 	atomic_init(&l->stopping, false);
 	pthread_mutex_init(&l->lock, NULL);
 	l->tls_fd = -1;
@@ -694,8 +737,9 @@ int kafka_listener_start(struct engine *e, const struct kafka_options *o,
 		err = -EAGAIN;
 		goto err_timer;
 	}
-	log_msg(LOG_LVL_INFO, "kafka", "listening on %s:%u%s", o->host ? o->host : "*",
-		(unsigned)l->port, l->users ? " (SASL)" : "");
+	log_msg(LOG_LVL_INFO, "kafka", "listening on %s:%u%s, up to %d connections",
+		o->host ? o->host : "*", (unsigned)l->port, l->users ? " (SASL)" : "",
+		l->max_conns);
 	if (l->tls)
 		log_msg(LOG_LVL_INFO, "kafka", "listening (TLS%s) on %s, port %u",
 			l->users ? ", SASL" : "", o->tls_listen, (unsigned)l->tls_port);

@@ -27,6 +27,13 @@ struct kafka_options {
 	/* Once the first byte of a request has arrived, the whole request must
 	 * arrive within this long or the connection is closed; default 30000. */
 	int32_t request_receive_timeout_ms;
+	/* Connections served at once (kafka.max.connections); 0 = as many as
+	 * the file descriptor limit leaves room for: RLIMIT_NOFILE's soft
+	 * limit (chronikd raises it to the hard limit at start) minus
+	 * KAFKA_FD_RESERVE for the engine and the mount, at most
+	 * KAFKA_MAX_CONNS, at least 16. A value above what the limit leaves
+	 * room for is lowered to it (logged). */
+	int32_t max_connections;
 	/* Consumer groups with members at once (kafka.max.groups); 0 = 4096. */
 	int32_t max_groups;
 	/* Idempotent-producer states, one per (producer id, partition), kept

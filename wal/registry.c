@@ -107,7 +107,10 @@ static int seg_parse(json_object *o, struct segment_meta *m)
 	if (!json_object_object_get_ex(o, "file", &v) ||
 	    strcmp(json_object_get_string(v), name) != 0)
 		return CHRONIK_ECORRUPT;
-	if (m->last_offset < m->base_offset || m->raw_end <= m->raw_start ||
+	/* Offsets are in [0, INT64_MAX): next_offset, last_offset + 1, must be
+	 * an offset too. */
+	if (m->base_offset < 0 || m->last_offset == INT64_MAX ||
+	    m->last_offset < m->base_offset || m->raw_end <= m->raw_start ||
 	    m->data_end >= m->bytes || batches <= 0 || batches > UINT32_MAX)
 		return CHRONIK_ECORRUPT;
 	return 0;

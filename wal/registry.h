@@ -53,6 +53,8 @@
  * upload protocol, wal/tier.c).
  *
  * Integers are JSON numbers (json-c int64; u64 fields stay below 2^63).
+ * A segment's offsets are in [0, 2^63 - 1): a base_offset below 0 or a
+ * last_offset of 2^63 - 1 (whose next offset would not be one) is corrupt.
  * next_offset and raw_end also hold when every segment is gone (retention),
  * so the partition's offsets and raw positions continue where they were.
  *

@@ -45,5 +45,9 @@ int fuzz_write_file(const char *path, const void *buf, size_t len);
 void fuzz_fix_wal_crcs(uint8_t *buf, size_t len, size_t from);
 /* The same for one Kafka RecordBatch v2 at buf[0, len). */
 void fuzz_fix_batch_crc(uint8_t *buf, size_t len);
+/* The same for a segment file image (wal/segment.h): the header CRC, then,
+ * when the trailer's sizes fit len, every batch CRC in [64, data_end), every
+ * index entry's span CRC, the index CRC and the trailer CRC. */
+void fuzz_fix_segment_crcs(uint8_t *buf, size_t len);
 
 #endif

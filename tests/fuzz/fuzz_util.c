@@ -14,6 +14,7 @@
 #include "crc32c.h"
 #include "frame.h"
 #include "log.h"
+#include "segment.h"
 
 void fuzz_fail(const char *file, int line, const char *what)
 {
@@ -128,4 +129,36 @@ void fuzz_fix_wal_crcs(uint8_t *buf, size_t len, size_t from)
 		}
 		p += flen;
 	}
+}
+
+void fuzz_fix_segment_crcs(uint8_t *buf, size_t len)
+{
+	if (len < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE)
+		return;
+	put_le32(buf + 60, crc32c(0, buf, 60));
+	uint8_t *t = buf + len - SEGMENT_TRAILER_SIZE;
+	uint64_t data_end = get_le64(t + 8);
+	uint32_t entries = get_le32(t + 16);
+	if (data_end < SEGMENT_HEADER_SIZE || entries == 0 ||
+	    data_end > len - SEGMENT_TRAILER_SIZE ||
+	    (len - SEGMENT_TRAILER_SIZE - data_end) / SEGMENT_INDEX_ENTRY_SIZE != entries ||
+	    (len - SEGMENT_TRAILER_SIZE - data_end) % SEGMENT_INDEX_ENTRY_SIZE != 0)
+		return;
+	for (uint64_t p = SEGMENT_HEADER_SIZE; p + BATCH_HEADER_SIZE <= data_end;) {
+		uint64_t blen = (uint64_t)get_be32(buf + p + 8) + 12;
+		if (blen > data_end - p)
+			break;
+		fuzz_fix_batch_crc(buf + p, (size_t)blen);
+		p += blen;
+	}
+	uint8_t *idx = buf + data_end;
+	for (uint32_t i = 0; i < entries; i++) {
+		uint8_t *e = idx + (size_t)i * SEGMENT_INDEX_ENTRY_SIZE;
+		uint64_t from = get_le32(e + 24);
+		uint64_t to = i + 1 < entries ? get_le32(e + SEGMENT_INDEX_ENTRY_SIZE + 24) : data_end;
+		if (from < to && to <= data_end)
+			put_le32(e + 28, crc32c(0, buf + from, (size_t)(to - from)));
+	}
+	put_le32(t + 56, crc32c(0, idx, (size_t)entries * SEGMENT_INDEX_ENTRY_SIZE));
+	put_le32(t + 60, crc32c(0, t, 60));
 }

@@ -2,7 +2,10 @@
 # make_corpus.sh - (re)build the seed corpora of tests/fuzz/corpus from
 # real clients and real engine files.
 #
-#   tests/fuzz/make_corpus.sh BUILD_DIR
+#   tests/fuzz/make_corpus.sh BUILD_DIR [CORPUS...]
+#
+# CORPUS names the corpora to rewrite (default: every one below); the
+# others are left as they are.
 #
 # Starts BUILD_DIR/tests/kafka/kafka_server behind a recording proxy
 # (record_proxy.py, 127.0.0.1 only) and drives it with kcat and
@@ -18,11 +21,27 @@
 #   corpus/recover/, twice: flags byte 0x00 and 0x01 (fix CRCs), see the
 #   corpus/meta/     harnesses
 #   corpus/batch/    tests/data/*.batch
+#   corpus/segment/, a copy of the server's data directory indexed by
+#   corpus/registry/ `chronik compact t` and `big` (every WAL file turned
+#                    into segments; big's has several index entries): each segment file with flags 0x00, 0x01
+#                    (fix CRCs) and 0x02 (disagreeing metadata), each
+#                    registry.json after its topic id and partition (the
+#                    harness's 8-byte prefix), and one of them turned into
+#                    a version 2 registry with a remote segment
 # corpus/jsonl and corpus/lines are small hand-written files kept as they are.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
+shift
+wanted=("$@")
+# want NAME: rewrite corpus/NAME this run?
+want() {
+	[ ${#wanted[@]} -eq 0 ] && return 0
+	local w
+	for w in "${wanted[@]}"; do [ "$w" = "$1" ] && return 0; done
+	return 1
+}
 server=$build/tests/kafka/kafka_server
 py=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/chronik-corpus.XXXXXX")
@@ -56,6 +75,10 @@ timeout 20 kcat -b "$B" -L >/dev/null
 for c in none gzip snappy lz4 zstd; do
 	seq 1 50 | sed "s/^/$c-/" | timeout 20 kcat -b "$B" -P -t t -z "$c" -K: -H src=kcat
 done
+# topic big: enough small gzip batches that its segment has several
+# index entries (one per SEGMENT_INDEX_INTERVAL bytes)
+seq 1 4000 | sed 's/^/big-/' | timeout 30 kcat -b "$B" -P -t big -p 0 -z gzip \
+	-X batch.num.messages=40
 timeout 20 kcat -b "$B" -C -t t -o beginning -e -q >/dev/null
 timeout 20 kcat -b "$B" -C -t t -o -3 -e -q -f '%k %s %h\n' >/dev/null
 timeout 30 kcat -b "$B" -G corpus-group t -o beginning -e -q -X auto.commit.interval.ms=100 >/dev/null || true
@@ -95,6 +118,7 @@ kill "$spid"; wait "$spid" 2>/dev/null || true; spid=
 
 # kafka: the captures, then every listed version of each API
 out=$here/corpus/kafka
+if want kafka; then
 rm -rf "$out"; mkdir -p "$out"
 cp "$T"/req/* "$out"/
 $py - "$out" "$here/../../kafka/handlers_meta.c" <<'PY'
@@ -126,8 +150,10 @@ for k, (lo, hi) in apis.items():
             name = "v-%02d-%02d-%s" % (k, v, hashlib.sha1(nd).hexdigest()[:12])
             open(os.path.join(out, name), "wb").write(nd)
 PY
+fi
 
 # engine files: frame, recover, meta
+if want frame || want recover || want meta; then
 for h in frame recover meta; do rm -rf "$here/corpus/$h"; mkdir -p "$here/corpus/$h"; done
 i=0
 for w in "$T"/data/wal/*.wal; do
@@ -141,7 +167,41 @@ done
 for flag in 00 01; do
 	{ printf "\\x$flag"; cat "$T/data/meta.log"; } >"$here/corpus/meta/meta-$flag"
 done
+fi
 
+if want batch; then
 rm -rf "$here/corpus/batch"; mkdir -p "$here/corpus/batch"
 cp "$here"/../data/*.batch "$here/corpus/batch/"
+fi
+
+# segment, registry: the same data indexed into segments
+if want segment || want registry; then
+cp -a "$T/data" "$T/indexed"
+"$build/cli/chronik" --data "$T/indexed" compact t >/dev/null
+"$build/cli/chronik" --data "$T/indexed" compact big >/dev/null
+for h in segment registry; do rm -rf "$here/corpus/$h"; mkdir -p "$here/corpus/$h"; done
+i=0
+for s in "$T"/indexed/segments/*/*/*.seg; do
+	for flag in 00 01 02; do
+		{ printf "\\x$flag"; cat "$s"; } >"$here/corpus/segment/seg-$i-$flag"
+	done
+	i=$((i + 1))
+done
+$py - "$here/corpus/registry" "$T"/indexed/segments/*/*/registry.json <<'PY'
+import json, os, struct, sys
+out = sys.argv[1]
+for i, path in enumerate(sys.argv[2:]):
+    text = open(path, "rb").read()
+    r = json.loads(text)
+    prefix = struct.pack("<Ii", r["topic_id"], r["partition"])
+    open(os.path.join(out, "reg-%d" % i), "wb").write(prefix + text)
+    if r["segments"]:
+        r["version"] = 2
+        s = r["segments"][0]
+        s.update(state="remote", remote_key="chronik/%d/%d/%s" % (r["topic_id"], r["partition"], s["file"]),
+                 etag='"0123456789abcdef0123456789abcdef"', crc32c=123456789)
+        open(os.path.join(out, "reg-%d-remote" % i), "wb").write(
+            prefix + json.dumps(r, indent=2).encode())
+PY
+fi
 ls "$here/corpus" | while read -r d; do echo "$d: $(ls "$here/corpus/$d" | wc -l) files"; done

@@ -5,6 +5,7 @@
  *                              [--max-request-bytes N] [--no-auto-create]
  *                              [--idle-ms N] [--request-timeout-ms N]
  *                              [--max-groups N] [--max-producer-states N]
+ *                              [--max-connections N]
  *                              [--set ENGINE_KEY=VALUE]
  *                              [--producer-evict-ms N]
  *                              [--host HOST] [--allow-plaintext-remote]
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
 			ko.connections_max_idle_ms = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--request-timeout-ms") == 0 && i + 1 < argc) {
 			ko.request_receive_timeout_ms = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc) {
+			ko.max_connections = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--max-groups") == 0 && i + 1 < argc) {
 			ko.max_groups = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--max-producer-states") == 0 && i + 1 < argc) {

@@ -151,7 +151,8 @@ def main():
     rng = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="chronik-kafka-fuzz.")
     srv = Server(sys.argv[1], os.path.join(tmp, "data"),
-                 ["--partitions", "2", "--max-request-bytes", "1048576"])
+                 ["--partitions", "2", "--max-request-bytes", "1048576",
+                  "--max-connections", "256"])
     try:
         srv.start()
         port = srv.port
@@ -238,7 +239,7 @@ def main():
         ok(good.check() and good.check_fresh(), "served while another connection sends half a frame")
         hang.close()
 
-        # 8. More connections than the listener serves at once (256), silent
+        # 8. More connections than the listener serves at once (256 here), silent
         # or sending a frame they never finish; while they are all open, a
         # new client must get in and be served.
         flood = []
