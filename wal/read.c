@@ -56,6 +56,7 @@ struct engine_cursor {
 	int64_t seg_next_off;
 	bool in_batch, batch_from_seg;
 	struct batch_iter it;
+	struct batch_scratch scratch; /* lz4 batches decode here, batch to batch */
 	int64_t batch_base;
 	uint64_t raw_pos; /* raw position of the next record in the batch */
 };
@@ -476,7 +477,7 @@ static int seg_load(struct engine_cursor *c)
 			return CHRONIK_ECORRUPT;
 		c->seg_raw = e.raw_pos;
 	}
-	rc = batch_iter_init(&c->it, b, len);
+	rc = batch_iter_init_with(&c->it, b, len, &c->scratch);
 	if (rc)
 		return rc;
 	c->in_batch = true;
@@ -506,8 +507,8 @@ static int hot_load(struct engine_cursor *c, struct engine_record *r)
 	 * -ENOMEM from the decompression budget, batch.h, a normal outcome
 	 * under load) leaves the cursor on it, so the next call retries it. */
 	if (frame[4] == 2) {
-		rc = batch_iter_init(&c->it, frame + FRAME_V2_HEADER_SIZE,
-				     he.frame_len - FRAME_V2_HEADER_SIZE);
+		rc = batch_iter_init_with(&c->it, frame + FRAME_V2_HEADER_SIZE,
+					  he.frame_len - FRAME_V2_HEADER_SIZE, &c->scratch);
 		if (rc)
 			return rc;
 		c->ent_i++;
@@ -625,6 +626,7 @@ void engine_cursor_close(struct engine_cursor *c)
 		return;
 	cursor_release(c);
 	engine_partition_unref(c->p);
+	batch_scratch_fini(&c->scratch);
 	free(c->ents);
 	free(c->buf);
 	free(c->hbuf);
@@ -690,25 +692,74 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 	}
 }
 
-ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
-			   uint64_t *from_out)
-{
+/* A stream of raw-view reads (engine.h). Between reads: c (when not NULL)
+ * is positioned just past rec when have_rec, else just past the record
+ * whose line ends at end; end is the stable position the last read ended
+ * at; have_rec says rec (borrowed from c) holds the record that position
+ * lies in or, past a hole, the next one, not yet wholly returned. */
+struct engine_raw_reader {
+	struct partition *p;
 	struct engine_cursor *c;
+	size_t ra_limit; /* the cursor's read-ahead; 0 = CURSOR_READ_AHEAD */
+	uint64_t end;
+	bool have_rec;
+	struct engine_record rec;
+};
+
+int engine_raw_reader_new(struct partition *p, struct engine_raw_reader **out)
+{
+	struct engine_raw_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	engine_partition_ref(p);
+	r->p = p;
+	*out = r;
+	return 0;
+}
+
+static void raw_reader_drop(struct engine_raw_reader *r)
+{
+	engine_cursor_close(r->c);
+	r->c = NULL;
+	r->have_rec = false;
+}
+
+void engine_raw_reader_free(struct engine_raw_reader *r)
+{
+	if (!r)
+		return;
+	raw_reader_drop(r);
+	engine_partition_unref(r->p);
+	free(r);
+}
+
+ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void *buf, size_t len,
+			       uint64_t *from_out)
+{
 	struct engine_record r;
 	uint8_t *out = buf;
 	size_t done = 0;
-	int rc;
+	int rc = 1;
 
 	*from_out = pos;
 	if (len == 0)
 		return 0;
-	rc = engine_cursor_open_raw(p, pos, &c);
-	if (rc)
-		return rc;
-	/* Read ahead about what was asked for (frames hold more than their
-	 * raw bytes, hence the margin), not a whole MiB for a short read. */
-	c->ra_limit = len + len / 2 + 4096;
-	while (done < len && (rc = engine_cursor_next(c, &r)) == 1) {
+	if (rr->c && pos != rr->end)
+		raw_reader_drop(rr);
+	if (!rr->c) {
+		rc = engine_cursor_open_raw(rr->p, pos, &rr->c);
+		if (rc)
+			return rc;
+		rr->c->ra_limit = rr->ra_limit;
+		rc = 1;
+	}
+	while (done < len) {
+		if (rr->have_rec) {
+			r = rr->rec;
+			rr->have_rec = false;
+		} else if ((rc = engine_cursor_next(rr->c, &r)) != 1) {
+			break;
+		}
 		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
 		uint64_t line_end = r.raw_pos + vlen + 1;
 		uint64_t from = pos + done;
@@ -716,8 +767,11 @@ ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t 
 			/* Nothing remains at from (before the log start, or a
 			 * record compaction removed): the first bytes come
 			 * from the next record; a later hole ends the read. */
-			if (done)
+			if (done) {
+				rr->rec = r;
+				rr->have_rec = true;
 				break;
+			}
 			pos = from = *from_out = r.raw_pos;
 		}
 		if (from >= line_end) {
@@ -734,11 +788,33 @@ ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t 
 		}
 		if (done < len && pos + done == line_end - 1)
 			out[done++] = '\n';
+		if (pos + done < line_end) {
+			/* The buffer is full inside this record's line. */
+			rr->rec = r;
+			rr->have_rec = true;
+		}
 	}
-	engine_cursor_close(c);
+	rr->end = pos + done;
+	/* At the end (rc 0) or failed: let the cursor go. */
+	if (rc != 1)
+		raw_reader_drop(rr);
 	if (rc < 0)
 		return rc;
 	return (ssize_t)done;
+}
+
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from_out)
+{
+	struct engine_raw_reader rr = { .p = p };
+	ssize_t n;
+
+	/* Read ahead about what was asked for (frames hold more than their
+	 * raw bytes, hence the margin), not a whole MiB for a short read. */
+	rr.ra_limit = len + len / 2 + 4096;
+	n = engine_raw_reader_read(&rr, pos, buf, len, from_out);
+	raw_reader_drop(&rr);
+	return n;
 }
 
 ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
