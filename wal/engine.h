@@ -339,8 +339,13 @@ void engine_raw_reader_free(struct engine_raw_reader *r);
 
 /* Whole stored batches from the one containing from_offset, for a Kafka
  * Fetch: at least one batch if any exists at or past from_offset, then more
- * while the total stays <= max_bytes. *out is malloc'd (caller frees), *len
- * its size (0 = nothing yet). CHRONIK_ERANGE outside [log start, next]. */
+ * while the total stays <= max_bytes, and so does the total weight: a batch
+ * weighs the larger of its stored bytes and its records' decoded bytes (the
+ * raw-view bytes of a WAL batch's records; for a segment's lz4 batch, the
+ * content size its frame declares), so that a response of highly
+ * compressed batches does not hand the client a hundred times max_bytes to
+ * decode at once. *out is malloc'd (caller frees), *len its size (0 =
+ * nothing yet). CHRONIK_ERANGE outside [log start, next]. */
 int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
 			size_t *len);
 
