@@ -135,6 +135,9 @@ struct fs_handle {
 	 * the data contract). data_cont is false before the first read. */
 	uint64_t data_kend, data_skip;
 	bool data_cont;
+	/* data reads: the stream's reader (created by the first read), so a
+	 * sequential read goes on where the last one stopped */
+	struct engine_raw_reader *data_rd;
 	/* records.jsonl reads: a cursor positioned at view byte rpos, with the
 	 * unread rest of the last rendered record in carry[carry_off, carry_len) */
 	struct engine_cursor *rcur;

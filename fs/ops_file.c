@@ -154,6 +154,7 @@ static int grow(char **p, size_t *cap, size_t need)
 void fs_handle_free(struct fs_handle *h)
 {
 	jsonl_view_handle_fini(h);
+	engine_raw_reader_free(h->data_rd);
 	fs_lines_fini(&h->lines);
 	free(h->text);
 	fs_topic_unref(h->topic);
@@ -423,7 +424,9 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 			uint64_t want = (uint64_t)off, from;
 			if (h->data_cont && want == h->data_kend)
 				want += h->data_skip;
-			n = engine_read_raw_at(h->part->p, want, buf, size, &from);
+			n = h->data_rd ? 0 : engine_raw_reader_new(h->part->p, &h->data_rd);
+			if (n == 0)
+				n = engine_raw_reader_read(h->data_rd, want, buf, size, &from);
 			if (n >= 0) {
 				h->data_cont = true;
 				h->data_kend = (uint64_t)off + (uint64_t)n;

@@ -138,6 +138,22 @@ struct batch_iter {
  * CHRONIK_ECODEC for codecs 5-7, which Kafka does not define). batch_iter_fini
  * is safe after a failed init. */
 int batch_iter_init(struct batch_iter *it, const uint8_t *batch, size_t len);
+/* A decode buffer (and lz4 context) a reader keeps from batch to batch,
+ * so that walking many lz4 batches allocates once, not once a batch. Its
+ * bytes are charged to the budget (rule 2 below) while it holds them.
+ * Zero-initialise; batch_scratch_fini frees it. */
+struct batch_scratch {
+	uint8_t *buf;
+	size_t cap;
+	void *lz4;
+};
+void batch_scratch_fini(struct batch_scratch *s);
+/* batch_iter_init that decodes an lz4 batch of one frame with its content
+ * size declared (as the indexer writes them) into s, which then backs the
+ * records until the next use of s; anything else as batch_iter_init. s
+ * may be NULL. */
+int batch_iter_init_with(struct batch_iter *it, const uint8_t *batch, size_t len,
+			 struct batch_scratch *s);
 /* 1 = *r filled, 0 = no more records, <0 = CHRONIK_ECORRUPT. */
 int batch_iter_next(struct batch_iter *it, struct batch_record *r);
 void batch_iter_fini(struct batch_iter *it);

@@ -146,6 +146,54 @@ int codec_lz4_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t
 	return batch_outbuf_finish(&o, ret, out, out_len);
 }
 
+int codec_lz4_frame_size(void **dctx, const uint8_t *in, size_t in_len, size_t *size)
+{
+	LZ4F_frameInfo_t fi;
+	size_t hlen = in_len;
+
+	if (!*dctx) {
+		LZ4F_dctx *d;
+		if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION)))
+			return -ENOMEM;
+		*dctx = d;
+	}
+	LZ4F_resetDecompressionContext(*dctx);
+	if (LZ4F_isError(LZ4F_getFrameInfo(*dctx, &fi, in, &hlen)) || fi.contentSize == 0 ||
+	    fi.contentSize > SIZE_MAX)
+		return 1;
+	/* The header is parsed: start the frame again from its first byte. */
+	LZ4F_resetDecompressionContext(*dctx);
+	*size = (size_t)fi.contentSize;
+	return 0;
+}
+
+int codec_lz4_frame_decode(void *dctx, const uint8_t *in, size_t in_len, uint8_t *dst,
+			   size_t dst_cap, size_t size)
+{
+	size_t pos = 0, len = 0, hint = 1;
+
+	while (pos < in_len && hint != 0) {
+		size_t dst_size = dst_cap - len, src_size = in_len - pos;
+		hint = LZ4F_decompress(dctx, dst + len, &dst_size, in + pos, &src_size, NULL);
+		if (LZ4F_isError(hint))
+			return CHRONIK_ECORRUPT;
+		len += dst_size;
+		pos += src_size;
+		if (src_size == 0 && dst_size == 0)
+			return CHRONIK_ECORRUPT;
+	}
+	/* LZ4F checks the declared content size itself; check the rest. */
+	if (hint != 0 || pos != in_len || len != size)
+		return CHRONIK_ECORRUPT;
+	return 0;
+}
+
+void codec_lz4_ctx_free(void *dctx)
+{
+	if (dctx)
+		LZ4F_freeDecompressionContext(dctx);
+}
+
 int codec_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	struct batch_outbuf o;

@@ -45,4 +45,19 @@ int codec_snappy_decompress(const uint8_t *in, size_t in_len, uint8_t **out, siz
 int codec_lz4_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 int codec_zstd_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len);
 
+/* For a reader that decodes many lz4 batches into one buffer it keeps
+ * (batch_scratch, batch.h): the input must be exactly one LZ4 frame that
+ * declares its content size (as the indexer writes them, recode.c).
+ * codec_lz4_frame_size reads the frame header with *dctx (created on first
+ * use; the caller frees it with codec_lz4_ctx_free): 0 and *size, or 1 when
+ * the input is not of that shape (use codec_lz4_decompress), <0 on error.
+ * codec_lz4_frame_decode then decodes it into dst (dst_cap >= size; 64 KiB
+ * more spares LZ4's own copy of the last block): 0, or CHRONIK_ECORRUPT
+ * when the frame does not decode to exactly size bytes and end with the
+ * input. */
+int codec_lz4_frame_size(void **dctx, const uint8_t *in, size_t in_len, size_t *size);
+int codec_lz4_frame_decode(void *dctx, const uint8_t *in, size_t in_len, uint8_t *dst,
+			   size_t dst_cap, size_t size);
+void codec_lz4_ctx_free(void *dctx);
+
 #endif

@@ -423,8 +423,13 @@ static int lock_dir(struct engine *e)
 		}
 		return -err;
 	}
+	/* Overwrite the pid in place and cut only what an older, longer one
+	 * left: a truncate is a journal transaction, and it would wait for
+	 * the filesystem's journal on every open. */
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(e->lock_fd, 0) < 0 || pwrite(e->lock_fd, pid, (size_t)n, 0) != n)
+	struct stat st;
+	if (pwrite(e->lock_fd, pid, (size_t)n, 0) != n || fstat(e->lock_fd, &st) < 0 ||
+	    (st.st_size > n && ftruncate(e->lock_fd, n) < 0))
 		log_msg(LOG_LVL_WARN, "engine", "cannot write pid into %s", path);
 	return 0;
 }

@@ -322,10 +322,30 @@ ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t 
 /* engine_read_raw_at without *from. */
 ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len);
 
+/* A raw-view reader for one stream of reads (an open file): the same
+ * answers as engine_read_raw_at, but a read at exactly the position where
+ * the previous one ended (its *from plus the bytes it returned) goes on
+ * with the cursor, the decoded batch and the read-ahead buffer the previous
+ * read left, instead of locating, reading and decoding them again; any
+ * other read starts over at its position. It holds a cursor (and so may pin
+ * one segment, segment.h) only between reads that are not at the end: a
+ * read that reaches the current end lets it go. One thread at a time;
+ * owned by the caller (_free). */
+struct engine_raw_reader;
+int engine_raw_reader_new(struct partition *p, struct engine_raw_reader **out);
+ssize_t engine_raw_reader_read(struct engine_raw_reader *r, uint64_t pos, void *buf, size_t len,
+			       uint64_t *from);
+void engine_raw_reader_free(struct engine_raw_reader *r);
+
 /* Whole stored batches from the one containing from_offset, for a Kafka
  * Fetch: at least one batch if any exists at or past from_offset, then more
- * while the total stays <= max_bytes. *out is malloc'd (caller frees), *len
- * its size (0 = nothing yet). CHRONIK_ERANGE outside [log start, next]. */
+ * while the total stays <= max_bytes, and so does the total weight: a batch
+ * weighs the larger of its stored bytes and its records' decoded bytes (the
+ * raw-view bytes of a WAL batch's records; for a segment's lz4 batch, the
+ * content size its frame declares), so that a response of highly
+ * compressed batches does not hand the client a hundred times max_bytes to
+ * decode at once. *out is malloc'd (caller frees), *len its size (0 =
+ * nothing yet). CHRONIK_ERANGE outside [log start, next]. */
 int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
 			size_t *len);
 

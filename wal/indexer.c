@@ -130,29 +130,47 @@ static int mkdir_durable(const char *path)
 
 /* ---- open ------------------------------------------------------------------- */
 
-/* Remove the files of dir that the registry does not list. */
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Remove the files of dir that the registry does not list. Each listed
+ * name is made once and looked up by binary search, not formatted again
+ * for every directory entry (open time grows with the segments). */
 static void remove_unlisted(const char *dir, const struct registry *r)
 {
-	DIR *d = opendir(dir);
+	DIR *d;
 	struct dirent *de;
 	bool removed = false;
+	char (*names)[64] = r->n ? malloc(r->n * sizeof(*names)) : NULL;
+	char **sorted = r->n ? malloc(r->n * sizeof(*sorted)) : NULL;
+	size_t nl = 0;
 
+	if (r->n && (!names || !sorted)) {
+		free(names);
+		free(sorted);
+		return; /* nothing is removed rather than something listed */
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->segs[i].state != SEGMENT_LOCAL)
+			continue; /* remote: a local copy is left over (tier.c) */
+		registry_segment_file(&r->segs[i], names[nl], sizeof(names[nl]));
+		sorted[nl] = names[nl];
+		nl++;
+	}
+	qsort(sorted, nl, sizeof(*sorted), name_cmp);
+	d = opendir(dir);
 	if (!d)
-		return;
+		goto out;
 	while ((de = readdir(d))) {
-		char name[64], path[4600];
-		bool listed = false;
+		char path[4600];
+		const char *key = de->d_name;
 		size_t len = strlen(de->d_name);
 		bool tmp = strcmp(de->d_name, REGISTRY_FILE ".tmp") == 0;
 		if (!tmp && (len < 4 || strcmp(de->d_name + len - 4, ".seg") != 0))
 			continue;
-		for (size_t i = 0; !tmp && i < r->n && !listed; i++) {
-			if (r->segs[i].state != SEGMENT_LOCAL)
-				continue; /* remote: a local copy is left over (tier.c) */
-			registry_segment_file(&r->segs[i], name, sizeof(name));
-			listed = strcmp(name, de->d_name) == 0;
-		}
-		if (listed)
+		if (!tmp && nl && bsearch(&key, sorted, nl, sizeof(*sorted), name_cmp))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (!tmp)
@@ -165,6 +183,9 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 	closedir(d);
 	if (removed)
 		fsync_path(dir);
+out:
+	free(sorted);
+	free(names);
 }
 
 static int partition_load(struct engine *e, struct partition *p)

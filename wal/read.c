@@ -16,6 +16,16 @@
  * done, so the file it reads is not closed under it. An offset inside a
  * hole (before the log start, between segments) continues at the next
  * record that exists.
+ *
+ * SEQUENTIAL READS. A cursor decodes lz4 batches into one buffer it keeps
+ * (batch_scratch), and an open file's raw reads go through one
+ * engine_raw_reader, whose cursor (its segment pin, read-ahead buffer and
+ * decoded batch) stays from one read to the next while the reads follow
+ * each other: a cat of lz4 segments then costs one pread per MiB of
+ * segment and one decode per batch, not a segment open, an index load, a
+ * read-ahead and a decode of the first batch per read(2). The reader lets
+ * its cursor go when a read reaches the end, so an idle tail -f holds no
+ * segment and no buffer.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -56,6 +66,7 @@ struct engine_cursor {
 	int64_t seg_next_off;
 	bool in_batch, batch_from_seg;
 	struct batch_iter it;
+	struct batch_scratch scratch; /* lz4 batches decode here, batch to batch */
 	int64_t batch_base;
 	uint64_t raw_pos; /* raw position of the next record in the batch */
 };
@@ -476,7 +487,7 @@ static int seg_load(struct engine_cursor *c)
 			return CHRONIK_ECORRUPT;
 		c->seg_raw = e.raw_pos;
 	}
-	rc = batch_iter_init(&c->it, b, len);
+	rc = batch_iter_init_with(&c->it, b, len, &c->scratch);
 	if (rc)
 		return rc;
 	c->in_batch = true;
@@ -506,8 +517,8 @@ static int hot_load(struct engine_cursor *c, struct engine_record *r)
 	 * -ENOMEM from the decompression budget, batch.h, a normal outcome
 	 * under load) leaves the cursor on it, so the next call retries it. */
 	if (frame[4] == 2) {
-		rc = batch_iter_init(&c->it, frame + FRAME_V2_HEADER_SIZE,
-				     he.frame_len - FRAME_V2_HEADER_SIZE);
+		rc = batch_iter_init_with(&c->it, frame + FRAME_V2_HEADER_SIZE,
+					  he.frame_len - FRAME_V2_HEADER_SIZE, &c->scratch);
 		if (rc)
 			return rc;
 		c->ent_i++;
@@ -625,6 +636,7 @@ void engine_cursor_close(struct engine_cursor *c)
 		return;
 	cursor_release(c);
 	engine_partition_unref(c->p);
+	batch_scratch_fini(&c->scratch);
 	free(c->ents);
 	free(c->buf);
 	free(c->hbuf);
@@ -690,25 +702,74 @@ int engine_cursor_next(struct engine_cursor *c, struct engine_record *r)
 	}
 }
 
-ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
-			   uint64_t *from_out)
-{
+/* A stream of raw-view reads (engine.h). Between reads: c (when not NULL)
+ * is positioned just past rec when have_rec, else just past the record
+ * whose line ends at end; end is the stable position the last read ended
+ * at; have_rec says rec (borrowed from c) holds the record that position
+ * lies in or, past a hole, the next one, not yet wholly returned. */
+struct engine_raw_reader {
+	struct partition *p;
 	struct engine_cursor *c;
+	size_t ra_limit; /* the cursor's read-ahead; 0 = CURSOR_READ_AHEAD */
+	uint64_t end;
+	bool have_rec;
+	struct engine_record rec;
+};
+
+int engine_raw_reader_new(struct partition *p, struct engine_raw_reader **out)
+{
+	struct engine_raw_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	engine_partition_ref(p);
+	r->p = p;
+	*out = r;
+	return 0;
+}
+
+static void raw_reader_drop(struct engine_raw_reader *r)
+{
+	engine_cursor_close(r->c);
+	r->c = NULL;
+	r->have_rec = false;
+}
+
+void engine_raw_reader_free(struct engine_raw_reader *r)
+{
+	if (!r)
+		return;
+	raw_reader_drop(r);
+	engine_partition_unref(r->p);
+	free(r);
+}
+
+ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void *buf, size_t len,
+			       uint64_t *from_out)
+{
 	struct engine_record r;
 	uint8_t *out = buf;
 	size_t done = 0;
-	int rc;
+	int rc = 1;
 
 	*from_out = pos;
 	if (len == 0)
 		return 0;
-	rc = engine_cursor_open_raw(p, pos, &c);
-	if (rc)
-		return rc;
-	/* Read ahead about what was asked for (frames hold more than their
-	 * raw bytes, hence the margin), not a whole MiB for a short read. */
-	c->ra_limit = len + len / 2 + 4096;
-	while (done < len && (rc = engine_cursor_next(c, &r)) == 1) {
+	if (rr->c && pos != rr->end)
+		raw_reader_drop(rr);
+	if (!rr->c) {
+		rc = engine_cursor_open_raw(rr->p, pos, &rr->c);
+		if (rc)
+			return rc;
+		rr->c->ra_limit = rr->ra_limit;
+		rc = 1;
+	}
+	while (done < len) {
+		if (rr->have_rec) {
+			r = rr->rec;
+			rr->have_rec = false;
+		} else if ((rc = engine_cursor_next(rr->c, &r)) != 1) {
+			break;
+		}
 		uint64_t vlen = r.value_len > 0 ? (uint64_t)r.value_len : 0;
 		uint64_t line_end = r.raw_pos + vlen + 1;
 		uint64_t from = pos + done;
@@ -716,8 +777,11 @@ ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t 
 			/* Nothing remains at from (before the log start, or a
 			 * record compaction removed): the first bytes come
 			 * from the next record; a later hole ends the read. */
-			if (done)
+			if (done) {
+				rr->rec = r;
+				rr->have_rec = true;
 				break;
+			}
 			pos = from = *from_out = r.raw_pos;
 		}
 		if (from >= line_end) {
@@ -734,11 +798,33 @@ ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t 
 		}
 		if (done < len && pos + done == line_end - 1)
 			out[done++] = '\n';
+		if (pos + done < line_end) {
+			/* The buffer is full inside this record's line. */
+			rr->rec = r;
+			rr->have_rec = true;
+		}
 	}
-	engine_cursor_close(c);
+	rr->end = pos + done;
+	/* At the end (rc 0) or failed: let the cursor go. */
+	if (rc != 1)
+		raw_reader_drop(rr);
 	if (rc < 0)
 		return rc;
 	return (ssize_t)done;
+}
+
+ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,
+			   uint64_t *from_out)
+{
+	struct engine_raw_reader rr = { .p = p };
+	ssize_t n;
+
+	/* Read ahead about what was asked for (frames hold more than their
+	 * raw bytes, hence the margin), not a whole MiB for a short read. */
+	rr.ra_limit = len + len / 2 + 4096;
+	n = engine_raw_reader_read(&rr, pos, buf, len, from_out);
+	raw_reader_drop(&rr);
+	return n;
 }
 
 ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len)
@@ -777,47 +863,111 @@ int frame_v1_as_batch(const uint8_t *frame, size_t len, uint8_t **out, size_t *o
 	return rc;
 }
 
+/* What a batch weighs against a Fetch's max_bytes (engine.h): its stored
+ * bytes, or its records' decoded bytes when an lz4 frame declares more
+ * (LZ4 frame: magic 0x184D2204 LE, FLG with bit 3 = content size present,
+ * BD, then the content size, u64 LE). */
+static size_t batch_fetch_weight(const uint8_t *b, size_t blen)
+{
+	const uint8_t *f = b + BATCH_HEADER_SIZE;
+	uint64_t size;
+
+	if (blen < BATCH_HEADER_SIZE + 14 ||
+	    (get_be16(b + 21) & BATCH_ATTR_CODEC_MASK) != BATCH_CODEC_LZ4 ||
+	    get_le32(f) != 0x184D2204u || !(f[4] & 0x08))
+		return blen;
+	size = get_le64(f + 6);
+	return size > blen ? (size > SIZE_MAX ? SIZE_MAX : (size_t)size) : blen;
+}
+
+/* Make buf hold segment bytes [pos, pos + need) (it holds [pos, pos +
+ * *have) now), reading what is missing. */
+static int seg_buf_extend(struct segment *s, uint8_t **buf, size_t *have, uint64_t pos, size_t need)
+{
+	uint8_t *b;
+
+	if (need <= *have)
+		return 0;
+	b = realloc(*buf, need);
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	if (segment_pread(s, b + *have, need - *have, pos + *have) != (ssize_t)(need - *have))
+		return CHRONIK_ECORRUPT;
+	*have = need;
+	return 0;
+}
+
 /* Whole batches of a pinned segment from the one holding from_offset (or
- * the first after it), at least one, more while the total <= max_bytes:
- * the file's bytes as they are. */
+ * the first after it), at least one, more while the total and the weight
+ * stay <= max_bytes: the file's bytes as they are. One pread from the
+ * index entry covers the batches before from_offset (less than an index
+ * interval, segment.h) and max_bytes more; only a first batch larger than
+ * that is read further. */
 static int seg_read_batches(struct segment *s, int64_t from_offset, size_t max_bytes, uint8_t **out,
 			    size_t *len)
 {
 	const struct segment_meta *m = segment_meta_get(s);
 	struct segment_index_entry e;
-	uint8_t hdr[BATCH_HEADER_SIZE];
-	uint64_t pos, start = 0;
-	size_t total = 0;
-	uint8_t *buf;
+	uint64_t pos;
+	size_t have = 0, at = 0, start = 0, total = 0, weight = 0;
+	uint8_t *buf = NULL;
+	bool found = false;
+	int rc = 0;
 
 	segment_find_offset(s, from_offset, &e);
-	for (pos = e.file_pos; pos < m->data_end;) {
-		if (segment_pread(s, hdr, sizeof(hdr), pos) != (ssize_t)sizeof(hdr))
-			return CHRONIK_ECORRUPT;
+	pos = e.file_pos;
+	if (pos >= m->data_end)
+		return 0;
+	{
+		uint64_t room = m->data_end - pos;
+		size_t first = max_bytes > SIZE_MAX - 2 * SEGMENT_INDEX_INTERVAL ?
+				       SIZE_MAX :
+				       max_bytes + 2 * SEGMENT_INDEX_INTERVAL;
+		rc = seg_buf_extend(s, &buf, &have, pos, room < first ? (size_t)room : first);
+	}
+	while (rc == 0 && pos + at < m->data_end) {
+		if (at + BATCH_HEADER_SIZE > have) {
+			if (found)
+				break;
+			rc = seg_buf_extend(s, &buf, &have, pos, at + BATCH_HEADER_SIZE);
+			if (rc)
+				break;
+		}
+		const uint8_t *hdr = buf + at;
 		size_t blen = (size_t)get_be32(hdr + 8) + 12;
 		int64_t last = (int64_t)get_be64(hdr) + (int32_t)get_be32(hdr + 23);
-		if (blen < BATCH_HEADER_SIZE || blen > m->data_end - pos)
-			return CHRONIK_ECORRUPT;
-		if (total == 0 && last < from_offset) {
-			pos += blen;
+		if (blen < BATCH_HEADER_SIZE || blen > m->data_end - pos - at) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		if (!found && last < from_offset) {
+			at += blen;
 			continue;
 		}
-		if (total == 0)
-			start = pos;
-		else if (total + blen > max_bytes)
+		if (at + blen > have) {
+			if (found)
+				break;
+			rc = seg_buf_extend(s, &buf, &have, pos, at + blen);
+			if (rc)
+				break;
+		}
+		size_t w = batch_fetch_weight(buf + at, blen);
+		if (!found) {
+			found = true;
+			start = at;
+		} else if (total + blen > max_bytes || weight + w > max_bytes) {
 			break;
+		}
 		total += blen;
-		pos += blen;
+		weight += w;
+		at += blen;
 	}
-	if (total == 0)
-		return 0;
-	buf = malloc(total);
-	if (!buf)
-		return -ENOMEM;
-	if (segment_pread(s, buf, total, start) != (ssize_t)total) {
+	if (rc || total == 0) {
 		free(buf);
-		return CHRONIK_ECORRUPT;
+		return rc;
 	}
+	memmove(buf, buf + start, total);
 	*out = buf;
 	*len = total;
 	return 0;
@@ -827,7 +977,7 @@ int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_byt
 			size_t *len)
 {
 	struct hot_entry *ents = NULL;
-	size_t n = 0, total = 0, cap = 0, i;
+	size_t n = 0, total = 0, weight = 0, cap = 0, i;
 	uint8_t *buf = NULL, *frame = NULL;
 	bool retire_held = false;
 	int rc = 0;
@@ -859,7 +1009,11 @@ again:
 	}
 	for (i = entry_for_offset(p, from_offset); i < p->n; i++) {
 		size_t blen = p->idx[i].frame_len;
-		if (n > 0 && total + blen > max_bytes)
+		/* The weight: the raw-view bytes of its records when more. */
+		uint64_t raw_end = i + 1 < p->n ? p->idx[i + 1].raw_pos : p->raw_size;
+		size_t w = raw_end - p->idx[i].raw_pos > blen ? (size_t)(raw_end - p->idx[i].raw_pos) :
+								 blen;
+		if (n > 0 && (total + blen > max_bytes || weight + w > max_bytes))
 			break;
 		if (n == cap) {
 			size_t c2 = cap ? cap * 2 : 16;
@@ -873,6 +1027,7 @@ again:
 		}
 		ents[n++] = p->idx[i];
 		total += blen;
+		weight += w;
 	}
 	if (rc) {
 		pthread_mutex_unlock(&p->lock);
