@@ -49,9 +49,11 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "segments", json_object_new_uint64(in.segments));
 	json_object_object_add(o, "segment_bytes", json_object_new_uint64(in.segment_bytes));
 	{
-		uint64_t ib = 0;
-		if (search_index_bytes(p, &ib) == 0)
+		uint64_t ib = 0, un = 0;
+		if (search_index_bytes(p, &ib, &un) == 0) {
 			json_object_object_add(o, "index_bytes", json_object_new_uint64(ib));
+			json_object_object_add(o, "unindexed_segments", json_object_new_uint64(un));
+		}
 	}
 	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));
 	json_object_object_add(o, "mtime_ns", json_object_new_int64(in.mtime_ns));

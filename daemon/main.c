@@ -160,6 +160,7 @@ int main(int argc, char **argv)
 	struct chronikfs_options fo;
 	struct engine *e = NULL;
 	struct chronikfs *fs = NULL;
+	struct search_builder *sb = NULL;
 	struct signal_ctx sc;
 	pthread_t sig_thread;
 	char *data_dir = NULL, *mountpoint = NULL;
@@ -239,9 +240,16 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Every segment the indexer writes gets its full-text index. */
-	if (s.search_index)
-		search_engine_options(&s.eo);
+	/* Every segment the indexer writes gets its full-text index, built
+	 * by the search builder's thread (off the indexer's path). */
+	if (s.search_index) {
+		err = search_builder_new(&sb);
+		if (err < 0) {
+			daemon_fail("search builder: %s", chronik_strerror(err));
+			goto free_settings;
+		}
+		search_builder_options(sb, &s.eo);
+	}
 	err = engine_open(data_dir, &s.eo, &e);
 	if (err == CHRONIK_ELOCKED) {
 		daemon_fail("%s is in use: another chronikd (or chronik) holds its lock", data_dir);
@@ -250,6 +258,14 @@ int main(int argc, char **argv)
 	if (err < 0) {
 		daemon_fail("opening %s: %s", data_dir, chronik_strerror(err));
 		goto free_settings;
+	}
+
+	if (sb) {
+		err = search_builder_start(sb, e);
+		if (err < 0) {
+			daemon_fail("search builder: %s", chronik_strerror(err));
+			goto close_engine;
+		}
 	}
 
 	if (s.remote_url) {
@@ -329,6 +345,7 @@ stop_kafka:
 		kafka_listener_stop(kl);
 #endif
 close_engine:
+	search_builder_stop(sb);
 	err = engine_close(e);
 	s3_client_free(s3);
 	if (err < 0) {
@@ -339,6 +356,7 @@ close_engine:
 		log_msg(LOG_LVL_INFO, "chronikd", "%s closed", data_dir);
 	}
 free_settings:
+	search_builder_free(sb);
 	free(data_dir);
 	free(mountpoint);
 	settings_fini(&s);

@@ -84,12 +84,12 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 {
 	struct partition_info info;
-	uint64_t index_bytes = 0;
+	uint64_t index_bytes = 0, unindexed = 0;
 	char *s;
 	int n;
 
 	engine_partition_info(fp->p, &info);
-	search_index_bytes(fp->p, &index_bytes);
+	search_index_bytes(fp->p, &index_bytes, &unindexed);
 	n = asprintf(&s,
 		     "{\n"
 		     "  \"topic\": \"%s\",\n"
@@ -104,6 +104,7 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"segments\": %" PRIu64 ",\n"
 		     "  \"segment_bytes\": %" PRIu64 ",\n"
 		     "  \"index_bytes\": %" PRIu64 ",\n"
+		     "  \"unindexed_segments\": %" PRIu64 ",\n"
 		     "  \"local_bytes\": %" PRIu64 ",\n"
 		     "  \"remote_segments\": %" PRIu64 ",\n"
 		     "  \"remote_bytes\": %" PRIu64 ",\n"
@@ -111,7 +112,7 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes,
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes, unindexed,
 		     info.segment_bytes - info.remote_bytes + info.wal_bytes,
 		     info.remote_segments, info.remote_bytes, info.max_timestamp);
 	if (n < 0)

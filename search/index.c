@@ -7,9 +7,9 @@
  * format: https://sqlite.org/fileformat.html, page size SQLite's default)
  * holding exactly:
  *
- *   CREATE VIRTUAL TABLE records USING fts5(key, value, headers,
+ *   CREATE VIRTUAL TABLE records USING fts5(key, value, headers, header,
  *       content='', columnsize=0,
- *       tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
+ *       tokenize="chronik remove_diacritics 0 tokenchars '_'");
  *   CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
  *
  * records is a contentless FTS5 table (only the inverted index is stored,
@@ -19,17 +19,27 @@
  *   value    the value's text, NULL when null or binary
  *   headers  for each header in order, its name, a space, its value's text
  *            (the value left out when null or binary), a newline
+ *   header   for header:NAME: 0x01, then for each header whose name is
+ *            text, in order, its name, 0x02, its value's text (empty when
+ *            null or binary), 0x03; NULL when no header has a text name
+ * The tokenizer "chronik" (tokenizer.c; registered on every connection
+ * that opens an index) is unicode61 with these arguments, except that a
+ * header column text is turned into tokens 0x01 name 0x02 word (name
+ * ASCII-lower-cased) so that a word is found only under its header's
+ * name. Every connection that reads an index must register it first
+ * (fts_open), or FTS5 refuses the table.
  * A byte string is TEXT if and only if it is valid UTF-8 (wal/jsonl.h's
  * strict rule) and holds no control character other than TAB, LF and CR
  * (no byte < 0x20 otherwise, no 0x7F); anything else is BINARY: not
- * indexed, counted in meta "binary".
+ * indexed, counted in meta "binary". (So 0x01-0x03 never occur in text.)
  *
- * meta rows (all integers): "format" = 1, "base_offset" and "last_offset"
+ * meta rows (all integers): "format" = 2, "base_offset" and "last_offset"
  * (the first and last offsets of the rows, -1 when none), "records" (rows),
  * "binary" (values skipped).
  *
  * BUILD. When the segment file is complete and fsynced (engine segment
- * hook), its batches are read back (segment_file_walk, batch_iter), rows
+ * hook: at once with search_attach / search_engine_options, or queued to
+ * the builder's thread, builder.c), its batches are read back (segment_file_walk, batch_iter), rows
  * inserted in one transaction into <file>.fts.tmp (journal off,
  * synchronous off: the file is thrown away if anything fails), then FTS5's
  * 'optimize' merges the index into one b-tree and VACUUM drops the pages
@@ -42,10 +52,14 @@
  * next build of that name overwrites it); a segment then has no index and
  * queries scan it (search.h). A query also scans a segment whose index's
  * meta does not give the segment's base offset, last offset and record
- * count (a stale index of an earlier file of the same name).
+ * count (a stale index of an earlier file of the same name); the builder
+ * rebuilds such an index and removes a .tmp and an index whose segment
+ * is gone.
  *
- * VERSION POLICY. A reader that finds a format other than 1 scans the
- * segment instead.
+ * VERSION POLICY. A reader that finds a format other than 2 scans the
+ * segment instead, and the builder (builder.c) rebuilds it at its next
+ * sweep. Format 1 (no header column, tokenizer unicode61) is such a
+ * format.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,11 +78,11 @@
 #include "search.h"
 #include "segment.h"
 
-#define SEARCH_FORMAT 1
+#define SEARCH_FORMAT 2
 
 static const char schema[] =
-	"CREATE VIRTUAL TABLE records USING fts5(key, value, headers, content='', "
-	"columnsize=0, tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\");"
+	"CREATE VIRTUAL TABLE records USING fts5(key, value, headers, header, content='', "
+	"columnsize=0, tokenize=\"chronik remove_diacritics 0 tokenchars '_'\");"
 	"CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;";
 
 static bool is_text(const uint8_t *s, int32_t n)
@@ -81,15 +95,27 @@ static bool is_text(const uint8_t *s, int32_t n)
 	return jsonl_utf8_valid(s, (size_t)n);
 }
 
+int fts_open(const char *name, int flags, sqlite3 **db)
+{
+	int rc;
+
+	if (sqlite3_open_v2(name, db, flags, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto fail;
+	}
+	rc = fts_tokenizer_register(*db);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_close(*db);
+	*db = NULL;
+	return rc;
+}
+
 int fts_memory_open(sqlite3 **db)
 {
-	if (sqlite3_open_v2(":memory:", db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		sqlite3_close(*db);
-		*db = NULL;
-		return -ENOMEM;
-	}
-	return 0;
+	return fts_open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db);
 }
 
 int fts_loader_init(struct fts_loader *l, sqlite3 *db)
@@ -98,7 +124,8 @@ int fts_loader_init(struct fts_loader *l, sqlite3 *db)
 	l->db = db;
 	l->first = l->last = -1;
 	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT INTO records(rowid, key, value, headers) VALUES(?,?,?,?)",
+	    sqlite3_prepare_v2(db, "INSERT INTO records(rowid, key, value, headers, header) "
+			       "VALUES(?,?,?,?,?)",
 			       -1, &l->ins, NULL) != SQLITE_OK) {
 		log_msg(LOG_LVL_ERROR, "search", "index schema: %s", sqlite3_errmsg(db));
 		return -EIO;
@@ -110,23 +137,28 @@ void fts_loader_fini(struct fts_loader *l)
 {
 	sqlite3_finalize(l->ins);
 	l->ins = NULL;
-	free(l->hbuf);
-	l->hbuf = NULL;
+	free(l->hbuf.s);
+	free(l->nbuf.s);
+	memset(&l->hbuf, 0, sizeof(l->hbuf));
+	memset(&l->nbuf, 0, sizeof(l->nbuf));
 }
 
-static int hbuf_put(struct fts_loader *l, size_t *len, const uint8_t *s, size_t n, char sep)
+/* Append s (n bytes) and then sep (unless 0) to b. */
+static int buf_put(struct fts_buf *b, const uint8_t *s, size_t n, char sep)
 {
-	if (*len + n + 2 > l->hcap) {
-		size_t cap = (*len + n + 2) * 2;
-		char *b = realloc(l->hbuf, cap);
-		if (!b)
+	if (b->len + n + 2 > b->cap) {
+		size_t cap = (b->len + n + 2) * 2;
+		char *p = realloc(b->s, cap);
+		if (!p)
 			return -ENOMEM;
-		l->hbuf = b;
-		l->hcap = cap;
+		b->s = p;
+		b->cap = cap;
 	}
-	memcpy(l->hbuf + *len, s, n);
-	*len += n;
-	l->hbuf[(*len)++] = sep;
+	if (n)
+		memcpy(b->s + b->len, s, n);
+	b->len += n;
+	if (sep)
+		b->s[b->len++] = sep;
 	return 0;
 }
 
@@ -136,7 +168,6 @@ int fts_loader_add(struct fts_loader *l, int64_t offset, const uint8_t *key, int
 {
 	const uint8_t *hp = headers, *hend = headers + headers_len;
 	struct batch_record_header h;
-	size_t hlen = 0;
 	int rc;
 
 	sqlite3_reset(l->ins);
@@ -153,21 +184,33 @@ int fts_loader_add(struct fts_loader *l, int64_t offset, const uint8_t *key, int
 		sqlite3_bind_null(l->ins, 3);
 		l->binary += value_len >= 0;
 	}
+	l->hbuf.len = 0;
+	l->nbuf.len = 0;
 	for (int32_t i = 0; header_count > 0 && i < header_count; i++) {
 		rc = batch_record_header_next(&hp, hend, &h);
 		if (rc <= 0)
 			break; /* a malformed header: index what came before */
 		bool name = is_text(h.key, h.key_len), val = is_text(h.value, h.value_len);
 		l->binary += !name + (!val && h.value_len >= 0);
-		if (name && (rc = hbuf_put(l, &hlen, h.key, (size_t)h.key_len, val ? ' ' : '\n')))
+		if (name && (rc = buf_put(&l->hbuf, h.key, (size_t)h.key_len, val ? ' ' : '\n')))
 			return rc;
-		if (val && (rc = hbuf_put(l, &hlen, h.value, (size_t)h.value_len, '\n')))
+		if (val && (rc = buf_put(&l->hbuf, h.value, (size_t)h.value_len, '\n')))
+			return rc;
+		if (!name)
+			continue; /* no header:NAME for a binary name */
+		if ((!l->nbuf.len && (rc = buf_put(&l->nbuf, (const uint8_t *)"\x01", 1, 0))) ||
+		    (rc = buf_put(&l->nbuf, h.key, (size_t)h.key_len, '\x02')) ||
+		    (rc = buf_put(&l->nbuf, h.value, val ? (size_t)h.value_len : 0, '\x03')))
 			return rc;
 	}
-	if (hlen)
-		sqlite3_bind_text(l->ins, 4, l->hbuf, (int)hlen, SQLITE_STATIC);
+	if (l->hbuf.len)
+		sqlite3_bind_text(l->ins, 4, l->hbuf.s, (int)l->hbuf.len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(l->ins, 4);
+	if (l->nbuf.len)
+		sqlite3_bind_text(l->ins, 5, l->nbuf.s, (int)l->nbuf.len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(l->ins, 5);
 	if (sqlite3_step(l->ins) != SQLITE_DONE) {
 		log_msg(LOG_LVL_ERROR, "search", "index insert at offset %" PRId64 ": %s", offset,
 			sqlite3_errmsg(l->db));
@@ -229,11 +272,9 @@ int search_index_build(const char *seg_path, struct search_index_stats *st)
 	snprintf(final, sizeof(final), "%s" SEARCH_INDEX_SUFFIX, seg_path);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", final);
 	unlink(tmp);
-	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		rc = -EIO;
+	rc = fts_open(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
+	if (rc)
 		goto fail;
-	}
 	if (sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN", NULL, NULL,
 			 NULL) != SQLITE_OK) {
 		rc = -EIO;
@@ -289,20 +330,28 @@ fail:
 	return rc;
 }
 
-static void on_segment_written(void *arg, struct partition *p, const char *seg_path)
+void fts_build_logged(const char *seg_path)
 {
 	struct search_index_stats st;
-	int rc;
+	struct stat sb;
+	int rc = search_index_build(seg_path, &st);
 
-	(void)arg;
-	rc = search_index_build(seg_path, &st);
+	if (rc && stat(seg_path, &sb) != 0)
+		return; /* the segment went meanwhile (retention, compaction) */
 	if (rc)
 		log_msg(LOG_LVL_ERROR, "search",
 			"%s: index not built (%s); queries scan this segment", seg_path,
 			chronik_strerror(rc));
 	else if (st.binary)
-		log_msg(LOG_LVL_INFO, "search", "%s/%d: %s: %" PRIu64 " binary values not indexed",
-			engine_partition_topic(p), engine_partition_index(p), seg_path, st.binary);
+		log_msg(LOG_LVL_INFO, "search", "%s: %" PRIu64 " binary values not indexed",
+			seg_path, st.binary);
+}
+
+static void on_segment_written(void *arg, struct partition *p, const char *seg_path)
+{
+	(void)arg;
+	(void)p;
+	fts_build_logged(seg_path);
 }
 
 void search_engine_options(struct engine_options *o)
@@ -347,7 +396,7 @@ static int count_batch(void *arg, uint64_t pos, const uint8_t *batch, size_t len
 	return v->rc;
 }
 
-static int64_t meta_value(sqlite3 *db, const char *name)
+int64_t fts_meta_get(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = INT64_MIN;
@@ -360,6 +409,25 @@ static int64_t meta_value(sqlite3 *db, const char *name)
 	}
 	sqlite3_finalize(st);
 	return v;
+}
+
+sqlite3 *fts_index_open(const char *dir, const struct engine_segment_info *s)
+{
+	char uri[4400];
+	sqlite3 *db = NULL;
+
+	snprintf(uri, sizeof(uri), "file:%s/%s" SEARCH_INDEX_SUFFIX "?immutable=1", dir, s->file);
+	if (fts_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &db))
+		goto fail;
+	if (fts_meta_get(db, "format") != SEARCH_FORMAT ||
+	    fts_meta_get(db, "base_offset") != s->base_offset ||
+	    fts_meta_get(db, "last_offset") != s->last_offset ||
+	    fts_meta_get(db, "records") != (int64_t)s->records)
+		goto fail;
+	return db;
+fail:
+	sqlite3_close(db);
+	return NULL;
 }
 
 int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg)
@@ -375,21 +443,21 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 	if (rc)
 		return rc;
 	snprintf(uri, sizeof(uri), "file:%s" SEARCH_INDEX_SUFFIX "?immutable=1", seg_path);
-	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK ||
-	    meta_value(db, "format") == INT64_MIN) {
+	if (fts_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &db) ||
+	    fts_meta_get(db, "format") == INT64_MIN) {
 		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": missing or unreadable",
 			 seg_path);
 		problem(arg, what);
 		sqlite3_close(db);
 		return 1;
 	}
-	if (meta_value(db, "format") != SEARCH_FORMAT || meta_value(db, "records") != (int64_t)v.records ||
-	    meta_value(db, "base_offset") != v.first || meta_value(db, "last_offset") != v.last) {
+	if (fts_meta_get(db, "format") != SEARCH_FORMAT || fts_meta_get(db, "records") != (int64_t)v.records ||
+	    fts_meta_get(db, "base_offset") != v.first || fts_meta_get(db, "last_offset") != v.last) {
 		snprintf(what, sizeof(what),
 			 "%s" SEARCH_INDEX_SUFFIX ": covers %" PRId64 " records [%" PRId64 ", %" PRId64
 			 "], the segment %" PRIu64 " [%" PRId64 ", %" PRId64 "]",
-			 seg_path, meta_value(db, "records"), meta_value(db, "base_offset"),
-			 meta_value(db, "last_offset"), v.records, v.first, v.last);
+			 seg_path, fts_meta_get(db, "records"), fts_meta_get(db, "base_offset"),
+			 fts_meta_get(db, "last_offset"), v.records, v.first, v.last);
 		problem(arg, what);
 		n++;
 	}
@@ -405,7 +473,7 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 	return n;
 }
 
-int search_index_bytes(struct partition *p, uint64_t *bytes)
+int search_index_bytes(struct partition *p, uint64_t *bytes, uint64_t *missing)
 {
 	struct engine_segment_info *segs = NULL;
 	char dir[4200], path[4400];
@@ -414,6 +482,8 @@ int search_index_bytes(struct partition *p, uint64_t *bytes)
 	int rc = engine_partition_segments(p, &segs, &n);
 
 	*bytes = 0;
+	if (missing)
+		*missing = 0;
 	if (rc)
 		return rc;
 	engine_partition_segment_dir(p, dir, sizeof(dir));
@@ -421,6 +491,8 @@ int search_index_bytes(struct partition *p, uint64_t *bytes)
 		snprintf(path, sizeof(path), "%s/%s" SEARCH_INDEX_SUFFIX, dir, segs[i].file);
 		if (stat(path, &st) == 0)
 			*bytes += (uint64_t)st.st_size;
+		else if (missing && !segs[i].remote)
+			(*missing)++;
 	}
 	free(segs);
 	return 0;

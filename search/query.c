@@ -94,6 +94,71 @@ out:
 	return rc;
 }
 
+/* Copy the term t (tl bytes, outside quotes at its start) to out + *m,
+ * rewriting each header:NAME[:TERM] that starts it or follows a '(' into
+ * the header column's form (tokenizer.c):
+ *   header:NAME:word[*]        header:"\x01NAME\x02word"[*]
+ *   header:NAME:"a phrase"[*]  header:"\x01NAME\x02a phrase"[*]
+ *   header:NAME                header:"\x01NAME\x02"
+ * NAME runs to the next ':' or ')' and holds no '"' or '('. Each rewrite
+ * grows the text by at most 3 bytes and consumes at least 8. 0 or -EINVAL. */
+static int copy_term(char *out, size_t *m, const char *t, size_t tl, char *err, size_t errlen)
+{
+	bool in = false;
+
+	for (size_t k = 0; k < tl;) {
+		if (t[k] == '"')
+			in = !in;
+		if (in || (k > 0 && t[k - 1] != '(') || tl - k < 7 || memcmp(t + k, "header:", 7)) {
+			out[(*m)++] = t[k++];
+			continue;
+		}
+		size_t name = k + 7, nend = name;
+		while (nend < tl && t[nend] != ':' && t[nend] != ')') {
+			if (t[nend] == '"' || t[nend] == '(')
+				return set_err(err, errlen, "bad query: header:NAME wants a name "
+							    "without '\"' or '('");
+			nend++;
+		}
+		if (nend == name)
+			return set_err(err, errlen, "bad query: header: wants a name (header:NAME)");
+		size_t v = nend, vend = nend;
+		bool phrase = false;
+		if (nend < tl && t[nend] == ':') {
+			v = nend + 1;
+			phrase = v < tl && t[v] == '"';
+			if (phrase) {
+				vend = ++v;
+				while (vend < tl && (t[vend] != '"' || (vend + 1 < tl && t[vend + 1] == '"')))
+					vend += t[vend] == '"' ? 2 : 1;
+				if (vend >= tl)
+					return set_err(err, errlen, "bad query: unterminated phrase");
+			} else {
+				for (vend = v; vend < tl && t[vend] != ')' && t[vend] != '*'; vend++)
+					if (t[vend] == '"')
+						return set_err(err, errlen, "bad query: header:NAME:"
+									    "word holds a '\"'");
+			}
+			if (vend == v)
+				return set_err(err, errlen, "bad query: header:NAME: wants a word");
+		}
+		memcpy(out + *m, "header:\"\x01", 9);
+		*m += 9;
+		memcpy(out + *m, t + name, nend - name);
+		*m += nend - name;
+		out[(*m)++] = '\x02';
+		memcpy(out + *m, t + v, vend - v);
+		*m += vend - v;
+		out[(*m)++] = '"';
+		k = vend + phrase;
+		if (k < tl && t[k] == '*') {
+			out[(*m)++] = '*';
+			k++;
+		}
+	}
+	return 0;
+}
+
 int search_query_new(const char *text, struct search_query **out, char *err, size_t errlen)
 {
 	struct search_query *q = calloc(1, sizeof(*q));
@@ -101,7 +166,7 @@ int search_query_new(const char *text, struct search_query **out, char *err, siz
 	bool quoted = false, any = false;
 	int rc;
 
-	if (!q || !(q->match = malloc(n + 1))) {
+	if (!q || !(q->match = malloc(2 * n + 16))) {
 		free(q);
 		return -ENOMEM;
 	}
@@ -145,13 +210,14 @@ int search_query_new(const char *text, struct search_query **out, char *err, siz
 				goto fail;
 			}
 			q->limit = v;
-		} else if (!quoted && tl > 7 && memcmp(t, "header:", 7) == 0) {
-			rc = set_err(err, errlen,
-				     "bad query: header:NAME is not supported; use headers:");
-			goto fail;
-		} else {
+		} else if (quoted) {
 			memcpy(q->match + m, t, tl);
 			m += tl;
+			any = true;
+		} else {
+			rc = copy_term(q->match, &m, t, tl, err, errlen);
+			if (rc)
+				goto fail;
 			any = true;
 		}
 		quoted = in;
@@ -245,40 +311,6 @@ static int run_match(sqlite3 *db, const char *match, int64_t lo, int64_t hi, str
 	return rc;
 }
 
-static int64_t meta_get(sqlite3 *db, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t v = INT64_MIN;
-
-	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = ?", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return v;
-}
-
-/* Open the index of segment s read-only when it is there and matches. */
-static sqlite3 *index_open(const char *dir, const struct engine_segment_info *s)
-{
-	char uri[4400];
-	sqlite3 *db = NULL;
-
-	snprintf(uri, sizeof(uri), "file:%s/%s" SEARCH_INDEX_SUFFIX "?immutable=1", dir, s->file);
-	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK)
-		goto fail;
-	if (meta_get(db, "format") != 1 || meta_get(db, "base_offset") != s->base_offset ||
-	    meta_get(db, "last_offset") != s->last_offset ||
-	    meta_get(db, "records") != (int64_t)s->records)
-		goto fail;
-	return db;
-fail:
-	sqlite3_close(db);
-	return NULL;
-}
-
 /* Load the records of [from, to] (to < 0: to the current end) into l. */
 static int scan_into(struct partition *p, int64_t from, int64_t to, struct fts_loader *l)
 {
@@ -338,7 +370,7 @@ static int partition_hits(struct partition *p, const struct search_query *q, str
 			tail = s->last_offset + 1;
 		if (s->max_timestamp < q->since || s->min_timestamp >= q->until)
 			continue;
-		sqlite3 *db = index_open(dir, s);
+		sqlite3 *db = fts_index_open(dir, s);
 		if (db) {
 			rc = run_match(db, q->match, s->base_offset, s->last_offset, h);
 			sqlite3_close(db);

@@ -7,6 +7,11 @@
 
 #include "engine.h"
 
+struct fts_buf {
+	char *s;
+	size_t len, cap;
+};
+
 /* A table of the index schema (index.c) being filled, in a file or in
  * memory. */
 struct fts_loader {
@@ -14,8 +19,7 @@ struct fts_loader {
 	sqlite3_stmt *ins;
 	uint64_t records, binary;
 	int64_t first, last; /* offsets of the first and last record added; -1 */
-	char *hbuf; /* headers column text, reused */
-	size_t hcap;
+	struct fts_buf hbuf, nbuf; /* headers and header column text, reused */
 };
 
 /* Create the schema in db (an empty database) and prepare the insert. 0
@@ -27,7 +31,23 @@ int fts_loader_add(struct fts_loader *l, int64_t offset, const uint8_t *key, int
 		   size_t headers_len, int32_t header_count);
 void fts_loader_fini(struct fts_loader *l);
 
-/* An in-memory database; 0 or -EIO. */
+/* Open the database name (sqlite3_open_v2 flags) with the tokenizer
+ * registered; 0 or <0 (*db NULL). */
+int fts_open(const char *name, int flags, sqlite3 **db);
+/* An in-memory database, the same way; 0 or <0. */
 int fts_memory_open(sqlite3 **db);
+/* Register the tokenizer "chronik" (tokenizer.c) with db. 0 or <0. */
+int fts_tokenizer_register(sqlite3 *db);
+
+/* Build seg_path's index (search_index_build), logging a failure unless
+ * the segment is gone. */
+void fts_build_logged(const char *seg_path);
+
+/* The integer meta row name of db, or INT64_MIN when absent. */
+int64_t fts_meta_get(sqlite3 *db, const char *name);
+/* Open the index of segment s (in dir) read-only when it is there, of this
+ * format and its meta matches s (base and last offset, records); else
+ * NULL. Close with sqlite3_close. */
+sqlite3 *fts_index_open(const char *dir, const struct engine_segment_info *s);
 
 #endif

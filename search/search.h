@@ -2,9 +2,11 @@
  *
  * Every record of a partition is searchable up to the moment of the query:
  *   - each sealed segment has a full-text index beside it, an SQLite FTS5
- *     database (format: index.c), built by the indexer's thread through the
- *     engine's segment hook (engine_segment_hook_set) when the segment is
- *     written, and removed with it (retention, compaction, topic deletion);
+ *     database (format: index.c), built when the segment is written
+ *     through the engine's segment hook (engine_segment_hook_set): on the
+ *     indexer's thread (search_attach), or on the builder's own thread
+ *     (search_builder, below: chronikd), and removed with it (retention,
+ *     compaction, topic deletion);
  *   - a segment whose index is missing or does not match it (a crash
  *     between the segment and its index; a failed build) and the WAL tail
  *     not yet indexed are scanned at query time: their records are loaded
@@ -15,6 +17,15 @@
  * NOT, NEAR(...), parentheses), over the columns key, value and headers;
  * a column filter is FTS5's own: key:word, value:"a phrase",
  * headers:word, {key value}:word. Words separated by spaces are ANDed.
+ * header:NAME filters on one named header (names compared ignoring ASCII
+ * case; NAME holds no ':', ')', '(' or '"'), at a term's start or after
+ * '(':
+ *   header:NAME:word      a header called NAME holds word
+ *   header:NAME:pre*      ... a word starting with pre
+ *   header:NAME:"a b"     ... the phrase a b (within one header's value)
+ *   header:NAME           the record has a header called NAME
+ * and combines with the rest (AND, OR, NOT, parentheses; not inside
+ * NEAR's phrase list).
  * Besides, whitespace-separated terms of the form
  *   since:TS   until:TS   limit:N
  * (outside double quotes) are taken out of the text: only records with
@@ -27,10 +38,6 @@
  * token is a maximal run of Unicode letters, digits and '_'. On ASCII text
  * that is `grep -w`'s notion of a word ([A-Za-z0-9_]); unlike grep, FTS5
  * folds case (ASCII and Unicode), so "Error" matches "error".
- *
- * NOT DONE: header:NAME (a filter on one named header) is not supported;
- * the headers column holds every header's name and text value and is
- * searched with headers:.
  *
  * RESULTS. Per partition in offset order; a topic-wide query merges its
  * partitions by timestamp (ties: lower partition, then lower offset).
@@ -63,6 +70,33 @@ int search_attach(struct engine *e);
  * segments indexed right after open get their index too). */
 void search_engine_options(struct engine_options *o);
 
+/* The builder (builder.c): indexes built on a thread of their own, off the
+ * indexer's path, and missing or stale ones rebuilt. Life cycle:
+ *   search_builder_new, search_builder_options (into the options of the
+ *   engine to open), engine_open, search_builder_start; ... ;
+ *   search_builder_stop, engine_close, search_builder_free.
+ * Started, it sweeps every partition (rebuilds each local segment's index
+ * that is missing or does not match; removes indexes whose segment is gone
+ * and leftover .fts.tmp files), then builds each segment the engine writes
+ * after the hook queued it, and sweeps again when idle for 30 s. Segments
+ * not built yet are scanned by queries (complete results, slower). */
+struct search_builder;
+int search_builder_new(struct search_builder **out);
+/* Install b's hook (it only queues the segment) in o. */
+void search_builder_options(struct search_builder *b, struct engine_options *o);
+/* Start b's thread on e (opened with b's options, not read-only). 0 or <0. */
+int search_builder_start(struct search_builder *b, struct engine *e);
+/* Ask for a sweep now. */
+void search_builder_sweep(struct search_builder *b);
+/* Block until b has nothing queued and no sweep pending or running (at
+ * once when not started or stopping). */
+void search_builder_wait(struct search_builder *b);
+/* Stop and join the thread (before engine_close); queued work is left to
+ * the next start's sweep. */
+void search_builder_stop(struct search_builder *b);
+/* Stop, and free b (NULL is fine). */
+void search_builder_free(struct search_builder *b);
+
 struct search_query;
 /* Parse text (QUERY TEXT above). 0 and *out (free with search_query_free),
  * or -EINVAL with a message in err (errlen bytes), or -ENOMEM. */
@@ -89,7 +123,8 @@ int search_run(struct engine *e, const char *topic, int32_t partition, const str
  * problem; returns the count or <0. */
 typedef void (*search_problem_fn)(void *arg, const char *what);
 int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg);
-/* Bytes of the index files of p's registered segments. */
-int search_index_bytes(struct partition *p, uint64_t *bytes);
+/* Bytes of the index files of p's registered segments, and (missing not
+ * NULL) how many local segments have no index file (yet). */
+int search_index_bytes(struct partition *p, uint64_t *bytes, uint64_t *missing);
 
 #endif

@@ -1,0 +1,192 @@
+/* test_builder.c - the index builder (search/builder.c).
+ *
+ * An engine opened with the builder's hook writes segments; once the
+ * builder is idle every segment has its index and verifies, and queries
+ * find what a scan finds. Then a removed index and a damaged one come
+ * back at the next sweep, an index whose segment is gone and a leftover
+ * .fts.tmp are removed; after a restart (engine closed with an index
+ * removed), the sweep on start builds it. Counts of a word's matches are
+ * compared with the count the same query gives with no index at all
+ * (every segment scanned), so a rebuilt index that lost rows fails.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "search.h"
+#include "testutil.h"
+
+static void append_lines(struct partition *p, int n, int salt)
+{
+	char *buf = malloc((size_t)n * 64);
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += (size_t)sprintf(buf + len, "line %d word%d salt%d%s\n", i, i % 7, salt,
+				       i % 97 == 0 ? " rarebird" : "");
+	int rc = engine_append_lines(p, buf, len, NULL);
+	if (rc)
+		bail("append: %s", chronik_strerror(rc));
+	free(buf);
+}
+
+static int count_hit(void *arg, struct partition *p, const struct engine_record *r)
+{
+	(void)p;
+	(void)r;
+	(*(int64_t *)arg)++;
+	return 0;
+}
+
+static int64_t count(struct engine *e, const char *text)
+{
+	struct search_query *q;
+	int64_t n = 0;
+	char err[200];
+	if (search_query_new(text, &q, err, sizeof(err)))
+		bail("query %s: %s", text, err);
+	int rc = search_run(e, "t", 0, q, count_hit, &n);
+	search_query_free(q);
+	return rc ? rc : n;
+}
+
+static void problem(void *arg, const char *what)
+{
+	diag("verify: %s", what);
+	(*(int *)arg)++;
+}
+
+/* Problems of every segment's index (missing ones included). */
+static int verify(struct engine *e, size_t *nsegs)
+{
+	struct partition *p = part_or_bail(e, "t", 0);
+	struct engine_segment_info *segs;
+	char dir[4200], path[4400];
+	int n = 0;
+	engine_partition_segment_dir(p, dir, sizeof(dir));
+	if (engine_partition_segments(p, &segs, nsegs))
+		bail("segments");
+	for (size_t i = 0; i < *nsegs; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, segs[i].file);
+		if (search_index_verify(path, problem, &n) < 0)
+			n++;
+	}
+	free(segs);
+	engine_partition_unref(p);
+	return n;
+}
+
+/* The path of segment i's index (or, i < 0, of a file named after no
+ * segment) into buf. */
+static void index_path(struct engine *e, int i, const char *suffix, char *buf, size_t len)
+{
+	struct partition *p = part_or_bail(e, "t", 0);
+	struct engine_segment_info *segs;
+	size_t n;
+	char dir[4200];
+	engine_partition_segment_dir(p, dir, sizeof(dir));
+	if (engine_partition_segments(p, &segs, &n) || (i >= 0 && (size_t)i >= n))
+		bail("segments");
+	if (i < 0)
+		snprintf(buf, len, "%s/99999999999999999999.seg%s", dir, suffix);
+	else
+		snprintf(buf, len, "%s/%s%s", dir, segs[i].file, suffix);
+	free(segs);
+	engine_partition_unref(p);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static struct engine *open_with(const char *dir, struct search_builder **b)
+{
+	struct engine_options o;
+	engine_options_init(&o);
+	o.wal_segment_bytes = 65536;
+	o.wal_seal_ms = 0;
+	o.fsync = FSYNC_NEVER;
+	if (search_builder_new(b))
+		bail("search_builder_new");
+	search_builder_options(*b, &o);
+	struct engine *e = open_or_bail(dir, &o);
+	if (search_builder_start(*b, e))
+		bail("search_builder_start");
+	return e;
+}
+
+int main(void)
+{
+	char *dir = tmpdir_new("search-builder");
+	struct search_builder *b;
+	struct engine *e = open_with(dir, &b);
+	char path[4400], path2[4400], orphan[4400], tmp[4400];
+	size_t nsegs;
+
+	ok(engine_topic_create(e, "t", 1, NULL) == 0, "topic t");
+	struct partition *p = part_or_bail(e, "t", 0);
+	for (int i = 0; i < 20; i++)
+		append_lines(p, 1000, i);
+	engine_partition_unref(p);
+	ok(engine_index_now(e) == 0, "indexed");
+	search_builder_wait(b);
+	ok(verify(e, &nsegs) == 0 && nsegs >= 4, "builder idle: each of %zu segments has its index",
+	   nsegs);
+	int64_t want = count(e, "rarebird"), want2 = count(e, "word3 salt5");
+	ok(want == 20 * 11 && want2 == 143, "found: rarebird %" PRId64 " (20 x 11), word3 salt5 %" PRId64
+	   " (143)", want, want2);
+
+	/* Removed, damaged, orphan, leftover tmp: the sweep repairs all. */
+	index_path(e, 0, SEARCH_INDEX_SUFFIX, path, sizeof(path));
+	index_path(e, 1, SEARCH_INDEX_SUFFIX, path2, sizeof(path2));
+	index_path(e, -1, SEARCH_INDEX_SUFFIX, orphan, sizeof(orphan));
+	index_path(e, 2, SEARCH_INDEX_SUFFIX ".tmp", tmp, sizeof(tmp));
+	ok(unlink(path) == 0, "index of segment 0 removed");
+	FILE *f = fopen(path2, "r+");
+	ok(f && fwrite("garbage!", 1, 8, f) == 8 && fclose(f) == 0, "index of segment 1 damaged");
+	f = fopen(orphan, "w");
+	ok(f && fputs("x", f) >= 0 && fclose(f) == 0, "an index without a segment");
+	f = fopen(tmp, "w");
+	ok(f && fputs("x", f) >= 0 && fclose(f) == 0, "a leftover .fts.tmp");
+	ok(verify(e, &nsegs) == 2, "verify sees the two");
+	ok(count(e, "rarebird") == want && count(e, "word3 salt5") == want2,
+	   "results unchanged while those segments are scanned");
+	search_builder_sweep(b);
+	search_builder_wait(b);
+	ok(exists(path) && verify(e, &nsegs) == 0, "after a sweep: rebuilt, verify clean");
+	ok(!exists(orphan), "the orphan index is removed");
+	ok(!exists(tmp), "the leftover .tmp is removed");
+	ok(count(e, "rarebird") == want && count(e, "word3 salt5") == want2,
+	   "rebuilt indexes give the same results");
+
+	/* Gone across a restart: the sweep on start brings it back. */
+	search_builder_stop(b);
+	ok(unlink(path) == 0, "index removed with the builder stopped");
+	ok(engine_close(e) == 0, "engine closed");
+	search_builder_free(b);
+	e = open_with(dir, &b);
+	search_builder_wait(b);
+	ok(exists(path) && verify(e, &nsegs) == 0, "rebuilt by the sweep on start");
+	ok(count(e, "rarebird") == want, "same results after the restart");
+
+	/* Results stay complete with no index at all (every segment scanned):
+	 * the reference the counts above are held against. */
+	search_builder_stop(b);
+	for (size_t i = 0; i < nsegs; i++) {
+		index_path(e, (int)i, SEARCH_INDEX_SUFFIX, path, sizeof(path));
+		unlink(path);
+	}
+	ok(verify(e, &nsegs) == (int)nsegs, "no index left");
+	ok(count(e, "rarebird") == want && count(e, "word3 salt5") == want2,
+	   "scanning every segment gives the same counts (%" PRId64 ", %" PRId64 ")", want,
+	   want2);
+	ok(engine_close(e) == 0, "engine closed");
+	search_builder_free(b);
+	tmpdir_free(dir);
+	return tap_exit();
+}
