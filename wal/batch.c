@@ -449,7 +449,8 @@ int batch_iter_init_with(struct batch_iter *it, const uint8_t *batch, size_t len
 
 	/* Only the engine's own lz4 codec: a registered replacement (tests)
 	 * is called as batch_iter_init calls it. */
-	if (!s || len < BATCH_HEADER_SIZE || (get_be16(batch + OFF_ATTRIBUTES) & BATCH_ATTR_CODEC_MASK) != BATCH_CODEC_LZ4 ||
+	if (!s || len < BATCH_HEADER_SIZE ||
+	    (get_be16(batch + OFF_ATTRIBUTES) & BATCH_ATTR_CODEC_MASK) != BATCH_CODEC_LZ4 ||
 	    codecs[BATCH_CODEC_LZ4] != codec_lz4_decompress)
 		return batch_iter_init(it, batch, len);
 	memset(it, 0, sizeof(*it));

@@ -329,7 +329,8 @@ ssize_t engine_read_raw(struct partition *p, uint64_t pos, void *buf, size_t len
  * read left, instead of locating, reading and decoding them again; any
  * other read starts over at its position. It holds a cursor (and so may pin
  * one segment, segment.h) only between reads that are not at the end: a
- * read that reaches the current end lets it go. One thread at a time;
+ * read that reaches the current end lets it go, and so does the first read
+ * after the topic was deleted. One thread at a time;
  * owned by the caller (_free). */
 struct engine_raw_reader;
 int engine_raw_reader_new(struct partition *p, struct engine_raw_reader **out);

@@ -143,7 +143,7 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 	DIR *d;
 	struct dirent *de;
 	bool removed = false;
-	char (*names)[64] = r->n ? malloc(r->n * sizeof(*names)) : NULL;
+	char(*names)[64] = r->n ? malloc(r->n * sizeof(*names)) : NULL;
 	char **sorted = r->n ? malloc(r->n * sizeof(*sorted)) : NULL;
 	size_t nl = 0;
 

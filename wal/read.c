@@ -754,8 +754,14 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 	*from_out = pos;
 	if (len == 0)
 		return 0;
-	if (rr->c && pos != rr->end)
-		raw_reader_drop(rr);
+	if (rr->c) {
+		/* A deleted topic's segments go at once: let go of the one held. */
+		pthread_mutex_lock(&rr->p->lock);
+		bool deleted = rr->p->deleted;
+		pthread_mutex_unlock(&rr->p->lock);
+		if (pos != rr->end || deleted)
+			raw_reader_drop(rr);
+	}
 	if (!rr->c) {
 		rc = engine_cursor_open_raw(rr->p, pos, &rr->c);
 		if (rc)

@@ -114,9 +114,8 @@ static void test_raw_reader(const char *root)
 	   (long long)n1);
 	ok(append_range(p, n1, n2, 7) == 0, "%lld more left in the WAL", (long long)(n2 - n1));
 	engine_partition_info(p, &info);
-	ok(info.segments > 3 && info.batches > 0, "%" PRIu64 " segments and %" PRIu64
-						   " batches in the WAL",
-	   info.segments, info.batches);
+	ok(info.segments > 3 && info.batches > 0,
+	   "%" PRIu64 " segments and %" PRIu64 " batches in the WAL", info.segments, info.batches);
 
 	size_t len2 = 0;
 	for (int64_t i = 0; i < n2; i++)
@@ -186,8 +185,7 @@ static void test_raw_reader(const char *root)
 		last_end = at;
 	}
 	ok(m == 0 && bad == 0 && last_end == elen,
-	   "the stream reads only true bytes at their stable positions, to the end (%d bad)",
-	   bad);
+	   "the stream reads only true bytes at their stable positions, to the end (%d bad)", bad);
 	engine_raw_reader_free(rd);
 	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
 	engine_partition_unref(p);
@@ -231,8 +229,8 @@ static int iter_equal(struct batch_iter *a, struct batch_iter *b, int *count)
 	int x, y;
 	*count = 0;
 	while ((x = batch_iter_next(a, &ra)) == 1 && (y = batch_iter_next(b, &rb)) == 1) {
-		if (ra.offset_delta != rb.offset_delta || ra.timestamp_delta != rb.timestamp_delta ||
-		    ra.value_len != rb.value_len ||
+		if (ra.offset_delta != rb.offset_delta ||
+		    ra.timestamp_delta != rb.timestamp_delta || ra.value_len != rb.value_len ||
 		    memcmp(ra.value, rb.value, (size_t)ra.value_len) != 0)
 			return -1;
 		(*count)++;
@@ -309,8 +307,7 @@ static void test_fetch_weight(const char *root)
 				break;
 		}
 	}
-	ok(engine_index_now(e) == 0 && engine_partition_segments(p, &segs, &nseg) == 0 &&
-		   nseg == 1,
+	ok(engine_index_now(e) == 0 && engine_partition_segments(p, &segs, &nseg) == 0 && nseg == 1,
 	   "20,000 lines of 1 KiB in one segment");
 	snprintf(path, sizeof(path), "%s/segments", dir);
 
