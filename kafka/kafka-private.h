@@ -84,6 +84,7 @@ enum kafka_api_key {
 	KAPI_API_VERSIONS = 18,
 	KAPI_CREATE_TOPICS = 19,
 	KAPI_DELETE_TOPICS = 20,
+	KAPI_DELETE_RECORDS = 21,
 	KAPI_INIT_PRODUCER_ID = 22,
 	KAPI_DESCRIBE_CONFIGS = 32,
 	KAPI_SASL_AUTHENTICATE = 36,
@@ -213,6 +214,7 @@ int kafka_handle_list_groups(struct kafka_request *req);
 int kafka_handle_delete_groups(struct kafka_request *req);
 int kafka_handle_offset_delete(struct kafka_request *req);
 int kafka_handle_describe_cluster(struct kafka_request *req); /* handlers_admin.c */
+int kafka_handle_delete_records(struct kafka_request *req); /* handlers_admin.c */
 int kafka_handle_sasl_handshake(struct kafka_request *req);
 int kafka_handle_sasl_authenticate(struct kafka_request *req);
 

@@ -215,18 +215,31 @@ def wire_tests(port):
 
     # ListOffsets v1 of a topic the user has no rule for: 29 per partition;
     # alice (all topics) gets 3 for the same unknown topic.
-    def list_offsets(user, pw):
+    def partition_error(user, pw, key, body, err_at):
         c = Conn(port)
         handshake(c, "PLAIN")
         authenticate(c, b"\0" + user + b"\0" + pw)
+        r = c.request(key, 1 if key == 2 else 0, body)
+        return struct.unpack(">h", r[err_at:err_at + 2])[0]
+
+    def list_offsets(user, pw):
         body = struct.pack(">ii", -1, 1) + kstr(b"hidden") + struct.pack(">iiq", 1, 0, -1)
-        r = c.request(2, 1, body)
         # Topics [Name, Partitions [PartitionIndex, ErrorCode, ...]]
-        off = 4 + 2 + len(b"hidden") + 4 + 4
-        return struct.unpack(">h", r[off:off + 2])[0]
+        return partition_error(user, pw, 2, body, 4 + 2 + len(b"hidden") + 4 + 4)
     e1, e2 = list_offsets(b"blind", b"blind-pw"), list_offsets(b"alice", b"alice-pw")
     ok(e1 == 29 and e2 == 3,
        "ListOffsets: 29 without any rule on the topic, 3 (unknown) with one (got %d, %d)" %
+       (e1, e2))
+
+    # DeleteRecords v0 needs delete on the topic: a reader gets 29.
+    def delete_records(user, pw):
+        body = struct.pack(">i", 1) + kstr(b"hidden") + struct.pack(">iiqi", 1, 0, -1, 5000)
+        # ThrottleTimeMs, Topics [Name, Partitions [PartitionIndex,
+        # LowWatermark, ErrorCode]]
+        return partition_error(user, pw, 21, body, 4 + 4 + 2 + len(b"hidden") + 4 + 4 + 8)
+    e1, e2 = delete_records(b"reader", b"reader-pw"), delete_records(b"alice", b"alice-pw")
+    ok(e1 == 29 and e2 == 3,
+       "DeleteRecords: 29 with only read on the topic, 3 (unknown) with delete (got %d, %d)" %
        (e1, e2))
 
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
@@ -348,7 +361,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..23", flush=True)
+    print("1..24", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
