@@ -44,7 +44,7 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_DESCRIBE_CLUSTER, 0, 1, 0, "DescribeCluster", kafka_handle_describe_cluster },
 	/* sasl.c */
 	{ KAPI_SASL_HANDSHAKE, 0, 1, -1, "SaslHandshake", kafka_handle_sasl_handshake },
-	{ KAPI_SASL_AUTHENTICATE, 0, 1, -1, "SaslAuthenticate", kafka_handle_sasl_authenticate },
+	{ KAPI_SASL_AUTHENTICATE, 0, 2, 2, "SaslAuthenticate", kafka_handle_sasl_authenticate },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 

@@ -107,6 +107,50 @@ def authenticate(c, token):
     return err, msg, r[off + 4:off + 4 + bl]
 
 
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7f) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def read_uvarint(b, off):
+    n = shift = 0
+    while True:
+        x = b[off]
+        off += 1
+        n |= (x & 0x7f) << shift
+        shift += 7
+        if not x & 0x80:
+            return n, off
+
+
+def authenticate_v2(c, token):
+    """SaslAuthenticate v2 (flexible: request header v2, compact bytes,
+    tagged fields; response header v1): as authenticate()."""
+    c.cid += 1
+    c.send_frame(struct.pack(">hhih", 36, 2, c.cid, 4) + b"test" + b"\0" +
+                 uvarint(len(token) + 1) + token + b"\0")
+    r = c.recv_frame()
+    if r is None:
+        return None
+    assert struct.unpack(">i", r[:4])[0] == c.cid
+    ntags, off = read_uvarint(r, 4)
+    assert ntags == 0
+    err = struct.unpack(">h", r[off:off + 2])[0]
+    ml, off = read_uvarint(r, off + 2)
+    msg = r[off:off + ml - 1].decode() if ml else None
+    off += max(ml - 1, 0)
+    bl, off = read_uvarint(r, off)
+    data = r[off:off + bl - 1]
+    off += bl - 1
+    lifetime = struct.unpack(">q", r[off:off + 8])[0]
+    ntags, off = read_uvarint(r, off + 8)
+    assert ntags == 0 and off == len(r), "v2 response decodes exactly"
+    return err, msg, data, lifetime
+
+
 class Scram:
     """RFC 5802 client; step() takes the server's token (None first)."""
 
@@ -161,8 +205,8 @@ def wire_tests(port):
     for i in range(n):
         k, lo, hi = struct.unpack(">hhh", r[6 + 6 * i:12 + 6 * i])
         keys.add((k, lo, hi))
-    ok((17, 0, 1) in keys and (36, 0, 1) in keys,
-       "ApiVersions before authentication lists SaslHandshake 0-1, SaslAuthenticate 0-1")
+    ok((17, 0, 1) in keys and (36, 0, 2) in keys,
+       "ApiVersions before authentication lists SaslHandshake 0-1, SaslAuthenticate 0-2")
     ok(not metadata_ok(c) and c.closed(),
        "Metadata before authentication closes the connection unanswered")
 
@@ -204,6 +248,19 @@ def wire_tests(port):
         r = authenticate(c, s.final(sf))
         ok(r is not None and r[0] == 58 and c.closed(),
            "%s wrong password: 58, then closed" % mech)
+    # SaslAuthenticate v2, the flexible one: the same exchange.
+    c = Conn(port)
+    handshake(c, "SCRAM-SHA-512")
+    s = Scram("sha512", "alice", "alice-pw")
+    e1, _, sf, _ = authenticate_v2(c, s.first())
+    e2, _, fin, life = authenticate_v2(c, s.final(sf))
+    ok(e1 == 0 and e2 == 0 and fin.decode() == s.expect and life == 0 and metadata_ok(c),
+       "SaslAuthenticate v2 (flexible): SCRAM-SHA-512 authenticates, then served")
+    c = Conn(port)
+    handshake(c, "PLAIN")
+    r = authenticate_v2(c, b"\0alice\0nope")
+    ok(r is not None and r[0] == 58 and r[1] and c.closed(),
+       "SaslAuthenticate v2 wrong password: 58 with a message, then closed")
     c = Conn(port)
     handshake(c, "SCRAM-SHA-256")
     e1, _, _ = authenticate(c, b"n,a=alice," + Scram("sha256", "alice", "x").bare.encode())
@@ -361,7 +418,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..24", flush=True)
+    print("1..26", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
