@@ -299,6 +299,16 @@ def wire_tests(port):
        "DeleteRecords: 29 with only read on the topic, 3 (unknown) with delete (got %d, %d)" %
        (e1, e2))
 
+    # DeleteGroups v0 needs delete on the group: a reader gets 30.
+    def delete_group(user, pw):
+        body = struct.pack(">i", 1) + kstr(b"g-none")
+        # ThrottleTimeMs, Results [GroupId, ErrorCode]
+        return partition_error(user, pw, 42, body, 4 + 4 + 2 + len(b"g-none"))
+    e1, e2 = delete_group(b"reader", b"reader-pw"), delete_group(b"alice", b"alice-pw")
+    ok(e1 == 30 and e2 == 69,
+       "DeleteGroups: 30 with only read on the group, 69 (unknown) with delete (got %d, %d)" %
+       (e1, e2))
+
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
     bad_first = [b"", b"n", b"n,,", b"n,,n=alice", b"n,,n=alice,", b"n,,n=,r=abc",
                  b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice",
@@ -418,7 +428,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..26", flush=True)
+    print("1..27", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
