@@ -23,6 +23,10 @@
 /* ---- inode numbers (fs/inode.c) ---------------------------------------------
  *
  *   1                          the root
+ *   2                          the .groups directory (fs/groups_view.c)
+ *   1 << 63 | S                a group file .groups/<group>.json: slot S
+ *                              of the query table (topic id 0), which
+ *                              names the group
  *   tid << 32 | 0              a topic directory
  *   tid << 32 | 1              its config.json
  *   tid << 32 | 2              its search/ directory (fs/search_view.c)
@@ -49,6 +53,8 @@ enum fs_kind {
 	FS_INFO,
 	FS_SEARCHDIR, /* part -1: the topic's */
 	FS_QUERY, /* slot: its query table entry */
+	FS_GROUPSDIR, /* .groups at the root */
+	FS_GROUP, /* .groups/<group>.json; slot: its query table entry (tid 0) */
 };
 
 struct fs_ino {
@@ -172,7 +178,7 @@ struct fs_dir {
  * ENOENT). Guarded by lock. */
 #define FS_QUERY_SLOTS 1024
 struct fs_query_slot {
-	uint32_t tid; /* 0 = free */
+	uint32_t tid; /* 0 = a group file's (fs/groups_view.c), or free (text NULL) */
 	int32_t part; /* -1 = the whole topic */
 	char *text;
 };
@@ -190,6 +196,18 @@ uint32_t fs_query_slot(struct chronikfs *fs, uint32_t tid, int32_t part, const c
  * reused), -EINVAL (bad query, logged), or another error. */
 int fs_query_render(struct chronikfs *fs, struct fs_topic *t, uint32_t slot, char **out,
 		    size_t *len);
+
+/* ---- .groups/ (fs/groups_view.c) ------------------------------------------ */
+
+#define FS_GROUPS_DIR ".groups"
+/* May group be listed as .groups/<group>.json? */
+bool fs_group_name_ok(const char *group);
+/* The file `name` in .groups: *child filled, or -ENOENT (not
+ * <group>.json of a group with committed offsets). */
+int fs_group_child(struct chronikfs *fs, const char *name, struct fs_ino *child);
+/* The content of the group file of slot: *out malloc'd. -ENOENT when the
+ * slot was reused or the group has no committed offset left. */
+int fs_group_render(struct chronikfs *fs, uint32_t slot, char **out, size_t *len);
 
 /* ---- the filesystem -------------------------------------------------------- */
 

@@ -53,7 +53,10 @@ fuse_ino_t fs_ino_make(enum fs_kind kind, uint32_t tid, int32_t part)
 		return hi | pd | 3;
 	case FS_SEARCHDIR:
 		return part < 0 ? hi | 2 : hi | pd | 4;
+	case FS_GROUPSDIR:
+		return 2;
 	case FS_QUERY:
+	case FS_GROUP:
 		return 0; /* fs_ino_number: it needs the slot */
 	}
 	return 0;
@@ -63,6 +66,8 @@ fuse_ino_t fs_ino_number(const struct fs_ino *in)
 {
 	if (in->kind == FS_QUERY)
 		return (1ull << 63) | ((uint64_t)in->tid << 32) | in->slot;
+	if (in->kind == FS_GROUP)
+		return (1ull << 63) | in->slot;
 	return fs_ino_make(in->kind, in->tid, in->part);
 }
 
@@ -75,12 +80,16 @@ int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out)
 	out->slot = 0;
 	if (ino >> 63) {
 		out->tid &= 0x7fffffff;
-		out->kind = FS_QUERY;
+		out->kind = out->tid ? FS_QUERY : FS_GROUP;
 		out->slot = lo;
-		return out->tid && lo < FS_QUERY_SLOTS ? 0 : -ENOENT;
+		return lo < FS_QUERY_SLOTS ? 0 : -ENOENT;
 	}
 	if (ino == FUSE_ROOT_ID) {
 		out->kind = FS_ROOT;
+		return 0;
+	}
+	if (ino == 2) {
+		out->kind = FS_GROUPSDIR;
 		return 0;
 	}
 	if (out->tid == 0)

@@ -64,6 +64,8 @@ static double attr_timeout(enum fs_kind k)
 	case FS_INFO:
 		return 0.0;
 	case FS_QUERY:
+	case FS_GROUP:
+	case FS_GROUPSDIR:
 		return 0.0;
 	case FS_TOPIC:
 	case FS_PART:
@@ -181,6 +183,18 @@ void fs_fill_attr(struct chronikfs *fs, const struct fs_ino *in, struct fs_topic
 		ts_from_ns(&st->st_mtim, info.ctime_ns);
 		st->st_ctim = st->st_atim = st->st_mtim;
 		return;
+	case FS_GROUPSDIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return;
+	case FS_GROUP:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		if (fs_group_render(fs, in->slot, &text, &len) == 0) {
+			size = len;
+			free(text);
+		}
+		break;
 	case FS_QUERY:
 		/* Its size is unknown until it is read (direct_io reads to EOF). */
 		st->st_mode = S_IFREG | 0444;
@@ -249,8 +263,16 @@ static int resolve(struct chronikfs *fs, fuse_ino_t ino, struct fs_ino *in, stru
 	*t = NULL;
 	if (fs_ino_decode(ino, in) < 0)
 		return -ENOENT;
-	if (in->kind == FS_ROOT)
+	if (in->kind == FS_ROOT || in->kind == FS_GROUPSDIR)
 		return 0;
+	if (in->kind == FS_GROUP) {
+		char *text;
+		size_t len;
+		int err = fs_group_render(fs, in->slot, &text, &len);
+		if (err == 0)
+			free(text);
+		return err == 0 ? 0 : -ENOENT;
+	}
 	*t = fs_topic_get(fs, in->tid);
 	if (!*t)
 		return -ENOENT;
@@ -286,6 +308,12 @@ static int child_of(struct chronikfs *fs, const struct fs_ino *parent, struct fs
 	*t = NULL;
 	switch (parent->kind) {
 	case FS_ROOT: {
+		if (strcmp(name, FS_GROUPS_DIR) == 0) {
+			child->kind = FS_GROUPSDIR;
+			child->tid = 0;
+			child->part = -1;
+			return 0;
+		}
 		int err = fs_topic_lookup(fs, name, t);
 		if (err < 0)
 			return err;
@@ -313,6 +341,8 @@ static int child_of(struct chronikfs *fs, const struct fs_ino *parent, struct fs
 		*t = pt;
 		return 0;
 	}
+	case FS_GROUPSDIR:
+		return fs_group_child(fs, name, child);
 	case FS_SEARCHDIR:
 		child->kind = FS_QUERY;
 		child->tid = parent->tid;
@@ -355,7 +385,8 @@ static void reply_entry(fuse_req_t req, struct chronikfs *fs, const struct fs_in
 	ep.ino = fs_ino_number(in);
 	fs_fill_attr(fs, in, t, &ep.attr);
 	ep.attr_timeout = attr_timeout(in->kind);
-	ep.entry_timeout = in->kind == FS_TOPIC || in->kind == FS_QUERY ? 0.0 : 1.0;
+	ep.entry_timeout =
+		in->kind == FS_TOPIC || in->kind == FS_QUERY || in->kind == FS_GROUP ? 0.0 : 1.0;
 	fuse_reply_entry(req, &ep);
 }
 
@@ -456,6 +487,10 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		err = err == 0 ? -EEXIST : -EPERM;
 		goto reply;
 	}
+	if (strcmp(name, FS_GROUPS_DIR) == 0) {
+		err = -EEXIST;
+		goto reply;
+	}
 	if (!engine_topic_name_valid(name)) {
 		err = -EINVAL;
 		goto reply;
@@ -501,6 +536,8 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = -fs_errno(err);
 	} else if (cin.kind == FS_PART || cin.kind == FS_SEARCHDIR) {
 		err = 0; /* part of rm -r of the topic: see the top of this file */
+	} else if (cin.kind == FS_GROUPSDIR) {
+		err = -EPERM;
 	} else {
 		err = -ENOTDIR;
 	}
@@ -519,7 +556,8 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (err == 0)
 		err = child_of(fs, &pin, pt, name, &cin, &ct);
-	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART || cin.kind == FS_SEARCHDIR))
+	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART ||
+			 cin.kind == FS_SEARCHDIR || cin.kind == FS_GROUPSDIR))
 		err = -EISDIR;
 	/* else: a view file; accepted and kept (see the top of this file) */
 	fuse_reply_err(req, -err);
@@ -623,8 +661,11 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			err = -fs_errno(err);
 			break;
 		}
+		err = dir_add(d, &cap, FS_GROUPS_DIR, fs_ino_make(FS_GROUPSDIR, 0, -1), S_IFDIR);
 		for (size_t i = 0; i < n && err == 0; i++) {
 			struct fs_topic *ct;
+			if (strcmp(names[i], FS_GROUPS_DIR) == 0)
+				continue; /* shadowed (fs/groups_view.c) */
 			if (fs_topic_lookup(fs, names[i], &ct) < 0)
 				continue; /* deleted meanwhile */
 			err = dir_add(d, &cap, names[i], fs_ino_make(FS_TOPIC, ct->tid, -1),
@@ -654,6 +695,28 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case FS_SEARCHDIR:
 		break; /* queries are named, never listed */
+	case FS_GROUPSDIR: {
+		char **names;
+		size_t n;
+		err = engine_group_list(fs->e, &names, &n);
+		if (err < 0) {
+			err = -fs_errno(err);
+			break;
+		}
+		for (size_t i = 0; i < n && err == 0; i++) {
+			char file[260];
+			if (!fs_group_name_ok(names[i]))
+				continue;
+			struct fs_ino gin = { .kind = FS_GROUP,
+					      .tid = 0,
+					      .part = -1,
+					      .slot = fs_query_slot(fs, 0, -1, names[i]) };
+			snprintf(file, sizeof(file), "%s.json", names[i]);
+			err = dir_add(d, &cap, file, fs_ino_number(&gin), S_IFREG);
+		}
+		engine_strv_free(names, n);
+		break;
+	}
 	default:
 		err = -ENOTDIR;
 		break;

@@ -298,8 +298,15 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size;
 	int err;
 
-	if (fs_ino_decode(ino, &in) < 0 || in.kind == FS_ROOT || !(t = fs_topic_get(fs, in.tid)) ||
-	    in.part >= t->nparts) {
+	if (fs_ino_decode(ino, &in) < 0 || in.kind == FS_ROOT) {
+		err = -ENOENT;
+		goto fail;
+	}
+	if (in.kind == FS_GROUPSDIR) {
+		err = -EISDIR;
+		goto fail;
+	}
+	if (in.kind != FS_GROUP && (!(t = fs_topic_get(fs, in.tid)) || in.part >= t->nparts)) {
 		err = -ENOENT;
 		goto fail;
 	}
@@ -317,7 +324,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->kind = in.kind;
 	h->topic = t;
 	t = NULL;
-	h->part = in.part >= 0 ? &h->topic->parts[in.part] : NULL;
+	h->part = in.part >= 0 && h->topic ? &h->topic->parts[in.part] : NULL;
 	h->flags = fi->flags;
 
 	switch (in.kind) {
@@ -343,6 +350,16 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto fail;
 		}
 		err = fs_info_render(h->part, &h->text, &h->text_len);
+		if (err < 0)
+			goto fail;
+		h->text_cap = h->text_len;
+		break;
+	case FS_GROUP:
+		if (writing) {
+			err = -EACCES;
+			goto fail;
+		}
+		err = fs_group_render(fs, in.slot, &h->text, &h->text_len);
 		if (err < 0)
 			goto fail;
 		h->text_cap = h->text_len;

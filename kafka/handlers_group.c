@@ -1432,7 +1432,8 @@ int kafka_handle_list_groups(struct kafka_request *req)
 /* DeleteGroupsRequest v0-2: GroupsNames [string]. v2 is flexible.
  * DeleteGroupsResponse v0-2: ThrottleTimeMs, Results [GroupId, ErrorCode]:
  * 68 NON_EMPTY_GROUP while it has members, 69 GROUP_ID_NOT_FOUND when it
- * has neither members nor offsets, 24 INVALID_GROUP_ID for "". */
+ * has neither members nor offsets, 24 INVALID_GROUP_ID for "", 30
+ * GROUP_AUTHORIZATION_FAILED without the delete ACL on the group. */
 int kafka_handle_delete_groups(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
@@ -1455,6 +1456,8 @@ int kafka_handle_delete_groups(struct kafka_request *req)
 		struct group *gr = group_find(g, id);
 		if (!name || id.len == 0) {
 			err = KERR_INVALID_GROUP_ID;
+		} else if (!kafka_conn_allows_group(req->c, KACL_DELETE, id)) {
+			err = KERR_GROUP_AUTHORIZATION_FAILED;
 		} else if (gr && gr->members) {
 			err = KERR_NON_EMPTY_GROUP;
 		} else {
@@ -1505,7 +1508,9 @@ struct offset_delete_part {
 /* OffsetDeleteRequest v0: GroupId, Topics [Name, Partitions
  * [PartitionIndex]].
  * OffsetDeleteResponse v0: ErrorCode, ThrottleTimeMs, Topics [Name,
- * Partitions [PartitionIndex, ErrorCode]]. Top-level 69 GROUP_ID_NOT_FOUND
+ * Partitions [PartitionIndex, ErrorCode]]. Top-level 30
+ * GROUP_AUTHORIZATION_FAILED without the delete ACL on the group (and
+ * nothing forgotten), 69 GROUP_ID_NOT_FOUND
  * (neither members nor offsets), 68 NON_EMPTY_GROUP (members, not a
  * consumer group); per partition 86 GROUP_SUBSCRIBED_TO_TOPIC, 3 for an
  * unknown topic or partition. The rest are forgotten in one engine call
@@ -1566,6 +1571,8 @@ int kafka_handle_offset_delete(struct kafka_request *req)
 			strcmp(gr->protocol_type, "consumer") == 0;
 	if (group_id.len == 0)
 		top = KERR_INVALID_GROUP_ID;
+	else if (!kafka_conn_allows_group(req->c, KACL_DELETE, group_id))
+		top = KERR_GROUP_AUTHORIZATION_FAILED;
 	else if (members && !consumer)
 		top = KERR_NON_EMPTY_GROUP;
 	else if (!members && !group_has_offsets(req->l->e, group))

@@ -32,6 +32,7 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_API_VERSIONS, 0, 3, 3, "ApiVersions", kafka_handle_api_versions },
 	{ KAPI_CREATE_TOPICS, 0, 7, 5, "CreateTopics", kafka_handle_create_topics },
 	{ KAPI_DELETE_TOPICS, 0, 6, 4, "DeleteTopics", kafka_handle_delete_topics },
+	{ KAPI_DELETE_RECORDS, 0, 2, 2, "DeleteRecords", kafka_handle_delete_records },
 	{ KAPI_INIT_PRODUCER_ID, 0, 2, 2, "InitProducerId", kafka_handle_init_producer_id },
 	{ KAPI_DESCRIBE_CONFIGS, 0, 4, 4, "DescribeConfigs", kafka_handle_describe_configs },
 	{ KAPI_ALTER_CONFIGS, 0, 2, 2, "AlterConfigs", kafka_handle_alter_configs },
@@ -43,7 +44,7 @@ const struct kafka_api kafka_apis[] = {
 	{ KAPI_DESCRIBE_CLUSTER, 0, 1, 0, "DescribeCluster", kafka_handle_describe_cluster },
 	/* sasl.c */
 	{ KAPI_SASL_HANDSHAKE, 0, 1, -1, "SaslHandshake", kafka_handle_sasl_handshake },
-	{ KAPI_SASL_AUTHENTICATE, 0, 1, -1, "SaslAuthenticate", kafka_handle_sasl_authenticate },
+	{ KAPI_SASL_AUTHENTICATE, 0, 2, 2, "SaslAuthenticate", kafka_handle_sasl_authenticate },
 };
 const size_t kafka_apis_count = sizeof(kafka_apis) / sizeof(kafka_apis[0]);
 

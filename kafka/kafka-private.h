@@ -84,6 +84,7 @@ enum kafka_api_key {
 	KAPI_API_VERSIONS = 18,
 	KAPI_CREATE_TOPICS = 19,
 	KAPI_DELETE_TOPICS = 20,
+	KAPI_DELETE_RECORDS = 21,
 	KAPI_INIT_PRODUCER_ID = 22,
 	KAPI_DESCRIBE_CONFIGS = 32,
 	KAPI_SASL_AUTHENTICATE = 36,
@@ -219,6 +220,7 @@ int kafka_handle_list_groups(struct kafka_request *req);
 int kafka_handle_delete_groups(struct kafka_request *req);
 int kafka_handle_offset_delete(struct kafka_request *req);
 int kafka_handle_describe_cluster(struct kafka_request *req); /* handlers_admin.c */
+int kafka_handle_delete_records(struct kafka_request *req); /* handlers_admin.c */
 int kafka_handle_sasl_handshake(struct kafka_request *req);
 int kafka_handle_sasl_authenticate(struct kafka_request *req);
 
@@ -253,6 +255,13 @@ ssize_t kafka_tls_conn_recv(struct kafka_conn *c, void *buf, size_t n, int64_t d
 int kafka_tls_conn_send(struct kafka_conn *c, const void *buf, size_t n);
 void kafka_tls_conn_close(struct kafka_conn *c);
 
+/* Wait until c->fd has one of events (POLLIN, POLLOUT), by deadline (a
+ * kafka_now_ms() value; <= 0: none): 0, or -1 on error, timeout or the
+ * listener stopping (listener.c). */
+int kafka_conn_poll(struct kafka_conn *c, short events, int64_t deadline);
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (cap bytes; ""
+ * when none is given) and *port. 0 or -EINVAL (listener.c). */
+int kafka_addr_split(const char *addr, char *host, size_t cap, uint16_t *port);
 /* Connection I/O, through TLS when the connection has it (listener.c). */
 int kafka_conn_write(struct kafka_conn *c, const void *buf, size_t n);
 

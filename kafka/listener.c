@@ -180,9 +180,8 @@ void kafka_options_init(struct kafka_options *o)
 	o->allow_plaintext_remote = false;
 }
 
-int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
+int kafka_addr_split(const char *addr, char *host, size_t cap, uint16_t *port)
 {
-	static char hostbuf[256];
 	const char *colon = strrchr(addr, ':');
 	const char *port_s = colon ? colon + 1 : addr;
 	char *end;
@@ -190,24 +189,36 @@ int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
 	if (!*port_s)
 		return -EINVAL;
 	errno = 0;
-	unsigned long port = strtoul(port_s, &end, 10);
-	if (errno || *end || port > 65535)
+	unsigned long p = strtoul(port_s, &end, 10);
+	if (errno || *end || p > 65535)
 		return -EINVAL;
-	if (colon && colon != addr) {
-		size_t n = (size_t)(colon - addr);
-		/* [v6]:port */
-		if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') {
-			addr++;
-			n -= 2;
-		}
-		if (n >= sizeof(hostbuf))
-			return -EINVAL;
-		/* The options keep a pointer: one static copy (set at start-up). */
-		memcpy(hostbuf, addr, n);
-		hostbuf[n] = 0;
+	size_t n = colon ? (size_t)(colon - addr) : 0;
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') { /* [v6]:port */
+		addr++;
+		n -= 2;
+	}
+	if (n >= cap)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = 0;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
+{
+	/* The options keep a pointer: one static copy (set at start-up). */
+	static char hostbuf[256];
+	char host[256];
+	uint16_t port;
+
+	if (kafka_addr_split(addr, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	if (*host) {
+		memcpy(hostbuf, host, sizeof(hostbuf));
 		o->host = hostbuf;
 	}
-	o->port = (uint16_t)port;
+	o->port = port;
 	return 0;
 }
 
@@ -216,10 +227,8 @@ int kafka_options_parse_addr(struct kafka_options *o, const char *addr)
 /* Receive up to n (>= 1) bytes into buf, waiting until deadline (a
  * kafka_now_ms() value; <= 0: no deadline). Returns the bytes received (>= 1),
  * or -1 on EOF, error, timeout or stop. */
-static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
+int kafka_conn_poll(struct kafka_conn *c, short events, int64_t deadline)
 {
-	if (c->ssl)
-		return kafka_tls_conn_recv(c, buf, n, deadline);
 	for (;;) {
 		int wait = -1;
 		if (deadline > 0) {
@@ -228,14 +237,25 @@ static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadli
 				return -1;
 			wait = left > INT32_MAX ? INT32_MAX : (int)left;
 		}
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = { .fd = c->fd, .events = events };
 		int pr = poll(&pfd, 1, wait);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0 || atomic_load(&c->l->stopping))
 			return -1;
-		if (pr == 0)
-			continue; /* the deadline check above ends it */
+		if (pr > 0)
+			return 0;
+		/* pr == 0: the deadline check above ends it */
+	}
+}
+
+static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
+{
+	if (c->ssl)
+		return kafka_tls_conn_recv(c, buf, n, deadline);
+	for (;;) {
+		if (kafka_conn_poll(c, POLLIN, deadline) < 0)
+			return -1;
 		ssize_t k = recv(c->fd, buf, n, 0);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;

@@ -10,9 +10,12 @@
  * Wire formats (apache/kafka clients/src/main/resources/common/message/):
  *   SaslHandshakeRequest v0-1:  Mechanism string
  *   SaslHandshakeResponse v0-1: ErrorCode int16, Mechanisms [string]
- *   SaslAuthenticateRequest v0-1:  AuthBytes bytes
- *   SaslAuthenticateResponse v0-1: ErrorCode int16, ErrorMessage nullable
+ *   SaslAuthenticateRequest v0-2:  AuthBytes bytes
+ *   SaslAuthenticateResponse v0-2: ErrorCode int16, ErrorMessage nullable
  *       string, AuthBytes bytes, SessionLifetimeMs int64 (v1+)
+ *   SaslAuthenticate v2 is flexible (request header v2, response header
+ *   v1, compact bytes and strings, tagged fields closing each body); v1 =
+ *   v0 plus SessionLifetimeMs. SaslHandshake has no flexible version.
  * v1 of SaslHandshake means "SaslAuthenticate requests follow" (what
  * librdkafka >= 1.0, confluent-kafka-python and kafkajs send once the
  * broker advertises API 36). After a v0 handshake the client sends the raw
@@ -321,12 +324,15 @@ static const char *mech_label(int m)
 int kafka_handle_sasl_authenticate(struct kafka_request *req)
 {
 	struct kafka_conn *c = req->c;
-	struct kafka_str tok = kafka_read_bytes(req->r, false, false);
+	bool f = req->flexible;
+	struct kafka_str tok = kafka_read_bytes(req->r, f, false);
 	struct kafka_writer out;
 	int16_t err = KERR_NONE;
 	char msg[160];
 	int rc = 1;
 
+	if (f)
+		kafka_read_tags(req->r);
 	if (kafka_reader_failed(req->r))
 		return -1;
 	kafka_writer_init(&out, 4096);
@@ -351,10 +357,12 @@ int kafka_handle_sasl_authenticate(struct kafka_request *req)
 		}
 	}
 	kafka_write_i16(req->w, err);
-	kafka_write_string(req->w, false, err ? msg : NULL);
-	kafka_write_bytes(req->w, false, out.buf ? out.buf : (const uint8_t *)"", (int32_t)out.len);
+	kafka_write_string(req->w, f, err ? msg : NULL);
+	kafka_write_bytes(req->w, f, out.buf ? out.buf : (const uint8_t *)"", (int32_t)out.len);
 	if (req->api_version >= 1)
 		kafka_write_i64(req->w, 0); /* SessionLifetimeMs: no re-authentication */
+	if (f)
+		kafka_write_tags(req->w);
 	kafka_writer_fini(&out);
 	if (err)
 		req->close_after = true;

@@ -53,31 +53,13 @@ static bool host_is_loopback(const char *host)
 	return all && res;
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (cap bytes), port. */
+/* kafka_addr_split, an empty host meaning loopback. */
 static int addr_split(const char *addr, char *host, size_t cap, uint16_t *port)
 {
-	const char *colon = strrchr(addr, ':');
-	const char *port_s = colon ? colon + 1 : addr;
-	char *end;
-
-	if (!*port_s)
+	if (kafka_addr_split(addr, host, cap, port) < 0)
 		return -EINVAL;
-	errno = 0;
-	unsigned long p = strtoul(port_s, &end, 10);
-	if (errno || *end || p > 65535)
-		return -EINVAL;
-	size_t n = colon ? (size_t)(colon - addr) : 0;
-	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
-		addr++;
-		n -= 2;
-	}
-	if (n >= cap)
-		return -EINVAL;
-	memcpy(host, addr, n);
-	host[n] = 0;
-	if (!n)
+	if (!*host)
 		snprintf(host, cap, "127.0.0.1");
-	*port = (uint16_t)p;
 	return 0;
 }
 

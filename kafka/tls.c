@@ -98,23 +98,7 @@ static int tls_wait(struct kafka_conn *c, int err, int64_t deadline)
 		ev = POLLOUT;
 	else
 		return -1;
-	for (;;) {
-		int wait = -1;
-		if (deadline > 0) {
-			int64_t left = deadline - kafka_now_ms();
-			if (left <= 0)
-				return -1;
-			wait = left > INT32_MAX ? INT32_MAX : (int)left;
-		}
-		struct pollfd pfd = { .fd = c->fd, .events = ev };
-		int pr = poll(&pfd, 1, wait);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr < 0 || atomic_load(&c->l->stopping))
-			return -1;
-		if (pr > 0)
-			return 0;
-	}
+	return kafka_conn_poll(c, ev, deadline);
 }
 
 int kafka_tls_conn_accept(struct kafka_tls *t, struct kafka_conn *c, int64_t deadline)

@@ -188,6 +188,19 @@ struct partition_info {
 };
 void engine_partition_info(struct partition *p, struct partition_info *out);
 
+/* Kafka's DeleteRecords: advance the partition's log start offset to
+ * offset (-1 = the high watermark), as retention does (retention.c,
+ * "DELETE RECORDS"): durably (the registry holds it), records below it
+ * read as nothing (raw positions do not move), whole segments below it
+ * are deleted. An offset at or below the log start changes nothing. The
+ * records below offset are indexed first (engine_index_now) when they are
+ * still in the WAL. *log_start (may be NULL) gets the log start after the
+ * call. CHRONIK_ERANGE when offset is above the high watermark or below
+ * -1; -EROFS on a read-only engine; -EAGAIN when offset lies in the WAL
+ * and the engine has no indexer (no_index); CHRONIK_ENOTOPIC after the
+ * topic's deletion. */
+int engine_partition_delete_records(struct partition *p, int64_t offset, int64_t *log_start);
+
 /* One registered segment of a partition (`chronik segments`). */
 struct engine_segment_info {
 	int64_t base_offset;
@@ -390,6 +403,11 @@ int engine_group_delete(struct engine *e, const char *group);
 /* The groups that have a committed offset, sorted; free with
  * engine_strv_free. */
 int engine_group_list(struct engine *e, char ***names, size_t *count);
+/* The group's lag as one line of JSON (wal/group_lag.c states it): per
+ * committed partition the committed offset, the high watermark and their
+ * difference. *json malloc'd. -ENOENT when the group has no committed
+ * offset. */
+int engine_group_lag_json(struct engine *e, const char *group, char **json);
 /* *offset = -1 and *metadata = NULL when none committed; *metadata malloc'd. */
 int engine_group_offset_fetch(struct engine *e, const char *group, const char *topic,
 			      int32_t partition, int64_t *offset, char **metadata);

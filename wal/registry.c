@@ -140,7 +140,7 @@ int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct 
 	    !json_object_object_get_ex(root, "segments", &segs) ||
 	    !json_object_is_type(segs, json_type_array))
 		goto out;
-	if (version != 1 && version != REGISTRY_VERSION) {
+	if (version < 1 || version > REGISTRY_VERSION) {
 		rc = CHRONIK_EVERSION;
 		goto out;
 	}
@@ -167,7 +167,7 @@ int registry_load(const char *dir, uint32_t topic_id, int32_t partition, struct 
 	rc = CHRONIK_ECORRUPT;
 	if (r->n && (r->segs[r->n - 1].last_offset + 1 != r->next_offset ||
 		     r->segs[r->n - 1].raw_end != r->raw_end ||
-		     r->log_start_offset > r->segs[0].base_offset))
+		     (version < 3 && r->log_start_offset > r->segs[0].base_offset)))
 		goto out;
 	if (r->log_start_offset > r->next_offset || r->raw_start > r->raw_end)
 		goto out;
@@ -220,7 +220,9 @@ int registry_save(const char *dir, uint32_t topic_id, int32_t partition, const s
 	int version = 1;
 	for (size_t i = 0; i < r->n; i++)
 		if (r->segs[i].state == SEGMENT_REMOTE)
-			version = REGISTRY_VERSION;
+			version = 2;
+	if (r->n && r->log_start_offset > r->segs[0].base_offset)
+		version = 3;
 	json_object_object_add(root, "version", json_object_new_int(version));
 	json_object_object_add(root, "topic_id", json_object_new_int64(topic_id));
 	json_object_object_add(root, "partition", json_object_new_int(partition));

@@ -10,8 +10,16 @@
  *     "version": 1,
  *     "topic_id": 7,               the directory's topic id
  *     "partition": 0,
- *     "log_start_offset": 0,       first offset a reader may ask for
- *     "raw_start": 0,              raw-view position of log_start_offset
+ *     "log_start_offset": 0,       first offset a reader may ask for:
+ *                                  retention moves it to a segment's
+ *                                  base offset; DeleteRecords
+ *                                  (engine_partition_delete_records) to
+ *                                  any offset up to next_offset, so it
+ *                                  may lie inside the first segment
+ *                                  (version 3)
+ *     "raw_start": 0,              raw-view position of the first record
+ *                                  at or after log_start_offset (raw_end
+ *                                  when none is registered)
  *     "next_offset": 1200,         last segment's last offset + 1
  *     "raw_end": 9000,             last segment's raw end
  *     "segments": [                in offset order, ranges disjoint
@@ -42,10 +50,16 @@
  *     ]
  *   }
  *
- * VERSIONS: version 1 knows only "live"; version 2 adds "remote". A save
- * writes version 1 while no segment is remote (so a registry that never
- * saw the cold tier stays readable by older builds), 2 otherwise; a load
- * reads both and refuses any other with CHRONIK_EVERSION. There is no
+ * VERSIONS: version 1 knows only "live"; version 2 adds "remote";
+ * version 3 lets log_start_offset lie past the first segment's base
+ * offset (records deleted from inside it by DeleteRecords: they stay in
+ * the file and are never read). A save writes the lowest version that
+ * describes the registry: 3 when log_start_offset > the first segment's
+ * base_offset, else 2 when a segment is remote, else 1 (so a registry
+ * that never saw the cold tier or DeleteRecords stays readable by older
+ * builds); a load reads all three, holds versions 1 and 2 to
+ * log_start_offset <= the first segment's base_offset, and refuses any
+ * other version with CHRONIK_EVERSION. There is no
  * persisted "uploading" state on purpose: while an upload runs the
  * registry says "live" and the local file is the only copy that counts;
  * an object in the bucket that the registry does not name counts for
@@ -83,7 +97,7 @@
 #include "segment.h"
 
 #define REGISTRY_FILE "registry.json"
-#define REGISTRY_VERSION 2
+#define REGISTRY_VERSION 3
 
 struct registry {
 	int64_t log_start_offset;

@@ -24,6 +24,20 @@
  * positions do not move: raw_size stays, and reads before the log start
  * continue at the first record that remains (read.c).
  *
+ * DELETE RECORDS (engine_partition_delete_records, Kafka's DeleteRecords):
+ * the log start moves to the offset asked for (-1 = the high watermark),
+ * which may lie inside a segment (registry.h, version 3): the segments
+ * wholly below it go as above, the one holding it stays whole (its
+ * records below the log start are never read again: cursors start at
+ * the log start, raw reads before raw_start are served from the first
+ * record that remains, Fetch below it is out of range). Records still in
+ * the WAL are indexed first (engine_index_now), so the new log start is
+ * always within the registered segments or at their end, and the
+ * registry alone makes it durable. raw_start is the raw position of the
+ * first record at or after the new log start. The log start never moves
+ * back: an offset at or below it changes nothing, and retention keeps the
+ * later of the two.
+ *
  * WHEN: the indexer thread runs a pass over every partition after each WAL
  * file it indexes and each time it has nothing left to index, and at least
  * every RETENTION_CHECK_MS when idle; config changes are read at every
@@ -63,12 +77,69 @@ static void policy_parse(const char *config_json, struct retention_policy *r)
 	json_object_put(o);
 }
 
-static int retention_partition(struct engine *e, struct partition *p,
-			       const struct retention_policy *pol, int64_t now)
+/* Drop p's first k segments and move its log start to log_start (raw
+ * start raw_start), by DELETION above: the registry first, then memory.
+ * Called with warm_lock and p->lock held; returns with p->lock released. */
+static int segments_drop_front(struct engine *e, struct partition *p, size_t k,
+			       int64_t log_start, uint64_t raw_start)
 {
 	char dir[4200];
 	struct registry reg = { 0 };
 	struct segment **gone = NULL;
+	int rc;
+
+	reg.n = p->nsegs - k;
+	reg.segs = calloc(reg.n ? reg.n : 1, sizeof(*reg.segs));
+	if (!reg.segs) {
+		pthread_mutex_unlock(&p->lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < reg.n; i++)
+		reg.segs[i] = *segment_meta_get(p->segs[k + i]);
+	reg.log_start_offset = log_start;
+	reg.raw_start = raw_start;
+	reg.next_offset = p->seg_next_offset;
+	reg.raw_end = p->seg_raw_end;
+	pthread_mutex_unlock(&p->lock);
+
+	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	rc = registry_save(dir, p->topic_id, p->index, &reg);
+	free(reg.segs);
+	if (rc) {
+		log_msg(LOG_LVL_ERROR, "retention", "%s/%s: %s", dir, REGISTRY_FILE,
+			chronik_strerror(rc));
+		return rc;
+	}
+	gone = k ? malloc(k * sizeof(*gone)) : NULL;
+	pthread_mutex_lock(&p->lock);
+	/* Only warm_lock holders change segs, so they are the k seen above. */
+	for (size_t i = 0; i < k; i++) {
+		p->seg_bytes -= segment_meta_get(p->segs[i])->bytes;
+		if (gone) {
+			gone[i] = p->segs[i];
+		} else {
+			segment_doom(p->segs[i]);
+			segment_unref(p->segs[i]);
+		}
+	}
+	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+	p->nsegs -= k;
+	p->log_start_offset = log_start;
+	p->raw_start = raw_start;
+	pthread_cond_broadcast(&p->grown);
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; gone && i < k; i++) {
+		tier_remote_delete(e, segment_meta_get(gone[i]));
+		segment_doom(gone[i]);
+		segment_unref(gone[i]);
+	}
+	free(gone);
+	return 0;
+}
+
+static int retention_partition(struct engine *e, struct partition *p,
+			       const struct retention_policy *pol, int64_t now)
+{
 	size_t k = 0;
 	int rc;
 
@@ -87,55 +158,89 @@ static int retention_partition(struct engine *e, struct partition *p,
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
-	reg.n = p->nsegs - k;
-	reg.segs = calloc(reg.n ? reg.n : 1, sizeof(*reg.segs));
-	if (!reg.segs) {
-		pthread_mutex_unlock(&p->lock);
-		return -ENOMEM;
+	int64_t log_start = k < p->nsegs ? segment_meta_get(p->segs[k])->base_offset :
+					   p->seg_next_offset;
+	uint64_t raw_start = k < p->nsegs ? segment_meta_get(p->segs[k])->raw_start :
+					    p->seg_raw_end;
+	/* DeleteRecords may have moved the log start inside segs[k]. */
+	if (log_start < p->log_start_offset) {
+		log_start = p->log_start_offset;
+		raw_start = p->raw_start;
 	}
-	for (size_t i = 0; i < reg.n; i++)
-		reg.segs[i] = *segment_meta_get(p->segs[k + i]);
-	reg.log_start_offset = reg.n ? reg.segs[0].base_offset : p->seg_next_offset;
-	reg.raw_start = reg.n ? reg.segs[0].raw_start : p->seg_raw_end;
-	reg.next_offset = p->seg_next_offset;
-	reg.raw_end = p->seg_raw_end;
-	pthread_mutex_unlock(&p->lock);
+	rc = segments_drop_front(e, p, k, log_start, raw_start);
+	if (rc == 0)
+		log_msg(LOG_LVL_INFO, "retention",
+			"%s/%d: %zu segments deleted, log start now %" PRId64, p->topic_name,
+			p->index, k, log_start);
+	return rc;
+}
 
-	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
-	rc = registry_save(dir, p->topic_id, p->index, &reg);
-	free(reg.segs);
-	if (rc) {
-		log_msg(LOG_LVL_ERROR, "retention", "%s/%s: %s", dir, REGISTRY_FILE,
-			chronik_strerror(rc));
+/* The raw start of a log start at offset: the raw position of the first
+ * registered record at or after it, else the warm end. warm_lock held
+ * (so the segments and seg_next_offset stay), p->lock not. */
+static int raw_start_at(struct partition *p, int64_t offset, uint64_t *raw_start)
+{
+	struct engine_cursor *c;
+	struct engine_record r;
+	int rc = engine_cursor_open(p, offset, &c);
+
+	if (rc)
 		return rc;
-	}
-	gone = malloc(k * sizeof(*gone));
+	rc = engine_cursor_next(c, &r);
 	pthread_mutex_lock(&p->lock);
-	/* Only this thread changes segs, so they are the k seen above. */
-	for (size_t i = 0; i < k; i++) {
-		p->seg_bytes -= segment_meta_get(p->segs[i])->bytes;
-		if (gone) {
-			gone[i] = p->segs[i];
-		} else {
-			segment_doom(p->segs[i]);
-			segment_unref(p->segs[i]);
-		}
-	}
-	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
-	p->nsegs -= k;
-	p->log_start_offset = reg.log_start_offset;
-	p->raw_start = reg.raw_start;
-	pthread_cond_broadcast(&p->grown);
+	*raw_start = rc == 1 && r.offset < p->seg_next_offset ? r.raw_pos : p->seg_raw_end;
 	pthread_mutex_unlock(&p->lock);
-	for (size_t i = 0; gone && i < k; i++) {
-		tier_remote_delete(e, segment_meta_get(gone[i]));
-		segment_doom(gone[i]);
-		segment_unref(gone[i]);
+	engine_cursor_close(c);
+	return rc < 0 ? rc : 0;
+}
+
+int engine_partition_delete_records(struct partition *p, int64_t offset, int64_t *log_start)
+{
+	struct engine *e = p->e;
+	uint64_t raw_start;
+	int rc;
+
+	if (e->opt.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&p->lock);
+	bool deleted = p->deleted;
+	int64_t hw = p->next_offset, warm_end = p->seg_next_offset;
+	pthread_mutex_unlock(&p->lock);
+	if (deleted)
+		return CHRONIK_ENOTOPIC;
+	if (offset == -1)
+		offset = hw;
+	if (offset < 0 || offset > hw)
+		return CHRONIK_ERANGE;
+	if (offset > warm_end && (rc = engine_index_now(e)) != 0)
+		return rc;
+
+	pthread_mutex_lock(&e->warm_lock);
+	rc = raw_start_at(p, offset, &raw_start);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&p->lock);
+	if (p->deleted || offset <= p->log_start_offset || offset > p->seg_next_offset) {
+		rc = p->deleted ? CHRONIK_ENOTOPIC : offset > p->log_start_offset ? -EAGAIN : 0;
+		pthread_mutex_unlock(&p->lock);
+		goto out;
 	}
-	free(gone);
-	log_msg(LOG_LVL_INFO, "retention", "%s/%d: %zu segments deleted, log start now %" PRId64,
-		p->topic_name, p->index, k, reg.log_start_offset);
-	return 0;
+	size_t k = 0;
+	while (k < p->nsegs && segment_meta_get(p->segs[k])->last_offset < offset)
+		k++;
+	rc = segments_drop_front(e, p, k, offset, raw_start);
+	if (rc == 0)
+		log_msg(LOG_LVL_INFO, "retention",
+			"%s/%d: records below %" PRId64 " deleted (%zu segments)", p->topic_name,
+			p->index, offset, k);
+out:
+	pthread_mutex_unlock(&e->warm_lock);
+	if (log_start) {
+		pthread_mutex_lock(&p->lock);
+		*log_start = p->log_start_offset;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return rc;
 }
 
 int retention_run(struct engine *e)

@@ -17,23 +17,7 @@ if [ ! -x "$CHRONIK" ]; then
 	echo "1..0 # SKIP no chronik binary given"
 	exit 0
 fi
-modules=
-for d in "$here/../node_modules" "$prefix/node_modules"; do
-	if [ -f "$d/kafkajs/package.json" ]; then
-		modules=$d
-		break
-	fi
-done
-if [ -z "$modules" ]; then
-	mkdir -p "$prefix"
-	cp "$here/package.json" "$prefix/package.json"
-	if ! lim 300 npm install --prefix "$prefix" --no-audit --no-fund >"$T/npm.log" 2>&1; then
-		echo "Bail out! npm install kafkajs failed"
-		sed 's/^/# /' "$T/npm.log" | tail -20
-		exit 1
-	fi
-	modules=$prefix/node_modules
-fi
+npm_modules kafkajs "$here/package.json" "$here/../node_modules" "$prefix"
 
 plan 6
 U=$T/users

@@ -99,6 +99,13 @@ async function adminChecks() {
 	const sum = fo[0].partitions.reduce((a, p) => a + Number(p.offset), 0);
 	result(sum === 520, `fetchOffsets: the committed offsets add up to ${sum} of 520 records`);
 
+	const p0of = async () => (await admin.fetchTopicOffsets('js')).find((p) => p.partition === 0);
+	const was = await p0of();
+	await admin.deleteTopicRecords({ topic: 'js', partitions: [{ partition: 0, offset: '100' }] });
+	const now = await p0of();
+	result(was.low === '0' && Number(was.high) > 100 && now.low === '100' && now.high === was.high,
+		`deleteTopicRecords: js/0 ran ${was.low}-${was.high}, now ${now.low}-${now.high}`);
+
 	await admin.createPartitions({ topicPartitions: [{ topic: 'js', count: 3 }] });
 	const meta = await admin.fetchTopicMetadata({ topics: ['js'] });
 	result(meta.topics[0].partitions.length === 3, `createPartitions: js has ${meta.topics[0].partitions.length} partitions`);

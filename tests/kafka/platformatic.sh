@@ -14,23 +14,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	exit 0
 fi
 prefix=${1:-$T/npm}
-modules=
-for d in "$here/platformatic/node_modules" "$prefix/node_modules"; do
-	if [ -f "$d/@platformatic/kafka/package.json" ]; then
-		modules=$d
-		break
-	fi
-done
-if [ -z "$modules" ]; then
-	mkdir -p "$prefix"
-	cp "$here/platformatic/package.json" "$prefix/package.json"
-	if ! lim 300 npm install --prefix "$prefix" --no-audit --no-fund >"$T/npm.log" 2>&1; then
-		echo "Bail out! npm install @platformatic/kafka failed"
-		sed 's/^/# /' "$T/npm.log" | tail -20
-		exit 1
-	fi
-	modules=$prefix/node_modules
-fi
+npm_modules @platformatic/kafka "$here/platformatic/package.json" \
+	"$here/platformatic/node_modules" "$prefix"
 
 server_start --partitions 1
 # An ES module resolves packages from its own directory up, not NODE_PATH:

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """confluent-kafka-python's AdminClient against a mounted chronikd: topic
 configs described and altered (legacy AlterConfigs; the incremental one
-when the installed client has it), partitions added, groups listed; every
-result checked against the mount (TOPIC/config.json, partition
-directories) and `chronik info`.
+when the installed client has it), partitions added, groups listed,
+records deleted (a raw DeleteRecords: confluent-kafka-python 1.7 has no
+delete_records); every result checked against the mount
+(TOPIC/config.json, partition directories, .groups/<group>.json) and
+`chronik info`.
 
 Usage: test_admin.py CHRONIKD CHRONIK
 """
@@ -11,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -73,6 +76,23 @@ def chronik_info():
     return json.loads(out.stdout.decode()) if out.returncode == 0 else None
 
 
+def raw_call(key, version, body):
+    """One request of a non-flexible version; the response body."""
+    c = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+    try:
+        msg = struct.pack(">hhih", key, version, 1, 2) + b"ta" + body
+        c.sendall(struct.pack(">i", len(msg)) + msg)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+            k = c.recv(65536)
+            if not k:
+                raise ConnectionError("closed by chronikd")
+            buf += k
+        return buf[8:]  # size, correlation id
+    finally:
+        c.close()
+
+
 def describe(admin, rtype, name):
     """{name: ConfigEntry} of one resource, or the exception."""
     res = ConfigResource(rtype, name)
@@ -94,7 +114,7 @@ def alter(admin, rtype, name, cfg):
 
 def main():
     global daemon
-    print("1..22", flush=True)
+    print("1..32", flush=True)
     log = open(os.path.join(tmp, "chronikd.log"), "w")
     daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
                                "default.partitions=1", DATA, MNT],
@@ -202,12 +222,67 @@ def main():
          "lag": hw - 1}]}
     ok(left == 0 and hw == 3 and lag == want,
        "chronik groups pg: lag %s, the mount's info.json says next offset %d" % (lag, hw))
+    # The mount's .groups view: the same JSON, and what the client sees.
+    gdir = os.path.join(MNT, ".groups")
+    ok(".groups" in os.listdir(MNT) and os.path.isdir(gdir), "the mount root lists .groups")
+    ok("pg.json" in os.listdir(gdir), ".groups lists pg.json: %s" % os.listdir(gdir))
+    with open(os.path.join(gdir, "pg.json")) as f:
+        text = f.read()
+    ok(json.loads(text) == lag == want and text.endswith("\n") and
+       os.stat(os.path.join(gdir, "pg.json")).st_size == len(text.encode()),
+       ".groups/pg.json is chronik groups pg --json: %r" % text)
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": "pg",
+                  "enable.auto.commit": False})
+    committed = c.committed([TopicPartition("cfg", 3)], timeout=15)
+    c.close()
+    file_parts = json.loads(text)["partitions"]
+    ok([(t.topic, t.partition, t.offset) for t in committed] ==
+       [(x["topic"], x["partition"], x["committed_offset"]) for x in file_parts],
+       "the client's committed offsets match .groups/pg.json: %s" %
+       [(t.topic, t.partition, t.offset) for t in committed])
+    ok(not os.path.exists(os.path.join(gdir, "nosuch.json")) and
+       not os.path.exists(os.path.join(gdir, "pg")), "no file for a group without offsets")
+    try:
+        os.mkdir(gdir)
+        err = 0
+    except OSError as e:
+        err = e.errno
+    ok(err == 17, "mkdir .groups: EEXIST (%d)" % err)
+    try:
+        with open(os.path.join(gdir, "pg.json"), "w") as f:
+            f.write("{}")
+        err = 0
+    except OSError as e:
+        err = e.errno
+    ok(err in (13, 30), ".groups/pg.json is read-only (%d)" % err)
     out = subprocess.run([CHRONIK, "--data", DATA, "groups"], capture_output=True, timeout=30)
     ok(out.returncode == 0 and "pg cfg 3 1 3 2\n" in out.stdout.decode(),
        "chronik groups (text): %r" % out.stdout.decode())
     out = subprocess.run([CHRONIK, "--data", DATA, "groups", "nosuch"], capture_output=True,
                          timeout=30)
     ok(out.returncode == 1, "chronik groups nosuch exits 1")
+    # DeleteRecords v0 (no client here has it: a raw request) below offset
+    # 1 of cfg/3: the mount, info.json and chronik info follow.
+    data_path = os.path.join(MNT, "cfg", "3", "data")
+    size_before = os.stat(data_path).st_size
+    body = (struct.pack(">i", 1) + struct.pack(">h", 3) + b"cfg" +
+            struct.pack(">iiqi", 1, 3, 1, 5000))
+    r = raw_call(21, 0, body)
+    # ThrottleTimeMs, Topics [Name, Partitions [PartitionIndex, LowWatermark, ErrorCode]]
+    at = 4 + 4 + 2 + 3 + 4
+    index, low, err = struct.unpack(">iqh", r[at:at + 14])
+    ok((index, low, err) == (3, 1, 0), "DeleteRecords cfg/3 below 1: low watermark %d, error %d"
+       % (low, err))
+    with open(data_path, "rb") as f:
+        data = f.read()
+    ok(data == b"four\nfive\n" and os.stat(data_path).st_size == size_before,
+       "the mount's data now starts at four, its size unchanged: %r" % data)
+    with open(os.path.join(MNT, "cfg", "3", "info.json")) as f:
+        ls = json.load(f)["log_start_offset"]
+    out = subprocess.run([CHRONIK, "--data", DATA, "info", "cfg/3"], capture_output=True,
+                         timeout=30)
+    cls = json.loads(out.stdout.decode())["log_start_offset"] if out.returncode == 0 else None
+    ok(ls == 1 and cls == 1, "info.json and chronik info say log start 1 (%s, %s)" % (ls, cls))
     ok(daemon.poll() is None, "chronikd still running")
 
 

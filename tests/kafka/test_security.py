@@ -107,6 +107,50 @@ def authenticate(c, token):
     return err, msg, r[off + 4:off + 4 + bl]
 
 
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7f) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def read_uvarint(b, off):
+    n = shift = 0
+    while True:
+        x = b[off]
+        off += 1
+        n |= (x & 0x7f) << shift
+        shift += 7
+        if not x & 0x80:
+            return n, off
+
+
+def authenticate_v2(c, token):
+    """SaslAuthenticate v2 (flexible: request header v2, compact bytes,
+    tagged fields; response header v1): as authenticate()."""
+    c.cid += 1
+    c.send_frame(struct.pack(">hhih", 36, 2, c.cid, 4) + b"test" + b"\0" +
+                 uvarint(len(token) + 1) + token + b"\0")
+    r = c.recv_frame()
+    if r is None:
+        return None
+    assert struct.unpack(">i", r[:4])[0] == c.cid
+    ntags, off = read_uvarint(r, 4)
+    assert ntags == 0
+    err = struct.unpack(">h", r[off:off + 2])[0]
+    ml, off = read_uvarint(r, off + 2)
+    msg = r[off:off + ml - 1].decode() if ml else None
+    off += max(ml - 1, 0)
+    bl, off = read_uvarint(r, off)
+    data = r[off:off + bl - 1]
+    off += bl - 1
+    lifetime = struct.unpack(">q", r[off:off + 8])[0]
+    ntags, off = read_uvarint(r, off + 8)
+    assert ntags == 0 and off == len(r), "v2 response decodes exactly"
+    return err, msg, data, lifetime
+
+
 class Scram:
     """RFC 5802 client; step() takes the server's token (None first)."""
 
@@ -161,8 +205,8 @@ def wire_tests(port):
     for i in range(n):
         k, lo, hi = struct.unpack(">hhh", r[6 + 6 * i:12 + 6 * i])
         keys.add((k, lo, hi))
-    ok((17, 0, 1) in keys and (36, 0, 1) in keys,
-       "ApiVersions before authentication lists SaslHandshake 0-1, SaslAuthenticate 0-1")
+    ok((17, 0, 1) in keys and (36, 0, 2) in keys,
+       "ApiVersions before authentication lists SaslHandshake 0-1, SaslAuthenticate 0-2")
     ok(not metadata_ok(c) and c.closed(),
        "Metadata before authentication closes the connection unanswered")
 
@@ -204,6 +248,19 @@ def wire_tests(port):
         r = authenticate(c, s.final(sf))
         ok(r is not None and r[0] == 58 and c.closed(),
            "%s wrong password: 58, then closed" % mech)
+    # SaslAuthenticate v2, the flexible one: the same exchange.
+    c = Conn(port)
+    handshake(c, "SCRAM-SHA-512")
+    s = Scram("sha512", "alice", "alice-pw")
+    e1, _, sf, _ = authenticate_v2(c, s.first())
+    e2, _, fin, life = authenticate_v2(c, s.final(sf))
+    ok(e1 == 0 and e2 == 0 and fin.decode() == s.expect and life == 0 and metadata_ok(c),
+       "SaslAuthenticate v2 (flexible): SCRAM-SHA-512 authenticates, then served")
+    c = Conn(port)
+    handshake(c, "PLAIN")
+    r = authenticate_v2(c, b"\0alice\0nope")
+    ok(r is not None and r[0] == 58 and r[1] and c.closed(),
+       "SaslAuthenticate v2 wrong password: 58 with a message, then closed")
     c = Conn(port)
     handshake(c, "SCRAM-SHA-256")
     e1, _, _ = authenticate(c, b"n,a=alice," + Scram("sha256", "alice", "x").bare.encode())
@@ -215,18 +272,41 @@ def wire_tests(port):
 
     # ListOffsets v1 of a topic the user has no rule for: 29 per partition;
     # alice (all topics) gets 3 for the same unknown topic.
-    def list_offsets(user, pw):
+    def partition_error(user, pw, key, body, err_at):
         c = Conn(port)
         handshake(c, "PLAIN")
         authenticate(c, b"\0" + user + b"\0" + pw)
+        r = c.request(key, 1 if key == 2 else 0, body)
+        return struct.unpack(">h", r[err_at:err_at + 2])[0]
+
+    def list_offsets(user, pw):
         body = struct.pack(">ii", -1, 1) + kstr(b"hidden") + struct.pack(">iiq", 1, 0, -1)
-        r = c.request(2, 1, body)
         # Topics [Name, Partitions [PartitionIndex, ErrorCode, ...]]
-        off = 4 + 2 + len(b"hidden") + 4 + 4
-        return struct.unpack(">h", r[off:off + 2])[0]
+        return partition_error(user, pw, 2, body, 4 + 2 + len(b"hidden") + 4 + 4)
     e1, e2 = list_offsets(b"blind", b"blind-pw"), list_offsets(b"alice", b"alice-pw")
     ok(e1 == 29 and e2 == 3,
        "ListOffsets: 29 without any rule on the topic, 3 (unknown) with one (got %d, %d)" %
+       (e1, e2))
+
+    # DeleteRecords v0 needs delete on the topic: a reader gets 29.
+    def delete_records(user, pw):
+        body = struct.pack(">i", 1) + kstr(b"hidden") + struct.pack(">iiqi", 1, 0, -1, 5000)
+        # ThrottleTimeMs, Topics [Name, Partitions [PartitionIndex,
+        # LowWatermark, ErrorCode]]
+        return partition_error(user, pw, 21, body, 4 + 4 + 2 + len(b"hidden") + 4 + 4 + 8)
+    e1, e2 = delete_records(b"reader", b"reader-pw"), delete_records(b"alice", b"alice-pw")
+    ok(e1 == 29 and e2 == 3,
+       "DeleteRecords: 29 with only read on the topic, 3 (unknown) with delete (got %d, %d)" %
+       (e1, e2))
+
+    # DeleteGroups v0 needs delete on the group: a reader gets 30.
+    def delete_group(user, pw):
+        body = struct.pack(">i", 1) + kstr(b"g-none")
+        # ThrottleTimeMs, Results [GroupId, ErrorCode]
+        return partition_error(user, pw, 42, body, 4 + 4 + 2 + len(b"g-none"))
+    e1, e2 = delete_group(b"reader", b"reader-pw"), delete_group(b"alice", b"alice-pw")
+    ok(e1 == 30 and e2 == 69,
+       "DeleteGroups: 30 with only read on the group, 69 (unknown) with delete (got %d, %d)" %
        (e1, e2))
 
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
@@ -348,7 +428,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..23", flush=True)
+    print("1..27", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:

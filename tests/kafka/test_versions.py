@@ -506,6 +506,52 @@ def run(port):
             ok(r is not None and r["ErrorCode"] == 114,
                "DescribeCluster v%d: controllers get 114 MISMATCHED_ENDPOINT_TYPE" % v)
 
+    # DeleteRecords, every version: topic dr<v> with 3 records.
+    for v in versions(21):
+        name = "dr%d" % v
+        c.call(19, table[19][1], create_body(name, 1))
+        c.call(0, table[0][1], {"TransactionalId": None, "Acks": -1, "TimeoutMs": 5000,
+                                "TopicData": [{"Name": name, "PartitionData": [
+                                    {"Index": 0, "Records": record_batch([b"a", b"b", b"c"])}]}]})
+
+        def dr_call(topic, offset, what):
+            r = try_call(c, 21, v, {"Topics": [{"Name": topic, "Partitions": [
+                {"PartitionIndex": 0, "Offset": offset}]}], "TimeoutMs": 5000},
+                "DeleteRecords v%d %s" % (v, what))
+            return r and r["Topics"][0]["Partitions"][0]
+        p = dr_call(name, 2, "below 2")
+        ok(p is not None and p["ErrorCode"] == 0 and p["LowWatermark"] == 2,
+           "DeleteRecords v%d: low watermark 2 (%s)" % (v, p))
+        r = c.call(2, table[2][1], {"ReplicaId": -1, "IsolationLevel": 0, "Topics": [
+            {"Name": name, "Partitions": [{"PartitionIndex": 0, "CurrentLeaderEpoch": -1,
+                                           "Timestamp": -2, "MaxNumOffsets": 1}]}]})
+        ok(r["Topics"][0]["Partitions"][0]["Offset"] == 2,
+           "DeleteRecords v%d: ListOffsets earliest is 2" % v)
+        fr = c.call(1, table[1][1], {
+            "ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 0, "MaxBytes": 1 << 20,
+            "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
+            "Topics": [{"Topic": name, "TopicId": c.call(3, table[3][1], {
+                "Topics": [{"Name": name}], "AllowAutoTopicCreation": False})[
+                    "Topics"][0]["TopicId"], "Partitions": [
+                {"Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": 0,
+                 "LastFetchedEpoch": -1, "LogStartOffset": -1, "PartitionMaxBytes": 1 << 20}]}],
+            "ForgottenTopicsData": [], "RackId": ""})
+        fp = fr["Responses"][0]["Partitions"][0]
+        ok(fp["ErrorCode"] == 1 and fp["LogStartOffset"] == 2,
+           "DeleteRecords v%d: Fetch from 0 gets 1 OFFSET_OUT_OF_RANGE, log start 2" % v)
+        p = dr_call(name, 4, "above the high watermark")
+        ok(p is not None and p["ErrorCode"] == 1 and p["LowWatermark"] == -1,
+           "DeleteRecords v%d: above the high watermark gets 1 OFFSET_OUT_OF_RANGE" % v)
+        p = dr_call(name, 1, "below the log start")
+        ok(p is not None and p["ErrorCode"] == 0 and p["LowWatermark"] == 2,
+           "DeleteRecords v%d: below the log start changes nothing" % v)
+        p = dr_call("no-such-topic", 0, "unknown topic")
+        ok(p is not None and p["ErrorCode"] == 3,
+           "DeleteRecords v%d: an unknown topic gets 3" % v)
+        p = dr_call(name, -1, "to the high watermark")
+        ok(p is not None and p["ErrorCode"] == 0 and p["LowWatermark"] == 3,
+           "DeleteRecords v%d: -1 deletes up to the high watermark" % v)
+
     # DeleteTopics v6+ by id: a topic made for it, then its id again.
     for v in versions(20):
         if v < 6:

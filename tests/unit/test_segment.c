@@ -3,6 +3,7 @@
  * offset, raw position and timestamp; every truncation and a corruption of
  * every region detected; the registry round trip and its rules. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -392,7 +393,28 @@ static void test_registry(const char *dir)
 	ok(registry_save(dir, 3, 1, &r) == 0 && registry_load(dir, 3, 1, &back) == CHRONIK_ECORRUPT,
 	   "overlapping segments are refused");
 	m[1].base_offset = 100;
+	/* A log start inside the first segment (DeleteRecords): version 3. */
+	r.log_start_offset = 40;
+	r.raw_start = 400;
 	snprintf(path, sizeof(path), "%s/%s", dir, REGISTRY_FILE);
+	ok(registry_save(dir, 3, 1, &r) == 0 && registry_load(dir, 3, 1, &back) == 0 &&
+		   back.log_start_offset == 40 && back.raw_start == 400 && back.n == 2,
+	   "a log start inside the first segment round-trips");
+	registry_fini(&back);
+	json_object *jo = json_object_from_file(path), *jv;
+	ok(jo && json_object_object_get_ex(jo, "version", &jv) && json_object_get_int(jv) == 3,
+	   "and is saved as version 3");
+	json_object_object_add(jo, "version", json_object_new_int(2));
+	json_object_to_file(path, jo);
+	json_object_put(jo);
+	ok(registry_load(dir, 3, 1, &back) == CHRONIK_ECORRUPT,
+	   "version 2 with a log start inside the first segment is refused");
+	r.log_start_offset = 0;
+	r.raw_start = 0;
+	ok(registry_save(dir, 3, 1, &r) == 0 && (jo = json_object_from_file(path)) != NULL &&
+		   json_object_object_get_ex(jo, "version", &jv) && json_object_get_int(jv) == 1,
+	   "a log start at the first segment's base is saved as version 1");
+	json_object_put(jo);
 	FILE *fp = fopen(path, "w");
 	fputs("{\"version\":1,", fp);
 	fclose(fp);

@@ -747,6 +747,111 @@ static void test_retention(const char *root)
 	engine_close(e);
 }
 
+/* DeleteRecords: the log start moves to any offset, inside a segment or
+ * in the WAL not yet indexed, durably; whole segments below it go, raw
+ * positions stay. */
+static void test_delete_records(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct partition_info info;
+	struct engine_cursor *c;
+	struct engine_record r;
+	const int64_t n = 100000;
+	static char got[4096], want[4096];
+	uint64_t from, segs_before;
+	int64_t ls = -5;
+	uint8_t *bb;
+	size_t blen;
+
+	snprintf(dir, sizeof(dir), "%s/delete-records", root);
+	engine_options_init(&o);
+	o.wal_segment_bytes = 16 << 10;
+	o.fsync = FSYNC_NEVER;
+	e = open_or_bail(dir, &o);
+	engine_topic_create(e, "d", 1, NULL);
+	p = part_or_bail(e, "d", 0);
+	append_range(p, 0, n);
+	ok(engine_index_now(e) == 0, "indexed");
+	engine_partition_info(p, &info);
+	segs_before = info.segments;
+	ok(segs_before > 10, "%" PRIu64 " segments", segs_before);
+
+	/* 40001 is inside a segment (batches of PER_BATCH, files of 16 KiB). */
+	ok(engine_partition_delete_records(p, 40001, &ls) == 0 && ls == 40001,
+	   "delete below 40001: log start 40001");
+	engine_partition_info(p, &info);
+	ok(info.log_start_offset == 40001 && info.raw_start == 40001 * REC_LEN &&
+		   info.next_offset == n && info.raw_size == (uint64_t)n * REC_LEN,
+	   "log start 40001, raw start at its position, sizes unchanged");
+	ok(info.segments < segs_before && info.segments > 0,
+	   "whole segments below it deleted (%" PRIu64 " of %" PRIu64 " left)", info.segments,
+	   segs_before);
+	ssize_t m = engine_read_raw_at(p, 0, got, 100, &from);
+	raw_expect(want, 40001 * REC_LEN, 100);
+	ok(m == 100 && from == 40001 * REC_LEN && memcmp(got, want, 100) == 0,
+	   "a raw read before the log start is served from record 40001");
+	ok(engine_cursor_open(p, 0, &c) == 0 && engine_cursor_next(c, &r) == 1 &&
+		   r.offset == 40001,
+	   "a cursor from 0 starts at 40001 (the rest of its segment is not read)");
+	engine_cursor_close(c);
+	ok(engine_read_batches(p, 40000, 100, &bb, &blen) == CHRONIK_ERANGE,
+	   "Fetch below the log start is out of range");
+	ok(engine_read_batches(p, 40001, 100, &bb, &blen) == 0 && blen > 0, "Fetch at it");
+	free(bb);
+	ok(engine_partition_delete_records(p, 100, &ls) == 0 && ls == 40001,
+	   "an offset below the log start changes nothing");
+	ok(engine_partition_delete_records(p, n + 1, &ls) == CHRONIK_ERANGE &&
+		   engine_partition_delete_records(p, -2, &ls) == CHRONIK_ERANGE,
+	   "above the high watermark, or below -1: out of range");
+
+	/* Records still in the WAL: indexed first. */
+	append_range(p, n, n + 1000);
+	engine_partition_info(p, &info);
+	ok(info.wal_bytes > 0, "1000 more records in the WAL");
+	ok(engine_partition_delete_records(p, n + 500, &ls) == 0 && ls == n + 500,
+	   "delete below an offset in the WAL");
+	engine_partition_info(p, &info);
+	struct engine_segment_info *si = NULL;
+	size_t nsi = 0;
+	int src = engine_partition_segments(p, &si, &nsi);
+	ok(src == 0 && nsi >= 1 && nsi == info.segments && si[0].base_offset <= n + 500 &&
+		   si[0].last_offset >= n + 500,
+	   "only segments reaching past %" PRId64 " are left (%zu)", n + 500, nsi);
+	free(si);
+	ok(info.log_start_offset == n + 500 && info.raw_start == (uint64_t)(n + 500) * REC_LEN &&
+		   info.wal_bytes == 0,
+	   "log start %" PRId64 ", raw start %" PRIu64 ", the WAL indexed",
+	   info.log_start_offset, info.raw_start);
+	engine_partition_unref(p);
+	engine_close(e);
+
+	e = open_or_bail(dir, &o);
+	p = part_or_bail(e, "d", 0);
+	engine_partition_info(p, &info);
+	ok(info.log_start_offset == n + 500 && info.raw_start == (uint64_t)(n + 500) * REC_LEN &&
+		   engine_verify(e, NULL, NULL) == 0,
+	   "after reopen: the same log start, verify clean");
+	ok(engine_cursor_open(p, 0, &c) == 0 && engine_cursor_next(c, &r) == 1 &&
+		   r.offset == n + 500,
+	   "and reads start there");
+	engine_cursor_close(c);
+	ok(engine_partition_delete_records(p, -1, &ls) == 0 && ls == n + 1000,
+	   "-1: everything up to the high watermark");
+	engine_partition_info(p, &info);
+	ok(info.segments == 0 && info.raw_start == info.raw_size &&
+		   engine_read_raw_at(p, 0, got, 100, &from) == 0,
+	   "no segment left, nothing to read");
+	int64_t base;
+	ok(engine_append_lines(p, "after\n", 6, &base) == 0 && base == n + 1000 &&
+		   engine_read_raw_at(p, 0, got, 100, &from) == 6 && memcmp(got, "after\n", 6) == 0,
+	   "new records continue at the old end");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 /* retention.bytes keeps up with an indexer that never idles: many sealed
  * WAL files wait at open (written with no indexer), and while the indexer
  * works through them back to back, the segments the partition holds never
@@ -852,6 +957,7 @@ int main(void)
 	char *root = tmpdir_new("warm");
 	test_seal_by_age(root);
 	test_retention(root);
+	test_delete_records(root);
 	test_retention_under_load(root);
 	test_producer_bytes(root);
 	test_crash_states(root);

@@ -1,7 +1,7 @@
 // @platformatic/kafka against the listener: a client that negotiates the
 // highest common version of each API, so against chronik it speaks the
 // flexible versions (compact encodings, tagged fields). Produces, consumes
-// in a group, commits; records which version of each API it really sent
+// in a group, commits, deletes records; records which version of each API it really sent
 // (its diagnostics channel) and prints "RESULT 0|1 what" lines for the
 // TAP wrapper (platformatic.sh).
 import { tracingChannel } from 'node:diagnostics_channel'
@@ -54,14 +54,22 @@ result(JSON.stringify(got) === JSON.stringify(values), `consume in a group: ${JS
 result(c0 && Number(c0[0]) === values.length, `commit + fetch offsets: ${c0 && c0[0]}`)
 await consumer.close()
 
+// DeleteRecords (its v2 is flexible) below offset 2 of flex/0.
+const admin2 = new Admin({ clientId: 'a2', bootstrapBrokers: [broker] })
+const deleted = await admin2.deleteRecords({ topics: [{ name: 'flex', partitions: [{ partition: 0, offset: 2n }] }] })
+const d0 = deleted.find(x => x.name === 'flex')
+const low = d0 && d0.partitions.find(x => x.partition === 0)
+result(low && low.lowWatermark === 2n, `deleteRecords: flex/0 low watermark ${low && low.lowWatermark}`)
+await admin2.close()
+
 // The versions really used: each must be a flexible one (Fetch: by topic id).
-const flexibleFrom = { 0: 9, 1: 13, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 18: 3, 19: 5 }
+const flexibleFrom = { 0: 9, 1: 13, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 18: 3, 19: 5, 21: 2 }
 for (const [key, first] of Object.entries(flexibleFrom)) {
   const v = used.get(Number(key))
   if (v === undefined) continue
   result(v >= first, `api ${key} sent at v${v} (flexible from v${first})`)
 }
-for (const key of [0, 1, 3, 8, 11, 14]) {
+for (const key of [0, 1, 3, 8, 11, 14, 21]) {
   result(used.has(key), `api ${key} was used`)
 }
 console.log('# versions used: ' + JSON.stringify([...used.entries()].sort((a, b) => a[0] - b[0])))
