@@ -13,6 +13,7 @@
 # bench/load runs 1,000 / 64 / 16 for 10 minutes. The TAP points are
 # correctness only; chronik-load's counts (and chronikd's RSS samples) are
 # printed as diagnostics ("# kafka KEY VALUE", "# fs KEY VALUE").
+# CHRONIK_LOAD_DAEMON_ARGS: more chronikd arguments (split on spaces).
 set -u
 if [ $# -lt 2 ] || [ ! -x "$2" ]; then
 	echo "1..0 # SKIP chronik-load not built"
@@ -35,8 +36,9 @@ plan 9
 # hard limit allows, so that the raise is what lets it serve CONNS.
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] || [ "$hard" -gt 1024 ] && ulimit -Sn 1024
+# shellcheck disable=SC2086
 "$CHRONIKD" -f --fsync every --kafka 127.0.0.1:0 --default.partitions=8 \
-	"$DATA" "$MNT" 2>>"$T/chronikd.log" &
+	${CHRONIK_LOAD_DAEMON_ARGS:-} "$DATA" "$MNT" 2>>"$T/chronikd.log" &
 daemon_pid=$!
 if ! wait_mount "$MNT" "$daemon_pid"; then
 	echo "Bail out! chronikd did not mount"
