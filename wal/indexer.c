@@ -159,7 +159,8 @@ static void remove_unlisted(const char *dir, const struct registry *r)
 		sorted[nl] = names[nl];
 		nl++;
 	}
-	qsort(sorted, nl, sizeof(*sorted), name_cmp);
+	if (nl)
+		qsort(sorted, nl, sizeof(*sorted), name_cmp);
 	d = opendir(dir);
 	if (!d)
 		goto out;
