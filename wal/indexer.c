@@ -828,6 +828,8 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		if (e->files[i].seq == seq && e->files[i].fd >= 0) {
 			close(e->files[i].fd);
 			e->files[i].fd = -1;
+			atomic_fetch_sub(&e->wal_sealed_bytes, e->files[i].bytes);
+			e->files[i].bytes = 0;
 		}
 	wal_files_trim(e);
 	pthread_mutex_unlock(&e->files_lock);
@@ -904,6 +906,11 @@ static void *indexer_main(void *arg)
 		pthread_mutex_unlock(&e->indexer_lock);
 		/* fd stays open: only this thread closes sealed files. */
 		rc = index_file(e, seq, fd, quiet);
+		/* Appends held back (commit.c, "BACK-PRESSURE") go on: room was
+		 * made, or, after a failure, nothing holds them back while
+		 * indexing fails. */
+		atomic_store(&e->backpressure_off, rc != 0);
+		commit_wake_up(e);
 		/* Retention after every indexed file too, not only when idle:
 		 * under a load that always keeps a sealed file waiting the
 		 * idle branch never runs, and retention.bytes would not bound
@@ -952,14 +959,21 @@ static void *indexer_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&e->indexer_lock);
+	atomic_store(&e->backpressure_off, true);
+	commit_wake_up(e);
 	return NULL;
 }
 
 int indexer_start(struct engine *e)
 {
-	int rc = pthread_create(&e->indexer_thread, NULL, indexer_main, e);
-	if (rc)
+	int rc;
+	/* From now on appends wait for the indexer past the bound. */
+	atomic_store(&e->backpressure_off, false);
+	rc = pthread_create(&e->indexer_thread, NULL, indexer_main, e);
+	if (rc) {
+		atomic_store(&e->backpressure_off, true);
 		return -rc;
+	}
 	e->indexer_running = true;
 	return 0;
 }
