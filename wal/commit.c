@@ -30,12 +30,13 @@
  * the indexer (wal_sealed_bytes: each file's size, added when it is
  * sealed, taken off when the indexer removes it) plus the active file
  * (active_size). Before it takes a group, the commit thread checks that
- * sum against wal.unindexed.max.bytes (default 2 x wal.segment.bytes):
- * at or above it, it leaves the queue as it is and waits on commit_wake,
- * which the indexer signals after every WAL file it removes. So the sum
- * exceeds the bound by at most one group (plus the sync point in front of
- * it and, at a rotation, the new file's header). When the sum is over the
- * bound with no sealed file left (a bound below wal.segment.bytes), the
+ * sum plus the group (its frames, a sync point, a new file's header)
+ * against wal.unindexed.max.bytes (default 2 x wal.segment.bytes): past
+ * it, it leaves the queue as it is and waits on commit_wake, which the
+ * indexer signals after every WAL file it removes. So the sum never
+ * exceeds the bound, except by a group larger than the bound by itself,
+ * which goes once nothing is left to index. When the group does not fit
+ * and no sealed file is left (a bound below wal.segment.bytes), the
  * active file is sealed so that the indexer has something to free.
  * Meanwhile the appenders sleep on commit_done as they always do, holding
  * no engine lock: reads, the indexer, retention, metadata changes and
@@ -366,12 +367,31 @@ static void unindexed_note(struct engine *e)
 		;
 }
 
+/* The most the next group (take_group's) adds to the WAL: its frames, a
+ * sync point in front of it and, when it rotates, the new file's header.
+ * Caller holds commit_lock. */
+static uint64_t next_group_bytes(const struct engine *e)
+{
+	uint64_t frames = 0;
+	for (const struct append_req *r = e->queue_head; r; r = r->next) {
+		uint64_t f = FRAME_V2_HEADER_SIZE + r->len;
+		if (frames && frames + f > e->opt.wal_segment_bytes)
+			break;
+		frames += f;
+	}
+	return frames + FRAME_SYNC_SIZE + WAL_FILE_HEADER_SIZE;
+}
+
 /* Whether the queued requests must wait for the indexer; commit thread,
- * commit_lock held. */
+ * commit_lock held. Not when nothing is left to index (no sealed file, an
+ * empty active file): a group larger than the bound by itself goes. */
 static bool backpressure_hold(struct engine *e)
 {
-	return e->queue_head && !atomic_load(&e->backpressure_off) &&
-	       unindexed_bytes(e) >= e->opt.wal_unindexed_max_bytes;
+	if (!e->queue_head || atomic_load(&e->backpressure_off))
+		return false;
+	if (atomic_load(&e->wal_sealed_bytes) == 0 && e->active_size <= WAL_FILE_HEADER_SIZE)
+		return false;
+	return unindexed_bytes(e) + next_group_bytes(e) > e->opt.wal_unindexed_max_bytes;
 }
 
 void commit_wake_up(struct engine *e)

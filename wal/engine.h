@@ -49,11 +49,12 @@ struct engine_options {
 	uint32_t wal_seal_ms; /* seal a non-empty active WAL file this old; default
 			       * 60000, 0 = only at wal_segment_bytes */
 	/* Back-pressure (wal.unindexed.max.bytes, commit.c "BACK-PRESSURE"):
-	 * once the WAL not yet indexed (sealed files waiting for the indexer
-	 * plus the active one) holds this many bytes, appends wait for the
-	 * indexer instead of growing the WAL; it is exceeded by at most one
-	 * group. 0 = 2 x wal_segment_bytes (the default). Not applied without
-	 * an indexer (no_index, read_only) nor while indexing fails. */
+	 * the WAL not yet indexed (sealed files waiting for the indexer plus
+	 * the active one) stays at or below this many bytes: an append that
+	 * would take it past waits for the indexer (only a group larger than
+	 * the bound by itself goes past it, once nothing is left to index).
+	 * 0 = 2 x wal_segment_bytes (the default). Not applied without an
+	 * indexer (no_index, read_only) nor while indexing fails. */
 	uint64_t wal_unindexed_max_bytes;
 	enum fsync_policy fsync;
 	uint32_t fsync_interval_ms;
