@@ -26,6 +26,35 @@
  * Room in the hot index is reserved before the write, so a group that is
  * on disk is always published.
  *
+ * BACK-PRESSURE. The WAL not yet indexed is the sealed files waiting for
+ * the indexer (wal_sealed_bytes: each file's size, added when it is
+ * sealed, taken off when the indexer removes it) plus the active file
+ * (active_size). Before it takes a group, the commit thread checks that
+ * sum plus the group (its frames, a sync point, a new file's header)
+ * against wal.unindexed.max.bytes (default 2 x wal.segment.bytes): past
+ * it, it leaves the queue as it is and waits on commit_wake, which the
+ * indexer signals after every WAL file it removes. So the sum never
+ * exceeds the bound, except by a group larger than the bound by itself,
+ * which goes once nothing is left to index. When the group does not fit
+ * and no sealed file is left (a bound below wal.segment.bytes), the
+ * active file is sealed so that the indexer has something to free.
+ * Meanwhile the appenders sleep on commit_done as they always do, holding
+ * no engine lock: reads, the indexer, retention, metadata changes and
+ * engine_sync go on; engine_index_now's seal and wal.seal.ms seals are
+ * still served; a FUSE write() blocks and a Kafka produce takes longer,
+ * neither fails. engine_stats: appends_waiting, backpressure_waits,
+ * wal_unindexed_bytes / _max.
+ * Appends are not held back when nothing would free the WAL: an engine
+ * with no indexer thread (no_index, read_only), an indexer that stopped
+ * (engine_close, which drains the queue last), or one whose last WAL file
+ * failed to index (in backoff, or halted until the next open; indexer.c):
+ * then the WAL grows as it would without the bound, as disk allows (a full
+ * disk fails appends with ENOSPC, rule 1 below), and the failure is
+ * logged by the indexer. Holding appends back forever behind a damaged
+ * file or a failing segment disk would turn an indexing problem into a
+ * log that stops accepting writes. Once a file indexes again the bound
+ * applies again.
+ *
  * FAILED WRITES AND SYNCS. A failed fsync cannot be retried and trusted:
  * the kernel may have dropped the dirty pages it could not write and
  * report the next fsync clean. So the rule is: no success is ever reported
@@ -71,6 +100,7 @@
  * leave that one reporting success.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +263,12 @@ static int rotate(struct engine *e)
 		return rc;
 	pthread_mutex_lock(&e->files_lock);
 	rc = wal_files_push(e, seq, fd);
+	if (rc == 0) {
+		/* The sealed file joins the indexer's backlog (the indexer may
+		 * have trimmed e->files, never its last entry). */
+		e->files[e->nfiles - 2].bytes = e->active_size;
+		atomic_fetch_add(&e->wal_sealed_bytes, e->active_size);
+	}
 	pthread_mutex_unlock(&e->files_lock);
 	if (rc) {
 		close(fd);
@@ -314,6 +350,55 @@ static int group_sync(struct engine *e, int fd, off_t start, uint64_t prior)
 unlock:
 	pthread_mutex_unlock(&e->sync_lock);
 	return rc;
+}
+
+/* The WAL not yet indexed (BACK-PRESSURE); commit thread. */
+static uint64_t unindexed_bytes(struct engine *e)
+{
+	return atomic_load(&e->wal_sealed_bytes) + e->active_size;
+}
+
+/* Publish it for engine_stats_get, and the most it ever was. */
+static void unindexed_note(struct engine *e)
+{
+	uint64_t u = unindexed_bytes(e), max = atomic_load(&e->st_unindexed_max);
+	atomic_store(&e->st_unindexed, u);
+	while (u > max && !atomic_compare_exchange_weak(&e->st_unindexed_max, &max, u))
+		;
+}
+
+/* The most the next group (take_group's) adds to the WAL: its frames, a
+ * sync point in front of it and, when it rotates, the new file's header.
+ * Caller holds commit_lock. */
+static uint64_t next_group_bytes(const struct engine *e)
+{
+	uint64_t frames = 0;
+	for (const struct append_req *r = e->queue_head; r; r = r->next) {
+		uint64_t f = FRAME_V2_HEADER_SIZE + r->len;
+		if (frames && frames + f > e->opt.wal_segment_bytes)
+			break;
+		frames += f;
+	}
+	return frames + FRAME_SYNC_SIZE + WAL_FILE_HEADER_SIZE;
+}
+
+/* Whether the queued requests must wait for the indexer; commit thread,
+ * commit_lock held. Not when nothing is left to index (no sealed file, an
+ * empty active file): a group larger than the bound by itself goes. */
+static bool backpressure_hold(struct engine *e)
+{
+	if (!e->queue_head || atomic_load(&e->backpressure_off))
+		return false;
+	if (atomic_load(&e->wal_sealed_bytes) == 0 && e->active_size <= WAL_FILE_HEADER_SIZE)
+		return false;
+	return unindexed_bytes(e) + next_group_bytes(e) > e->opt.wal_unindexed_max_bytes;
+}
+
+void commit_wake_up(struct engine *e)
+{
+	pthread_mutex_lock(&e->commit_lock);
+	pthread_cond_broadcast(&e->commit_wake);
+	pthread_mutex_unlock(&e->commit_lock);
 }
 
 /* Write one group; returns 0 or the error that fails all of it. */
@@ -472,6 +557,7 @@ static int group_write(struct engine *e, struct append_req *head)
 	if (e->active_birth_ns == 0)
 		e->active_birth_ns = mono_ns();
 	e->active_size = pos;
+	unindexed_note(e);
 	atomic_fetch_add(&e->st_groups, 1);
 	atomic_fetch_add(&e->st_appends, (n - (sp_len ? 1 : 0)) / 2);
 	atomic_fetch_add(&e->st_bytes, total - sp_len);
@@ -498,6 +584,8 @@ static struct append_req *take_group(struct engine *e)
 	if (!e->queue_head)
 		e->queue_tail = NULL;
 	last->next = NULL;
+	for (struct append_req *r = head; r; r = r->next)
+		e->queue_len--;
 	return head;
 }
 
@@ -532,14 +620,28 @@ static void *commit_main(void *arg)
 	pthread_mutex_lock(&e->commit_lock);
 	for (;;) {
 		struct append_req *head;
+		bool bypass = false; /* a seal for back-pressure failed: write on */
 		int rc;
 
-		while (!e->queue_head && !e->stopping) {
+		while ((!e->queue_head || (!bypass && backpressure_hold(e))) && !e->stopping) {
 			int64_t seal = seal_due(e);
-			if (e->seal_now || (seal && mono_ns() >= seal)) {
-				/* Seal what there is (wal.seal.ms, engine_index_now). */
+			bool hold = e->queue_head != NULL;
+			bool any = e->active_size > WAL_FILE_HEADER_SIZE;
+			if (hold && !e->bp_holding) {
+				e->bp_holding = true;
+				atomic_fetch_add(&e->st_bp_waits, 1);
+				log_msg(LOG_LVL_DEBUG, "wal",
+					"%" PRIu64 " bytes of WAL not yet indexed: appends wait "
+					"for the indexer",
+					unindexed_bytes(e));
+			}
+			/* Held back with nothing sealed: seal, or the indexer has
+			 * nothing to free. */
+			bool bp_seal = hold && any && atomic_load(&e->wal_sealed_bytes) == 0;
+			if (e->seal_now || bp_seal || (seal && mono_ns() >= seal)) {
+				/* Seal what there is (wal.seal.ms, engine_index_now,
+				 * back-pressure). */
 				bool asked = e->seal_now;
-				bool any = e->active_size > WAL_FILE_HEADER_SIZE;
 				pthread_mutex_unlock(&e->commit_lock);
 				rc = any ? rotate(e) : 0;
 				if (rc)
@@ -547,6 +649,8 @@ static void *commit_main(void *arg)
 						"sealing the WAL file failed: %s",
 						chronik_strerror(rc));
 				pthread_mutex_lock(&e->commit_lock);
+				if (rc && bp_seal)
+					bypass = true; /* the group meets the error itself */
 				if (rc)
 					e->active_birth_ns = mono_ns(); /* again a period later */
 				if (asked) {
@@ -585,6 +689,7 @@ static void *commit_main(void *arg)
 				pthread_cond_wait(&e->commit_wake, &e->commit_lock);
 			}
 		}
+		e->bp_holding = false;
 		if (!e->queue_head && e->stopping)
 			break;
 		head = take_group(e);
@@ -734,6 +839,7 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 	else
 		e->queue_head = &r;
 	e->queue_tail = &r;
+	e->queue_len++;
 	pthread_cond_signal(&e->commit_wake);
 	while (!r.done)
 		pthread_cond_wait(&e->commit_done, &e->commit_lock);

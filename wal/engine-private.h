@@ -99,6 +99,8 @@ struct topic {
 struct wal_file {
 	uint64_t seq;
 	int fd;
+	uint64_t bytes; /* a sealed file's size, counted in wal_sealed_bytes
+			 * (0 for the active file and for removed ones) */
 };
 
 struct append_req;
@@ -219,11 +221,28 @@ struct engine {
 	pthread_t indexer_thread;
 	int64_t active_birth_ns; /* commit thread: first frame in the active file; 0 = empty */
 
+	/* Back-pressure (commit.c, "BACK-PRESSURE"). wal_sealed_bytes: the
+	 * bytes of the sealed WAL files not yet indexed (sum of their
+	 * wal_file.bytes); the commit thread adds a file's size when it seals
+	 * it, the indexer subtracts it when it removes the file (both under
+	 * files_lock; atomic so the commit thread reads it without).
+	 * backpressure_off: appends are not held back (no indexer thread, or
+	 * it is failing, halted or stopped); set by indexer_start and the
+	 * indexer thread, read by the commit thread, which the indexer wakes
+	 * (commit_wake) after each file it removes and whenever this changes.
+	 * queue_len (commit_lock): requests queued; bp_holding (commit_lock):
+	 * the commit thread is holding them back. */
+	atomic_uint_fast64_t wal_sealed_bytes;
+	atomic_bool backpressure_off;
+	size_t queue_len;
+	bool bp_holding;
+
 	/* The cold tier (tier.c): NULL until engine_remote_attach. */
 	struct tier *tier;
 
 	/* Counters (engine_stats_get); written by the commit thread. */
 	atomic_uint_fast64_t st_appends, st_groups, st_bytes, st_fsyncs, st_failed;
+	atomic_uint_fast64_t st_unindexed, st_unindexed_max, st_bp_waits;
 };
 
 /* Topic helpers (meta.c); callers hold meta_lock. */
@@ -289,6 +308,8 @@ enum batch_codec warm_store_codec(const char *config_json);
 int64_t topic_config_i64(json_object *o, const char *key);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
+/* Wake the commit thread to look at back-pressure again (indexer). */
+void commit_wake_up(struct engine *e);
 /* Remove a deleted topic's segments (engine_topic_delete). */
 void warm_topic_drop(struct engine *e, uint32_t topic_id);
 /* Call the segment hook (engine_segment_hook_set) for the segment file

@@ -129,6 +129,12 @@ int engine_options_set(struct engine_options *o, const char *key, const char *va
 			o->wal_seal_ms = (uint32_t)v;
 		return rc;
 	}
+	if (strcmp(key, "wal.unindexed.max.bytes") == 0) {
+		rc = parse_u64(value, 4096, 1ull << 50, &v);
+		if (rc == 0)
+			o->wal_unindexed_max_bytes = v;
+		return rc;
+	}
 	if (strcmp(key, "default.partitions") == 0) {
 		rc = parse_u64(value, 1, 100000, &v);
 		if (rc == 0)
@@ -157,9 +163,15 @@ void engine_stats_get(struct engine *e, struct engine_stats *out)
 	out->bytes = atomic_load(&e->st_bytes);
 	out->fsyncs = atomic_load(&e->st_fsyncs);
 	out->failed_groups = atomic_load(&e->st_failed);
+	out->wal_unindexed_bytes = atomic_load(&e->st_unindexed);
+	out->wal_unindexed_max = atomic_load(&e->st_unindexed_max);
+	out->backpressure_waits = atomic_load(&e->st_bp_waits);
 	pthread_mutex_lock(&e->files_lock);
 	out->wal_files = e->nfiles;
 	pthread_mutex_unlock(&e->files_lock);
+	pthread_mutex_lock(&e->commit_lock);
+	out->appends_waiting = e->bp_holding ? e->queue_len : 0;
+	pthread_mutex_unlock(&e->commit_lock);
 }
 
 /* ---- partitions --------------------------------------------------------------- */
@@ -491,6 +503,10 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		e->opt.max_topics = 10000;
 	if (e->opt.max_partitions <= 0)
 		e->opt.max_partitions = 100000;
+	if (e->opt.wal_unindexed_max_bytes == 0)
+		e->opt.wal_unindexed_max_bytes = 2 * e->opt.wal_segment_bytes;
+	atomic_init(&e->wal_sealed_bytes, 0);
+	atomic_init(&e->backpressure_off, true);
 	pthread_rwlock_init(&e->meta_lock, NULL);
 	pthread_mutex_init(&e->files_lock, NULL);
 	pthread_mutex_init(&e->refresh_lock, NULL);

@@ -48,6 +48,14 @@ struct engine_options {
 	uint64_t wal_segment_bytes; /* rotate the WAL at this size; default 128 MiB */
 	uint32_t wal_seal_ms; /* seal a non-empty active WAL file this old; default
 			       * 60000, 0 = only at wal_segment_bytes */
+	/* Back-pressure (wal.unindexed.max.bytes, commit.c "BACK-PRESSURE"):
+	 * the WAL not yet indexed (sealed files waiting for the indexer plus
+	 * the active one) stays at or below this many bytes: an append that
+	 * would take it past waits for the indexer (only a group larger than
+	 * the bound by itself goes past it, once nothing is left to index).
+	 * 0 = 2 x wal_segment_bytes (the default). Not applied without an
+	 * indexer (no_index, read_only) nor while indexing fails. */
+	uint64_t wal_unindexed_max_bytes;
 	enum fsync_policy fsync;
 	uint32_t fsync_interval_ms;
 	int32_t default_partitions; /* default 1 */
@@ -74,7 +82,8 @@ void engine_options_init(struct engine_options *o);
 /* Parse "every", "never" or "interval:MS" into o. 0 or -EINVAL. */
 int engine_options_parse_fsync(struct engine_options *o, const char *s);
 /* Set one option from its configuration name ("wal.segment.bytes", "fsync",
- * "default.partitions", "max.topics", "max.partitions", "wal.seal.ms"). 0,
+ * "default.partitions", "max.topics", "max.partitions", "wal.seal.ms",
+ * "wal.unindexed.max.bytes"). 0,
  * -ENOENT (unknown key) or -EINVAL (bad value). */
 int engine_options_set(struct engine_options *o, const char *key, const char *value);
 
@@ -118,6 +127,15 @@ struct engine_stats {
 	/* WAL files the engine holds (sealed ones not yet indexed, and the
 	 * active one): bounded by the backlog, not by history. */
 	uint64_t wal_files;
+	/* Back-pressure (commit.c): the bytes of those files as of the last
+	 * group (wal_unindexed_bytes) and the most they ever held
+	 * (wal_unindexed_max); the appends the commit thread is holding back
+	 * right now, waiting for the indexer (appends_waiting), and how many
+	 * times it started holding appends back (backpressure_waits). */
+	uint64_t wal_unindexed_bytes;
+	uint64_t wal_unindexed_max;
+	uint64_t appends_waiting;
+	uint64_t backpressure_waits;
 };
 void engine_stats_get(struct engine *e, struct engine_stats *out);
 

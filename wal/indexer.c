@@ -443,11 +443,18 @@ enum batch_codec warm_store_codec(const char *config_json)
 	return c;
 }
 
+/* A frame of the file being indexed, as index_file decoded (and checked)
+ * it once: the later steps read these fields instead of decoding again. */
 struct ifr {
 	uint32_t topic_id;
 	int32_t partition;
 	uint32_t pos;
 	uint32_t len;
+	int64_t base_offset;
+	int64_t last_offset;
+	uint64_t raw_pos; /* V2 */
+	uint32_t raw_len; /* V2 */
+	uint8_t version;
 };
 
 static int ifr_cmp(const void *a, const void *b)
@@ -477,7 +484,12 @@ static int pending_flush(struct pending *pd, struct segment_writer *w, enum batc
 
 	if (pd->n == 0)
 		return 0;
-	rc = recode_merge(pd->b, pd->len, pd->n, codec, &out, &out_len);
+	/* A batch alone (as large as a merge) keeps its records' encoding
+	 * when it can: the WAL's batches were checked at append. */
+	if (pd->n == 1)
+		rc = recode_one(pd->b[0], pd->len[0], codec, &out, &out_len);
+	else
+		rc = recode_merge(pd->b, pd->len, pd->n, codec, &out, &out_len);
 	if (rc)
 		return rc;
 	/* Compression that does not pay keeps the batches as they were. */
@@ -581,11 +593,9 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 
 	/* Frames already registered (a crash after the registry was saved). */
 	for (; i < n; i++) {
-		struct frame_info fi;
-		frame_decode(map + fr[i].pos, fr[i].len, &fi);
-		if (fi.base_offset >= next)
+		if (fr[i].base_offset >= next)
 			break;
-		if (fi.last_offset >= next)
+		if (fr[i].last_offset >= next)
 			return CHRONIK_ECORRUPT;
 	}
 	if (i == n)
@@ -599,9 +609,7 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 	if (rc)
 		return rc;
 	{
-		struct frame_info fi;
-		frame_decode(map + fr[i].pos, fr[i].len, &fi);
-		if (fi.base_offset != next || (fi.version == 2 && fi.raw_pos != raw))
+		if (fr[i].base_offset != next || (fr[i].version == 2 && fr[i].raw_pos != raw))
 			return CHRONIK_ECORRUPT;
 		registry_segment_name(next, name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -621,18 +629,22 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 		const uint8_t *b;
 		size_t blen;
 		uint64_t rlen;
-		if (frame_decode(map + fr[i].pos, fr[i].len, &fi) != FRAME_VALID ||
-		    fi.base_offset != next) {
+		if (fr[i].base_offset != next) {
 			rc = CHRONIK_ECORRUPT;
 			break;
 		}
-		if (fi.version == 2) {
-			b = fi.batch;
-			blen = fi.batch_len;
-			rlen = fi.raw_len;
+		if (fr[i].version == 2) {
+			/* index_file checked the frame and its batch CRC. */
+			b = map + fr[i].pos + FRAME_V2_HEADER_SIZE;
+			blen = fr[i].len - FRAME_V2_HEADER_SIZE;
+			rlen = fr[i].raw_len;
 		} else {
 			/* Not written by this engine's data path (V1 is the
 			 * metadata log's), but valid: kept as a batch. */
+			if (frame_decode(map + fr[i].pos, fr[i].len, &fi) != FRAME_VALID) {
+				rc = CHRONIK_ECORRUPT;
+				break;
+			}
 			rc = frame_v1_as_batch(map + fr[i].pos, fr[i].len, &owned[i], &blen);
 			if (rc)
 				break;
@@ -793,7 +805,15 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 			}
 			fr = v;
 		}
-		fr[n++] = (struct ifr){ fi.topic_id, fi.partition, (uint32_t)pos, fi.frame_len };
+		fr[n++] = (struct ifr){ .topic_id = fi.topic_id,
+					.partition = fi.partition,
+					.pos = (uint32_t)pos,
+					.len = fi.frame_len,
+					.base_offset = fi.base_offset,
+					.last_offset = fi.last_offset,
+					.raw_pos = fi.raw_pos,
+					.raw_len = fi.raw_len,
+					.version = fi.version };
 		pos += fi.frame_len;
 	}
 	if (n)
@@ -850,6 +870,8 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		if (e->files[i].seq == seq && e->files[i].fd >= 0) {
 			close(e->files[i].fd);
 			e->files[i].fd = -1;
+			atomic_fetch_sub(&e->wal_sealed_bytes, e->files[i].bytes);
+			e->files[i].bytes = 0;
 		}
 	wal_files_trim(e);
 	pthread_mutex_unlock(&e->files_lock);
@@ -926,6 +948,11 @@ static void *indexer_main(void *arg)
 		pthread_mutex_unlock(&e->indexer_lock);
 		/* fd stays open: only this thread closes sealed files. */
 		rc = index_file(e, seq, fd, quiet);
+		/* Appends held back (commit.c, "BACK-PRESSURE") go on: room was
+		 * made, or, after a failure, nothing holds them back while
+		 * indexing fails. */
+		atomic_store(&e->backpressure_off, rc != 0);
+		commit_wake_up(e);
 		/* Retention after every indexed file too, not only when idle:
 		 * under a load that always keeps a sealed file waiting the
 		 * idle branch never runs, and retention.bytes would not bound
@@ -974,14 +1001,21 @@ static void *indexer_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&e->indexer_lock);
+	atomic_store(&e->backpressure_off, true);
+	commit_wake_up(e);
 	return NULL;
 }
 
 int indexer_start(struct engine *e)
 {
-	int rc = pthread_create(&e->indexer_thread, NULL, indexer_main, e);
-	if (rc)
+	int rc;
+	/* From now on appends wait for the indexer past the bound. */
+	atomic_store(&e->backpressure_off, false);
+	rc = pthread_create(&e->indexer_thread, NULL, indexer_main, e);
+	if (rc) {
+		atomic_store(&e->backpressure_off, true);
 		return -rc;
+	}
 	e->indexer_running = true;
 	return 0;
 }

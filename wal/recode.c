@@ -169,6 +169,68 @@ static int compress_records(enum batch_codec codec, const uint8_t *in, size_t le
 	return 0;
 }
 
+/* The header of a recoded batch in o[0, BATCH_HEADER_SIZE), for total
+ * bytes holding count records (recode.h), CRC last. */
+static int header_put(uint8_t *o, size_t total, enum batch_codec codec, int64_t base_offset,
+		      int32_t count, int64_t base_ts, int64_t max_ts)
+{
+	if (total - 12 > INT32_MAX)
+		return -EMSGSIZE;
+	put_be64(o, (uint64_t)base_offset);
+	put_be32(o + 8, (uint32_t)(total - 12));
+	put_be32(o + 12, 0xffffffffu);
+	o[16] = BATCH_MAGIC;
+	put_be16(o + 21, (uint16_t)codec);
+	put_be32(o + 23, (uint32_t)(count - 1));
+	put_be64(o + 27, (uint64_t)base_ts);
+	put_be64(o + 35, (uint64_t)max_ts);
+	put_be64(o + 43, UINT64_MAX);
+	put_be16(o + 51, 0xffff);
+	put_be32(o + 53, 0xffffffffu);
+	put_be32(o + 57, (uint32_t)count);
+	put_be32(o + 17, crc32c(0, o + BATCH_CRC_START, total - BATCH_CRC_START));
+	return 0;
+}
+
+int recode_one(const uint8_t *batch, size_t len, enum batch_codec codec, uint8_t **out,
+	       size_t *out_len)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	uint8_t *o = NULL;
+	size_t clen;
+	int rc;
+
+	if (codec == BATCH_CODEC_NONE || (unsigned)codec > BATCH_CODEC_ZSTD)
+		return -ENOTSUP;
+	rc = batch_iter_init(&it, batch, len);
+	if (rc == 0 && !recode_mergeable(&it.hdr))
+		rc = -EINVAL;
+	/* Only the first record is read: is the batch's baseTimestamp its
+	 * timestamp already? Otherwise the deltas need rewriting. */
+	if (rc == 0 && it.hdr.record_count > 0 && batch_iter_next(&it, &r) == 1 &&
+	    r.offset_delta == 0 && r.timestamp_delta == 0) {
+		rc = compress_records(codec, batch + BATCH_HEADER_SIZE, len - BATCH_HEADER_SIZE, &o,
+				      &clen);
+		if (rc == 0)
+			rc = header_put(o, BATCH_HEADER_SIZE + clen, codec, it.hdr.base_offset,
+					it.hdr.record_count, it.hdr.base_timestamp,
+					it.hdr.max_timestamp);
+		batch_iter_fini(&it);
+		if (rc) {
+			free(o);
+			return rc;
+		}
+		*out = o;
+		*out_len = BATCH_HEADER_SIZE + clen;
+		return 0;
+	}
+	batch_iter_fini(&it);
+	if (rc)
+		return rc;
+	return recode_merge(&batch, &len, 1, codec, out, out_len);
+}
+
 int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 		 enum batch_codec codec, uint8_t **out, size_t *out_len)
 {
@@ -217,23 +279,9 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 	if (rc)
 		goto out;
 	size_t total = BATCH_HEADER_SIZE + clen;
-	if (total - 12 > INT32_MAX) {
-		rc = -EMSGSIZE;
+	rc = header_put(o, total, codec, base_offset, count, base_ts, max_ts);
+	if (rc)
 		goto out;
-	}
-	put_be64(o, (uint64_t)base_offset);
-	put_be32(o + 8, (uint32_t)(total - 12));
-	put_be32(o + 12, 0xffffffffu);
-	o[16] = BATCH_MAGIC;
-	put_be16(o + 21, (uint16_t)codec);
-	put_be32(o + 23, (uint32_t)(count - 1));
-	put_be64(o + 27, (uint64_t)base_ts);
-	put_be64(o + 35, (uint64_t)max_ts);
-	put_be64(o + 43, UINT64_MAX);
-	put_be16(o + 51, 0xffff);
-	put_be32(o + 53, 0xffffffffu);
-	put_be32(o + 57, (uint32_t)count);
-	put_be32(o + 17, crc32c(0, o + BATCH_CRC_START, total - BATCH_CRC_START));
 	*out = o;
 	*out_len = total;
 	o = NULL;

@@ -44,4 +44,18 @@ bool recode_mergeable(const struct batch_header *h);
 int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 		 enum batch_codec codec, uint8_t **out, size_t *out_len);
 
+/* recode_merge of the one batch batch[0, len), without re-encoding its
+ * records when that would not change them: when its first record has
+ * offsetDelta 0 and timestampDelta 0 (baseTimestamp is the first record's
+ * timestamp, as Kafka's producers and this engine's encoder write it), its
+ * records section [61, len) is compressed as it is, so the output's
+ * records are the input's byte for byte (baseTimestamp kept; the other
+ * header fields as recode_merge sets them). Otherwise it is recode_merge.
+ * Only the first record is read: the caller vouches that the records
+ * decode and that their offset deltas run 0 .. count - 1, as every batch
+ * in the WAL does (commit_submit checks a batch from outside; the engine's
+ * own encoder writes them so) - the indexer's case. *out malloc'd. */
+int recode_one(const uint8_t *batch, size_t len, enum batch_codec codec, uint8_t **out,
+	       size_t *out_len);
+
 #endif

@@ -398,6 +398,7 @@ int wal_files_push(struct engine *e, uint64_t seq, int fd)
 	}
 	e->files[e->nfiles].seq = seq;
 	e->files[e->nfiles].fd = fd;
+	e->files[e->nfiles].bytes = 0;
 	e->nfiles++;
 	return 0;
 }
@@ -636,6 +637,15 @@ int wal_recover(struct engine *e)
 		/* Everything recovery kept is durable now (rule 4's start). */
 		e->written_seq = e->durable_seq = e->files[e->nfiles - 1].seq;
 		e->written_pos = e->durable_pos = e->active_size;
+		/* The sealed files found are the indexer's backlog
+		 * (back-pressure, commit.c). */
+		for (size_t i = 0; i + 1 < e->nfiles; i++) {
+			struct stat st;
+			if (e->files[i].fd < 0 || fstat(e->files[i].fd, &st) < 0)
+				continue;
+			e->files[i].bytes = (uint64_t)st.st_size;
+			atomic_fetch_add(&e->wal_sealed_bytes, e->files[i].bytes);
+		}
 	}
 	/* The hot indexes grew by doubling while the WAL was read: give the
 	 * slack and the abandoned smaller arrays back. */

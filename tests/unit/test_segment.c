@@ -307,6 +307,42 @@ static void test_recode(const char *dir, struct fixture *f)
 			free(out);
 		}
 		ok(same, "a merged batch's baseTimestamp is its first record's timestamp");
+		/* recode_one of the same batch: its first record's delta is
+		 * not 0, so the records are re-encoded as by recode_merge. */
+		fine = recode_one(one, sizeof(one), BATCH_CODEC_LZ4, &out, &out_len) == 0 &&
+		       batch_crc_check(out, out_len) == 0 &&
+		       batch_iter_init(&it, out, out_len) == 0;
+		same = fine && it.hdr.base_timestamp == t + 7 && batch_iter_next(&it, &r) == 1 &&
+		       r.timestamp_delta == 0 && r.value_len == 1 && r.value[0] == 'x';
+		if (fine) {
+			batch_iter_fini(&it);
+			free(out);
+		}
+		ok(same, "recode_one re-encodes a batch whose first record has a timestamp delta");
+	}
+	/* recode_one of a batch whose base is its first record's: the records
+	 * are compressed byte for byte as they were, header fields kept. */
+	{
+		struct batch_iter src;
+		bool fine = recode_one(f->b[0], f->len[0], BATCH_CODEC_LZ4, &out, &out_len) == 0 &&
+			    batch_crc_check(out, out_len) == 0 &&
+			    batch_iter_init(&it, out, out_len) == 0;
+		bool same = fine && batch_iter_init(&src, f->b[0], f->len[0]) == 0 &&
+			    (it.hdr.attributes & BATCH_ATTR_CODEC_MASK) == BATCH_CODEC_LZ4 &&
+			    it.hdr.base_offset == src.hdr.base_offset &&
+			    it.hdr.base_timestamp == src.hdr.base_timestamp &&
+			    it.hdr.max_timestamp == src.hdr.max_timestamp &&
+			    it.hdr.record_count == src.hdr.record_count &&
+			    it.end - it.p == src.end - src.p &&
+			    memcmp(it.p, src.p, (size_t)(src.end - src.p)) == 0;
+		if (fine) {
+			batch_iter_fini(&src);
+			batch_iter_fini(&it);
+			free(out);
+		}
+		ok(same, "recode_one keeps a batch's records byte for byte, compressed");
+		ok(recode_one(f->b[0], f->len[0], BATCH_CODEC_NONE, &out, &out_len) == -ENOTSUP,
+		   "recode_one refuses codec none");
 	}
 	ok(recode_merge((const uint8_t *const *)f->b + 99, f->len + 99, 3, BATCH_CODEC_LZ4, &out,
 			&out_len) == CHRONIK_ECORRUPT,

@@ -4,7 +4,10 @@
  * once and fails, but the failure is logged once when it begins, not at
  * every retry; no record is lost meanwhile; once writes work again the
  * next pass indexes the file, logs that indexing resumed, and every record
- * reads back once, from a segment. (The backoff's waits themselves are not
+ * reads back once, from a segment. While indexing fails, back-pressure
+ * (commit.c) does not hold appends back: appends far past
+ * wal.unindexed.max.bytes complete (they would hang here otherwise) and
+ * the WAL grows past the bound. (The backoff's waits themselves are not
  * measured: no timing in tests.)
  */
 #include <dlfcn.h>
@@ -19,6 +22,8 @@ static arm_fn arm;
 
 #define RETRIES 6
 #define NREC 500
+#define EXTRA 2000 /* appended while indexing fails */
+#define BOUND (128u << 10) /* above the NREC records, below all of them */
 
 static atomic_int errors, resumed;
 
@@ -48,6 +53,7 @@ int main(void)
 	log_set_sink(sink, NULL);
 	engine_options_init(&o);
 	o.fsync = FSYNC_NEVER;
+	o.wal_unindexed_max_bytes = BOUND;
 	e = open_or_bail(dir, &o);
 	ok(engine_topic_create(e, "t", 1, NULL) == 0, "topic t");
 	p = part_or_bail(e, "t", 0);
@@ -68,10 +74,24 @@ int main(void)
 	   RETRIES, atomic_load(&errors));
 	ok(atomic_load(&resumed) == 0, "no resumption logged yet");
 
+	/* Indexing fails: appends past the bound are not held back. */
+	int afail = 0;
+	for (int i = NREC; i < NREC + EXTRA; i++) {
+		char line[32];
+		int n = snprintf(line, sizeof(line), "rec-%d\n", i);
+		afail += engine_append_lines(p, line, (size_t)n, NULL) != 0;
+	}
+	struct engine_stats st;
+	engine_stats_get(e, &st);
+	ok(afail == 0 && st.backpressure_waits == 0 && st.wal_unindexed_max > 2 * BOUND,
+	   "indexing failing: %d appends past the bound complete, none held back, the WAL "
+	   "grows to %llu (bound %u)",
+	   EXTRA, (unsigned long long)st.wal_unindexed_max, BOUND);
+
 	arm("write", 0, 0, 0);
 	ok(engine_index_now(e) == 0, "writes work again: the next pass indexes");
 	engine_partition_info(p, &info);
-	ok(info.segments >= 1 && info.wal_bytes == 0 && info.next_offset == NREC,
+	ok(info.segments >= 1 && info.wal_bytes == 0 && info.next_offset == NREC + EXTRA,
 	   "%llu segment(s), nothing left in the WAL", (unsigned long long)info.segments);
 	ok(atomic_load(&resumed) == 1, "indexing resumed is logged once");
 
@@ -89,7 +109,7 @@ int main(void)
 		}
 		engine_cursor_close(c);
 	}
-	ok(n == NREC && bad == 0, "every record reads back once, in order (%lld, %d bad)",
+	ok(n == NREC + EXTRA && bad == 0, "every record reads back once, in order (%lld, %d bad)",
 	   (long long)n, bad);
 	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
 	engine_partition_unref(p);
