@@ -43,6 +43,7 @@ struct settings {
 	bool remote_path_style;
 	uint32_t remote_timeout_ms;
 	uint64_t remote_cache_bytes;
+	uint64_t remote_multipart_bytes, remote_part_bytes; /* 0: s3.h's defaults */
 };
 
 /* The defaults: engine defaults, log level info, auto_unmount and

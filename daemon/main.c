@@ -234,6 +234,8 @@ int main(int argc, char **argv)
 			.path_style = s.remote_path_style,
 			.credentials_file = s.remote_credentials_file,
 			.timeout_ms = s.remote_timeout_ms,
+			.multipart_bytes = s.remote_multipart_bytes,
+			.part_bytes = s.remote_part_bytes,
 		};
 		err = s3_client_new(&so, &s3);
 		if (err == 0) {

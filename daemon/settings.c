@@ -61,7 +61,9 @@ static void usage(FILE *f)
 		   "remote.storage.endpoint (http(s)://HOST[:PORT], not AWS),\n"
 		   "remote.storage.region, remote.storage.path.style,\n"
 		   "remote.storage.credentials.file (else AWS_ACCESS_KEY_ID and\n"
-		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes.\n");
+		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes,\n"
+		   "remote.storage.multipart.bytes (objects this big or bigger go up\n"
+		   "in parts), remote.storage.multipart.part.bytes.\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -270,7 +272,19 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 			s->remote_timeout_ms = (uint32_t)v;
 			return 0;
 		}
-		if (strcmp(key, "remote.cache.bytes") && strcmp(key, "remote.storage.timeout.ms")) {
+		/* S3 parts: 5 MiB at least (but the last), 10000 at most. */
+		if (!strcmp(key, "remote.storage.multipart.bytes") && !bad && v >= 1) {
+			s->remote_multipart_bytes = v;
+			return 0;
+		}
+		if (!strcmp(key, "remote.storage.multipart.part.bytes") && !bad && v >= 1 &&
+		    v <= (5ull << 30)) {
+			s->remote_part_bytes = v;
+			return 0;
+		}
+		if (strcmp(key, "remote.cache.bytes") && strcmp(key, "remote.storage.timeout.ms") &&
+		    strcmp(key, "remote.storage.multipart.bytes") &&
+		    strcmp(key, "remote.storage.multipart.part.bytes")) {
 			daemon_fail("unknown setting '%s'", key);
 			return -1;
 		}

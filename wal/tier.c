@@ -29,7 +29,13 @@
  *   2. Read the file once for its CRC32C (and its size, which must be the
  *      registry's "bytes").
  *   3. PUT it (the client sends Content-MD5: the store refuses a body that
- *      arrived damaged, and the ETag it answers must be that MD5).
+ *      arrived damaged, and the ETag it answers must be that MD5). A big
+ *      file goes up as a multipart upload (cold/s3.c: each part with its
+ *      Content-MD5 and ETag checked, the final ETag computed by the client
+ *      from the parts); a multipart upload that fails half done is aborted
+ *      by the client, and one a crash cut is no object at all (the store
+ *      keeps its parts apart, unnamed): either way step 3 is redone from
+ *      its start, with a new upload, and nothing of the old one counts.
  *   4. HEAD it: the size the store reports must be "bytes" and the ETag
  *      the one the PUT answered. Any failure in 2-4: nothing changed on
  *      disk, S is still "live" in the registry, and the attempt is retried
