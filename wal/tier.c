@@ -60,17 +60,32 @@
  * the segment is always local or remote-and-registered, never neither,
  * and never both counted.
  *
- * READS (tier_fetch, called by segment_read_begin for a remote segment):
- * the whole object is fetched with one ranged GET into
- * DATA/cold-cache/<topic-id>/<partition>/<file>.tmp, its size and CRC32C
- * checked against the registry, renamed to its name; then opened as any
- * segment. A cached copy is reused (its mtime is its LRU stamp); after
- * each fetch the cache's least recently used files go until it holds at
- * most cache_bytes (an unlinked file still open keeps serving its
- * reader). A fetch that fails returns -EIO to the reader (EIO through
- * the filesystem, KAFKA_STORAGE_ERROR, retriable, through Kafka) after
- * the client's timeout; nothing else waits on it: appends, local reads
- * and uploads of other segments go on.
+ * READS, index first (segment.h's segment_remote_ops, which tier.c fills):
+ * a remote segment is read from its cache file
+ * DATA/cold-cache/<topic-id>/<partition>/<segment file name>, a sparse
+ * file of the object's size whose bytes are the object's at the same
+ * offsets wherever they were fetched, and holes elsewhere. A reader's
+ * segment_read_begin fetches (ranged GETs) the header [0, 64) and the
+ * index with the trailer [data_end, bytes), unless the file holds them
+ * already (their CRCs decide), and checks the trailer against the
+ * registry; each segment_pread then fetches only the index spans it
+ * reads that the file lacks, in one ranged GET per run of missing spans
+ * (plus read-ahead to SEGMENT_FETCH_BYTES), and checks every span's CRC
+ * (so every byte of a fetched range is covered by a CRC: the header's,
+ * the trailer's, the index's, the spans'). Nothing else describes the
+ * file: which spans are there is decided by their CRCs, so a file a
+ * crash cut, or one from an earlier run, serves what it holds and the
+ * rest is fetched. The cache is bounded by cache_bytes counting the
+ * blocks each file has allocated (st_blocks): after each fetch the least
+ * recently used files go (mtime is the LRU stamp, set at each open) until
+ * it holds at most cache_bytes; an unlinked file still open keeps serving
+ * its reader, and the next reader starts a new one. A fetch that fails
+ * returns -EIO to the reader (EIO through the filesystem,
+ * KAFKA_STORAGE_ERROR, retriable, through Kafka) after the client's
+ * timeout; nothing else waits on it: appends, local reads and uploads of
+ * other segments go on. `chronik verify --remote` fetches every span
+ * (segment_fetch_all) and checks the whole file's CRC32C against the
+ * registry's too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -169,7 +184,8 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-static int tier_fetch(void *arg, struct segment *s);
+static const struct segment_remote_ops tier_segment_ops;
+
 
 int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, const char *dir,
 		     const struct segment_meta *m, struct segment **out)
@@ -187,7 +203,7 @@ int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, con
 	}
 	rc = segment_new(path, m, out);
 	if (rc == 0 && m->state == SEGMENT_REMOTE)
-		segment_set_fetch(*out, tier_fetch, e);
+		segment_set_remote(*out, &tier_segment_ops, e);
 	return rc;
 }
 
@@ -195,7 +211,7 @@ int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, con
 
 struct cached {
 	char path[5200];
-	off_t size;
+	off_t size; /* allocated bytes */
 	struct timespec mtime;
 };
 
@@ -260,7 +276,7 @@ static int cache_list(const struct engine *e, struct cached **v, size_t *n)
 					 c->d_name);
 				if (stat((*v)[*n].path, &st) < 0 || !S_ISREG(st.st_mode))
 					continue;
-				(*v)[*n].size = st.st_size;
+				(*v)[*n].size = (off_t)st.st_blocks * 512;
 				(*v)[*n].mtime = st.st_mtim;
 				(*n)++;
 			}
@@ -332,24 +348,17 @@ static void stat_fail(struct tier *t, uint64_t *counter, int rc)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* segment_read_begin's hook (segment lock held): bring the file to
- * segment_path(s). */
-static int tier_fetch(void *arg, struct segment *s)
+/* segment_remote_ops.open: the cache file, created when missing. */
+static int tier_open(void *arg, struct segment *s)
 {
 	struct engine *e = arg;
-	struct tier *t = e->tier;
 	const struct segment_meta *m = segment_meta_get(s);
 	const char *path = segment_path(s);
-	char tmp[4700], dir[4600];
+	char dir[4600];
 	struct stat st;
-	uint32_t crc;
 	int fd, rc;
 
-	if (stat(path, &st) == 0 && (uint64_t)st.st_size == m->bytes) {
-		utimensat(AT_FDCWD, path, NULL, 0); /* its LRU stamp */
-		return 0;
-	}
-	if (!t) {
+	if (!e->tier) {
 		log_msg(LOG_LVL_ERROR, "cold", "%s: remote segment and no object store attached",
 			m->remote_key);
 		return -EIO;
@@ -361,40 +370,53 @@ static int tier_fetch(void *arg, struct segment *s)
 	rc = mkdirs(dir);
 	if (rc)
 		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	rc = t->ops->get(t->arg, m->remote_key, 0, m->bytes, fd);
-	if (rc == 0 && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != m->bytes))
-		rc = -EIO;
-	if (rc == 0) {
-		rc = file_crc(fd, m->bytes, &crc);
-		if (rc == 0 && crc != m->crc32c) {
-			log_msg(LOG_LVL_ERROR, "cold",
-				"%s: fetched copy has CRC32C %08x, registry %08x", m->remote_key,
-				crc, m->crc32c);
-			rc = -EIO;
-		}
-	}
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
+	if (fstat(fd, &st) < 0 || ((uint64_t)st.st_size != m->bytes &&
+				   (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)m->bytes) < 0))) {
 		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	futimens(fd, NULL); /* its LRU stamp */
+	return fd;
+}
+
+/* segment_remote_ops.fetch: bytes [off, off + len) of the object into fd
+ * at off (segment locks held: one fetch per segment at a time). */
+static int tier_fetch(void *arg, struct segment *s, int fd, uint64_t off, uint64_t len)
+{
+	struct engine *e = arg;
+	struct tier *t = e->tier;
+	const struct segment_meta *m = segment_meta_get(s);
+	int rc = 0;
+
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = t->ops->get(t->arg, m->remote_key, off, len, fd);
 	if (rc) {
-		unlink(tmp);
 		log_msg(LOG_LVL_WARN, "cold", "%s: fetch failed: %s", m->remote_key,
 			chronik_strerror(rc));
 		stat_fail(t, &t->st.fetch_failures, rc);
 		return rc == -ENOENT ? -EIO : rc;
 	}
-	uint64_t left = cache_evict(e, path);
+	log_msg(LOG_LVL_DEBUG, "cold", "%s: fetched bytes [%" PRIu64 ", %" PRIu64 ") of %" PRIu64,
+		m->remote_key, off, off + len, m->bytes);
+	uint64_t left = cache_evict(e, segment_path(s));
 	pthread_mutex_lock(&t->lock);
 	t->st.fetches++;
-	t->st.fetch_bytes += m->bytes;
+	t->st.fetch_bytes += len;
 	t->st.cache_bytes = left;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
+
+static const struct segment_remote_ops tier_segment_ops = {
+	.open = tier_open,
+	.fetch = tier_fetch,
+};
 
 /* ---- upload ---------------------------------------------------------------- */
 
@@ -826,7 +848,27 @@ int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn 
 		problem(arg, what);
 		n++;
 	}
-	rc = segment_read_begin(s); /* fetches it, checks its CRC32C */
+	uint32_t crc = 0;
+	rc = segment_read_begin(s);
+	if (rc == 0) {
+		rc = segment_fetch_all(s); /* every span, each CRC checked */
+		int fd = rc ? -1 : open(segment_path(s), O_RDONLY | O_CLOEXEC);
+		if (rc == 0 && fd < 0)
+			rc = -errno;
+		if (rc == 0)
+			rc = file_crc(fd, m->bytes, &crc);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0 && crc != m->crc32c) {
+			snprintf(what, sizeof(what),
+				 "%s: fetched copy has CRC32C %08x, the registry %08x",
+				 m->remote_key, crc, m->crc32c);
+			problem(arg, what);
+			n++;
+		}
+		if (rc)
+			segment_read_end(s);
+	}
 	if (rc) {
 		snprintf(what, sizeof(what), "%s: fetching the remote copy: %s", m->remote_key,
 			 chronik_strerror(rc));
