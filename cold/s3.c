@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -242,6 +243,11 @@ struct req {
 	int out_err;
 	char body[4096];
 	size_t body_len;
+	/* the whole answer body instead, NUL-terminated (grow set; malloc'd,
+	 * the caller frees it) */
+	bool grow;
+	char *big;
+	size_t big_len, big_cap;
 	char etag[128];
 };
 
@@ -286,6 +292,20 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *arg)
 			done += (size_t)n;
 		}
 		r->out_bytes += len;
+		return len;
+	}
+	if (r->grow) {
+		if (r->big_len + len + 1 > r->big_cap) {
+			size_t cap = (r->big_len + len + 1) * 2;
+			char *b = realloc(r->big, cap);
+			if (!b)
+				return 0;
+			r->big = b;
+			r->big_cap = cap;
+		}
+		memcpy(r->big + r->big_len, buf, len);
+		r->big_len += len;
+		r->big[r->big_len] = 0;
 		return len;
 	}
 	size_t room = sizeof(r->body) - 1 - r->body_len;
@@ -786,6 +806,146 @@ static int op_del(void *arg, const char *key)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* XML text as it reads: the five predefined entities decoded; false when
+ * another '&' sequence is there or it does not fit. */
+static bool xml_unescape(const char *a, size_t n, char *out, size_t len)
+{
+	static const struct {
+		const char *ent;
+		char ch;
+	} ents[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
+		     { "&apos;", '\'' } };
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = a[i];
+		if (ch == '&') {
+			size_t k, el = 0;
+			for (k = 0; k < sizeof(ents) / sizeof(ents[0]); k++) {
+				el = strlen(ents[k].ent);
+				if (i + el <= n && !strncmp(a + i, ents[k].ent, el))
+					break;
+			}
+			if (k == sizeof(ents) / sizeof(ents[0]))
+				return false;
+			ch = ents[k].ch;
+			i += el - 1;
+		}
+		if (w + 1 >= len)
+			return false;
+		out[w++] = ch;
+	}
+	out[w] = 0;
+	return true;
+}
+
+/* Between <tag> and </tag> from p (not past end): the text's bounds. */
+static bool xml_span(const char *p, const char *end, const char *tag, const char **a, size_t *n)
+{
+	char o[40], c[40];
+	snprintf(o, sizeof(o), "<%s>", tag);
+	snprintf(c, sizeof(c), "</%s>", tag);
+	const char *x = strstr(p, o), *y;
+	if (!x || x >= end)
+		return false;
+	x += strlen(o);
+	y = strstr(x, c);
+	if (!y || y > end)
+		return false;
+	*a = x;
+	*n = (size_t)(y - x);
+	return true;
+}
+
+/* "2026-12-02T17:00:00.000Z" as ms since the epoch (-1 when not that). */
+static int64_t iso8601_ms(const char *a, size_t n)
+{
+	struct tm tm = { 0 };
+	char buf[40];
+	int ms = 0;
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, a, n);
+	buf[n] = 0;
+	const char *rest = strptime(buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return -1;
+	if (*rest == '.')
+		ms = atoi(rest + 1) % 1000;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* ListObjectsV2, page by page: GET /?continuation-token=T&list-type=2&
+ * prefix=P (the bucket's URL; parameters in SigV4's sorted order); each
+ * <Contents> gives its <Key> (XML-unescaped), <Size> and <LastModified>;
+ * <IsTruncated>true</IsTruncated> asks for the next page with
+ * <NextContinuationToken>. */
+static int op_list(void *arg, const char *prefix, engine_remote_list_fn cb, void *cbarg)
+{
+	struct s3_client *c = arg;
+	char *token = NULL, *q = NULL, *eprefix = malloc(3 * strlen(prefix) + 1);
+	int rc = 0;
+
+	if (!eprefix)
+		return -ENOMEM;
+	pct_encode(prefix, false, eprefix);
+	do {
+		struct req *r = calloc(1, sizeof(*r));
+		char *etoken = token ? malloc(3 * strlen(token) + 1) : NULL;
+		if (!r || (token && !etoken)) {
+			free(r);
+			free(etoken);
+			rc = -ENOMEM;
+			break;
+		}
+		if (etoken)
+			pct_encode(token, false, etoken);
+		free(q);
+		if (asprintf(&q, "?%s%s%slist-type=2&prefix=%s", etoken ? "continuation-token=" : "",
+			     etoken ? etoken : "", etoken ? "&" : "", eprefix) < 0)
+			q = NULL;
+		free(etoken);
+		free(token);
+		token = NULL;
+		r->grow = true;
+		rc = q ? request(c, M_GET, "", q, NULL, r, false, NULL) : -ENOMEM;
+		const char *p = r->big ? r->big : "", *end = p + strlen(p), *a;
+		size_t n;
+		while (rc == 0) {
+			const char *cs = strstr(p, "<Contents>"), *ce;
+			if (!cs || !(ce = strstr(cs, "</Contents>")))
+				break;
+			char key[1024], num[32];
+			uint64_t size = 0;
+			int64_t mtime = -1;
+			bool have_key = xml_span(cs, ce, "Key", &a, &n) &&
+					xml_unescape(a, n, key, sizeof(key));
+			if (xml_span(cs, ce, "Size", &a, &n) && n < sizeof(num)) {
+				memcpy(num, a, n);
+				num[n] = 0;
+				size = strtoull(num, NULL, 10);
+			}
+			if (xml_span(cs, ce, "LastModified", &a, &n))
+				mtime = iso8601_ms(a, n);
+			if (have_key && mtime >= 0)
+				rc = cb(cbarg, key, size, mtime);
+			p = ce + 11;
+		}
+		if (rc == 0 && xml_span(r->big ? r->big : "", end, "IsTruncated", &a, &n) &&
+		    n == 4 && !strncmp(a, "true", 4)) {
+			if (xml_span(r->big, end, "NextContinuationToken", &a, &n) && n)
+				token = strndup(a, n);
+			else
+				rc = -EIO;
+		}
+		free(r->big);
+		free(r);
+	} while (rc == 0 && token);
+	free(token);
+	free(q);
+	free(eprefix);
+	return rc;
+}
+
 int s3_client_probe(struct s3_client *c, long *status)
 {
 	struct req *r = calloc(1, sizeof(*r));
@@ -804,6 +964,7 @@ static const struct engine_remote_ops s3_ops = {
 	.head = op_head,
 	.get = op_get,
 	.del = op_del,
+	.list = op_list,
 };
 
 const struct engine_remote_ops *s3_remote_ops(void)

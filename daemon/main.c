@@ -242,6 +242,8 @@ int main(int argc, char **argv)
 			struct engine_remote_options ro = {
 				.key_prefix = s3_client_prefix(s3),
 				.cache_bytes = s.remote_cache_bytes,
+				.sweep_ms = (uint32_t)s.remote_sweep_ms,
+				.orphan_age_ms = s.remote_orphan_age_ms,
 			};
 			err = engine_remote_attach(e, s3_remote_ops(), s3, &ro);
 		}

@@ -63,7 +63,9 @@ static void usage(FILE *f)
 		   "remote.storage.credentials.file (else AWS_ACCESS_KEY_ID and\n"
 		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes,\n"
 		   "remote.storage.multipart.bytes (objects this big or bigger go up\n"
-		   "in parts), remote.storage.multipart.part.bytes.\n");
+		   "in parts), remote.storage.multipart.part.bytes,\n"
+		   "remote.storage.sweep.ms, remote.storage.orphan.age.ms (the sweep of\n"
+		   "objects no registry names).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -282,7 +284,16 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 			s->remote_part_bytes = v;
 			return 0;
 		}
+		if (!strcmp(key, "remote.storage.sweep.ms") && !bad && v >= 1 && v <= 86400000) {
+			s->remote_sweep_ms = v;
+			return 0;
+		}
+		if (!strcmp(key, "remote.storage.orphan.age.ms") && !bad && v >= 1) {
+			s->remote_orphan_age_ms = v;
+			return 0;
+		}
 		if (strcmp(key, "remote.cache.bytes") && strcmp(key, "remote.storage.timeout.ms") &&
+		    strcmp(key, "remote.storage.sweep.ms") && strcmp(key, "remote.storage.orphan.age.ms") &&
 		    strcmp(key, "remote.storage.multipart.bytes") &&
 		    strcmp(key, "remote.storage.multipart.part.bytes")) {
 			daemon_fail("unknown setting '%s'", key);

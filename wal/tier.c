@@ -17,6 +17,21 @@
  * refuses; a crash before leaves them in the bucket, named by no
  * registry).
  *
+ * ORPHAN SWEEP (the upload thread, every sweep_ms, when the client can
+ * list): an object can be left in the bucket named by no registry: by a
+ * crash between retention's registry save and its delete, by a crash
+ * between an upload's PUT and its registry save (step 5 below), or by a
+ * delete the store refused until the daemon stopped. The sweep lists the
+ * objects under PREFIX (ListObjectsV2), takes the set of remote_keys that
+ * the partitions' registries name (memory holds them all; the upload
+ * thread is the only one that makes a segment remote, and it is the one
+ * sweeping, so no upload is between its PUT and its registry save
+ * meanwhile), and deletes each object that is (a) of the shape
+ * PREFIX<digits>/<digits>/<name>.seg, so nothing else in the bucket is
+ * touched, (b) named by no registry and (c) last modified more than
+ * orphan_age_ms ago. The prefix belongs to one data directory: two
+ * daemons must not share it.
+ *
  * OBJECTS: one object per segment file, key
  * PREFIX<topic-id>/<partition>/<segment file name> (remote.h). The file is
  * the segment format of segment.h unchanged, so a fetched copy is read by
@@ -121,6 +136,9 @@ struct tier {
 	pthread_t thread;
 	struct engine_remote_stats st;
 	int64_t behind_logged_ms; /* upload thread only */
+	uint32_t sweep_ms;
+	uint64_t orphan_age_ms;
+	int64_t swept_ms; /* upload thread only: the last sweep */
 	/* Objects retention dropped, to delete (lock): the upload thread
 	 * deletes them at its next pass, so retention (under warm_lock)
 	 * never waits on the store, and a store that is down gets them
@@ -637,6 +655,112 @@ static int upload_pass(struct engine *e)
 
 static int delete_pass(struct engine *e);
 
+/* ---- the orphan sweep -------------------------------------------------------- */
+
+struct sweep {
+	struct engine *e;
+	char **keys; /* the registries' remote keys, sorted */
+	size_t n, cap;
+	int64_t before_ms; /* objects modified before this may go */
+};
+
+static int keycmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* PREFIX<digits>/<digits>/<name>.seg: the keys the tier makes. */
+static bool tier_key_shape(const char *prefix, const char *key)
+{
+	size_t pl = strlen(prefix), kl = strlen(key);
+	const char *p = key + pl;
+
+	if (strncmp(key, prefix, pl) != 0 || kl < pl + 8 || strcmp(key + kl - 4, ".seg") != 0)
+		return false;
+	for (int part = 0; part < 2; part++) {
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p++ != '/')
+			return false;
+	}
+	return *p && !strchr(p, '/');
+}
+
+static int sweep_one(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
+{
+	struct sweep *w = arg;
+	struct tier *t = w->e->tier;
+
+	if (mtime_ms >= w->before_ms || !tier_key_shape(t->prefix, key) ||
+	    bsearch(&key, w->keys, w->n, sizeof(*w->keys), keycmp))
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	bool stop = t->stop;
+	pthread_mutex_unlock(&t->lock);
+	if (stop)
+		return -ECANCELED;
+	int rc = t->ops->del(t->arg, key);
+	if (rc) {
+		log_msg(LOG_LVL_WARN, "cold", "%s: orphan not deleted: %s", key, chronik_strerror(rc));
+		return 0; /* the next sweep tries again */
+	}
+	log_msg(LOG_LVL_INFO, "cold", "%s: orphan deleted (%" PRIu64 " bytes, named by no registry)",
+		key, size);
+	pthread_mutex_lock(&t->lock);
+	t->st.orphans_deleted++;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static void sweep_pass(struct engine *e, int64_t now)
+{
+	struct tier *t = e->tier;
+	struct sweep w = { .e = e, .before_ms = now - (int64_t)t->orphan_age_ms };
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++) {
+		struct topic *tp = e->topics[i];
+		for (int32_t j = 0; j < tp->nparts && rc == 0; j++) {
+			struct partition *p = tp->parts[j];
+			pthread_mutex_lock(&p->lock);
+			for (size_t k = 0; k < p->nsegs && rc == 0; k++) {
+				const struct segment_meta *m = segment_meta_get(p->segs[k]);
+				if (m->state != SEGMENT_REMOTE)
+					continue;
+				if (w.n == w.cap) {
+					size_t cap = w.cap ? w.cap * 2 : 64;
+					char **v = realloc(w.keys, cap * sizeof(*v));
+					if (!v) {
+						rc = -ENOMEM;
+						break;
+					}
+					w.keys = v;
+					w.cap = cap;
+				}
+				if (!(w.keys[w.n] = strdup(m->remote_key)))
+					rc = -ENOMEM;
+				else
+					w.n++;
+			}
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	if (rc == 0) {
+		qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
+		rc = t->ops->list(t->arg, t->prefix, sweep_one, &w);
+		if (rc && rc != -ECANCELED)
+			log_msg(LOG_LVL_WARN, "cold", "orphan sweep: listing %s: %s (retried later)",
+				t->prefix, chronik_strerror(rc));
+	}
+	for (size_t i = 0; i < w.n; i++)
+		free(w.keys[i]);
+	free(w.keys);
+}
+
 static void *upload_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -664,6 +788,11 @@ static void *upload_thread(void *arg)
 		int r2 = upload_pass(e);
 		if (!rc)
 			rc = r2;
+		int64_t now = now_ms();
+		if (t->ops->list && now - t->swept_ms >= (int64_t)t->sweep_ms) {
+			t->swept_ms = now;
+			sweep_pass(e, now);
+		}
 		pthread_mutex_lock(&t->lock);
 		if (rc)
 			t->backoff_ms =
@@ -697,6 +826,8 @@ int engine_remote_attach(struct engine *e, const struct engine_remote_ops *ops, 
 	t->prefix = strdup(o && o->key_prefix ? o->key_prefix : "");
 	t->cache_bytes = o && o->cache_bytes ? o->cache_bytes : (uint64_t)1 << 30;
 	t->scan_ms = o && o->scan_ms ? o->scan_ms : 1000;
+	t->sweep_ms = o && o->sweep_ms ? o->sweep_ms : 600000;
+	t->orphan_age_ms = o && o->orphan_age_ms ? o->orphan_age_ms : 3600000;
 	if (!t->prefix) {
 		free(t);
 		return -ENOMEM;
