@@ -445,7 +445,8 @@ static int perform(struct s3_client *c, enum method m, const char *key, const ch
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, r);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->in_size - r->in_pos));
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(r->in_size - r->in_pos));
 		break;
 	case M_HEAD:
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -496,7 +497,8 @@ static int status_rc(const char *what, const char *key, long status, const struc
 /* One request whose answer body (if any) is kept in r->body: perform, then
  * the status as -errno (404 quietly -ENOENT when quiet_404). */
 static int request(struct s3_client *c, enum method m, const char *key, const char *query,
-		   const char *const *extra, struct req *r, bool quiet_404, uint64_t *content_length)
+		   const char *const *extra, struct req *r, bool quiet_404,
+		   uint64_t *content_length)
 {
 	long status;
 	r->out_fd = -1;
@@ -619,8 +621,8 @@ out:
  *   the store, which is no object (a GET or list does not see it). Parts:
  *   part_bytes each (at most 10000 parts: bigger when the object needs it);
  *   AWS wants 5 MiB or more for each part but the last. */
-static int put_multipart(struct s3_client *c, const char *key, int fd, uint64_t size,
-			 char *etag, size_t etag_len)
+static int put_multipart(struct s3_client *c, const char *key, int fd, uint64_t size, char *etag,
+			 size_t etag_len)
 {
 	struct req *r = calloc(1, sizeof(*r));
 	uint64_t part = c->part_bytes, nparts;
@@ -813,7 +815,10 @@ static bool xml_unescape(const char *a, size_t n, char *out, size_t len)
 	static const struct {
 		const char *ent;
 		char ch;
-	} ents[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
+	} ents[] = { { "&amp;", '&' },
+		     { "&lt;", '<' },
+		     { "&gt;", '>' },
+		     { "&quot;", '"' },
 		     { "&apos;", '\'' } };
 	size_t w = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -900,8 +905,9 @@ static int op_list(void *arg, const char *prefix, engine_remote_list_fn cb, void
 		if (etoken)
 			pct_encode(token, false, etoken);
 		free(q);
-		if (asprintf(&q, "?%s%s%slist-type=2&prefix=%s", etoken ? "continuation-token=" : "",
-			     etoken ? etoken : "", etoken ? "&" : "", eprefix) < 0)
+		if (asprintf(&q, "?%s%s%slist-type=2&prefix=%s",
+			     etoken ? "continuation-token=" : "", etoken ? etoken : "",
+			     etoken ? "&" : "", eprefix) < 0)
 			q = NULL;
 		free(etoken);
 		free(token);

@@ -204,7 +204,6 @@ static int mkdirs(const char *path)
 
 static const struct segment_remote_ops tier_segment_ops;
 
-
 int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, const char *dir,
 		     const struct segment_meta *m, struct segment **out)
 {
@@ -703,11 +702,12 @@ static int sweep_one(void *arg, const char *key, uint64_t size, int64_t mtime_ms
 		return -ECANCELED;
 	int rc = t->ops->del(t->arg, key);
 	if (rc) {
-		log_msg(LOG_LVL_WARN, "cold", "%s: orphan not deleted: %s", key, chronik_strerror(rc));
+		log_msg(LOG_LVL_WARN, "cold", "%s: orphan not deleted: %s", key,
+			chronik_strerror(rc));
 		return 0; /* the next sweep tries again */
 	}
-	log_msg(LOG_LVL_INFO, "cold", "%s: orphan deleted (%" PRIu64 " bytes, named by no registry)",
-		key, size);
+	log_msg(LOG_LVL_INFO, "cold",
+		"%s: orphan deleted (%" PRIu64 " bytes, named by no registry)", key, size);
 	pthread_mutex_lock(&t->lock);
 	t->st.orphans_deleted++;
 	pthread_mutex_unlock(&t->lock);
@@ -753,8 +753,9 @@ static void sweep_pass(struct engine *e, int64_t now)
 		qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
 		rc = t->ops->list(t->arg, t->prefix, sweep_one, &w);
 		if (rc && rc != -ECANCELED)
-			log_msg(LOG_LVL_WARN, "cold", "orphan sweep: listing %s: %s (retried later)",
-				t->prefix, chronik_strerror(rc));
+			log_msg(LOG_LVL_WARN, "cold",
+				"orphan sweep: listing %s: %s (retried later)", t->prefix,
+				chronik_strerror(rc));
 	}
 	for (size_t i = 0; i < w.n; i++)
 		free(w.keys[i]);
