@@ -4,8 +4,9 @@
  * by libcurl itself (CURLOPT_AWS_SIGV4, "aws:amz:<region>:s3"), and a pool
  * of easy handles keeps connections alive between requests (each handle
  * keeps its connection cache; a request takes an idle handle and gives it
- * back). Only what the cold tier needs: PUT object (with Content-MD5),
- * HEAD object, ranged GET, DELETE object.
+ * back). Only what the cold tier needs: PUT object (with Content-MD5;
+ * a multipart upload for an object of multipart_bytes or more, s3.c says
+ * how), HEAD object, ranged GET, DELETE object.
  *
  * URLS: with an endpoint (any S3-compatible server, e.g.
  * "http://127.0.0.1:4568") and path-style addressing:
@@ -42,6 +43,9 @@ struct s3_options {
 	const char *credentials_file; /* NULL: the environment */
 	uint32_t timeout_ms; /* connect timeout, and a transfer stalled this
 			      * long fails; default 10000 */
+	/* Objects of multipart_bytes or more go up in parts of part_bytes
+	 * (0: S3_MULTIPART_BYTES, S3_PART_BYTES). */
+	uint64_t multipart_bytes, part_bytes;
 	/* For checking the signing against AWS's published SigV4 test
 	 * vectors (tests/cold/test_sigv4.c); NULL in use. service: the SigV4
 	 * service name (default "s3"; only "s3" adds x-amz-content-sha256).
@@ -49,6 +53,9 @@ struct s3_options {
 	 * the clock. connect_to: CURLOPT_CONNECT_TO's "HOST:PORT:HOST:PORT". */
 	const char *service, *sign_date, *connect_to;
 };
+
+#define S3_MULTIPART_BYTES (64ull << 20)
+#define S3_PART_BYTES (16ull << 20)
 
 struct s3_client;
 

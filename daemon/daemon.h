@@ -43,6 +43,8 @@ struct settings {
 	bool remote_path_style;
 	uint32_t remote_timeout_ms;
 	uint64_t remote_cache_bytes;
+	uint64_t remote_multipart_bytes, remote_part_bytes; /* 0: s3.h's defaults */
+	uint64_t remote_sweep_ms, remote_orphan_age_ms; /* 0: remote.h's defaults */
 };
 
 /* The defaults: engine defaults, log level info, auto_unmount and

@@ -276,12 +276,16 @@ int main(int argc, char **argv)
 			.path_style = s.remote_path_style,
 			.credentials_file = s.remote_credentials_file,
 			.timeout_ms = s.remote_timeout_ms,
+			.multipart_bytes = s.remote_multipart_bytes,
+			.part_bytes = s.remote_part_bytes,
 		};
 		err = s3_client_new(&so, &s3);
 		if (err == 0) {
 			struct engine_remote_options ro = {
 				.key_prefix = s3_client_prefix(s3),
 				.cache_bytes = s.remote_cache_bytes,
+				.sweep_ms = (uint32_t)s.remote_sweep_ms,
+				.orphan_age_ms = s.remote_orphan_age_ms,
 			};
 			err = engine_remote_attach(e, s3_remote_ops(), s3, &ro);
 		}

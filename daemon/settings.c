@@ -13,6 +13,7 @@
  * still answers, scanning the segments; for measuring the indexer).
  */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -61,7 +62,11 @@ static void usage(FILE *f)
 		   "remote.storage.endpoint (http(s)://HOST[:PORT], not AWS),\n"
 		   "remote.storage.region, remote.storage.path.style,\n"
 		   "remote.storage.credentials.file (else AWS_ACCESS_KEY_ID and\n"
-		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes.\n");
+		   "AWS_SECRET_ACCESS_KEY), remote.storage.timeout.ms, remote.cache.bytes,\n"
+		   "remote.storage.multipart.bytes (objects this big or bigger go up\n"
+		   "in parts), remote.storage.multipart.part.bytes,\n"
+		   "remote.storage.sweep.ms, remote.storage.orphan.age.ms (the sweep of\n"
+		   "objects no registry names).\n");
 #ifndef CHRONIK_HAVE_KAFKA
 	fprintf(f, "\nThis chronikd is built without the Kafka listener.\n");
 #endif
@@ -260,23 +265,45 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 			}
 			return 0;
 		}
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(value, &end, 10);
-		bool bad = errno || end == value || *end;
-		if (!strcmp(key, "remote.cache.bytes") && !bad && v >= 1) {
-			s->remote_cache_bytes = v;
+		/* Numbers, each in [1, max]; the sizes' slots are uint64_t,
+		 * remote.storage.timeout.ms's uint32_t. S3 wants parts of 5 MiB
+		 * or more (but the last) and 5 GiB at most. */
+		static const struct {
+			const char *key;
+			size_t off;
+			unsigned long long max;
+			bool u32;
+		} nums[] = {
+			{ "remote.cache.bytes", offsetof(struct settings, remote_cache_bytes),
+			  ULLONG_MAX, false },
+			{ "remote.storage.timeout.ms", offsetof(struct settings, remote_timeout_ms),
+			  3600000, true },
+			{ "remote.storage.multipart.bytes",
+			  offsetof(struct settings, remote_multipart_bytes), ULLONG_MAX, false },
+			{ "remote.storage.multipart.part.bytes",
+			  offsetof(struct settings, remote_part_bytes), 5ull << 30, false },
+			{ "remote.storage.sweep.ms", offsetof(struct settings, remote_sweep_ms),
+			  86400000, false },
+			{ "remote.storage.orphan.age.ms",
+			  offsetof(struct settings, remote_orphan_age_ms), ULLONG_MAX, false },
+		};
+		for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			if (strcmp(key, nums[i].key) != 0)
+				continue;
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(value, &end, 10);
+			if (errno || end == value || *end || v < 1 || v > nums[i].max) {
+				daemon_fail("%s: bad value '%s'", key, value);
+				return -1;
+			}
+			if (nums[i].u32)
+				*(uint32_t *)((char *)s + nums[i].off) = (uint32_t)v;
+			else
+				*(uint64_t *)((char *)s + nums[i].off) = v;
 			return 0;
 		}
-		if (!strcmp(key, "remote.storage.timeout.ms") && !bad && v >= 1 && v <= 3600000) {
-			s->remote_timeout_ms = (uint32_t)v;
-			return 0;
-		}
-		if (strcmp(key, "remote.cache.bytes") && strcmp(key, "remote.storage.timeout.ms")) {
-			daemon_fail("unknown setting '%s'", key);
-			return -1;
-		}
-		daemon_fail("%s: bad value '%s'", key, value);
+		daemon_fail("unknown setting '%s'", key);
 		return -1;
 	}
 	if (!strcmp(key, "mount.options"))

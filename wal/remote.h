@@ -20,6 +20,10 @@
 
 struct engine;
 
+/* One object of a listing: its key, size and last-modified time (ms since
+ * the epoch). Non-zero stops the listing and is returned. */
+typedef int (*engine_remote_list_fn)(void *arg, const char *key, uint64_t size, int64_t mtime_ms);
+
 struct engine_remote_ops {
 	/* Store size bytes read from fd (pread from 0) under key; the client
 	 * checks the store received them intact (its own checksum, e.g.
@@ -32,6 +36,9 @@ struct engine_remote_ops {
 	int (*get)(void *arg, const char *key, uint64_t off, uint64_t len, int fd);
 	/* Remove the object; one that is not there is success. */
 	int (*del)(void *arg, const char *key);
+	/* Every object whose key begins with prefix, cb once each; NULL when
+	 * the client cannot list (then there is no orphan sweep). */
+	int (*list)(void *arg, const char *prefix, engine_remote_list_fn cb, void *cbarg);
 };
 
 struct engine_remote_options {
@@ -43,6 +50,11 @@ struct engine_remote_options {
 	uint64_t cache_bytes;
 	/* How often the upload thread looks for work (ms); default 1000. */
 	uint32_t scan_ms;
+	/* The orphan sweep (tier.c): every sweep_ms (default 600000), objects
+	 * under key_prefix that no registry names and that are older than
+	 * orphan_age_ms (default 3600000) are deleted. */
+	uint32_t sweep_ms;
+	uint64_t orphan_age_ms;
 };
 
 /* Start the cold tier on a writable engine: the upload thread runs until
@@ -61,6 +73,7 @@ struct engine_remote_stats {
 	uint64_t fetch_bytes;
 	uint64_t fetch_failures;
 	uint64_t remote_deletes; /* objects deleted by retention */
+	uint64_t orphans_deleted; /* objects deleted by the orphan sweep */
 	uint64_t cache_bytes; /* DATA/cold-cache's size after the last fetch */
 	int last_error; /* the last failure (0 = none since the last success) */
 };

@@ -22,6 +22,7 @@
 #include "byteorder.h"
 #include "crc32c.h"
 #include "errors.h"
+#include "log.h"
 #include "segment.h"
 
 /* ---- encoding helpers ------------------------------------------------------ */
@@ -344,25 +345,31 @@ fail:
 
 /* ---- reader ---------------------------------------------------------------- */
 
-/* Invariants (lock): fd >= 0 and idx loaded exactly while readers > 0. */
+/* Invariants (lock): fd >= 0 and idx loaded exactly while readers > 0;
+ * for a remote segment have[] too (n bytes, 1 = span i's bytes are in the
+ * cache file and matched its span CRC), changed only under fetch_lock,
+ * which a reader holds while it checks or fetches spans (lock order:
+ * fetch_lock, then lock). */
 struct segment {
 	atomic_int refcnt;
 	atomic_bool doomed;
 	char *path;
 	struct segment_meta m;
 	pthread_mutex_t lock;
+	pthread_mutex_t fetch_lock;
 	int readers;
 	int fd;
 	struct segment_index_entry *idx;
 	size_t n;
-	segment_fetch_fn fetch; /* remote segments: brings the file to path */
-	void *fetch_arg;
+	uint8_t *have;
+	const struct segment_remote_ops *rops; /* remote segments */
+	void *rops_arg;
 };
 
-void segment_set_fetch(struct segment *s, segment_fetch_fn fetch, void *arg)
+void segment_set_remote(struct segment *s, const struct segment_remote_ops *ops, void *arg)
 {
-	s->fetch = fetch;
-	s->fetch_arg = arg;
+	s->rops = ops;
+	s->rops_arg = arg;
 }
 
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out)
@@ -380,6 +387,7 @@ int segment_new(const char *path, const struct segment_meta *m, struct segment *
 	s->m = *m;
 	s->fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->fetch_lock, NULL);
 	*out = s;
 	return 0;
 }
@@ -440,7 +448,9 @@ void segment_unref(struct segment *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->idx);
+	free(s->have);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->fetch_lock);
 	free(s->path);
 	free(s);
 }
@@ -455,20 +465,17 @@ const char *segment_path(const struct segment *s)
 	return s->path;
 }
 
-/* Open path and check rules 1-3; *idx (malloc'd) and *n get the index. */
-static int file_open_checked(const char *path, int *fd_out, struct trailer *tr,
-			     struct segment_index_entry **idx, size_t *n)
+/* Check rules 1-3 on the open file fd (left open); *idx (malloc'd) and
+ * *n get the index. */
+static int fd_checked(int fd, struct trailer *tr, struct segment_index_entry **idx, size_t *n)
 {
 	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_SIZE];
 	struct stat st;
 	uint8_t *ib = NULL;
 	struct segment_index_entry *v = NULL;
 	size_t ilen;
-	int fd, rc;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto fail;
@@ -508,15 +515,144 @@ static int file_open_checked(const char *path, int *fd_out, struct trailer *tr,
 			goto fail;
 	}
 	free(ib);
-	*fd_out = fd;
 	*idx = v;
 	*n = tr->entries;
 	return 0;
 fail:
 	free(ib);
 	free(v);
-	close(fd);
 	return rc;
+}
+
+/* Open path and check rules 1-3. */
+static int file_open_checked(const char *path, int *fd_out, struct trailer *tr,
+			     struct segment_index_entry **idx, size_t *n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = fd_checked(fd, tr, idx, n);
+	if (rc)
+		close(fd);
+	else
+		*fd_out = fd;
+	return rc;
+}
+
+static size_t search(const struct segment *s, int field, uint64_t key);
+
+/* A remote segment's cache file, opened by the hook, its header, index
+ * and trailer fetched unless a copy already there passes rules 1-3
+ * (their own CRCs say whether the bytes are there). */
+static int remote_open_checked(struct segment *s, struct trailer *tr)
+{
+	int fd = s->rops->open(s->rops_arg, s), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fd_checked(fd, tr, &s->idx, &s->n);
+	if (rc == CHRONIK_ECORRUPT) {
+		rc = s->rops->fetch(s->rops_arg, s, fd, 0, SEGMENT_HEADER_SIZE);
+		if (rc == 0)
+			rc = s->rops->fetch(s->rops_arg, s, fd, s->m.data_end,
+					    s->m.bytes - s->m.data_end);
+		if (rc == 0)
+			rc = fd_checked(fd, tr, &s->idx, &s->n);
+	}
+	if (rc == 0 && !(s->have = calloc(s->n, 1))) {
+		free(s->idx);
+		s->idx = NULL;
+		rc = -ENOMEM;
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	s->fd = fd;
+	return 0;
+}
+
+/* Span i of the index: [idx[i].file_pos, the next entry's or data_end). */
+static uint64_t span_end(const struct segment *s, size_t i)
+{
+	return i + 1 < s->n ? s->idx[i + 1].file_pos : s->m.data_end;
+}
+
+/* Whether span i's bytes in the cache file match its CRC (a copy fetched
+ * before, by this process or an earlier one). */
+static bool span_ok(struct segment *s, size_t i, uint8_t *buf)
+{
+	uint64_t a = s->idx[i].file_pos, len = span_end(s, i) - a;
+	off_t d = lseek(s->fd, (off_t)a, SEEK_DATA);
+
+	if (d != (off_t)a) /* a hole: never fetched */
+		return false;
+	return pread_full(s->fd, buf, (size_t)len, a) == (ssize_t)len &&
+	       crc32c(0, buf, (size_t)len) == s->idx[i].span_crc;
+}
+
+/* Make the batch bytes [pos, end) of a remote segment present in its
+ * cache file: the spans that hold them and are not there yet are fetched
+ * (one ranged GET for each run of missing spans, grown with the spans
+ * that follow up to SEGMENT_FETCH_BYTES, as read-ahead), and each span's
+ * CRC checked. */
+static int remote_ensure(struct segment *s, uint64_t pos, uint64_t end)
+{
+	size_t i, j, first = search(s, 2, pos);
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->fetch_lock);
+	for (i = first; i < s->n && s->idx[i].file_pos < end && rc == 0; i = j) {
+		j = i + 1;
+		if (s->have[i])
+			continue;
+		if (!buf && !(buf = malloc(SEGMENT_MAX_SPAN))) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (span_end(s, i) - s->idx[i].file_pos <= SEGMENT_MAX_SPAN && span_ok(s, i, buf)) {
+			s->have[i] = 1;
+			continue;
+		}
+		uint64_t a = s->idx[i].file_pos;
+		while (j < s->n && !s->have[j] &&
+		       (s->idx[j].file_pos < end || span_end(s, j) - a <= SEGMENT_FETCH_BYTES))
+			j++;
+		uint64_t b = span_end(s, j - 1);
+		rc = s->rops->fetch(s->rops_arg, s, s->fd, a, b - a);
+		for (size_t k = i; k < j && rc == 0; k++) {
+			uint64_t ka = s->idx[k].file_pos, kl = span_end(s, k) - ka;
+			uint8_t *kb = kl <= SEGMENT_MAX_SPAN ? buf : malloc(kl);
+			if (!kb) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (pread_full(s->fd, kb, (size_t)kl, ka) != (ssize_t)kl ||
+			    crc32c(0, kb, (size_t)kl) != s->idx[k].span_crc) {
+				log_msg(LOG_LVL_ERROR, "segment",
+					"%s: fetched bytes [%" PRIu64 ", %" PRIu64
+					") do not match their span CRC",
+					s->m.remote_key, ka, ka + kl);
+				rc = CHRONIK_ECORRUPT;
+			} else {
+				s->have[k] = 1;
+			}
+			if (kb != buf)
+				free(kb);
+		}
+	}
+	pthread_mutex_unlock(&s->fetch_lock);
+	free(buf);
+	return rc;
+}
+
+int segment_fetch_all(struct segment *s)
+{
+	if (s->m.state != SEGMENT_REMOTE)
+		return 0;
+	return remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
 }
 
 int segment_read_begin(struct segment *s)
@@ -526,29 +662,20 @@ int segment_read_begin(struct segment *s)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->readers == 0) {
-		if (s->m.state == SEGMENT_REMOTE) {
-			rc = s->fetch ? s->fetch(s->fetch_arg, s) : -EIO;
-			if (rc) {
-				pthread_mutex_unlock(&s->lock);
-				return rc;
-			}
-		}
-		rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
-		/* A cached copy can be evicted between its fetch and this open
-		 * (another reader's fetch made room): fetch it once more. */
-		if (rc == -ENOENT && s->m.state == SEGMENT_REMOTE && s->fetch) {
-			rc = s->fetch(s->fetch_arg, s);
-			if (rc == 0)
-				rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
-		}
+		if (s->m.state == SEGMENT_REMOTE)
+			rc = s->rops ? remote_open_checked(s, &tr) : -EIO;
+		else
+			rc = file_open_checked(s->path, &s->fd, &tr, &s->idx, &s->n);
 		if (rc == 0 &&
 		    (tr.data_end != s->m.data_end || tr.last_offset != s->m.last_offset ||
 		     tr.raw_end != s->m.raw_end || s->idx[0].offset != s->m.base_offset ||
 		     s->idx[0].raw_pos != s->m.raw_start)) {
 			close(s->fd);
 			free(s->idx);
+			free(s->have);
 			s->fd = -1;
 			s->idx = NULL;
+			s->have = NULL;
 			rc = CHRONIK_ECORRUPT;
 		}
 	}
@@ -565,7 +692,9 @@ void segment_read_end(struct segment *s)
 		close(s->fd);
 		s->fd = -1;
 		free(s->idx);
+		free(s->have);
 		s->idx = NULL;
+		s->have = NULL;
 		s->n = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -581,6 +710,11 @@ ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos)
 		return 0;
 	if (len > s->m.data_end - pos)
 		len = (size_t)(s->m.data_end - pos);
+	if (s->m.state == SEGMENT_REMOTE) {
+		int rc = remote_ensure(s, pos, pos + len);
+		if (rc)
+			return rc;
+	}
 	return pread_full(fd, buf, len, pos);
 }
 
@@ -590,7 +724,9 @@ static size_t search(const struct segment *s, int field, uint64_t key)
 	size_t lo = 0, hi = s->n;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		uint64_t v = field == 0 ? (uint64_t)s->idx[mid].offset : s->idx[mid].raw_pos;
+		uint64_t v = field == 0 ? (uint64_t)s->idx[mid].offset :
+			     field == 1 ? s->idx[mid].raw_pos :
+					  s->idx[mid].file_pos;
 		if (v <= key)
 			lo = mid;
 		else

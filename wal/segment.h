@@ -188,13 +188,29 @@ struct segment;
 int segment_new(const char *path, const struct segment_meta *m, struct segment **out);
 void segment_ref(struct segment *s);
 void segment_unref(struct segment *s);
-/* A remote segment (state SEGMENT_REMOTE) has no local file until a
- * reader asks: segment_read_begin then calls fetch(arg, s) with no lock
- * held by the caller beyond the segment's own, and fetch must leave the
- * whole file at segment_path(s) (0) or fail (<0, returned to the reader).
- * Set before the segment is published. */
-typedef int (*segment_fetch_fn)(void *arg, struct segment *s);
-void segment_set_fetch(struct segment *s, segment_fetch_fn fetch, void *arg);
+/* A remote segment (state SEGMENT_REMOTE) is read from a local cache file
+ * (segment_path) that holds only the bytes readers needed: ops->open
+ * opens (creating, sized to the object) and returns its descriptor, or
+ * <0; ops->fetch writes bytes [off, off + len) of the object into fd at
+ * off, or fails (<0, returned to the reader). segment_read_begin fetches
+ * the header and the index with the trailer (unless the file holds them
+ * already, as their CRCs say); segment_pread then fetches the index spans
+ * it reads that the file lacks (with read-ahead up to SEGMENT_FETCH_BYTES)
+ * and checks each span's CRC. Both hooks are called with the segment's
+ * locks held, one fetch per segment at a time. Set before the segment is
+ * published. */
+struct segment_remote_ops {
+	int (*open)(void *arg, struct segment *s);
+	int (*fetch)(void *arg, struct segment *s, int fd, uint64_t off, uint64_t len);
+};
+#define SEGMENT_FETCH_BYTES (256u << 10)
+/* Spans checked in one buffer (longer ones, a batch bigger than this,
+ * take their own). */
+#define SEGMENT_MAX_SPAN (1u << 20)
+void segment_set_remote(struct segment *s, const struct segment_remote_ops *ops, void *arg);
+/* Between _begin and _end: bring every batch byte of a remote segment
+ * into its cache file (0 at once for a local one), e.g. to verify it. */
+int segment_fetch_all(struct segment *s);
 /* Remove the file at the last unref (a segment dropped from the registry),
  * and with it every sidecar: <path><suffix> for each registered suffix. */
 void segment_doom(struct segment *s);

@@ -17,6 +17,21 @@
  * refuses; a crash before leaves them in the bucket, named by no
  * registry).
  *
+ * ORPHAN SWEEP (the upload thread, every sweep_ms, when the client can
+ * list): an object can be left in the bucket named by no registry: by a
+ * crash between retention's registry save and its delete, by a crash
+ * between an upload's PUT and its registry save (step 5 below), or by a
+ * delete the store refused until the daemon stopped. The sweep lists the
+ * objects under PREFIX (ListObjectsV2), takes the set of remote_keys that
+ * the partitions' registries name (memory holds them all; the upload
+ * thread is the only one that makes a segment remote, and it is the one
+ * sweeping, so no upload is between its PUT and its registry save
+ * meanwhile), and deletes each object that is (a) of the shape
+ * PREFIX<digits>/<digits>/<name>.seg, so nothing else in the bucket is
+ * touched, (b) named by no registry and (c) last modified more than
+ * orphan_age_ms ago. The prefix belongs to one data directory: two
+ * daemons must not share it.
+ *
  * OBJECTS: one object per segment file, key
  * PREFIX<topic-id>/<partition>/<segment file name> (remote.h). The file is
  * the segment format of segment.h unchanged, so a fetched copy is read by
@@ -29,7 +44,13 @@
  *   2. Read the file once for its CRC32C (and its size, which must be the
  *      registry's "bytes").
  *   3. PUT it (the client sends Content-MD5: the store refuses a body that
- *      arrived damaged, and the ETag it answers must be that MD5).
+ *      arrived damaged, and the ETag it answers must be that MD5). A big
+ *      file goes up as a multipart upload (cold/s3.c: each part with its
+ *      Content-MD5 and ETag checked, the final ETag computed by the client
+ *      from the parts); a multipart upload that fails half done is aborted
+ *      by the client, and one a crash cut is no object at all (the store
+ *      keeps its parts apart, unnamed): either way step 3 is redone from
+ *      its start, with a new upload, and nothing of the old one counts.
  *   4. HEAD it: the size the store reports must be "bytes" and the ETag
  *      the one the PUT answered. Any failure in 2-4: nothing changed on
  *      disk, S is still "live" in the registry, and the attempt is retried
@@ -54,17 +75,32 @@
  * the segment is always local or remote-and-registered, never neither,
  * and never both counted.
  *
- * READS (tier_fetch, called by segment_read_begin for a remote segment):
- * the whole object is fetched with one ranged GET into
- * DATA/cold-cache/<topic-id>/<partition>/<file>.tmp, its size and CRC32C
- * checked against the registry, renamed to its name; then opened as any
- * segment. A cached copy is reused (its mtime is its LRU stamp); after
- * each fetch the cache's least recently used files go until it holds at
- * most cache_bytes (an unlinked file still open keeps serving its
- * reader). A fetch that fails returns -EIO to the reader (EIO through
- * the filesystem, KAFKA_STORAGE_ERROR, retriable, through Kafka) after
- * the client's timeout; nothing else waits on it: appends, local reads
- * and uploads of other segments go on.
+ * READS, index first (segment.h's segment_remote_ops, which tier.c fills):
+ * a remote segment is read from its cache file
+ * DATA/cold-cache/<topic-id>/<partition>/<segment file name>, a sparse
+ * file of the object's size whose bytes are the object's at the same
+ * offsets wherever they were fetched, and holes elsewhere. A reader's
+ * segment_read_begin fetches (ranged GETs) the header [0, 64) and the
+ * index with the trailer [data_end, bytes), unless the file holds them
+ * already (their CRCs decide), and checks the trailer against the
+ * registry; each segment_pread then fetches only the index spans it
+ * reads that the file lacks, in one ranged GET per run of missing spans
+ * (plus read-ahead to SEGMENT_FETCH_BYTES), and checks every span's CRC
+ * (so every byte of a fetched range is covered by a CRC: the header's,
+ * the trailer's, the index's, the spans'). Nothing else describes the
+ * file: which spans are there is decided by their CRCs, so a file a
+ * crash cut, or one from an earlier run, serves what it holds and the
+ * rest is fetched. The cache is bounded by cache_bytes counting the
+ * blocks each file has allocated (st_blocks): after each fetch the least
+ * recently used files go (mtime is the LRU stamp, set at each open) until
+ * it holds at most cache_bytes; an unlinked file still open keeps serving
+ * its reader, and the next reader starts a new one. A fetch that fails
+ * returns -EIO to the reader (EIO through the filesystem,
+ * KAFKA_STORAGE_ERROR, retriable, through Kafka) after the client's
+ * timeout; nothing else waits on it: appends, local reads and uploads of
+ * other segments go on. `chronik verify --remote` fetches every span
+ * (segment_fetch_all) and checks the whole file's CRC32C against the
+ * registry's too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -100,6 +136,9 @@ struct tier {
 	pthread_t thread;
 	struct engine_remote_stats st;
 	int64_t behind_logged_ms; /* upload thread only */
+	uint32_t sweep_ms;
+	uint64_t orphan_age_ms;
+	int64_t swept_ms; /* upload thread only: the last sweep */
 	/* Objects retention dropped, to delete (lock): the upload thread
 	 * deletes them at its next pass, so retention (under warm_lock)
 	 * never waits on the store, and a store that is down gets them
@@ -163,7 +202,7 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-static int tier_fetch(void *arg, struct segment *s);
+static const struct segment_remote_ops tier_segment_ops;
 
 int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, const char *dir,
 		     const struct segment_meta *m, struct segment **out)
@@ -181,7 +220,7 @@ int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, con
 	}
 	rc = segment_new(path, m, out);
 	if (rc == 0 && m->state == SEGMENT_REMOTE)
-		segment_set_fetch(*out, tier_fetch, e);
+		segment_set_remote(*out, &tier_segment_ops, e);
 	return rc;
 }
 
@@ -189,7 +228,7 @@ int tier_segment_new(struct engine *e, uint32_t topic_id, int32_t partition, con
 
 struct cached {
 	char path[5200];
-	off_t size;
+	off_t size; /* allocated bytes */
 	struct timespec mtime;
 };
 
@@ -254,7 +293,7 @@ static int cache_list(const struct engine *e, struct cached **v, size_t *n)
 					 c->d_name);
 				if (stat((*v)[*n].path, &st) < 0 || !S_ISREG(st.st_mode))
 					continue;
-				(*v)[*n].size = st.st_size;
+				(*v)[*n].size = (off_t)st.st_blocks * 512;
 				(*v)[*n].mtime = st.st_mtim;
 				(*n)++;
 			}
@@ -326,24 +365,17 @@ static void stat_fail(struct tier *t, uint64_t *counter, int rc)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* segment_read_begin's hook (segment lock held): bring the file to
- * segment_path(s). */
-static int tier_fetch(void *arg, struct segment *s)
+/* segment_remote_ops.open: the cache file, created when missing. */
+static int tier_open(void *arg, struct segment *s)
 {
 	struct engine *e = arg;
-	struct tier *t = e->tier;
 	const struct segment_meta *m = segment_meta_get(s);
 	const char *path = segment_path(s);
-	char tmp[4700], dir[4600];
+	char dir[4600];
 	struct stat st;
-	uint32_t crc;
 	int fd, rc;
 
-	if (stat(path, &st) == 0 && (uint64_t)st.st_size == m->bytes) {
-		utimensat(AT_FDCWD, path, NULL, 0); /* its LRU stamp */
-		return 0;
-	}
-	if (!t) {
+	if (!e->tier) {
 		log_msg(LOG_LVL_ERROR, "cold", "%s: remote segment and no object store attached",
 			m->remote_key);
 		return -EIO;
@@ -355,40 +387,53 @@ static int tier_fetch(void *arg, struct segment *s)
 	rc = mkdirs(dir);
 	if (rc)
 		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	rc = t->ops->get(t->arg, m->remote_key, 0, m->bytes, fd);
-	if (rc == 0 && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != m->bytes))
-		rc = -EIO;
-	if (rc == 0) {
-		rc = file_crc(fd, m->bytes, &crc);
-		if (rc == 0 && crc != m->crc32c) {
-			log_msg(LOG_LVL_ERROR, "cold",
-				"%s: fetched copy has CRC32C %08x, registry %08x", m->remote_key,
-				crc, m->crc32c);
-			rc = -EIO;
-		}
-	}
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
+	if (fstat(fd, &st) < 0 || ((uint64_t)st.st_size != m->bytes &&
+				   (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)m->bytes) < 0))) {
 		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	futimens(fd, NULL); /* its LRU stamp */
+	return fd;
+}
+
+/* segment_remote_ops.fetch: bytes [off, off + len) of the object into fd
+ * at off (segment locks held: one fetch per segment at a time). */
+static int tier_fetch(void *arg, struct segment *s, int fd, uint64_t off, uint64_t len)
+{
+	struct engine *e = arg;
+	struct tier *t = e->tier;
+	const struct segment_meta *m = segment_meta_get(s);
+	int rc = 0;
+
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = t->ops->get(t->arg, m->remote_key, off, len, fd);
 	if (rc) {
-		unlink(tmp);
 		log_msg(LOG_LVL_WARN, "cold", "%s: fetch failed: %s", m->remote_key,
 			chronik_strerror(rc));
 		stat_fail(t, &t->st.fetch_failures, rc);
 		return rc == -ENOENT ? -EIO : rc;
 	}
-	uint64_t left = cache_evict(e, path);
+	log_msg(LOG_LVL_DEBUG, "cold", "%s: fetched bytes [%" PRIu64 ", %" PRIu64 ") of %" PRIu64,
+		m->remote_key, off, off + len, m->bytes);
+	uint64_t left = cache_evict(e, segment_path(s));
 	pthread_mutex_lock(&t->lock);
 	t->st.fetches++;
-	t->st.fetch_bytes += m->bytes;
+	t->st.fetch_bytes += len;
 	t->st.cache_bytes = left;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }
+
+static const struct segment_remote_ops tier_segment_ops = {
+	.open = tier_open,
+	.fetch = tier_fetch,
+};
 
 /* ---- upload ---------------------------------------------------------------- */
 
@@ -609,6 +654,114 @@ static int upload_pass(struct engine *e)
 
 static int delete_pass(struct engine *e);
 
+/* ---- the orphan sweep -------------------------------------------------------- */
+
+struct sweep {
+	struct engine *e;
+	char **keys; /* the registries' remote keys, sorted */
+	size_t n, cap;
+	int64_t before_ms; /* objects modified before this may go */
+};
+
+static int keycmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* PREFIX<digits>/<digits>/<name>.seg: the keys the tier makes. */
+static bool tier_key_shape(const char *prefix, const char *key)
+{
+	size_t pl = strlen(prefix), kl = strlen(key);
+	const char *p = key + pl;
+
+	if (strncmp(key, prefix, pl) != 0 || kl < pl + 8 || strcmp(key + kl - 4, ".seg") != 0)
+		return false;
+	for (int part = 0; part < 2; part++) {
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p++ != '/')
+			return false;
+	}
+	return *p && !strchr(p, '/');
+}
+
+static int sweep_one(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
+{
+	struct sweep *w = arg;
+	struct tier *t = w->e->tier;
+
+	if (mtime_ms >= w->before_ms || !tier_key_shape(t->prefix, key) ||
+	    bsearch(&key, w->keys, w->n, sizeof(*w->keys), keycmp))
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	bool stop = t->stop;
+	pthread_mutex_unlock(&t->lock);
+	if (stop)
+		return -ECANCELED;
+	int rc = t->ops->del(t->arg, key);
+	if (rc) {
+		log_msg(LOG_LVL_WARN, "cold", "%s: orphan not deleted: %s", key,
+			chronik_strerror(rc));
+		return 0; /* the next sweep tries again */
+	}
+	log_msg(LOG_LVL_INFO, "cold",
+		"%s: orphan deleted (%" PRIu64 " bytes, named by no registry)", key, size);
+	pthread_mutex_lock(&t->lock);
+	t->st.orphans_deleted++;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static void sweep_pass(struct engine *e, int64_t now)
+{
+	struct tier *t = e->tier;
+	struct sweep w = { .e = e, .before_ms = now - (int64_t)t->orphan_age_ms };
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&e->meta_lock);
+	for (size_t i = 0; i < e->ntopics && rc == 0; i++) {
+		struct topic *tp = e->topics[i];
+		for (int32_t j = 0; j < tp->nparts && rc == 0; j++) {
+			struct partition *p = tp->parts[j];
+			pthread_mutex_lock(&p->lock);
+			for (size_t k = 0; k < p->nsegs && rc == 0; k++) {
+				const struct segment_meta *m = segment_meta_get(p->segs[k]);
+				if (m->state != SEGMENT_REMOTE)
+					continue;
+				if (w.n == w.cap) {
+					size_t cap = w.cap ? w.cap * 2 : 64;
+					char **v = realloc(w.keys, cap * sizeof(*v));
+					if (!v) {
+						rc = -ENOMEM;
+						break;
+					}
+					w.keys = v;
+					w.cap = cap;
+				}
+				if (!(w.keys[w.n] = strdup(m->remote_key)))
+					rc = -ENOMEM;
+				else
+					w.n++;
+			}
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	if (rc == 0) {
+		qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
+		rc = t->ops->list(t->arg, t->prefix, sweep_one, &w);
+		if (rc && rc != -ECANCELED)
+			log_msg(LOG_LVL_WARN, "cold",
+				"orphan sweep: listing %s: %s (retried later)", t->prefix,
+				chronik_strerror(rc));
+	}
+	for (size_t i = 0; i < w.n; i++)
+		free(w.keys[i]);
+	free(w.keys);
+}
+
 static void *upload_thread(void *arg)
 {
 	struct engine *e = arg;
@@ -636,6 +789,11 @@ static void *upload_thread(void *arg)
 		int r2 = upload_pass(e);
 		if (!rc)
 			rc = r2;
+		int64_t now = now_ms();
+		if (t->ops->list && now - t->swept_ms >= (int64_t)t->sweep_ms) {
+			t->swept_ms = now;
+			sweep_pass(e, now);
+		}
 		pthread_mutex_lock(&t->lock);
 		if (rc)
 			t->backoff_ms =
@@ -669,6 +827,8 @@ int engine_remote_attach(struct engine *e, const struct engine_remote_ops *ops, 
 	t->prefix = strdup(o && o->key_prefix ? o->key_prefix : "");
 	t->cache_bytes = o && o->cache_bytes ? o->cache_bytes : (uint64_t)1 << 30;
 	t->scan_ms = o && o->scan_ms ? o->scan_ms : 1000;
+	t->sweep_ms = o && o->sweep_ms ? o->sweep_ms : 600000;
+	t->orphan_age_ms = o && o->orphan_age_ms ? o->orphan_age_ms : 3600000;
 	if (!t->prefix) {
 		free(t);
 		return -ENOMEM;
@@ -820,7 +980,27 @@ int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn 
 		problem(arg, what);
 		n++;
 	}
-	rc = segment_read_begin(s); /* fetches it, checks its CRC32C */
+	uint32_t crc = 0;
+	rc = segment_read_begin(s);
+	if (rc == 0) {
+		rc = segment_fetch_all(s); /* every span, each CRC checked */
+		int fd = rc ? -1 : open(segment_path(s), O_RDONLY | O_CLOEXEC);
+		if (rc == 0 && fd < 0)
+			rc = -errno;
+		if (rc == 0)
+			rc = file_crc(fd, m->bytes, &crc);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0 && crc != m->crc32c) {
+			snprintf(what, sizeof(what),
+				 "%s: fetched copy has CRC32C %08x, the registry %08x",
+				 m->remote_key, crc, m->crc32c);
+			problem(arg, what);
+			n++;
+		}
+		if (rc)
+			segment_read_end(s);
+	}
 	if (rc) {
 		snprintf(what, sizeof(what), "%s: fetching the remote copy: %s", m->remote_key,
 			 chronik_strerror(rc));

@@ -74,6 +74,14 @@ cold_start() {
 		--set wal.segment.bytes=32768 --set wal.seal.ms=200 "$@"
 }
 
+# Settings that send every segment over 16 KiB up as a multipart upload
+# of 8 KiB parts (the tests' segments are about 32 KiB).
+MULTIPART=(--set remote.storage.multipart.bytes=16384 --set remote.storage.multipart.part.bytes=8192)
+# Multipart uploads completed (and verified) by this test's daemons.
+multipart_done() {
+	grep -Ec 'bytes sent in [0-9]+ parts' "$T/chronikd.log"
+}
+
 # Objects in the bucket (s3rver keeps each as a ._S3rver_object file).
 s3_objects() {
 	find "$S3DIR/chronik" -name '*._S3rver_object' 2>/dev/null | wc -l

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 s3_start
-cold_start --set remote.cache.bytes=1
+cold_start --set remote.cache.bytes=1 "${MULTIPART[@]}"
 mkdir "$MNT/t"
 printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/t/config.json"
 check "the topic config takes remote.storage.enable" grep -q remote.storage.enable "$MNT/t/config.json"
@@ -25,6 +25,7 @@ done
 
 has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
 check "segments are uploaded and the registry says remote" until_ok 60 has_remote
+check "they went up as multipart uploads, verified" test "$(multipart_done)" -ge 3
 check "the bucket holds the uploaded objects" test "$(s3_objects)" -ge "$(remote_in_registry)"
 under_local() { [ "$(local_seg_bytes)" -le $((20000 + 40000)) ]; }
 check "local segment bytes stay near local.retention.bytes" until_ok 30 under_local

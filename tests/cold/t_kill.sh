@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 s3_start
-cold_start --set remote.cache.bytes=1
+cold_start --set remote.cache.bytes=1 "${MULTIPART[@]}"
 mkdir "$MNT/t"
 printf '{"remote.storage.enable": "true", "local.retention.bytes": "1"}\n' >"$MNT/t/config.json"
 : >"$T/expect"
@@ -26,7 +26,7 @@ for cycle in $(seq 1 20); do
 	until_ok 2 test "$(s3_objects)" -ge "$cycle" || true
 	daemon_stop KILL
 	unmount "$MNT"
-	cold_start --set remote.cache.bytes=1
+	cold_start --set remote.cache.bytes=1 "${MULTIPART[@]}"
 	lim 120 cat "$MNT/t/0/data" >"$T/got"
 	if ! cmp -s "$T/expect" "$T/got"; then
 		bad=1

@@ -1,0 +1,49 @@
+#!/bin/bash
+# The object store stopped mid-run: appends, local reads and Kafka Fetch of
+# local data go on; a Kafka Fetch at an old offset (a remote segment not
+# cached) answers KAFKA_STORAGE_ERROR (56, retriable) for the partition,
+# and the same Fetch reads the records once the store is back.
+. "$(dirname "$0")/lib.sh"
+
+s3_start
+KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cold_start --set remote.cache.bytes=1 --kafka "127.0.0.1:$KPORT"
+mkdir "$MNT/t"
+printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/t/config.json"
+: >"$T/expect"
+for b in $(seq 0 29); do
+	awk -v b="$b" 'BEGIN { srand(b + 1); for (i = 0; i < 100; i++) {
+		s = sprintf("b%d-line-%05d-", b, b * 100 + i)
+		for (j = 0; j < 10; j++) s = s sprintf("%08x", int(rand() * 4294967296))
+		print s } }' >"$T/chunk"
+	cat "$T/chunk" >>"$MNT/t/0/data"
+	cat "$T/chunk" >>"$T/expect"
+done
+has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
+check "segments are uploaded" until_ok 60 has_remote
+kf() { lim 60 python3 "$here/kfetch.py" "127.0.0.1:$KPORT" t 0 "$1"; }
+
+s3_stop
+seq -f 'down-%05g' 1 30 >>"$MNT/t/0/data"
+st=$?
+check "appends go on with the store down" test "$st" -eq 0
+seq -f 'down-%05g' 1 30 >>"$T/expect"
+check "local reads go on" test "$(lim 60 tail -n 1 "$MNT/t/0/data")" = "down-00030"
+n=$(wc -l <"$T/expect")
+r=$(kf $((n - 30)))
+diag "Fetch at offset $((n - 30)) (the WAL): $r"
+check "a Kafka Fetch of local data works" grep -Eq '^error=0 records=[1-9]' <<<"$r"
+r=$(kf 0)
+diag "Fetch at offset 0 (a remote segment): $r"
+check "a Kafka Fetch at an old offset gets KAFKA_STORAGE_ERROR (56)" grep -q '^error=56 ' <<<"$r"
+check "the daemon is still up" kill -0 "$daemon_pid"
+
+s3_start # on the same port
+r=$(kf 0)
+diag "Fetch at offset 0, the store back: $r"
+check "the same Fetch reads records once the store is back" grep -Eq '^error=0 records=[1-9]' <<<"$r"
+lim 120 cat "$MNT/t/0/data" >"$T/got"
+check "every record reads back in order" cmp -s "$T/expect" "$T/got"
+daemon_stop TERM
+unmount "$MNT"
+done_testing
