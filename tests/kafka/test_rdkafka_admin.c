@@ -105,6 +105,51 @@ static rd_kafka_resp_err_t describe(rd_kafka_t *rk, const char *t, const char *n
 	return err;
 }
 
+/* AlterConfigs (legacy: it replaces the topic's settable keys) of topic
+ * "adm" with the NULL-terminated KEY, VALUE pairs kv. Returns the
+ * resource's error. */
+static rd_kafka_resp_err_t alter(rd_kafka_t *rk, const char *const *kv)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_ConfigResource_t *r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, "adm");
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	for (int i = 0; kv[i]; i += 2)
+		rd_kafka_ConfigResource_set_config(r, kv[i], kv[i + 1]);
+	rd_kafka_AlterConfigs(rk, &r, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_result(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_ConfigResource_t **rs = rd_kafka_AlterConfigs_result_resources(
+			rd_kafka_event_AlterConfigs_result(ev), &n);
+		err = n == 1 ? rd_kafka_ConfigResource_error(rs[0]) : rd_kafka_event_error(ev);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_ConfigResource_destroy(r);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* CreatePartitions of "adm" to count; the topic's error. */
+static rd_kafka_resp_err_t create_partitions(rd_kafka_t *rk, int count)
+{
+	char err[256];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new("adm", count, err, sizeof(err));
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
+	rd_kafka_event_t *ev = wait_result(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT);
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_topic_result_t **tr = rd_kafka_CreatePartitions_result_topics(
+			rd_kafka_event_CreatePartitions_result(ev), &n);
+		e = n == 1 ? rd_kafka_topic_result_error(tr[0]) : rd_kafka_event_error(ev);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_NewPartitions_destroy(np);
+	rd_kafka_queue_destroy(q);
+	return e;
+}
+
 static void test_topics_and_configs(rd_kafka_t *rk)
 {
 	char err[256], v[128];
@@ -127,6 +172,7 @@ static void test_topics_and_configs(rd_kafka_t *rk)
 	if (ev)
 		rd_kafka_event_destroy(ev);
 	rd_kafka_NewTopic_destroy(nt);
+	rd_kafka_queue_destroy(q);
 
 	ok(describe(rk, "adm", "retention.ms", v, sizeof(v)) == 0 && !strcmp(v, "3600000"),
 	   "DescribeConfigs: retention.ms is the created 3600000 (%s)", v);
@@ -135,21 +181,10 @@ static void test_topics_and_configs(rd_kafka_t *rk)
 	describe(rk, "adm", "cleanup.policy", v, sizeof(v));
 	ok(!strcmp(v, "delete"), "DescribeConfigs: cleanup.policy defaults to delete (%s)", v);
 
-	/* Legacy AlterConfigs replaces the topic's settable keys. */
-	rd_kafka_ConfigResource_t *r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, "adm");
-	rd_kafka_ConfigResource_set_config(r, "cleanup.policy", "compact");
-	rd_kafka_ConfigResource_set_config(r, "retention.bytes", "1048576");
-	rd_kafka_AlterConfigs(rk, &r, 1, NULL, q);
-	ev = wait_result(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
-	n = 0;
-	const rd_kafka_ConfigResource_t **rs =
-		ev ? rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n)
-		   : NULL;
-	ok(n == 1 && rd_kafka_ConfigResource_error(rs[0]) == 0, "AlterConfigs adm: %s",
-	   n == 1 ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])) : "no result");
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ConfigResource_destroy(r);
+	static const char *const compact[] = { "cleanup.policy", "compact", "retention.bytes",
+					       "1048576", NULL };
+	rd_kafka_resp_err_t e = alter(rk, compact);
+	ok(e == 0, "AlterConfigs adm: %s", rd_kafka_err2str(e));
 	describe(rk, "adm", "cleanup.policy", v, sizeof(v));
 	ok(!strcmp(v, "compact"), "after AlterConfigs cleanup.policy is compact (%s)", v);
 	describe(rk, "adm", "retention.bytes", v, sizeof(v));
@@ -158,62 +193,27 @@ static void test_topics_and_configs(rd_kafka_t *rk)
 	ok(!strcmp(v, "-1"), "a key AlterConfigs did not name returns to its default (%s)", v);
 
 	/* An unknown key: INVALID_CONFIG, nothing changed. */
-	r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, "adm");
-	rd_kafka_ConfigResource_set_config(r, "no.such.key", "1");
-	rd_kafka_AlterConfigs(rk, &r, 1, NULL, q);
-	ev = wait_result(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
-	n = 0;
-	rs = ev ? rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n)
-		: NULL;
-	ok(n == 1 && rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_INVALID_CONFIG,
-	   "AlterConfigs of an unknown key gets INVALID_CONFIG: %s",
-	   n == 1 ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])) : "no result");
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ConfigResource_destroy(r);
+	static const char *const unknown[] = { "no.such.key", "1", NULL };
+	e = alter(rk, unknown);
+	ok(e == RD_KAFKA_RESP_ERR_INVALID_CONFIG,
+	   "AlterConfigs of an unknown key gets INVALID_CONFIG: %s", rd_kafka_err2str(e));
 	describe(rk, "adm", "cleanup.policy", v, sizeof(v));
 	ok(!strcmp(v, "compact"), "and changed nothing (%s)", v);
 
 	/* Back to delete, so DeleteRecords below acts on a plain log. */
-	r = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, "adm");
-	rd_kafka_ConfigResource_set_config(r, "cleanup.policy", "delete");
-	rd_kafka_AlterConfigs(rk, &r, 1, NULL, q);
-	ev = wait_result(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_ConfigResource_destroy(r);
+	static const char *const del[] = { "cleanup.policy", "delete", NULL };
+	if (alter(rk, del))
+		diag("AlterConfigs back to delete failed");
 
 	/* CreatePartitions raises the count; lowering it is refused. */
-	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new("adm", 3, err, sizeof(err));
-	rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
-	ev = wait_result(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT);
-	n = 0;
-	tr = ev ? rd_kafka_CreatePartitions_result_topics(
-			  rd_kafka_event_CreatePartitions_result(ev), &n)
-		: NULL;
-	ok(n == 1 && rd_kafka_topic_result_error(tr[0]) == 0, "CreatePartitions adm to 3: %s",
-	   n == 1 ? rd_kafka_err2str(rd_kafka_topic_result_error(tr[0])) : "no result");
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_NewPartitions_destroy(np);
+	e = create_partitions(rk, 3);
+	ok(e == 0, "CreatePartitions adm to 3: %s", rd_kafka_err2str(e));
 	json_object *info = chronik_json("info adm/2");
 	ok(json_int_at(info, "partition") == 2, "chronik info shows partition adm/2");
 	json_object_put(info);
-
-	np = rd_kafka_NewPartitions_new("adm", 2, err, sizeof(err));
-	rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
-	ev = wait_result(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT);
-	n = 0;
-	tr = ev ? rd_kafka_CreatePartitions_result_topics(
-			  rd_kafka_event_CreatePartitions_result(ev), &n)
-		: NULL;
-	ok(n == 1 && rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS,
-	   "CreatePartitions to fewer gets INVALID_PARTITIONS: %s",
-	   n == 1 ? rd_kafka_err2str(rd_kafka_topic_result_error(tr[0])) : "no result");
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_NewPartitions_destroy(np);
-	rd_kafka_queue_destroy(q);
+	e = create_partitions(rk, 2);
+	ok(e == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS,
+	   "CreatePartitions to fewer gets INVALID_PARTITIONS: %s", rd_kafka_err2str(e));
 }
 
 static void produce(int n)
