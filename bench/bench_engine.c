@@ -410,7 +410,7 @@ static int cmd_append(const struct bench_opts *o)
 	uint64_t batch_bytes = (uint64_t)o->value_size * (uint64_t)o->records;
 	uint64_t total = (o->bytes + batch_bytes - 1) / batch_bytes, batches = 0, wal_bytes = 0;
 	uint64_t records = 0, value_bytes = 0, segments = 0, segment_bytes = 0;
-	double t0, t1, t2 = 0, t3 = 0;
+	double t0, t1, t2 = 0, t3 = 0, c0, c1;
 	long rss_start, rss_end, rss_trimmed;
 	int threads = o->input ? 1 : o->threads;
 	int rc, status = 0;
@@ -446,6 +446,7 @@ static int cmd_append(const struct bench_opts *o)
 		die("pthread_create", -rc);
 	pthread_barrier_wait(&start);
 	t0 = now_s();
+	c0 = cpu_s();
 	for (int i = 0; i < threads; i++) {
 		pthread_join(a[i].tid, NULL);
 		if (a[i].status && !status)
@@ -457,6 +458,7 @@ static int cmd_append(const struct bench_opts *o)
 	if (status == 0 && o->sync_end)
 		status = engine_sync(e);
 	t1 = now_s();
+	c1 = cpu_s();
 	atomic_store(&smp.stop, true);
 	pthread_join(smp.tid, NULL);
 	if (status)
@@ -479,11 +481,12 @@ static int cmd_append(const struct bench_opts *o)
 	       " wal_bytes=%" PRIu64 " frame_bytes=%" PRIu64 " groups=%" PRIu64
 	       " group_bytes=%" PRIu64 " wal_max_bytes=%" PRIu64 " disk_max_kib=%" PRIu64
 	       " index_end_seconds=%.6f segments=%" PRIu64 " segment_bytes=%" PRIu64
-	       " rss_start_kib=%ld rss_end_kib=%ld rss_trimmed_kib=%ld maxrss_kib=%ld\n",
+	       " rss_start_kib=%ld rss_end_kib=%ld rss_trimmed_kib=%ld maxrss_kib=%ld"
+	       " cpu_seconds=%.6f\n",
 	       t1 - t0, batches, records, value_bytes, wal_bytes,
 	       batches ? wal_bytes / batches : 0, st.groups, st.groups ? st.bytes / st.groups : 0,
 	       smp.wal_max_bytes, smp.disk_max_bytes / 1024, t3 - t2, segments, segment_bytes,
-	       rss_start, rss_end, rss_trimmed, maxrss_kib());
+	       rss_start, rss_end, rss_trimmed, maxrss_kib(), c1 - c0);
 	for (int i = 0; i < threads; i++)
 		engine_partition_unref(a[i].p);
 	pthread_barrier_destroy(&start);

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	size_t line_len = 0;
 	bool append = false;
 	char *buf;
-	double t0, t1;
+	double t0, t1, c0, c1;
 	int fd;
 
 	if (argc < 2)
@@ -93,6 +93,7 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		fail("open", path);
 	t0 = now_s();
+	c0 = cpu_s();
 	for (uint64_t c = 0; c < nchunks; c++) {
 		size_t done = 0;
 		while (done < chunk) {
@@ -110,12 +111,14 @@ int main(int argc, char **argv)
 	if (!strcmp(fsync_mode, "end") && fsync(fd) < 0)
 		fail("fsync", path);
 	t1 = now_s();
+	c1 = cpu_s();
 	if (close(fd) < 0)
 		fail("close", path);
 	if (line_len)
 		lines = nchunks * (chunk / line_len);
-	printf("seconds=%.6f chunks=%" PRIu64 " bytes=%" PRIu64 " lines=%" PRIu64 "\n", t1 - t0,
-	       nchunks, nchunks * chunk, lines);
+	printf("seconds=%.6f chunks=%" PRIu64 " bytes=%" PRIu64 " lines=%" PRIu64
+	       " cpu_seconds=%.6f\n",
+	       t1 - t0, nchunks, nchunks * chunk, lines, c1 - c0);
 	free(buf);
 	return 0;
 }
