@@ -804,7 +804,12 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		 * this request included (a queue longer than a file's worth
 		 * takes several groups); later arrivals queue for the next. */
 		e->writing = true;
-		while (!r.done) {
+		/* Then, without fsync every, the group that queued behind it
+		 * too: waking the commit thread for it costs more than that
+		 * write (under every, the leader's return would wait a
+		 * second fsync, so the commit thread takes it). */
+		int extra = e->opt.fsync == FSYNC_EVERY ? 0 : 1;
+		while (!r.done || (e->queue_head && extra-- > 0)) {
 			struct append_req *head = take_group(e);
 			pthread_mutex_unlock(&e->commit_lock);
 			group_run(e, head);
