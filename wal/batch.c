@@ -92,6 +92,12 @@ size_t uvarint_put(uint8_t *buf, uint64_t v)
 size_t uvarint_get(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t r = 0;
+	/* Most fields of a record are one byte (attributes, small deltas and
+	 * lengths): that case first, without the loop. */
+	if (p < end && !(*p & 0x80)) {
+		*v = *p;
+		return 1;
+	}
 	for (size_t i = 0; i < 10; i++) {
 		if (p + i >= end)
 			return 0;
