@@ -14,7 +14,10 @@
  * given back (token_release) with requests queued, the commit thread takes
  * the token and writes them as the next group, so under load the groups
  * are as large as before. A leader leads until its own request is done
- * (several groups only when the queue held more than a file's worth).
+ * (several groups only when the queue held more than a file's worth) and,
+ * under fsync interval or never, also writes the group that queued behind
+ * it (waking the commit thread for it costs more than that write; under
+ * every the leader's return would wait for a second fsync).
  * The commit thread also takes the token to seal the active file by age
  * and for the interval sync; token_release wakes it when such a duty came
  * due earlier than it sleeps until.
