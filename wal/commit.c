@@ -2,10 +2,29 @@
  * joined the group.
  *
  * Appenders (any thread) prepare their batch outside every lock (header
- * parsed, CRC checked, raw size computed), then queue an append_req and
- * sleep on commit_done. The commit thread takes the queue as one group
- * (as much of it as fits in wal.segment.bytes, at least one request: the
- * rest is the next group) and, for each request in queue order:
+ * parsed, CRC checked, raw size computed), then queue an append_req.
+ *
+ * LEADERS. One thread at a time holds the writer's token (e->writing,
+ * under commit_lock) and only it writes the active file. An appender that
+ * queues its request and finds the token free takes it and leads: it
+ * writes the group itself, with no hand-off to another thread and no
+ * sleep, which is what one appender alone pays for (two context switches
+ * per append, otherwise). Appenders that arrive while a group is being
+ * written queue behind it and sleep on commit_done; when the token is
+ * given back (token_release) with requests queued, the commit thread takes
+ * the token and writes them as the next group, so under load the groups
+ * are as large as before. A leader leads until its own request is done
+ * (several groups only when the queue held more than a file's worth) and,
+ * under fsync interval or never, also writes the group that queued behind
+ * it (waking the commit thread for it costs more than that write; under
+ * every the leader's return would wait for a second fsync).
+ * The commit thread also takes the token to seal the active file by age
+ * and for the interval sync; token_release wakes it when such a duty came
+ * due earlier than it sleeps until.
+ *
+ * The token holder takes the queue as one group (as much of it as fits in
+ * wal.segment.bytes, at least one request: the rest is the next group)
+ * and, for each request in queue order:
  *   - assigns offsets from the partition's c_next_offset and raw positions
  *     from its c_raw_size (so offsets follow WAL order, and a group that
  *     fails consumes none: the counters are reset to the published values);
@@ -18,8 +37,9 @@
  * and fsyncs
  * under FSYNC_EVERY (or when the interval elapsed under FSYNC_INTERVAL).
  * Only then are the hot-index entries published, waiting readers woken,
- * appenders released, and the append listener called. When idle, the
- * thread also seals the active file once it is non-empty and wal.seal.ms
+ * appenders released, and the append listener called (by the token
+ * holder, before it gives the token back). When idle, the commit thread
+ * also seals the active file once it is non-empty and wal.seal.ms
  * old (or when engine_index_now asks); every rotation kicks the indexer
  * (indexer.c).
  *
@@ -96,7 +116,7 @@
  *      before: the page cache is trusted.
  * Every fdatasync of the active file, and the check and change of the
  * FAILED state that goes with it, happens under sync_lock, so a sync from
- * engine_sync cannot take the error of a sync in the commit thread and
+ * engine_sync cannot take the error of a sync by the token holder and
  * leave that one reporting success.
  */
 #include <errno.h>
@@ -613,6 +633,116 @@ static void timespec_at(struct timespec *ts, int64_t wait_ns)
 	}
 }
 
+/* The commit thread's next duty (seal by age, interval sync) in mono_ns()
+ * time; INT64_MAX = none. Token holder or commit_lock with the token free. */
+static int64_t duty_due(const struct engine *e)
+{
+	int64_t due = seal_due(e);
+	if (!due)
+		due = INT64_MAX;
+	if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
+		int64_t sync = e->last_sync_ns + (int64_t)e->opt.fsync_interval_ms * 1000000;
+		if (sync < due)
+			due = sync;
+	}
+	return due;
+}
+
+/* Give the writer's token back (caller holds commit_lock): wake the commit
+ * thread when requests are queued, when it is stopping, or when a duty is
+ * due before the time it sleeps until (a first frame in the active file
+ * starts its seal clock, a first unsynced byte the interval sync's). */
+static void token_release(struct engine *e)
+{
+	e->writing = false;
+	if (e->queue_head || e->stopping || e->seal_now || duty_due(e) < e->commit_sleep_until)
+		pthread_cond_signal(&e->commit_wake);
+}
+
+/* Write one group taken off the queue and release its appenders; the
+ * caller holds the writer's token, not commit_lock. */
+static void group_run(struct engine *e, struct append_req *head)
+{
+	int rc;
+
+	/* Requests for deleted partitions fail here, outside the group. */
+	for (struct append_req *r = head; r; r = r->next) {
+		pthread_mutex_lock(&r->p->lock);
+		if (r->p->deleted)
+			r->status = CHRONIK_ENOTOPIC;
+		pthread_mutex_unlock(&r->p->lock);
+	}
+	rc = group_write(e, head);
+
+	/* Collect the partitions that grew before releasing the appenders
+	 * (their requests die with them); each is referenced once. The
+	 * listener is read under commit_lock and counted busy until its
+	 * calls are over, so engine_set_append_listener can wait them out. */
+	struct partition **grown = NULL;
+	size_t ngrown = 0, nreq = 0;
+	engine_append_fn fn;
+	void *fn_arg;
+	for (struct append_req *r = head; r; r = r->next)
+		nreq++;
+	pthread_mutex_lock(&e->commit_lock);
+	fn = e->listener;
+	fn_arg = e->listener_arg;
+	if (fn)
+		e->listener_busy = true;
+	pthread_mutex_unlock(&e->commit_lock);
+	if (rc == 0 && fn)
+		grown = malloc(nreq * sizeof(*grown));
+	for (struct append_req *r = head; grown && r; r = r->next) {
+		size_t i;
+		if (r->status)
+			continue;
+		for (i = 0; i < ngrown && grown[i] != r->p; i++)
+			;
+		if (i == ngrown) {
+			engine_partition_ref(r->p);
+			grown[ngrown++] = r->p;
+		}
+	}
+	pthread_mutex_lock(&e->commit_lock);
+	for (struct append_req *r = head, *next; r; r = next) {
+		next = r->next;
+		if (rc && r->status == 0)
+			r->status = rc;
+		r->done = true;
+	}
+	pthread_cond_broadcast(&e->commit_done);
+	pthread_mutex_unlock(&e->commit_lock);
+
+	for (size_t i = 0; i < ngrown; i++) {
+		fn(fn_arg, grown[i]);
+		engine_partition_unref(grown[i]);
+	}
+	free(grown);
+	if (fn) {
+		pthread_mutex_lock(&e->commit_lock);
+		e->listener_busy = false;
+		pthread_cond_broadcast(&e->commit_done);
+		pthread_mutex_unlock(&e->commit_lock);
+	}
+}
+
+/* Sleep on commit_wake until the mono_ns() time due (INT64_MAX: until
+ * woken); commit_lock held. commit_sleep_until tells token_release when a
+ * new duty needs the thread earlier. */
+static void commit_sleep(struct engine *e, int64_t due)
+{
+	e->commit_sleep_until = due;
+	if (due == INT64_MAX) {
+		pthread_cond_wait(&e->commit_wake, &e->commit_lock);
+	} else {
+		/* commit_wake waits on CLOCK_MONOTONIC (engine_open). */
+		struct timespec ts;
+		timespec_at(&ts, due - mono_ns());
+		pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
+	}
+	e->commit_sleep_until = 0;
+}
+
 static void *commit_main(void *arg)
 {
 	struct engine *e = arg;
@@ -623,7 +753,14 @@ static void *commit_main(void *arg)
 		bool bypass = false; /* a seal for back-pressure failed: write on */
 		int rc;
 
-		while ((!e->queue_head || (!bypass && backpressure_hold(e))) && !e->stopping) {
+		while ((e->writing || !e->queue_head || (!bypass && backpressure_hold(e))) &&
+		       !e->stopping) {
+			if (e->writing) {
+				/* An appender leads a group: wait for the token
+				 * (token_release wakes us when there is work). */
+				commit_sleep(e, INT64_MAX);
+				continue;
+			}
 			int64_t seal = seal_due(e);
 			bool hold = e->queue_head != NULL;
 			bool any = e->active_size > WAL_FILE_HEADER_SIZE;
@@ -642,6 +779,7 @@ static void *commit_main(void *arg)
 				/* Seal what there is (wal.seal.ms, engine_index_now,
 				 * back-pressure). */
 				bool asked = e->seal_now;
+				e->writing = true;
 				pthread_mutex_unlock(&e->commit_lock);
 				rc = any ? rotate(e) : 0;
 				if (rc)
@@ -649,6 +787,7 @@ static void *commit_main(void *arg)
 						"sealing the WAL file failed: %s",
 						chronik_strerror(rc));
 				pthread_mutex_lock(&e->commit_lock);
+				e->writing = false;
 				if (rc && bp_seal)
 					bypass = true; /* the group meets the error itself */
 				if (rc)
@@ -659,100 +798,30 @@ static void *commit_main(void *arg)
 				}
 				continue;
 			}
-			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced) {
-				struct timespec ts;
-				int64_t due = e->last_sync_ns +
-					      (int64_t)e->opt.fsync_interval_ms * 1000000;
-				if (mono_ns() >= due) {
-					pthread_mutex_unlock(&e->commit_lock);
-					(void)sync_active(e); /* a failure is logged, sticky */
-					pthread_mutex_lock(&e->commit_lock);
-					continue;
-				}
-				if (seal && seal < due)
-					due = seal;
-				/* commit_wake waits on CLOCK_MONOTONIC (engine_open). */
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				int64_t wait = due - mono_ns();
-				ts.tv_sec += wait / 1000000000;
-				ts.tv_nsec += wait % 1000000000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
-				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
-			} else if (seal) {
-				struct timespec ts;
-				timespec_at(&ts, seal - mono_ns());
-				pthread_cond_timedwait(&e->commit_wake, &e->commit_lock, &ts);
-			} else {
-				pthread_cond_wait(&e->commit_wake, &e->commit_lock);
+			if (e->opt.fsync == FSYNC_INTERVAL && e->unsynced &&
+			    mono_ns() >= e->last_sync_ns + (int64_t)e->opt.fsync_interval_ms * 1000000) {
+				e->writing = true;
+				pthread_mutex_unlock(&e->commit_lock);
+				(void)sync_active(e); /* a failure is logged, sticky */
+				pthread_mutex_lock(&e->commit_lock);
+				e->writing = false;
+				continue;
 			}
+			commit_sleep(e, duty_due(e));
 		}
 		e->bp_holding = false;
-		if (!e->queue_head && e->stopping)
-			break;
+		if (e->stopping && (e->writing || !e->queue_head)) {
+			if (!e->writing)
+				break;
+			commit_sleep(e, INT64_MAX);
+			continue;
+		}
 		head = take_group(e);
+		e->writing = true;
 		pthread_mutex_unlock(&e->commit_lock);
-
-		/* Requests for deleted partitions fail here, outside the group. */
-		for (struct append_req *r = head; r; r = r->next) {
-			pthread_mutex_lock(&r->p->lock);
-			if (r->p->deleted)
-				r->status = CHRONIK_ENOTOPIC;
-			pthread_mutex_unlock(&r->p->lock);
-		}
-		rc = group_write(e, head);
-
-		/* Collect the partitions that grew before releasing the appenders
-		 * (their requests die with them); each is referenced once. The
-		 * listener is read under commit_lock and counted busy until its
-		 * calls are over, so engine_set_append_listener can wait them out. */
-		struct partition **grown = NULL;
-		size_t ngrown = 0, nreq = 0;
-		engine_append_fn fn;
-		void *fn_arg;
-		for (struct append_req *r = head; r; r = r->next)
-			nreq++;
+		group_run(e, head);
 		pthread_mutex_lock(&e->commit_lock);
-		fn = e->listener;
-		fn_arg = e->listener_arg;
-		if (fn)
-			e->listener_busy = true;
-		pthread_mutex_unlock(&e->commit_lock);
-		if (rc == 0 && fn)
-			grown = malloc(nreq * sizeof(*grown));
-		for (struct append_req *r = head; grown && r; r = r->next) {
-			size_t i;
-			if (r->status)
-				continue;
-			for (i = 0; i < ngrown && grown[i] != r->p; i++)
-				;
-			if (i == ngrown) {
-				engine_partition_ref(r->p);
-				grown[ngrown++] = r->p;
-			}
-		}
-		pthread_mutex_lock(&e->commit_lock);
-		for (struct append_req *r = head, *next; r; r = next) {
-			next = r->next;
-			if (rc && r->status == 0)
-				r->status = rc;
-			r->done = true;
-		}
-		pthread_cond_broadcast(&e->commit_done);
-		pthread_mutex_unlock(&e->commit_lock);
-
-		for (size_t i = 0; i < ngrown; i++) {
-			fn(fn_arg, grown[i]);
-			engine_partition_unref(grown[i]);
-		}
-		free(grown);
-		pthread_mutex_lock(&e->commit_lock);
-		if (fn) {
-			e->listener_busy = false;
-			pthread_cond_broadcast(&e->commit_done);
-		}
+		e->writing = false;
 	}
 	pthread_mutex_unlock(&e->commit_lock);
 	return NULL;
@@ -840,7 +909,28 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		e->queue_head = &r;
 	e->queue_tail = &r;
 	e->queue_len++;
-	pthread_cond_signal(&e->commit_wake);
+	if (!e->writing && !backpressure_hold(e)) {
+		/* No group in progress: lead one. It takes what is queued,
+		 * this request included (a queue longer than a file's worth
+		 * takes several groups); later arrivals queue for the next.
+		 * A leader stops leading where the queue must wait for the
+		 * indexer (BACK-PRESSURE): the commit thread holds it then. */
+		e->writing = true;
+		/* Then, without fsync every, the group that queued behind it
+		 * too: waking the commit thread for it costs more than that
+		 * write (under every, the leader's return would wait a
+		 * second fsync, so the commit thread takes it). */
+		int extra = e->opt.fsync == FSYNC_EVERY ? 0 : 1;
+		while ((!r.done || (e->queue_head && extra-- > 0)) && !backpressure_hold(e)) {
+			struct append_req *head = take_group(e);
+			pthread_mutex_unlock(&e->commit_lock);
+			group_run(e, head);
+			pthread_mutex_lock(&e->commit_lock);
+		}
+		token_release(e);
+	} else if (!e->writing) {
+		pthread_cond_signal(&e->commit_wake); /* held: the commit thread's */
+	}
 	while (!r.done)
 		pthread_cond_wait(&e->commit_done, &e->commit_lock);
 	pthread_mutex_unlock(&e->commit_lock);

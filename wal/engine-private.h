@@ -38,10 +38,10 @@ struct topic;
  * raw_pos + its raw length (or seg_next_offset / seg_raw_end when n == 0).
  * Only the indexer thread changes segs and drops entries from the front of
  * idx, both in one critical section, so a reader sees every offset in
- * exactly one of them. Only the commit thread (or recovery,
+ * exactly one of them. Only the writer's token holder (commit.c; or recovery,
  * before it starts) appends entries and advances next_offset / raw_size;
  * readers copy entries out under lock and do their I/O without it.
- * c_next_offset / c_raw_size are the commit thread's own counters: equal to
+ * c_next_offset / c_raw_size are the token holder's own counters: equal to
  * the published ones except while a group is being written. */
 struct partition {
 	struct engine *e;
@@ -56,7 +56,7 @@ struct partition {
 	pthread_cond_t grown; /* broadcast when next_offset advances or on delete */
 	struct hot_entry *idx;
 	size_t n, cap;
-	/* Entries the commit thread reserved room for in idx (n + reserved <=
+	/* Entries the token holder reserved room for in idx (n + reserved <=
 	 * cap) and has not published yet: its group is being written. The
 	 * indexer's shrink of idx (hot_drop) keeps that room. */
 	size_t reserved;
@@ -76,7 +76,7 @@ struct partition {
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;
-	size_t c_group_entries; /* commit thread: entries this group adds */
+	size_t c_group_entries; /* token holder: entries this group adds */
 };
 
 /* A topic: owned by the engine's topic table (guarded by e->meta_lock).
@@ -131,7 +131,7 @@ struct engine {
 	pthread_mutex_t files_lock;
 	struct wal_file *files;
 	size_t nfiles, files_cap;
-	uint64_t active_size; /* commit thread only (after recovery); in a
+	uint64_t active_size; /* token holder only (after recovery); in a
 			       * read-only engine, where engine_refresh stopped */
 	pthread_mutex_t refresh_lock; /* one engine_refresh at a time */
 	/* A torn tail recovery left in place (read-only opens), so that verify
@@ -143,14 +143,23 @@ struct engine {
 	pthread_cond_t commit_wake; /* the commit thread waits for work */
 	pthread_cond_t commit_done; /* appenders wait for their group */
 	struct append_req *queue_head, *queue_tail;
+	/* The writer's token (commit_lock): true while one thread - an
+	 * appender leading its group, or the commit thread writing a group,
+	 * sealing or syncing - writes the active file. The fields marked
+	 * "token holder" below are touched only by the thread holding it
+	 * (taking and releasing it under commit_lock orders them). */
+	bool writing;
+	/* When the commit thread sleeps until (mono_ns; INT64_MAX = until
+	 * woken, 0 = not sleeping); commit_lock. */
+	int64_t commit_sleep_until;
 	bool stopping;
 	bool commit_running;
 	pthread_t commit_thread;
-	int64_t last_sync_ns; /* CLOCK_MONOTONIC (mono_ns); commit thread */
-	uint64_t unsynced; /* bytes written since the last fsync (commit thread);
+	int64_t last_sync_ns; /* CLOCK_MONOTONIC (mono_ns); token holder */
+	uint64_t unsynced; /* bytes written since the last fsync (token holder);
 			    * 0 means every byte of the active file is durable,
 			    * so the next group carries a sync point (frame.h) */
-	uint32_t active_salt; /* the active file's salt (commit thread) */
+	uint32_t active_salt; /* the active file's salt (token holder) */
 	uint32_t active_version; /* its file format version (recovery) */
 	/* The FAILED state of commit.c's "FAILED WRITES AND SYNCS": 0, or the
 	 * error every append and engine_sync return until the engine is
@@ -175,8 +184,8 @@ struct engine {
 	bool ro_capped;
 	uint64_t ro_cap_seq, ro_cap_pos;
 
-	/* The append listener (commit_lock); listener_busy while the commit
-	 * thread is calling it, commit_done broadcast when it stops being. */
+	/* The append listener (commit_lock); listener_busy while the token
+	 * holder is calling it, commit_done broadcast when it stops being. */
 	engine_append_fn listener;
 	void *listener_arg;
 	bool listener_busy;
@@ -219,7 +228,7 @@ struct engine {
 	atomic_int indexer_halt_rc;
 	bool seal_now; /* commit_lock: engine_index_now asks the commit thread to seal */
 	pthread_t indexer_thread;
-	int64_t active_birth_ns; /* commit thread: first frame in the active file; 0 = empty */
+	int64_t active_birth_ns; /* token holder: first frame in the active file; 0 = empty */
 
 	/* Back-pressure (commit.c, "BACK-PRESSURE"). wal_sealed_bytes: the
 	 * bytes of the sealed WAL files not yet indexed (sum of their
@@ -240,7 +249,7 @@ struct engine {
 	/* The cold tier (tier.c): NULL until engine_remote_attach. */
 	struct tier *tier;
 
-	/* Counters (engine_stats_get); written by the commit thread. */
+	/* Counters (engine_stats_get); written by the token holder. */
 	atomic_uint_fast64_t st_appends, st_groups, st_bytes, st_fsyncs, st_failed;
 	atomic_uint_fast64_t st_unindexed, st_unindexed_max, st_bp_waits;
 };

@@ -307,7 +307,9 @@ int engine_append_records(struct partition *p, const struct record_in *recs, siz
  * last byte is not '\n'. */
 int engine_append_lines(struct partition *p, const char *buf, size_t len, int64_t *base_offset);
 
-/* Called from the commit thread after each group is published, once per
+/* Called by the thread that wrote the group (the commit thread, or an
+ * appender that led its own group: commit.c) after each group is
+ * published, before any later group is written, once per
  * partition that grew, without engine locks held. It must not block for
  * long nor call back into appends or into engine_set_append_listener. One
  * listener per engine; NULL clears. When engine_set_append_listener returns,

@@ -101,7 +101,7 @@ static void test_append_read(const char *dir)
 		memcpy(raw + rawlen, lines, n);
 		rawlen += n;
 	}
-	ok(i == 50, "50 appends of 20 lines, offsets dense (stopped at %d)", i);
+	ok(i == 50, "50 appends of 20 lines, offsets dense (stopped at %d, rc %d)", i, rc);
 	ok(engine_append_lines(p, "no newline", 10, &base) == -EINVAL, "partial line refused");
 	engine_partition_info(p, &info);
 	ok(info.next_offset == 1000 && info.raw_size == rawlen && info.batches == 50,
@@ -350,10 +350,60 @@ static void test_listener(const char *dir)
 	engine_close(e);
 }
 
+/* Leader-based commit: an appender that finds no group in progress writes
+ * its own group, so the listener (called by the thread that wrote the
+ * group, before it gives the writer's token back) runs on the appending
+ * thread. With fsync never and sealing by age off, the commit thread has
+ * no reason to hold the token, so every one of these appends leads. */
+static pthread_t leader_seen;
+static atomic_int leader_calls;
+
+static void on_append_thread(void *arg, struct partition *p)
+{
+	(void)arg;
+	(void)p;
+	leader_seen = pthread_self();
+	atomic_fetch_add(&leader_calls, 1);
+}
+
+static void test_leader(const char *dir)
+{
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct engine_stats st0, st1;
+	int64_t base = -1;
+	int led = 0, rc = 0;
+
+	engine_options_init(&o);
+	o.fsync = FSYNC_NEVER;
+	o.wal_seal_ms = 0;
+	e = open_or_bail(dir, &o);
+	engine_topic_create(e, "lead", 1, NULL);
+	p = part_or_bail(e, "lead", 0);
+	engine_set_append_listener(e, on_append_thread, NULL);
+	engine_stats_get(e, &st0);
+	for (int i = 0; i < 100; i++) {
+		leader_seen = 0;
+		rc |= engine_append_lines(p, "x\n", 2, &base);
+		led += pthread_equal(leader_seen, pthread_self()) != 0;
+	}
+	engine_stats_get(e, &st1);
+	engine_set_append_listener(e, NULL, NULL);
+	ok(rc == 0 && base == 99, "100 appends from one thread took offsets 0..99");
+	ok(led == 100 && atomic_load(&leader_calls) == 100,
+	   "each append was written by the appending thread itself (%d of 100)", led);
+	ok(st1.groups - st0.groups == 100 && st1.appends - st0.appends == 100,
+	   "one group per append");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 /* A queue holding more than a WAL file's worth is written as several
  * groups, each within wal.segment.bytes (a group over 4 GiB would fail
- * every appender in it). The listener holds the commit thread while the
- * appenders queue up behind it, so they all wait for the same turn. */
+ * every appender in it). The listener holds the writer's token (appender
+ * a leads its own group) while the other appenders queue up behind it, so
+ * they all wait for the same turn, the commit thread's next group. */
 #define SPLIT_THREADS 4
 static sem_t split_hold;
 static atomic_int split_first;
@@ -423,7 +473,7 @@ static void test_group_split(const char *dir)
 	atomic_store(&split_first, 1);
 	engine_set_append_listener(e, on_append_hold, NULL);
 	pthread_create(&t[0], NULL, split_appender, (void *)(intptr_t)0);
-	/* the commit thread is held in the listener once a is published */
+	/* a holds the token in the listener once it is published */
 	while (atomic_load(&split_first))
 		usleep(1000);
 	for (intptr_t i = 1; i < SPLIT_THREADS; i++)
@@ -599,11 +649,13 @@ int main(void)
 	test_batch_checks(d1);
 	test_groups_and_lock(d2);
 	test_group_split(d4);
-	char *d5;
-	if (asprintf(&d5, "%s/e", dir) < 0)
+	char *d5, *d6;
+	if (asprintf(&d5, "%s/e", dir) < 0 || asprintf(&d6, "%s/f", dir) < 0)
 		bail("oom");
 	test_topic_limits(d5);
+	test_leader(d6);
 	free(d5);
+	free(d6);
 	free(d1);
 	free(d2);
 	free(d3);
