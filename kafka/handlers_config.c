@@ -597,12 +597,17 @@ static int alter_configs(struct kafka_request *req, bool incremental)
 		const char *msg = NULL;
 		int16_t err;
 		if (type == RESOURCE_TOPIC) {
-			if (kafka_topic_name_copy(name, topic)) {
-				err = topic_config_alter(req, topic, configs_at, nc, incremental,
-							 validate_only, &msg);
-			} else {
+			if (!kafka_topic_name_copy(name, topic)) {
 				err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				msg = "unknown topic";
+			} else if (!kafka_conn_allows(req->c, KACL_DELETE, KACL_TOPIC, topic)) {
+				/* retention.ms, retention.bytes and cleanup.policy
+				 * delete records: altering needs what deleting does. */
+				err = KERR_TOPIC_AUTHORIZATION_FAILED;
+				msg = "altering this topic's configs needs the delete ACL";
+			} else {
+				err = topic_config_alter(req, topic, configs_at, nc, incremental,
+							 validate_only, &msg);
 			}
 		} else if (type == RESOURCE_BROKER) {
 			err = KERR_INVALID_REQUEST;

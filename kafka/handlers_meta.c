@@ -743,6 +743,10 @@ int kafka_handle_create_partitions(struct kafka_request *req)
 		if (t[i].dup) {
 			err = KERR_INVALID_REQUEST;
 			snprintf(msg, sizeof(msg), "the request names this topic more than once");
+		} else if (kafka_topic_name_copy(t[i].name, name) &&
+			   !kafka_conn_allows(req->c, KACL_CREATE, KACL_TOPIC, name)) {
+			err = KERR_TOPIC_AUTHORIZATION_FAILED;
+			snprintf(msg, sizeof(msg), "adding partitions needs the create ACL");
 		} else if (!kafka_topic_name_copy(t[i].name, name) ||
 			   engine_topic_partitions(req->l->e, name, &have) != 0) {
 			err = KERR_UNKNOWN_TOPIC_OR_PARTITION;

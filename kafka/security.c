@@ -6,9 +6,9 @@
  * (127.0.0.0/8, ::1, or a name resolving only to those; an empty host or
  * 0.0.0.0 / :: is "every address", so not loopback) refuses to start unless
  * SASL is on (kafka.users.file) or kafka.allow.plaintext.remote=true. The
- * TLS listener is not subject to it: TLS without SASL still lets anyone
- * who can reach it in, but the operator has asked for a network listener
- * by configuring it.
+ * TLS listener (kafka.tls.listen) is held to the same rule: TLS encrypts
+ * but, without SASL, still lets in anyone who can reach it, so a
+ * non-loopback TLS listener needs kafka.users.file or the same setting.
  */
 #include "kafka-private.h"
 
@@ -100,6 +100,17 @@ int kafka_security_setup(struct kafka_listener *l)
 			log_msg(LOG_LVL_ERROR, "kafka", "kafka.tls.listen: bad address '%s'",
 				o->tls_listen);
 			err = -EINVAL;
+			goto err_users;
+		}
+		/* addr_split made an empty host 127.0.0.1; "every address" was
+		 * asked for then only by 0.0.0.0 or :: themselves. */
+		if (!l->users && !o->allow_plaintext_remote && !host_is_loopback(l->tls_host)) {
+			log_msg(LOG_LVL_ERROR, "kafka",
+				"refusing to listen on %s (TLS) without authentication: set "
+				"kafka.users.file (SASL), bind to loopback, or set "
+				"kafka.allow.plaintext.remote=true",
+				o->tls_listen);
+			err = -EPERM;
 			goto err_users;
 		}
 		err = kafka_tls_new(o->tls_cert, o->tls_key, &l->tls);

@@ -17,7 +17,7 @@ if [ ! -x "$CHRONIK" ]; then
 	exit 0
 fi
 
-plan 25
+plan 26
 
 U=$T/users
 echo 'alice-pw' | "$CHRONIK" user add alice --file "$U" 2>"$T/ua.err"
@@ -137,6 +137,13 @@ lim 20 "$KAFKA_SERVER" "$T/data2" --host 0.0.0.0 >"$T/r.out" 2>"$T/r.err"
 st=$?
 grep -q 'refusing to listen on 0.0.0.0' "$T/r.err" && ! grep -q '^PORT' "$T/r.out"
 ok $(( !st || $? )) "a plaintext listener on 0.0.0.0 without SASL refuses to start" ||
+	diag_file "$T/r.err"
+lim 20 "$KAFKA_SERVER" "$T/data2" --tls 0.0.0.0:0 --tls-cert "$T/cert.pem" \
+	--tls-key "$T/key.pem" >"$T/r.out" 2>"$T/r.err"
+st=$?
+grep -q 'refusing to listen on 0.0.0.0:0 (TLS) without authentication' "$T/r.err" &&
+	! grep -q '^PORT' "$T/r.out"
+ok $(( !st || $? )) "a TLS listener on 0.0.0.0 without SASL refuses to start" ||
 	diag_file "$T/r.err"
 rm -rf "$T/data"
 server_start --host 0.0.0.0 --allow-plaintext-remote --partitions 1

@@ -309,6 +309,28 @@ def wire_tests(port):
        "DeleteGroups: 30 with only read on the group, 69 (unknown) with delete (got %d, %d)" %
        (e1, e2))
 
+    # AlterConfigs v0 needs delete on the topic (retention and cleanup.policy
+    # delete records): a reader gets 29.
+    def alter_configs(user, pw):
+        body = (struct.pack(">ib", 1, 2) + kstr(b"hidden") + struct.pack(">i", 1) +
+                kstr(b"retention.ms") + kstr(b"1") + b"\0")
+        # ThrottleTimeMs, Responses [ErrorCode, ...]
+        return partition_error(user, pw, 33, body, 4 + 4)
+    e1, e2 = alter_configs(b"reader", b"reader-pw"), alter_configs(b"alice", b"alice-pw")
+    ok(e1 == 29 and e2 == 3,
+       "AlterConfigs: 29 with only read on the topic, 3 (unknown) with delete (got %d, %d)" %
+       (e1, e2))
+
+    # CreatePartitions v0 needs create on the topic: a reader gets 29.
+    def create_partitions(user, pw):
+        body = (struct.pack(">i", 1) + kstr(b"hidden") + struct.pack(">iiib", 2, -1, 5000, 0))
+        # ThrottleTimeMs, Results [Name, ErrorCode, ...]
+        return partition_error(user, pw, 37, body, 4 + 4 + 2 + len(b"hidden"))
+    e1, e2 = create_partitions(b"reader", b"reader-pw"), create_partitions(b"alice", b"alice-pw")
+    ok(e1 == 29 and e2 == 3,
+       "CreatePartitions: 29 with only read on the topic, 3 (unknown) with create (got %d, %d)" %
+       (e1, e2))
+
     # Malformed SCRAM messages: 58 and closed, whatever the byte.
     bad_first = [b"", b"n", b"n,,", b"n,,n=alice", b"n,,n=alice,", b"n,,n=,r=abc",
                  b"p=tls-unique,,n=alice,r=abc", b"n,,n=alice,r=", b"n,,r=abc,n=alice",
@@ -428,7 +450,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..27", flush=True)
+    print("1..29", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
