@@ -792,7 +792,7 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 	struct trailer tr;
 	size_t n = 0, ei = 0;
 	uint8_t *data = NULL;
-	int fd, rc;
+	int fd = -1, rc;
 
 	rc = file_open_checked(path, &fd, &tr, &idx, &n);
 	if (rc == -ENOENT) {
@@ -890,7 +890,7 @@ int segment_file_walk(const char *path, segment_batch_fn cb, void *arg)
 	struct trailer tr;
 	size_t n;
 	uint8_t *data;
-	int fd, rc;
+	int fd = -1, rc;
 
 	rc = file_open_checked(path, &fd, &tr, &idx, &n);
 	if (rc)

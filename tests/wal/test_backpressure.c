@@ -134,7 +134,7 @@ static void held_back(void)
 	struct appender a = { 0 };
 	pthread_t th;
 	struct engine *e;
-	int64_t n;
+	int64_t n = 0;
 	int bad;
 
 	engine_options_init(&o);
