@@ -7,12 +7,14 @@
 
 s3_start
 KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# 4 MiB WAL files: one sealed file makes one segment of a few MiB.
-cold_start --set wal.segment.bytes=4194304 --set wal.seal.ms=600000 --set log.level=debug --kafka "127.0.0.1:$KPORT"
+# 8 MiB WAL files: one sealed file makes one segment of several MiB (a
+# sequential read asks the segment for up to 1 MiB at a time, so a smaller
+# one would be read nearly whole by one record's read).
+cold_start --set wal.segment.bytes=8388608 --set wal.seal.ms=600000 --set log.level=debug --kafka "127.0.0.1:$KPORT"
 mkdir "$MNT/t"
 printf '{"remote.storage.enable": "true", "local.retention.bytes": "1"}\n' >"$MNT/t/config.json"
-# 60000 lines of ~100 bytes (hex noise: lz4 leaves it about half as big).
-awk 'BEGIN { srand(7); for (i = 0; i < 60000; i++) {
+# 120000 lines of ~100 bytes (hex noise: lz4 leaves it about half as big).
+awk 'BEGIN { srand(7); for (i = 0; i < 120000; i++) {
 	s = sprintf("line-%06d-", i)
 	for (j = 0; j < 11; j++) s = s sprintf("%08x", int(rand() * 4294967296))
 	print s } }' >"$T/expect"
