@@ -318,7 +318,8 @@ static uint64_t cache_evict(struct engine *e, const char *keep)
 	if (cache_list(e, &v, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			total += (uint64_t)v[i].size;
-		qsort(v, n, sizeof(*v), cached_cmp);
+		if (n > 1) /* v is NULL when the cache holds no file */
+			qsort(v, n, sizeof(*v), cached_cmp);
 		for (size_t i = 0; i < n && total > t->cache_bytes; i++) {
 			if (strcmp(v[i].path, keep) == 0)
 				continue;
