@@ -694,7 +694,7 @@ static int sweep_one(void *arg, const char *key, uint64_t size, int64_t mtime_ms
 	struct tier *t = w->e->tier;
 
 	if (mtime_ms >= w->before_ms || !tier_key_shape(t->prefix, key) ||
-	    bsearch(&key, w->keys, w->n, sizeof(*w->keys), keycmp))
+	    (w->n && bsearch(&key, w->keys, w->n, sizeof(*w->keys), keycmp)))
 		return 0;
 	pthread_mutex_lock(&t->lock);
 	bool stop = t->stop;
@@ -751,7 +751,8 @@ static void sweep_pass(struct engine *e, int64_t now)
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
 	if (rc == 0) {
-		qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
+		if (w.n > 1) /* keys is NULL when no registry names a key */
+			qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
 		rc = t->ops->list(t->arg, t->prefix, sweep_one, &w);
 		if (rc && rc != -ECANCELED)
 			log_msg(LOG_LVL_WARN, "cold",
