@@ -318,7 +318,8 @@ static uint64_t cache_evict(struct engine *e, const char *keep)
 	if (cache_list(e, &v, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			total += (uint64_t)v[i].size;
-		qsort(v, n, sizeof(*v), cached_cmp);
+		if (n > 1) /* v is NULL when the cache holds no file */
+			qsort(v, n, sizeof(*v), cached_cmp);
 		for (size_t i = 0; i < n && total > t->cache_bytes; i++) {
 			if (strcmp(v[i].path, keep) == 0)
 				continue;
@@ -750,7 +751,7 @@ static void sweep_pass(struct engine *e, int64_t now)
 	}
 	pthread_rwlock_unlock(&e->meta_lock);
 	if (rc == 0) {
-		if (w.n) /* none registered yet: keys is NULL */
+		if (w.n > 1) /* keys is NULL when no registry names a key */
 			qsort(w.keys, w.n, sizeof(*w.keys), keycmp);
 		rc = t->ops->list(t->arg, t->prefix, sweep_one, &w);
 		if (rc && rc != -ECANCELED)
