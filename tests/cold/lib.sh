@@ -59,6 +59,7 @@ s3_start() {
 s3_stop() {
 	[ -n "$s3_pid" ] || return 0
 	kill "$s3_pid" 2>/dev/null
+	kill -CONT "$s3_pid" 2>/dev/null # a hung store (SIGSTOP) takes the TERM now
 	wait "$s3_pid" 2>/dev/null
 	s3_pid=
 }
