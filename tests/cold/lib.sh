@@ -17,23 +17,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	echo "1..0 # SKIP node/npm not installed"
 	exit 0
 fi
-S3_MODULES=
-for d in "$here/../node_modules" "$prefix/node_modules"; do
-	if [ -f "$d/s3rver/package.json" ]; then
-		S3_MODULES=$d
-		break
-	fi
-done
-if [ -z "$S3_MODULES" ]; then
-	mkdir -p "$prefix"
-	cp "$here/package.json" "$prefix/package.json"
-	if ! lim 300 npm install --prefix "$prefix" --no-audit --no-fund >"$T/npm.log" 2>&1; then
-		echo "Bail out! npm install s3rver failed"
-		sed 's/^/# /' "$T/npm.log" | tail -20
-		exit 1
-	fi
-	S3_MODULES=$prefix/node_modules
-fi
+npm_modules s3rver "$here/package.json" "$here/../node_modules" "$prefix"
+S3_MODULES=$modules
 
 S3DIR=$T/s3
 S3PORT=

@@ -33,3 +33,27 @@ wait_for() {
 	done
 	return 1
 }
+
+# npm_modules PACKAGE PACKAGE_JSON MODULES_DIR PREFIX: set $modules to a
+# node_modules directory holding PACKAGE: MODULES_DIR or PREFIX/node_modules
+# if either has it, else PREFIX/node_modules after an npm install of
+# PACKAGE_JSON there (a bail-out when that fails). The caller has checked
+# that node and npm are installed.
+npm_modules() {
+	local pkg=$1 json=$2 dir=$3 prefix=$4 d
+	modules=
+	for d in "$dir" "$prefix/node_modules"; do
+		if [ -f "$d/$pkg/package.json" ]; then
+			modules=$d
+			return 0
+		fi
+	done
+	mkdir -p "$prefix"
+	cp "$json" "$prefix/package.json"
+	if ! timeout -k 5 300 npm install --prefix "$prefix" --no-audit --no-fund >"$T/npm.log" 2>&1; then
+		echo "Bail out! npm install $pkg failed"
+		sed 's/^/# /' "$T/npm.log" | tail -20
+		exit 1
+	fi
+	modules=$prefix/node_modules
+}
