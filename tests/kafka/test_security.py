@@ -380,7 +380,7 @@ def client_tests(port, tls_port, cert):
             d["ssl.ca.location"] = cert
         return d
 
-    for mech, tls in (("SCRAM-SHA-256", False), ("SCRAM-SHA-512", True)):
+    for mech, tls in (("SCRAM-SHA-256", False), ("SCRAM-SHA-512", True), ("PLAIN", True)):
         topic = "py-%s-%s" % (mech.lower(), "tls" if tls else "plain")
         p = Producer(conf("alice", "alice-pw", mech, tls))
         errs = []
@@ -450,7 +450,7 @@ def main():
     if not shutil.which("openssl"):
         print("1..0 # SKIP openssl not installed")
         return 0
-    print("1..29", flush=True)
+    print("1..30", flush=True)
     tmp = tempfile.mkdtemp(prefix="chronik-sec.")
     proc = None
     try:
