@@ -297,6 +297,18 @@ void indexer_stop(struct engine *e);
  * every RETENTION_CHECK_MS. */
 #define RETENTION_CHECK_MS 1000
 int retention_run(struct engine *e);
+/* A topic config's retention.bytes, or -1 when there is none or its
+ * cleanup.policy does not include delete (retention.c). */
+int64_t retention_bytes_limit(const char *config_json);
+/* The largest segment the indexer writes for a partition under
+ * retention.bytes limit (retention.c, "DISK"): limit / 8, at least
+ * RETENTION_CUT_MIN. */
+#define RETENTION_CUT_MIN (64u << 10)
+uint64_t retention_cut_bytes(int64_t limit);
+/* Before the indexer writes a segment of at most bytes: delete p's oldest
+ * segments while the rest plus bytes would pass limit (-1: none), by
+ * retention's rules (retention.c, "DISK", rule 2). warm_lock held. */
+int retention_make_room(struct engine *e, struct partition *p, int64_t limit, uint64_t bytes);
 struct compact_filter {
 	char *name;
 	engine_compact_fn fn;

@@ -14,7 +14,10 @@
  *      written (partition counts only grow, and recovery refuses such a
  *      frame too), so it is damage: the file is not indexed and stays;
  *   2. per partition, under warm_lock: the remaining frames become one
- *      segment file (segment.h): a batch a producer compressed is kept byte
+ *      segment file, or under retention.bytes several, each at most
+ *      retention_cut_bytes (SEGMENT CUT below), and before each one is
+ *      begun retention makes room for it (retention.c, "DISK"). A segment
+ *      file (segment.h): a batch a producer compressed is kept byte
  *      for byte; uncompressed batches are merged (up to
  *      SEGMENT_MERGE_BYTES) and re-encoded with the topic's
  *      compression.type (recode.h; lz4 by default, also zstd, gzip,
@@ -23,8 +26,9 @@
  *      is fsynced,
  *      then the registry is saved listing it (registry.h, update rule);
  *   3. under the partition lock, in one step, the segment joins the
- *      partition's list and the hot-index entries of this file and older
- *      ones leave it (they are a prefix: offsets follow WAL order);
+ *      partition's list and the hot-index entries it covers (of this file
+ *      and older ones) leave it (they are a prefix: offsets follow WAL
+ *      order);
  *   4. once every partition is done, the WAL file is unlinked, the WAL
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
  * A failure leaves the WAL file in place (what was registered stays
@@ -38,6 +42,18 @@
  * with a load that never lets it idle; with nothing left to index, it runs
  * retention and background compaction (compact.c, "WHEN"), then sleeps
  * until kicked or for RETENTION_CHECK_MS.
+ *
+ * SEGMENT CUT. Under retention.bytes (retention_bytes_limit >= 0) a
+ * partition's frames of one file are cut, in file order, into runs whose
+ * segment file fits retention_cut_bytes: a run takes frames while
+ * seg_bytes_bound of them stays within it, and at least one. The bound: a
+ * V2 frame's batch as it is (re-encoding never grows it), a V1 frame's
+ * twice its length plus a batch header (it is rebuilt as a batch), plus
+ * the header, trailer and one index entry per SEGMENT_INDEX_INTERVAL bytes
+ * (at most one a batch: one file's frames of a partition are dense in
+ * offsets and raw positions). Each run is indexed as steps 2 and 3 say, so
+ * a crash between two of them leaves the first registered, as a crash
+ * between two partitions does.
  *
  * CRASH SAFETY (registry.h, "What counts"): at open, warm_load reads every
  * registry, and a writer removes segment files no registry lists (written
@@ -542,12 +558,13 @@ static int pending_add(struct pending *pd, const uint8_t *b, size_t len, uint64_
 	return 0;
 }
 
-/* Drop the hot-index entries of WAL files <= seq; p->lock held. */
+/* Drop the hot-index entries of WAL files <= seq that the segments now
+ * cover; p->lock held. */
 static void hot_drop(struct partition *p, uint64_t seq)
 {
 	size_t k = 0;
 	uint64_t bytes = 0;
-	while (k < p->n && p->idx[k].file_seq <= seq)
+	while (k < p->n && p->idx[k].file_seq <= seq && p->idx[k].base_offset < p->seg_next_offset)
 		bytes += p->idx[k++].frame_len;
 	if (k == 0)
 		return;
@@ -762,6 +779,58 @@ fail:
 	return rc;
 }
 
+/* The most a frame's batch weighs in a segment (SEGMENT CUT). */
+static uint64_t frame_batch_bound(const struct ifr *f)
+{
+	return f->version == 2 ? f->len - FRAME_V2_HEADER_SIZE :
+				 2 * (uint64_t)f->len + BATCH_HEADER_SIZE;
+}
+
+/* The most a segment file of n frames whose batches weigh at most data
+ * bytes can weigh (SEGMENT CUT). */
+static uint64_t seg_bytes_bound(uint64_t data, size_t n)
+{
+	uint64_t entries = 1 + data / SEGMENT_INDEX_INTERVAL;
+	if (entries > n)
+		entries = n;
+	return SEGMENT_HEADER_SIZE + data + entries * SEGMENT_INDEX_ENTRY_SIZE +
+	       SEGMENT_TRAILER_SIZE;
+}
+
+/* Index p's frames fr[0, n) of file seq: one segment, or under
+ * retention.bytes limit (>= 0) runs of at most retention_cut_bytes, each
+ * after retention made room for it (SEGMENT CUT). warm_lock held. */
+static int index_partition_cut(struct engine *e, struct partition *p, uint64_t seq,
+			       const uint8_t *map, const struct ifr *fr, size_t n,
+			       enum batch_codec codec, int64_t limit)
+{
+	size_t i = 0;
+	int rc = 0;
+
+	if (limit < 0)
+		return index_partition(e, p, seq, map, fr, n, codec);
+	uint64_t cut = retention_cut_bytes(limit);
+	pthread_mutex_lock(&p->lock);
+	int64_t next = p->seg_next_offset;
+	pthread_mutex_unlock(&p->lock);
+	/* Frames already registered are index_partition's to skip. */
+	while (i < n && fr[i].base_offset < next)
+		i++;
+	if (i > 0)
+		rc = index_partition(e, p, seq, map, fr, i, codec);
+	while (rc == 0 && i < n) {
+		size_t j = i + 1;
+		uint64_t data = frame_batch_bound(&fr[i]);
+		while (j < n && seg_bytes_bound(data + frame_batch_bound(&fr[j]), j + 1 - i) <= cut)
+			data += frame_batch_bound(&fr[j++]);
+		rc = retention_make_room(e, p, limit, seg_bytes_bound(data, j - i));
+		if (rc == 0)
+			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
+		i = j;
+	}
+	return rc;
+}
+
 #define INDEX_BACKOFF_MIN_MS 1000u
 #define INDEX_BACKOFF_MAX_MS 64000u
 
@@ -828,11 +897,13 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
 		struct partition *p = NULL;
 		enum batch_codec codec = BATCH_CODEC_LZ4;
+		int64_t limit = -1;
 		int32_t nparts = t ? t->nparts : 0;
 		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
 			p = t->parts[fr[i].partition];
 			engine_partition_ref(p);
 			codec = warm_store_codec(t->config_json);
+			limit = retention_bytes_limit(t->config_json);
 		}
 		pthread_rwlock_unlock(&e->meta_lock);
 		/* Only a deleted topic's frames may go unindexed: dropping
@@ -845,7 +916,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 			rc = CHRONIK_ECORRUPT;
 		}
 		if (p) {
-			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
+			rc = index_partition_cut(e, p, seq, map, fr + i, j - i, codec, limit);
 			if (rc)
 				log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
 					"%s: indexing %s/%d failed: %s", path, p->topic_name,

@@ -6,13 +6,50 @@
  *                    includes delete.
  *   retention.ms     a segment whose max timestamp is older than now minus
  *                    this is deleted; -1 (the default here) keeps forever.
- *   retention.bytes  while the partition's bytes (segments plus WAL not yet
- *                    indexed) minus its oldest segment's stay >= this, the
- *                    oldest segment is deleted; -1 (the default) = no limit.
+ *   retention.bytes  the partition's segment files hold at most this many
+ *                    bytes (their sizes, remote segments counted too):
+ *                    after every pass, and while the indexer writes a new
+ *                    one (DISK below); -1 (the default) = no limit.
  * Only whole segments go, oldest first (the WAL not yet indexed is never
  * touched: it becomes a segment first). The defaults keep everything, as
  * the filesystem's users expect of a file; Kafka's 7 days is one config
  * away.
+ *
+ * DISK. retention.bytes is a bound, not a floor. Kafka deletes a segment
+ * only while the rest stays >= retention.bytes, so its partitions hold up
+ * to retention.bytes + one segment, plus the active one; here the limit
+ * is the disk a partition's history may take, so the segments never pass
+ * it, and the WAL not yet indexed is bounded apart (wal.unindexed.max.bytes,
+ * commit.c "BACK-PRESSURE"). The data directory of a partition under
+ * retention.bytes holds, at every moment, at most retention.bytes of
+ * segment files plus wal.unindexed.max.bytes of WAL files (2 x
+ * wal.segment.bytes by default; the WAL is shared by all partitions),
+ * plus the metadata (meta.log, registries, directories) and the file
+ * system's rounding to blocks. Two rules make it so:
+ *   1. a pass deletes the oldest segments while the partition's segments
+ *      hold more than retention.bytes;
+ *   2. the indexer makes room before it writes (retention_make_room):
+ *      before a segment file is begun, the oldest segments are deleted
+ *      while the segments kept plus an upper bound of the new file's size
+ *      would pass retention.bytes (deleted by DELETION below, so the
+ *      registry drops them before the new file takes their place). The
+ *      bound is the file's header, trailer and index (one entry per
+ *      SEGMENT_INDEX_INTERVAL bytes, at most one per batch) plus its
+ *      frames' batch bytes (re-encoding never grows them: a merge that
+ *      does not get smaller keeps its batches), so the new file fits.
+ * and, so that a whole segment deleted does not take a large share of the
+ * limit with it, under retention.bytes the indexer cuts a partition's
+ * frames of one WAL file into segments of at most retention_cut_bytes
+ * (retention.bytes / 8, at least 64 KiB; a single batch larger than that
+ * is a segment by itself). So after indexing the segments hold more than
+ * retention.bytes minus two cuts (at least 3/4 of it when the cut is
+ * retention.bytes / 8), the records still in the WAL besides; a
+ * partition's newest segment is deleted too when it alone passes the
+ * limit (retention.bytes below the cut: below 64 KiB, or a batch larger
+ * than the limit). Outside the bound: a segment a reader still holds stays
+ * on disk until the reader lets go (LevelDB's rule, below), full-text
+ * indexes (search/, one per segment), and compaction's rewritten segments,
+ * written beside the old ones until the swap (compact.c).
  *
  * DELETION: the registry is saved without the segments and with the new
  * log start offset (the first remaining segment's base offset, or the
@@ -40,10 +77,9 @@
  *
  * WHEN: the indexer thread runs a pass over every partition after each WAL
  * file it indexes and each time it has nothing left to index, and at least
- * every RETENTION_CHECK_MS when idle; config changes are read at every
- * pass, so they take effect live. So under retention.bytes a partition
- * never holds more than one indexed file's segment beyond the limit plus
- * the WAL not yet indexed.
+ * every RETENTION_CHECK_MS when idle, and makes room before each segment
+ * it writes (DISK, rule 2); config changes are read at every pass and
+ * every file indexed, so they take effect live.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -75,6 +111,19 @@ static void policy_parse(const char *config_json, struct retention_policy *r)
 	r->ms = topic_config_i64(o, "retention.ms");
 	r->bytes = topic_config_i64(o, "retention.bytes");
 	json_object_put(o);
+}
+
+int64_t retention_bytes_limit(const char *config_json)
+{
+	struct retention_policy pol;
+	policy_parse(config_json, &pol);
+	return pol.delete ? pol.bytes : -1;
+}
+
+uint64_t retention_cut_bytes(int64_t limit)
+{
+	uint64_t cut = (uint64_t)limit / 8;
+	return cut < RETENTION_CUT_MIN ? RETENTION_CUT_MIN : cut;
 }
 
 /* Drop p's first k segments and move its log start to log_start (raw
@@ -137,18 +186,41 @@ static int segments_drop_front(struct engine *e, struct partition *p, size_t k,
 	return 0;
 }
 
+/* Drop p's first k segments (k > 0) as retention does: the log start
+ * moves to the first segment kept, or to the warm end when none is, but
+ * never back (DeleteRecords may have moved it inside segs[k]). warm_lock
+ * and p->lock held; returns with p->lock released. */
+static int retention_drop(struct engine *e, struct partition *p, size_t k, const char *why)
+{
+	int64_t log_start = k < p->nsegs ? segment_meta_get(p->segs[k])->base_offset :
+					   p->seg_next_offset;
+	uint64_t raw_start = k < p->nsegs ? segment_meta_get(p->segs[k])->raw_start :
+					    p->seg_raw_end;
+	int rc;
+
+	if (log_start < p->log_start_offset) {
+		log_start = p->log_start_offset;
+		raw_start = p->raw_start;
+	}
+	rc = segments_drop_front(e, p, k, log_start, raw_start);
+	if (rc == 0)
+		log_msg(LOG_LVL_INFO, "retention",
+			"%s/%d: %zu segments deleted%s, log start now %" PRId64, p->topic_name,
+			p->index, k, why, log_start);
+	return rc;
+}
+
 static int retention_partition(struct engine *e, struct partition *p,
 			       const struct retention_policy *pol, int64_t now)
 {
 	size_t k = 0;
-	int rc;
 
 	pthread_mutex_lock(&p->lock);
-	uint64_t total = p->seg_bytes + p->wal_bytes;
+	uint64_t total = p->seg_bytes;
 	while (k < p->nsegs) {
 		const struct segment_meta *m = segment_meta_get(p->segs[k]);
 		bool old = pol->ms >= 0 && m->max_timestamp < now - pol->ms;
-		bool big = pol->bytes >= 0 && total - m->bytes >= (uint64_t)pol->bytes;
+		bool big = pol->bytes >= 0 && total > (uint64_t)pol->bytes;
 		if (!old && !big)
 			break;
 		total -= m->bytes;
@@ -158,21 +230,24 @@ static int retention_partition(struct engine *e, struct partition *p,
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
-	int64_t log_start = k < p->nsegs ? segment_meta_get(p->segs[k])->base_offset :
-					   p->seg_next_offset;
-	uint64_t raw_start = k < p->nsegs ? segment_meta_get(p->segs[k])->raw_start :
-					    p->seg_raw_end;
-	/* DeleteRecords may have moved the log start inside segs[k]. */
-	if (log_start < p->log_start_offset) {
-		log_start = p->log_start_offset;
-		raw_start = p->raw_start;
+	return retention_drop(e, p, k, "");
+}
+
+int retention_make_room(struct engine *e, struct partition *p, int64_t limit, uint64_t bytes)
+{
+	size_t k = 0;
+
+	if (limit < 0)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	uint64_t total = p->seg_bytes;
+	while (k < p->nsegs && total + bytes > (uint64_t)limit)
+		total -= segment_meta_get(p->segs[k++])->bytes;
+	if (k == 0 || p->deleted) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
 	}
-	rc = segments_drop_front(e, p, k, log_start, raw_start);
-	if (rc == 0)
-		log_msg(LOG_LVL_INFO, "retention",
-			"%s/%d: %zu segments deleted, log start now %" PRId64, p->topic_name,
-			p->index, k, log_start);
-	return rc;
+	return retention_drop(e, p, k, " to make room for a new one");
 }
 
 /* The raw start of a log start at offset: the raw position of the first
