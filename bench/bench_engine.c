@@ -53,7 +53,8 @@
  *       what it read and kept (segment bytes and records, summed).
  *   chronik-bench-engine recover DIR
  *       Opens an empty engine in DIR.empty (the fixed cost), then times
- *       engine_open(DIR) and reports the resident memory it added, before
+ *       engine_open(DIR) (seconds, and cpu_seconds: user + system of every
+ *       thread over the open) and reports the resident memory it added, before
  *       and after malloc_trim(0) (which returns freed heap pages), and what
  *       the partitions hold: batches and bytes in the WAL not yet indexed,
  *       segments and their bytes. Without --no-index its engine_close
@@ -596,7 +597,7 @@ static int cmd_recover(const struct bench_opts *o)
 	size_t ntopics = 0;
 	uint64_t batches = 0, wal_bytes = 0, segments = 0, segment_bytes = 0;
 	long rss0, rss1, rss2;
-	double t0, t1;
+	double t0, t1, c0, c1;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s.empty", o->dir);
@@ -604,9 +605,11 @@ static int cmd_recover(const struct bench_opts *o)
 	if (rc)
 		die("engine_open (empty)", rc);
 	rss0 = rss_kib();
+	c0 = cpu_s();
 	t0 = now_s();
 	rc = engine_open(o->dir, &o->eo, &e);
 	t1 = now_s();
+	c1 = cpu_s();
 	if (rc)
 		die("engine_open", rc);
 	rss1 = rss_kib();
@@ -635,11 +638,11 @@ static int cmd_recover(const struct bench_opts *o)
 		}
 	}
 	engine_strv_free(names, ntopics);
-	printf("seconds=%.6f batches=%" PRIu64 " wal_bytes=%" PRIu64 " segments=%" PRIu64
-	       " segment_bytes=%" PRIu64
+	printf("seconds=%.6f cpu_seconds=%.6f batches=%" PRIu64 " wal_bytes=%" PRIu64
+	       " segments=%" PRIu64 " segment_bytes=%" PRIu64
 	       " rss_empty_kib=%ld rss_open_kib=%ld rss_trimmed_kib=%ld index_bytes_per_batch=%.1f"
 	       " trimmed_bytes_per_batch=%.1f maxrss_kib=%ld\n",
-	       t1 - t0, batches, wal_bytes, segments, segment_bytes, rss0, rss1, rss2,
+	       t1 - t0, c1 - c0, batches, wal_bytes, segments, segment_bytes, rss0, rss1, rss2,
 	       batches ? (double)(rss1 - rss0) * 1024.0 / (double)batches : 0.0,
 	       batches ? (double)(rss2 - rss0) * 1024.0 / (double)batches : 0.0, maxrss_kib());
 	if (o->index_now) {
