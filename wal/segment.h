@@ -5,7 +5,8 @@
  * DATA/segments/<topic-id>/<partition>/<base-offset, %020lld>.seg holds a
  * run of one partition's batches, immutable once written. The indexer
  * (wal/indexer.c) writes one from the frames a sealed WAL file holds for
- * that partition; compaction (wal/compact.c) writes
+ * that partition (several, each a run of them, under retention.bytes:
+ * indexer.c, "SEGMENT CUT"); compaction (wal/compact.c) writes
  * <base-offset, %020lld>.g<gen>.seg, gen its generation (registry.h). All integers of chronik's own fields are little-endian;
  * the batches are Kafka RecordBatch v2 (batch.h), big-endian as Kafka's.
  *
