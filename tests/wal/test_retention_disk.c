@@ -13,7 +13,8 @@
  * Every sample must hold the bound. At the end every record from the log
  * start to the end reads back, in order and dense, the segments kept hold
  * at most retention.bytes and no less than it minus two segment cuts
- * (retention.bytes / 8 each), and verify is clean. No timing is measured.
+ * (retention.bytes / 8 each), and verify is clean, also after a reopen.
+ * No timing is measured.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +205,18 @@ int main(void)
 	   "every record from the log start to the end reads back (%" PRId64 " records)",
 	   next - info.log_start_offset);
 	ok(engine_verify(e, NULL, NULL) == 0, "verify clean");
+	engine_partition_unref(p);
+	engine_close(e);
+
+	/* The cut segments and the log start are in the registry. */
+	struct partition_info again;
+	e = open_or_bail(dir, &o);
+	p = part_or_bail(e, "d", 0);
+	engine_partition_info(p, &again);
+	ok(again.log_start_offset == info.log_start_offset && again.next_offset == next &&
+		   again.segments == info.segments && again.segment_bytes == info.segment_bytes &&
+		   engine_verify(e, NULL, NULL) == 0,
+	   "reopened: the same log start, segments and bytes, verify clean");
 	engine_partition_unref(p);
 	engine_close(e);
 	tmpdir_free(root);
