@@ -7,7 +7,10 @@
  * indexer. Every WAL file but the last (active) one is sealed.
  *
  * INDEXING one sealed file, oldest first:
- *   1. its frames are split by partition (file order is offset order);
+ *   1. its frames are split by partition (file order is offset order),
+ *      each frame checked as frame_decode does except for its batch's own
+ *      CRC (frame_decode_no_batch_crc), which step 2 checks just before it
+ *      reads the batch, so that the file is streamed from memory once;
  *      frames of deleted topics are dropped, frames a partition's registry
  *      already covers (a crash after its registry was saved) are skipped;
  *      a frame of a live topic for a partition it does not have cannot be
@@ -27,6 +30,9 @@
  *      ones leave it (they are a prefix: offsets follow WAL order);
  *   4. once every partition is done, the WAL file is unlinked, the WAL
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
+ * A batch whose CRC does not match fails its partition at step 2 (the
+ * partitions before it in the file may be registered by then: they are
+ * skipped at the retry, as after a crash).
  * A failure leaves the WAL file in place (what was registered stays
  * registered and is skipped next time) and is retried after a backoff that
  * doubles from 1 s to 64 s (engine_index_now retries at once); it is
@@ -634,10 +640,23 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 			break;
 		}
 		if (fr[i].version == 2) {
-			/* index_file checked the frame and its batch CRC. */
+			/* index_file checked the frame but not its batch's
+			 * CRC: checked here, just before the batch is
+			 * compressed or copied, so that it is read from
+			 * memory once. */
 			b = map + fr[i].pos + FRAME_V2_HEADER_SIZE;
 			blen = fr[i].len - FRAME_V2_HEADER_SIZE;
 			rlen = fr[i].raw_len;
+			if (batch_crc_check(b, blen) != 0) {
+				/* index_file logs the failure (once, not
+				 * at every retry); the position is a detail. */
+				log_msg(LOG_LVL_DEBUG, "warm",
+					"WAL file %" PRIu64 " position %" PRIu32
+					": batch CRC mismatch",
+					seq, fr[i].pos);
+				rc = CHRONIK_ECORRUPT;
+				break;
+			}
 		} else {
 			/* Not written by this engine's data path (V1 is the
 			 * metadata log's), but valid: kept as a batch. */
@@ -787,7 +806,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		return -errno;
 	while (pos < size) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID) {
+		if (frame_decode_no_batch_crc(map + pos, size - pos, &fi) != FRAME_VALID) {
 			log_msg(LOG_LVL_ERROR, "warm", "%s position %" PRIu64 ": invalid frame",
 				path, pos);
 			rc = CHRONIK_ECORRUPT;
