@@ -46,7 +46,9 @@
  *       Opens DIR with its indexer and times engine_index_now (seal the
  *       active file, index every sealed one) from the end of engine_open to
  *       its return: index_seconds for wal_bytes of WAL, the bytes the open
- *       found not yet indexed (open_seconds is the open before it).
+ *       found not yet indexed (open_seconds is the open before it), and
+ *       index_cpu_seconds, the CPU (user + system, every thread) the
+ *       process used over the same span.
  *   chronik-bench-engine compact DIR
  *       Opens DIR, indexes what its WAL holds (engine_index_now), then times
  *       engine_partition_compact of every partition of --topic and reports
@@ -521,21 +523,24 @@ static int cmd_index(const struct bench_opts *o)
 {
 	struct engine *e;
 	uint64_t wal_bytes;
-	double t0, t1, t2;
+	double t0, t1, t2, c1, c2;
 	int rc;
 
 	t0 = now_s();
 	rc = engine_open(o->dir, &o->eo, &e);
 	t1 = now_s();
+	c1 = cpu_s();
 	if (rc)
 		die("engine_open", rc);
 	wal_bytes = all_wal_bytes(e);
 	rc = engine_index_now(e);
 	t2 = now_s();
+	c2 = cpu_s();
 	if (rc)
 		die("engine_index_now", rc);
-	printf("open_seconds=%.6f index_seconds=%.6f wal_bytes=%" PRIu64 " wal_left=%" PRIu64 "\n",
-	       t1 - t0, t2 - t1, wal_bytes, all_wal_bytes(e));
+	printf("open_seconds=%.6f index_seconds=%.6f index_cpu_seconds=%.6f wal_bytes=%" PRIu64
+	       " wal_left=%" PRIu64 "\n",
+	       t1 - t0, t2 - t1, c2 - c1, wal_bytes, all_wal_bytes(e));
 	rc = engine_close(e);
 	if (rc)
 		die("engine_close", rc);

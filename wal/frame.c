@@ -135,7 +135,8 @@ static int v1_payload_decode(const uint8_t *f, size_t len, struct frame_info *fi
 	return 0;
 }
 
-enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_info *fi)
+static enum frame_status decode(const uint8_t *buf, size_t avail, struct frame_info *fi,
+				bool batch_crc)
 {
 	uint16_t hdr_len;
 	uint32_t len;
@@ -193,7 +194,7 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 		    fi->last_offset != fi->base_offset + bh.last_offset_delta ||
 		    (uint32_t)bh.record_count != fi->record_count)
 			return FRAME_INVALID;
-		if (batch_crc_check(fi->batch, fi->batch_len) != 0)
+		if (batch_crc && batch_crc_check(fi->batch, fi->batch_len) != 0)
 			return FRAME_INVALID;
 		return FRAME_VALID;
 	}
@@ -209,6 +210,17 @@ enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_in
 	if (v1_payload_decode(buf, len, fi) != 0)
 		return FRAME_INVALID;
 	return FRAME_VALID;
+}
+
+enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_info *fi)
+{
+	return decode(buf, avail, fi, true);
+}
+
+enum frame_status frame_decode_no_batch_crc(const uint8_t *buf, size_t avail,
+					    struct frame_info *fi)
+{
+	return decode(buf, avail, fi, false);
 }
 
 void frame_sync_encode(uint8_t f[FRAME_SYNC_SIZE], uint64_t pos, uint32_t salt)

@@ -217,6 +217,16 @@ enum frame_status {
  * *fi is filled (pointers borrow from buf). */
 enum frame_status frame_decode(const uint8_t *buf, size_t avail, struct frame_info *fi);
 
+/* frame_decode without the V2 batch's own CRC (the "its CRC matches" of
+ * rule 5): every other rule is checked, so the frame CRC still covers the
+ * header and the batch's first 21 bytes, its CRC field included. For a
+ * reader that reads the whole batch later anyway and runs batch_crc_check
+ * on it then, while the batch is in the CPU cache, instead of streaming
+ * the file from memory twice (the indexer, wal/indexer.c). A frame
+ * FRAME_VALID here is valid only once that check passes too. */
+enum frame_status frame_decode_no_batch_crc(const uint8_t *buf, size_t avail,
+					    struct frame_info *fi);
+
 /* Fill the 64-byte V2 header for batch (len bytes, baseOffset already set):
  * the fields come from fi (topic_id, partition, base_offset, last_offset,
  * record_count, raw_len, max_timestamp, raw_pos), the CRC is computed here. */

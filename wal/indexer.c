@@ -7,17 +7,26 @@
  * indexer. Every WAL file but the last (active) one is sealed.
  *
  * INDEXING one sealed file, oldest first:
- *   1. its frames are split by partition (file order is offset order);
+ *   1. its frames are split by partition (file order is offset order),
+ *      each frame checked as frame_decode does except for its batch's own
+ *      CRC (frame_decode_no_batch_crc), which step 2 checks just before it
+ *      reads the batch, so that the file is streamed from memory once;
  *      frames of deleted topics are dropped, frames a partition's registry
  *      already covers (a crash after its registry was saved) are skipped;
  *      a frame of a live topic for a partition it does not have cannot be
  *      written (partition counts only grow, and recovery refuses such a
  *      frame too), so it is damage: the file is not indexed and stays;
- *   2. per partition, under warm_lock: the remaining frames become one
- *      segment file, or under retention.bytes several, each at most
- *      retention_cut_bytes (SEGMENT CUT below), and before each one is
- *      begun retention makes room for it (retention.c, "DISK"). A segment
- *      file (segment.h): a batch a producer compressed is kept byte
+ *   2. per partition, under warm_lock (held by the indexer thread for
+ *      all of the file's partitions at once, which are indexed in
+ *      parallel: up to INDEX_WORKERS threads, the indexer thread one of
+ *      them, each taking the next partition; what waits in indexing is
+ *      mostly fsync, and the device serves concurrent fsyncs together;
+ *      the segment hook, retention's making room and the first mkdir of
+ *      a topic's directory are called one at a time): the remaining
+ *      frames become one segment file, or under retention.bytes several,
+ *      each at most retention_cut_bytes (SEGMENT CUT below), and before
+ *      each one is begun retention makes room for it (retention.c,
+ *      "DISK"). A segment file (segment.h): a batch a producer compressed is kept byte
  *      for byte; uncompressed batches are merged (up to
  *      SEGMENT_MERGE_BYTES) and re-encoded with the topic's
  *      compression.type (recode.h; lz4 by default, also zstd, gzip,
@@ -31,6 +40,9 @@
  *      order);
  *   4. once every partition is done, the WAL file is unlinked, the WAL
  *      directory fsynced, and its descriptor closed under wal_retire_lock.
+ * A batch whose CRC does not match fails its partition at step 2 (the
+ * file's other partitions may be registered by then: they are skipped at
+ * the retry, as after a crash).
  * A failure leaves the WAL file in place (what was registered stays
  * registered and is skipped next time) and is retried after a backoff that
  * doubles from 1 s to 64 s (engine_index_now retries at once); it is
@@ -586,7 +598,8 @@ static void hot_drop(struct partition *p, uint64_t seq)
 }
 
 static int index_partition(struct engine *e, struct partition *p, uint64_t seq, const uint8_t *map,
-			   const struct ifr *fr, size_t n, enum batch_codec codec)
+			   const struct ifr *fr, size_t n, enum batch_codec codec,
+			   pthread_mutex_t *serial)
 {
 	char dir[4200], path[4400], name[64];
 	struct segment_writer *w = NULL;
@@ -618,8 +631,12 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 	if (i == n)
 		goto publish;
 
+	/* Serial: a partition that finds its topic's directory made by
+	 * another one must not go on before that one has fsynced its parent. */
 	warm_dir(e, p->topic_id, -1, dir, sizeof(dir));
+	pthread_mutex_lock(serial);
 	rc = mkdir_durable(dir);
+	pthread_mutex_unlock(serial);
 	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
 	if (rc == 0)
 		rc = mkdir_durable(dir);
@@ -651,10 +668,23 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 			break;
 		}
 		if (fr[i].version == 2) {
-			/* index_file checked the frame and its batch CRC. */
+			/* index_file checked the frame but not its batch's
+			 * CRC: checked here, just before the batch is
+			 * compressed or copied, so that it is read from
+			 * memory once. */
 			b = map + fr[i].pos + FRAME_V2_HEADER_SIZE;
 			blen = fr[i].len - FRAME_V2_HEADER_SIZE;
 			rlen = fr[i].raw_len;
+			if (batch_crc_check(b, blen) != 0) {
+				/* index_file logs the failure (once, not
+				 * at every retry); the position is a detail. */
+				log_msg(LOG_LVL_DEBUG, "warm",
+					"WAL file %" PRIu64 " position %" PRIu32
+					": batch CRC mismatch",
+					seq, fr[i].pos);
+				rc = CHRONIK_ECORRUPT;
+				break;
+			}
 		} else {
 			/* Not written by this engine's data path (V1 is the
 			 * metadata log's), but valid: kept as a batch. */
@@ -703,7 +733,9 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 	if (rc)
 		return rc;
 	fsync_path(dir);
+	pthread_mutex_lock(serial); /* the hook is called one segment at a time */
 	warm_segment_written(e, p, path);
+	pthread_mutex_unlock(serial);
 	rc = segment_new(path, &meta, &s);
 	if (rc)
 		goto unlink_seg;
@@ -799,16 +831,17 @@ static uint64_t seg_bytes_bound(uint64_t data, size_t n)
 
 /* Index p's frames fr[0, n) of file seq: one segment, or under
  * retention.bytes limit (>= 0) runs of at most retention_cut_bytes, each
- * after retention made room for it (SEGMENT CUT). warm_lock held. */
+ * after retention made room for it (SEGMENT CUT). warm_lock held by the
+ * indexer thread; serial as index_partition's. */
 static int index_partition_cut(struct engine *e, struct partition *p, uint64_t seq,
 			       const uint8_t *map, const struct ifr *fr, size_t n,
-			       enum batch_codec codec, int64_t limit)
+			       enum batch_codec codec, int64_t limit, pthread_mutex_t *serial)
 {
 	size_t i = 0;
 	int rc = 0;
 
 	if (limit < 0)
-		return index_partition(e, p, seq, map, fr, n, codec);
+		return index_partition(e, p, seq, map, fr, n, codec, serial);
 	uint64_t cut = retention_cut_bytes(limit);
 	pthread_mutex_lock(&p->lock);
 	int64_t next = p->seg_next_offset;
@@ -817,18 +850,55 @@ static int index_partition_cut(struct engine *e, struct partition *p, uint64_t s
 	while (i < n && fr[i].base_offset < next)
 		i++;
 	if (i > 0)
-		rc = index_partition(e, p, seq, map, fr, i, codec);
+		rc = index_partition(e, p, seq, map, fr, i, codec, serial);
 	while (rc == 0 && i < n) {
 		size_t j = i + 1;
 		uint64_t data = frame_batch_bound(&fr[i]);
 		while (j < n && seg_bytes_bound(data + frame_batch_bound(&fr[j]), j + 1 - i) <= cut)
 			data += frame_batch_bound(&fr[j++]);
+		pthread_mutex_lock(serial);
 		rc = retention_make_room(e, p, limit, seg_bytes_bound(data, j - i));
+		pthread_mutex_unlock(serial);
 		if (rc == 0)
-			rc = index_partition(e, p, seq, map, fr + i, j - i, codec);
+			rc = index_partition(e, p, seq, map, fr + i, j - i, codec, serial);
 		i = j;
 	}
 	return rc;
+}
+
+/* Threads indexing one file's partitions side by side (INDEXING, 2). */
+#define INDEX_WORKERS 4
+
+/* One partition's share of the file being indexed (index_file). */
+struct index_job {
+	struct partition *p;
+	const struct ifr *fr;
+	size_t n;
+	enum batch_codec codec;
+	int64_t limit; /* retention.bytes, -1 when none (SEGMENT CUT) */
+	int rc;
+};
+
+struct index_pool {
+	struct engine *e;
+	uint64_t seq;
+	const uint8_t *map;
+	struct index_job *jobs;
+	size_t njobs;
+	atomic_size_t next;
+	pthread_mutex_t serial;
+};
+
+static void *index_worker(void *arg)
+{
+	struct index_pool *pl = arg;
+	size_t k;
+	while ((k = atomic_fetch_add(&pl->next, 1)) < pl->njobs) {
+		struct index_job *j = &pl->jobs[k];
+		j->rc = index_partition_cut(pl->e, j->p, pl->seq, pl->map, j->fr, j->n,
+					    j->codec, j->limit, &pl->serial);
+	}
+	return NULL;
 }
 
 #define INDEX_BACKOFF_MIN_MS 1000u
@@ -840,6 +910,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 	char path[4096];
 	struct stat st;
 	struct ifr *fr = NULL;
+	struct index_job *jobs = NULL;
 	size_t n = 0, cap = 0, size;
 	uint8_t *map;
 	uint64_t pos = WAL_FILE_HEADER_SIZE;
@@ -856,7 +927,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		return -errno;
 	while (pos < size) {
 		struct frame_info fi;
-		if (frame_decode(map + pos, size - pos, &fi) != FRAME_VALID) {
+		if (frame_decode_no_batch_crc(map + pos, size - pos, &fi) != FRAME_VALID) {
 			log_msg(LOG_LVL_ERROR, "warm", "%s position %" PRIu64 ": invalid frame",
 				path, pos);
 			rc = CHRONIK_ECORRUPT;
@@ -887,44 +958,74 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 	}
 	if (n)
 		qsort(fr, n, sizeof(*fr), ifr_cmp);
+	/* The partitions' shares, each with its partition and codec. */
+	size_t njobs = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || fr[i].topic_id != fr[i - 1].topic_id ||
+		    fr[i].partition != fr[i - 1].partition)
+			njobs++;
+	jobs = njobs ? calloc(njobs, sizeof(*jobs)) : NULL;
+	if (njobs && !jobs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	njobs = 0;
+	pthread_mutex_lock(&e->warm_lock);
+	pthread_rwlock_rdlock(&e->meta_lock);
 	for (size_t i = 0; i < n && rc == 0;) {
 		size_t j = i;
 		while (j < n && fr[j].topic_id == fr[i].topic_id &&
 		       fr[j].partition == fr[i].partition)
 			j++;
-		pthread_mutex_lock(&e->warm_lock);
-		pthread_rwlock_rdlock(&e->meta_lock);
 		struct topic *t = meta_topic_find_id(e, fr[i].topic_id);
-		struct partition *p = NULL;
-		enum batch_codec codec = BATCH_CODEC_LZ4;
-		int64_t limit = -1;
-		int32_t nparts = t ? t->nparts : 0;
-		if (t && fr[i].partition >= 0 && fr[i].partition < t->nparts) {
-			p = t->parts[fr[i].partition];
-			engine_partition_ref(p);
-			codec = warm_store_codec(t->config_json);
-			limit = retention_bytes_limit(t->config_json);
-		}
-		pthread_rwlock_unlock(&e->meta_lock);
 		/* Only a deleted topic's frames may go unindexed: dropping
 		 * anything else would remove acknowledged records with the file. */
-		if (t && !p) {
+		if (t && (fr[i].partition < 0 || fr[i].partition >= t->nparts)) {
 			log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
 				"%s: frames of topic id %" PRIu32 " partition %" PRId32
 				", which has %" PRId32 " partitions: not indexed, file kept",
-				path, fr[i].topic_id, fr[i].partition, nparts);
+				path, fr[i].topic_id, fr[i].partition, t->nparts);
 			rc = CHRONIK_ECORRUPT;
+		} else if (t) {
+			struct index_job *jb = &jobs[njobs++];
+			jb->p = t->parts[fr[i].partition];
+			engine_partition_ref(jb->p);
+			jb->codec = warm_store_codec(t->config_json);
+			jb->limit = retention_bytes_limit(t->config_json);
+			jb->fr = fr + i;
+			jb->n = j - i;
 		}
-		if (p) {
-			rc = index_partition_cut(e, p, seq, map, fr + i, j - i, codec, limit);
-			if (rc)
-				log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
-					"%s: indexing %s/%d failed: %s", path, p->topic_name,
-					p->index, chronik_strerror(rc));
-			engine_partition_unref(p);
-		}
-		pthread_mutex_unlock(&e->warm_lock);
 		i = j;
+	}
+	pthread_rwlock_unlock(&e->meta_lock);
+	/* The partitions are indexed side by side, under the one warm_lock
+	 * this thread holds for them all (INDEXING, "in parallel"). */
+	if (rc == 0 && njobs) {
+		struct index_pool pl = { .e = e, .seq = seq, .map = map, .jobs = jobs,
+					 .njobs = njobs };
+		pthread_t tid[INDEX_WORKERS - 1];
+		size_t nt = 0;
+		atomic_init(&pl.next, 0);
+		pthread_mutex_init(&pl.serial, NULL);
+		while (nt < INDEX_WORKERS - 1 && nt + 1 < njobs &&
+		       pthread_create(&tid[nt], NULL, index_worker, &pl) == 0)
+			nt++;
+		index_worker(&pl);
+		for (size_t k = 0; k < nt; k++)
+			pthread_join(tid[k], NULL);
+		pthread_mutex_destroy(&pl.serial);
+	}
+	pthread_mutex_unlock(&e->warm_lock);
+	for (size_t k = 0; k < njobs; k++) {
+		struct index_job *jb = &jobs[k];
+		if (jb->rc) {
+			log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
+				"%s: indexing %s/%d failed: %s", path, jb->p->topic_name,
+				jb->p->index, chronik_strerror(jb->rc));
+			if (rc == 0)
+				rc = jb->rc;
+		}
+		engine_partition_unref(jb->p);
 	}
 	if (rc)
 		goto out;
@@ -950,6 +1051,7 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 	log_msg(LOG_LVL_DEBUG, "warm", "%s indexed and removed", path);
 out:
 	munmap(map, size);
+	free(jobs);
 	free(fr);
 	return rc;
 }

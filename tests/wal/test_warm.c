@@ -11,7 +11,11 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+
 #include "byteorder.h"
+#include "errors.h"
+#include "frame.h"
 #include "recode.h"
 #include "warmutil.h"
 
@@ -952,10 +956,180 @@ static void test_seal_by_age(const char *root)
 	engine_close(e);
 }
 
+/* A batch whose own CRC is damaged while its frame CRC (which covers only
+ * the batch's first 21 bytes) still matches: the indexer checks each
+ * batch's CRC when it compresses it, not when it splits the file
+ * (indexer.c, step 1), and it must still refuse it. The damage is made on
+ * the active file after the open (recovery would refuse it in a sealed
+ * file at open), then engine_index_now seals and indexes: partition 0 is
+ * indexed; partition 1, damaged, is not, and the WAL file stays. */
+static void test_batch_crc_damage(const char *root)
+{
+	char dir[4200], wal[4600];
+	struct engine_options o;
+	struct engine *e;
+	struct partition_info i0, i1;
+	struct partition *p[2];
+	int64_t base;
+
+	engine_options_init(&o);
+	snprintf(dir, sizeof(dir), "%s/crcdamage", root);
+	e = open_or_bail(dir, &o);
+	engine_topic_create(e, "d", 2, NULL);
+	for (int k = 0; k < 2; k++) {
+		p[k] = part_or_bail(e, "d", k);
+		for (int r = 0; r < 20; r++)
+			engine_append_lines(p[k], "some line of text\nanother one\n", 30, &base);
+	}
+	/* The one WAL file: find partition 1's first frame, flip a byte of
+	 * its records (batch byte 61 on: under the batch CRC only). */
+	DIR *d;
+	struct dirent *de;
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	d = opendir(wal);
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".wal")) {
+			snprintf(wal, sizeof(wal), "%s/wal/%s", dir, de->d_name);
+			break;
+		}
+	if (d)
+		closedir(d);
+	int fd = open(wal, O_RDWR);
+	struct stat st;
+	struct frame_info fi;
+	uint8_t *buf = NULL;
+	size_t pos = WAL_FILE_HEADER_SIZE, size = 0;
+	bool found = false;
+	if (fd >= 0 && fstat(fd, &st) == 0 && (buf = malloc((size_t)st.st_size)) &&
+	    pread(fd, buf, (size_t)st.st_size, 0) == st.st_size) {
+		size = (size_t)st.st_size;
+		while (pos < size && frame_decode(buf + pos, size - pos, &fi) == FRAME_VALID) {
+			if (fi.version == 2 && fi.partition == 1 && fi.batch_len > BATCH_HEADER_SIZE) {
+				found = true;
+				break;
+			}
+			pos += fi.frame_len;
+		}
+	}
+	size_t flip = pos + FRAME_V2_HEADER_SIZE + BATCH_HEADER_SIZE + 2;
+	if (found) {
+		buf[flip] ^= 0x20;
+		found = pwrite(fd, buf + flip, 1, (off_t)flip) == 1;
+	}
+	ok(found && frame_decode_no_batch_crc(buf + pos, size - pos, &fi) == FRAME_VALID &&
+		   frame_decode(buf + pos, size - pos, &fi) == FRAME_INVALID,
+	   "a records byte of partition 1's first batch flipped: its frame CRC holds, its "
+	   "batch CRC does not");
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+
+	ok(engine_index_now(e) == CHRONIK_ECORRUPT, "engine_index_now reports the damage");
+	engine_partition_info(p[0], &i0);
+	engine_partition_info(p[1], &i1);
+	ok(i0.segments == 1 && i0.wal_bytes == 0, "partition 0 is indexed");
+	ok(i1.segments == 0 && i1.wal_bytes > 0, "partition 1, damaged, is not");
+	ok(access(wal, F_OK) == 0, "the WAL file stays");
+	for (int k = 0; k < 2; k++)
+		engine_partition_unref(p[k]);
+	engine_close(e);
+}
+
+/* One WAL file's partitions are indexed side by side (indexer.c, INDEXING
+ * step 2, INDEX_WORKERS threads): more partitions than workers, their
+ * batches interleaved in every WAL file, a topic created after the first
+ * files (its segment directory made while the others index). Every
+ * partition reads back whole and in order, from segments only, and the
+ * data directory verifies clean, also after a reopen. */
+static void test_parallel_partitions(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	enum { NP = 7, ROUNDS = 60, PER = 20 };
+	struct partition *p[NP + 1];
+	int bad = 0;
+
+	engine_options_init(&o);
+	o.wal_segment_bytes = 32 << 10;
+	snprintf(dir, sizeof(dir), "%s/parallel", root);
+	e = open_or_bail(dir, &o);
+	engine_topic_create(e, "par", NP, NULL);
+	for (int k = 0; k < NP; k++)
+		p[k] = part_or_bail(e, "par", k);
+	p[NP] = NULL;
+	for (int r = 0; r < ROUNDS; r++) {
+		if (r == ROUNDS / 2) {
+			engine_topic_create(e, "late", 1, NULL);
+			p[NP] = part_or_bail(e, "late", 0);
+		}
+		for (int k = 0; k <= NP; k++) {
+			struct record_in recs[PER];
+			char vals[PER][32];
+			int64_t base;
+			if (!p[k])
+				continue;
+			for (int i = 0; i < PER; i++) {
+				recs[i] = (struct record_in){ .timestamp = T0 + r, .key_len = -1 };
+				recs[i].value_len = snprintf(vals[i], sizeof(vals[i]), "p%d-%06d", k,
+							     r * PER + i);
+				recs[i].value = vals[i];
+			}
+			if (engine_append_records(p[k], recs, PER, &base))
+				bad++;
+		}
+	}
+	ok(bad == 0, "%d partitions appended, batches interleaved", NP + 1);
+	ok(engine_index_now(e) == 0, "indexed");
+	for (int pass = 0; pass < 2; pass++) {
+		bad = 0;
+		for (int k = 0; k <= NP; k++) {
+			struct partition_info info;
+			struct engine_cursor *c;
+			struct engine_record rec;
+			int64_t want = k == NP ? (ROUNDS - ROUNDS / 2) * PER : ROUNDS * PER, n = 0;
+			int64_t first = k == NP ? (ROUNDS / 2) * PER : 0;
+			char v[32];
+			engine_partition_info(p[k], &info);
+			if (info.wal_bytes != 0 || info.segments < 2)
+				bad++;
+			if (engine_cursor_open(p[k], 0, &c)) {
+				bad++;
+				continue;
+			}
+			while (engine_cursor_next(c, &rec) == 1) {
+				int vl = snprintf(v, sizeof(v), "p%d-%06lld", k, (long long)(first + n));
+				if (rec.offset != n || rec.value_len != vl ||
+				    memcmp(rec.value, v, (size_t)vl) != 0)
+					bad++;
+				n++;
+			}
+			engine_cursor_close(c);
+			if (n != want)
+				bad++;
+		}
+		ok(bad == 0, "%s: every partition whole and in order, from segments (%d bad)",
+		   pass ? "reopened" : "indexed", bad);
+		ok(engine_verify(e, verify_problem, NULL) == 0, "%s: verify clean",
+		   pass ? "reopened" : "indexed");
+		for (int k = 0; k <= NP; k++)
+			engine_partition_unref(p[k]);
+		engine_close(e);
+		if (pass == 0) {
+			e = open_or_bail(dir, &o);
+			for (int k = 0; k < NP; k++)
+				p[k] = part_or_bail(e, "par", k);
+			p[NP] = part_or_bail(e, "late", 0);
+		}
+	}
+}
+
 int main(void)
 {
 	char *root = tmpdir_new("warm");
 	test_seal_by_age(root);
+	test_batch_crc_damage(root);
+	test_parallel_partitions(root);
 	test_retention(root);
 	test_delete_records(root);
 	test_retention_under_load(root);
