@@ -3,7 +3,8 @@
  * One partition:
  *   1. its registered segments (engine_partition_segments): each one
  *      whose time span meets the query's range is answered by its index
- *      (index.c) when that opens and its meta matches the segment
+ *      (index.c; its handle kept open between queries: INDEX HANDLES)
+ *      when that opens and its meta matches the segment
  *      (EXACT ANSWERS below), else its records (read through an engine
  *      cursor) go into an in-memory table of the index schema with
  *      detail=full;
@@ -54,12 +55,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "search-private.h"
@@ -871,6 +874,144 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* ---- index handles ---------------------------------------------------------- */
+
+/* INDEX HANDLES. Opening an index (sqlite3_open_v2, the tokenizer, the
+ * schema, four meta reads) costs about what a selective query on it does,
+ * so the handles of the last CACHE_MAX indexes queried stay open, shared
+ * by every engine of the process. An entry holds the index file's path,
+ * its identity when opened (device, inode, size, modification time) and
+ * the segment its meta matched (base and last offset, records). A query
+ * takes the entry of each index it reads out of the cache (so a handle
+ * serves one query at a time; a second query of the same index meanwhile
+ * opens its own) and only when the file's identity (stat) and the
+ * segment still match, else closes it and opens the index anew; it gives
+ * the handle back after its query (a handle of the same path already back
+ * meanwhile: the newer one is closed; a full cache closes the one least
+ * recently used: a query over more than CACHE_MAX indexes in a row keeps
+ * none of them). Each handle's page cache is at most CACHE_PAGES_KIB.
+ * fts_cache_prune, at the start of every search_run and at each builder
+ * sweep, closes the entries whose file is gone or changed: a segment
+ * removed (retention, compaction, topic deletion) leaves no open index
+ * behind past the next query or sweep. */
+#define CACHE_MAX 64
+#define CACHE_PAGES_KIB 128
+
+struct cached {
+	char path[4400];
+	struct stat st;
+	int64_t base, last;
+	uint64_t records;
+	sqlite3 *db;
+	uint64_t used; /* cache_tick when given back */
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cached *cache[CACHE_MAX];
+static int cache_n;
+static uint64_t cache_tick;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void cached_free(struct cached *c)
+{
+	if (c) {
+		sqlite3_close(c->db);
+		free(c);
+	}
+}
+
+void fts_cache_prune(void)
+{
+	struct cached *gone[CACHE_MAX];
+	int ngone = 0;
+	struct stat st;
+
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < cache_n;) {
+		if (stat(cache[i]->path, &st) == 0 && same_file(&st, &cache[i]->st)) {
+			i++;
+			continue;
+		}
+		gone[ngone++] = cache[i];
+		cache[i] = cache[--cache_n];
+	}
+	pthread_mutex_unlock(&cache_lock);
+	for (int i = 0; i < ngone; i++)
+		cached_free(gone[i]);
+}
+
+/* The handle of segment s's index (in dir), from the cache or opened:
+ * NULL when there is none usable (fts_index_open). Give it back with
+ * index_give. */
+static struct cached *index_take(const char *dir, const struct engine_segment_info *s)
+{
+	struct cached *c = NULL;
+	struct stat st;
+	char path[4400];
+
+	snprintf(path, sizeof(path), "%s/%s" SEARCH_INDEX_SUFFIX, dir, s->file);
+	if (stat(path, &st) != 0)
+		return NULL;
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < cache_n; i++)
+		if (strcmp(cache[i]->path, path) == 0) {
+			c = cache[i];
+			cache[i] = cache[--cache_n];
+			break;
+		}
+	pthread_mutex_unlock(&cache_lock);
+	if (c && same_file(&st, &c->st) && c->base == s->base_offset && c->last == s->last_offset &&
+	    c->records == s->records)
+		return c;
+	cached_free(c);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->db = fts_index_open(dir, s);
+	if (!c->db) {
+		free(c);
+		return NULL;
+	}
+	char pragma[64];
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%d", CACHE_PAGES_KIB);
+	sqlite3_exec(c->db, pragma, NULL, NULL, NULL);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	c->st = st;
+	c->base = s->base_offset;
+	c->last = s->last_offset;
+	c->records = s->records;
+	return c;
+}
+
+static void index_give(struct cached *c)
+{
+	struct cached *drop = NULL;
+
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < cache_n && !drop; i++)
+		if (strcmp(cache[i]->path, c->path) == 0)
+			drop = c; /* another query's handle came back first */
+	if (!drop && cache_n == CACHE_MAX) {
+		int lru = 0;
+		for (int i = 1; i < cache_n; i++)
+			if (cache[i]->used < cache[lru]->used)
+				lru = i;
+		drop = cache[lru];
+		cache[lru] = cache[--cache_n];
+	}
+	if (drop != c) {
+		c->used = ++cache_tick;
+		cache[cache_n++] = c;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	cached_free(drop);
+}
+
 static int partition_hits(struct partition *p, const struct search_query *q, struct hits *h)
 {
 	struct engine_segment_info *segs = NULL;
@@ -901,14 +1042,14 @@ static int partition_hits(struct partition *p, const struct search_query *q, str
 			tail = s->last_offset + 1;
 		if (s->max_timestamp < q->since || s->min_timestamp >= q->until)
 			continue;
-		sqlite3 *db = q->relaxed ? fts_index_open(dir, s) : NULL;
-		if (db && q->exact) {
-			rc = run_match(db, q->relaxed, s->base_offset, s->last_offset, h);
-			sqlite3_close(db);
-		} else if (db) {
+		struct cached *c = q->relaxed ? index_take(dir, s) : NULL;
+		if (c && q->exact) {
+			rc = run_match(c->db, q->relaxed, s->base_offset, s->last_offset, h);
+			index_give(c);
+		} else if (c) {
 			struct hits cand = { NULL, 0, 0 };
-			rc = run_match(db, q->relaxed, s->base_offset, s->last_offset, &cand);
-			sqlite3_close(db);
+			rc = run_match(c->db, q->relaxed, s->base_offset, s->last_offset, &cand);
+			index_give(c);
 			if (rc == 0)
 				rc = load_offsets(p, &cand, q, &l);
 			free(cand.v);
@@ -993,6 +1134,7 @@ int search_run(struct engine *e, const char *topic, int32_t partition, const str
 	int64_t sent = 0;
 	int rc;
 
+	fts_cache_prune();
 	rc = engine_topic_partitions(e, topic, &np);
 	if (rc)
 		return rc;

@@ -59,4 +59,8 @@ int64_t fts_meta_get(sqlite3 *db, const char *name);
  * NULL. Close with sqlite3_close. */
 sqlite3 *fts_index_open(const char *dir, const struct engine_segment_info *s);
 
+/* Close the cached index handles (query.c, "INDEX HANDLES") whose file is
+ * gone or changed. */
+void fts_cache_prune(void);
+
 #endif

@@ -17,7 +17,11 @@
  *      every index removed (all scanned: FTS5 detail=full on every
  *      record);
  *   3. part 1 again with every index removed.
+ * Besides, the index handles queries keep open (query.c, "INDEX HANDLES"):
+ * after the queries at most 64 index files are open, some are, and once
+ * every index is removed the next query leaves none of them open.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +236,33 @@ static void random_query(char *q, size_t n)
 	}
 }
 
+/* Open descriptors of this process on index files; *deleted: of them,
+ * those on files removed. */
+static int index_fds(int *deleted)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+	char link[600], target[4400];
+
+	*deleted = 0;
+	if (!d)
+		bail("/proc/self/fd");
+	while ((de = readdir(d))) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		ssize_t len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = 0;
+		if (strstr(target, SEARCH_INDEX_SUFFIX " (deleted)"))
+			n++, (*deleted)++;
+		else if (len > 4 && !strcmp(target + len - 4, SEARCH_INDEX_SUFFIX))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 int main(void)
 {
 	const char *seed_s = getenv("CHRONIK_SEARCH_SEED");
@@ -297,6 +328,9 @@ int main(void)
 		nonempty += indexed[i].n > 0;
 	}
 	ok(errs == 0, "%d random queries ran (%d with hits)", NRQ, nonempty);
+	int deleted, open_fds = index_fds(&deleted);
+	ok(open_fds > 0 && open_fds <= 64 && deleted == 0,
+	   "%d index files held open between queries (at most 64)", open_fds);
 
 	/* Every index removed: every segment scanned. */
 	int removed = 0, total = 0;
@@ -329,6 +363,9 @@ int main(void)
 		}
 	}
 	ok(bad == 0, "%d random queries: indexed == scanned", NRQ);
+	open_fds = index_fds(&deleted);
+	ok(open_fds == 0, "no index file held open once removed (%d, %d deleted)", open_fds,
+	   deleted);
 	run_cases(e, bases, 3, "all scanned");
 
 	engine_partition_unref(p);
