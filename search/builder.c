@@ -15,7 +15,8 @@
  *      format or does not match the segment (fts_index_open) is rebuilt;
  *      in each partition's segment directory every <name>.fts whose
  *      segment file <name> is gone, and every <name>.fts.tmp (only this
- *      thread writes those), is removed;
+ *      thread writes those), is removed, and the index handles queries
+ *      keep open on files gone or changed are closed (fts_cache_prune);
  *   2. then builds the queued segments in the order they were written (a
  *      segment gone meanwhile fails its build quietly; an index renamed
  *      into place after its segment went is an orphan for the next sweep);
@@ -172,6 +173,7 @@ static void sweep_partition(struct search_builder *b, struct partition *p)
 		free(segs);
 	}
 	sweep_orphans(dir);
+	fts_cache_prune(); /* no handle left on what went */
 }
 
 static void sweep(struct search_builder *b)
@@ -272,6 +274,8 @@ void search_builder_wait(struct search_builder *b)
 
 void search_builder_stop(struct search_builder *b)
 {
+	if (!b)
+		return; /* none (chronikd with search.index=false) */
 	pthread_mutex_lock(&b->lock);
 	if (!b->running) {
 		pthread_mutex_unlock(&b->lock);

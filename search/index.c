@@ -8,13 +8,19 @@
  * holding exactly:
  *
  *   CREATE VIRTUAL TABLE records USING fts5(key, value, headers, header,
- *       content='', columnsize=0,
+ *       content='', columnsize=0, detail=none,
  *       tokenize="chronik remove_diacritics 0 tokenchars '_'");
  *   CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
  *
  * records is a contentless FTS5 table (only the inverted index is stored,
- * never the text; detail=full, so phrases and NEAR work): one row per
- * record of the segment, rowid = the record's offset, and
+ * never the text) with detail=none: for each token, only the rowids of the
+ * rows holding it, neither the column nor the position (FTS5's own b-tree
+ * format; about 0.2 x the raw text, where detail=full, with positions, was
+ * 0.78 x). So the index itself answers words, prefix*, AND, OR, NOT and
+ * parentheses, but FTS5 refuses phrases of more than one token, NEAR, ^
+ * and column filters on it: query.c runs a relaxed query there instead
+ * and checks each candidate exactly ("EXACT ANSWERS" in query.c). One row
+ * per record of the segment, rowid = the record's offset, and
  *   key      the key's text, NULL when the key is null or binary
  *   value    the value's text, NULL when null or binary
  *   headers  for each header in order, its name, a space, its value's text
@@ -22,18 +28,17 @@
  *   header   for header:NAME: 0x01, then for each header whose name is
  *            text, in order, its name, 0x02, its value's text (empty when
  *            null or binary), 0x03; NULL when no header has a text name
+ * The in-memory tables queries fill (the WAL tail, segments without an
+ * index, the candidates checked) have the same schema but detail=full
+ * (positions and columns kept), so every query runs there as written.
  * The tokenizer "chronik" (tokenizer.c; registered on every connection
  * that opens an index) is unicode61 with these arguments, except that a
  * header column text is turned into tokens 0x01 name 0x02 word (name
  * ASCII-lower-cased) so that a word is found only under its header's
- * name. Every connection that reads an index must register it first
+ * name (so header:NAME:word needs no column, only its token). Every
+ * connection that reads an index must register it first
  * (fts_open), or FTS5 refuses the table.
- * A byte string is TEXT if and only if it is valid UTF-8 (wal/jsonl.h's
- * strict rule) and holds no control character other than TAB, LF and CR
- * (no byte < 0x20 otherwise, no 0x7F); anything else is BINARY: not
- * indexed, counted in meta "binary". (So 0x01-0x03 never occur in text.)
- *
- * meta rows (all integers): "format" = 2, "base_offset" and "last_offset"
+ * meta rows (all integers): "format" = 3, "base_offset" and "last_offset"
  * (the first and last offsets of the rows, -1 when none), "records" (rows),
  * "binary" (values skipped).
  *
@@ -56,10 +61,10 @@
  * rebuilds such an index and removes a .tmp and an index whose segment
  * is gone.
  *
- * VERSION POLICY. A reader that finds a format other than 2 scans the
+ * VERSION POLICY. A reader that finds a format other than 3 scans the
  * segment instead, and the builder (builder.c) rebuilds it at its next
- * sweep. Format 1 (no header column, tokenizer unicode61) is such a
- * format.
+ * sweep. Earlier formats: 1 (no header column, tokenizer unicode61,
+ * detail=full), 2 (this schema with detail=full).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,11 +83,12 @@
 #include "search.h"
 #include "segment.h"
 
-#define SEARCH_FORMAT 2
+#define SEARCH_FORMAT 3
 
+/* %s: ", detail=none" for an index file, "" (detail=full) in memory. */
 static const char schema[] =
 	"CREATE VIRTUAL TABLE records USING fts5(key, value, headers, header, content='', "
-	"columnsize=0, tokenize=\"chronik remove_diacritics 0 tokenchars '_'\");"
+	"columnsize=0%s, tokenize=\"chronik remove_diacritics 0 tokenchars '_'\");"
 	"CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;";
 
 static bool is_text(const uint8_t *s, int32_t n)
@@ -118,12 +124,15 @@ int fts_memory_open(sqlite3 **db)
 	return fts_open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db);
 }
 
-int fts_loader_init(struct fts_loader *l, sqlite3 *db)
+int fts_loader_init(struct fts_loader *l, sqlite3 *db, bool file)
 {
+	char sql[sizeof(schema) + 16];
+
 	memset(l, 0, sizeof(*l));
 	l->db = db;
 	l->first = l->last = -1;
-	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	snprintf(sql, sizeof(sql), schema, file ? ", detail=none" : "");
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO records(rowid, key, value, headers, header) "
 			       "VALUES(?,?,?,?,?)",
 			       -1, &l->ins, NULL) != SQLITE_OK) {
@@ -280,7 +289,7 @@ int search_index_build(const char *seg_path, struct search_index_stats *st)
 		rc = -EIO;
 		goto fail;
 	}
-	rc = fts_loader_init(&b.l, db);
+	rc = fts_loader_init(&b.l, db, true);
 	if (rc)
 		goto fail_loader;
 	rc = segment_file_walk(seg_path, build_batch, &b);

@@ -3,6 +3,7 @@
 #define CHRONIK_SEARCH_PRIVATE_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -22,9 +23,10 @@ struct fts_loader {
 	struct fts_buf hbuf, nbuf; /* headers and header column text, reused */
 };
 
-/* Create the schema in db (an empty database) and prepare the insert. 0
- * or -EIO (message logged). */
-int fts_loader_init(struct fts_loader *l, sqlite3 *db);
+/* Create the schema in db (an empty database) and prepare the insert:
+ * file, an index file's (detail=none), else an in-memory table's
+ * (detail=full; index.c). 0 or -EIO (message logged). */
+int fts_loader_init(struct fts_loader *l, sqlite3 *db, bool file);
 /* Add one record as row rowid = offset. 0, -ENOMEM or -EIO. */
 int fts_loader_add(struct fts_loader *l, int64_t offset, const uint8_t *key, int32_t key_len,
 		   const uint8_t *value, int32_t value_len, const uint8_t *headers,
@@ -39,6 +41,13 @@ int fts_memory_open(sqlite3 **db);
 /* Register the tokenizer "chronik" (tokenizer.c) with db. 0 or <0. */
 int fts_tokenizer_register(sqlite3 *db);
 
+/* Tokenize s (n bytes) as the tokenizer "chronik" of the schema (index.c)
+ * does a query's string (FTS5_TOKENIZE_QUERY): fn once per token, in
+ * order (a non-zero return stops). db has the tokenizer registered. 0 or
+ * <0. */
+int fts_query_tokenize(sqlite3 *db, const char *s, int n, int (*fn)(void *, const char *, int),
+		       void *arg);
+
 /* Build seg_path's index (search_index_build), logging a failure unless
  * the segment is gone. */
 void fts_build_logged(const char *seg_path);
@@ -49,5 +58,9 @@ int64_t fts_meta_get(sqlite3 *db, const char *name);
  * format and its meta matches s (base and last offset, records); else
  * NULL. Close with sqlite3_close. */
 sqlite3 *fts_index_open(const char *dir, const struct engine_segment_info *s);
+
+/* Close the cached index handles (query.c, "INDEX HANDLES") whose file is
+ * gone or changed. */
+void fts_cache_prune(void);
 
 #endif

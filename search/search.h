@@ -2,16 +2,24 @@
  *
  * Every record of a partition is searchable up to the moment of the query:
  *   - each sealed segment has a full-text index beside it, an SQLite FTS5
- *     database (format: index.c), built when the segment is written
- *     through the engine's segment hook (engine_segment_hook_set): on the
- *     indexer's thread (search_attach), or on the builder's own thread
+ *     database of rowids only (format: index.c), built when the segment
+ *     is written through the engine's segment hook
+ *     (engine_segment_hook_set): on the indexer's thread (search_attach),
+ *     or on the builder's own thread
  *     (search_builder, below: chronikd), and removed with it (retention,
  *     compaction, topic deletion);
  *   - a segment whose index is missing or does not match it (a crash
  *     between the segment and its index; a failed build) and the WAL tail
  *     not yet indexed are scanned at query time: their records are loaded
  *     into an in-memory FTS5 table of the same schema and tokenizer and the
- *     same query runs there, so the full syntax means the same everywhere.
+ *     same query runs there, so the full syntax means the same everywhere;
+ *   - a query an index cannot answer exactly (a phrase of several tokens,
+ *     NEAR, ^, a column filter other than header:NAME's: the index keeps
+ *     neither positions nor columns) runs there relaxed (a superset: a
+ *     phrase's words ANDed, the filter dropped, ...) and each candidate's
+ *     record is read back and checked by the query itself in that
+ *     in-memory table (query.c, "EXACT ANSWERS"); results are exact
+ *     everywhere, only slower for such queries.
  *
  * QUERY TEXT. FTS5's query syntax (words, "phrases", prefix*, AND, OR,
  * NOT, NEAR(...), parentheses), over the columns key, value and headers;
@@ -92,7 +100,7 @@ void search_builder_sweep(struct search_builder *b);
  * once when not started or stopping). */
 void search_builder_wait(struct search_builder *b);
 /* Stop and join the thread (before engine_close); queued work is left to
- * the next start's sweep. */
+ * the next start's sweep. NULL is fine. */
 void search_builder_stop(struct search_builder *b);
 /* Stop, and free b (NULL is fine). */
 void search_builder_free(struct search_builder *b);

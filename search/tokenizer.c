@@ -188,3 +188,38 @@ int fts_tokenizer_register(sqlite3 *db)
 	}
 	return 0;
 }
+
+struct qtok {
+	int (*fn)(void *, const char *, int);
+	void *arg;
+};
+
+static int qtok_token(void *ctx, int flags, const char *t, int n, int start, int end)
+{
+	struct qtok *q = ctx;
+
+	(void)start;
+	(void)end;
+	if (flags & FTS5_TOKEN_COLOCATED)
+		return SQLITE_OK; /* a synonym of the previous token: none here */
+	return q->fn(q->arg, t, n) ? SQLITE_ERROR : SQLITE_OK;
+}
+
+int fts_query_tokenize(sqlite3 *db, const char *s, int n, int (*fn)(void *, const char *, int),
+		       void *arg)
+{
+	static const char *argv[] = { "remove_diacritics", "0", "tokenchars", "_" };
+	fts5_api *api = fts5_api_get(db);
+	fts5_tokenizer x;
+	Fts5Tokenizer *t = NULL;
+	void *ud = NULL;
+	struct qtok q = { fn, arg };
+	int rc;
+
+	if (!api || api->xFindTokenizer(api, "chronik", &ud, &x) != SQLITE_OK ||
+	    x.xCreate(ud, argv, 4, &t) != SQLITE_OK)
+		return -EIO;
+	rc = x.xTokenize(t, &q, FTS5_TOKENIZE_QUERY, s, n, qtok_token);
+	x.xDelete(t);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}

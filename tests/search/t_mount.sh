@@ -3,7 +3,8 @@
 # MNT/<topic>/<p>/search/<query> read as records.jsonl lines, over indexed
 # segments and the WAL tail; ls of search/ is empty; a bad query fails
 # open() with EINVAL and a message in the daemon's log; a line appended a
-# moment ago is found; rm -r of the topic removes its indexes.
+# moment ago is found; rm -r of the topic removes its indexes; with
+# search.index=false (no index builder) the daemon stops cleanly.
 . "$(dirname "$0")/../fs/lib.sh"
 
 fs_start --set wal.segment.bytes=65536 --set wal.seal.ms=0 --set default.partitions=2 --fsync never
@@ -63,4 +64,20 @@ expect_errno "a query file is read-only" "Permission denied" sh -c "echo x >'$T0
 
 check "rm -r s" rm -r "$T0"
 check "its indexes are gone" sh -c "! ls '$DATA'/segments/*/*/*.fts 2>/dev/null | grep -q ."
+
+# With search.index=false chronikd has no index builder: it still stops
+# cleanly (exit 0, the data directory closed).
+daemon_stop
+st=$?
+check "the daemon stopped (exit $st)" test "$st" -eq 0
+unmount "$MNT"
+: >"$T/chronikd.log"
+fs_start --set search.index=false --fsync never
+check "mkdir u with search.index=false" mkdir "$MNT/u"
+check "a line appended" sh -c "echo 'unindexed word' >>'$MNT/u/0/data'"
+check "search finds it (scanned)" sh -c "grep -q unindexed '$MNT/u/search/word'"
+daemon_stop
+st=$?
+check "with search.index=false it stops cleanly (exit $st, want 0)" test "$st" -eq 0
+check "... and closes the data directory" grep -q "closed" "$T/chronikd.log"
 done_testing

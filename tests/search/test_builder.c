@@ -8,6 +8,9 @@
  * removed), the sweep on start builds it. Counts of a word's matches are
  * compared with the count the same query gives with no index at all
  * (every segment scanned), so a rebuilt index that lost rows fails.
+ * An index whose meta says another format (2, as written before indexes
+ * lost their positions) fails verify, is not used, and the next sweep
+ * rebuilds it as format 3.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "search.h"
 #include "testutil.h"
@@ -104,6 +109,27 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+/* Set (v >= 0) or read (v < 0) the index file's meta "format". */
+static int64_t index_format(const char *path, int v)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t got = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, v >= 0 ? "UPDATE meta SET value = ?1 WHERE name = 'format'"
+					  : "SELECT value FROM meta WHERE name = 'format'",
+			       -1, &st, NULL) == SQLITE_OK) {
+		if (v >= 0)
+			sqlite3_bind_int(st, 1, v);
+		int rc = sqlite3_step(st);
+		got = v >= 0 ? (rc == SQLITE_DONE ? v : -1)
+			     : (rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return got;
+}
+
 static struct engine *open_with(const char *dir, struct search_builder **b)
 {
 	struct engine_options o;
@@ -173,6 +199,18 @@ int main(void)
 	search_builder_wait(b);
 	ok(exists(path) && verify(e, &nsegs) == 0, "rebuilt by the sweep on start");
 	ok(count(e, "rarebird") == want, "same results after the restart");
+
+	/* An index of format 2: not used, rebuilt by the next sweep. */
+	index_path(e, 2, SEARCH_INDEX_SUFFIX, path, sizeof(path));
+	ok(index_format(path, -1) == 3 && index_format(path, 2) == 2,
+	   "index of segment 2 marked format 2");
+	ok(verify(e, &nsegs) == 1, "verify sees it");
+	ok(count(e, "rarebird") == want && count(e, "word3 salt5") == want2,
+	   "results unchanged while that segment is scanned");
+	search_builder_sweep(b);
+	search_builder_wait(b);
+	ok(index_format(path, -1) == 3 && verify(e, &nsegs) == 0,
+	   "after a sweep: rebuilt as format 3, verify clean");
 
 	/* Results stay complete with no index at all (every segment scanned):
 	 * the reference the counts above are held against. */
