@@ -272,6 +272,8 @@ void search_builder_wait(struct search_builder *b)
 
 void search_builder_stop(struct search_builder *b)
 {
+	if (!b)
+		return;
 	pthread_mutex_lock(&b->lock);
 	if (!b->running) {
 		pthread_mutex_unlock(&b->lock);
