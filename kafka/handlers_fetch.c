@@ -73,7 +73,11 @@
  * descriptor: the indexer, retention and compaction only unlink files and
  * close their own descriptors, and no file's bytes change at a position
  * once a reader could see them, so the bytes sent are the ones the
- * lengths promised. On a TLS connection, or with the setting off, the
+ * lengths promised. A long poll holds the descriptors of what it has read
+ * while it waits (at most FETCH_MAX_WAIT_MS); the listener closes them as
+ * soon as the response is sent, so an idle connection holds none. A
+ * descriptor the engine cannot duplicate (EMFILE) turns its span into a
+ * copy. On a TLS connection, or with the setting off, the
  * batches are read into memory (engine_read_batches) and copied into the
  * response buffer as before.
  *
@@ -147,7 +151,7 @@ static void fetch_read_spans(struct fetch_part *fp, size_t want, bool *any_error
 	int rc = engine_read_batch_spans(fp->p, fp->next_read, want, &more);
 	if (rc) {
 		fp->error = kafka_error_from(rc);
-		engine_spans_free(&fp->sp);
+		engine_spans_fini(&fp->sp);
 		fp->len = 0;
 		*any_error = true;
 		return;
@@ -164,7 +168,7 @@ static void fetch_read_spans(struct fetch_part *fp, size_t want, bool *any_error
 			fp->len += (uint32_t)mlen;
 		}
 	}
-	engine_spans_free(&more);
+	engine_spans_fini(&more);
 }
 
 static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, bool spans,
@@ -514,7 +518,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 out:
 	for (int32_t i = 0; i < fs.nparts; i++) {
 		free(fs.parts[i].data);
-		engine_spans_free(&fs.parts[i].sp);
+		engine_spans_fini(&fs.parts[i].sp);
 		engine_partition_unref(fs.parts[i].p);
 	}
 	free(fs.parts);

@@ -432,7 +432,7 @@ struct engine_spans {
 };
 void engine_spans_init(struct engine_spans *s);
 /* Close its descriptors, free its memory; it is empty (as _init) after. */
-void engine_spans_free(struct engine_spans *s);
+void engine_spans_fini(struct engine_spans *s);
 /* Append src's spans to dst, moving what src owns: 0 (src is then empty,
  * as _init) or -ENOMEM (both unchanged). */
 int engine_spans_move(struct engine_spans *dst, struct engine_spans *src);

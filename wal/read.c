@@ -1099,7 +1099,7 @@ void engine_spans_init(struct engine_spans *s)
 	s->next_offset = -1;
 }
 
-void engine_spans_free(struct engine_spans *s)
+void engine_spans_fini(struct engine_spans *s)
 {
 	for (size_t i = 0; i < s->nfds; i++)
 		close(s->fds[i]);
@@ -1170,7 +1170,8 @@ int engine_spans_add_block(struct engine_spans *s, void *block, size_t len)
 int engine_spans_move(struct engine_spans *dst, struct engine_spans *src)
 {
 	if (spans_grow((void **)&dst->v, &dst->cap, dst->n, src->n, sizeof(*dst->v)) ||
-	    spans_grow((void **)&dst->fds, &dst->fds_cap, dst->nfds, src->nfds, sizeof(*dst->fds)) ||
+	    spans_grow((void **)&dst->fds, &dst->fds_cap, dst->nfds, src->nfds,
+		       sizeof(*dst->fds)) ||
 	    spans_grow((void **)&dst->blocks, &dst->blocks_cap, dst->nblocks, src->nblocks,
 		       sizeof(*dst->blocks)))
 		return -ENOMEM;
@@ -1179,7 +1180,8 @@ int engine_spans_move(struct engine_spans *dst, struct engine_spans *src)
 	if (src->nfds)
 		memcpy(dst->fds + dst->nfds, src->fds, src->nfds * sizeof(*src->fds));
 	if (src->nblocks)
-		memcpy(dst->blocks + dst->nblocks, src->blocks, src->nblocks * sizeof(*src->blocks));
+		memcpy(dst->blocks + dst->nblocks, src->blocks,
+		       src->nblocks * sizeof(*src->blocks));
 	dst->n += src->n;
 	dst->nfds += src->nfds;
 	dst->nblocks += src->nblocks;
@@ -1188,7 +1190,7 @@ int engine_spans_move(struct engine_spans *dst, struct engine_spans *src)
 	if (src->n)
 		dst->next_offset = src->next_offset;
 	src->n = src->nfds = src->nblocks = 0;
-	engine_spans_free(src);
+	engine_spans_fini(src);
 	return 0;
 }
 
@@ -1265,7 +1267,7 @@ static int seg_span_batches(struct segment *s, int64_t from_offset, size_t max_b
 		if (m->data_end - at < BATCH_HEADER_SIZE)
 			return CHRONIK_ECORRUPT;
 		size_t need = m->data_end - at < SPAN_HDR_NEED ? (size_t)(m->data_end - at) :
-								  SPAN_HDR_NEED;
+								 SPAN_HDR_NEED;
 		if (at < wpos || at + need > wpos + wlen) {
 			size_t want = m->data_end - at < SPAN_WINDOW ? (size_t)(m->data_end - at) :
 								       SPAN_WINDOW;
@@ -1349,8 +1351,9 @@ again:
 	for (i = entry_for_offset(p, from_offset); i < p->n; i++) {
 		size_t blen = p->idx[i].frame_len;
 		uint64_t raw_end = i + 1 < p->n ? p->idx[i + 1].raw_pos : p->raw_size;
-		size_t w = raw_end - p->idx[i].raw_pos > blen ? (size_t)(raw_end - p->idx[i].raw_pos) :
-								 blen;
+		size_t w = raw_end - p->idx[i].raw_pos > blen ?
+				   (size_t)(raw_end - p->idx[i].raw_pos) :
+				   blen;
 		if (n > 0 && (total + blen > max_bytes || weight + w > max_bytes))
 			break;
 		if (n == cap) {
@@ -1458,7 +1461,7 @@ out:
 	free(ents);
 	if (rc == 0 && add.n)
 		rc = engine_spans_move(out, &add);
-	engine_spans_free(&add);
+	engine_spans_fini(&add);
 	return rc;
 }
 

@@ -47,8 +47,7 @@ static void append(int32_t part, int lines, uint32_t *seed)
 	struct partition *p;
 	int64_t base;
 	size_t len = make_lines(buf, lines, seed);
-	if (engine_partition_get(eng, TOPIC, part, &p) ||
-	    engine_append_lines(p, buf, len, &base))
+	if (engine_partition_get(eng, TOPIC, part, &p) || engine_append_lines(p, buf, len, &base))
 		bail("append to %d", part);
 	engine_partition_unref(p);
 }
@@ -204,7 +203,9 @@ static void *race_thread(void *arg)
 			if (engine_partition_get(eng, TOPIC, 0, &p) == 0) {
 				engine_partition_info(p, &info);
 				engine_partition_delete_records(
-					p, info.log_start_offset + (info.next_offset - info.log_start_offset) / 3,
+					p,
+					info.log_start_offset +
+						(info.next_offset - info.log_start_offset) / 3,
 					&ls);
 				engine_partition_unref(p);
 			}
@@ -276,7 +277,7 @@ int main(void)
 		   clen);
 		free(got);
 		free(copy);
-		engine_spans_free(&sp);
+		engine_spans_fini(&sp);
 	}
 
 	/* Segments, then more in the WAL after them. */
@@ -312,7 +313,7 @@ int main(void)
 		   "segment span read after the segment was deleted: the same %zu bytes", clen);
 		free(got);
 		free(copy);
-		engine_spans_free(&sp);
+		engine_spans_fini(&sp);
 	}
 	engine_partition_unref(p0);
 
@@ -353,8 +354,9 @@ int main(void)
 	}
 	pthread_join(th, NULL);
 	kafka_writer_fini(&w);
-	ok(bad == 0, "%d fetches racing the indexer and DeleteRecords: every answer whole batches "
-		     "with valid CRCs, contiguous (%d out of range, reset)",
+	ok(bad == 0,
+	   "%d fetches racing the indexer and DeleteRecords: every answer whole batches "
+	   "with valid CRCs, contiguous (%d out of range, reset)",
 	   fetches, out_of_range);
 
 	close(fd_on);
