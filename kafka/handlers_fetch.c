@@ -141,8 +141,6 @@ static int64_t batches_end(const uint8_t *buf, size_t len, int64_t dflt)
 	return end;
 }
 
-/* Read what is new in every partition since the last call (all of it the
- * first time), within the request's and each partition's max bytes. */
 /* Read up to want more bytes of fp as spans (fetch_read_all's rules). */
 static void fetch_read_spans(struct fetch_part *fp, size_t want, bool *any_error)
 {
@@ -171,6 +169,9 @@ static void fetch_read_spans(struct fetch_part *fp, size_t want, bool *any_error
 	engine_spans_fini(&more);
 }
 
+/* Read what is new in every partition since the last call (all of it the
+ * first time), within the request's and each partition's max bytes: as
+ * spans (spans set), else into fp->data. */
 static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, bool spans,
 			   size_t *total, bool *any_error)
 {
