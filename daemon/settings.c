@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "Settings: fsync, wal.segment.bytes, wal.seal.ms, wal.unindexed.max.bytes,\n"
 		   "default.partitions, max.topics, max.partitions, kafka,\n"
-		   "kafka.max.request.bytes, kafka.auto.create.topics,\n"
+		   "kafka.max.request.bytes, kafka.auto.create.topics, kafka.fetch.sendfile,\n"
 		   "kafka.connections.max.idle.ms, kafka.request.receive.timeout.ms,\n"
 		   "kafka.max.groups, kafka.max.producer.states,\n"
 		   "kafka.producer.state.evict.idle.ms, kafka.users.file,\n"
@@ -190,6 +190,13 @@ static int setting_set(struct settings *s, const char *key, const char *value)
 		}
 		if (!strcmp(key, "kafka.allow.plaintext.remote")) {
 			if (parse_bool(value, &s->ko.allow_plaintext_remote) < 0) {
+				daemon_fail("%s: bad value '%s'", key, value);
+				return -1;
+			}
+			return 0;
+		}
+		if (!strcmp(key, "kafka.fetch.sendfile")) {
+			if (parse_bool(value, &s->ko.fetch_sendfile) < 0) {
 				daemon_fail("%s: bad value '%s'", key, value);
 				return -1;
 			}

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void kafka_reader_init(struct kafka_reader *r, const void *buf, size_t len)
 {
@@ -197,23 +198,70 @@ bool kafka_str_eq(struct kafka_str s, const char *c)
 
 void kafka_writer_init(struct kafka_writer *w, size_t limit)
 {
-	w->buf = NULL;
-	w->len = w->cap = 0;
+	memset(w, 0, sizeof(*w));
 	w->limit = limit;
-	w->failed = false;
+}
+
+void kafka_writer_release_files(struct kafka_writer *w)
+{
+	for (size_t i = 0; i < w->nfds; i++)
+		close(w->fds[i]);
+	w->nfds = 0;
+	w->npieces = 0;
+	w->file_bytes = 0;
 }
 
 void kafka_writer_fini(struct kafka_writer *w)
 {
+	kafka_writer_release_files(w);
 	free(w->buf);
+	free(w->pieces);
+	free(w->fds);
 	w->buf = NULL;
-	w->len = w->cap = 0;
+	w->pieces = NULL;
+	w->fds = NULL;
+	w->len = w->cap = w->pieces_cap = w->fds_cap = 0;
 }
 
 void kafka_writer_reset(struct kafka_writer *w)
 {
+	kafka_writer_release_files(w);
 	w->len = 0;
 	w->failed = false;
+}
+
+void kafka_write_file(struct kafka_writer *w, int fd, uint64_t off, size_t len)
+{
+	if (w->failed || len == 0)
+		return;
+	if (w->npieces == w->pieces_cap) {
+		size_t c = w->pieces_cap ? 2 * w->pieces_cap : 16;
+		struct kafka_file_piece *v = realloc(w->pieces, c * sizeof(*v));
+		if (!v) {
+			w->failed = true;
+			return;
+		}
+		w->pieces = v;
+		w->pieces_cap = c;
+	}
+	w->pieces[w->npieces++] = (struct kafka_file_piece){ w->len, fd, off, len };
+	w->file_bytes += len;
+}
+
+void kafka_writer_own_fd(struct kafka_writer *w, int fd)
+{
+	if (w->nfds == w->fds_cap) {
+		size_t c = w->fds_cap ? 2 * w->fds_cap : 16;
+		int *v = realloc(w->fds, c * sizeof(*v));
+		if (!v) {
+			close(fd);
+			w->failed = true;
+			return;
+		}
+		w->fds = v;
+		w->fds_cap = c;
+	}
+	w->fds[w->nfds++] = fd;
 }
 
 void kafka_writer_reserve(struct kafka_writer *w, size_t n)
@@ -353,6 +401,11 @@ void kafka_write_bytes(struct kafka_writer *w, bool compact, const void *p, int3
 	}
 	write_len(w, compact, true, len);
 	kafka_write_raw(w, p, (size_t)len);
+}
+
+void kafka_write_bytes_len(struct kafka_writer *w, bool compact, int32_t len)
+{
+	write_len(w, compact, true, len < 0 ? 0 : len);
 }
 
 void kafka_write_array(struct kafka_writer *w, bool compact, int32_t count)

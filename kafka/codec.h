@@ -84,11 +84,30 @@ char *kafka_str_dup(struct kafka_str s);
 /* s equals the C string c. */
 bool kafka_str_eq(struct kafka_str s, const char *c);
 
+/* File pieces. A response may carry ranges of files beside its buffer: a
+ * piece is [off, off + len) of fd, sent where the buffer's byte at stands
+ * (before buf[at]), so the response is buf[0, at1) piece1 buf[at1, at2)
+ * piece2 ... buf[atN, len). Pieces are in buffer order. The descriptors the
+ * writer owns (kafka_writer_own_fd) are closed by _reset and _fini, once
+ * the response is sent. file_bytes is the sum of the pieces' lengths: the
+ * response's size is len + file_bytes. */
+struct kafka_file_piece {
+	size_t at;
+	int fd;
+	uint64_t off;
+	size_t len;
+};
+
 struct kafka_writer {
 	uint8_t *buf;
 	size_t len, cap;
 	size_t limit; /* maximum len; 0 = no limit */
 	bool failed;
+	struct kafka_file_piece *pieces;
+	size_t npieces, pieces_cap;
+	size_t file_bytes;
+	int *fds;
+	size_t nfds, fds_cap;
 };
 
 void kafka_writer_init(struct kafka_writer *w, size_t limit);
@@ -113,6 +132,17 @@ void kafka_write_string(struct kafka_writer *w, bool compact, const char *s);
 void kafka_write_str(struct kafka_writer *w, bool compact, struct kafka_str s);
 /* p == NULL writes null bytes. */
 void kafka_write_bytes(struct kafka_writer *w, bool compact, const void *p, int32_t len);
+/* Only the length of non-null bytes; the caller writes the len bytes
+ * (kafka_write_raw, kafka_write_file). */
+void kafka_write_bytes_len(struct kafka_writer *w, bool compact, int32_t len);
+/* A file piece here: [off, off + len) of fd, which must stay open until
+ * the writer is reset (kafka_writer_own_fd). */
+void kafka_write_file(struct kafka_writer *w, int fd, uint64_t off, size_t len);
+/* The writer closes fd at its next _reset or _fini (at once, and fails,
+ * when it cannot keep it). */
+void kafka_writer_own_fd(struct kafka_writer *w, int fd);
+/* Forget the pieces and close the owned descriptors (once sent). */
+void kafka_writer_release_files(struct kafka_writer *w);
 /* count -1 writes a null array. */
 void kafka_write_array(struct kafka_writer *w, bool compact, int32_t count);
 /* An empty tagged-fields section. */

@@ -41,6 +41,46 @@
  * appends them to what it holds. The wait is capped at FETCH_MAX_WAIT_MS and
  * ends when the client disconnects.
  *
+ * ZERO COPY. A Fetch response is, byte by byte (v4-17 as above):
+ *
+ *   ours, in memory   size int32, correlation id, [header tags v12+],
+ *                     ThrottleTimeMs, [ErrorCode, SessionId v7+],
+ *                     Responses count; per topic its name (v13+: TopicId)
+ *                     and partition count; per partition PartitionIndex,
+ *                     ErrorCode, HighWatermark, LastStableOffset,
+ *                     [LogStartOffset v5+], AbortedTransactions (empty),
+ *                     [PreferredReadReplica v11+], and the Records length
+ *                     (int32, v12+ uvarint length + 1), then
+ *   the records       the partition's stored batches: spans, each either a
+ *                     range of a WAL file or segment file (fd, offset,
+ *                     length: the batches as they lie on disk) or bytes in
+ *                     memory (what must be transformed or copied,
+ *                     engine.h: engine_read_batch_spans), in offset order;
+ *   ours again        [partition tags v12+], then the next partition, the
+ *                     topic's tags, ..., the body's tags.
+ *
+ * The length prefix counts the spans' bytes; the size field counts the
+ * buffer and every file span (codec.h: file pieces). On a plaintext
+ * connection with kafka.fetch.sendfile on (the default), the handler reads
+ * the spans (engine_read_batch_spans, the same batches as
+ * engine_read_batches for the same offset and max bytes, so the response
+ * is byte for byte the one the copy path builds), copies the memory spans
+ * into the response buffer, puts each file span into the writer as a file
+ * piece and hands the writer the spans' descriptors (dup'd by the engine
+ * under its locks). The listener sends the buffer's bytes with send(2)
+ * and each file piece with sendfile(2) (listener.c), then closes the
+ * descriptors. What keeps a file there while it is sent is that
+ * descriptor: the indexer, retention and compaction only unlink files and
+ * close their own descriptors, and no file's bytes change at a position
+ * once a reader could see them, so the bytes sent are the ones the
+ * lengths promised. A long poll holds the descriptors of what it has read
+ * while it waits (at most FETCH_MAX_WAIT_MS); the listener closes them as
+ * soon as the response is sent, so an idle connection holds none. A
+ * descriptor the engine cannot duplicate (EMFILE) turns its span into a
+ * copy. On a TLS connection, or with the setting off, the
+ * batches are read into memory (engine_read_batches) and copied into the
+ * response buffer as before.
+ *
  * Cost. The Topics array is walked once to count the partition entries,
  * once to resolve them, and once more to write the response (names,
  * counts and partition indexes are read again from the request, not kept);
@@ -68,6 +108,8 @@ struct fetch_part {
 	 * (not including) next_read. A long poll appends to them; it never
 	 * reads the same bytes twice. len <= FETCH_RESPONSE_MAX. */
 	uint8_t *data;
+	/* With sendfile: the same batches as spans (data stays NULL). */
+	struct engine_spans sp;
 	int64_t fetch_offset;
 	int64_t next_read;
 	/* next_offset when this partition was last read; the long poll waits
@@ -99,10 +141,39 @@ static int64_t batches_end(const uint8_t *buf, size_t len, int64_t dflt)
 	return end;
 }
 
+/* Read up to want more bytes of fp as spans (fetch_read_all's rules). */
+static void fetch_read_spans(struct fetch_part *fp, size_t want, bool *any_error)
+{
+	struct engine_spans more;
+	engine_spans_init(&more);
+	int rc = engine_read_batch_spans(fp->p, fp->next_read, want, &more);
+	if (rc) {
+		fp->error = kafka_error_from(rc);
+		engine_spans_fini(&fp->sp);
+		fp->len = 0;
+		*any_error = true;
+		return;
+	}
+	if (fp->len > 0 && more.len > want) {
+		fp->full = true; /* as below: waits for the next fetch */
+	} else if (more.len > 0) {
+		int64_t next = more.next_offset;
+		size_t mlen = more.len;
+		if (engine_spans_move(&fp->sp, &more)) {
+			fp->full = true;
+		} else {
+			fp->next_read = next;
+			fp->len += (uint32_t)mlen;
+		}
+	}
+	engine_spans_fini(&more);
+}
+
 /* Read what is new in every partition since the last call (all of it the
- * first time), within the request's and each partition's max bytes. */
-static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, size_t *total,
-			   bool *any_error)
+ * first time), within the request's and each partition's max bytes: as
+ * spans (spans set), else into fp->data. */
+static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes, bool spans,
+			   size_t *total, bool *any_error)
 {
 	*total = 0;
 	*any_error = false;
@@ -135,6 +206,11 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 		size_t want = pleft < left ? pleft : left;
 		if (want == 0) {
 			/* The response (or this partition) is full. */
+			*total += fp->len;
+			continue;
+		}
+		if (spans) {
+			fetch_read_spans(fp, want, any_error);
 			*total += fp->len;
 			continue;
 		}
@@ -173,6 +249,23 @@ static void fetch_read_all(struct fetch_part *parts, int32_t n, size_t max_bytes
 		}
 		*total += fp->len;
 	}
+}
+
+/* The Records field from spans: the length, then each span, memory into
+ * the buffer and files as pieces; the writer takes the descriptors. */
+static void fetch_write_spans(struct kafka_writer *w, bool f, struct engine_spans *sp)
+{
+	kafka_write_bytes_len(w, f, (int32_t)sp->len);
+	for (size_t i = 0; i < sp->n; i++) {
+		const struct engine_span *s = &sp->v[i];
+		if (s->mem)
+			kafka_write_raw(w, s->mem, s->len);
+		else
+			kafka_write_file(w, s->fd, s->off, s->len);
+	}
+	for (size_t i = 0; i < sp->nfds; i++)
+		kafka_writer_own_fd(w, sp->fds[i]);
+	sp->nfds = 0;
 }
 
 /* The partition states of one request, and each entry's slot: >= 0 the
@@ -260,9 +353,14 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				kafka_write_array(w, f, 0); /* AbortedTransactions */
 				if (v >= 11)
 					kafka_write_i32(w, -1); /* PreferredReadReplica */
-				kafka_write_bytes(w, f,
-						  ok && fp->data ? fp->data : (const uint8_t *)"",
-						  ok ? (int32_t)fp->len : 0);
+				if (ok && fp->sp.n) {
+					fetch_write_spans(w, f, &fp->sp);
+				} else {
+					kafka_write_bytes(w, f,
+							  ok && fp->data ? fp->data :
+									   (const uint8_t *)"",
+							  ok ? (int32_t)fp->len : 0);
+				}
 				if (f)
 					kafka_write_tags(w);
 				continue;
@@ -300,6 +398,7 @@ static int32_t fetch_walk(struct kafka_request *req, struct kafka_reader r, int3
 				.max_bytes = max_bytes,
 				.error = KERR_NONE,
 			};
+			engine_spans_init(&fp->sp);
 			fs->slot[k] = fs->nparts++;
 		}
 		if (f) {
@@ -383,8 +482,9 @@ int kafka_handle_fetch(struct kafka_request *req)
 		max_wait = FETCH_MAX_WAIT_MS;
 	int64_t deadline = kafka_now_ms() + (max_wait > 0 ? max_wait : 0);
 	int turn = 0;
+	bool spans = req->l->o.fetch_sendfile && !req->c->ssl;
 	for (;;) {
-		fetch_read_all(parts, nparts, limit, &total, &any_error);
+		fetch_read_all(parts, nparts, limit, spans, &total, &any_error);
 		any_error = any_error || fs.unresolved;
 		int64_t now = kafka_now_ms();
 		if (any_error || min_bytes <= 0 || total >= (size_t)min_bytes || now >= deadline ||
@@ -405,7 +505,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 	size_t per_entry = 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4 + 1;
 	size_t want = 4 + 6 + 4 + fs.name_bytes + (size_t)count * per_entry;
 	for (int32_t i = 0; i < nparts; i++)
-		want += parts[i].len;
+		want += parts[i].sp.n ? parts[i].sp.mem_len : parts[i].len;
 	kafka_writer_reserve(w, want);
 	kafka_write_i32(w, 0); /* ThrottleTimeMs */
 	if (v >= 7) {
@@ -419,6 +519,7 @@ int kafka_handle_fetch(struct kafka_request *req)
 out:
 	for (int32_t i = 0; i < fs.nparts; i++) {
 		free(fs.parts[i].data);
+		engine_spans_fini(&fs.parts[i].sp);
 		engine_partition_unref(fs.parts[i].p);
 	}
 	free(fs.parts);

@@ -42,6 +42,11 @@ struct kafka_options {
 	 * none is, the batch gets a retriable error. */
 	int32_t max_producer_states;
 	int32_t producer_state_evict_idle_ms;
+	/* kafka.fetch.sendfile: a Fetch response on a plaintext connection
+	 * sends the stored batches from their files with sendfile(2)
+	 * (handlers_fetch.c, "ZERO COPY"); false copies them through the
+	 * response buffer, as TLS connections always do. Default true. */
+	bool fetch_sendfile;
 
 	/* Security (README "Kafka security"). users_file: kafka.users.file,
 	 * SASL required on every listener when set (NULL = SASL off).

@@ -100,7 +100,7 @@ void search_builder_sweep(struct search_builder *b);
  * once when not started or stopping). */
 void search_builder_wait(struct search_builder *b);
 /* Stop and join the thread (before engine_close); queued work is left to
- * the next start's sweep. NULL is fine. */
+ * the next start's sweep. NULL is fine (no builder: search.index=false). */
 void search_builder_stop(struct search_builder *b);
 /* Stop, and free b (NULL is fine). */
 void search_builder_free(struct search_builder *b);

@@ -383,6 +383,65 @@ void engine_raw_reader_free(struct engine_raw_reader *r);
 int engine_read_batches(struct partition *p, int64_t from_offset, size_t max_bytes, uint8_t **out,
 			size_t *len);
 
+/* The same batches as engine_read_batches (same from_offset and max_bytes:
+ * the same bytes, in the same order), as spans instead of one buffer, so
+ * that a sender can hand the file spans to sendfile(2) rather than copy
+ * them through user space. A span is either bytes in memory (mem != NULL,
+ * owned by the set) or a range [off, off + len) of a file (fd, a
+ * descriptor the set owns: a dup of the engine's). What is a file span:
+ *   - a local segment's run of batches (segments hold the final batches,
+ *     segment.h): one span for the whole run;
+ *   - a V2 WAL frame's batch (frame.h: the batch bytes follow the 64-byte
+ *     header unchanged, baseOffset final at append) of at least
+ *     ENGINE_SPAN_MIN bytes: one span per frame (frames of one partition
+ *     are not adjacent in a WAL file). Its frame header is read first and
+ *     must agree with the hot index (magic, version 2, base offset, frame
+ *     length), else CHRONIK_ECORRUPT.
+ * What is copied into memory (the bytes that are not on disk as sent, or
+ * not worth a system call of their own): a V1 frame (re-encoded as a
+ * batch), a WAL batch smaller than ENGINE_SPAN_MIN, a remote segment's
+ * batches (its cache file holds only what was fetched), and any span
+ * whose descriptor could not be duplicated (EMFILE).
+ * Lifetime: a WAL file or segment may be indexed, retained away or
+ * compacted away after this returns; the set's own descriptor keeps the
+ * file (unlinked or not) open, and neither kind of file ever changes the
+ * bytes at a position once a reader could see them (WAL files are
+ * append-only and a failed group is cut before its entries are
+ * published; segments are immutable), so the bytes sent are the bytes
+ * whose lengths were counted here. The spans are appended to *out (which
+ * may hold spans already); out->next_offset becomes the offset after the
+ * last record of the batches added. CHRONIK_ERANGE outside [log start,
+ * next]; on any error nothing is added. */
+#define ENGINE_SPAN_MIN 4096
+struct engine_span {
+	const uint8_t *mem; /* NULL: a file span */
+	int fd;
+	uint64_t off;
+	size_t len;
+};
+struct engine_spans {
+	struct engine_span *v;
+	size_t n, cap;
+	int *fds; /* descriptors owned (closed by _free) */
+	size_t nfds, fds_cap;
+	void **blocks; /* memory owned (freed by _free) */
+	size_t nblocks, blocks_cap;
+	size_t len; /* bytes of every span */
+	size_t mem_len; /* bytes of the memory spans */
+	int64_t next_offset; /* after the last record added; -1 before */
+};
+void engine_spans_init(struct engine_spans *s);
+/* Close its descriptors, free its memory; it is empty (as _init) after. */
+void engine_spans_fini(struct engine_spans *s);
+/* Append src's spans to dst, moving what src owns: 0 (src is then empty,
+ * as _init) or -ENOMEM (both unchanged). */
+int engine_spans_move(struct engine_spans *dst, struct engine_spans *src);
+/* Append block[0, len) as one memory span, taking the malloc'd block
+ * (freed on failure too). 0 or -ENOMEM. */
+int engine_spans_add_block(struct engine_spans *s, void *block, size_t len);
+int engine_read_batch_spans(struct partition *p, int64_t from_offset, size_t max_bytes,
+			    struct engine_spans *out);
+
 /* Block until next_offset > offset, up to timeout_ms (-1 = forever).
  * 1 = data available, 0 = timed out, <0 error (topic deleted, engine closing). */
 int engine_partition_wait(struct partition *p, int64_t offset, int timeout_ms);

@@ -28,6 +28,7 @@
  * segment and no buffer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1087,6 +1088,380 @@ out:
 	free(frame);
 	free(buf);
 	free(ents);
+	return rc;
+}
+
+/* ---- Fetch as spans (engine.h: engine_read_batch_spans) ------------------ */
+
+void engine_spans_init(struct engine_spans *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->next_offset = -1;
+}
+
+void engine_spans_fini(struct engine_spans *s)
+{
+	for (size_t i = 0; i < s->nfds; i++)
+		close(s->fds[i]);
+	for (size_t i = 0; i < s->nblocks; i++)
+		free(s->blocks[i]);
+	free(s->v);
+	free(s->fds);
+	free(s->blocks);
+	engine_spans_init(s);
+}
+
+/* Room for n more elements of size sz in *v (cap *cap, used used). */
+static int spans_grow(void **v, size_t *cap, size_t used, size_t n, size_t sz)
+{
+	if (used + n <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 8;
+	while (c < used + n)
+		c *= 2;
+	void *nv = realloc(*v, c * sz);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = c;
+	return 0;
+}
+
+static int spans_add(struct engine_spans *s, const uint8_t *mem, int fd, uint64_t off, size_t len)
+{
+	if (spans_grow((void **)&s->v, &s->cap, s->n, 1, sizeof(*s->v)))
+		return -ENOMEM;
+	s->v[s->n++] = (struct engine_span){ .mem = mem, .fd = fd, .off = off, .len = len };
+	s->len += len;
+	if (mem)
+		s->mem_len += len;
+	return 0;
+}
+
+/* Take ownership of fd (closed on failure). */
+static int spans_own_fd(struct engine_spans *s, int fd)
+{
+	if (spans_grow((void **)&s->fds, &s->fds_cap, s->nfds, 1, sizeof(*s->fds))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->fds[s->nfds++] = fd;
+	return 0;
+}
+
+static int spans_own_block(struct engine_spans *s, void *b)
+{
+	if (spans_grow((void **)&s->blocks, &s->blocks_cap, s->nblocks, 1, sizeof(*s->blocks))) {
+		free(b);
+		return -ENOMEM;
+	}
+	s->blocks[s->nblocks++] = b;
+	return 0;
+}
+
+int engine_spans_add_block(struct engine_spans *s, void *block, size_t len)
+{
+	int rc = spans_own_block(s, block);
+	if (rc)
+		return rc;
+	return spans_add(s, block, -1, 0, len);
+}
+
+int engine_spans_move(struct engine_spans *dst, struct engine_spans *src)
+{
+	if (spans_grow((void **)&dst->v, &dst->cap, dst->n, src->n, sizeof(*dst->v)) ||
+	    spans_grow((void **)&dst->fds, &dst->fds_cap, dst->nfds, src->nfds,
+		       sizeof(*dst->fds)) ||
+	    spans_grow((void **)&dst->blocks, &dst->blocks_cap, dst->nblocks, src->nblocks,
+		       sizeof(*dst->blocks)))
+		return -ENOMEM;
+	if (src->n)
+		memcpy(dst->v + dst->n, src->v, src->n * sizeof(*src->v));
+	if (src->nfds)
+		memcpy(dst->fds + dst->nfds, src->fds, src->nfds * sizeof(*src->fds));
+	if (src->nblocks)
+		memcpy(dst->blocks + dst->nblocks, src->blocks,
+		       src->nblocks * sizeof(*src->blocks));
+	dst->n += src->n;
+	dst->nfds += src->nfds;
+	dst->nblocks += src->nblocks;
+	dst->len += src->len;
+	dst->mem_len += src->mem_len;
+	if (src->n)
+		dst->next_offset = src->next_offset;
+	src->n = src->nfds = src->nblocks = 0;
+	engine_spans_fini(src);
+	return 0;
+}
+
+/* The offset after the last record of the whole batches in b[0, len). */
+static int64_t batches_next_offset(const uint8_t *b, size_t len)
+{
+	int64_t next = -1;
+	size_t at = 0;
+	while (len - at >= BATCH_HEADER_SIZE) {
+		size_t blen = (size_t)get_be32(b + at + 8) + 12;
+		if (blen < BATCH_HEADER_SIZE || blen > len - at)
+			break;
+		next = (int64_t)get_be64(b + at) + (int32_t)get_be32(b + at + 23) + 1;
+		at += blen;
+	}
+	return next;
+}
+
+/* The batches seg_read_batches would return, as one span of the segment
+ * file: the same walk (from the index entry, skipping the batches before
+ * from_offset, stopping at the same max_bytes, weight and read-window
+ * bounds), reading only each batch's first SPAN_HDR_READ bytes (its header
+ * and, for an lz4 batch, the frame header that gives its weight) through
+ * a small window instead of the batches themselves. A remote segment, or
+ * a descriptor that cannot be duplicated, takes seg_read_batches. */
+#define SPAN_HDR_NEED (BATCH_HEADER_SIZE + 14) /* what batch_fetch_weight reads */
+#define SPAN_WINDOW 512
+static int seg_span_batches(struct segment *s, int64_t from_offset, size_t max_bytes,
+			    struct engine_spans *out)
+{
+	const struct segment_meta *m = segment_meta_get(s);
+	struct segment_index_entry e;
+	uint8_t win[SPAN_WINDOW];
+	uint64_t wpos = 0, pos, at, start = 0, have_end;
+	size_t wlen = 0, total = 0, weight = 0;
+	int64_t next = -1;
+	bool found = false;
+	int fd, rc;
+
+	fd = segment_dup_fd(s);
+	if (fd < 0) {
+		uint8_t *b = NULL;
+		size_t len = 0;
+		rc = seg_read_batches(s, from_offset, max_bytes, &b, &len);
+		if (rc || len == 0) {
+			free(b);
+			return rc;
+		}
+		out->next_offset = batches_next_offset(b, len);
+		return engine_spans_add_block(out, b, len);
+	}
+	rc = spans_own_fd(out, fd);
+	if (rc)
+		return rc;
+	segment_find_offset(s, from_offset, &e);
+	pos = e.file_pos;
+	if (pos >= m->data_end)
+		return 0;
+	{
+		/* seg_read_batches' first read: what it holds without reading
+		 * again, past which it stops once it has a batch. */
+		uint64_t room = m->data_end - pos;
+		size_t first = max_bytes > SIZE_MAX - 2 * SEGMENT_INDEX_INTERVAL ?
+				       SIZE_MAX :
+				       max_bytes + 2 * SEGMENT_INDEX_INTERVAL;
+		have_end = pos + (room < first ? room : (uint64_t)first);
+	}
+	for (at = pos; at < m->data_end;) {
+		if (at + BATCH_HEADER_SIZE > have_end) {
+			if (found)
+				break;
+			have_end = at + BATCH_HEADER_SIZE;
+		}
+		if (m->data_end - at < BATCH_HEADER_SIZE)
+			return CHRONIK_ECORRUPT;
+		size_t need = m->data_end - at < SPAN_HDR_NEED ? (size_t)(m->data_end - at) :
+								 SPAN_HDR_NEED;
+		if (at < wpos || at + need > wpos + wlen) {
+			size_t want = m->data_end - at < SPAN_WINDOW ? (size_t)(m->data_end - at) :
+								       SPAN_WINDOW;
+			ssize_t k = segment_pread(s, win, want, at);
+			if (k < 0)
+				return (int)k;
+			if ((size_t)k < need)
+				return CHRONIK_ECORRUPT;
+			wpos = at;
+			wlen = (size_t)k;
+		}
+		const uint8_t *hdr = win + (at - wpos);
+		size_t blen = (size_t)get_be32(hdr + 8) + 12;
+		int64_t last = (int64_t)get_be64(hdr) + (int32_t)get_be32(hdr + 23);
+		if (blen < BATCH_HEADER_SIZE || blen > m->data_end - at)
+			return CHRONIK_ECORRUPT;
+		if (!found && last < from_offset) {
+			at += blen;
+			continue;
+		}
+		if (at + blen > have_end) {
+			if (found)
+				break;
+			have_end = at + blen;
+		}
+		/* batch_fetch_weight reads SPAN_HDR_NEED bytes only when the
+		 * batch has them, and the window holds that many of it. */
+		size_t w = batch_fetch_weight(hdr, blen);
+		if (!found) {
+			found = true;
+			start = at;
+		} else if (total + blen > max_bytes || weight + w > max_bytes) {
+			break;
+		}
+		total += blen;
+		weight += w;
+		at += blen;
+		next = last + 1;
+	}
+	if (total == 0)
+		return 0;
+	rc = spans_add(out, NULL, fd, start, total);
+	if (rc == 0)
+		out->next_offset = next;
+	return rc;
+}
+
+int engine_read_batch_spans(struct partition *p, int64_t from_offset, size_t max_bytes,
+			    struct engine_spans *out)
+{
+	struct engine_spans add;
+	struct hot_entry *ents = NULL;
+	size_t n = 0, total = 0, weight = 0, cap = 0, i;
+	uint8_t *frame = NULL;
+	bool retire_held = false;
+	int rc = 0, tries = 0;
+
+	engine_spans_init(&add);
+again:
+	pthread_mutex_lock(&p->lock);
+	if (from_offset < p->log_start_offset || from_offset > p->next_offset) {
+		pthread_mutex_unlock(&p->lock);
+		return CHRONIK_ERANGE;
+	}
+	if (from_offset < p->seg_next_offset && seg_for_offset(p, from_offset) < p->nsegs) {
+		struct segment *s;
+		rc = seg_pin(p, seg_for_offset(p, from_offset), &s);
+		if (rc == SEG_AGAIN && ++tries < SEG_RETRIES)
+			goto again;
+		if (rc)
+			return rc == SEG_AGAIN ? CHRONIK_ENOTOPIC : rc;
+		rc = seg_span_batches(s, from_offset, max_bytes, &add);
+		seg_unpin(s);
+		goto out;
+	}
+	if (from_offset == p->next_offset || p->n == 0) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	/* The entries engine_read_batches takes. */
+	for (i = entry_for_offset(p, from_offset); i < p->n; i++) {
+		size_t blen = p->idx[i].frame_len;
+		uint64_t raw_end = i + 1 < p->n ? p->idx[i + 1].raw_pos : p->raw_size;
+		size_t w = raw_end - p->idx[i].raw_pos > blen ?
+				   (size_t)(raw_end - p->idx[i].raw_pos) :
+				   blen;
+		if (n > 0 && (total + blen > max_bytes || weight + w > max_bytes))
+			break;
+		if (n == cap) {
+			size_t c2 = cap ? cap * 2 : 16;
+			struct hot_entry *v = realloc(ents, c2 * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			ents = v;
+			cap = c2;
+		}
+		ents[n++] = p->idx[i];
+		total += blen;
+		weight += w;
+	}
+	if (rc) {
+		pthread_mutex_unlock(&p->lock);
+		goto out;
+	}
+	/* Descriptors are looked up and duplicated under wal_retire_lock (see
+	 * the top): once dup'd, the indexer's close no longer matters. */
+	pthread_rwlock_rdlock(&p->e->wal_retire_lock);
+	retire_held = true;
+	pthread_mutex_unlock(&p->lock);
+	uint32_t dup_seq = 0;
+	int dup_fd = -1;
+	for (i = 0; i < n; i++) {
+		const struct hot_entry *he = &ents[i];
+		uint8_t hdr[FRAME_V2_HEADER_SIZE];
+		int fd = wal_fd_get(p->e, he->file_seq);
+		if (fd < 0) {
+			rc = fd;
+			goto out;
+		}
+		if (he->frame_len >= FRAME_V2_HEADER_SIZE + ENGINE_SPAN_MIN &&
+		    (dup_fd < 0 || dup_seq != he->file_seq)) {
+			int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (d >= 0) {
+				rc = spans_own_fd(&add, d);
+				if (rc)
+					goto out;
+				dup_fd = d;
+				dup_seq = he->file_seq;
+			}
+		}
+		if (he->frame_len >= FRAME_V2_HEADER_SIZE + ENGINE_SPAN_MIN && dup_fd >= 0 &&
+		    dup_seq == he->file_seq) {
+			/* Only the header is read: it must be this entry's V2
+			 * frame; the batch after it goes as it is on disk. */
+			ssize_t k = pread(fd, hdr, sizeof(hdr), (off_t)he->file_pos);
+			if (k != (ssize_t)sizeof(hdr)) {
+				rc = k < 0 ? -errno : CHRONIK_ECORRUPT;
+				goto out;
+			}
+			if (memcmp(hdr, "CHKF", 4) != 0 || hdr[4] != 2 ||
+			    get_le32(hdr + 8) != he->frame_len ||
+			    (int64_t)get_le64(hdr + 24) != he->base_offset) {
+				rc = CHRONIK_ECORRUPT;
+				goto out;
+			}
+			rc = spans_add(&add, NULL, dup_fd, he->file_pos + FRAME_V2_HEADER_SIZE,
+				       he->frame_len - FRAME_V2_HEADER_SIZE);
+			if (rc)
+				goto out;
+			add.next_offset = (int64_t)get_le64(hdr + 32) + 1;
+			continue;
+		}
+		/* Copied, as engine_read_batches does. */
+		size_t fcap = 0;
+		uint8_t *b;
+		size_t blen;
+		rc = frame_read(p->e, he, &frame, &fcap);
+		if (rc)
+			goto out;
+		if (frame[4] == 2) {
+			blen = he->frame_len - FRAME_V2_HEADER_SIZE;
+			b = malloc(blen ? blen : 1);
+			if (!b) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			memcpy(b, frame + FRAME_V2_HEADER_SIZE, blen);
+		} else {
+			rc = frame_v1_as_batch(frame, he->frame_len, &b, &blen);
+			if (rc)
+				goto out;
+			if (blen > he->frame_len + 128) {
+				free(b);
+				rc = CHRONIK_ECORRUPT;
+				goto out;
+			}
+		}
+		free(frame);
+		frame = NULL;
+		add.next_offset = batches_next_offset(b, blen);
+		rc = engine_spans_add_block(&add, b, blen);
+		if (rc)
+			goto out;
+	}
+out:
+	if (retire_held)
+		pthread_rwlock_unlock(&p->e->wal_retire_lock);
+	free(frame);
+	free(ents);
+	if (rc == 0 && add.n)
+		rc = engine_spans_move(out, &add);
+	engine_spans_fini(&add);
 	return rc;
 }
 

@@ -655,6 +655,19 @@ int segment_fetch_all(struct segment *s)
 	return remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
 }
 
+int segment_dup_fd(struct segment *s)
+{
+	int fd;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->readers <= 0 || s->fd < 0 || s->m.state != SEGMENT_LOCAL)
+		fd = -EINVAL;
+	else if ((fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		fd = -errno;
+	pthread_mutex_unlock(&s->lock);
+	return fd;
+}
+
 int segment_read_begin(struct segment *s)
 {
 	struct trailer tr;

@@ -231,6 +231,11 @@ void segment_read_end(struct segment *s);
 /* pread from the segment file (between _begin and _end): returns the
  * bytes read (short only at the end of the file) or <0. */
 ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos);
+/* A descriptor of a local segment's file (between _begin and _end), the
+ * caller's to close: it keeps the file readable after the segment is
+ * dropped and unlinked. -EINVAL for a remote segment (its cache file holds
+ * only what was fetched), else <0 -errno. */
+int segment_dup_fd(struct segment *s);
 /* Index lookups (between _begin and _end). The last entry whose offset
  * (raw position) is <= key; the first entry if none. */
 void segment_find_offset(struct segment *s, int64_t offset, struct segment_index_entry *out);

@@ -7,7 +7,7 @@
  *                              [--max-groups N] [--max-producer-states N]
  *                              [--max-connections N]
  *                              [--set ENGINE_KEY=VALUE]
- *                              [--producer-evict-ms N]
+ *                              [--producer-evict-ms N] [--no-sendfile]
  *                              [--host HOST] [--allow-plaintext-remote]
  *                              [--users FILE]
  *                              [--tls HOST:PORT --tls-cert PEM --tls-key PEM]
@@ -91,6 +91,8 @@ int main(int argc, char **argv)
 			ko.tls_cert = argv[++i];
 		} else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
 			ko.tls_key = argv[++i];
+		} else if (strcmp(argv[i], "--no-sendfile") == 0) {
+			ko.fetch_sendfile = false;
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
 			ko.auto_create_topics = false;
 		} else {
