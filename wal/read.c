@@ -711,7 +711,8 @@ static int cursor_decode_ahead(struct engine_cursor *c)
 	if (c->in_batch && points_into(c->it.p, c->buf, c->cap)) {
 		const struct segment_meta *m = segment_meta_get(c->seg);
 		if (c->seg_pos >= m->data_end || m->data_end - c->seg_pos < BATCH_HEADER_SIZE ||
-		    c->seg_pos < c->buf_pos || c->seg_pos + BATCH_HEADER_SIZE > c->buf_pos + c->blen)
+		    c->seg_pos < c->buf_pos ||
+		    c->seg_pos + BATCH_HEADER_SIZE > c->buf_pos + c->blen)
 			return 0;
 		len = (size_t)get_be32(c->buf + (c->seg_pos - c->buf_pos) + 8) + 12;
 		if (c->seg_pos + len > c->buf_pos + c->blen)

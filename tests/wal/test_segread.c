@@ -468,7 +468,8 @@ static void test_decode_ahead(const char *root, const char *codec)
 	ok(append_range(p, 0, n1, 7) == 0 && engine_index_now(e) == 0, "%s: %lld records indexed",
 	   codec, (long long)n1);
 	engine_partition_info(p, &info);
-	ok(info.segments >= 2 && info.batches == 0, "%s: %" PRIu64 " segments", codec, info.segments);
+	ok(info.segments >= 2 && info.batches == 0, "%s: %" PRIu64 " segments", codec,
+	   info.segments);
 
 	size_t len1 = 0;
 	for (int64_t i = 0; i < n1; i++) {
@@ -482,7 +483,8 @@ static void test_decode_ahead(const char *root, const char *codec)
 	if (!strcmp(codec, "lz4"))
 		ok(ahead > 10, "lz4: %d batches were decoded ahead", ahead);
 	else
-		ok(ahead == 0, "%s: no batch decoded ahead (%d): walked where it lies", codec, ahead);
+		ok(ahead == 0, "%s: no batch decoded ahead (%d): walked where it lies", codec,
+		   ahead);
 	ok(engine_raw_reader_prefetch(rd) == 0, "%s: nothing to decode ahead at the end", codec);
 
 	/* Busy: appends, indexing and retention between the reads; the
@@ -510,7 +512,8 @@ static void test_decode_ahead(const char *root, const char *codec)
 	 * over there, right. */
 	static char a[3000], b[3000];
 	uint64_t fa, fb, at = elen / 2;
-	ok(engine_raw_reader_read(rd, at, a, 100, &fa) == 100 && engine_raw_reader_prefetch(rd) >= 0,
+	ok(engine_raw_reader_read(rd, at, a, 100, &fa) == 100 &&
+		   engine_raw_reader_prefetch(rd) >= 0,
 	   "%s: a read, then a decode ahead", codec);
 	ssize_t na = engine_raw_reader_read(rd, at / 2, a, sizeof(a), &fa);
 	ssize_t nb = engine_read_raw_at(p, at / 2, b, sizeof(b), &fb);
