@@ -44,7 +44,12 @@
  * hole (another base offset than expected) is left too, and a failure
  * (such as -ENOMEM from the decompression budget) leaves nothing decoded
  * ahead, for seg_load to do as before. The read buffer (buf) is filled
- * ahead only while the batch being walked does not point into it.
+ * ahead only while the batch being walked does not point into it. Only a
+ * reader whose last read went on where the one before ended decodes ahead
+ * (one that jumps about would throw the work away), and none while the
+ * decompression budget (batch.h) is more than half taken: then the second
+ * buffer is given back, so decode-ahead never takes the budget that reads
+ * need.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -706,6 +711,12 @@ static int cursor_decode_ahead(struct engine_cursor *c)
 
 	if (c->src != SRC_SEG || c->ahead_valid)
 		return 0;
+	/* The decode buffers of reads come first: past half the budget,
+	 * give the second buffer back rather than take more. */
+	if (batch_decompress_budget_used() > BATCH_DECOMPRESS_BUDGET / 2) {
+		batch_scratch_fini(&c->ahead_scratch);
+		return 0;
+	}
 	/* Reading into buf would pull the bytes from under a batch walked
 	 * in place (uncompressed): then only what buf holds already. */
 	if (c->in_batch && points_into(c->it.p, c->buf, c->cap)) {
@@ -819,6 +830,7 @@ struct engine_raw_reader {
 	size_t ra_limit; /* the cursor's read-ahead; 0 = CURSOR_READ_AHEAD */
 	uint64_t end;
 	bool have_rec;
+	bool streaming; /* the last read went on with the cursor before it */
 	struct engine_record rec;
 };
 
@@ -860,6 +872,7 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 	*from_out = pos;
 	if (len == 0)
 		return 0;
+	rr->streaming = false;
 	if (rr->c) {
 		/* A deleted topic's segments go at once: let go of the one held. */
 		pthread_mutex_lock(&rr->p->lock);
@@ -867,6 +880,8 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 		pthread_mutex_unlock(&rr->p->lock);
 		if (pos != rr->end || deleted)
 			raw_reader_drop(rr);
+		else
+			rr->streaming = true;
 	}
 	if (!rr->c) {
 		rc = engine_cursor_open_raw(rr->p, pos, &rr->c);
@@ -927,7 +942,9 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 
 int engine_raw_reader_prefetch(struct engine_raw_reader *rr)
 {
-	if (!rr->c)
+	/* Only for a stream: a reader that jumps about would throw away
+	 * what was decoded ahead. */
+	if (!rr->c || !rr->streaming)
 		return 0;
 	return cursor_decode_ahead(rr->c);
 }

@@ -512,9 +512,11 @@ static void test_decode_ahead(const char *root, const char *codec)
 	 * over there, right. */
 	static char a[3000], b[3000];
 	uint64_t fa, fb, at = elen / 2;
-	ok(engine_raw_reader_read(rd, at, a, 100, &fa) == 100 &&
+	ok(engine_raw_reader_read(rd, at, a, 100, &fa) == 100 && engine_raw_reader_prefetch(rd) == 0,
+	   "%s: a read elsewhere decodes nothing ahead", codec);
+	ok(engine_raw_reader_read(rd, fa + 100, a, 100, &fa) == 100 &&
 		   engine_raw_reader_prefetch(rd) >= 0,
-	   "%s: a read, then a decode ahead", codec);
+	   "%s: the read after it goes on, then a decode ahead", codec);
 	ssize_t na = engine_raw_reader_read(rd, at / 2, a, sizeof(a), &fa);
 	ssize_t nb = engine_read_raw_at(p, at / 2, b, sizeof(b), &fb);
 	ok(na > 0 && na == nb && fa == fb && memcmp(a, b, (size_t)na) == 0,
