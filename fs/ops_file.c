@@ -4,14 +4,6 @@
  * they see the true end, and 1 MiB requests), and the kernel keeps no pages
  * that could go stale. Files stay seekable (dd skip=, tail -n).
  *
- * Reads of data: each open file has one engine_raw_reader (engine.h), used
- * under the handle's lock. Once a read's reply is sent, the same thread,
- * still holding that lock, has the reader decode the segment batch the next
- * sequential read will need (engine_raw_reader_prefetch), so the decode
- * overlaps with the reader's handling of the reply and its next request
- * instead of lying on that request's path. A read never waits for more
- * than that one decode, and what it returns is the same either way.
- *
  * Appends (data and records.jsonl), per open file handle:
  *   - The complete lines of one write request are one engine append, one
  *     batch: readers see all of them or none, and two writers never
@@ -458,19 +450,11 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 				h->data_skip = from - (uint64_t)off;
 			}
 		}
-		if (n < 0) {
-			pthread_mutex_unlock(&h->lock);
-			fuse_reply_err(req, fs_errno((int)n));
-			return;
-		}
-		/* The reply first, then the decode the next read would do
-		 * (engine.h, engine_raw_reader_prefetch): it runs while the
-		 * reader takes these bytes in and asks for more, and that
-		 * request waits for the handle's lock, not for a decode. */
-		fuse_reply_buf(req, buf, (size_t)n);
-		if (n > 0)
-			engine_raw_reader_prefetch(h->data_rd);
 		pthread_mutex_unlock(&h->lock);
+		if (n < 0)
+			fuse_reply_err(req, fs_errno((int)n));
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
 		return;
 	case FS_JSONL:
 		buf = read_buffer(size);

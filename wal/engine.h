@@ -370,13 +370,6 @@ int engine_raw_reader_new(struct partition *p, struct engine_raw_reader **out);
 ssize_t engine_raw_reader_read(struct engine_raw_reader *r, uint64_t pos, void *buf, size_t len,
 			       uint64_t *from);
 void engine_raw_reader_free(struct engine_raw_reader *r);
-/* Between two reads of r: when its last read went on where the one before
- * ended and its cursor reads a segment, decode the batch it loads next now
- * (wal/read.c, DECODE-AHEAD), so that the next sequential read only walks
- * it. What any read returns is the same with or without it. 1 = a batch
- * was decoded ahead, 0 = nothing to do, <0 = it failed (nothing kept; the
- * next read decodes as it would have). The same thread rule as the reads. */
-int engine_raw_reader_prefetch(struct engine_raw_reader *r);
 
 /* Whole stored batches from the one containing from_offset, for a Kafka
  * Fetch: at least one batch if any exists at or past from_offset, then more

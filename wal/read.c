@@ -26,30 +26,6 @@
  * read-ahead and a decode of the first batch per read(2). The reader lets
  * its cursor go when a read reaches the end, so an idle tail -f holds no
  * segment and no buffer.
- *
- * DECODE-AHEAD. Between two reads, engine_raw_reader_prefetch decodes the
- * segment batch the cursor will load next (the one at seg_pos, in the
- * segment it holds) into a second buffer (ahead_scratch), so the read that
- * needs it only walks it: the filesystem calls it once a read's reply is
- * sent, and the decode runs while the reader takes in those bytes and asks
- * for the next ones. It changes what is decoded when, never what is read:
- * seg_load takes the batch decoded ahead only when it is the very one it
- * would decode (same pinned segment, same file position: ahead is dropped
- * whenever the cursor lets its segment go, cursor_release) and then does
- * the checks it always does (base offset, holes, the next offset and raw
- * position). It needs no lock of the partition: the batch lies in a
- * segment the cursor holds pinned, whose bytes never change. At most one
- * batch is decoded ahead; only lz4 batches decoded into a scratch buffer
- * are kept (anything else is left for seg_load), a batch that starts at a
- * hole (another base offset than expected) is left too, and a failure
- * (such as -ENOMEM from the decompression budget) leaves nothing decoded
- * ahead, for seg_load to do as before. The read buffer (buf) is filled
- * ahead only while the batch being walked does not point into it. Only a
- * reader whose last read went on where the one before ended decodes ahead
- * (one that jumps about would throw the work away), and none while the
- * decompression budget (batch.h) is more than half taken: then the second
- * buffer is given back, so decode-ahead never takes the budget that reads
- * need.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,13 +68,6 @@ struct engine_cursor {
 	bool in_batch, batch_from_seg;
 	struct batch_iter it;
 	struct batch_scratch scratch; /* lz4 batches decode here, batch to batch */
-	/* Decode-ahead (DECODE-AHEAD above): when ahead_valid, the batch at
-	 * segment position ahead_pos of seg is decoded into ahead_scratch and
-	 * ahead_it walks it from its first record. */
-	bool ahead_valid;
-	uint64_t ahead_pos;
-	struct batch_iter ahead_it;
-	struct batch_scratch ahead_scratch;
 	int64_t batch_base;
 	uint64_t raw_pos; /* raw position of the next record in the batch */
 };
@@ -316,21 +285,12 @@ static void seg_unpin(struct segment *s)
 	segment_unref(s);
 }
 
-static void ahead_drop(struct engine_cursor *c)
-{
-	if (c->ahead_valid) {
-		batch_iter_fini(&c->ahead_it);
-		c->ahead_valid = false;
-	}
-}
-
 static void cursor_release(struct engine_cursor *c)
 {
 	if (c->in_batch) {
 		batch_iter_fini(&c->it);
 		c->in_batch = false;
 	}
-	ahead_drop(c);
 	seg_unpin(c->seg);
 	c->seg = NULL;
 	c->src = SRC_NONE;
@@ -492,11 +452,13 @@ static int seg_fill(struct engine_cursor *c, uint64_t pos, size_t want)
 	return 0;
 }
 
-/* The bytes of the segment batch at c->seg_pos, in buf (read there when
- * they are not): 1 with *b and *len, 0 at the segment's end, <0. */
-static int seg_batch_bytes(struct engine_cursor *c, const uint8_t **b, size_t *len)
+/* The next batch of the segment into the iterator: 1, 0 at its end, <0. */
+static int seg_load(struct engine_cursor *c)
 {
 	const struct segment_meta *m = segment_meta_get(c->seg);
+	const uint8_t *b;
+	size_t len;
+	int64_t base;
 	int rc;
 
 	if (c->seg_pos >= m->data_end)
@@ -508,35 +470,15 @@ static int seg_batch_bytes(struct engine_cursor *c, const uint8_t **b, size_t *l
 		if (rc)
 			return rc;
 	}
-	*len = (size_t)get_be32(c->buf + (c->seg_pos - c->buf_pos) + 8) + 12;
-	if (*len < BATCH_HEADER_SIZE || *len > m->data_end - c->seg_pos)
+	len = (size_t)get_be32(c->buf + (c->seg_pos - c->buf_pos) + 8) + 12;
+	if (len < BATCH_HEADER_SIZE || len > m->data_end - c->seg_pos)
 		return CHRONIK_ECORRUPT;
-	if (c->seg_pos + *len > c->buf_pos + c->blen) {
-		rc = seg_fill(c, c->seg_pos, *len);
+	if (c->seg_pos + len > c->buf_pos + c->blen) {
+		rc = seg_fill(c, c->seg_pos, len);
 		if (rc)
 			return rc;
 	}
-	*b = c->buf + (c->seg_pos - c->buf_pos);
-	return 1;
-}
-
-/* Whether p points into the n bytes at base. */
-static bool points_into(const uint8_t *p, const uint8_t *base, size_t n)
-{
-	return base && (uintptr_t)p >= (uintptr_t)base && (uintptr_t)p < (uintptr_t)base + n;
-}
-
-/* The next batch of the segment into the iterator: 1, 0 at its end, <0. */
-static int seg_load(struct engine_cursor *c)
-{
-	const uint8_t *b;
-	size_t len;
-	int64_t base;
-	int rc;
-
-	rc = seg_batch_bytes(c, &b, &len);
-	if (rc <= 0)
-		return rc;
+	b = c->buf + (c->seg_pos - c->buf_pos);
 	base = (int64_t)get_be64(b);
 	if (base != c->seg_next_off) {
 		/* A hole: the index has an entry for this batch (segment.h). */
@@ -546,20 +488,9 @@ static int seg_load(struct engine_cursor *c)
 			return CHRONIK_ECORRUPT;
 		c->seg_raw = e.raw_pos;
 	}
-	if (c->ahead_valid && c->ahead_pos == c->seg_pos) {
-		/* Decoded ahead from these very bytes: walk that one, and keep
-		 * the buffer just walked for the next decode ahead. */
-		struct batch_scratch t = c->scratch;
-		c->it = c->ahead_it;
-		c->scratch = c->ahead_scratch;
-		c->ahead_scratch = t;
-		c->ahead_valid = false;
-	} else {
-		ahead_drop(c);
-		rc = batch_iter_init_with(&c->it, b, len, &c->scratch);
-		if (rc)
-			return rc;
-	}
+	rc = batch_iter_init_with(&c->it, b, len, &c->scratch);
+	if (rc)
+		return rc;
 	c->in_batch = true;
 	c->batch_from_seg = true;
 	c->batch_base = base;
@@ -700,53 +631,6 @@ again:
 	return 0;
 }
 
-/* Decode the segment batch the cursor loads next into ahead_scratch
- * (DECODE-AHEAD above): 1 = decoded ahead now, 0 = nothing to do (not in
- * a segment, at its end, already decoded, not an lz4 batch of known size,
- * a hole), <0 = failed (nothing is kept; seg_load does it as before). */
-static int cursor_decode_ahead(struct engine_cursor *c)
-{
-	const uint8_t *b;
-	size_t len;
-	int rc;
-
-	if (c->src != SRC_SEG || c->ahead_valid)
-		return 0;
-	/* The decode buffers of reads come first: past half the budget,
-	 * give the second buffer back rather than take more. */
-	if (batch_decompress_budget_used() > BATCH_DECOMPRESS_BUDGET / 2) {
-		batch_scratch_fini(&c->ahead_scratch);
-		return 0;
-	}
-	/* Reading into buf would pull the bytes from under a batch walked
-	 * in place (uncompressed): then only what buf holds already. */
-	if (c->in_batch && points_into(c->it.p, c->buf, c->cap)) {
-		const struct segment_meta *m = segment_meta_get(c->seg);
-		if (c->seg_pos >= m->data_end || m->data_end - c->seg_pos < BATCH_HEADER_SIZE ||
-		    c->seg_pos < c->buf_pos ||
-		    c->seg_pos + BATCH_HEADER_SIZE > c->buf_pos + c->blen)
-			return 0;
-		len = (size_t)get_be32(c->buf + (c->seg_pos - c->buf_pos) + 8) + 12;
-		if (c->seg_pos + len > c->buf_pos + c->blen)
-			return 0;
-	}
-	rc = seg_batch_bytes(c, &b, &len);
-	if (rc <= 0)
-		return rc;
-	if ((int64_t)get_be64(b) != c->seg_next_off)
-		return 0;
-	rc = batch_iter_init_with(&c->ahead_it, b, len, &c->ahead_scratch);
-	if (rc)
-		return rc;
-	if (!points_into(c->ahead_it.p, c->ahead_scratch.buf, c->ahead_scratch.cap)) {
-		batch_iter_fini(&c->ahead_it);
-		return 0;
-	}
-	c->ahead_valid = true;
-	c->ahead_pos = c->seg_pos;
-	return 1;
-}
-
 void engine_cursor_close(struct engine_cursor *c)
 {
 	if (!c)
@@ -754,7 +638,6 @@ void engine_cursor_close(struct engine_cursor *c)
 	cursor_release(c);
 	engine_partition_unref(c->p);
 	batch_scratch_fini(&c->scratch);
-	batch_scratch_fini(&c->ahead_scratch);
 	free(c->ents);
 	free(c->buf);
 	free(c->hbuf);
@@ -831,7 +714,6 @@ struct engine_raw_reader {
 	size_t ra_limit; /* the cursor's read-ahead; 0 = CURSOR_READ_AHEAD */
 	uint64_t end;
 	bool have_rec;
-	bool streaming; /* the last read went on with the cursor before it */
 	struct engine_record rec;
 };
 
@@ -873,7 +755,6 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 	*from_out = pos;
 	if (len == 0)
 		return 0;
-	rr->streaming = false;
 	if (rr->c) {
 		/* A deleted topic's segments go at once: let go of the one held. */
 		pthread_mutex_lock(&rr->p->lock);
@@ -881,8 +762,6 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 		pthread_mutex_unlock(&rr->p->lock);
 		if (pos != rr->end || deleted)
 			raw_reader_drop(rr);
-		else
-			rr->streaming = true;
 	}
 	if (!rr->c) {
 		rc = engine_cursor_open_raw(rr->p, pos, &rr->c);
@@ -939,15 +818,6 @@ ssize_t engine_raw_reader_read(struct engine_raw_reader *rr, uint64_t pos, void 
 	if (rc < 0)
 		return rc;
 	return (ssize_t)done;
-}
-
-int engine_raw_reader_prefetch(struct engine_raw_reader *rr)
-{
-	/* Only for a stream: a reader that jumps about would throw away
-	 * what was decoded ahead. */
-	if (!rr->c || !rr->streaming)
-		return 0;
-	return cursor_decode_ahead(rr->c);
 }
 
 ssize_t engine_read_raw_at(struct partition *p, uint64_t pos, void *buf, size_t len,

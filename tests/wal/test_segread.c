@@ -1,8 +1,7 @@
 /* test_segread.c - the read path's shortcuts give the same answers as the
  * long way: a raw reader that keeps its cursor between sequential reads
  * (across segments, the WAL, growth, indexing and retention meanwhile), lz4
- * batches decoded into a kept buffer (batch_scratch) and decoded ahead
- * between reads (engine_raw_reader_prefetch), and Fetch reads of
+ * batches decoded into a kept buffer (batch_scratch), and Fetch reads of
  * segments that weigh a batch by its decoded bytes and stay the file's
  * bytes. */
 #include <errno.h>
@@ -381,162 +380,11 @@ static void test_fetch_weight(const char *root)
 	engine_close(e);
 }
 
-/* Stream [pos, end of view) through rd as fs/ does with decode-ahead: a
- * read at where the last one's bytes ended, then engine_raw_reader_prefetch
- * before the next (*ahead counts the batches it decoded ahead); between
- * reads, every_k reads, call between(arg) (indexing, retention, appends).
- * Every byte must be the true one at its stable position (want; a read
- * may skip ahead only past what retention removed, then *from says so),
- * each exactly once. Returns where the stream ended, or 0 on a bad read. */
-static uint64_t stream_ahead(struct engine_raw_reader *rd, uint64_t pos, const char *want,
-			     size_t wlen, int *ahead, int every_k, void (*between)(void *),
-			     void *arg)
-{
-	static char buf[1 << 17];
-	for (int k = 0;; k++) {
-		/* Reads of 1 byte to 128 KiB, short ones every other time,
-		 * so that reads end inside most batches. */
-		size_t len = k % 2 ? (size_t)(k * 4111 % 9000) + 1 :
-				     (size_t)(k * 40111 % (sizeof(buf) - 1)) + 1;
-		uint64_t from;
-		ssize_t n = engine_raw_reader_read(rd, pos, buf, len, &from);
-		if (n < 0 || from < pos || from + (uint64_t)n > wlen ||
-		    memcmp(buf, want + from, (size_t)n) != 0)
-			return 0;
-		if (n == 0)
-			return pos;
-		pos = from + (uint64_t)n;
-		int r = engine_raw_reader_prefetch(rd);
-		if (r < 0)
-			return 0;
-		*ahead += r;
-		if (between && every_k && k % every_k == every_k - 1)
-			between(arg);
-	}
-}
-
-struct ahead_ctx {
-	struct engine *e;
-	struct partition *p;
-	int64_t next, end; /* records appended so far, and at most */
-	int steps;
-	char retention[80]; /* the config that makes retention delete */
-};
-
-/* While the reader streams: append the next records, index them (the WAL
- * the reader may be reading becomes segments), and now and then make
- * retention delete the oldest segments. */
-static void ahead_between(void *arg)
-{
-	struct ahead_ctx *x = arg;
-	if (x->next < x->end) {
-		int64_t to = x->next + 700 > x->end ? x->end : x->next + 700;
-		if (append_range(x->p, x->next, to, 9) == 0)
-			x->next = to;
-	}
-	if (x->steps % 2 == 0)
-		engine_index_now(x->e);
-	if (x->steps == 3)
-		engine_topic_config_set(x->e, "t", x->retention);
-	x->steps++;
-}
-
-static void test_decode_ahead(const char *root, const char *codec)
-{
-	char dir[4200], cfg[100];
-	struct engine_options o;
-	struct engine *e;
-	struct partition *p;
-	struct partition_info info;
-	struct engine_raw_reader *rd;
-	const int64_t n1 = 6000, n3 = 12000;
-	size_t elen = 0;
-	char *want = expect_raw(n3, &elen);
-	int ahead = 0;
-	size_t budget0 = batch_decompress_budget_used();
-
-	snprintf(dir, sizeof(dir), "%s/ahead-%s", root, codec);
-	snprintf(cfg, sizeof(cfg), "{\"compression.type\":\"%s\"}", codec);
-	engine_options_init(&o);
-	/* Segments larger than the cursor's 1 MiB read-ahead: uncompressed
-	 * ones are read into its buffer in several pieces. */
-	o.wal_segment_bytes = 3 << 20;
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
-	ok(engine_topic_create(e, "t", 1, cfg) == 0, "%s: create t", codec);
-	p = part_or_bail(e, "t", 0);
-	ok(append_range(p, 0, n1, 7) == 0 && engine_index_now(e) == 0, "%s: %lld records indexed",
-	   codec, (long long)n1);
-	engine_partition_info(p, &info);
-	ok(info.segments >= 2 && info.batches == 0, "%s: %" PRIu64 " segments", codec,
-	   info.segments);
-
-	size_t len1 = 0;
-	for (int64_t i = 0; i < n1; i++) {
-		static char v[3100];
-		len1 += value_of(i, v) + 1;
-	}
-	/* Quiet: the whole view, a decode ahead between every two reads. */
-	ok(engine_raw_reader_new(p, &rd) == 0, "%s: a raw reader", codec);
-	uint64_t end = stream_ahead(rd, 0, want, len1, &ahead, 0, NULL, NULL);
-	ok(end == len1, "%s: reads with decode-ahead between them return every byte once", codec);
-	if (!strcmp(codec, "lz4"))
-		ok(ahead > 10, "lz4: %d batches were decoded ahead", ahead);
-	else
-		ok(ahead == 0, "%s: no batch decoded ahead (%d): walked where it lies", codec,
-		   ahead);
-	ok(engine_raw_reader_prefetch(rd) == 0, "%s: nothing to decode ahead at the end", codec);
-
-	/* Busy: appends, indexing and retention between the reads; the
-	 * stream crosses segments, the WAL and segments made of that WAL
-	 * while it reads, and what retention deleted it passes over. */
-	struct ahead_ctx x = { .e = e, .p = p, .next = n1, .end = n3 };
-	/* Keep about half of what the segments hold now. */
-	snprintf(x.retention, sizeof(x.retention),
-		 "{\"compression.type\":\"%s\",\"retention.bytes\":\"%" PRIu64 "\"}", codec,
-		 info.segment_bytes / 2);
-	ahead = 0;
-	end = stream_ahead(rd, 0, want, elen, &ahead, 3, ahead_between, &x);
-	while (end && end < elen) {
-		ahead_between(&x);
-		end = stream_ahead(rd, end, want, elen, &ahead, 3, ahead_between, &x);
-	}
-	engine_partition_info(p, &info);
-	ok(end == elen && x.next == n3,
-	   "%s: with appends, indexing and retention meanwhile, every byte at its place, once",
-	   codec);
-	ok(info.log_start_offset > 0, "%s: retention ran (log start %" PRId64 ")", codec,
-	   info.log_start_offset);
-
-	/* A batch decoded ahead, then a read elsewhere: the stream starts
-	 * over there, right. */
-	static char a[3000], b[3000];
-	uint64_t fa, fb, at = elen / 2;
-	ok(engine_raw_reader_read(rd, at, a, 100, &fa) == 100 && engine_raw_reader_prefetch(rd) == 0,
-	   "%s: a read elsewhere decodes nothing ahead", codec);
-	ok(engine_raw_reader_read(rd, fa + 100, a, 100, &fa) == 100 &&
-		   engine_raw_reader_prefetch(rd) >= 0,
-	   "%s: the read after it goes on, then a decode ahead", codec);
-	ssize_t na = engine_raw_reader_read(rd, at / 2, a, sizeof(a), &fa);
-	ssize_t nb = engine_read_raw_at(p, at / 2, b, sizeof(b), &fb);
-	ok(na > 0 && na == nb && fa == fb && memcmp(a, b, (size_t)na) == 0,
-	   "%s: a read at another position after it reads what a one-off read does", codec);
-	engine_raw_reader_free(rd);
-	ok(batch_decompress_budget_used() == budget0,
-	   "%s: the decode buffers' budget is given back with the reader", codec);
-	ok(engine_verify(e, NULL, NULL) == 0, "%s: verify clean", codec);
-	engine_partition_unref(p);
-	engine_close(e);
-	free(want);
-}
-
 int main(void)
 {
 	char *root = tmpdir_new("segread");
 	test_scratch();
 	test_raw_reader(root);
-	test_decode_ahead(root, "lz4");
-	test_decode_ahead(root, "none");
 	test_fetch_weight(root);
 	tmpdir_free(root);
 	return tap_exit();
