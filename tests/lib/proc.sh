@@ -25,6 +25,12 @@ unmount() { # unmount DIR: always leaves DIR unmounted
 	return 0
 }
 
+# free_port: a free TCP port on 127.0.0.1 (bound, then released for a
+# server to take).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # wait_for COMMAND...: until COMMAND succeeds (0) or 10 s pass (1)
 wait_for() {
 	for _ in $(seq 200); do
