@@ -102,14 +102,3 @@ remote_in_registry() {
 	cat "$DATA"/segments/*/*/registry.json 2>/dev/null | grep -Ec '"state": ?"remote"'
 }
 remote_at_least() { [ "$(remote_in_registry)" -ge "$1" ]; } # remote_at_least N
-# until SECONDS CMD...: poll CMD every 0.1 s until it succeeds (0) or the
-# wall-clock limit passes (1).
-until_ok() {
-	local n=$(( $1 * 10 ))
-	shift
-	for _ in $(seq "$n"); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}

@@ -25,6 +25,18 @@ unmount() { # unmount DIR: always leaves DIR unmounted
 	return 0
 }
 
+# until_ok SECONDS CMD...: poll CMD every 0.1 s until it succeeds (0) or
+# SECONDS pass (1).
+until_ok() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq "$n"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # free_port: a free TCP port on 127.0.0.1 (bound, then released for a
 # server to take).
 free_port() {
