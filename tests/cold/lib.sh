@@ -68,6 +68,28 @@ multipart_done() {
 	grep -Ec 'bytes sent in [0-9]+ parts' "$T/chronikd.log"
 }
 
+# remote_topic TOPIC LOCAL_RETENTION_BYTES: a topic of one partition whose
+# segments go to the store, keeping that many bytes of them locally.
+remote_topic() {
+	mkdir "$MNT/$1" || return 1
+	printf '{"remote.storage.enable": "true", "local.retention.bytes": "%s"}\n' "$2" >"$MNT/$1/config.json"
+}
+
+# append_noise TOPIC CHUNKS: CHUNKS appends of 100 lines each
+# ("b<chunk>-line-<n>-" and 80 hex digits of noise, so that lz4 leaves the
+# segments about as big) to TOPIC/0/data, and the same lines to $T/expect.
+append_noise() {
+	local b
+	for b in $(seq 0 $(($2 - 1))); do
+		awk -v b="$b" 'BEGIN { srand(b + 1); for (i = 0; i < 100; i++) {
+			s = sprintf("b%d-line-%05d-", b, b * 100 + i)
+			for (j = 0; j < 10; j++) s = s sprintf("%08x", int(rand() * 4294967296))
+			print s } }' >"$T/chunk"
+		cat "$T/chunk" >>"$MNT/$1/0/data" || return 1
+		cat "$T/chunk" >>"$T/expect"
+	done
+}
+
 # Objects in the bucket (s3rver keeps each as a ._S3rver_object file).
 s3_objects() {
 	find "$S3DIR/chronik" -name '*._S3rver_object' 2>/dev/null | wc -l
@@ -79,14 +101,4 @@ local_seg_bytes() {
 remote_in_registry() {
 	cat "$DATA"/segments/*/*/registry.json 2>/dev/null | grep -Ec '"state": ?"remote"'
 }
-# until SECONDS CMD...: poll CMD every 0.1 s until it succeeds (0) or the
-# wall-clock limit passes (1).
-until_ok() {
-	local n=$(( $1 * 10 ))
-	shift
-	for _ in $(seq "$n"); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
+remote_at_least() { [ "$(remote_in_registry)" -ge "$1" ]; } # remote_at_least N

@@ -7,24 +7,12 @@
 
 s3_start
 cold_start --set remote.cache.bytes=1 "${MULTIPART[@]}"
-mkdir "$MNT/t"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/t/config.json"
+remote_topic t 20000
 check "the topic config takes remote.storage.enable" grep -q remote.storage.enable "$MNT/t/config.json"
 
 # 4000 lines of ~100 bytes in 40 writes: about 400 KiB, a dozen segments.
-: >"$T/expect"
-for b in $(seq 0 39); do
-	# hex noise, so that lz4 leaves the segments about as big
-	awk -v b="$b" 'BEGIN { srand(b + 1); for (i = 0; i < 100; i++) {
-		s = sprintf("b%d-line-%05d-", b, b * 100 + i)
-		for (j = 0; j < 10; j++) s = s sprintf("%08x", int(rand() * 4294967296))
-		print s } }' >"$T/chunk"
-	cat "$T/chunk" >>"$MNT/t/0/data"
-	cat "$T/chunk" >>"$T/expect"
-done
-
-has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
-check "segments are uploaded and the registry says remote" until_ok 60 has_remote
+append_noise t 40
+check "segments are uploaded and the registry says remote" until_ok 60 remote_at_least 3
 check "they went up as multipart uploads, verified" test "$(multipart_done)" -ge 3
 check "the bucket holds the uploaded objects" test "$(s3_objects)" -ge "$(remote_in_registry)"
 under_local() { [ "$(local_seg_bytes)" -le $((20000 + 40000)) ]; }
@@ -68,7 +56,7 @@ check "every record reads back once the store returns" cmp -s "$T/expect" "$T/go
 # Restart (with the Kafka listener): the registry's remote segments come back.
 daemon_stop TERM
 unmount "$MNT"
-KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KPORT=$(free_port)
 cold_start --set remote.cache.bytes=1 --kafka "127.0.0.1:$KPORT"
 lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "every record reads back after a restart" cmp -s "$T/expect" "$T/got"

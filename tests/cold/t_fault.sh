@@ -9,21 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 
 s3_start
-KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KPORT=$(free_port)
 cold_start --set remote.cache.bytes=1 --set remote.storage.timeout.ms=3000 --kafka "127.0.0.1:$KPORT"
-mkdir "$MNT/t"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/t/config.json"
-: >"$T/expect"
-for b in $(seq 0 29); do
-	awk -v b="$b" 'BEGIN { srand(b + 1); for (i = 0; i < 100; i++) {
-		s = sprintf("b%d-line-%05d-", b, b * 100 + i)
-		for (j = 0; j < 10; j++) s = s sprintf("%08x", int(rand() * 4294967296))
-		print s } }' >"$T/chunk"
-	cat "$T/chunk" >>"$MNT/t/0/data"
-	cat "$T/chunk" >>"$T/expect"
-done
-has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
-check "segments are uploaded" until_ok 60 has_remote
+remote_topic t 20000
+append_noise t 30
+check "segments are uploaded" until_ok 60 remote_at_least 3
 kf() { lim 60 python3 "$here/kfetch.py" "127.0.0.1:$KPORT" t 0 "$1"; }
 
 s3_stop

@@ -6,8 +6,7 @@
 
 s3_start
 cold_start --set remote.cache.bytes=1 "${MULTIPART[@]}"
-mkdir "$MNT/t"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "1"}\n' >"$MNT/t/config.json"
+remote_topic t 1
 : >"$T/expect"
 bad=0
 for cycle in $(seq 1 20); do
@@ -35,8 +34,7 @@ for cycle in $(seq 1 20); do
 	fi
 done
 ok "$bad" "20 kill -9 cycles during uploads: every record once, in order"
-has_remote() { [ "$(remote_in_registry)" -ge 10 ]; }
-check "uploads went on across the kills" until_ok 60 has_remote
+check "uploads went on across the kills" until_ok 60 remote_at_least 10
 lim 120 cat "$MNT/t/0/data" >"$T/got"
 check "the whole log reads back at the end" cmp -s "$T/expect" "$T/got"
 diag "remote segments $(remote_in_registry), objects $(s3_objects)"

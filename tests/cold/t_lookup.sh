@@ -10,8 +10,7 @@
 
 s3_start
 cold_start --set remote.cache.bytes=1
-mkdir "$MNT/ts"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "20000"}\n' >"$MNT/ts/config.json"
+remote_topic ts 20000
 
 # 3000 records of ~100 bytes in 30 writes: about a dozen 32 KiB segments.
 # An hour ago, so that retention (7 days) keeps them.
@@ -29,8 +28,19 @@ for b in $(seq 0 29); do
 			printf "{\"timestamp\":%.0f,\"value\":\"%s\"}\n", base + 10 * i, s } }' >"$T/chunk"
 	cat "$T/chunk" >>"$MNT/ts/0/records.jsonl"
 done
-has_remote() { [ "$(remote_in_registry)" -ge 5 ]; }
-check "segments are uploaded" until_ok 60 has_remote
+# remote_at OFFSET...: the registry has every OFFSET in a remote segment.
+remote_at() {
+	python3 - "$@" "$DATA"/segments/*/*/registry.json <<'PY'
+import json, sys
+offs = [int(a) for a in sys.argv[1:] if a.isdigit()]
+segs = [s for f in sys.argv[1:] if f.endswith(".json") for s in json.load(open(f))["segments"]]
+sys.exit(0 if all(any(s.get("state") == "remote" and s["base_offset"] <= o <= s["last_offset"]
+                      for s in segs) for o in offs) else 1)
+PY
+}
+# The uploads go on one segment after another: wait for the ones the
+# lookups below land in (offsets 700, 1200 and the rare word's records).
+check "segments are uploaded, up to the last record looked up" until_ok 60 remote_at 700 1200 $rare
 
 # where OFFSET: local or remote, the segment holding OFFSET (by chronik
 # segments beside the daemon), empty when none does.
@@ -42,7 +52,7 @@ where() {
 daemon_stop TERM
 unmount "$MNT"
 rm -rf "$DATA/cold-cache"
-KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KPORT=$(free_port)
 cold_start --set remote.cache.bytes=1 --set log.level=debug --kafka "127.0.0.1:$KPORT"
 lim 60 "$3" --data "$DATA" segments ts/0 >"$T/segs" 2>&1
 diag "segments: $(grep -c 'where: remote' "$T/segs") remote, $(grep -c 'where: local' "$T/segs") local"

@@ -6,13 +6,12 @@
 . "$(dirname "$0")/lib.sh"
 
 s3_start
-KPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KPORT=$(free_port)
 # 8 MiB WAL files: one sealed file makes one segment of several MiB (a
 # sequential read asks the segment for up to 1 MiB at a time, so a smaller
 # one would be read nearly whole by one record's read).
 cold_start --set wal.segment.bytes=8388608 --set wal.seal.ms=600000 --set log.level=debug --kafka "127.0.0.1:$KPORT"
-mkdir "$MNT/t"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "1"}\n' >"$MNT/t/config.json"
+remote_topic t 1
 # 120000 lines of ~100 bytes (hex noise: lz4 leaves it about half as big).
 awk 'BEGIN { srand(7); for (i = 0; i < 120000; i++) {
 	s = sprintf("line-%06d-", i)
@@ -23,8 +22,7 @@ split -l 200 "$T/expect" "$T/part."
 for f in "$T"/part.*; do
 	cat "$f" >>"$MNT/t/0/data"
 done
-has_remote() { [ "$(remote_in_registry)" -ge 1 ]; }
-check "the first segment is uploaded" until_ok 120 has_remote
+check "the first segment is uploaded" until_ok 120 remote_at_least 1
 # The biggest remote segment and its size.
 seg_bytes=$(grep -o 'uploaded as [^ ]* ([0-9]* bytes)' "$T/chronikd.log" |
 	sed 's/.*(\([0-9]*\) bytes)/\1/' | sort -n | tail -1)

@@ -7,13 +7,11 @@
 
 s3_start
 cold_start --set remote.storage.sweep.ms=200 --set remote.storage.orphan.age.ms=10000
-mkdir "$MNT/t"
-printf '{"remote.storage.enable": "true", "local.retention.bytes": "1"}\n' >"$MNT/t/config.json"
+remote_topic t 1
 for b in $(seq 1 10); do
 	seq -f "b$b-%06g-$(printf '%0100d' 0)" 1 200 >>"$MNT/t/0/data"
 done
-has_remote() { [ "$(remote_in_registry)" -ge 3 ]; }
-check "segments are uploaded" until_ok 60 has_remote
+check "segments are uploaded" until_ok 60 remote_at_least 3
 s3put() { # KEY: a small object, as any S3 client puts it
 	printf 'x' | lim 30 curl -sSf -X PUT --data-binary @- -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --aws-sigv4 "aws:amz:us-east-1:s3" \
 		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "http://127.0.0.1:$S3PORT/chronik/$1"

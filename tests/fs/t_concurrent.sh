@@ -34,10 +34,9 @@ check "records.jsonl st_size equals the bytes read" \
 gen_lines() { # gen_lines TAG BYTES: fs_writer's lines up to BYTES
 	awk -v tag="$1" -v max="$2" 'BEGIN {
 		a = "abcdefghijklmnopqrstuvwxyz"
+		a = a a a a a a a a a a # the filler: one substr of ten alphabets
 		for (i = 0; size < max; i++) {
-			s = tag " " i " "
-			fill = (i * 7) % 200
-			for (k = 0; k < fill; k++) s = s substr(a, (i + k) % 26 + 1, 1)
+			s = tag " " i " " substr(a, i % 26 + 1, (i * 7) % 200)
 			print s
 			size += length(s) + 1
 		}

@@ -196,10 +196,11 @@ def aligned(data):
 def jsonl_count():
     return json.loads(read(p + "/info.json"))["next_offset"]
 MIB = 1 << 20
-def valid_lines(total):
-    out, i = [], 0
-    while sum(len(x) for x in out) < total:
+def valid_lines(total): # lines "big-<i>-<y * (i % 97)>" until total bytes or more
+    out, size, i = [], 0, 0
+    while size < total:
         out.append(b'{"value":"big-%d-%s"}\n' % (i, b"y" * (i % 97)))
+        size += len(out[-1])
         i += 1
     return b"".join(out)
 bad_line = b'{"value":"the last line is bad"\n'

@@ -54,14 +54,6 @@ mkdir "$MNT/fc" &&
 		>"$MNT/fc/config.json"
 ok $? "topic fc with cleanup.policy=compact, min.cleanable.dirty.ratio=0.01"
 
-# wait_long CMD...: until CMD succeeds (0) or 90 s passed (1).
-wait_long() {
-	for _ in $(seq 900); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 tail -n +1 -f "$MNT/fc/0/data" >"$T/tail.out" 2>/dev/null &
 bg+=($!)
@@ -113,13 +105,13 @@ ok $prod_rc "$TOTAL records appended in $ROUNDS rounds (kcat -K, echo >> data)" 
 # Every follower must reach the last record (never thinned: a filesystem
 # line, the last of round $ROUNDS).
 last=$(printf 'v-%07d' $((TOTAL - 1)))
-wait_long grep -q -- "$last\$" "$T/kc.out"
+until_ok 90 grep -q -- "$last\$" "$T/kc.out"
 st1=$?
-wait_long grep -qx -- "$last" "$T/tail.out"
+until_ok 90 grep -qx -- "$last" "$T/tail.out"
 st2=$?
-wait_long grep -q -- "$last\$" "$T/kc2.out"
+until_ok 90 grep -q -- "$last\$" "$T/kc2.out"
 st3=$?
-wait_long grep -qx -- "$last" "$T/tail2.out"
+until_ok 90 grep -qx -- "$last" "$T/tail2.out"
 st4=$?
 ok $((st1 || st2 || st3 || st4)) "all four followers reached record $((TOTAL - 1))" ||
 	diag "kcat has $(wc -l <"$T/kc.out") lines, tail $(wc -l <"$T/tail.out"), late kcat $(wc -l <"$T/kc2.out"), late tail $(wc -l <"$T/tail2.out")"
@@ -173,7 +165,7 @@ ok $? "and a tail -f started halfway ($(wc -l <"$T/tail2.out") records)" ||
 
 # Compaction did run meanwhile, and did thin: compacted segments are
 # listed (their files are named <base>.g<gen>.seg, registry.h).
-wait_long test "$(sed -n 's/.*"wal_bytes": \([0-9]*\).*/\1/p' "$MNT/fc/0/info.json")" = 0
+until_ok 90 test "$(sed -n 's/.*"wal_bytes": \([0-9]*\).*/\1/p' "$MNT/fc/0/info.json")" = 0
 lim 60 "$CHRONIK" --data "$DATA" segments fc/0 >"$T/segs" 2>"$T/segs.err"
 nseg=$(grep -c '^file: ' "$T/segs")
 ngen=$(grep -c '^file: [0-9]*\.g[0-9]*\.seg' "$T/segs")

@@ -92,8 +92,7 @@ daemon_prologue() {
 	daemon_pid=
 	bg=()
 	trap daemon_cleanup EXIT
-	# A free loopback port (bound, then released for chronikd).
-	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	PORT=$(free_port)
 	BROKER=127.0.0.1:$PORT
 }
 

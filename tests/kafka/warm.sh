@@ -21,20 +21,12 @@ ok $? "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.lo
 # info.json's wal_bytes: what is not yet indexed.
 wal_bytes() { sed -n 's/.*"wal_bytes": \([0-9]*\).*/\1/p' "$MNT/$1/0/info.json"; }
 indexed() { [ "$(wal_bytes "$1")" = 0 ]; }
-# wait_long CMD...: until CMD succeeds (0) or 90 s passed (1).
-wait_long() {
-	for _ in $(seq 900); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 mkdir "$MNT/big"
 seq -f "line-%07.0f" 0 999999 >"$T/lines"
 dd if="$T/lines" of="$MNT/big/0/data" bs=65536 oflag=append conv=notrunc status=none
 ok $? "1,000,000 lines appended through the mount in 64 KiB writes"
-wait_long indexed big
+until_ok 90 indexed big
 ok $? "the indexer turns them all into segments" || diag "wal_bytes $(wal_bytes big)"
 lim 60 "$CHRONIK" --data "$DATA" segments big/0 >"$T/segs" 2>"$T/segs.err"
 n=$(grep -c '^file: ' "$T/segs")
@@ -82,7 +74,7 @@ ok $((bad || $?)) "ListOffsets by timestamp at $asked segment boundaries names t
 
 # A producer's gzip batch is kept byte for byte (its codec with it).
 seq -f "gz-%.0f" 1 5000 | lim 30 kcat -b "$BROKER" -P -t gz -z gzip -X acks=all 2>/dev/null
-wait_long indexed gz
+until_ok 90 indexed gz
 lim 60 "$CHRONIK" --data "$DATA" segments gz/0 >"$T/gsegs" 2>/dev/null
 seg=$(sed -n 's/^file: \([^ ]*\) .*/\1/p' "$T/gsegs" | head -n 1)
 tid=$(sed -n 's/^topic_id: \([0-9]*\) .*/\1/p' "$T/gsegs")
@@ -106,7 +98,7 @@ for i in $(seq 0 39); do
 	sleep 0.05
 done
 seq -f "f-%05.0f" 0 19999 >"$T/fl"
-wait_long cmp -s "$T/fl" "$T/tail.out"
+until_ok 90 cmp -s "$T/fl" "$T/tail.out"
 ok $? "tail -f saw every line once, in order, across segment/WAL boundaries" ||
 	diag "tail has $(wc -l <"$T/tail.out") lines"
 wait "$kpid"
@@ -129,7 +121,7 @@ printf '{"retention.bytes":"100000"}' >"$MNT/ret/config.json"
 ok $? "retention.bytes=100000 written to config.json"
 log_start() { sed -n 's/.*"log_start_offset": \([0-9]*\).*/\1/p' "$MNT/ret/0/info.json"; }
 moved() { indexed ret && [ "$(log_start)" -gt 0 ]; }
-wait_long moved
+until_ok 90 moved
 st=$?
 # Settled: the same log start across a retention period (1 s).
 ls=$(log_start)
@@ -155,7 +147,7 @@ at=$(((ls + 10) * 9))
 [ "$(dd if="$MNT/ret/0/data" bs=1 skip="$at" count=9 status=none)" = "r-$(printf %06d $((ls + 10)))" ]
 ok $? "dd skip= at a kept record's old position reads it"
 seq -f "s-%.0f" 1 100 >>"$MNT/ret/0/data"
-wait_long grep -qx s-100 "$T/rtail"
+until_ok 90 grep -qx s-100 "$T/rtail"
 ok $? "tail -f started before retention keeps following"
 lim 60 kcat -b "$BROKER" -C -t ret -o 0 -X auto.offset.reset=earliest -e -q -f '%o\n' \
 	>"$T/roffs" 2>"$T/rerr"
@@ -171,7 +163,7 @@ big_du=$(du -sb "$DATA/segments/$big_tid" | cut -f1)
 before=$(du -sb "$DATA" | cut -f1)
 rmdir "$MNT/big"
 st=$?
-wait_long test ! -e "$DATA/segments/$big_tid"
+until_ok 90 test ! -e "$DATA/segments/$big_tid"
 ok $((st || $?)) "rmdir big removes its segments ($big_du bytes)"
 after=$(du -sb "$DATA" | cut -f1)
 [ "$after" -le $((before - big_du + 65536)) ] && [ "$after" -lt $((before / 2)) ]

@@ -64,11 +64,7 @@ static void test_key(const char *root)
 	struct partition_info info;
 	struct engine_compact_result res;
 
-	snprintf(dir, sizeof(dir), "%s/key", root);
-	engine_options_init(&o);
-	o.wal_segment_bytes = 16 << 10;
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
+	e = open_fresh_or_bail(root, "key", 16 << 10, &o, dir, sizeof(dir));
 	ok(engine_topic_create(e, "k", 1, "{\"cleanup.policy\":\"compact\",\"min.cleanable.dirty.ratio\":\"1\"}") == 0, "topic k");
 	p = part_or_bail(e, "k", 0);
 	int err = 0;
@@ -166,10 +162,7 @@ static void test_tombstones(const char *root)
 	struct engine_compact_result res;
 	int64_t old = wall_ms() - 10000; /* ten seconds ago */
 
-	snprintf(dir, sizeof(dir), "%s/tomb", root);
-	engine_options_init(&o);
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
+	e = open_fresh_or_bail(root, "tomb", 0, &o, dir, sizeof(dir));
 	ok(engine_topic_create(e, "t", 1,
 			       "{\"cleanup.policy\":\"compact\",\"delete.retention.ms\":\"3600000\",\"min.cleanable.dirty.ratio\":\"1\"}") ==
 		   0,
@@ -245,10 +238,7 @@ static void test_time_hybrid_custom(const char *root)
 	int64_t now = wall_ms(), old = now - 7200000; /* two hours ago */
 	int err = 0;
 
-	snprintf(dir, sizeof(dir), "%s/time", root);
-	engine_options_init(&o);
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
+	e = open_fresh_or_bail(root, "time", 0, &o, dir, sizeof(dir));
 
 	/* Time: 50 records two hours old, then 50 fresh, in one segment. */
 	ok(engine_topic_create(e, "d", 1,
@@ -358,11 +348,7 @@ static void test_background(const char *root)
 	struct partition_info info;
 	int err = 0;
 
-	snprintf(dir, sizeof(dir), "%s/bg", root);
-	engine_options_init(&o);
-	o.wal_segment_bytes = 16 << 10;
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
+	e = open_fresh_or_bail(root, "bg", 16 << 10, &o, dir, sizeof(dir));
 	ok(engine_topic_create(e, "b", 1, "{\"cleanup.policy\":\"compact\"}") == 0 &&
 		   engine_topic_create(e, "keep", 1,
 				       "{\"cleanup.policy\":\"compact\","

@@ -6,26 +6,11 @@
 #include <sys/stat.h>
 
 #include "frame.h"
+#include "frameutil.h"
 #include "testutil.h"
 
 #define NBATCH 8
 
-struct frames {
-	uint64_t pos[64];
-	uint64_t end[64];
-	int n;
-};
-
-static int collect(void *arg, uint64_t pos, enum frame_status st, const struct frame_info *fi)
-{
-	struct frames *f = arg;
-	if (st == FRAME_VALID && f->n < 64) {
-		f->pos[f->n] = pos;
-		f->end[f->n] = pos + fi->frame_len;
-		f->n++;
-	}
-	return 0;
-}
 
 static void copy_file(const char *from, const char *to, off_t len)
 {
@@ -227,7 +212,7 @@ int main(void)
 	snprintf(meta_src, sizeof(meta_src), "%s/meta.log", src);
 	snprintf(wal_work, sizeof(wal_work), "%s/wal/%020d.wal", work, 0);
 	snprintf(meta_work, sizeof(meta_work), "%s/meta.log", work);
-	ok(wal_file_walk(wal_src, collect, &f) == 0 && f.n == NBATCH,
+	ok(wal_file_walk(wal_src, collect_frames, &f) == 0 && f.n == NBATCH,
 	   "the WAL holds the laid-out frames");
 	/* raw end of batch i: the lines of batches 0..i */
 	for (int i = 0, pos = 0; i < NBATCH; i++) {

@@ -102,11 +102,7 @@ static void test_raw_reader(const char *root)
 	int reads = 0;
 	uint64_t from;
 
-	snprintf(dir, sizeof(dir), "%s/reader", root);
-	engine_options_init(&o);
-	o.wal_segment_bytes = 1 << 20;
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
+	e = open_fresh_or_bail(root, "reader", 1 << 20, &o, dir, sizeof(dir));
 	ok(engine_topic_create(e, "t", 1, NULL) == 0, "create t (compression.type lz4)");
 	p = part_or_bail(e, "t", 0);
 	/* Small batches: the indexer merges them into lz4 batches. */
@@ -287,13 +283,8 @@ static void test_fetch_weight(const char *root)
 	uint8_t *bb;
 	size_t blen;
 
-	snprintf(dir, sizeof(dir), "%s/fetch", root);
-	engine_options_init(&o);
-	o.wal_segment_bytes = 64 << 20;
-	o.fsync = FSYNC_NEVER;
-	e = open_or_bail(dir, &o);
-	engine_topic_create(e, "f", 1, NULL);
-	p = part_or_bail(e, "f", 0);
+	e = open_fresh_or_bail(root, "fetch", 64 << 20, &o, dir, sizeof(dir));
+	p = topic_or_bail(e, "f", NULL);
 	/* 1 KiB lines of one letter: lz4 squeezes them about 100 to 1. */
 	{
 		static char line[1024 * 50];

@@ -17,26 +17,11 @@
 #include "batch.h"
 #include "byteorder.h"
 #include "frame.h"
+#include "frameutil.h"
 #include "testutil.h"
 
 #define BIG 10000 /* bytes of value per batch: frames span pages */
 
-struct frames {
-	uint64_t pos[64];
-	uint64_t end[64];
-	int n;
-};
-
-static int collect(void *arg, uint64_t pos, enum frame_status st, const struct frame_info *fi)
-{
-	struct frames *f = arg;
-	if (st == FRAME_VALID && f->n < 64) {
-		f->pos[f->n] = pos;
-		f->end[f->n] = pos + fi->frame_len;
-		f->n++;
-	}
-	return 0;
-}
 
 static off_t file_size(const char *path)
 {
@@ -132,7 +117,7 @@ static void test_loose_groups(const char *policy)
 
 	build(dir, policy, 3, 5);
 	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
-	if (wal_file_walk(wal, collect, &f) != 0 || f.n != 8)
+	if (wal_file_walk(wal, collect_frames, &f) != 0 || f.n != 8)
 		bail("walk: %d frames", f.n);
 	uint64_t page = (f.pos[3] / 4096 + 1) * 4096;
 	if (page + 4096 > f.end[3])
@@ -185,7 +170,7 @@ static void test_synced_damage(const char *policy)
 
 	build(dir, policy, 3, 2);
 	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
-	if (wal_file_walk(wal, collect, &f) != 0 || f.n != 5)
+	if (wal_file_walk(wal, collect_frames, &f) != 0 || f.n != 5)
 		bail("walk: %d frames", f.n);
 	/* the last batch fsync every acknowledged */
 	zero_range(wal, f.pos[2] + 100, 16);
@@ -264,7 +249,7 @@ static void test_fake_frames(void)
 	append_value(p, value, vlen, 2);
 	engine_partition_unref(p);
 	engine_close(e);
-	if (wal_file_walk(wal, collect, &f) != 0 || f.n != 3)
+	if (wal_file_walk(wal, collect_frames, &f) != 0 || f.n != 3)
 		bail("walk: %d frames", f.n);
 
 	/* The frame holding the value loses its first page: every frame-like
@@ -306,7 +291,7 @@ static void test_version1(void)
 	build(dir, "never", 0, 4);
 	snprintf(wal, sizeof(wal), "%s/wal/%020d.wal", dir, 0);
 	snprintf(wal1, sizeof(wal1), "%s/wal/%020d.wal", dir, 1);
-	if (wal_file_walk(wal, collect, &f) != 0 || f.n != 4 || f.end[0] != f.pos[1])
+	if (wal_file_walk(wal, collect_frames, &f) != 0 || f.n != 4 || f.end[0] != f.pos[1])
 		bail("walk: %d frames", f.n);
 	wal_file_header_encode(hdr, 0, 1, 0);
 	fd = open(wal, O_RDWR);

@@ -56,4 +56,31 @@ static inline struct partition *part_or_bail(struct engine *e, const char *topic
 	return p;
 }
 
+/* The usual start of a test: *o becomes the defaults with
+ * wal.segment.bytes seg_bytes (0 keeps the default) and fsync never, and
+ * an engine is opened with them on root/sub, whose path goes to dir
+ * (dirlen bytes): open_or_bail(dir, o) reopens it. */
+static inline struct engine *open_fresh_or_bail(const char *root, const char *sub,
+					       uint64_t seg_bytes, struct engine_options *o,
+					       char *dir, size_t dirlen)
+{
+	snprintf(dir, dirlen, "%s/%s", root, sub);
+	engine_options_init(o);
+	if (seg_bytes)
+		o->wal_segment_bytes = seg_bytes;
+	o->fsync = FSYNC_NEVER;
+	return open_or_bail(dir, o);
+}
+
+/* A topic of one partition (config_json NULL: the defaults) created in e;
+ * returns its partition 0, for the caller to unref. */
+static inline struct partition *topic_or_bail(struct engine *e, const char *name,
+					      const char *config_json)
+{
+	int rc = engine_topic_create(e, name, 1, config_json);
+	if (rc)
+		bail("engine_topic_create(%s): %s", name, chronik_strerror(rc));
+	return part_or_bail(e, name, 0);
+}
+
 #endif
