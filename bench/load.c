@@ -87,24 +87,37 @@ static void nofile_raise(void)
 
 /* ---- chronikd's memory ---------------------------------------------------- */
 
+/* Every sample is kept (up to RSS_SERIES) and printed as rss_series_kb,
+ * with its anonymous part (heap, stacks: rss_anon_series_kb) and its
+ * file-backed part (mapped files: rss_file_series_kb), so that a growth can
+ * be told apart: heap that keeps growing, or pages of mapped files. */
+#define RSS_SERIES 64
+
 struct rss {
 	pid_t pid;
 	int64_t start_ms, warm_ms, every_ms, next_ms;
 	long first_kb, warm_kb, last_kb, peak_kb;
 	int samples;
+	long series[RSS_SERIES][3]; /* VmRSS, RssAnon, RssFile */
 };
 
-static long rss_kb(pid_t pid)
+/* VmRSS (the return value), RssAnon and RssFile of pid in KiB; -1 if gone. */
+static long rss_kb3(pid_t pid, long *anon, long *file)
 {
 	char path[64], line[256];
 	long kb = -1;
+	*anon = *file = -1;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
+			continue;
+		if (sscanf(line, "RssAnon: %ld", anon) == 1)
+			continue;
+		sscanf(line, "RssFile: %ld", file);
+	}
 	fclose(f);
 	return kb;
 }
@@ -125,9 +138,15 @@ static void rss_tick(struct rss *r)
 	if (r->pid <= 0 || t < r->next_ms)
 		return;
 	r->next_ms = t + r->every_ms;
-	long kb = rss_kb(r->pid);
+	long anon, file;
+	long kb = rss_kb3(r->pid, &anon, &file);
 	if (kb < 0)
 		return;
+	if (r->samples < RSS_SERIES) {
+		r->series[r->samples][0] = kb;
+		r->series[r->samples][1] = anon;
+		r->series[r->samples][2] = file;
+	}
 	if (r->samples++ == 0)
 		r->first_kb = kb;
 	if (t >= r->warm_ms && r->warm_kb < 0)
@@ -146,6 +165,15 @@ static void rss_report(const struct rss *r)
 	       "rss_peak_kb %ld\nrss_growth_kb %ld\nrss_growth_pct %.1f\n",
 	       r->samples, r->first_kb, warm, r->last_kb, r->peak_kb, r->last_kb - warm,
 	       warm > 0 ? 100.0 * (double)(r->last_kb - warm) / (double)warm : 0.0);
+	static const char *names[3] = { "rss_series_kb", "rss_anon_series_kb",
+					"rss_file_series_kb" };
+	int n = r->samples < RSS_SERIES ? r->samples : RSS_SERIES;
+	for (int k = 0; k < 3; k++) {
+		printf("%s ", names[k]);
+		for (int i = 0; i < n; i++)
+			printf("%s%ld", i ? "," : "", r->series[i][k]);
+		printf("\n");
+	}
 }
 
 /* ---- kafka ------------------------------------------------------------------ */

@@ -309,9 +309,14 @@ int wal_file_header_decode(const uint8_t *hdr, size_t avail, uint64_t *seq)
 	return wal_file_header_parse(hdr, avail, seq, &version, &salt);
 }
 
-/* What one read of frame_reader takes at least: most frames then cost no
- * read of their own. */
+/* What one read of frame_reader takes at least, once the file has shown
+ * it is large: most frames then cost no read of their own. The first read
+ * takes FRAME_READER_FIRST, and each read that fills the whole buffer
+ * (the file goes on) doubles it up to FRAME_READER_CHUNK, so a small file
+ * (a metadata log, a WAL file just rotated, every file recovery opens)
+ * costs a small buffer, not a fresh 256 KiB mapping of the allocator. */
 #define FRAME_READER_CHUNK ((size_t)256 << 10)
+#define FRAME_READER_FIRST ((size_t)16 << 10)
 
 void frame_reader_init(struct frame_reader *r, int fd)
 {
@@ -346,11 +351,18 @@ ssize_t frame_reader_pread(int fd, void *buf, size_t len, uint64_t pos)
 /* Make buf hold [pos, pos + need) if the file has it; 0 or -errno. */
 static int reader_fill(struct frame_reader *r, uint64_t pos, size_t need)
 {
-	size_t want = need > FRAME_READER_CHUNK ? need : FRAME_READER_CHUNK;
+	size_t chunk, want;
 	ssize_t n;
 
 	if (pos >= r->start && pos + need <= r->start + r->len)
 		return 0;
+	if (r->cap == 0)
+		chunk = FRAME_READER_FIRST;
+	else if (r->len == r->cap)
+		chunk = r->cap < FRAME_READER_CHUNK / 2 ? r->cap * 2 : FRAME_READER_CHUNK;
+	else
+		chunk = r->cap < FRAME_READER_CHUNK ? r->cap : FRAME_READER_CHUNK;
+	want = need > chunk ? need : chunk;
 	if (r->cap < want) {
 		uint8_t *b = realloc(r->buf, want);
 		if (!b)
@@ -364,6 +376,7 @@ static int reader_fill(struct frame_reader *r, uint64_t pos, size_t need)
 	if (n < 0)
 		return (int)n;
 	r->len = (size_t)n;
+	r->eof = (size_t)n < want;
 	return 0;
 }
 
@@ -379,7 +392,7 @@ int frame_reader_decode(struct frame_reader *r, uint64_t pos, struct frame_info 
 	avail = pos >= r->start && pos < r->start + r->len ? (size_t)(r->start + r->len - pos) : 0;
 	if (avail >= FRAME_COMMON_SIZE) {
 		uint32_t len = get_le32(r->buf + (pos - r->start) + 8);
-		if (len > avail && len <= FRAME_MAX_LEN) {
+		if (len > avail && len <= FRAME_MAX_LEN && !r->eof) {
 			rc = reader_fill(r, pos, len);
 			if (rc)
 				return rc;

@@ -269,6 +269,11 @@ struct frame_reader {
 	size_t cap;
 	uint64_t start; /* file position of buf[0] */
 	size_t len; /* bytes of buf read from there */
+	/* The last read got less than it asked for: the file ended at
+	 * start + len then. A frame whose length field runs past that end is
+	 * FRAME_SHORT without a read of its length (a damaged length would
+	 * otherwise cost a buffer of up to FRAME_MAX_LEN for a small file). */
+	bool eof;
 };
 void frame_reader_init(struct frame_reader *r, int fd);
 void frame_reader_fini(struct frame_reader *r);

@@ -57,7 +57,6 @@ static void check_rules(const struct registry *r)
 		FUZZ_CHECK(r->segs[r->n - 1].last_offset < INT64_MAX &&
 			   r->segs[r->n - 1].last_offset + 1 == r->next_offset);
 		FUZZ_CHECK(r->segs[r->n - 1].raw_end == r->raw_end);
-		FUZZ_CHECK(r->log_start_offset <= r->segs[0].base_offset);
 	}
 	FUZZ_CHECK(r->log_start_offset <= r->next_offset && r->raw_start <= r->raw_end);
 }

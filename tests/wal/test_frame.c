@@ -236,10 +236,66 @@ static void test_mixed(void)
 	tmpdir_free(dir);
 }
 
+/* frame_reader (frame.h): a frame longer than the first read is read
+ * whole, and a length field that runs past the file's end is FRAME_SHORT
+ * without a buffer of that length. */
+static void test_reader(void)
+{
+	char *dir = tmpdir_new("reader");
+	char path[4096];
+	struct frame_info in = { 0 }, fi;
+	uint8_t hdr[WAL_FILE_HEADER_SIZE], *big, *small;
+	size_t big_len, small_len;
+	static char value[100000];
+
+	memset(value, 'v', sizeof(value));
+	in.topic_id = 1;
+	in.key_len = -1;
+	in.value = (const uint8_t *)value;
+	in.value_len = (int32_t)sizeof(value);
+	if (frame_v1_encode(&in, &big, &big_len))
+		bail("frame_v1_encode");
+	in.base_offset = 1;
+	in.value_len = 5;
+	if (frame_v1_encode(&in, &small, &small_len))
+		bail("frame_v1_encode");
+	snprintf(path, sizeof(path), "%s/%020d.wal", dir, 0);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		bail("open %s", path);
+	wal_file_header_encode(hdr, 0, WAL_FILE_VERSION, 0);
+	ok(write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
+		   write(fd, small, small_len) == (ssize_t)small_len &&
+		   write(fd, big, big_len) == (ssize_t)big_len,
+	   "a small and a %zu-byte frame written", big_len);
+	/* a damaged frame: the small one claiming 200 MiB */
+	put_le32(small + 8, 200u << 20);
+	ok(write(fd, small, small_len) == (ssize_t)small_len, "and a frame whose length says 200 MiB");
+
+	struct frame_reader r;
+	frame_reader_init(&r, fd);
+	uint64_t pos = WAL_FILE_HEADER_SIZE;
+	ok(frame_reader_decode(&r, pos, &fi) == FRAME_VALID && fi.value_len == 5,
+	   "the small frame reads");
+	pos += fi.frame_len;
+	ok(frame_reader_decode(&r, pos, &fi) == FRAME_VALID &&
+		   fi.value_len == (int32_t)sizeof(value) && memcmp(fi.value, value, sizeof(value)) == 0,
+	   "the frame longer than the first read reads whole");
+	pos += fi.frame_len;
+	ok(frame_reader_decode(&r, pos, &fi) == FRAME_SHORT, "the damaged length is FRAME_SHORT");
+	ok(r.cap < ((size_t)1 << 20), "without a buffer of its length (%zu bytes)", r.cap);
+	frame_reader_fini(&r);
+	close(fd);
+	free(big);
+	free(small);
+	tmpdir_free(dir);
+}
+
 int main(void)
 {
 	test_v2();
 	test_v1();
 	test_mixed();
+	test_reader();
 	return tap_exit();
 }
