@@ -470,14 +470,32 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 		problem(arg, what);
 		n++;
 	}
-	if (sqlite3_exec(db, "INSERT INTO records(records, rank) VALUES('integrity-check', 0)", NULL,
-			 NULL, NULL) != SQLITE_OK &&
-	    sqlite3_errcode(db) != SQLITE_READONLY) {
-		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": %s", seg_path,
-			 sqlite3_errmsg(db));
+	/* FTS5's integrity-check is an INSERT: it needs a writable
+	 * connection, and the index file is never written after its rename
+	 * (a daemon may be reading it immutable). So it runs on a private
+	 * in-memory copy made with the backup API. */
+	sqlite3 *mem = NULL;
+	const char *err = NULL;
+	if (fts_open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &mem)) {
+		err = mem ? sqlite3_errmsg(mem) : "out of memory";
+	} else {
+		sqlite3_backup *b = sqlite3_backup_init(mem, "main", db, "main");
+		if (!b || sqlite3_backup_step(b, -1) != SQLITE_DONE)
+			err = sqlite3_errmsg(mem);
+		if (b && sqlite3_backup_finish(b) != SQLITE_OK && !err)
+			err = sqlite3_errmsg(mem);
+		if (!err &&
+		    sqlite3_exec(mem, "INSERT INTO records(records, rank) VALUES('integrity-check', 0)",
+				 NULL, NULL, NULL) != SQLITE_OK)
+			err = sqlite3_errmsg(mem);
+	}
+	if (err) {
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": integrity-check: %s",
+			 seg_path, err);
 		problem(arg, what);
 		n++;
 	}
+	sqlite3_close(mem);
 	sqlite3_close(db);
 	return n;
 }
