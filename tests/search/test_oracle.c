@@ -342,6 +342,54 @@ static int drop_third(void *arg, const char *config_json, const struct engine_re
 	return r->offset % 3 != 0;
 }
 
+static int64_t count_query(struct engine *e, int32_t part, const char *text);
+
+static int ts_hit(void *arg, struct partition *p, const struct engine_record *r)
+{
+	(void)p;
+	offs_push(arg, r->timestamp);
+	return 0;
+}
+
+/* A time range that cuts through word's hits on partition 0: since <=
+ * timestamp < until, against the timestamps of all its hits. */
+static void check_time_range(struct engine *e, const char *word)
+{
+	struct offs ts = { 0 };
+	struct search_query *q;
+	char err[256], text[160];
+
+	if (search_query_new(word, &q, err, sizeof(err)) == 0) {
+		search_run(e, "t", 0, q, ts_hit, &ts);
+		search_query_free(q);
+	}
+	if (ts.n < 3) {
+		ok(0, "time range: '%s' has %zu hits, too few to cut", word, ts.n);
+		free(ts.v);
+		return;
+	}
+	int64_t lo = ts.v[ts.n / 3], hi = ts.v[2 * ts.n / 3];
+	if (hi == lo)
+		hi = lo + 1;
+	int64_t in = 0, from = 0, before = 0;
+	for (size_t i = 0; i < ts.n; i++) {
+		in += ts.v[i] >= lo && ts.v[i] < hi;
+		from += ts.v[i] >= lo;
+		before += ts.v[i] < hi;
+	}
+	snprintf(text, sizeof(text), "%s since:%" PRId64 " until:%" PRId64, word, lo, hi);
+	int64_t got = count_query(e, 0, text);
+	ok(got == in, "since:%" PRId64 " until:%" PRId64 ": %" PRId64 " of %zu hits (want %" PRId64 ")",
+	   lo, hi, got, ts.n, in);
+	snprintf(text, sizeof(text), "%s since:%" PRId64, word, lo);
+	got = count_query(e, 0, text);
+	ok(got == from, "since:%" PRId64 " alone: %" PRId64 " (want %" PRId64 ")", lo, got, from);
+	snprintf(text, sizeof(text), "%s until:%" PRId64, word, hi);
+	got = count_query(e, 0, text);
+	ok(got == before, "until:%" PRId64 " alone: %" PRId64 " (want %" PRId64 ")", hi, got, before);
+	free(ts.v);
+}
+
 static int64_t count_query(struct engine *e, int32_t part, const char *text)
 {
 	struct collect c = { 0 };
@@ -414,6 +462,7 @@ int main(void)
 		ok(count_query(e, 0, text) == 0, "until:1 excludes everything");
 		snprintf(text, sizeof(text), "%s since:1", vocab[0]);
 		ok(count_query(e, 0, text) == count_query(e, 0, vocab[0]), "since:1 excludes nothing");
+		check_time_range(e, vocab[0]);
 		char both[64];
 		snprintf(both, sizeof(both), "%s %s", vocab[NCOMMON], vocab[NCOMMON + 1]);
 		snprintf(text, sizeof(text), "%s OR %s", vocab[NCOMMON], vocab[NCOMMON + 1]);
