@@ -174,12 +174,17 @@ struct fs_dir {
 
 /* Query files named so far: a lookup of search/<query> takes a slot (the
  * same one again for the same topic, partition and query text), the
- * oldest slot being reused when all are taken (its inode then answers
- * ENOENT). Guarded by lock. */
-#define FS_QUERY_SLOTS 1024
+ * oldest slot being reused when all are taken. A slot's id, the low 32
+ * bits of its inode number, is its index (low FS_QUERY_SLOT_BITS bits)
+ * and its generation above them, which each reuse advances: an inode of
+ * a reused slot then answers ENOENT, never the slot's new query
+ * (fs_query_slot_get). Guarded by lock. */
+#define FS_QUERY_SLOT_BITS 10
+#define FS_QUERY_SLOTS (1u << FS_QUERY_SLOT_BITS)
 struct fs_query_slot {
 	uint32_t tid; /* 0 = a group file's (fs/groups_view.c), or free (text NULL) */
 	int32_t part; /* -1 = the whole topic */
+	uint32_t gen; /* < 2^(32 - FS_QUERY_SLOT_BITS) */
 	char *text;
 };
 struct fs_queries {
@@ -191,6 +196,9 @@ void fs_queries_init(struct fs_queries *q);
 void fs_queries_fini(struct fs_queries *q);
 /* The slot of (tid, part, text), taken if need be. */
 uint32_t fs_query_slot(struct chronikfs *fs, uint32_t tid, int32_t part, const char *text);
+/* The slot of an id fs_query_slot returned, NULL when it has been reused
+ * since or is free. lock held. */
+struct fs_query_slot *fs_query_slot_get(struct fs_queries *q, uint32_t id);
 /* Run the query of slot (which must still be tid's) and render every
  * matching record as a records.jsonl line: *out malloc'd. -ENOENT (slot
  * reused), -EINVAL (bad query, logged), or another error. */

@@ -57,8 +57,9 @@ int fs_group_render(struct chronikfs *fs, uint32_t slot, char **out, size_t *len
 	int err;
 
 	pthread_mutex_lock(&q->lock);
-	if (slot < FS_QUERY_SLOTS && q->slots[slot].tid == 0 && q->slots[slot].text)
-		group = strdup(q->slots[slot].text);
+	struct fs_query_slot *e = fs_query_slot_get(q, slot);
+	if (e && e->tid == 0)
+		group = strdup(e->text);
 	pthread_mutex_unlock(&q->lock);
 	if (!group)
 		return -ENOENT;

@@ -81,8 +81,8 @@ int fs_ino_decode(fuse_ino_t ino, struct fs_ino *out)
 	if (ino >> 63) {
 		out->tid &= 0x7fffffff;
 		out->kind = out->tid ? FS_QUERY : FS_GROUP;
-		out->slot = lo;
-		return lo < FS_QUERY_SLOTS ? 0 : -ENOENT;
+		out->slot = lo; /* checked at use (fs_query_slot_get) */
+		return 0;
 	}
 	if (ino == FUSE_ROOT_ID) {
 		out->kind = FS_ROOT;

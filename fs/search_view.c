@@ -52,9 +52,18 @@ uint32_t fs_query_slot(struct chronikfs *fs, uint32_t tid, int32_t part, const c
 	q->slots[s].text = strdup(text);
 	q->slots[s].tid = q->slots[s].text ? tid : 0;
 	q->slots[s].part = part;
+	q->slots[s].gen = (q->slots[s].gen + 1) & ((1u << (32 - FS_QUERY_SLOT_BITS)) - 1);
 out:
+	s |= q->slots[s].gen << FS_QUERY_SLOT_BITS;
 	pthread_mutex_unlock(&q->lock);
 	return s;
+}
+
+struct fs_query_slot *fs_query_slot_get(struct fs_queries *q, uint32_t id)
+{
+	struct fs_query_slot *e = &q->slots[id & (FS_QUERY_SLOTS - 1)];
+
+	return e->text && e->gen == id >> FS_QUERY_SLOT_BITS ? e : NULL;
 }
 
 static int render_hit(void *arg, struct partition *p, const struct engine_record *r)
@@ -74,9 +83,10 @@ int fs_query_render(struct chronikfs *fs, struct fs_topic *t, uint32_t slot, cha
 	int rc;
 
 	pthread_mutex_lock(&qs->lock);
-	if (slot < FS_QUERY_SLOTS && qs->slots[slot].tid == t->tid) {
-		text = strdup(qs->slots[slot].text);
-		part = qs->slots[slot].part;
+	struct fs_query_slot *e = fs_query_slot_get(qs, slot);
+	if (e && e->tid == t->tid) {
+		text = strdup(e->text);
+		part = e->part;
 	}
 	pthread_mutex_unlock(&qs->lock);
 	if (!text)
