@@ -527,6 +527,12 @@ int main(void)
 		   "retention dropped segments (log start %" PRId64 ")", after.log_start_offset);
 		ok(indexes_match(e, 0, &nidx) && indexes_match(e, 1, &nidx),
 		   "no index outlives its segment (%zu indexes)", nidx);
+		/* A tail not yet indexed beside the segments retention left. */
+		append_lines(p[0], 1500);
+		append_lines(p[1], 1500);
+		engine_partition_info(p[0], &after);
+		ok(after.wal_bytes > 0, "lines appended since: %" PRIu64 " WAL bytes not indexed",
+		   after.wal_bytes);
 		oracle(e, dir, "after retention", NQUERIES);
 		ok(engine_topic_config_set(e, "t",
 					   "{\"compaction.filter\":\"drop-third\","
@@ -548,6 +554,12 @@ int main(void)
 		ok(indexes_match(e, 0, &nidx) && indexes_match(e, 1, &nidx),
 		   "compacted segments have indexes; the old ones are gone");
 		ok(verify_all(e) == 0, "verify clean after compaction");
+		append_lines(p[0], 1500);
+		append_lines(p[1], 1500);
+		struct partition_info now;
+		engine_partition_info(p[0], &now);
+		ok(now.wal_bytes > 0, "lines appended since: %" PRIu64 " WAL bytes not indexed",
+		   now.wal_bytes);
 		oracle(e, dir, "after compaction", NQUERIES);
 	}
 
