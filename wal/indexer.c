@@ -30,8 +30,10 @@
  *      for byte; uncompressed batches are merged (up to
  *      SEGMENT_MERGE_BYTES) and re-encoded with the topic's
  *      compression.type (recode.h; lz4 by default, also zstd, gzip,
- *      snappy), unless it is "producer" or "none"/"uncompressed"; a merge
- *      that does not get smaller keeps its batches as they were. The file
+ *      snappy), unless it is "producer" or "none"/"uncompressed"; one
+ *      larger than SEGMENT_SPLIT_BYTES is split into batches of about
+ *      SEGMENT_MERGE_BYTES (split_add); a merge or split that does not
+ *      get smaller keeps its batches as they were. The file
  *      is fsynced,
  *      then the registry is saved listing it (registry.h, update rule);
  *   3. under the partition lock, in one step, the segment joins the
@@ -545,6 +547,33 @@ static int pending_flush(struct pending *pd, struct segment_writer *w, enum batc
 	return 0;
 }
 
+/* A batch larger than SEGMENT_SPLIT_BYTES, b[0, len) at raw position raw
+ * (rlen bytes of raw view, records records), re-encoded as batches of
+ * about SEGMENT_MERGE_BYTES of records each (recode_split), or kept as it
+ * is when that does not make it smaller. */
+static int split_add(struct segment_writer *w, const uint8_t *b, size_t len, uint64_t raw,
+		     uint64_t rlen, uint32_t records, enum batch_codec codec)
+{
+	struct recode_piece *pc;
+	size_t n, total = 0;
+	int rc = recode_split(b, len, codec, SEGMENT_MERGE_BYTES, &pc, &n);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		total += pc[i].len;
+	if (total >= len) {
+		recode_pieces_free(pc, n);
+		return segment_writer_add(w, b, len, raw, rlen, records);
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = segment_writer_add(w, pc[i].b, pc[i].len, raw, pc[i].raw_len, pc[i].records);
+		raw += pc[i].raw_len;
+	}
+	recode_pieces_free(pc, n);
+	return rc;
+}
+
 static int pending_add(struct pending *pd, const uint8_t *b, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records)
 {
@@ -701,7 +730,13 @@ static int index_partition(struct engine *e, struct partition *p, uint64_t seq, 
 		rc = batch_header_parse(b, blen, &bh);
 		if (rc)
 			break;
-		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh)) {
+		if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh) &&
+		    blen > SEGMENT_SPLIT_BYTES) {
+			rc = pending_flush(&pd, w, codec);
+			if (rc == 0)
+				rc = split_add(w, b, blen, raw, rlen, (uint32_t)bh.record_count,
+					       codec);
+		} else if (codec != BATCH_CODEC_NONE && recode_mergeable(&bh)) {
 			/* A batch as large as a merge is re-encoded alone. */
 			if (pd.bytes + blen > SEGMENT_MERGE_BYTES)
 				rc = pending_flush(&pd, w, codec);

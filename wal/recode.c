@@ -290,3 +290,105 @@ out:
 	free(rec.p);
 	return rc;
 }
+
+/* Compress the records of one piece, rec[0, len), as a batch into *pc. */
+static int piece_finish(struct recode_piece *pc, enum batch_codec codec, const struct buf *rec,
+			int64_t base_offset, int32_t count, int64_t base_ts, int64_t max_ts)
+{
+	uint8_t *o;
+	size_t clen;
+	int rc = compress_records(codec, rec->p, rec->len, &o, &clen);
+
+	if (rc)
+		return rc;
+	rc = header_put(o, BATCH_HEADER_SIZE + clen, codec, base_offset, count, base_ts, max_ts);
+	if (rc) {
+		free(o);
+		return rc;
+	}
+	pc->b = o;
+	pc->len = BATCH_HEADER_SIZE + clen;
+	pc->records = (uint32_t)count;
+	return 0;
+}
+
+void recode_pieces_free(struct recode_piece *pieces, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(pieces[i].b);
+	free(pieces);
+}
+
+int recode_split(const uint8_t *batch, size_t len, enum batch_codec codec, size_t piece_bytes,
+		 struct recode_piece **pieces, size_t *n)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	struct buf rec = { 0 };
+	struct recode_piece *v = NULL, cur = { 0 };
+	size_t nv = 0, cap = 0;
+	int64_t base_offset = 0, base_ts = 0, max_ts = INT64_MIN;
+	int32_t count = 0, want = 0;
+	int rc;
+
+	if (codec == BATCH_CODEC_NONE || (unsigned)codec > BATCH_CODEC_ZSTD)
+		return -ENOTSUP;
+	rc = batch_iter_init(&it, batch, len);
+	if (rc)
+		return rc;
+	if (!recode_mergeable(&it.hdr))
+		rc = -EINVAL;
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		int64_t ts = it.hdr.base_timestamp + r.timestamp_delta;
+		rc = 0;
+		if (r.offset_delta != want++) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		if (count == 0) {
+			base_offset = it.hdr.base_offset + r.offset_delta;
+			base_ts = ts;
+			max_ts = INT64_MIN;
+			cur.raw_len = 0;
+		}
+		rc = record_put(&rec, ts - base_ts, count, &r);
+		if (rc)
+			break;
+		count++;
+		if (ts > max_ts)
+			max_ts = ts;
+		cur.raw_len += (uint64_t)(r.value_len > 0 ? r.value_len : 0) + 1;
+		bool last = want == it.hdr.record_count;
+		if (rec.len < piece_bytes && !last)
+			continue;
+		if (last && it.hdr.max_timestamp > max_ts)
+			max_ts = it.hdr.max_timestamp;
+		if (nv == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct recode_piece *nvp = realloc(v, nc * sizeof(*nvp));
+			if (!nvp) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nvp;
+			cap = nc;
+		}
+		rc = piece_finish(&cur, codec, &rec, base_offset, count, base_ts, max_ts);
+		if (rc)
+			break;
+		v[nv++] = cur;
+		rec.len = 0;
+		count = 0;
+	}
+	if (rc == 0 && (want != it.hdr.record_count || nv == 0))
+		rc = CHRONIK_ECORRUPT;
+	batch_iter_fini(&it);
+	free(rec.p);
+	if (rc) {
+		recode_pieces_free(v, nv);
+		return rc;
+	}
+	*pieces = v;
+	*n = nv;
+	return 0;
+}

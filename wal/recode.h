@@ -58,4 +58,31 @@ int recode_merge(const uint8_t *const *batches, const size_t *lens, size_t n,
 int recode_one(const uint8_t *batch, size_t len, enum batch_codec codec, uint8_t **out,
 	       size_t *out_len);
 
+/* One batch recode_split wrote: b[0, len) malloc'd, holding records
+ * records whose raw view is raw_len bytes (value bytes + 1 each). */
+struct recode_piece {
+	uint8_t *b;
+	size_t len;
+	uint64_t raw_len;
+	uint32_t records;
+};
+
+/* The one mergeable batch batch[0, len) re-encoded as several batches
+ * compressed with codec, each as recode_merge writes one (header fields,
+ * timestamps, compression as above), in offset order, together holding
+ * the input's records in order: a piece ends after the record that makes
+ * its records section reach piece_bytes, so each but the last holds at
+ * least piece_bytes of records (one record larger than that is a piece
+ * of its own). A piece's maxTimestamp is the largest timestamp of its
+ * records; the last piece's is at least the input's maxTimestamp, so the
+ * pieces' largest equals the input's. Why: a point read (a search hit, a
+ * read by offset) decodes the whole batch that holds its record, and a
+ * filesystem write of 1 MiB of lines arrives as one batch. *pieces (n
+ * of them) malloc'd; free with recode_pieces_free. -ENOTSUP and -EINVAL
+ * as recode_merge; CHRONIK_ECORRUPT when the records do not decode or
+ * their offset deltas do not run 0 .. count - 1. */
+int recode_split(const uint8_t *batch, size_t len, enum batch_codec codec, size_t piece_bytes,
+		 struct recode_piece **pieces, size_t *n);
+void recode_pieces_free(struct recode_piece *pieces, size_t n);
+
 #endif

@@ -32,7 +32,11 @@
  * topic's compression.type lz4 (the default), merged with the uncompressed
  * batches that follow it (same offsets and timestamps, producerId -1, up to
  * SEGMENT_MERGE_BYTES of records) into one lz4 batch (LZ4 frame, Kafka's
- * lz4 codec). Batches are in offset order. Within one batch offsets run
+ * lz4 codec); one larger than SEGMENT_SPLIT_BYTES (a filesystem write of
+ * 1 MiB of lines is one batch) is split into lz4 batches of about
+ * SEGMENT_MERGE_BYTES of records each (recode_split), so that reading one
+ * record (a search hit, a read by offset) decodes at most that much.
+ * Batches are in offset order. Within one batch offsets run
  * densely (offset deltas 0, 1, ... recordCount - 1) and raw-view positions
  * run densely (each record's line follows the previous one's).
  *
@@ -118,6 +122,7 @@
 #define SEGMENT_VERSION 1
 #define SEGMENT_INDEX_INTERVAL 4096
 #define SEGMENT_MERGE_BYTES (64u << 10)
+#define SEGMENT_SPLIT_BYTES (256u << 10)
 #define SEGMENT_MAX_BYTES 0xffffffffull
 _Static_assert(SEGMENT_HEADER_SIZE == 64 && SEGMENT_TRAILER_SIZE == 64, "64-byte ends");
 _Static_assert(SEGMENT_INDEX_ENTRY_SIZE == 32, "index entries are 32 bytes");

@@ -14,6 +14,7 @@
 
 #include "batch.h"
 #include "byteorder.h"
+#include "codecs.h"
 #include "crc32c.h"
 #include "errors.h"
 #include "recode.h"
@@ -383,6 +384,127 @@ static void test_recode(const char *dir, struct fixture *f)
 	(void)dir;
 }
 
+/* recode_split: one uncompressed batch of 3,000 records (values 0..399
+ * bytes, one of 100 KiB, some null; keys on every third; timestamps not in
+ * order) split at 16 KiB into lz4 pieces that hold the same records. */
+static void test_split(void)
+{
+	enum { N = 3000, PIECE = 16 << 10, BIG = 100 << 10 };
+	static char vbuf[BIG];
+	struct batch_builder bb;
+	uint8_t *in, *pbad;
+	size_t in_len, n = 0;
+	struct recode_piece *pc = NULL;
+	const int64_t t0 = 1700000000000LL;
+	uint64_t raw = 0, raw_sum = 0;
+	int64_t max_ts = 0, next = 42;
+	bool fine = true, sizes = true;
+	int seen = 0;
+
+	memset(vbuf, 'v', sizeof(vbuf));
+	batch_builder_init(&bb);
+	for (int i = 0; i < N; i++) {
+		char key[16];
+		int vlen = i == 1234 ? BIG : i % 97 == 5 ? -1 : (i * 37) % 400;
+		int64_t ts = t0 + (i * 7919) % 5000;
+		struct record_in r = { .timestamp = ts,
+				       .key = key,
+				       .key_len = i % 3 ? -1 : sprintf(key, "k%d", i),
+				       .value = vbuf,
+				       .value_len = vlen };
+		if (batch_builder_add(&bb, &r))
+			bail("builder");
+		raw += (uint64_t)(vlen > 0 ? vlen : 0) + 1;
+		if (ts > max_ts)
+			max_ts = ts;
+	}
+	if (batch_builder_finish(&bb, &in, &in_len))
+		bail("builder finish");
+	batch_builder_fini(&bb);
+	batch_set_base_offset(in, 42);
+	put_be32(in + 17, crc32c(0, in + 21, in_len - 21));
+
+	int rc = recode_split(in, in_len, BATCH_CODEC_LZ4, PIECE, &pc, &n);
+	ok(rc == 0 && n > 10, "a %zu-byte batch split into %zu pieces", in_len, n);
+	struct batch_iter src;
+	struct batch_record sr;
+	batch_iter_init(&src, in, in_len);
+	int64_t pieces_max = INT64_MIN;
+	for (size_t k = 0; k < n && fine; k++) {
+		struct batch_iter it;
+		struct batch_record r;
+		int64_t pmax = INT64_MIN;
+		size_t bytes = 0;
+		uint64_t praw;
+		fine = batch_crc_check(pc[k].b, pc[k].len) == 0 &&
+		       batch_iter_init(&it, pc[k].b, pc[k].len) == 0 &&
+		       (it.hdr.attributes & BATCH_ATTR_CODEC_MASK) == BATCH_CODEC_LZ4 &&
+		       it.hdr.base_offset == next && it.hdr.record_count == (int32_t)pc[k].records &&
+		       batch_raw_size(pc[k].b, pc[k].len, &praw) == 0 && praw == pc[k].raw_len;
+		if (!fine)
+			break;
+		while (fine && batch_iter_next(&it, &r) == 1) {
+			int64_t ts = it.hdr.base_timestamp + r.timestamp_delta;
+			fine = batch_iter_next(&src, &sr) == 1 &&
+			       it.hdr.base_offset + r.offset_delta ==
+				       src.hdr.base_offset + sr.offset_delta &&
+			       ts == src.hdr.base_timestamp + sr.timestamp_delta &&
+			       r.key_len == sr.key_len &&
+			       (r.key_len <= 0 || !memcmp(r.key, sr.key, (size_t)r.key_len)) &&
+			       r.value_len == sr.value_len &&
+			       (r.value_len <= 0 || !memcmp(r.value, sr.value, (size_t)r.value_len));
+			if (ts > pmax)
+				pmax = ts;
+			if (r.value_len > (int32_t)bytes)
+				bytes = (size_t)r.value_len; /* the largest value */
+			seen++;
+		}
+		/* The last piece's max timestamp is at least the input's. */
+		if (k + 1 == n && max_ts > pmax)
+			pmax = max_ts;
+		fine = fine && it.hdr.max_timestamp == pmax;
+		/* Each piece but the last holds at least PIECE bytes of records
+		 * (its LZ4 frame's content size), and less than PIECE plus
+		 * its last record, unless that is the 100 KiB one. */
+		{
+			void *dctx = NULL;
+			size_t content = 0;
+			if (codec_lz4_frame_size(&dctx, pc[k].b + 61, pc[k].len - 61, &content) != 0 ||
+			    (k + 1 < n && content < PIECE) ||
+			    (content >= PIECE + 512 && bytes < BIG))
+				sizes = false;
+			codec_lz4_ctx_free(dctx);
+		}
+		if (pmax > pieces_max)
+			pieces_max = pmax;
+		next += it.hdr.record_count;
+		raw_sum += pc[k].raw_len;
+		batch_iter_fini(&it);
+	}
+	ok(fine && seen == N && batch_iter_next(&src, &sr) == 0,
+	   "%d records: same offsets, timestamps, keys, values; pieces' CRCs, base offsets, max timestamps",
+	   seen);
+	batch_iter_fini(&src);
+	ok(raw_sum == raw, "raw sizes add up to the input's (%llu)", (unsigned long long)raw);
+	ok(pieces_max == max_ts, "the pieces' largest max timestamp is the input's");
+	ok(sizes, "each piece but the last holds at least the piece size of records");
+	recode_pieces_free(pc, n);
+
+	/* A batch with a producer id is not split. */
+	pbad = malloc(in_len);
+	if (!pbad)
+		bail("malloc");
+	memcpy(pbad, in, in_len);
+	put_be64(pbad + 43, 7);
+	put_be32(pbad + 17, crc32c(0, pbad + 21, in_len - 21));
+	ok(recode_split(pbad, in_len, BATCH_CODEC_LZ4, PIECE, &pc, &n) == -EINVAL,
+	   "a batch with a producer id is refused");
+	ok(recode_split(in, in_len, BATCH_CODEC_NONE, PIECE, &pc, &n) == -ENOTSUP,
+	   "codec none is refused");
+	free(pbad);
+	free(in);
+}
+
 static void test_registry(const char *dir)
 {
 	struct registry r = { 0 }, back;
@@ -471,6 +593,7 @@ int main(void)
 	fixture_make(&f);
 	test_plain(dir, &f);
 	test_recode(dir, &f);
+	test_split();
 	test_registry(dir);
 	for (int i = 0; i < NBATCH; i++)
 		free(f.b[i]);

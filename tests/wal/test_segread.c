@@ -13,6 +13,7 @@
 #include "byteorder.h"
 #include "errors.h"
 #include "recode.h"
+#include "segment.h"
 #include "testutil.h"
 
 #define T0 1700000000000LL
@@ -371,11 +372,106 @@ static void test_fetch_weight(const char *root)
 	engine_close(e);
 }
 
+/* One batch of 2,000 lines (about 3 MB, as a filesystem write of lines
+ * arrives), indexed: the segment holds it as lz4 batches of about
+ * SEGMENT_MERGE_BYTES of records each (recode_split), and every read
+ * gives what the one batch held. */
+static void test_split_batch(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct partition_info info;
+	const int64_t n = 2000;
+	size_t elen = 0;
+	char *want = expect_raw(n, &elen), *got = malloc(elen + 1);
+	uint8_t *b, *bb;
+	size_t blen, bblen;
+	int32_t count;
+	int64_t base;
+	int reads = 0, bad = 0, batches = 0;
+	size_t largest = 0;
+
+	if (!want || !got)
+		bail("malloc");
+	e = open_fresh_or_bail(root, "split", 64 << 20, &o, dir, sizeof(dir));
+	ok(engine_topic_create(e, "t", 1, NULL) == 0, "create t (compression.type lz4)");
+	p = part_or_bail(e, "t", 0);
+	ok(batch_encode_lines(want, elen, T0, &b, &blen, &count) == 0 && count == n &&
+		   engine_append_batch(p, b, blen, true, &base) == 0 && base == 0,
+	   "one batch of %lld lines, %zu bytes", (long long)n, blen);
+	ok(engine_index_now(e) == 0, "indexed");
+	engine_partition_info(p, &info);
+	ok(info.segments == 1 && info.batches == 0, "one segment, nothing in the WAL");
+
+	/* The segment's batches, as Fetch reads them: lz4, offsets dense,
+	 * each at most a piece plus one line decoded. */
+	int64_t next = 0;
+	while (next < n) {
+		if (engine_read_batches(p, next, 1, &bb, &bblen) != 0 || bblen == 0) {
+			bad++;
+			break;
+		}
+		struct batch_iter it;
+		struct batch_record r;
+		size_t dec = 0;
+		if (batch_iter_init(&it, bb, bblen) != 0 || it.hdr.base_offset != next ||
+		    (it.hdr.attributes & BATCH_ATTR_CODEC_MASK) != BATCH_CODEC_LZ4)
+			bad++;
+		while (batch_iter_next(&it, &r) == 1)
+			dec += (size_t)r.value_len + 1;
+		next = it.hdr.base_offset + it.hdr.last_offset_delta + 1;
+		batch_iter_fini(&it);
+		free(bb);
+		largest = dec > largest ? dec : largest;
+		batches++;
+	}
+	ok(bad == 0 && next == n && batches > 20 && largest < SEGMENT_MERGE_BYTES + 3100,
+	   "Fetch reads %d lz4 batches, offsets dense, the largest %zu bytes of lines", batches,
+	   largest);
+
+	struct engine_raw_reader *rd;
+	ok(engine_raw_reader_new(p, &rd) == 0, "a raw reader");
+	ssize_t m = stream_to_end(rd, 0, got, elen, &reads);
+	ok(m == (ssize_t)elen && memcmp(got, want, elen) == 0,
+	   "sequential reads give the batch's lines (%d reads)", reads);
+	int wrong = 0;
+	for (uint64_t pos = 0; pos < elen; pos += 65521) {
+		static char a[7000];
+		uint64_t from;
+		ssize_t na = engine_read_raw_at(p, pos, a, sizeof(a), &from);
+		if (na <= 0 || from > pos || memcmp(a, want + from, (size_t)na) != 0)
+			wrong++;
+	}
+	ok(wrong == 0, "reads at positions all over give the same bytes (%d wrong)", wrong);
+	wrong = 0;
+	for (int64_t off = 0; off < n; off += 37) {
+		struct engine_cursor *c = NULL;
+		struct engine_record r;
+		char v[3100];
+		size_t vl = value_of(off, v);
+		if (engine_cursor_open(p, off, &c) != 0 || engine_cursor_next(c, &r) != 1 ||
+		    r.offset != off || r.timestamp != T0 || r.value_len != (int32_t)vl ||
+		    memcmp(r.value, v, vl) != 0)
+			wrong++;
+		engine_cursor_close(c);
+	}
+	ok(wrong == 0, "records read by offset are the lines (%d wrong)", wrong);
+	engine_raw_reader_free(rd);
+	engine_partition_unref(p);
+	engine_close(e);
+	free(b);
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	char *root = tmpdir_new("segread");
 	test_scratch();
 	test_raw_reader(root);
+	test_split_batch(root);
 	test_fetch_weight(root);
 	tmpdir_free(root);
 	return tap_exit();
