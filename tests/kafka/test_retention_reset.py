@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # kafkatest is imported from the source tree: no __pycache__ there
-from kafkatest import Server, diag, exit_status, ok  # noqa: E402
+from kafkatest import Server, exit_status, ok  # noqa: E402
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -212,8 +212,10 @@ def run(srv, chronik, data):
             break
         ls = now
     err = set_retention(admin, -1)
-    ok(st and 0 < ls < N and err is None,
-       "retention moved the log start to %d; retention off again (%s)" % (ls, err))
+    if not ok(st and 0 < ls < N and err is None,
+              "retention moved the log start to %d; retention off again (%s)" % (ls, err)):
+        print("Bail out! nothing below the log start to test", flush=True)
+        return
 
     wc = consumer(broker, "watermarks", "earliest")
     low, high = wc.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=15)

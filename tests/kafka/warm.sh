@@ -199,14 +199,16 @@ gap=$(awk -v ls="$ls" -v last=100149 '
 	      else if (gaps) printf "r-%06d to r-%06d\n", k, ls - 1
 	      else print "none" }' "$T/rpart")
 case "$gap" in bad*) st=1 ;; *) st=0 ;; esac
-ok $st "a reader stopped at r-001000 reads on (its gap: $gap), then from the log start r-$(printf %06d "$ls") to r-100149, each line once" ||
+ok $st "a reader stopped at r-001000 reads on (its gap: $gap)," \
+	"then from the log start r-$(printf %06d "$ls") to r-100149, each line once" ||
 	diag "reader has $(wc -l <"$T/rpart") lines; $gap: $(sed -n "${gap##* }p" "$T/rpart")"
 
 # Kafka: offset 0 is below the log start; with auto.offset.reset=earliest
 # kcat goes on at the log start and reads every record kept, once.
 lim 60 kcat -b "$BROKER" -C -t ret -o 0 -X auto.offset.reset=earliest -e -q -f '%o %s\n' \
 	>"$T/roffs" 2>"$T/rerr"
-seq "$ls" 100149 | paste -d ' ' - <(tail -n +$((ls + 1)) "$T/rl"; seq -f "r-%06.0f" 100000 100149) >"$T/roffs.want"
+seq "$ls" 100149 | paste -d ' ' - <(tail -n +$((ls + 1)) "$T/rl"; seq -f "r-%06.0f" 100000 100149) \
+	>"$T/roffs.want"
 cmp -s "$T/roffs.want" "$T/roffs"
 ok $? "a Kafka consumer asking for offset 0 reads offsets $ls to 100149, each once" ||
 	{ diag_file "$T/rerr"; diag "first $(head -n 1 "$T/roffs"), $(wc -l <"$T/roffs") records"; }
