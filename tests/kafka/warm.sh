@@ -13,7 +13,7 @@
 
 daemon_prologue "$@"
 
-plan 24
+plan 26
 daemon_start --fsync never --set default.partitions=1 \
 	--set wal.segment.bytes=65536 --set wal.seal.ms=200
 ok $? "chronikd mounts and serves Kafka on $BROKER" || diag_file "$T/chronikd.log"
@@ -111,11 +111,23 @@ ok $? "and the indexer did run meanwhile ($(grep -c '^file: ' "$T/fsegs") segmen
 
 # Retention on a live topic (config.json written through the mount). data
 # keeps its size, so cmp -s (which compares sizes first) reads it through cat.
+# Every line carries its sequence number (r-000000, r-000001, ...), and the
+# same sequence goes on after retention.
 mkdir "$MNT/ret"
 tail -n +1 -f "$MNT/ret/0/data" >"$T/rtail" 2>/dev/null &
 bg+=($!)
 seq -f "r-%06.0f" 0 99999 >"$T/rl"
 dd if="$T/rl" of="$MNT/ret/0/data" bs=16384 oflag=append conv=notrunc status=none
+# The tail has read up to the end before retention runs, so retention
+# removes nothing it has not printed: from here on it may print only what
+# is appended, with no gap.
+until_ok 90 cmp -s "$T/rl" "$T/rtail"
+ok $? "tail -f printed all 100,000 lines before retention" ||
+	diag "tail has $(wc -l <"$T/rtail") lines"
+# A reader that stops inside what retention will remove: an open file that
+# has read the first 1,000 lines (9,000 bytes) and reads on after it.
+exec 3<"$MNT/ret/0/data"
+dd bs=9000 count=1 iflag=fullblock status=none <&3 >"$T/rpart"
 size_before=$(stat -c %s "$MNT/ret/0/data")
 printf '{"retention.bytes":"100000"}' >"$MNT/ret/config.json"
 ok $? "retention.bytes=100000 written to config.json"
@@ -131,6 +143,9 @@ for _ in $(seq 20); do
 	ls=$(log_start)
 done
 ok $st "retention moved the log start to $ls"
+# Retention off again, so that the log start stays at $ls while what
+# follows appends to the topic.
+printf '{"retention.bytes":"-1"}' >"$MNT/ret/config.json"
 [ "$(stat -c %s "$MNT/ret/0/data")" -eq "$size_before" ]
 ok $? "data keeps its size ($size_before)"
 tail -n +$((ls + 1)) "$T/rl" >"$T/rkept"
@@ -146,14 +161,57 @@ fi
 at=$(((ls + 10) * 9))
 [ "$(dd if="$MNT/ret/0/data" bs=1 skip="$at" count=9 status=none)" = "r-$(printf %06d $((ls + 10)))" ]
 ok $? "dd skip= at a kept record's old position reads it"
-seq -f "s-%.0f" 1 100 >>"$MNT/ret/0/data"
-until_ok 90 grep -qx s-100 "$T/rtail"
-ok $? "tail -f started before retention keeps following"
-lim 60 kcat -b "$BROKER" -C -t ret -o 0 -X auto.offset.reset=earliest -e -q -f '%o\n' \
+seq -f "r-%06.0f" 100000 100099 >>"$MNT/ret/0/data"
+seq -f "r-%06.0f" 0 100099 >"$T/rall"
+# Every line appended after the tail started, once each, in order: what
+# it printed before retention and the 100 appended after it, no gap, no
+# duplicate.
+until_ok 90 grep -qx r-100099 "$T/rtail"
+cmp -s "$T/rall" "$T/rtail"
+st=$?
+ok $st "tail -f started before retention printed r-000000 to r-100099, each once, in order"
+if [ $st -ne 0 ]; then
+	diag "tail has $(wc -l <"$T/rtail") lines, $(sort "$T/rtail" | uniq -d | wc -l) repeated," \
+		"$(sort "$T/rtail" | uniq | comm -23 "$T/rall" - | wc -l) missing"
+	cmp "$T/rall" "$T/rtail" 2>&1 | sed 's/^/# /'
+fi
+# The paused reader. What it had read stays read; a segment it holds it
+# may finish (retention.c, DELETION: a segment goes at its last unref);
+# then it continues at the first record kept (README: a read before the
+# log start is served from it), and follows what is appended. So it
+# prints r-000000 to some r-(K-1), K >= 1000, then (if K < the log start)
+# the log start onwards: one gap at most, only of lines retention removed
+# before the reader got to them, and no line twice.
+cat <&3 >>"$T/rpart"
+seq -f "r-%06.0f" 100100 100149 >>"$MNT/ret/0/data"
+cat <&3 >>"$T/rpart"
+exec 3<&-
+# Its gap ("r-K to r-L", or "none"), or "bad line N" at the first line out of place.
+gap=$(awk -v ls="$ls" -v last=100149 '
+	{ n = substr($0, 3) + 0 }
+	NR == 1 { if ($0 != "r-000000") { bad = NR; exit } prev = n; next }
+	n == prev + 1 { prev = n; next }
+	{ k = prev + 1; gaps++
+	  if (gaps > 1 || k < 1000 || k >= ls || n != ls) { bad = NR; exit }
+	  prev = n }
+	END { if (!bad && prev != last) bad = NR
+	      if (bad) print "bad line " bad
+	      else if (gaps) printf "r-%06d to r-%06d\n", k, ls - 1
+	      else print "none" }' "$T/rpart")
+case "$gap" in bad*) st=1 ;; *) st=0 ;; esac
+ok $st "a reader stopped at r-001000 reads on (its gap: $gap)," \
+	"then from the log start r-$(printf %06d "$ls") to r-100149, each line once" ||
+	diag "reader has $(wc -l <"$T/rpart") lines; $gap: $(sed -n "${gap##* }p" "$T/rpart")"
+
+# Kafka: offset 0 is below the log start; with auto.offset.reset=earliest
+# kcat goes on at the log start and reads every record kept, once.
+lim 60 kcat -b "$BROKER" -C -t ret -o 0 -X auto.offset.reset=earliest -e -q -f '%o %s\n' \
 	>"$T/roffs" 2>"$T/rerr"
-[ "$(head -n 1 "$T/roffs")" -ge "$ls" ]
-ok $? "a Kafka consumer asking for offset 0 is reset to the log start" ||
-	{ diag_file "$T/rerr"; diag "first $(head -n 1 "$T/roffs")"; }
+seq "$ls" 100149 | paste -d ' ' - <(tail -n +$((ls + 1)) "$T/rl"; seq -f "r-%06.0f" 100000 100149) \
+	>"$T/roffs.want"
+cmp -s "$T/roffs.want" "$T/roffs"
+ok $? "a Kafka consumer asking for offset 0 reads offsets $ls to 100149, each once" ||
+	{ diag_file "$T/rerr"; diag "first $(head -n 1 "$T/roffs"), $(wc -l <"$T/roffs") records"; }
 
 # Topic delete frees its space: its segments go at once (its WAL frames
 # were all indexed already), and the data directory falls to about what
