@@ -49,10 +49,13 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "segments", json_object_new_uint64(in.segments));
 	json_object_object_add(o, "segment_bytes", json_object_new_uint64(in.segment_bytes));
 	{
-		uint64_t ib = 0, un = 0;
-		if (search_index_bytes(p, &ib, &un) == 0) {
-			json_object_object_add(o, "index_bytes", json_object_new_uint64(ib));
-			json_object_object_add(o, "unindexed_segments", json_object_new_uint64(un));
+		struct search_partition_stats ss;
+		if (search_partition_stats(p, &ss) == 0) {
+			json_object_object_add(o, "index_bytes", json_object_new_uint64(ss.index_bytes));
+			json_object_object_add(o, "unindexed_segments",
+					       json_object_new_uint64(ss.unindexed_segments));
+			json_object_object_add(o, "binary_values",
+					       json_object_new_uint64(ss.binary_values));
 		}
 	}
 	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));

@@ -134,8 +134,15 @@ int search_run(struct engine *e, const char *topic, int32_t partition, const str
  * count or <0. */
 typedef void (*search_problem_fn)(void *arg, const char *what);
 int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg);
-/* Bytes of the index files of p's registered segments, and (missing not
- * NULL) how many local segments have no index file (yet). */
-int search_index_bytes(struct partition *p, uint64_t *bytes, uint64_t *missing);
+/* What p's full-text indexes hold: the bytes of the index files of its
+ * registered segments, how many local segments have no index file (yet),
+ * and the sum of the "binary" meta counts (index.c) of the indexes that
+ * match their segment. 0 or <0. */
+struct search_partition_stats {
+	uint64_t index_bytes;
+	uint64_t unindexed_segments;
+	uint64_t binary_values; /* keys, values, header names and values not indexed */
+};
+int search_partition_stats(struct partition *p, struct search_partition_stats *st);
 
 #endif
