@@ -453,11 +453,13 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 		rc = v.rc;
 	if (rc)
 		return rc;
+	snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX, seg_path);
+	if (access(what, F_OK) < 0 && errno == ENOENT)
+		return -ENOENT; /* not built yet: not damage */
 	snprintf(uri, sizeof(uri), "file:%s" SEARCH_INDEX_SUFFIX "?immutable=1", seg_path);
 	if (fts_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &db) ||
 	    fts_meta_get(db, "format") == INT64_MIN) {
-		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": missing or unreadable",
-			 seg_path);
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": unreadable", seg_path);
 		problem(arg, what);
 		sqlite3_close(db);
 		return 1;
