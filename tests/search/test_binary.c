@@ -31,7 +31,7 @@
 static unsigned model[NREC];
 
 /* Not text: invalid UTF-8, a lone continuation byte, control bytes, DEL. */
-static const char *const binaries[] = { "\xff\xfe", "ok\x80", "a\x01" "b", "nul\x00z", "del\x7f" };
+static const char *const binaries[] = { "\xff\xfe", "ok\x80", "a\001b", "nul\x00z", "del\x7f" };
 static const int32_t binary_lens[] = { 2, 3, 3, 5, 4 };
 #define NBIN 5
 
@@ -60,7 +60,9 @@ static void append_range(struct partition *p, int from, int to)
 		bin += k == 2;
 		k = part_kind(i, 2);
 		r.value = k == 2 ? binaries[(i + 1) % NBIN] : val;
-		r.value_len = k == 1 ? -1 : k == 2 ? binary_lens[(i + 1) % NBIN] : (int32_t)strlen(val);
+		r.value_len = k == 1 ? -1 :
+			      k == 2 ? binary_lens[(i + 1) % NBIN] :
+				       (int32_t)strlen(val);
 		bin += k == 2;
 		r.header_count = i % (MAXH + 1);
 		for (int j = 0; j < r.header_count; j++) {
@@ -69,12 +71,13 @@ static void append_range(struct partition *p, int from, int to)
 			/* A name is never null: text or binary. */
 			bool bname = part_kind(i, 10 + j) == 2;
 			h[j].key = bname ? binaries[(i + j) % NBIN] : hname[j];
-			h[j].key_len = bname ? binary_lens[(i + j) % NBIN] : (int32_t)strlen(hname[j]);
+			h[j].key_len = bname ? binary_lens[(i + j) % NBIN] :
+					       (int32_t)strlen(hname[j]);
 			k = part_kind(i, 20 + j);
 			h[j].value = k == 2 ? binaries[(i + j + 2) % NBIN] : hval[j];
-			h[j].value_len = k == 1   ? -1
-					 : k == 2 ? binary_lens[(i + j + 2) % NBIN]
-						  : (int32_t)strlen(hval[j]);
+			h[j].value_len = k == 1 ? -1 :
+					 k == 2 ? binary_lens[(i + j + 2) % NBIN] :
+						  (int32_t)strlen(hval[j]);
 			bin += bname + (k == 2);
 		}
 		r.headers = h;
@@ -154,8 +157,8 @@ int main(void)
 	ok(nsegs >= 2 && info.wal_bytes > 0, "%zu segments and a tail", nsegs);
 	ok(search_partition_stats(p, &st) == 0, "stats");
 	ok(want > 0 && st.binary_values == want,
-	   "binary_values %" PRIu64 " = the model's %" PRIu64 " over the segments", st.binary_values,
-	   want);
+	   "binary_values %" PRIu64 " = the model's %" PRIu64 " over the segments",
+	   st.binary_values, want);
 	ok(want < total, "... the tail's (%" PRIu64 " in all) not counted yet", total);
 	ok(st.unindexed_segments == 0 && st.index_bytes > 0, "every segment indexed");
 
@@ -164,8 +167,8 @@ int main(void)
 	if (search_partition_stats(p, &st))
 		bail("stats");
 	ok(want == total && st.binary_values == total,
-	   "binary_values %" PRIu64 " = the model's %" PRIu64 " over all records",
-	   st.binary_values, total);
+	   "binary_values %" PRIu64 " = the model's %" PRIu64 " over all records", st.binary_values,
+	   total);
 
 	/* Without one segment's index: that segment is left out. */
 	{
@@ -197,8 +200,8 @@ int main(void)
 				else
 					tenth++;
 			}
-		ok(count(e, "value:tenth") == tenth, "value:tenth finds the %" PRId64 " text values",
-		   tenth);
+		ok(count(e, "value:tenth") == tenth,
+		   "value:tenth finds the %" PRId64 " text values", tenth);
 		ok(count(e, "plain") == plain, "plain finds the %" PRId64 " text values", plain);
 	}
 
