@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "frame.h"
 #include "search.h"
-#include "remote.h"
 #include "s3.h"
 
 static int print_json_text(const char *text)
@@ -51,7 +50,8 @@ static int partition_info_json(struct partition *p, char **out)
 	{
 		struct search_partition_stats ss;
 		if (search_partition_stats(p, &ss) == 0) {
-			json_object_object_add(o, "index_bytes", json_object_new_uint64(ss.index_bytes));
+			json_object_object_add(o, "index_bytes",
+					       json_object_new_uint64(ss.index_bytes));
 			json_object_object_add(o, "unindexed_segments",
 					       json_object_new_uint64(ss.unindexed_segments));
 			json_object_object_add(o, "binary_values",
@@ -234,38 +234,6 @@ static int verify_indexes(struct engine *e, unsigned *reported, uint64_t *uninde
 	return rc < 0 ? rc : problems;
 }
 
-/* verify --remote s3://BUCKET[/PREFIX] [--endpoint URL] [--region R]
- * [--path-style true|false] [--credentials-file FILE]: remote segments
- * are checked too (cold/s3.h; credentials as chronikd reads them). These
- * options are taken out of argv; the rest are the global ones. */
-static int verify_remote_opts(int *argc, char **argv, struct s3_options *so)
-{
-	int out = 0;
-
-	for (int i = 0; i < *argc; i++) {
-		const char **slot = !strcmp(argv[i], "--remote")		 ? &so->url
-				    : !strcmp(argv[i], "--endpoint")	 ? &so->endpoint
-				    : !strcmp(argv[i], "--region")		 ? &so->region
-				    : !strcmp(argv[i], "--credentials-file") ? &so->credentials_file
-									 : NULL;
-		if (!strcmp(argv[i], "--path-style")) {
-			if (i + 1 >= *argc)
-				return cli_usage_error("verify: --path-style needs true or false");
-			so->path_style = !strcmp(argv[++i], "true");
-			continue;
-		}
-		if (!slot) {
-			argv[out++] = argv[i];
-			continue;
-		}
-		if (i + 1 >= *argc)
-			return cli_usage_error("verify: %s needs a value", argv[i]);
-		*slot = argv[++i];
-	}
-	*argc = out;
-	return 0;
-}
-
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
 	uint64_t unindexed = 0;
@@ -274,7 +242,8 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	struct s3_client *s3 = NULL;
 	int ret, rc;
 
-	ret = verify_remote_opts(&argc, argv, &so);
+	/* --remote ...: remote segments are checked too. */
+	ret = cli_remote_opts("verify", &argc, argv, &so);
 	if (ret)
 		return ret;
 	ret = cli_no_operand(c, argc, argv, "verify");
@@ -302,18 +271,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		}
 		return CLI_EXIT_FAIL;
 	}
-	if (so.url) {
-		rc = s3_client_new(&so, &s3);
-		if (rc == 0) {
-			struct engine_remote_options ro = { .key_prefix = s3_client_prefix(s3) };
-			rc = engine_remote_attach(c->engine, s3_remote_ops(), s3, &ro);
-		}
-		if (rc < 0) {
-			ret = cli_fail(so.url, rc);
-			cli_engine_close(c);
-			s3_client_free(s3);
-			return ret;
-		}
+	if (so.url && (ret = cli_remote_attach(c, &so, &s3))) {
+		cli_engine_close(c);
+		return ret;
 	}
 	rc = engine_verify(c->engine, verify_problem, &reported);
 	if (rc >= 0) {
