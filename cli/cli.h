@@ -79,6 +79,28 @@ int cli_parse_topic_partition(const char *arg, char **topic, int32_t *partition,
  * caller). 0 or -EINVAL. */
 int cli_parse_i64(const char *s, int64_t *out);
 
+/* Object-store options (remote_opts.c), for the commands that read
+ * remote segments: --remote s3://BUCKET[/PREFIX] [--endpoint URL]
+ * [--region R] [--path-style true|false] [--credentials-file FILE] are
+ * taken out of argv (*argc shrinks) into so (so->url stays NULL without
+ * --remote). 0, or CLI_EXIT_USAGE after printing why. */
+struct s3_options;
+struct s3_client;
+int cli_remote_opts(const char *cmd, int *argc, char **argv, struct s3_options *so);
+/* Attach the store so describes to c->engine (open): *s3 is the client,
+ * to free (s3_client_free) after the engine is closed. 0, or
+ * CLI_EXIT_FAIL after printing why. */
+int cli_remote_attach(struct cli *c, const struct s3_options *so, struct s3_client **s3);
+/* Say that cmd needs the object-store options (a read met a remote
+ * segment with no store attached: CHRONIK_ENOSTORE); CLI_EXIT_FAIL. */
+int cli_remote_hint(const char *cmd);
+/* A new private directory $TMPDIR/chronik-<cmd>-XXXXXX (/tmp without
+ * TMPDIR) into buf, for an engine's remote_cache_dir; remove it and what
+ * it holds with cli_cache_dir_remove. 0, or CLI_EXIT_FAIL after printing
+ * why. */
+int cli_cache_dir_new(const char *cmd, char *buf, size_t len);
+int cli_cache_dir_remove(const char *path);
+
 int cmd_topic(struct cli *c, int argc, char **argv);
 int cmd_produce(struct cli *c, int argc, char **argv);
 int cmd_consume(struct cli *c, int argc, char **argv);

@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "frame.h"
 #include "search.h"
-#include "remote.h"
 #include "s3.h"
 
 static int print_json_text(const char *text)
@@ -49,10 +48,14 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "segments", json_object_new_uint64(in.segments));
 	json_object_object_add(o, "segment_bytes", json_object_new_uint64(in.segment_bytes));
 	{
-		uint64_t ib = 0, un = 0;
-		if (search_index_bytes(p, &ib, &un) == 0) {
-			json_object_object_add(o, "index_bytes", json_object_new_uint64(ib));
-			json_object_object_add(o, "unindexed_segments", json_object_new_uint64(un));
+		struct search_partition_stats ss;
+		if (search_partition_stats(p, &ss) == 0) {
+			json_object_object_add(o, "index_bytes",
+					       json_object_new_uint64(ss.index_bytes));
+			json_object_object_add(o, "unindexed_segments",
+					       json_object_new_uint64(ss.unindexed_segments));
+			json_object_object_add(o, "binary_values",
+					       json_object_new_uint64(ss.binary_values));
 		}
 	}
 	json_object_object_add(o, "max_timestamp", json_object_new_int64(in.max_timestamp));
@@ -184,8 +187,10 @@ static void verify_problem(void *arg, const char *what)
 }
 
 /* Every registered segment's full-text index (search_index_verify): the
- * number of problems, or <0. */
-static int verify_indexes(struct engine *e, unsigned *reported)
+ * number of problems, or <0. A local segment with no index file is no
+ * problem (queries scan it; chronikd's builder builds it): *unindexed
+ * counts them. */
+static int verify_indexes(struct engine *e, unsigned *reported, uint64_t *unindexed)
 {
 	char **topics = NULL, dir[4200], path[4400];
 	size_t nt = 0;
@@ -210,6 +215,10 @@ static int verify_indexes(struct engine *e, unsigned *reported)
 					continue; /* no local file, no local index */
 				snprintf(path, sizeof(path), "%s/%s", dir, segs[j].file);
 				int r = search_index_verify(path, verify_problem, reported);
+				if (r == -ENOENT) {
+					(*unindexed)++;
+					continue;
+				}
 				if (r < 0) {
 					fprintf(stderr, "chronik: verify: %s: %s\n", path,
 						chronik_strerror(r));
@@ -225,46 +234,16 @@ static int verify_indexes(struct engine *e, unsigned *reported)
 	return rc < 0 ? rc : problems;
 }
 
-/* verify --remote s3://BUCKET[/PREFIX] [--endpoint URL] [--region R]
- * [--path-style true|false] [--credentials-file FILE]: remote segments
- * are checked too (cold/s3.h; credentials as chronikd reads them). These
- * options are taken out of argv; the rest are the global ones. */
-static int verify_remote_opts(int *argc, char **argv, struct s3_options *so)
-{
-	int out = 0;
-
-	for (int i = 0; i < *argc; i++) {
-		const char **slot = !strcmp(argv[i], "--remote")		 ? &so->url
-				    : !strcmp(argv[i], "--endpoint")	 ? &so->endpoint
-				    : !strcmp(argv[i], "--region")		 ? &so->region
-				    : !strcmp(argv[i], "--credentials-file") ? &so->credentials_file
-									 : NULL;
-		if (!strcmp(argv[i], "--path-style")) {
-			if (i + 1 >= *argc)
-				return cli_usage_error("verify: --path-style needs true or false");
-			so->path_style = !strcmp(argv[++i], "true");
-			continue;
-		}
-		if (!slot) {
-			argv[out++] = argv[i];
-			continue;
-		}
-		if (i + 1 >= *argc)
-			return cli_usage_error("verify: %s needs a value", argv[i]);
-		*slot = argv[++i];
-	}
-	*argc = out;
-	return 0;
-}
-
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
+	uint64_t unindexed = 0;
 	unsigned reported = 0;
 	struct s3_options so = { .path_style = true };
 	struct s3_client *s3 = NULL;
 	int ret, rc;
 
-	ret = verify_remote_opts(&argc, argv, &so);
+	/* --remote ...: remote segments are checked too. */
+	ret = cli_remote_opts("verify", &argc, argv, &so);
 	if (ret)
 		return ret;
 	ret = cli_no_operand(c, argc, argv, "verify");
@@ -292,24 +271,19 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		}
 		return CLI_EXIT_FAIL;
 	}
-	if (so.url) {
-		rc = s3_client_new(&so, &s3);
-		if (rc == 0) {
-			struct engine_remote_options ro = { .key_prefix = s3_client_prefix(s3) };
-			rc = engine_remote_attach(c->engine, s3_remote_ops(), s3, &ro);
-		}
-		if (rc < 0) {
-			ret = cli_fail(so.url, rc);
-			cli_engine_close(c);
-			s3_client_free(s3);
-			return ret;
-		}
+	if (so.url && (ret = cli_remote_attach(c, &so, &s3))) {
+		cli_engine_close(c);
+		return ret;
 	}
 	rc = engine_verify(c->engine, verify_problem, &reported);
 	if (rc >= 0) {
-		int ri = verify_indexes(c->engine, &reported);
+		int ri = verify_indexes(c->engine, &reported, &unindexed);
 		rc = ri < 0 ? ri : rc + ri;
 	}
+	if (unindexed)
+		printf("verify: note: %" PRIu64 " segment%s not indexed yet (searched by scanning; "
+		       "chronikd's index builder builds %s)\n",
+		       unindexed, unindexed == 1 ? "" : "s", unindexed == 1 ? "it" : "them");
 	if (rc < 0) {
 		ret = cli_fail("verify", rc);
 	} else if (rc > 0) {

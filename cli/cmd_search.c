@@ -8,6 +8,16 @@
  * engine is opened read-only, so this works beside a running chronikd.
  * --since / --until are milliseconds (since <= timestamp < until).
  * A bad query is a usage error (exit 2) with the parser's message.
+ *
+ * Remote segments (the cold tier, wal/tier.c): with --remote
+ * s3://BUCKET[/PREFIX] [--endpoint URL] [--region R] [--path-style
+ * true|false] [--credentials-file FILE] (remote_opts.c) the object store
+ * is attached and what the query reads of a remote segment is fetched
+ * into a private cache, a new directory $TMPDIR/chronik-search-XXXXXX
+ * (never DATA/cold-cache: a running chronikd owns that one), removed
+ * before exit (a kill by a signal leaves it behind). Without --remote, a
+ * query that needs a remote segment fails (CHRONIK_ENOSTORE) with a line
+ * naming the option.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +26,7 @@
 
 #include "cli.h"
 #include "jsonl.h"
+#include "s3.h"
 #include "search.h"
 
 struct out {
@@ -49,11 +60,16 @@ int cmd_search(struct cli *c, int argc, char **argv)
 	const char *tp = NULL, *text = NULL, *since_s = NULL, *until_s = NULL, *limit_s = NULL;
 	struct search_query *q = NULL;
 	struct out o = { false, { NULL, 0, 0 } };
+	struct s3_options so = { .path_style = true };
+	struct s3_client *s3 = NULL;
 	int64_t since = 0, until = 0, limit = 0;
-	char *topic = NULL, err[512], what[320];
+	char *topic = NULL, err[512], what[320], cache[4096] = "";
 	int32_t partition = -1;
 	int ret = 0, rc;
 
+	ret = cli_remote_opts("search", &argc, argv, &so);
+	if (ret)
+		return ret;
 	for (int i = 0; i < argc;) {
 		const char **slot = NULL;
 		if ((rc = cli_opt_value(argc, argv, &i, "--since", &since_s)) ||
@@ -105,18 +121,37 @@ int cmd_search(struct cli *c, int argc, char **argv)
 			goto free_q;
 		}
 	}
+	if (so.url) {
+		ret = cli_cache_dir_new("search", cache, sizeof(cache));
+		if (ret)
+			goto free_topic;
+		c->opts.remote_cache_dir = cache;
+	}
 	ret = cli_engine_open(c, true);
 	if (ret)
-		goto free_topic;
+		goto remove_cache;
+	if (so.url && (ret = cli_remote_attach(c, &so, &s3)))
+		goto close_engine;
 	setvbuf(stdout, NULL, _IOFBF, 1u << 20);
 	rc = search_run(c->engine, topic, partition, q, print_hit, &o);
 	if (rc < 0 && rc != -EPIPE)
 		ret = cli_fail(what, rc);
+	if (rc == CHRONIK_ENOSTORE)
+		cli_remote_hint("search");
 	if (fflush(stdout) && errno != EPIPE && !ret)
 		ret = cli_fail("stdout", -errno);
+close_engine:
 	rc = cli_engine_close(c);
 	if (!ret)
 		ret = rc;
+	s3_client_free(s3);
+remove_cache:
+	if (cache[0]) {
+		c->opts.remote_cache_dir = NULL;
+		rc = cli_cache_dir_remove(cache);
+		if (!ret)
+			ret = rc;
+	}
 free_topic:
 	free(topic);
 free_q:

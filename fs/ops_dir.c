@@ -86,12 +86,13 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 {
 	struct partition_info info;
-	uint64_t index_bytes = 0, unindexed = 0;
+	struct search_partition_stats ss;
 	char *s;
 	int n;
 
 	engine_partition_info(fp->p, &info);
-	search_index_bytes(fp->p, &index_bytes, &unindexed);
+	if (search_partition_stats(fp->p, &ss) < 0)
+		memset(&ss, 0, sizeof(ss));
 	n = asprintf(&s,
 		     "{\n"
 		     "  \"topic\": \"%s\",\n"
@@ -107,6 +108,7 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"segment_bytes\": %" PRIu64 ",\n"
 		     "  \"index_bytes\": %" PRIu64 ",\n"
 		     "  \"unindexed_segments\": %" PRIu64 ",\n"
+		     "  \"binary_values\": %" PRIu64 ",\n"
 		     "  \"local_bytes\": %" PRIu64 ",\n"
 		     "  \"remote_segments\": %" PRIu64 ",\n"
 		     "  \"remote_bytes\": %" PRIu64 ",\n"
@@ -114,7 +116,8 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, index_bytes, unindexed,
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, ss.index_bytes,
+		     ss.unindexed_segments, ss.binary_values,
 		     info.segment_bytes - info.remote_bytes + info.wal_bytes,
 		     info.remote_segments, info.remote_bytes, info.max_timestamp);
 	if (n < 0)

@@ -156,6 +156,7 @@ int16_t kafka_error_from(int err)
 		{ -EINVAL, KERR_INVALID_REQUEST },
 		{ -ENOSPC, KERR_KAFKA_STORAGE_ERROR },
 		{ -EIO, KERR_KAFKA_STORAGE_ERROR },
+		{ CHRONIK_ENOSTORE, KERR_KAFKA_STORAGE_ERROR },
 		{ -EDQUOT, KERR_KAFKA_STORAGE_ERROR },
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)

@@ -40,7 +40,9 @@
  * (fts_open), or FTS5 refuses the table.
  * meta rows (all integers): "format" = 3, "base_offset" and "last_offset"
  * (the first and last offsets of the rows, -1 when none), "records" (rows),
- * "binary" (values skipped).
+ * "binary" (what was skipped as not text: each key and value that is not
+ * null, each header name, and each header value that is not null; shown
+ * summed per partition as info's "binary_values").
  *
  * BUILD. When the segment file is complete and fsynced (engine segment
  * hook: at once with search_attach / search_engine_options, or queued to
@@ -451,11 +453,13 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 		rc = v.rc;
 	if (rc)
 		return rc;
+	snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX, seg_path);
+	if (access(what, F_OK) < 0 && errno == ENOENT)
+		return -ENOENT; /* not built yet: not damage */
 	snprintf(uri, sizeof(uri), "file:%s" SEARCH_INDEX_SUFFIX "?immutable=1", seg_path);
 	if (fts_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &db) ||
 	    fts_meta_get(db, "format") == INT64_MIN) {
-		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": missing or unreadable",
-			 seg_path);
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": unreadable", seg_path);
 		problem(arg, what);
 		sqlite3_close(db);
 		return 1;
@@ -500,26 +504,32 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 	return n;
 }
 
-int search_index_bytes(struct partition *p, uint64_t *bytes, uint64_t *missing)
+int search_partition_stats(struct partition *p, struct search_partition_stats *st)
 {
 	struct engine_segment_info *segs = NULL;
 	char dir[4200], path[4400];
 	size_t n = 0;
-	struct stat st;
+	struct stat sb;
 	int rc = engine_partition_segments(p, &segs, &n);
 
-	*bytes = 0;
-	if (missing)
-		*missing = 0;
+	memset(st, 0, sizeof(*st));
 	if (rc)
 		return rc;
 	engine_partition_segment_dir(p, dir, sizeof(dir));
 	for (size_t i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s" SEARCH_INDEX_SUFFIX, dir, segs[i].file);
-		if (stat(path, &st) == 0)
-			*bytes += (uint64_t)st.st_size;
-		else if (missing && !segs[i].remote)
-			(*missing)++;
+		if (stat(path, &sb) != 0) {
+			st->unindexed_segments += !segs[i].remote;
+			continue;
+		}
+		st->index_bytes += (uint64_t)sb.st_size;
+		sqlite3 *db = fts_index_open(dir, &segs[i]);
+		if (!db)
+			continue; /* stale or damaged: its segment is scanned */
+		int64_t b = fts_meta_get(db, "binary");
+		if (b > 0)
+			st->binary_values += (uint64_t)b;
+		sqlite3_close(db);
 	}
 	free(segs);
 	return 0;

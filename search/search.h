@@ -126,16 +126,25 @@ int search_run(struct engine *e, const char *topic, int32_t partition, const str
 	       search_hit_fn fn, void *arg);
 
 /* Check the index of the segment file seg_path against the segment's
- * records: it must exist, its meta must give the segment's format, base
- * and last offset and record count, and FTS5's integrity-check must pass
- * on it (run on an in-memory copy: the file is never opened for writing).
- * A contentless table cannot list its rows, so the rows themselves are
- * not compared with the records. problem() once per problem; returns the
- * count or <0. */
+ * records: its meta must give the segment's format, base and last offset
+ * and record count, and FTS5's integrity-check must pass on it (run on an
+ * in-memory copy: the file is never opened for writing). A contentless
+ * table cannot list its rows, so the rows themselves are not compared
+ * with the records. problem() once per problem; returns the count, or
+ * -ENOENT when there is no index file (not damage: it is not built yet,
+ * or search.index=false; queries scan the segment and the builder builds
+ * it), or another <0. */
 typedef void (*search_problem_fn)(void *arg, const char *what);
 int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg);
-/* Bytes of the index files of p's registered segments, and (missing not
- * NULL) how many local segments have no index file (yet). */
-int search_index_bytes(struct partition *p, uint64_t *bytes, uint64_t *missing);
+/* What p's full-text indexes hold: the bytes of the index files of its
+ * registered segments, how many local segments have no index file (yet),
+ * and the sum of the "binary" meta counts (index.c) of the indexes that
+ * match their segment. 0 or <0. */
+struct search_partition_stats {
+	uint64_t index_bytes;
+	uint64_t unindexed_segments;
+	uint64_t binary_values; /* keys, values, header names and values not indexed */
+};
+int search_partition_stats(struct partition *p, struct search_partition_stats *st);
 
 #endif

@@ -75,6 +75,12 @@ struct engine_options {
 	const char *segment_sidecar;
 	void (*segment_written)(void *arg, struct partition *p, const char *seg_path);
 	void *segment_written_arg;
+	/* Where the cold tier keeps its copies of remote segments (tier.c,
+	 * READS): NULL = DATA/cold-cache, the daemon's. A reader beside a
+	 * running daemon gives a directory of its own (chronik search
+	 * --remote), so that it neither evicts the daemon's files nor reads
+	 * one the daemon is filling. Borrowed: it must outlive the engine. */
+	const char *remote_cache_dir;
 };
 
 /* Fill *o with the defaults above. */

@@ -37,6 +37,8 @@ const char *chronik_strerror(int err)
 		return "Offset out of range";
 	case CHRONIK_ELIMIT:
 		return "Limit on topics or partitions reached (settings max.topics, max.partitions)";
+	case CHRONIK_ENOSTORE:
+		return "Segment held in the object store, and no object store attached";
 	default:
 		break;
 	}
@@ -63,6 +65,7 @@ int chronik_errno(int err)
 		return EBUSY;
 	case CHRONIK_ECORRUPT:
 	case CHRONIK_EVERSION:
+	case CHRONIK_ENOSTORE:
 		return EIO;
 	case CHRONIK_EBADCRC:
 		return EBADMSG;

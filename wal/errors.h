@@ -20,7 +20,8 @@ enum {
 	CHRONIK_EBADNAME = CHRONIK_ERR_BASE - 7, /* name breaks Kafka's naming rule */
 	CHRONIK_ERANGE = CHRONIK_ERR_BASE - 8, /* offset outside [log start, next offset] */
 	CHRONIK_ELIMIT = CHRONIK_ERR_BASE - 9, /* max.topics or max.partitions reached */
-	CHRONIK_ERR_LAST = CHRONIK_ERR_BASE - 9,
+	CHRONIK_ENOSTORE = CHRONIK_ERR_BASE - 10, /* a remote segment, no object store attached */
+	CHRONIK_ERR_LAST = CHRONIK_ERR_BASE - 10,
 };
 
 /* A static string naming err (a -errno or a CHRONIK_E* code). Never NULL. */

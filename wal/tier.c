@@ -77,7 +77,9 @@
  *
  * READS, index first (segment.h's segment_remote_ops, which tier.c fills):
  * a remote segment is read from its cache file
- * DATA/cold-cache/<topic-id>/<partition>/<segment file name>, a sparse
+ * DATA/cold-cache/<topic-id>/<partition>/<segment file name> (under the
+ * engine's remote_cache_dir instead when it has one: a reader beside the
+ * daemon, such as chronik search --remote, keeps a cache of its own), a sparse
  * file of the object's size whose bytes are the object's at the same
  * offsets wherever they were fetched, and holes elsewhere. A reader's
  * segment_read_begin fetches (ranged GETs) the header [0, 64) and the
@@ -179,10 +181,22 @@ static void policy_parse(const char *config_json, struct tier_policy *pol)
 
 /* ---- paths ----------------------------------------------------------------- */
 
+/* The cache's root: DATA/cold-cache, or the engine's remote_cache_dir. */
+static void cache_root(const struct engine *e, char *buf, size_t len)
+{
+	if (e->opt.remote_cache_dir)
+		snprintf(buf, len, "%s", e->opt.remote_cache_dir);
+	else
+		snprintf(buf, len, "%s/cold-cache", e->dir);
+}
+
 static void cache_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char *buf,
 		      size_t len)
 {
-	snprintf(buf, len, "%s/cold-cache/%" PRIu32 "/%" PRId32, e->dir, topic_id, partition);
+	char root[4200];
+
+	cache_root(e, root, sizeof(root));
+	snprintf(buf, len, "%s/%" PRIu32 "/%" PRId32, root, topic_id, partition);
 }
 
 static int mkdirs(const char *path)
@@ -242,7 +256,8 @@ static int cached_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* Every file under DATA/cold-cache/<t>/<p>/ into *v (malloc'd). */
+/* Every file under the cache's root (DATA/cold-cache)/<t>/<p>/ into *v
+ * (malloc'd). */
 static int cache_list(const struct engine *e, struct cached **v, size_t *n)
 {
 	char root[4200];
@@ -252,7 +267,7 @@ static int cache_list(const struct engine *e, struct cached **v, size_t *n)
 
 	*v = NULL;
 	*n = 0;
-	snprintf(root, sizeof(root), "%s/cold-cache", e->dir);
+	cache_root(e, root, sizeof(root));
 	d1 = opendir(root);
 	if (!d1)
 		return errno == ENOENT ? 0 : -errno;
@@ -379,7 +394,7 @@ static int tier_open(void *arg, struct segment *s)
 	if (!e->tier) {
 		log_msg(LOG_LVL_ERROR, "cold", "%s: remote segment and no object store attached",
 			m->remote_key);
-		return -EIO;
+		return CHRONIK_ENOSTORE;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');

@@ -89,8 +89,8 @@ check "the mount's search finds exactly the records holding the word" \
 	cmp -s "$T/want" <(sed 's/.*"value":"\(ts-[0-9]*-\).*/\1/' "$T/found")
 check "... at their offsets" test "$(grep -o '"offset":[0-9]*' "$T/found" | cut -d: -f2 | xargs)" = "$rare"
 check "... fetched from the store" test "$(fetched)" -gt "$before"
-# Not chronik search beside the daemon: the CLI attaches no object store,
-# so a remote segment fails it with EIO (README, "The cold tier").
+# chronik search beside the daemon reads remote segments with --remote:
+# cold-search.
 
 daemon_stop TERM
 unmount "$MNT"

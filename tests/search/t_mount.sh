@@ -31,6 +31,8 @@ nfts=$(ls "$DATA"/segments/*/0/*.seg.fts 2>/dev/null | wc -l)
 check "segments were indexed ($nfts indexes)" test "$nfts" -ge 1
 ib=$(sed -n 's/.*"index_bytes": \([0-9]*\).*/\1/p' "$T0/0/info.json")
 check "info.json shows index_bytes ($ib)" test "${ib:-0}" -gt 0
+bv=$(sed -n 's/.*"binary_values": \([0-9]*\).*/\1/p' "$T0/0/info.json")
+check "info.json shows binary_values, 0 for text lines ($bv)" test "${bv:-x}" = 0
 
 # One word, two words: the JSON lines of records.jsonl that grep -w finds.
 for q in rareword "golf hotel" "alpha india"; do
