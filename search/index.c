@@ -72,6 +72,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,6 +506,97 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 	return n;
 }
 
+/* BINARY COUNTS. An index's "binary" count never changes while its file
+ * does not, so search_partition_stats (run at every read of info.json)
+ * keeps the counts it read, each with the file's identity (inode, size,
+ * mtime), its path and its segment's last offset and record count; a
+ * count is used only while all of them are still the same, so a rebuilt
+ * index, or one left beside a segment that changed, is read again. At most BINARY_CACHE
+ * counts are kept; when full, the table starts over. */
+#define BINARY_CACHE 4096
+
+struct binary_count {
+	char *path;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int64_t last_offset;
+	uint64_t records;
+	uint64_t binary;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct binary_count *v;
+	size_t n;
+} binary_cache = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
+
+static bool same_file(const struct binary_count *c, const struct stat *sb,
+		      const struct engine_segment_info *seg)
+{
+	return c->last_offset == seg->last_offset && c->records == seg->records &&
+	       c->ino == sb->st_ino && c->size == sb->st_size &&
+	       c->mtime.tv_sec == sb->st_mtim.tv_sec && c->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+}
+
+/* The cached count of path (whose stat is sb): true and *b, or false. */
+static bool binary_cached(const char *path, const struct stat *sb,
+			  const struct engine_segment_info *seg, uint64_t *b)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&binary_cache.lock);
+	for (size_t i = 0; i < binary_cache.n && !hit; i++) {
+		struct binary_count *c = &binary_cache.v[i];
+		if (strcmp(c->path, path) == 0 && same_file(c, sb, seg)) {
+			*b = c->binary;
+			hit = true;
+		}
+	}
+	pthread_mutex_unlock(&binary_cache.lock);
+	return hit;
+}
+
+static void binary_remember(const char *path, const struct stat *sb,
+			    const struct engine_segment_info *seg, uint64_t b)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&binary_cache.lock);
+	if (!binary_cache.v) {
+		binary_cache.v = calloc(BINARY_CACHE, sizeof(*binary_cache.v));
+		if (!binary_cache.v) {
+			pthread_mutex_unlock(&binary_cache.lock);
+			free(copy);
+			return;
+		}
+	}
+	/* A path seen before (its index rebuilt) takes its old slot. */
+	size_t i = 0;
+	while (i < binary_cache.n && strcmp(binary_cache.v[i].path, path) != 0)
+		i++;
+	if (i == binary_cache.n) {
+		if (binary_cache.n == BINARY_CACHE) {
+			for (size_t k = 0; k < binary_cache.n; k++)
+				free(binary_cache.v[k].path);
+			binary_cache.n = i = 0;
+		}
+		binary_cache.n++;
+	} else {
+		free(binary_cache.v[i].path);
+	}
+	binary_cache.v[i] = (struct binary_count){ .path = copy,
+						   .ino = sb->st_ino,
+						   .size = sb->st_size,
+						   .mtime = sb->st_mtim,
+						   .last_offset = seg->last_offset,
+						   .records = seg->records,
+						   .binary = b };
+	pthread_mutex_unlock(&binary_cache.lock);
+}
+
 int search_partition_stats(struct partition *p, struct search_partition_stats *st)
 {
 	struct engine_segment_info *segs = NULL;
@@ -523,13 +616,19 @@ int search_partition_stats(struct partition *p, struct search_partition_stats *s
 			continue;
 		}
 		st->index_bytes += (uint64_t)sb.st_size;
+		uint64_t cached;
+		if (binary_cached(path, &sb, &segs[i], &cached)) {
+			st->binary_values += cached;
+			continue;
+		}
 		sqlite3 *db = fts_index_open(dir, &segs[i]);
 		if (!db)
 			continue; /* stale or damaged: its segment is scanned */
 		int64_t b = fts_meta_get(db, "binary");
+		sqlite3_close(db);
+		binary_remember(path, &sb, &segs[i], b > 0 ? (uint64_t)b : 0);
 		if (b > 0)
 			st->binary_values += (uint64_t)b;
-		sqlite3_close(db);
 	}
 	free(segs);
 	return 0;
