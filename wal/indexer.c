@@ -304,11 +304,12 @@ int warm_load(struct engine *e)
 
 /* Make p's segments below p->seg_next_offset those of registry r (p->lock
  * held): what the writer's retention removed goes, what its compaction
- * swapped in (same offsets, a new gen) replaces the old files, the rest is
- * kept as it is. Only a read-only engine's view can fall behind so. */
+ * swapped in (same offsets, a new gen) replaces the old files, one the
+ * writer's cold tier moved to the object store (same gen, state remote)
+ * is read from there from now on, the rest is kept as it is. Only a
+ * read-only engine's view can fall behind so. */
 static int partition_resync(const char *dir, struct partition *p, const struct registry *r)
 {
-	char path[4600], name[64];
 	struct segment **v = NULL;
 	size_t n = 0, j = 0;
 	uint64_t bytes = 0;
@@ -324,13 +325,12 @@ static int partition_resync(const char *dir, struct partition *p, const struct r
 		while (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset < m->base_offset)
 			j++;
 		if (j < p->nsegs && segment_meta_get(p->segs[j])->base_offset == m->base_offset &&
-		    segment_meta_get(p->segs[j])->gen == m->gen) {
+		    segment_meta_get(p->segs[j])->gen == m->gen &&
+		    segment_meta_get(p->segs[j])->state == m->state) {
 			segment_ref(p->segs[j]);
 			v[n++] = p->segs[j];
 		} else {
-			registry_segment_file(m, name, sizeof(name));
-			snprintf(path, sizeof(path), "%s/%s", dir, name);
-			rc = segment_new(path, m, &v[n]);
+			rc = tier_segment_new(p->e, p->topic_id, p->index, dir, m, &v[n]);
 			if (rc == 0)
 				n++;
 		}

@@ -71,6 +71,11 @@ check "the offsets are grep's ($(offsets "$T/got"))" test "$(offsets "$T/got")" 
 check "... the values too" cmp -s <(grep -w wombat "$T/lines") \
 	<(sed 's/.*"value":"\([^"]*\)".*/\1/' "$T/got")
 TMPDIR=$T/tmp lim 120 "$CHRONIK" --data "$DATA" search ts "wombat OR wombats" "${S[@]}" >"$T/got2" 2>"$T/err"
+if ! cmp -s <(grep -wE 'wombat|wombats' "$T/lines") "$T/got2"; then
+	diag_file "$T/err"
+	diff <(grep -wE 'wombat|wombats' "$T/lines") "$T/got2" | head -8 >"$T/diff"
+	diag_file "$T/diff"
+fi
 check "topic-wide, an OR: grep's lines" cmp -s <(grep -wE 'wombat|wombats' "$T/lines") "$T/got2"
 check "the private cache is gone at exit" test -z "$(ls -A "$T/tmp")"
 check "DATA/cold-cache holds no file the CLI fetched" \
