@@ -229,6 +229,7 @@ struct relaxer {
 	struct rlex lx;
 	sqlite3 *db; /* for the tokenizer */
 	int rc;
+	int filters; /* column filters open around the token being parsed */
 };
 
 static bool is_bare(unsigned char c)
@@ -504,14 +505,18 @@ static bool rx_filtered(struct relaxer *r, struct rx *out)
 	if (r->lx.tok != R_COLON)
 		return rfail(r);
 	rlex_next(&r->lx);
+	r->filters++;
+	bool fine;
 	if (r->lx.tok == R_LP) {
 		rlex_next(&r->lx);
-		if (!rx_or(r, out))
-			return false;
-		if (r->lx.tok != R_RP)
-			return rfail(r);
-		rlex_next(&r->lx);
-	} else if (!rx_nearset(r, out))
+		fine = rx_or(r, out) && (r->lx.tok == R_RP || rfail(r));
+		if (fine)
+			rlex_next(&r->lx);
+	} else {
+		fine = rx_nearset(r, out);
+	}
+	r->filters--;
+	if (!fine)
 		return false;
 	out->exact = out->exact && out->hdr && header != neg;
 	return true;
@@ -549,7 +554,10 @@ static bool rx_primary(struct relaxer *r, struct rx *out)
 
 /* not := primary { NOT primary } (left-associative, tightest). A NOT
  * whose right side is not exact is dropped: a NOT b relaxed is a', a
- * superset; with b exact it is a' NOT b. */
+ * superset; with b exact it is a' NOT b. Inside a column filter, which
+ * the relaxation drops, b counts as exact only when it is made of header
+ * tokens (found in no other column): value:(a NOT b) holds for a record
+ * with b in its key, which a NOT b over every column would leave out. */
 static bool rx_not(struct relaxer *r, struct rx *out)
 {
 	if (!rx_primary(r, out))
@@ -559,7 +567,7 @@ static bool rx_not(struct relaxer *r, struct rx *out)
 		rlex_next(&r->lx);
 		if (!rx_primary(r, &b))
 			return rx_free(&b), false;
-		if (b.exact)
+		if (b.exact && (r->filters == 0 || b.hdr))
 			rx_join(r, out, " NOT ", &b);
 		else {
 			out->exact = false;

@@ -85,6 +85,9 @@ static const struct {
 	{ "\"red fox\" OR header:user:red", { 0, 6, 7, -1 } },
 	{ "header:user plain", { 7, -1 } },
 	{ "red_fox", { 11, -1 } },
+	{ "value:(fox NOT red)", { 4, 9, -1 } },
+	{ "key:(red NOT fox)", { 4, -1 } },
+	{ "-key:(fox NOT red)", { 4, 9, -1 } },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
