@@ -425,13 +425,12 @@ static int16_t produce_start(struct kafka_request *req, const char *topic, struc
 		}
 	}
 
-	if (!ps || restart) {
-		/* A restart is appended before its state changes (above). */
-		rc = ps ? engine_append_batch(p, batch, len, false, base_offset) :
-			  engine_append_start(p, batch, len, false, &j->append);
-	} else {
-		rc = engine_append_start(p, batch, len, false, &j->append); /* CRC checked above */
-	}
+	/* The CRC is checked above. A restart is stored before the state
+	 * changes (below); every other batch is only started. */
+	if (restart)
+		rc = engine_append_batch(p, batch, len, false, base_offset);
+	else
+		rc = engine_append_start(p, batch, len, false, &j->append);
 	if (rc) {
 		err = kafka_error_from(rc);
 		goto out;

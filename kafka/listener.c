@@ -60,13 +60,17 @@
  *      body left for later: the request is now in flight, in a slot that
  *      owns its bytes (the engine writes the batches from them) and its
  *      response writer.
- *   2. While fewer than KAFKA_PIPELINE_MAX (16) are in flight and the
+ *   2. While fewer than KAFKA_PIPELINE_MAX (16) are in flight, holding
+ *      less than KAFKA_PIPELINE_BYTES (4 MiB) of request bytes, and the
  *      next request's bytes are already readable, it is read into the
  *      next slot. Otherwise the oldest in flight is finished
  *      (kafka_produce_finish: wait for its group, or lead it, then the
  *      body) and its response sent. So responses leave in request order,
- *      and a client that sends more than 16 is no longer read until the
- *      oldest is answered (back-pressure through TCP).
+ *      and a client that sends more is no longer read until the oldest is
+ *      answered (back-pressure through TCP). A connection holds at most
+ *      KAFKA_PIPELINE_BYTES plus one request (max_request_bytes) in
+ *      flight, and keeps at most 4 MiB of buffers between requests (each
+ *      slot's above a sixteenth of that is freed once it is answered).
  *   3. Any other request read while Produces are in flight waits until
  *      every one of them is finished and answered, then is served as
  *      usual: a Fetch, ListOffsets or anything after a Produce sees its
@@ -300,10 +304,9 @@ static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadli
 {
 	if (c->ssl)
 		return kafka_tls_conn_recv(c, buf, n, deadline);
-	if (c->appends_queued) { /* PIPELINING, rule 4 */
+	if (c->appends_queued && !conn_readable_now(c)) { /* PIPELINING, rule 4 */
 		c->appends_queued = false;
-		if (!conn_readable_now(c))
-			engine_append_kick(c->l->e);
+		engine_append_kick(c->l->e);
 	}
 	for (;;) {
 		if (kafka_conn_poll(c, POLLIN, deadline) < 0)
@@ -560,14 +563,20 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 }
 
 #define BODY_BUF_START ((size_t)64 << 10)
-/* Produce requests in flight on one connection at most (PIPELINING). */
+/* Produce requests in flight on one connection at most, and the request
+ * bytes past which no more is read (PIPELINING). */
 #define KAFKA_PIPELINE_MAX 16
+#define KAFKA_PIPELINE_BYTES ((size_t)4 << 20)
+/* What a slot keeps of its buffers once answered: all slots together keep
+ * what one connection kept before (4 MiB). */
+#define SLOT_KEEP_BYTES (((size_t)4 << 20) / KAFKA_PIPELINE_MAX)
 
 /* One request of a connection: its bytes and its response. A slot whose
  * produce is set is in flight: buf must not change until it is finished. */
 struct conn_slot {
 	uint8_t *buf;
 	size_t cap;
+	size_t len; /* the request's bytes, while in flight */
 	struct kafka_writer w;
 	struct kafka_produce *produce;
 	bool no_response;
@@ -578,18 +587,25 @@ struct conn_slot {
 struct conn_pipe {
 	struct conn_slot slot[KAFKA_PIPELINE_MAX];
 	unsigned head, n;
+	size_t bytes; /* sum of the len of those in flight */
 };
 
-/* Do not keep a huge buffer around after a big request. */
+/* Do not keep a big buffer around after a big request. */
 static void slot_trim(struct conn_slot *s)
 {
-	if (s->cap > (4u << 20)) {
+	if (s->cap > SLOT_KEEP_BYTES) {
 		free(s->buf);
 		s->buf = NULL;
 		s->cap = 0;
 	}
-	if (s->w.cap > (4u << 20))
+	if (s->w.cap > SLOT_KEEP_BYTES)
 		kafka_writer_fini(&s->w);
+}
+
+/* No more is read while so much is in flight (rule 2). */
+static bool pipe_full(const struct conn_pipe *pp)
+{
+	return pp->n == KAFKA_PIPELINE_MAX || pp->bytes >= KAFKA_PIPELINE_BYTES;
 }
 
 /* Finish the oldest request in flight and, when send is set, send its
@@ -606,6 +622,8 @@ static int pipe_finish_oldest(struct kafka_conn *c, struct conn_pipe *pp, bool s
 		rc = conn_respond(c, &s->w);
 	pp->head = (pp->head + 1) % KAFKA_PIPELINE_MAX;
 	pp->n--;
+	pp->bytes -= s->len;
+	s->len = 0;
 	slot_trim(s);
 	atomic_store(&c->served, true);
 	return rc;
@@ -688,7 +706,7 @@ static void conn_loop(struct kafka_conn *c, struct conn_pipe *pp)
 
 	while (!atomic_load(&l->stopping)) {
 		/* Rule 2: answer the oldest unless the next request is here. */
-		if (pp->n > 0 && (pp->n == KAFKA_PIPELINE_MAX || !conn_readable_now(c))) {
+		if (pp->n > 0 && (pipe_full(pp) || !conn_readable_now(c))) {
 			if (pipe_finish_oldest(c, pp, true) < 0)
 				return;
 			continue;
@@ -718,6 +736,8 @@ static void conn_loop(struct kafka_conn *c, struct conn_pipe *pp)
 		if (sv.deferred) {
 			s->produce = sv.deferred;
 			s->no_response = sv.no_response;
+			s->len = (size_t)size;
+			pp->bytes += s->len;
 			pp->n++;
 			c->appends_queued = true;
 			continue;
