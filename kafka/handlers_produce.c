@@ -32,6 +32,30 @@
  * from whatever sequence they send. The state's lock is held across the
  * check and the append, so two retries of one batch cannot both append.
  *
+ * Pipelined batches. The appends of a request are started (queued in the
+ * engine, engine_append_start) before any of them is finished, and the
+ * connection may start the next Produce before this one's group is
+ * written (listener.c, PIPELINING). So the state counts a started append
+ * as if stored: its sequence range enters the recent batches marked
+ * pending and last_seq moves past it, under the state's lock, so the
+ * checks run in the order the batches go to the engine, which is also
+ * the order of their offsets. When the append is finished the entry gets
+ * its base offset; when it failed the entry is dropped and, if no later
+ * batch was started since, last_seq goes back before it, so the
+ * producer's retry of it is accepted. If later batches were started, they
+ * may be stored (a failed write or fsync fails one group, commit.c rule 1
+ * and 2, and the next group can succeed): the retry then gets 45
+ * OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka answers a sequence gap, and
+ * nothing acknowledged is lost or stored twice. A retry of a batch whose
+ * append is still pending is answered when it is finished: with the
+ * original's offset once that is stored (on one connection the original
+ * is finished first), else 7 REQUEST_TIMED_OUT (retriable: the original
+ * failed, or is still pending on another connection; the next retry finds
+ * the outcome). The first batch of a state and a batch of a
+ * newer epoch restart the sequences: those are appended synchronously
+ * (engine_append_batch, the state's lock held), so a restart that fails
+ * leaves the older epoch's state as it was.
+ *
  * The order of the checks: the batch CRC first (a bad one gets 2
  * CORRUPT_MESSAGE before any producer field is looked at, since those
  * fields are inside the CRC), then the epoch and sequence checks, then the
@@ -50,13 +74,15 @@
  * the batch is refused with 7 REQUEST_TIMED_OUT (retriable) rather than
  * appended without the duplicate check.
  *
- * Several partitions. engine_append_batch blocks until its group commit,
- * so the partitions of one request are appended from up to PRODUCE_FANOUT
- * threads at once (the connection's own and short-lived helpers) and share
- * a group commit rather than waiting for one each. The response is written
- * after all of them, in request order. A partition named twice in one
- * request is appended in request order (the whole request then runs on
- * the connection's thread).
+ * Several partitions. Every batch of a request is started in request
+ * order and then finished, so they share a group commit rather than
+ * waiting for one each, and a partition named twice keeps its order. The
+ * response is written after all of them, in request order.
+ *
+ * Two steps. kafka_handle_produce starts the appends; when the request
+ * may be deferred (req->defer, set by the connection loop) it leaves the
+ * response to kafka_produce_finish, which the connection calls later, in
+ * request order; else it finishes them at once.
  *
  * Cost. Every step is linear in the request: the Topics array is walked to
  * count the batches, to fill their jobs and to write the response; repeats
@@ -78,13 +104,14 @@
 #define PSTATE_BUCKETS 1024
 #define PSTATE_MAX 65536
 #define PSTATE_EVICT_IDLE_MS 300000
-/* Partitions of one Produce appended at once (the connection's thread is
- * one of them). */
-#define PRODUCE_FANOUT 8
+
+enum recent_state { RECENT_EMPTY, RECENT_PENDING, RECENT_STORED };
 
 struct recent_batch {
 	int32_t first_seq, last_seq;
-	int64_t base_offset;
+	int64_t base_offset; /* RECENT_STORED only */
+	enum recent_state state;
+	uint64_t id; /* finds a pending entry again (pstate.next_id) */
 };
 
 struct pstate {
@@ -93,7 +120,7 @@ struct pstate {
 	char topic[250];
 	pthread_mutex_t lock; /* held across sequence check + append */
 	/* Under kafka_producers.lock: */
-	int users; /* produce_one calls holding it (never evicted then) */
+	int users; /* batches being checked or pending (never evicted then) */
 	int64_t last_used_ms;
 	struct pstate *lru_prev, *lru_next; /* most recent first */
 	/* Under lock: */
@@ -102,6 +129,7 @@ struct pstate {
 	int32_t last_seq;
 	struct recent_batch recent[RECENT_BATCHES];
 	int nrecent, next_recent;
+	uint64_t next_id; /* ids of pending entries */
 	struct pstate *next;
 };
 
@@ -254,14 +282,82 @@ static int32_t seq_add(int32_t seq, int32_t n)
 	return (int32_t)v;
 }
 
-/* Append one batch to topic/partition; fills *base_offset and
- * *log_start. Returns a Kafka error code. */
-static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t partition,
-			   uint8_t *batch, size_t len, int64_t *base_offset, int64_t *log_start)
+static int32_t seq_prev(int32_t seq)
+{
+	return seq == 0 ? INT32_MAX : seq - 1;
+}
+
+/* One partition of a Produce request that goes to the engine: a valid
+ * topic name and a Records field of at least a batch header. The other
+ * entries (a bad name, null or short records, v0-2, bad acks) are answered
+ * from the request itself and take no memory. */
+struct produce_job {
+	struct kafka_str topic; /* in the request buffer; a valid name */
+	uint8_t *rec; /* in the request buffer (writable: the base offset is patched) */
+	int32_t rec_len;
+	int32_t index;
+	int64_t base_offset, log_start;
+	int16_t err;
+	/* Between produce_start and produce_finish: */
+	struct partition *p; /* referenced, or NULL when answered at start */
+	struct engine_append *append; /* started, not finished; or NULL */
+	struct pstate *ps; /* held (pstate_get) while append is pending */
+	uint64_t recent_id; /* ps's pending entry: append's, or (no append) a retry's original */
+};
+
+/* Record a started batch in ps as pending (under ps->lock). */
+static void pstate_note_pending(struct pstate *ps, const struct batch_header *h, int32_t last_seq,
+				struct produce_job *j)
+{
+	j->recent_id = ++ps->next_id;
+	ps->last_seq = last_seq;
+	ps->recent[ps->next_recent] = (struct recent_batch){
+		.first_seq = h->base_sequence,
+		.last_seq = last_seq,
+		.base_offset = -1,
+		.state = RECENT_PENDING,
+		.id = j->recent_id,
+	};
+	ps->next_recent = (ps->next_recent + 1) % RECENT_BATCHES;
+	if (ps->nrecent < RECENT_BATCHES)
+		ps->nrecent++;
+}
+
+/* The outcome of a pending batch (under ps->lock): stored at base_offset,
+ * or dropped (rc != 0), last_seq going back before it when no later batch
+ * was started since. An entry that a restart cleared is gone: nothing to
+ * do. */
+static void pstate_note_done(struct pstate *ps, uint64_t id, int rc, int64_t base_offset)
+{
+	for (int i = 0; i < ps->nrecent; i++) {
+		struct recent_batch *b = &ps->recent[i];
+		if (b->state != RECENT_PENDING || b->id != id)
+			continue;
+		if (rc == 0) {
+			b->state = RECENT_STORED;
+			b->base_offset = base_offset;
+		} else {
+			b->state = RECENT_EMPTY;
+			if (ps->last_seq == b->last_seq)
+				ps->last_seq = seq_prev(b->first_seq);
+		}
+		return;
+	}
+}
+
+/* Start the append of one batch to topic/partition (j->rec). Returns a
+ * Kafka error code; on KERR_NONE either j->append is started (finish it
+ * with produce_finish) or the answer is already in j (a retry, or a
+ * restart appended synchronously). */
+static int16_t produce_start(struct kafka_request *req, const char *topic, struct produce_job *j)
 {
 	struct batch_header h;
 	struct partition *p = NULL;
 	struct pstate *ps = NULL;
+	uint8_t *batch = j->rec;
+	size_t len = (size_t)j->rec_len;
+	int32_t partition = j->index;
+	int64_t *base_offset = &j->base_offset;
 	int16_t err = KERR_NONE;
 	int rc;
 
@@ -307,11 +403,20 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		}
 		if (h.producer_epoch == ps->epoch) {
 			for (int i = 0; i < ps->nrecent; i++) {
-				if (ps->recent[i].first_seq == h.base_sequence &&
-				    ps->recent[i].last_seq == last_seq) {
-					*base_offset = ps->recent[i].base_offset;
-					goto info; /* a retry: already stored */
+				const struct recent_batch *b = &ps->recent[i];
+				if (b->state == RECENT_EMPTY || b->first_seq != h.base_sequence ||
+				    b->last_seq != last_seq)
+					continue;
+				if (b->state == RECENT_PENDING) {
+					/* Answered at produce_finish. */
+					j->recent_id = b->id;
+					pthread_mutex_unlock(&ps->lock);
+					j->ps = ps;
+					j->p = p;
+					return KERR_NONE;
 				}
+				*base_offset = b->base_offset;
+				goto info; /* a retry: already stored */
 			}
 			if (h.base_sequence != seq_add(ps->last_seq, 1)) {
 				err = KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
@@ -320,29 +425,35 @@ static int16_t produce_one(struct kafka_request *req, const char *topic, int32_t
 		}
 	}
 
-	rc = engine_append_batch(p, batch, len, false, base_offset); /* CRC checked above */
+	/* The CRC is checked above. A restart is stored before the state
+	 * changes (below); every other batch is only started. */
+	if (restart)
+		rc = engine_append_batch(p, batch, len, false, base_offset);
+	else
+		rc = engine_append_start(p, batch, len, false, &j->append);
 	if (rc) {
 		err = kafka_error_from(rc);
 		goto out;
 	}
-	if (ps) {
-		if (restart) {
-			ps->nrecent = 0;
-			ps->next_recent = 0;
+	if (j->append) {
+		if (ps) {
+			pstate_note_pending(ps, &h, last_seq, j);
+			pthread_mutex_unlock(&ps->lock);
+			j->ps = ps; /* held until produce_finish */
 		}
-		ps->known = true;
-		ps->epoch = h.producer_epoch;
-		ps->last_seq = last_seq;
-		ps->recent[ps->next_recent] =
-			(struct recent_batch){ h.base_sequence, last_seq, *base_offset };
-		ps->next_recent = (ps->next_recent + 1) % RECENT_BATCHES;
-		if (ps->nrecent < RECENT_BATCHES)
-			ps->nrecent++;
+		j->p = p;
+		return KERR_NONE;
 	}
-info:;
-	struct partition_info info;
-	engine_partition_info(p, &info);
-	*log_start = info.log_start_offset;
+	/* ps && restart: stored. */
+	ps->nrecent = 0;
+	ps->next_recent = 0;
+	ps->known = true;
+	ps->epoch = h.producer_epoch;
+	pstate_note_pending(ps, &h, last_seq, j);
+	pstate_note_done(ps, j->recent_id, 0, *base_offset);
+info:
+	j->p = p;
+	p = NULL;
 out:
 	if (ps) {
 		pthread_mutex_unlock(&ps->lock);
@@ -352,27 +463,7 @@ out:
 	return err;
 }
 
-/* One partition of a Produce request that goes to the engine: a valid
- * topic name and a Records field of at least a batch header. The other
- * entries (a bad name, null or short records, v0-2, bad acks) are answered
- * from the request itself and take no memory. */
-struct produce_job {
-	struct kafka_str topic; /* in the request buffer; a valid name */
-	uint8_t *rec; /* in the request buffer (writable: the base offset is patched) */
-	int32_t rec_len;
-	int32_t index;
-	int64_t base_offset, log_start;
-	int16_t err;
-};
-
-struct produce_run {
-	struct kafka_request *req;
-	struct produce_job *jobs;
-	int32_t njobs;
-	atomic_int next; /* next job to take */
-};
-
-static void produce_job_run(struct kafka_request *req, struct produce_job *j)
+static void produce_job_start(struct kafka_request *req, struct produce_job *j)
 {
 	char topic[250];
 	j->base_offset = -1;
@@ -382,81 +473,54 @@ static void produce_job_run(struct kafka_request *req, struct produce_job *j)
 	else if (!kafka_conn_allows(req->c, KACL_WRITE, KACL_TOPIC, topic))
 		j->err = KERR_TOPIC_AUTHORIZATION_FAILED;
 	else
-		j->err = produce_one(req, topic, j->index, j->rec, (size_t)j->rec_len,
-				     &j->base_offset, &j->log_start);
+		j->err = produce_start(req, topic, j);
 	if (j->err)
 		j->base_offset = -1;
 }
 
-static void *produce_worker(void *arg)
+/* Wait for j's append if it was started, note its outcome in the
+ * producer state, and fill the answer (base offset, log start). */
+static void produce_job_finish(struct kafka_producers *producers, struct produce_job *j)
 {
-	struct produce_run *run = arg;
-	for (;;) {
-		int i = atomic_fetch_add(&run->next, 1);
-		if (i >= run->njobs)
-			break;
-		produce_job_run(run->req, &run->jobs[i]);
-	}
-	return NULL;
-}
-
-static uint64_t job_hash(const struct produce_job *j)
-{
-	uint64_t h = 0xcbf29ce484222325ull ^ (uint32_t)j->index;
-	for (int32_t i = 0; i < j->topic.len; i++)
-		h = (h ^ (unsigned char)j->topic.ptr[i]) * 0x100000001B3ull;
-	return h ^ (h >> 29);
-}
-
-static bool job_same_partition(const struct produce_job *a, const struct produce_job *b)
-{
-	return a->index == b->index && a->topic.len == b->topic.len &&
-	       memcmp(a->topic.ptr, b->topic.ptr, (size_t)a->topic.len) == 0;
-}
-
-/* Whether a partition is named twice among the jobs: one pass over an open
- * addressing table of job numbers (at least twice as many slots as jobs),
- * so the cost is linear in the request. 1 yes, 0 no, -ENOMEM. */
-static int jobs_repeat(const struct produce_job *jobs, int32_t n)
-{
-	size_t slots = 16;
-	while (slots < 2 * (size_t)n)
-		slots *= 2;
-	int32_t *table = malloc(slots * sizeof(*table));
-	if (!table)
-		return -ENOMEM;
-	memset(table, 0xff, slots * sizeof(*table)); /* -1: empty */
-	int repeats = 0;
-	for (int32_t i = 0; i < n && !repeats; i++) {
-		size_t at = (size_t)job_hash(&jobs[i]) & (slots - 1);
-		while (table[at] >= 0 && !repeats) {
-			repeats = job_same_partition(&jobs[table[at]], &jobs[i]);
-			at = (at + 1) & (slots - 1);
+	if (j->append) {
+		int rc = engine_append_finish(j->append, &j->base_offset);
+		j->append = NULL;
+		if (j->ps) {
+			pthread_mutex_lock(&j->ps->lock);
+			pstate_note_done(j->ps, j->recent_id, rc, j->base_offset);
+			pthread_mutex_unlock(&j->ps->lock);
+			pstate_put(producers, j->ps);
+			j->ps = NULL;
 		}
-		table[at] = i;
+		if (rc) {
+			j->err = kafka_error_from(rc);
+			j->base_offset = -1;
+		}
+	} else if (j->ps) { /* a retry of a batch that was pending */
+		pthread_mutex_lock(&j->ps->lock);
+		j->err = KERR_REQUEST_TIMED_OUT;
+		for (int i = 0; i < j->ps->nrecent; i++) {
+			const struct recent_batch *b = &j->ps->recent[i];
+			if (b->id == j->recent_id && b->state == RECENT_STORED) {
+				j->err = KERR_NONE;
+				j->base_offset = b->base_offset;
+			}
+		}
+		pthread_mutex_unlock(&j->ps->lock);
+		pstate_put(producers, j->ps);
+		j->ps = NULL;
+		if (j->err)
+			j->base_offset = -1;
 	}
-	free(table);
-	return repeats;
-}
-
-/* Run every job. The appends of one request go to the engine at once, so
- * they share a group commit instead of waiting for one each; the same
- * partition twice keeps its order (run one after the other, as when the
- * check cannot be made for want of memory). */
-static void produce_jobs_run(struct kafka_request *req, struct produce_job *jobs, int32_t n)
-{
-	bool one_by_one = n <= 1 || jobs_repeat(jobs, n) != 0;
-	struct produce_run run = { req, jobs, n, 0 };
-	pthread_t th[PRODUCE_FANOUT - 1];
-	int nth = 0;
-	if (!one_by_one) {
-		int want = n - 1 < PRODUCE_FANOUT - 1 ? n - 1 : PRODUCE_FANOUT - 1;
-		while (nth < want && pthread_create(&th[nth], NULL, produce_worker, &run) == 0)
-			nth++;
+	if (j->p) {
+		if (j->err == KERR_NONE) {
+			struct partition_info info;
+			engine_partition_info(j->p, &info);
+			j->log_start = info.log_start_offset;
+		}
+		engine_partition_unref(j->p);
+		j->p = NULL;
 	}
-	produce_worker(&run); /* this thread works too, alone if need be */
-	for (int i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
 }
 
 /* The Topics array is read three times from the same request bytes: to
@@ -582,53 +646,84 @@ static int32_t produce_walk(struct produce_pass *pp, int16_t v, int16_t acks,
 	return njobs;
 }
 
+/* A Produce whose appends are started: what its response needs. */
+struct kafka_produce {
+	struct kafka_producers *producers;
+	struct produce_pass pp;
+	int16_t v, acks;
+	struct produce_job *jobs; /* njobs, in request order */
+	int32_t njobs;
+	size_t want; /* the response's size, reserved before it is written */
+};
+
 int kafka_handle_produce(struct kafka_request *req)
 {
 	struct kafka_reader *r = req->r;
-	struct kafka_writer *w = req->w;
 	int16_t v = req->api_version;
-	struct produce_job *jobs = NULL;
-	struct produce_pass pp;
+	struct kafka_produce *pr;
 
-	pp.flexible = req->flexible;
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return -1;
+	pr->producers = req->l->producers;
+	pr->v = v;
+	pr->pp.flexible = req->flexible;
 	if (v >= 3) {
-		struct kafka_str txn = kafka_read_string(r, pp.flexible, true);
+		struct kafka_str txn = kafka_read_string(r, pr->pp.flexible, true);
 		(void)txn;
 	}
-	int16_t acks = kafka_read_i16(r);
+	pr->acks = kafka_read_i16(r);
 	(void)kafka_read_i32(r); /* TimeoutMs */
-	pp.ntopics = kafka_read_array(r, pp.flexible, false, pp.flexible ? 2 : 6);
+	pr->pp.ntopics = kafka_read_array(r, pr->pp.flexible, false, pr->pp.flexible ? 2 : 6);
 	if (kafka_reader_failed(r))
-		return -1;
-	if (acks == 0)
+		goto malformed;
+	if (pr->acks == 0)
 		req->no_response = true;
-	pp.r = *r;
-	pp.serve = v >= 3 && (acks == 0 || acks == 1 || acks == -1);
+	pr->pp.r = *r;
+	pr->pp.serve = v >= 3 && (pr->acks == 0 || pr->acks == 1 || pr->acks == -1);
 
 	/* Count, then fill: one job per batch, allocated once. */
-	int32_t njobs = produce_walk(&pp, v, acks, NULL, NULL);
-	if (njobs < 0)
-		return -1;
+	pr->njobs = produce_walk(&pr->pp, v, pr->acks, NULL, NULL);
+	if (pr->njobs < 0)
+		goto malformed;
 	/* The response repeats the topic names and has a fixed size per
 	 * entry: reserve it, one allocation. */
 	size_t per_entry = 4 + 2 + 8 + (v >= 2 ? 8 : 0) + (v >= 5 ? 8 : 0) + (v >= 8 ? 6 : 0) + 1;
-	size_t want = 4 + pp.name_bytes + pp.nentries * per_entry + 4;
-	if (njobs > 0) {
-		jobs = calloc((size_t)njobs, sizeof(*jobs));
-		if (!jobs)
-			return -1;
-		produce_walk(&pp, v, acks, jobs, NULL);
-		produce_jobs_run(req, jobs, njobs);
+	pr->want = 4 + pr->pp.name_bytes + pr->pp.nentries * per_entry + 4;
+	if (pr->njobs > 0) {
+		pr->jobs = calloc((size_t)pr->njobs, sizeof(*pr->jobs));
+		if (!pr->jobs)
+			goto malformed;
+		produce_walk(&pr->pp, v, pr->acks, pr->jobs, NULL);
+		for (int32_t i = 0; i < pr->njobs; i++)
+			produce_job_start(req, &pr->jobs[i]);
 	}
-	if (acks != 0)
-		kafka_writer_reserve(w, want);
-	produce_walk(&pp, v, acks, jobs, w);
-	if (v >= 1)
-		kafka_write_i32(w, 0);
-	if (pp.flexible)
-		kafka_write_tags(w);
-	free(jobs);
+	if (req->defer) {
+		req->deferred = pr;
+		return 0;
+	}
+	kafka_produce_finish(pr, req->no_response ? NULL : req->w);
 	return 0;
+
+malformed:
+	free(pr);
+	return -1;
+}
+
+void kafka_produce_finish(struct kafka_produce *pr, struct kafka_writer *w)
+{
+	for (int32_t i = 0; i < pr->njobs; i++)
+		produce_job_finish(pr->producers, &pr->jobs[i]);
+	if (w && pr->acks != 0) {
+		kafka_writer_reserve(w, pr->want);
+		produce_walk(&pr->pp, pr->v, pr->acks, pr->jobs, w);
+		if (pr->v >= 1)
+			kafka_write_i32(w, 0);
+		if (pr->pp.flexible)
+			kafka_write_tags(w);
+	}
+	free(pr->jobs);
+	free(pr);
 }
 
 /* InitProducerIdRequest v0-2: TransactionalId nullable string,

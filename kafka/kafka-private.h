@@ -123,6 +123,10 @@ struct kafka_conn {
 	void *ssl; /* the TLS session (SSL *), NULL on plaintext */
 	struct kafka_sasl *sasl; /* from SaslHandshake on */
 	const struct kafka_user *user; /* authenticated principal; borrowed from l->users */
+	/* Appends of a deferred Produce may sit in the engine's queue with no
+	 * group in progress: kick the engine before blocking on the socket
+	 * (listener.c, PIPELINING). Connection thread only. */
+	bool appends_queued;
 };
 
 struct kafka_listener {
@@ -172,6 +176,12 @@ struct kafka_request {
 	bool flexible; /* the body uses the compact encodings */
 	bool no_response; /* set by a handler (Produce with acks=0) */
 	bool close_after; /* send the response, then close (failed SASL) */
+	/* Set by the connection: a Produce may leave its response for later.
+	 * The handler then sets deferred, and the connection calls
+	 * kafka_produce_finish, in request order, with the request's bytes
+	 * still in place. */
+	bool defer;
+	struct kafka_produce *deferred;
 	struct kafka_reader *r;
 	struct kafka_writer *w;
 };
@@ -273,6 +283,14 @@ void kafka_groups_free(struct kafka_groups *g);
 void kafka_groups_tick(struct kafka_listener *l);
 /* Wake every waiter (listener stopping). */
 void kafka_groups_wake_all(struct kafka_groups *g);
+
+/* A Produce whose appends are started (handlers_produce.c): wait for
+ * them, then write the response body into w (the response header is
+ * there already), or with w NULL (acks=0, or the connection is closing)
+ * just wait for them. Frees pr. The request bytes must stay unchanged
+ * until it returns: the engine writes the batches from them. */
+struct kafka_produce;
+void kafka_produce_finish(struct kafka_produce *pr, struct kafka_writer *w);
 
 /* Idempotent-producer state (handlers_produce.c). */
 int kafka_producers_new(const struct kafka_options *o, struct kafka_producers **out);

@@ -43,12 +43,54 @@
  * table from the engine's errors).
  *
  * Ordering and concurrency. Each connection has its own thread and serves
- * its requests one at a time, in arrival order, so responses leave in
- * request order (Kafka's broker also mutes a connection while one of its
- * requests is in progress). A produce waits for its group commit and a
- * fetch long-polls on that connection's thread only; other connections keep
- * being served, and concurrent produces from several connections share the
- * engine's group commits. Produce with acks=0 gets no response.
+ * its requests in arrival order, and responses leave in request order
+ * (Kafka's protocol guarantee on one TCP connection). A fetch long-polls
+ * on that connection's thread only; other connections keep being served,
+ * and concurrent produces from several connections share the engine's
+ * group commits. Produce with acks=0 gets no response.
+ *
+ * PIPELINING. A producer writes its next Produce requests before the
+ * answer to the first (librdkafka: up to max.in.flight). Served one at a
+ * time, each would wait for the fsync of the one before; so consecutive
+ * Produce requests of a connection overlap:
+ *   1. A Produce is parsed, checked and its batches queued in the engine
+ *      (engine_append_start, handlers_produce.c) in request order, so
+ *      offsets follow request order, and the producer state's sequence
+ *      checks run in that order too. Its response header is written, its
+ *      body left for later: the request is now in flight, in a slot that
+ *      owns its bytes (the engine writes the batches from them) and its
+ *      response writer.
+ *   2. While fewer than KAFKA_PIPELINE_MAX (16) are in flight, holding
+ *      less than KAFKA_PIPELINE_BYTES (4 MiB) of request bytes, and the
+ *      next request's bytes are already readable, it is read into the
+ *      next slot. Otherwise the oldest in flight is finished
+ *      (kafka_produce_finish: wait for its group, or lead it, then the
+ *      body) and its response sent. So responses leave in request order,
+ *      and a client that sends more is no longer read until the oldest is
+ *      answered (back-pressure through TCP). A connection holds at most
+ *      KAFKA_PIPELINE_BYTES plus one request (max_request_bytes) in
+ *      flight, and keeps at most 4 MiB of buffers between requests (each
+ *      slot's above a sixteenth of that is freed once it is answered).
+ *   3. Any other request read while Produces are in flight waits until
+ *      every one of them is finished and answered, then is served as
+ *      usual: a Fetch, ListOffsets or anything after a Produce sees its
+ *      effects (or its failure).
+ *   4. Queued appends are written by whichever group comes next: the
+ *      commit thread's, another connection's leader, or the finish of
+ *      step 2. Before the thread blocks on its socket with appends queued
+ *      it kicks the engine (engine_append_kick), so they never wait on a
+ *      slow client's next bytes.
+ *   5. When the connection ends (EOF, error, a malformed request, stop)
+ *      with requests in flight, every one is still finished: its appends
+ *      complete or fail in the engine as they would have, and the
+ *      responses are still sent, in order, while the socket takes them
+ *      (a client that half-closed after writing gets them all). Nothing is
+ *      freed while the engine may still read it; nothing is acknowledged
+ *      before its group is durable (under fsync every); a failed append
+ *      is answered with its error, the ones after it with their own.
+ * A TLS connection serves one request at a time (bytes the TLS session
+ * holds are not visible to poll), as does the fuzz harness's
+ * kafka_conn_serve.
  *
  * Connection limits. Each connection has one descriptor and one thread;
  * how many are served at once is max_connections (kafka.max.connections),
@@ -252,10 +294,21 @@ int kafka_conn_poll(struct kafka_conn *c, short events, int64_t deadline)
 	}
 }
 
+/* Whether bytes (or EOF) can be read from a plaintext socket now. */
+static bool conn_readable_now(struct kafka_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	return !c->ssl && poll(&pfd, 1, 0) > 0;
+}
+
 static ssize_t recv_by(struct kafka_conn *c, void *buf, size_t n, int64_t deadline)
 {
 	if (c->ssl)
 		return kafka_tls_conn_recv(c, buf, n, deadline);
+	if (c->appends_queued && !conn_readable_now(c)) { /* PIPELINING, rule 4 */
+		c->appends_queued = false;
+		engine_append_kick(c->l->e);
+	}
 	for (;;) {
 		if (kafka_conn_poll(c, POLLIN, deadline) < 0)
 			return -1;
@@ -397,14 +450,29 @@ static void addr_to_str(const struct sockaddr_storage *ss, char *host, size_t ho
 
 /* ---- one request ---------------------------------------------------- */
 
-int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w)
+/* What serving a request left to do. */
+struct served {
+	bool no_response; /* nothing to send (acks=0) */
+	bool close_after; /* close once the response is sent */
+	struct kafka_produce *deferred; /* a Produce in flight (PIPELINING) */
+};
+
+/* Parse and dispatch one request; its response is then in w (unless
+ * sv->no_response), or, when defer is allowed and the request is a
+ * Produce, the response header is and sv->deferred holds the rest.
+ * 0, or -1 for a malformed request (close the connection). */
+static int conn_dispatch(struct kafka_conn *c, const uint8_t *buf, size_t len,
+			 struct kafka_writer *w, bool defer, struct served *sv)
 {
 	struct kafka_reader r;
 	struct kafka_request req;
 	const struct kafka_api *api;
 
-	if (kafka_sasl_raw_pending(c)) /* after SaslHandshake v0 */
-		return kafka_sasl_serve_raw(c, buf, len, w);
+	memset(sv, 0, sizeof(*sv));
+	if (kafka_sasl_raw_pending(c)) { /* after SaslHandshake v0: it answers itself */
+		sv->no_response = true;
+		return kafka_sasl_serve_raw(c, buf, len, w) < 0 ? -1 : 0;
+	}
 
 	memset(&req, 0, sizeof(req));
 	kafka_reader_init(&r, buf, len);
@@ -444,116 +512,271 @@ int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struc
 		/* A newer ApiVersions: header v2, body unread; answer with
 		 * error 35 and the v0 body. */
 		kafka_api_versions_write(w, 0, KERR_UNSUPPORTED_VERSION);
-	} else {
-		req.flexible = api->first_flexible >= 0 && req.api_version >= api->first_flexible;
-		if (req.flexible)
-			kafka_read_tags(&r); /* request header v2 */
-		if (req.flexible && req.api_key != KAPI_API_VERSIONS)
-			kafka_write_tags(w); /* response header v1 */
-		if (kafka_reader_failed(&r))
-			return -1;
-		if (api->handler(&req) < 0 || kafka_reader_failed(&r)) {
-			log_msg(LOG_LVL_DEBUG, "kafka", "%s: malformed %s v%d, closing", c->peer,
-				api->name, req.api_version);
-			return -1;
-		}
-		if (req.no_response)
-			return 0;
+		return 0;
 	}
-	if (w->failed)
+	req.flexible = api->first_flexible >= 0 && req.api_version >= api->first_flexible;
+	if (req.flexible)
+		kafka_read_tags(&r); /* request header v2 */
+	if (req.flexible && req.api_key != KAPI_API_VERSIONS)
+		kafka_write_tags(w); /* response header v1 */
+	if (kafka_reader_failed(&r))
 		return -1;
-	if (w->len - 4 + w->file_bytes > INT32_MAX)
+	req.defer = defer && req.api_key == KAPI_PRODUCE;
+	if (api->handler(&req) < 0 || kafka_reader_failed(&r)) {
+		log_msg(LOG_LVL_DEBUG, "kafka", "%s: malformed %s v%d, closing", c->peer, api->name,
+			req.api_version);
+		if (req.deferred) /* its appends are started: see them through */
+			kafka_produce_finish(req.deferred, NULL);
 		return -1;
+	}
+	sv->no_response = req.no_response;
+	sv->close_after = req.close_after;
+	sv->deferred = req.deferred;
+	return 0;
+}
+
+/* Send the response in w (its size field filled here): 0 or -1. */
+static int conn_respond(struct kafka_conn *c, struct kafka_writer *w)
+{
+	if (w->failed || w->len - 4 + w->file_bytes > INT32_MAX) {
+		kafka_writer_release_files(w);
+		return -1;
+	}
 	kafka_write_i32_at(w, 0, (int32_t)(w->len - 4 + w->file_bytes));
 	int sent = w->npieces ? conn_write_pieces(c, w) : kafka_conn_write(c, w->buf, w->len);
 	/* The files go now, not at the next request: an idle connection
 	 * must not keep an unlinked WAL file or segment on disk. */
 	kafka_writer_release_files(w);
-	if (sent < 0)
+	return sent < 0 ? -1 : 0;
+}
+
+int kafka_conn_serve(struct kafka_conn *c, const uint8_t *buf, size_t len, struct kafka_writer *w)
+{
+	struct served sv;
+
+	if (conn_dispatch(c, buf, len, w, false, &sv) < 0)
 		return -1;
-	return req.close_after ? -1 : 0;
+	if (sv.no_response)
+		return 0;
+	if (conn_respond(c, w) < 0)
+		return -1;
+	return sv.close_after ? -1 : 0;
 }
 
 #define BODY_BUF_START ((size_t)64 << 10)
+/* Produce requests in flight on one connection at most, and the request
+ * bytes past which no more is read (PIPELINING). */
+#define KAFKA_PIPELINE_MAX 16
+#define KAFKA_PIPELINE_BYTES ((size_t)4 << 20)
+/* What a slot keeps of its buffers once answered: all slots together keep
+ * what one connection kept before (4 MiB). */
+#define SLOT_KEEP_BYTES (((size_t)4 << 20) / KAFKA_PIPELINE_MAX)
+
+/* One request of a connection: its bytes and its response. A slot whose
+ * produce is set is in flight: buf must not change until it is finished. */
+struct conn_slot {
+	uint8_t *buf;
+	size_t cap;
+	size_t len; /* the request's bytes, while in flight */
+	struct kafka_writer w;
+	struct kafka_produce *produce;
+	bool no_response;
+};
+
+/* The connection's slots, a ring: n in flight from head. Connection
+ * thread only. */
+struct conn_pipe {
+	struct conn_slot slot[KAFKA_PIPELINE_MAX];
+	unsigned head, n;
+	size_t bytes; /* sum of the len of those in flight */
+};
+
+/* Do not keep a big buffer around after a big request. */
+static void slot_trim(struct conn_slot *s)
+{
+	if (s->cap > SLOT_KEEP_BYTES) {
+		free(s->buf);
+		s->buf = NULL;
+		s->cap = 0;
+	}
+	if (s->w.cap > SLOT_KEEP_BYTES)
+		kafka_writer_fini(&s->w);
+}
+
+/* No more is read while so much is in flight (rule 2). */
+static bool pipe_full(const struct conn_pipe *pp)
+{
+	return pp->n == KAFKA_PIPELINE_MAX || pp->bytes >= KAFKA_PIPELINE_BYTES;
+}
+
+/* Finish the oldest request in flight and, when send is set, send its
+ * response: 0, or -1 when the send failed. */
+static int pipe_finish_oldest(struct kafka_conn *c, struct conn_pipe *pp, bool send)
+{
+	struct conn_slot *s = &pp->slot[pp->head];
+	bool answer = send && !s->no_response;
+	int rc = 0;
+
+	kafka_produce_finish(s->produce, answer ? &s->w : NULL);
+	s->produce = NULL;
+	if (answer)
+		rc = conn_respond(c, &s->w);
+	pp->head = (pp->head + 1) % KAFKA_PIPELINE_MAX;
+	pp->n--;
+	pp->bytes -= s->len;
+	s->len = 0;
+	slot_trim(s);
+	atomic_store(&c->served, true);
+	return rc;
+}
+
+/* Finish every request in flight, in order; once a send failed the rest
+ * are only finished. 0, or -1 when a send failed. */
+static int pipe_drain(struct kafka_conn *c, struct conn_pipe *pp, bool send)
+{
+	int rc = 0;
+	while (pp->n > 0)
+		if (pipe_finish_oldest(c, pp, send && rc == 0) < 0)
+			rc = -1;
+	return rc;
+}
+
+/* Read one request into s: its size (bytes after the size field), or -1
+ * on EOF, error, timeout, a refused size or the listener stopping. The
+ * first byte is awaited until idle_deadline, the rest until the receive
+ * timeout. */
+static int32_t conn_read_request(struct kafka_conn *c, struct conn_slot *s, int64_t idle_deadline)
+{
+	struct kafka_listener *l = c->l;
+	uint8_t szb[4];
+
+	if (recv_by(c, szb, 1, idle_deadline) < 0)
+		return -1;
+	atomic_store(&c->idle_since_ms, 0);
+	int64_t deadline = l->o.request_receive_timeout_ms > 0 ?
+				   kafka_now_ms() + l->o.request_receive_timeout_ms :
+				   0;
+	if (recv_full_by(c, szb + 1, 3, deadline) < 0)
+		return -1;
+	int32_t size = (int32_t)kafka_get_be32(szb);
+	if (size < MIN_REQUEST_HEADER || (size_t)size > l->o.max_request_bytes) {
+		log_msg(LOG_LVL_DEBUG, "kafka", "%s: request size %d refused, closing", c->peer,
+			size);
+		return -1;
+	}
+	/* Grow the buffer as the bytes arrive, not to the announced size. */
+	size_t got = 0;
+	while (got < (size_t)size) {
+		if (got == s->cap) {
+			size_t ncap = s->cap ? s->cap * 2 : BODY_BUF_START;
+			if (ncap > (size_t)size)
+				ncap = (size_t)size;
+			uint8_t *nb = realloc(s->buf, ncap);
+			if (!nb)
+				break;
+			s->buf = nb;
+			s->cap = ncap;
+		}
+		size_t want = (s->cap < (size_t)size ? s->cap : (size_t)size) - got;
+		ssize_t k = recv_by(c, s->buf + got, want, deadline);
+		if (k < 0)
+			break;
+		got += (size_t)k;
+	}
+	if (got < (size_t)size) {
+		if (atomic_load(&l->stopping) == false)
+			log_msg(LOG_LVL_DEBUG, "kafka", "%s: request not received in time, closing",
+				c->peer);
+		return -1;
+	}
+	return size;
+}
+
+/* The api_key of a request (its first two bytes; a request has at least
+ * MIN_REQUEST_HEADER). */
+static int16_t request_api_key(const uint8_t *buf)
+{
+	return (int16_t)(((unsigned)buf[0] << 8) | buf[1]);
+}
+
+/* Read and serve requests until the connection ends (PIPELINING). */
+static void conn_loop(struct kafka_conn *c, struct conn_pipe *pp)
+{
+	struct kafka_listener *l = c->l;
+	bool pipelined = !c->ssl;
+
+	while (!atomic_load(&l->stopping)) {
+		/* Rule 2: answer the oldest unless the next request is here. */
+		if (pp->n > 0 && (pipe_full(pp) || !conn_readable_now(c))) {
+			if (pipe_finish_oldest(c, pp, true) < 0)
+				return;
+			continue;
+		}
+		struct conn_slot *s = &pp->slot[(pp->head + pp->n) % KAFKA_PIPELINE_MAX];
+		int64_t idle_deadline = 0;
+		if (pp->n == 0) {
+			int64_t now = kafka_now_ms();
+			atomic_store(&c->idle_since_ms, now);
+			atomic_store(&c->serving, false);
+			if (l->o.connections_max_idle_ms > 0)
+				idle_deadline = now + l->o.connections_max_idle_ms;
+		}
+		int32_t size = conn_read_request(c, s, idle_deadline);
+		if (size < 0)
+			return;
+		atomic_store(&c->serving, true);
+		/* Rule 3: anything but a Produce waits for those in flight. */
+		if (pp->n > 0 && request_api_key(s->buf) != KAPI_PRODUCE &&
+		    pipe_drain(c, pp, true) < 0)
+			return;
+		/* The slot of a request served at once is the ring's next,
+		 * free again when it returns. */
+		struct served sv;
+		if (conn_dispatch(c, s->buf, (size_t)size, &s->w, pipelined, &sv) < 0)
+			return;
+		if (sv.deferred) {
+			s->produce = sv.deferred;
+			s->no_response = sv.no_response;
+			s->len = (size_t)size;
+			pp->bytes += s->len;
+			pp->n++;
+			c->appends_queued = true;
+			continue;
+		}
+		int rc = sv.no_response ? 0 : conn_respond(c, &s->w);
+		atomic_store(&c->served, true);
+		slot_trim(s);
+		if (rc < 0 || sv.close_after)
+			return;
+	}
+}
 
 static void *conn_main(void *arg)
 {
 	struct kafka_conn *c = arg;
 	struct kafka_listener *l = c->l;
-	struct kafka_writer w;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
+	struct conn_pipe *pp = calloc(1, sizeof(*pp));
 
-	kafka_writer_init(&w, 0);
-	bool ok = true;
-	if (c->tls) { /* the handshake must end within the receive timeout */
+	bool ok = pp != NULL;
+	if (ok && c->tls) { /* the handshake must end within the receive timeout */
 		int64_t deadline = l->o.request_receive_timeout_ms > 0 ?
 					   kafka_now_ms() + l->o.request_receive_timeout_ms :
 					   0;
 		ok = kafka_tls_conn_accept(l->tls, c, deadline) == 0;
 	}
-	while (ok && !atomic_load(&l->stopping)) {
-		uint8_t szb[4];
-		int64_t now = kafka_now_ms();
-		atomic_store(&c->idle_since_ms, now);
-		int64_t idle_deadline =
-			l->o.connections_max_idle_ms > 0 ? now + l->o.connections_max_idle_ms : 0;
-		if (recv_by(c, szb, 1, idle_deadline) < 0)
-			break;
-		atomic_store(&c->idle_since_ms, 0);
-		int64_t deadline = l->o.request_receive_timeout_ms > 0 ?
-					   kafka_now_ms() + l->o.request_receive_timeout_ms :
-					   0;
-		if (recv_full_by(c, szb + 1, 3, deadline) < 0)
-			break;
-		int32_t size = (int32_t)kafka_get_be32(szb);
-		if (size < MIN_REQUEST_HEADER || (size_t)size > l->o.max_request_bytes) {
-			log_msg(LOG_LVL_DEBUG, "kafka", "%s: request size %d refused, closing",
-				c->peer, size);
-			break;
+	if (ok) {
+		for (unsigned i = 0; i < KAFKA_PIPELINE_MAX; i++)
+			kafka_writer_init(&pp->slot[i].w, 0);
+		conn_loop(c, pp);
+		/* Rule 5: what is in flight is finished, and answered while the
+		 * socket takes it (not once the listener stops). */
+		(void)pipe_drain(c, pp, !atomic_load(&l->stopping));
+		for (unsigned i = 0; i < KAFKA_PIPELINE_MAX; i++) {
+			free(pp->slot[i].buf);
+			kafka_writer_fini(&pp->slot[i].w);
 		}
-		/* Grow the buffer as the bytes arrive, not to the announced size. */
-		size_t got = 0;
-		while (got < (size_t)size) {
-			if (got == cap) {
-				size_t ncap = cap ? cap * 2 : BODY_BUF_START;
-				if (ncap > (size_t)size)
-					ncap = (size_t)size;
-				uint8_t *nb = realloc(buf, ncap);
-				if (!nb)
-					break;
-				buf = nb;
-				cap = ncap;
-			}
-			size_t want = (cap < (size_t)size ? cap : (size_t)size) - got;
-			ssize_t k = recv_by(c, buf + got, want, deadline);
-			if (k < 0)
-				break;
-			got += (size_t)k;
-		}
-		if (got < (size_t)size) {
-			if (atomic_load(&l->stopping) == false)
-				log_msg(LOG_LVL_DEBUG, "kafka",
-					"%s: request not received in time, closing", c->peer);
-			break;
-		}
-		atomic_store(&c->serving, true);
-		int served = kafka_conn_serve(c, buf, (size_t)size, &w);
-		atomic_store(&c->served, true);
-		atomic_store(&c->serving, false);
-		if (served < 0)
-			break;
-		/* Do not keep a huge buffer around after a big request. */
-		if (cap > (4u << 20)) {
-			free(buf);
-			buf = NULL;
-			cap = 0;
-		}
-		if (w.cap > (4u << 20))
-			kafka_writer_fini(&w);
 	}
-	free(buf);
-	kafka_writer_fini(&w);
+	free(pp);
 	kafka_tls_conn_close(c);
 	kafka_sasl_free(c->sasl);
 	c->sasl = NULL;

@@ -850,15 +850,19 @@ void commit_stop(struct engine *e)
 	e->commit_running = false;
 }
 
-int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
-		  int64_t *base_offset)
+/* Check a batch and queue it as r (caller's storage, untouched by the
+ * caller until it is done): 0, or why it cannot be appended (nothing is
+ * queued then). Nobody is woken: commit_wait leads or waits for the group,
+ * commit_kick hands the queue to the commit thread. */
+static int commit_enqueue(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
+			  struct append_req *r)
 {
 	struct engine *e = p->e;
 	struct batch_header bh;
-	struct append_req r = { 0 };
 	bool deleted;
 	int rc;
 
+	memset(r, 0, sizeof(*r));
 	/* A deleted topic's partition (or one that outlived engine_close) must
 	 * not touch the engine. */
 	pthread_mutex_lock(&p->lock);
@@ -881,22 +885,22 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 	if (bh.record_count != (int64_t)bh.last_offset_delta + 1)
 		return CHRONIK_ECORRUPT;
 	if (raw_len >= 0) {
-		r.raw_len = (uint64_t)raw_len;
+		r->raw_len = (uint64_t)raw_len;
 	} else {
 		/* A batch from outside: one walk of its records checks them
 		 * and sums their raw-view size. */
-		rc = batch_raw_size(batch, len, &r.raw_len);
+		rc = batch_raw_size(batch, len, &r->raw_len);
 		if (rc)
 			return rc;
 	}
-	if (r.raw_len > UINT32_MAX)
+	if (r->raw_len > UINT32_MAX)
 		return -EMSGSIZE;
-	r.p = p;
-	r.batch = batch;
-	r.len = len;
-	r.last_delta = bh.last_offset_delta;
-	r.count = (uint32_t)bh.record_count;
-	r.max_timestamp = bh.max_timestamp;
+	r->p = p;
+	r->batch = batch;
+	r->len = len;
+	r->last_delta = bh.last_offset_delta;
+	r->count = (uint32_t)bh.record_count;
+	r->max_timestamp = bh.max_timestamp;
 
 	pthread_mutex_lock(&e->commit_lock);
 	if (e->stopping) {
@@ -904,37 +908,103 @@ int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_l
 		return -ESHUTDOWN;
 	}
 	if (e->queue_tail)
-		e->queue_tail->next = &r;
+		e->queue_tail->next = r;
 	else
-		e->queue_head = &r;
-	e->queue_tail = &r;
+		e->queue_head = r;
+	e->queue_tail = r;
 	e->queue_len++;
-	if (!e->writing && !backpressure_hold(e)) {
-		/* No group in progress: lead one. It takes what is queued,
-		 * this request included (a queue longer than a file's worth
-		 * takes several groups); later arrivals queue for the next.
-		 * A leader stops leading where the queue must wait for the
-		 * indexer (BACK-PRESSURE): the commit thread holds it then. */
+	pthread_mutex_unlock(&e->commit_lock);
+	return 0;
+}
+
+/* Wait until the queued r is done: 0 with *base_offset, or its error.
+ * When no group is in progress, lead one: it takes what is queued, r
+ * included (a queue longer than a file's worth takes several groups);
+ * later arrivals queue for the next. A leader stops leading where the
+ * queue must wait for the indexer (BACK-PRESSURE): the commit thread holds
+ * it then. Without fsync every, the leader also writes the group that
+ * queued behind it: waking the commit thread for it costs more than that
+ * write (under every, the leader's return would wait a second fsync, so
+ * the commit thread takes it). A group in progress has taken r, or will
+ * leave it queued for the commit thread, which token_release wakes. */
+static int commit_wait(struct engine *e, struct append_req *r, int64_t *base_offset)
+{
+	pthread_mutex_lock(&e->commit_lock);
+	if (!r->done && !e->writing && !backpressure_hold(e)) {
 		e->writing = true;
-		/* Then, without fsync every, the group that queued behind it
-		 * too: waking the commit thread for it costs more than that
-		 * write (under every, the leader's return would wait a
-		 * second fsync, so the commit thread takes it). */
 		int extra = e->opt.fsync == FSYNC_EVERY ? 0 : 1;
-		while ((!r.done || (e->queue_head && extra-- > 0)) && !backpressure_hold(e)) {
+		while ((!r->done || (e->queue_head && extra-- > 0)) && !backpressure_hold(e)) {
 			struct append_req *head = take_group(e);
 			pthread_mutex_unlock(&e->commit_lock);
 			group_run(e, head);
 			pthread_mutex_lock(&e->commit_lock);
 		}
 		token_release(e);
-	} else if (!e->writing) {
+	} else if (!r->done && !e->writing) {
 		pthread_cond_signal(&e->commit_wake); /* held: the commit thread's */
 	}
-	while (!r.done)
+	while (!r->done)
 		pthread_cond_wait(&e->commit_done, &e->commit_lock);
 	pthread_mutex_unlock(&e->commit_lock);
-	if (r.status == 0 && base_offset)
-		*base_offset = r.base_offset;
-	return r.status;
+	if (r->status == 0 && base_offset)
+		*base_offset = r->base_offset;
+	return r->status;
+}
+
+int commit_submit(struct partition *p, uint8_t *batch, size_t len, int64_t raw_len,
+		  int64_t *base_offset)
+{
+	struct append_req r;
+	int rc = commit_enqueue(p, batch, len, raw_len, &r);
+	if (rc)
+		return rc;
+	return commit_wait(p->e, &r, base_offset);
+}
+
+/* An append started and not yet finished (engine.h). */
+struct engine_append {
+	struct append_req r;
+	struct engine *e;
+};
+
+int engine_append_start(struct partition *p, uint8_t *batch, size_t len, bool verify_crc,
+			struct engine_append **out)
+{
+	struct engine_append *a;
+	int rc;
+
+	*out = NULL;
+	if (len < BATCH_HEADER_SIZE)
+		return CHRONIK_ECORRUPT;
+	if (verify_crc) {
+		rc = batch_crc_check(batch, len);
+		if (rc)
+			return rc;
+	}
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->e = p->e;
+	rc = commit_enqueue(p, batch, len, -1, &a->r);
+	if (rc) {
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+int engine_append_finish(struct engine_append *a, int64_t *base_offset)
+{
+	int rc = commit_wait(a->e, &a->r, base_offset);
+	free(a);
+	return rc;
+}
+
+void engine_append_kick(struct engine *e)
+{
+	pthread_mutex_lock(&e->commit_lock);
+	if (!e->writing && e->queue_head)
+		pthread_cond_signal(&e->commit_wake);
+	pthread_mutex_unlock(&e->commit_lock);
 }

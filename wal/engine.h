@@ -305,6 +305,26 @@ void engine_partition_segment_dir(struct partition *p, char *buf, size_t len);
  * unchanged until the call returns. */
 int engine_append_batch(struct partition *p, uint8_t *batch, size_t len, bool verify_crc,
 			int64_t *base_offset);
+/* The same append in two steps, so that one thread can have several
+ * appends in one group commit, or queue its next while one is being
+ * written. engine_append_start checks the batch (as engine_append_batch)
+ * and queues it: 0 and *out, or the error, and nothing is queued. Appends
+ * take their offsets in the order they were started, whichever thread
+ * starts them. engine_append_finish waits until the group holding it is
+ * written (and fsynced under FSYNC_EVERY), leading the group itself when
+ * none is in progress, and returns as engine_append_batch would; it frees
+ * *a, and must be called exactly once for every started append, even by
+ * a caller that no longer wants the answer: until then batch must stay
+ * valid and unchanged, and p referenced. A started append is written by
+ * the next group whoever leads it; one that nobody finishes waits for the
+ * next appender, so a thread that will block on something else first
+ * (a socket read) calls engine_append_kick, which hands whatever is
+ * queued to the commit thread when no group is in progress. */
+struct engine_append;
+int engine_append_start(struct partition *p, uint8_t *batch, size_t len, bool verify_crc,
+			struct engine_append **out);
+int engine_append_finish(struct engine_append *a, int64_t *base_offset);
+void engine_append_kick(struct engine *e);
 /* Encode n records into one batch and append it. */
 int engine_append_records(struct partition *p, const struct record_in *recs, size_t n,
 			  int64_t *base_offset);

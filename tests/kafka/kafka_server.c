@@ -11,8 +11,10 @@
  *                              [--host HOST] [--allow-plaintext-remote]
  *                              [--users FILE]
  *                              [--tls HOST:PORT --tls-cert PEM --tls-key PEM]
+ *                              [--stats FILE]
  * Listens on 127.0.0.1 on a free port and prints "PORT <n>" on stdout once
- * it accepts connections (then "TLSPORT <n>" with --tls). SIGTERM or SIGINT stops it cleanly (listener
+ * it accepts connections (then "TLSPORT <n>" with --tls). With --stats, the
+ * engine's group-commit counters go to FILE at stop ("appends N groups M"). SIGTERM or SIGINT stops it cleanly (listener
  * stopped, engine closed); exit status 0 then.
  */
 #include <errno.h>
@@ -24,8 +26,23 @@
 #include "engine.h"
 #include "listener.h"
 
+/* "appends N groups M\n", the engine's group-commit counters, into path:
+ * 0 or -1. */
+static int stats_write(struct engine *e, const char *path)
+{
+	struct engine_stats st;
+	engine_stats_get(e, &st);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "appends %llu groups %llu\n", (unsigned long long)st.appends,
+		(unsigned long long)st.groups);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
+	const char *stats_path = NULL;
 	struct engine_options eo;
 	struct kafka_options ko;
 	struct engine *e = NULL;
@@ -91,6 +108,8 @@ int main(int argc, char **argv)
 			ko.tls_cert = argv[++i];
 		} else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
 			ko.tls_key = argv[++i];
+		} else if (strcmp(argv[i], "--stats") == 0 && i + 1 < argc) {
+			stats_path = argv[++i];
 		} else if (strcmp(argv[i], "--no-sendfile") == 0) {
 			ko.fetch_sendfile = false;
 		} else if (strcmp(argv[i], "--no-auto-create") == 0) {
@@ -126,6 +145,11 @@ int main(int argc, char **argv)
 
 	sigwait(&set, &sig);
 	kafka_listener_stop(l);
+	if (stats_path && stats_write(e, stats_path) < 0) {
+		fprintf(stderr, "cannot write %s\n", stats_path);
+		engine_close(e);
+		return 1;
+	}
 	rc = engine_close(e);
 	if (rc) {
 		fprintf(stderr, "engine_close: %s\n", chronik_strerror(rc));
