@@ -156,6 +156,15 @@ static int64_t rd_varlong(struct rd *r)
 	size_t n;
 	if (r->bad)
 		return 0;
+	/* A record's fields are one or two bytes (lengths below 8 KiB):
+	 * those cases here, inline; a record walk reads seven a record. */
+	if (r->p < r->end && !(r->p[0] & 0x80))
+		return zigzag_decode(*r->p++);
+	if (r->end - r->p >= 2 && !(r->p[1] & 0x80)) {
+		uint64_t z = (uint64_t)(r->p[0] & 0x7f) | (uint64_t)r->p[1] << 7;
+		r->p += 2;
+		return zigzag_decode(z);
+	}
 	n = varint_get(r->p, r->end, &v);
 	if (!n) {
 		r->bad = true;

@@ -1,9 +1,11 @@
 /* test_segread.c - the read path's shortcuts give the same answers as the
  * long way: a raw reader that keeps its cursor between sequential reads
  * (across segments, the WAL, growth, indexing and retention meanwhile), lz4
- * batches decoded into a kept buffer (batch_scratch), and Fetch reads of
+ * batches decoded into a kept buffer (batch_scratch), Fetch reads of
  * segments that weigh a batch by its decoded bytes and stay the file's
- * bytes. */
+ * bytes, and raw reads at and around every batch boundary, for each
+ * compression.type, with batches larger than the read-ahead, each
+ * compressed batch decoded once per stream. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +13,7 @@
 
 #include "batch.h"
 #include "byteorder.h"
+#include "codecs.h"
 #include "errors.h"
 #include "recode.h"
 #include "segment.h"
@@ -372,6 +375,257 @@ static void test_fetch_weight(const char *root)
 	engine_close(e);
 }
 
+/* ---- batch and segment boundaries, every codec ------------------------- */
+
+/* Decodes of the codec under test, through batch_iter_init's path. */
+static enum batch_codec counted_codec;
+static batch_codec_fn counted_fn;
+static int decodes;
+
+static int counting_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
+	decodes++;
+	return counted_fn(in, in_len, out, out_len);
+}
+
+static batch_codec_fn codec_fn_of(enum batch_codec c)
+{
+	switch (c) {
+	case BATCH_CODEC_GZIP:
+		return codec_gzip_decompress;
+	case BATCH_CODEC_SNAPPY:
+		return codec_snappy_decompress;
+	case BATCH_CODEC_LZ4:
+		return codec_lz4_decompress;
+	case BATCH_CODEC_ZSTD:
+		return codec_zstd_decompress;
+	default:
+		return NULL;
+	}
+}
+
+/* Records [from, to) as one batch (larger than the cursor's 1 MiB
+ * read-ahead for a thousand of them). */
+static int append_big(struct partition *p, int64_t from, int64_t to)
+{
+	size_t n = (size_t)(to - from);
+	struct record_in *recs = calloc(n, sizeof(*recs));
+	char *vals = malloc(n * 3100);
+	int64_t base;
+	int rc = recs && vals ? 0 : -ENOMEM;
+
+	for (size_t k = 0; rc == 0 && k < n; k++) {
+		recs[k] = (struct record_in){ .timestamp = T0 + from + (int64_t)k, .key_len = -1 };
+		recs[k].value = vals + k * 3100;
+		recs[k].value_len = (int32_t)value_of(from + (int64_t)k, vals + k * 3100);
+	}
+	if (rc == 0)
+		rc = engine_append_records(p, recs, n, &base);
+	if (rc == 0 && base != from)
+		rc = -EINVAL;
+	free(recs);
+	free(vals);
+	return rc;
+}
+
+struct bounds {
+	uint64_t *raw; /* raw position of each batch's first record */
+	size_t n;
+	int compressed; /* batches whose records are compressed */
+	size_t largest_plain; /* the largest uncompressed batch in a segment */
+};
+
+/* The batches of p as Fetch finds them, one at a time (max_bytes 1), from
+ * offset 0 to next; starts[i] is record i's raw position. */
+static int bounds_find(struct partition *p, int64_t next, const uint64_t *starts, struct bounds *b)
+{
+	struct engine_segment_info *segs;
+	size_t nseg;
+	int64_t seg_end;
+
+	memset(b, 0, sizeof(*b));
+	if (engine_partition_segments(p, &segs, &nseg) || nseg == 0)
+		return -EIO;
+	seg_end = segs[nseg - 1].last_offset + 1;
+	free(segs);
+	b->raw = malloc((size_t)next * sizeof(*b->raw));
+	if (!b->raw)
+		return -ENOMEM;
+	for (int64_t off = 0; off < next;) {
+		uint8_t *bb;
+		size_t blen;
+		int rc = engine_read_batches(p, off, 1, &bb, &blen);
+		if (rc || blen < BATCH_HEADER_SIZE)
+			return rc ? rc : -EIO;
+		int64_t base = (int64_t)get_be64(bb);
+		int64_t last = base + (int64_t)get_be32(bb + 23);
+		size_t len = (size_t)get_be32(bb + 8) + 12;
+		if ((get_be16(bb + 21) & 7) != BATCH_CODEC_NONE)
+			b->compressed++;
+		else if (base < seg_end && len > b->largest_plain)
+			b->largest_plain = len;
+		free(bb);
+		if (base != off || last < base || last >= next)
+			return -EIO;
+		b->raw[b->n++] = starts[base];
+		off = last + 1;
+	}
+	return 0;
+}
+
+/* Stream the view through rd, each read ending at a boundary - 1, at it
+ * or at it + 1 in turn (then to the end); every byte must be want's. */
+static bool stream_to_bounds(struct engine_raw_reader *rd, const struct bounds *b, const char *want,
+			     size_t wlen)
+{
+	static char buf[4 << 20];
+	uint64_t pos = 0;
+	for (size_t i = 0; i <= b->n; i++) {
+		uint64_t to = i < b->n ? b->raw[i] + (uint64_t)((int)(i % 3) - 1) : wlen;
+		if (to > wlen)
+			to = wlen;
+		while (pos < to) {
+			size_t len = to - pos > sizeof(buf) ? sizeof(buf) : (size_t)(to - pos);
+			uint64_t from;
+			ssize_t n = engine_raw_reader_read(rd, pos, buf, len, &from);
+			if (n <= 0 || from != pos || memcmp(buf, want + pos, (size_t)n) != 0)
+				return false;
+			pos += (uint64_t)n;
+		}
+	}
+	uint64_t from;
+	return engine_raw_reader_read(rd, pos, buf, 1, &from) == 0;
+}
+
+/* Stream the whole view in reads of len bytes; every byte must be want's. */
+static bool stream_by(struct engine_raw_reader *rd, size_t len, const char *want, size_t wlen)
+{
+	static char buf[1 << 20];
+	uint64_t pos = 0, from;
+	ssize_t n;
+	if (len > sizeof(buf))
+		len = sizeof(buf);
+	while ((n = engine_raw_reader_read(rd, pos, buf, len, &from)) > 0) {
+		if (from != pos || pos + (uint64_t)n > wlen ||
+		    memcmp(buf, want + pos, (size_t)n) != 0)
+			return false;
+		pos += (uint64_t)n;
+	}
+	return n == 0 && pos == wlen;
+}
+
+/* A topic of compression.type codec holding small batches and batches
+ * larger than the cursor's read-ahead, in segments (several, of up to
+ * 4 MiB) and in the WAL: reads at every batch boundary - 1, + 0 and + 1,
+ * one-off and streamed, return the raw view byte for byte, and a stream
+ * decodes each compressed batch once however short its reads. */
+static void test_boundaries(const char *root, const char *codec_name, enum batch_codec codec)
+{
+	char dir[4200], cfg[100], sub[64];
+	struct engine_options o;
+	struct engine *e;
+	struct partition *p;
+	struct partition_info info;
+	struct engine_raw_reader *rd;
+	struct bounds b;
+	const int64_t n = 8800;
+	size_t elen = 0;
+	char *want = expect_raw(n, &elen);
+	uint64_t *starts = malloc((size_t)(n + 1) * sizeof(*starts));
+	static char vbuf[3100];
+
+	starts[0] = 0;
+	for (int64_t i = 0; i < n; i++)
+		starts[i + 1] = starts[i] + value_of(i, vbuf) + 1;
+	snprintf(sub, sizeof(sub), "bounds-%s", codec_name);
+	snprintf(cfg, sizeof(cfg), "{\"compression.type\":\"%s\"}", codec_name);
+	snprintf(dir, sizeof(dir), "%s/%s", root, sub);
+	engine_options_init(&o);
+	/* The WAL left at the end (about 2.7 MB) stays in one active file,
+	 * sealed by nothing: the batches stay what bounds_find saw. */
+	o.wal_segment_bytes = 4 << 20;
+	o.wal_seal_ms = 0;
+	o.fsync = FSYNC_NEVER;
+	e = open_or_bail(dir, &o);
+	ok(engine_topic_create(e, "t", 1, cfg) == 0, "%s: create t", codec_name);
+	p = part_or_bail(e, "t", 0);
+	ok(append_range(p, 0, 2000, 7) == 0 && append_big(p, 2000, 3000) == 0 &&
+		   append_range(p, 3000, 5000, 13) == 0 && append_big(p, 5000, 6000) == 0 &&
+		   append_big(p, 6000, 7000) == 0 && engine_index_now(e) == 0,
+	   "%s: small batches and batches over 1 MiB indexed", codec_name);
+	ok(append_range(p, 7000, 7500, 5) == 0 && append_big(p, 7500, 8300) == 0 &&
+		   append_range(p, 8300, n, 3) == 0,
+	   "%s: more small and large batches left in the WAL", codec_name);
+	engine_partition_info(p, &info);
+	ok(info.segments >= 2 && info.batches > 0,
+	   "%s: %" PRIu64 " segments, %" PRIu64 " batches in the WAL", codec_name, info.segments,
+	   info.batches);
+	int rc = bounds_find(p, n, starts, &b);
+	ok(rc == 0 && b.n > 100, "%s: %zu batches found", codec_name, b.n);
+	if (codec == BATCH_CODEC_NONE)
+		ok(b.largest_plain > (1u << 20) + (1u << 18),
+		   "%s: an uncompressed batch of %zu bytes, larger than the read-ahead", codec_name,
+		   b.largest_plain);
+	else
+		ok(b.compressed > 5, "%s: %d batches compressed", codec_name, b.compressed);
+
+	int bad = 0;
+	for (size_t i = 0; i < b.n; i++) {
+		for (int d = -1; d <= 1; d++) {
+			static char buf[5000];
+			uint64_t at = b.raw[i] + (uint64_t)d, from;
+			if (b.raw[i] == 0 && d < 0)
+				continue;
+			size_t exp = elen - at < sizeof(buf) ? (size_t)(elen - at) : sizeof(buf);
+			ssize_t m = engine_read_raw_at(p, at, buf, sizeof(buf), &from);
+			if (m != (ssize_t)exp || from != at || memcmp(buf, want + at, exp) != 0)
+				bad++;
+		}
+	}
+	ok(bad == 0, "%s: one-off reads at each boundary - 1, + 0, + 1 (%d bad)", codec_name, bad);
+
+	counted_codec = codec;
+	counted_fn = codec_fn_of(codec);
+	/* lz4 batches decode through batch_scratch, unless a replacement
+	 * codec is registered: it is, for this stream only, so that it
+	 * counts; the streams after it take lz4's own way. */
+	if (counted_fn)
+		batch_codec_register(codec, counting_decompress);
+	decodes = 0;
+	ok(engine_raw_reader_new(p, &rd) == 0 && stream_to_bounds(rd, &b, want, elen),
+	   "%s: a stream whose reads end at each boundary - 1, + 0, + 1", codec_name);
+	if (counted_fn)
+		ok(decodes == b.compressed, "%s: each compressed batch decoded once (%d for %d)",
+		   codec_name, decodes, b.compressed);
+	if (codec == BATCH_CODEC_LZ4) {
+		batch_codec_register(codec, counted_fn);
+		counted_fn = NULL;
+	}
+	int passes = 0;
+	static const size_t lens[] = { 1, 4095, 131072, 1 << 20 };
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		decodes = 0;
+		if (stream_by(rd, lens[k], want, elen) &&
+		    (!counted_fn || lens[k] == 1 || decodes == b.compressed))
+			passes++;
+		else
+			diag("%s: reads of %zu bytes: wrong (%d decodes)", codec_name, lens[k],
+			     decodes);
+	}
+	ok(passes == 4,
+	   "%s: streams of 1, 4095, 128 Ki and 1 Mi byte reads, each batch decoded once",
+	   codec_name);
+	engine_raw_reader_free(rd);
+	if (counted_fn)
+		batch_codec_register(codec, counted_fn);
+	ok(engine_verify(e, NULL, NULL) == 0, "%s: verify clean", codec_name);
+	free(b.raw);
+	free(starts);
+	free(want);
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 /* One batch of 2,000 lines (about 3 MB, as a filesystem write of lines
  * arrives), indexed: the segment holds it as lz4 batches of about
  * SEGMENT_MERGE_BYTES of records each (recode_split), and every read
@@ -473,6 +727,11 @@ int main(void)
 	test_raw_reader(root);
 	test_split_batch(root);
 	test_fetch_weight(root);
+	test_boundaries(root, "none", BATCH_CODEC_NONE);
+	test_boundaries(root, "lz4", BATCH_CODEC_LZ4);
+	test_boundaries(root, "zstd", BATCH_CODEC_ZSTD);
+	test_boundaries(root, "gzip", BATCH_CODEC_GZIP);
+	test_boundaries(root, "snappy", BATCH_CODEC_SNAPPY);
 	tmpdir_free(root);
 	return tap_exit();
 }
