@@ -208,7 +208,12 @@ struct engine {
 	pthread_mutex_t indexer_lock;
 	pthread_cond_t indexer_wake;
 	bool indexer_stop, indexer_kicked, indexer_running;
-	pthread_cond_t indexer_idle; /* broadcast when a pass ends (idle_gen++) */
+	/* indexer_idle_gen counts the passes that ended, broadcast on
+	 * indexer_idle: an idle pass ends under indexer_lock right after a
+	 * look that found no sealed WAL file (a file sealed during its
+	 * retention and compaction is indexed first), a failed file's pass
+	 * ends with indexer_err set. */
+	pthread_cond_t indexer_idle;
 	uint64_t indexer_idle_gen;
 	int indexer_err; /* the last pass's error, 0 = all indexed */
 	/* A failing WAL file is retried after index_backoff_ms, doubling from

@@ -55,7 +55,9 @@
  * thread runs a retention pass (retention.c), so that retention keeps up
  * with a load that never lets it idle; with nothing left to index, it runs
  * retention and background compaction (compact.c, "WHEN"), then sleeps
- * until kicked or for RETENTION_CHECK_MS.
+ * until kicked or for RETENTION_CHECK_MS. That idle pass ends (what
+ * engine_index_now waits for) only once a last look finds no sealed file:
+ * one sealed while retention or compaction ran is indexed first.
  *
  * SEGMENT CUT. Under retention.bytes (retention_bytes_limit >= 0) a
  * partition's frames of one file are cut, in file order, into runs whose
@@ -1139,6 +1141,13 @@ static void *indexer_main(void *arg)
 					rc = crc;
 			}
 			pthread_mutex_lock(&e->indexer_lock);
+			/* A file sealed while retention and compaction ran
+			 * (engine_index_now's seal, a rotation) was not seen by
+			 * the look above: index it before this pass counts as
+			 * ended, or engine_index_now would return with it still
+			 * in the WAL. */
+			if (!halt && next_sealed(e, &seq, &fd))
+				continue;
 			e->indexer_err = rc;
 			e->indexer_idle_gen++;
 			pthread_cond_broadcast(&e->indexer_idle);
@@ -1257,7 +1266,10 @@ int engine_index_now(struct engine *e)
 	while (e->seal_now && !e->stopping)
 		pthread_cond_wait(&e->commit_done, &e->commit_lock);
 	pthread_mutex_unlock(&e->commit_lock);
-	/* Then for a whole pass of the indexer that starts after the seal. */
+	/* Then for the end of an idle pass after the seal: an idle pass ends
+	 * (idle_gen++) only in the same hold of indexer_lock as a look that
+	 * found no sealed file, so the first end after this read of idle_gen
+	 * comes after every file sealed so far is indexed. */
 	pthread_mutex_lock(&e->indexer_lock);
 	gen = e->indexer_idle_gen;
 	e->indexer_kicked = true;
