@@ -443,6 +443,82 @@ fail:
 	return NULL;
 }
 
+/* The index built afresh from the segment at seg_path, in memory, as
+ * search_index_build builds the file (without meta). 0 and *out, or <0. */
+static int build_in_memory(const char *seg_path, sqlite3 **out)
+{
+	struct build b = { .rc = 0 };
+	sqlite3 *db = NULL;
+	int rc = fts_open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
+
+	if (rc == 0 && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc == 0)
+		rc = fts_loader_init(&b.l, db, true);
+	if (rc == 0) {
+		rc = segment_file_walk(seg_path, build_batch, &b);
+		if (rc == 0)
+			rc = b.rc;
+		fts_loader_fini(&b.l);
+	}
+	if (rc == 0 && sqlite3_exec(db, "COMMIT; INSERT INTO records(records) VALUES('optimize')",
+				    NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/* Compare the terms of two indexes and, for each, the number of records
+ * that hold it (fts5vocab, 'row'): 0 when the same, 1 when not (*what
+ * says where), <0 on error. */
+static int vocab_compare(sqlite3 *a, sqlite3 *b, char *what, size_t cap)
+{
+	static const char *sql = "SELECT term, doc FROM v ORDER BY term";
+	sqlite3 *dbs[2] = { a, b };
+	sqlite3_stmt *st[2] = { NULL, NULL };
+	int rc = 0, diff = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (sqlite3_exec(dbs[i], "CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, records, row)",
+				 NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(dbs[i], sql, -1, &st[i], NULL) != SQLITE_OK)
+			rc = -EIO;
+	while (rc == 0 && !diff) {
+		int ra = sqlite3_step(st[0]), rb = sqlite3_step(st[1]);
+		if ((ra != SQLITE_ROW && ra != SQLITE_DONE) || (rb != SQLITE_ROW && rb != SQLITE_DONE)) {
+			rc = -EIO;
+			break;
+		}
+		if (ra == SQLITE_DONE && rb == SQLITE_DONE)
+			break;
+		if (ra != rb) {
+			snprintf(what, cap, "term '%s' only in the %s",
+				 sqlite3_column_text(st[ra == SQLITE_ROW ? 0 : 1], 0),
+				 ra == SQLITE_ROW ? "index" : "segment");
+			diff = 1;
+		} else if ((diff = strcmp((const char *)sqlite3_column_text(st[0], 0),
+					  (const char *)sqlite3_column_text(st[1], 0))) != 0) {
+			/* Both in term order: the smaller is missing on the other side. */
+			snprintf(what, cap, "term '%s' only in the %s",
+				 sqlite3_column_text(st[diff < 0 ? 0 : 1], 0),
+				 diff < 0 ? "index" : "segment");
+			diff = 1;
+		} else if (sqlite3_column_int64(st[0], 1) != sqlite3_column_int64(st[1], 1)) {
+			snprintf(what, cap, "term '%s' in %lld records, the segment's %lld",
+				 sqlite3_column_text(st[0], 0), (long long)sqlite3_column_int64(st[0], 1),
+				 (long long)sqlite3_column_int64(st[1], 1));
+			diff = 1;
+		}
+	}
+	sqlite3_finalize(st[0]);
+	sqlite3_finalize(st[1]);
+	return rc ? rc : diff;
+}
+
 int search_index_verify(const char *seg_path, search_problem_fn problem, void *arg)
 {
 	char uri[4300], what[4600];
@@ -501,6 +577,27 @@ int search_index_verify(const char *seg_path, search_problem_fn problem, void *a
 		problem(arg, what);
 		n++;
 	}
+	/* Its rows against the segment's records: the same terms, each in
+	 * as many records as in an index built afresh from the segment. */
+	sqlite3 *ref = NULL;
+	if (!err && (rc = build_in_memory(seg_path, &ref)) == 0) {
+		char diff[512];
+		rc = vocab_compare(mem, ref, diff, sizeof(diff));
+		if (rc != 0) {
+			if (rc < 0)
+				snprintf(diff, sizeof(diff), "cannot compare its terms (%s)",
+					 sqlite3_errmsg(ref));
+			snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": %s", seg_path, diff);
+			problem(arg, what);
+			n++;
+		}
+	} else if (!err) {
+		snprintf(what, sizeof(what), "%s" SEARCH_INDEX_SUFFIX ": cannot rebuild it to compare (%d)",
+			 seg_path, rc);
+		problem(arg, what);
+		n++;
+	}
+	sqlite3_close(ref);
 	sqlite3_close(mem);
 	sqlite3_close(db);
 	return n;

@@ -128,9 +128,11 @@ int search_run(struct engine *e, const char *topic, int32_t partition, const str
 /* Check the index of the segment file seg_path against the segment's
  * records: its meta must give the segment's format, base and last offset
  * and record count, and FTS5's integrity-check must pass on it (run on an
- * in-memory copy: the file is never opened for writing). A contentless
- * table cannot list its rows, so the rows themselves are not compared
- * with the records. problem() once per problem; returns the count, or
+ * in-memory copy: the file is never opened for writing), and its rows
+ * must be the segment's records: an index built afresh from the segment
+ * in memory has the same terms, each in as many records (fts5vocab; a
+ * contentless table cannot list its rows, so which rowids hold a term is
+ * not compared). problem() once per problem; returns the count, or
  * -ENOENT when there is no index file (not damage: it is not built yet,
  * or search.index=false; queries scan the segment and the builder builds
  * it), or another <0. */
