@@ -425,13 +425,16 @@ def main():
                        "" if not problems else ", %d problems" % len(problems)), flush=True)
             for _, text in problems[:20]:
                 print("# " + text, flush=True)
+                print("# cycle %d: %s" % (n, text), file=sys.stderr, flush=True)
     finally:
-        print("# soak: %d cycles, %d acknowledged records checked (%d by Kafka), "
-              "%d group commits, %d topics created and deleted, "
-              "%d losses, %d duplicates, %d other problems" %
-              (done, checked, log.acked_kafka, log.ncommits, len(log.topics_gone),
-               totals["loss"], totals["dup"], totals["other"]),
-              flush=True)
+        summary = ("# soak: seed %d, %d cycles, %d acknowledged records checked (%d by Kafka), "
+                   "%d group commits, %d topics created and deleted, "
+                   "%d losses, %d duplicates, %d other problems" %
+                   (seed, done, checked, log.acked_kafka, log.ncommits, len(log.topics_gone),
+                    totals["loss"], totals["dup"], totals["other"]))
+        print(summary, flush=True)
+        if done != args.cycles or any(totals.values()):
+            print(summary, file=sys.stderr, flush=True)  # meson shows stderr
     return 0 if done == args.cycles and not any(totals.values()) else 1
 
 
