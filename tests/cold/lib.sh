@@ -102,3 +102,13 @@ remote_in_registry() {
 	cat "$DATA"/segments/*/*/registry.json 2>/dev/null | grep -Ec '"state": ?"remote"'
 }
 remote_at_least() { [ "$(remote_in_registry)" -ge "$1" ]; } # remote_at_least N
+# remote_at OFFSET...: the registry has every OFFSET in a remote segment.
+remote_at() {
+	python3 - "$@" "$DATA"/segments/*/*/registry.json <<'PY'
+import json, sys
+offs = [int(a) for a in sys.argv[1:] if a.isdigit()]
+segs = [s for f in sys.argv[1:] if f.endswith(".json") for s in json.load(open(f))["segments"]]
+sys.exit(0 if all(any(s.get("state") == "remote" and s["base_offset"] <= o <= s["last_offset"]
+                      for s in segs) for o in offs) else 1)
+PY
+}

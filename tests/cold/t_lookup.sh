@@ -28,16 +28,6 @@ for b in $(seq 0 29); do
 			printf "{\"timestamp\":%.0f,\"value\":\"%s\"}\n", base + 10 * i, s } }' >"$T/chunk"
 	cat "$T/chunk" >>"$MNT/ts/0/records.jsonl"
 done
-# remote_at OFFSET...: the registry has every OFFSET in a remote segment.
-remote_at() {
-	python3 - "$@" "$DATA"/segments/*/*/registry.json <<'PY'
-import json, sys
-offs = [int(a) for a in sys.argv[1:] if a.isdigit()]
-segs = [s for f in sys.argv[1:] if f.endswith(".json") for s in json.load(open(f))["segments"]]
-sys.exit(0 if all(any(s.get("state") == "remote" and s["base_offset"] <= o <= s["last_offset"]
-                      for s in segs) for o in offs) else 1)
-PY
-}
 # The uploads go on one segment after another: wait for the ones the
 # lookups below land in (offsets 700, 1200 and the rare word's records).
 check "segments are uploaded, up to the last record looked up" until_ok 60 remote_at 700 1200 $rare

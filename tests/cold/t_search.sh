@@ -31,16 +31,6 @@ done
 want=$(grep -nw wombat "$T/lines" | cut -d: -f1 | awk '{ print $1 - 1 }' | xargs)
 check "grep -w finds the word in records $want" test "$want" = "$rare"
 
-# remote_at OFFSET...: the registry has every OFFSET in a remote segment.
-remote_at() {
-	python3 - "$@" "$DATA"/segments/*/*/registry.json <<'PY'
-import json, sys
-offs = [int(a) for a in sys.argv[1:] if a.isdigit()]
-segs = [s for f in sys.argv[1:] if f.endswith(".json") for s in json.load(open(f))["segments"]]
-sys.exit(0 if all(any(s.get("state") == "remote" and s["base_offset"] <= o <= s["last_offset"]
-                      for s in segs) for o in offs) else 1)
-PY
-}
 check "the first records holding the word are in remote segments" until_ok 60 remote_at 150 151 900 1700
 
 # A fresh start with the daemon's cache emptied: whatever lands in it

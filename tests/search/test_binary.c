@@ -21,8 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "search.h"
-#include "testutil.h"
+#include "search_test.h"
 
 #define NREC 3000
 #define MAXH 3
@@ -109,24 +108,9 @@ static uint64_t model_sum(struct partition *p, const char *skip, size_t *nsegs)
 	return sum;
 }
 
-static int count_hit(void *arg, struct partition *p, const struct engine_record *r)
-{
-	(void)p;
-	(void)r;
-	(*(int64_t *)arg)++;
-	return 0;
-}
-
 static int64_t count(struct engine *e, const char *text)
 {
-	struct search_query *q;
-	int64_t n = 0;
-	char err[200];
-	if (search_query_new(text, &q, err, sizeof(err)))
-		bail("query %s: %s", text, err);
-	int rc = search_run(e, "t", 0, q, count_hit, &n);
-	search_query_free(q);
-	return rc ? rc : n;
+	return search_count(e, "t", 0, text);
 }
 
 int main(void)
@@ -134,16 +118,10 @@ int main(void)
 	char *dir = tmpdir_new("search-binary");
 	struct search_partition_stats st;
 	struct partition_info info;
-	struct engine_options o;
 	uint64_t want, total = 0;
 	size_t nsegs;
 
-	engine_options_init(&o);
-	o.wal_segment_bytes = 32768;
-	o.wal_seal_ms = 0;
-	o.fsync = FSYNC_NEVER;
-	search_engine_options(&o);
-	struct engine *e = open_or_bail(dir, &o);
+	struct engine *e = search_test_open(dir, 32768);
 	ok(engine_topic_create(e, "t", 1, NULL) == 0, "topic t");
 	struct partition *p = part_or_bail(e, "t", 0);
 

@@ -23,8 +23,7 @@
 #include <sqlite3.h>
 
 #include "search-private.h"
-#include "search.h"
-#include "testutil.h"
+#include "search_test.h"
 
 static void append_lines(struct partition *p, int n, int salt)
 {
@@ -39,24 +38,9 @@ static void append_lines(struct partition *p, int n, int salt)
 	free(buf);
 }
 
-static int count_hit(void *arg, struct partition *p, const struct engine_record *r)
-{
-	(void)p;
-	(void)r;
-	(*(int64_t *)arg)++;
-	return 0;
-}
-
 static int64_t count(struct engine *e, const char *text)
 {
-	struct search_query *q;
-	int64_t n = 0;
-	char err[200];
-	if (search_query_new(text, &q, err, sizeof(err)))
-		bail("query %s: %s", text, err);
-	int rc = search_run(e, "t", 0, q, count_hit, &n);
-	search_query_free(q);
-	return rc ? rc : n;
+	return search_count(e, "t", 0, text);
 }
 
 static void problem(void *arg, const char *what)

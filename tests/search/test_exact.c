@@ -29,8 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "search.h"
-#include "testutil.h"
+#include "search_test.h"
 
 struct crec {
 	const char *key, *value;
@@ -271,18 +270,12 @@ int main(void)
 	const char *seed_s = getenv("CHRONIK_SEARCH_SEED");
 	uint64_t seed = seed_s ? strtoull(seed_s, NULL, 10) : (uint64_t)time(NULL);
 	char *dir = tmpdir_new("search-exact");
-	struct engine_options o;
 	struct partition_info info;
 	int64_t bases[3];
 
 	diag("seed %" PRIu64 " (CHRONIK_SEARCH_SEED)", seed);
 	rng = seed;
-	engine_options_init(&o);
-	o.wal_segment_bytes = 65536;
-	o.wal_seal_ms = 0;
-	o.fsync = FSYNC_NEVER;
-	search_engine_options(&o);
-	struct engine *e = open_or_bail(dir, &o);
+	struct engine *e = search_test_open(dir, 65536);
 	ok(engine_topic_create(e, "t", 1, NULL) == 0 && engine_topic_create(e, "r", 1, NULL) == 0,
 	   "topics t and r");
 	struct partition *p = part_or_bail(e, "t", 0), *pr = part_or_bail(e, "r", 0);

@@ -33,8 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "search.h"
-#include "testutil.h"
+#include "search_test.h"
 
 #define NREC 1200
 #define MAXH 3
@@ -255,16 +254,11 @@ int main(void)
 	const char *seed_s = getenv("CHRONIK_SEARCH_SEED");
 	uint64_t seed = seed_s ? strtoull(seed_s, NULL, 10) : (uint64_t)time(NULL);
 	char *dir = tmpdir_new("search-header");
-	struct engine_options o;
 
 	diag("seed %" PRIu64 " (CHRONIK_SEARCH_SEED)", seed);
 	rng = seed;
-	engine_options_init(&o);
-	o.wal_segment_bytes = 16384; /* several segments of the 800 indexed records */
-	o.wal_seal_ms = 0;
-	o.fsync = FSYNC_NEVER;
-	search_engine_options(&o);
-	struct engine *e = open_or_bail(dir, &o);
+	/* WAL files of 16 KiB: several segments of the 800 indexed records. */
+	struct engine *e = search_test_open(dir, 16384);
 	ok(engine_topic_create(e, "t", 1, NULL) == 0, "topic t");
 	struct partition *p = part_or_bail(e, "t", 0);
 	append_all(p, 0, NREC * 2 / 3);

@@ -22,8 +22,9 @@ Every value is unique ("<source>-<cycle>-<seq>"). A writer logs the lines
 of every write() that returned; a producer logs every record whose
 delivery was acknowledged; the consumer logs every commit that succeeded;
 the churner logs every mkdir and rmdir that returned. After a random
-0.2-1.5 s, chronikd gets SIGKILL. Then, with the daemon down, on the data
-directory itself:
+0.2-1.5 s, chronikd gets SIGKILL (a chronikd that exited by itself
+before that, on a sanitizer's report say, is a problem). Then, with the
+daemon down, on the data directory itself:
 
   - `chronik verify` must be clean;
   - every record of s/0 and s/1 (chronik consume --jsonl) must have dense
@@ -70,6 +71,16 @@ def free_port():
 def is_mounted(path):
     with open("/proc/mounts") as f:
         return any(line.split()[1] == path for line in f)
+
+
+def log_tail(workdir, n=10):
+    """The last n lines of chronikd's log, on one line."""
+    try:
+        with open(os.path.join(workdir, "chronikd.log"), "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError as e:
+        return "(no log: %s)" % e
+    return " | ".join(lines[-n:])
 
 
 def unmount(path):
@@ -120,7 +131,9 @@ class Cycle:
         for attempt in range(3):
             try:
                 return self.start_once()
-            except RuntimeError:
+            except RuntimeError as e:
+                print("# cycle %d, start %d: %s" % (self.n, attempt + 1, e),
+                      file=sys.stderr, flush=True)
                 if attempt == 2:
                     raise
                 unmount(self.mnt)
@@ -137,7 +150,8 @@ class Cycle:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.errlog.close()
-                raise RuntimeError("chronikd exited with %d" % self.proc.returncode)
+                raise RuntimeError("chronikd exited with %d: %s" %
+                                   (self.proc.returncode, log_tail(self.args.workdir)))
             if is_mounted(self.mnt):
                 try:
                     socket.create_connection(("127.0.0.1", self.port), 1).close()
@@ -151,6 +165,11 @@ class Cycle:
         raise RuntimeError("chronikd did not come up")
 
     def kill(self):
+        if self.proc.poll() is not None:
+            # It died before the kill: a sanitizer's report or an error
+            # of its own (its log says which).
+            self.errors.append("chronikd exited by itself with %d: %s" %
+                               (self.proc.returncode, log_tail(self.args.workdir)))
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         if getattr(self, "cons", None):
@@ -425,13 +444,16 @@ def main():
                        "" if not problems else ", %d problems" % len(problems)), flush=True)
             for _, text in problems[:20]:
                 print("# " + text, flush=True)
+                print("# cycle %d: %s" % (n, text), file=sys.stderr, flush=True)
     finally:
-        print("# soak: %d cycles, %d acknowledged records checked (%d by Kafka), "
-              "%d group commits, %d topics created and deleted, "
-              "%d losses, %d duplicates, %d other problems" %
-              (done, checked, log.acked_kafka, log.ncommits, len(log.topics_gone),
-               totals["loss"], totals["dup"], totals["other"]),
-              flush=True)
+        summary = ("# soak: seed %d, %d cycles, %d acknowledged records checked (%d by Kafka), "
+                   "%d group commits, %d topics created and deleted, "
+                   "%d losses, %d duplicates, %d other problems" %
+                   (seed, done, checked, log.acked_kafka, log.ncommits, len(log.topics_gone),
+                    totals["loss"], totals["dup"], totals["other"]))
+        print(summary, flush=True)
+        if done != args.cycles or any(totals.values()):
+            print(summary, file=sys.stderr, flush=True)  # meson shows stderr
     return 0 if done == args.cycles and not any(totals.values()) else 1
 
 

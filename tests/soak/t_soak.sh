@@ -35,7 +35,8 @@ seed=()
 	--fsync "${CHRONIK_SOAK_FSYNC:-every}" --tap "${seed[@]}"
 rc=$?
 if [ $rc -ne 0 ] && [ -s "$T/chronikd.log" ]; then
-	echo "# chronikd's log (last lines):"
-	tail -n 20 "$T/chronikd.log" | sed 's/^/#   /'
+	# On stderr, which meson prints for a failed test.
+	echo "# chronikd's log (last lines):" >&2
+	tail -n 40 "$T/chronikd.log" | sed 's/^/#   /' >&2
 fi
 exit $rc
