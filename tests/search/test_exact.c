@@ -5,7 +5,8 @@
  * candidate is checked on its record (query.c, "EXACT ANSWERS"). A wrong
  * relaxation, or a skipped check, shows here:
  *   1. a fixed set of records, written three times (in a first indexed
- *      segment, in a later one, and in the WAL tail), against answers
+ *      segment, in a later one, and in the WAL tail, checked to be there
+ *      before and after the queries), against answers
  *      written out by hand (each one also what SQLite FTS5 with
  *      detail=full gives on the same text): a phrase whose words occur in
  *      the other order, apart, in two columns or two headers (no match),
@@ -23,6 +24,7 @@
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,32 @@ static int run(struct engine *e, const char *topic, const char *text, struct off
 		diag("'%s': %s", text, err);
 	search_query_free(q);
 	return rc;
+}
+
+/* Whether the offsets from base on of p are all in the WAL tail: no
+ * segment reaches them. With wal_seal_ms 0 only a rotation (the WAL of
+ * both topics past wal_segment_bytes) or engine_index_now seals, so the
+ * tail stays until then: the tail's bytes, of p and pr, are checked
+ * against the rotation size too. */
+static bool in_tail(struct engine *e, struct partition *p, struct partition *pr, int64_t base)
+{
+	struct engine_segment_info *segs;
+	struct partition_info pi, ri;
+	struct engine_options o;
+	size_t n;
+
+	if (engine_partition_segments(p, &segs, &n))
+		bail("segments");
+	int64_t indexed_end = n ? segs[n - 1].last_offset + 1 : 0;
+	free(segs);
+	engine_partition_info(p, &pi);
+	engine_partition_info(pr, &ri);
+	engine_options_get(e, &o);
+	diag("t: indexed up to %" PRId64 ", tail from %" PRId64 " to %" PRId64 "; WAL tail %" PRIu64
+	     " + %" PRIu64 " bytes of %" PRIu64,
+	     indexed_end, base, pi.next_offset, pi.wal_bytes, ri.wal_bytes, o.wal_segment_bytes);
+	return indexed_end <= base && pi.next_offset == base + NCRAFTED &&
+	       pi.wal_bytes + ri.wal_bytes < o.wal_segment_bytes / 2;
 }
 
 /* Part 1: every case against its crafted answer, at each copy's base. */
@@ -304,10 +332,11 @@ int main(void)
 	bases[2] = info.next_offset;
 	for (int i = 0; i < NCRAFTED; i++)
 		append_crec(p, &crafted[i]);
-	append_random(pr, NRAND / 4);
+	append_random(pr, NRAND / 20);
 	engine_partition_info(p, &info);
 	ok(info.segments >= 3 && info.wal_bytes > 0, "t: %" PRIu64 " segments and a tail",
 	   info.segments);
+	ok(in_tail(e, p, pr, bases[2]), "copy 2 in the WAL tail");
 	{
 		struct engine_segment_info *segs;
 		size_t n;
@@ -320,6 +349,7 @@ int main(void)
 		ok(apart, "copies 0 and 1 in different indexed segments");
 	}
 	run_cases(e, bases, 3, "indexed + tail");
+	ok(in_tail(e, p, pr, bases[2]), "copy 2 still in the WAL tail after the queries");
 
 	/* Part 2: random queries with the indexes, kept for the comparison. */
 	static struct offs indexed[NRQ];
