@@ -12,7 +12,9 @@
  *      the other order, apart, in two columns or two headers (no match),
  *      NEAR within and beyond its distance, key:, value:, headers:,
  *      {a b}:, -col:, ^, header:NAME with the word in another column or
- *      header, a NOT of a phrase or a NEAR;
+ *      header, a NOT of a phrase or a NEAR, a NOT inside a filter that
+ *      leaves out the header column, strings with no token (FTS5's empty
+ *      phrase) beside others, in NEAR, under NOT and OR, a '*' after one;
  *   2. random records over a vocabulary of five words and random queries
  *      of those kinds: the offsets with the indexes must equal those with
  *      every index removed (all scanned: FTS5 detail=full on every
@@ -90,6 +92,31 @@ static const struct {
 	{ "value:(fox NOT red)", { 4, 9, -1 } },
 	{ "key:(red NOT fox)", { 4, -1 } },
 	{ "-key:(fox NOT red)", { 4, 9, -1 } },
+	/* A filter that leaves out the header column makes a header:NAME
+	 * inside it match nothing (FTS5 intersects the column sets), so the
+	 * NOT takes nothing away. */
+	{ "value:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "value:(plain NOT header:user)", { 6, 7, -1 } },
+	{ "-header:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "{key value}:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "value:({value header}:(plain NOT header:user:red))", { 6, 7, -1 } },
+	{ "{value header}:(plain NOT header:user:red)", { 6, -1 } },
+	/* A string with no token is FTS5's empty phrase: dropped from an
+	 * implicit AND and from NEAR, nothing elsewhere. */
+	{ "plain \"@\"", { 6, 7, -1 } },
+	{ "\"@\" plain", { 6, 7, -1 } },
+	{ "NEAR(plain \"@\")", { 6, 7, -1 } },
+	{ "plain header:user:\"@\"", { 6, 7, -1 } },
+	{ "plain ^\"@\"", { 6, 7, -1 } },
+	{ "plain NEAR(\"@\" \"-\", 3)", { 6, 7, -1 } },
+	{ "value:(plain \"...\")", { 6, 7, -1 } },
+	{ "red NOT (fox \"@\")", { 8, 10, -1 } },
+	{ "plain OR (fox \"@\")", { 0, 1, 2, 3, 4, 5, 6, 7, 9, -1 } },
+	{ "plain AND \"@\"", { -1 } },
+	{ "NEAR(\"@\" \"-\")", { -1 } },
+	/* A '*' after a string marks the phrase's last token so far. */
+	{ "fo + \"@\"*", { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1 } },
+	{ "fo* + \"@\"", { 8, -1 } },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -249,7 +276,7 @@ static void random_query(char *q, size_t n)
 {
 	const char *a = vocab[rnd() % NV], *b = vocab[rnd() % NV], *c = vocab[rnd() % NV];
 	int d = (int)(rnd() % 4);
-	switch (rnd() % 14) {
+	switch (rnd() % 16) {
 	case 0: snprintf(q, n, "\"%s %s\"", a, b); break;
 	case 1: snprintf(q, n, "value:\"%s %s\"", a, b); break;
 	case 2: snprintf(q, n, "key:%s %s", a, b); break;
@@ -263,6 +290,8 @@ static void random_query(char *q, size_t n)
 	case 10: snprintf(q, n, "%s + re*", a); break;
 	case 11: snprintf(q, n, "NEAR(\"%s %s\" %s, %d)", a, b, c, d); break;
 	case 12: snprintf(q, n, "(key:%s OR value:%s) NOT NEAR(%s %s, %d)", a, b, a, c, d); break;
+	case 13: snprintf(q, n, "value:(%s NOT header:user:%s)", a, b); break;
+	case 14: snprintf(q, n, "%s \"-\" NOT (%s \"@\") OR NEAR(%s \"@\")", a, b, c); break;
 	default: snprintf(q, n, "header:user:%s %s OR header:Trace", a, b); break;
 	}
 }
