@@ -24,18 +24,27 @@
  * form of the query (relax, below), which matches a superset of the
  * records the query matches, and notes whether it matches exactly the
  * same ones:
- *   - a phrase "a b c" (or a + b + c) becomes ("a" AND "b" AND "c"), each
- *     string's '*' kept on its last token; one of at most one token is
- *     exact (none: "", which matches nothing, as the empty phrase does);
+ *   - a phrase "a b c" (or a + b + c) becomes ("a" AND "b" AND "c"), a
+ *     '*' after a string marking the phrase's last token so far (as FTS5
+ *     does: fo + "@"* is fo*); one of at most one token is exact;
+ *   - a phrase with no token ("@", "-", header:NAME:"@") is FTS5's empty
+ *     phrase, whose node matches nothing (fts5_expr.c, FTS5_EOF) but
+ *     which FTS5's parser drops from an implicit AND and from NEAR when
+ *     another operand has a token (sqlite3Fts5ParseImplicitAnd,
+ *     sqlite3Fts5ParseNearset): so does the relaxation; one left alone,
+ *     or under an explicit AND, OR or NOT, becomes "", which matches
+ *     nothing there too (a AND "@": nothing; a OR "@", a NOT "@": a);
  *   - NEAR(p q ..., N) becomes the AND of its phrases relaxed, ^p becomes
  *     p relaxed: never exact;
  *   - a column filter (col:, {a b}:, -col:) is dropped: exact only when
  *     it takes the column header and every token under it is a header
  *     token (tokenizer.c: 0x01 name 0x02 word, which occurs in no other
  *     column), as header:NAME:word and header:NAME are;
- *   - a NOT b becomes a' NOT b when b is exact, else a' (dropping the NOT
- *     only adds rows); AND, OR and implicit AND keep their operands
- *     relaxed, exact when both are; every node is parenthesized.
+ *   - a NOT b becomes a' NOT b when b is exact (inside a filter: made of
+ *     header tokens, every filter around it taking the header column;
+ *     see rx_not), else a' (dropping the NOT only adds rows); AND, OR and
+ *     implicit AND keep their operands relaxed, exact when both are;
+ *     every node is parenthesized.
  * The parser follows FTS5's grammar (fts5parse.y: OR below AND below NOT,
  * all left-associative; juxtaposed phrases, an implicit AND, bind
  * tightest; its lexer's barewords, strings and keywords), and the tokens
@@ -223,6 +232,7 @@ struct rx {
 	struct fts_buf b; /* its relaxed text, every node parenthesized */
 	bool exact; /* it matches exactly the rows the original does */
 	bool hdr; /* every token of the original is a header token (0x01...) */
+	bool empty; /* a nearset with no token: FTS5's empty phrase (EXACT ANSWERS) */
 };
 
 struct relaxer {
@@ -230,6 +240,7 @@ struct relaxer {
 	sqlite3 *db; /* for the tokenizer */
 	int rc;
 	int filters; /* column filters open around the token being parsed */
+	int hdr_out; /* of them, those whose columns leave out header */
 };
 
 static bool is_bare(unsigned char c)
@@ -340,6 +351,7 @@ static void rx_join(struct relaxer *r, struct rx *a, const char *op, struct rx *
 	a->b = o;
 	a->exact = a->exact && b->exact;
 	a->hdr = a->hdr && b->hdr;
+	a->empty = false;
 	rx_free(b);
 }
 
@@ -370,6 +382,7 @@ struct rphrase {
 	struct relaxer *r;
 	struct rx *out;
 	int tokens; /* of the whole phrase so far */
+	bool star; /* the last of them is a prefix (its '*' not written yet) */
 };
 
 /* Append token t to the phrase's relaxed text as an FTS5 string (quotes
@@ -379,6 +392,9 @@ static int phrase_token(void *arg, const char *t, int n)
 	struct rphrase *ph = arg;
 	struct relaxer *r = ph->r;
 
+	if (ph->star)
+		rput(r, &ph->out->b, "*", 1);
+	ph->star = false;
 	if (ph->tokens++)
 		rput(r, &ph->out->b, " AND ", 5);
 	rput(r, &ph->out->b, "\"", 1);
@@ -389,12 +405,14 @@ static int phrase_token(void *arg, const char *t, int n)
 	return r->rc != 0;
 }
 
-/* phrase := STRING [*] { + STRING [*] }: the AND of its tokens, each
- * prefix string's last one with its '*'; exact when it has at most one
- * token (none: "", which matches nothing, as the empty phrase does). */
+/* phrase := STRING [*] { + STRING [*] }: the AND of its tokens, the
+ * last token so far a prefix when a string is followed by '*' (FTS5 sets
+ * the flag after each string, on whatever token is last then: fo + "@"*
+ * is fo*, fo* + "@" is fo); exact when it has at most one token. With
+ * none it is FTS5's empty phrase (out->empty): "". */
 static bool rx_phrase(struct relaxer *r, struct rx *out)
 {
-	struct rphrase ph = { r, out, 0 };
+	struct rphrase ph = { r, out, 0, false };
 	struct fts_buf d = { 0 };
 
 	out->hdr = true;
@@ -402,30 +420,49 @@ static bool rx_phrase(struct relaxer *r, struct rx *out)
 	for (;;) {
 		if (r->lx.tok != R_STR)
 			return free(d.s), rfail(r);
-		int before = ph.tokens;
 		if (rstring(r, &d) ||
 		    (r->rc = fts_query_tokenize(r->db, d.s ? d.s : "", (int)d.len, phrase_token, &ph)))
 			return free(d.s), false;
 		rlex_next(&r->lx);
-		if (r->lx.tok == R_STAR) {
-			if (ph.tokens > before)
-				rput(r, &out->b, "*", 1);
+		bool star = r->lx.tok == R_STAR;
+		if (star)
 			rlex_next(&r->lx);
-		}
+		if (ph.tokens)
+			ph.star = star;
 		if (r->lx.tok != R_PLUS)
 			break;
 		rlex_next(&r->lx);
 	}
 	free(d.s);
+	if (ph.star)
+		rput(r, &out->b, "*", 1);
 	if (!ph.tokens)
 		rput(r, &out->b, "\"\"", 2);
 	rput(r, &out->b, ")", 1);
 	out->exact = ph.tokens <= 1;
+	out->empty = ph.tokens == 0;
 	return r->rc == 0;
 }
 
+/* Add b to out as an operand of an implicit AND (or of NEAR): FTS5's
+ * parser drops an empty one (sqlite3Fts5ParseImplicitAnd), unless every
+ * operand is empty. b freed. */
+static void rx_and_operand(struct relaxer *r, struct rx *out, struct rx *b)
+{
+	if (b->empty) {
+		rx_free(b);
+	} else if (out->empty) {
+		rx_free(out);
+		*out = *b;
+	} else {
+		rx_join(r, out, " AND ", b);
+	}
+}
+
 /* nearset := ^ phrase | NEAR ( phrase phrase ... [, N] ) | phrase. ^ and
- * NEAR need positions: relaxed to the phrase(s) ANDed, never exact. */
+ * NEAR need positions: relaxed to the phrase(s) ANDed, never exact. As
+ * FTS5 does (sqlite3Fts5ParseNearset), NEAR drops its empty phrases
+ * while another has a token: it is empty only when all of them are. */
 static bool rx_nearset(struct relaxer *r, struct rx *out)
 {
 	if (r->lx.tok == R_CARET) {
@@ -445,7 +482,7 @@ static bool rx_nearset(struct relaxer *r, struct rx *out)
 			struct rx b = { .b = { 0 } };
 			if (!rx_phrase(r, &b))
 				return rx_free(&b), false;
-			rx_join(r, out, " AND ", &b);
+			rx_and_operand(r, out, &b);
 		}
 		if (r->lx.tok == R_COMMA) {
 			rlex_next(&r->lx);
@@ -505,17 +542,21 @@ static bool rx_filtered(struct relaxer *r, struct rx *out)
 	if (r->lx.tok != R_COLON)
 		return rfail(r);
 	rlex_next(&r->lx);
+	bool hdr_out = header == neg; /* the colset leaves out header */
 	r->filters++;
+	r->hdr_out += hdr_out;
 	bool fine;
 	if (r->lx.tok == R_LP) {
 		rlex_next(&r->lx);
 		fine = rx_or(r, out) && (r->lx.tok == R_RP || rfail(r));
 		if (fine)
 			rlex_next(&r->lx);
+		out->empty = false; /* an expression, not a nearset */
 	} else {
 		fine = rx_nearset(r, out);
 	}
 	r->filters--;
+	r->hdr_out -= hdr_out;
 	if (!fine)
 		return false;
 	out->exact = out->exact && out->hdr && header != neg;
@@ -535,6 +576,7 @@ static bool rx_primary(struct relaxer *r, struct rx *out)
 		if (r->lx.tok != R_RP)
 			return rfail(r);
 		rlex_next(&r->lx);
+		out->empty = false; /* an expression, not a nearset */
 		return true;
 	}
 	bool first = true;
@@ -547,7 +589,7 @@ static bool rx_primary(struct relaxer *r, struct rx *out)
 			*out = b;
 			first = false;
 		} else
-			rx_join(r, out, " AND ", &b);
+			rx_and_operand(r, out, &b);
 	}
 	return first ? rfail(r) : r->rc == 0;
 }
@@ -556,8 +598,11 @@ static bool rx_primary(struct relaxer *r, struct rx *out)
  * whose right side is not exact is dropped: a NOT b relaxed is a', a
  * superset; with b exact it is a' NOT b. Inside a column filter, which
  * the relaxation drops, b counts as exact only when it is made of header
- * tokens (found in no other column): value:(a NOT b) holds for a record
- * with b in its key, which a NOT b over every column would leave out. */
+ * tokens (found in no other column) and every filter around it takes the
+ * header column: value:(a NOT b) holds for a record with b in its key,
+ * which a NOT b over every column would leave out, and FTS5 intersects
+ * nested column sets, so under value:, key:, -header: or {key value}: a
+ * header:NAME matches nothing and value:(a NOT header:NAME) is value:a. */
 static bool rx_not(struct relaxer *r, struct rx *out)
 {
 	if (!rx_primary(r, out))
@@ -567,7 +612,7 @@ static bool rx_not(struct relaxer *r, struct rx *out)
 		rlex_next(&r->lx);
 		if (!rx_primary(r, &b))
 			return rx_free(&b), false;
-		if (b.exact && (r->filters == 0 || b.hdr))
+		if (b.exact && (r->filters == 0 || (b.hdr && r->hdr_out == 0)))
 			rx_join(r, out, " NOT ", &b);
 		else {
 			out->exact = false;

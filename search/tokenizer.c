@@ -21,8 +21,9 @@
  *
  * QUERY. In a query (FTS5_TOKENIZE_QUERY), a header text of one header
  * 0x01 NAME 0x02 VALUE yields only the value's tokens 0x01 name 0x02 t
- * (none when VALUE has no word: the phrase then matches nothing, as an
- * empty phrase does), or, when VALUE is empty, the presence token
+ * (none when VALUE has no word: the phrase is then an empty one, which
+ * FTS5 drops from an implicit AND and from NEAR and which otherwise
+ * matches nothing), or, when VALUE is empty, the presence token
  * 0x01 name 0x02. So the
  * FTS5 string "\x01Name\x02a b" is the phrase "a b" inside a header
  * called name, and "\x01Name\x02" is "has a header called name".

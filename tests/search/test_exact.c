@@ -5,13 +5,16 @@
  * candidate is checked on its record (query.c, "EXACT ANSWERS"). A wrong
  * relaxation, or a skipped check, shows here:
  *   1. a fixed set of records, written three times (in a first indexed
- *      segment, in a later one, and in the WAL tail), against answers
+ *      segment, in a later one, and in the WAL tail, checked to be there
+ *      before and after the queries), against answers
  *      written out by hand (each one also what SQLite FTS5 with
  *      detail=full gives on the same text): a phrase whose words occur in
  *      the other order, apart, in two columns or two headers (no match),
  *      NEAR within and beyond its distance, key:, value:, headers:,
  *      {a b}:, -col:, ^, header:NAME with the word in another column or
- *      header, a NOT of a phrase or a NEAR;
+ *      header, a NOT of a phrase or a NEAR, a NOT inside a filter that
+ *      leaves out the header column, strings with no token (FTS5's empty
+ *      phrase) beside others, in NEAR, under NOT and OR, a '*' after one;
  *   2. random records over a vocabulary of five words and random queries
  *      of those kinds: the offsets with the indexes must equal those with
  *      every index removed (all scanned: FTS5 detail=full on every
@@ -23,6 +26,7 @@
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +91,31 @@ static const struct {
 	{ "value:(fox NOT red)", { 4, 9, -1 } },
 	{ "key:(red NOT fox)", { 4, -1 } },
 	{ "-key:(fox NOT red)", { 4, 9, -1 } },
+	/* A filter that leaves out the header column makes a header:NAME
+	 * inside it match nothing (FTS5 intersects the column sets), so the
+	 * NOT takes nothing away. */
+	{ "value:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "value:(plain NOT header:user)", { 6, 7, -1 } },
+	{ "-header:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "{key value}:(plain NOT header:user:red)", { 6, 7, -1 } },
+	{ "value:({value header}:(plain NOT header:user:red))", { 6, 7, -1 } },
+	{ "{value header}:(plain NOT header:user:red)", { 6, -1 } },
+	/* A string with no token is FTS5's empty phrase: dropped from an
+	 * implicit AND and from NEAR, nothing elsewhere. */
+	{ "plain \"@\"", { 6, 7, -1 } },
+	{ "\"@\" plain", { 6, 7, -1 } },
+	{ "NEAR(plain \"@\")", { 6, 7, -1 } },
+	{ "plain header:user:\"@\"", { 6, 7, -1 } },
+	{ "plain ^\"@\"", { 6, 7, -1 } },
+	{ "plain NEAR(\"@\" \"-\", 3)", { 6, 7, -1 } },
+	{ "value:(plain \"...\")", { 6, 7, -1 } },
+	{ "red NOT (fox \"@\")", { 8, 10, -1 } },
+	{ "plain OR (fox \"@\")", { 0, 1, 2, 3, 4, 5, 6, 7, 9, -1 } },
+	{ "plain AND \"@\"", { -1 } },
+	{ "NEAR(\"@\" \"-\")", { -1 } },
+	/* A '*' after a string marks the phrase's last token so far. */
+	{ "fo + \"@\"*", { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1 } },
+	{ "fo* + \"@\"", { 8, -1 } },
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -147,6 +176,32 @@ static int run(struct engine *e, const char *topic, const char *text, struct off
 		diag("'%s': %s", text, err);
 	search_query_free(q);
 	return rc;
+}
+
+/* Whether the offsets from base on of p are all in the WAL tail: no
+ * segment reaches them. With wal_seal_ms 0 only a rotation (the WAL of
+ * both topics past wal_segment_bytes) or engine_index_now seals, so the
+ * tail stays until then: the tail's bytes, of p and pr, are checked
+ * against the rotation size too. */
+static bool in_tail(struct engine *e, struct partition *p, struct partition *pr, int64_t base)
+{
+	struct engine_segment_info *segs;
+	struct partition_info pi, ri;
+	struct engine_options o;
+	size_t n;
+
+	if (engine_partition_segments(p, &segs, &n))
+		bail("segments");
+	int64_t indexed_end = n ? segs[n - 1].last_offset + 1 : 0;
+	free(segs);
+	engine_partition_info(p, &pi);
+	engine_partition_info(pr, &ri);
+	engine_options_get(e, &o);
+	diag("t: indexed up to %" PRId64 ", tail from %" PRId64 " to %" PRId64 "; WAL tail %" PRIu64
+	     " + %" PRIu64 " bytes of %" PRIu64,
+	     indexed_end, base, pi.next_offset, pi.wal_bytes, ri.wal_bytes, o.wal_segment_bytes);
+	return indexed_end <= base && pi.next_offset == base + NCRAFTED &&
+	       pi.wal_bytes + ri.wal_bytes < o.wal_segment_bytes / 2;
 }
 
 /* Part 1: every case against its crafted answer, at each copy's base. */
@@ -220,7 +275,7 @@ static void random_query(char *q, size_t n)
 {
 	const char *a = vocab[rnd() % NV], *b = vocab[rnd() % NV], *c = vocab[rnd() % NV];
 	int d = (int)(rnd() % 4);
-	switch (rnd() % 14) {
+	switch (rnd() % 16) {
 	case 0: snprintf(q, n, "\"%s %s\"", a, b); break;
 	case 1: snprintf(q, n, "value:\"%s %s\"", a, b); break;
 	case 2: snprintf(q, n, "key:%s %s", a, b); break;
@@ -234,6 +289,8 @@ static void random_query(char *q, size_t n)
 	case 10: snprintf(q, n, "%s + re*", a); break;
 	case 11: snprintf(q, n, "NEAR(\"%s %s\" %s, %d)", a, b, c, d); break;
 	case 12: snprintf(q, n, "(key:%s OR value:%s) NOT NEAR(%s %s, %d)", a, b, a, c, d); break;
+	case 13: snprintf(q, n, "value:(%s NOT header:user:%s)", a, b); break;
+	case 14: snprintf(q, n, "%s \"-\" NOT (%s \"@\") OR NEAR(%s \"@\")", a, b, c); break;
 	default: snprintf(q, n, "header:user:%s %s OR header:Trace", a, b); break;
 	}
 }
@@ -297,10 +354,11 @@ int main(void)
 	bases[2] = info.next_offset;
 	for (int i = 0; i < NCRAFTED; i++)
 		append_crec(p, &crafted[i]);
-	append_random(pr, NRAND / 4);
+	append_random(pr, NRAND / 20);
 	engine_partition_info(p, &info);
 	ok(info.segments >= 3 && info.wal_bytes > 0, "t: %" PRIu64 " segments and a tail",
 	   info.segments);
+	ok(in_tail(e, p, pr, bases[2]), "copy 2 in the WAL tail");
 	{
 		struct engine_segment_info *segs;
 		size_t n;
@@ -313,6 +371,7 @@ int main(void)
 		ok(apart, "copies 0 and 1 in different indexed segments");
 	}
 	run_cases(e, bases, 3, "indexed + tail");
+	ok(in_tail(e, p, pr, bases[2]), "copy 2 still in the WAL tail after the queries");
 
 	/* Part 2: random queries with the indexes, kept for the comparison. */
 	static struct offs indexed[NRQ];
