@@ -4,7 +4,12 @@
 #ifndef CHRONIK_FS_PRIVATE_H
 #define CHRONIK_FS_PRIVATE_H
 
-#define FUSE_USE_VERSION 35
+/* 3.12 or later: below it, fuse_session_loop_mt() is the 3.2 entry point,
+ * which reads the opaque fuse_loop_config of fuse_loop_cfg_create() as the
+ * old public struct (its version tag as clone_fd, its clone_fd as
+ * max_idle_threads = 0): every worker then clones /dev/fuse and exits after
+ * one request, so each request cost a thread. */
+#define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>

@@ -349,6 +349,9 @@ int chronikfs_run(struct chronikfs *fs)
 	if (!cfg) {
 		err = -ENOMEM;
 	} else {
+		/* Workers stay (up to 8 idle) and share the session's fd;
+		 * FUSE_USE_VERSION 312 (fs-private.h) is what makes libfuse
+		 * read this config as what it is. */
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
 		fuse_loop_cfg_set_idle_threads(cfg, 8);
 		fuse_loop_cfg_set_max_threads(cfg, 64);

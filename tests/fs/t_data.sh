@@ -74,6 +74,39 @@ printf '\n' >>"$D"
 printf '\n' >>"$REF"
 check "an empty line is an empty record" cmp -s "$D" "$REF"
 
+# The FUSE workers serve request after request: 40 appends one after the
+# other (each an open, a write, a flush and a release) start no thread
+# once the pool has its threads: the threads seen after each append are
+# those seen before. A worker that exited after each request (and cloned
+# /dev/fuse for the next) showed up here as one new thread per append.
+tids() { ls "/proc/$daemon_pid/task" | sort; }
+printf 'warm\n' >>"$D"
+printf 'warm\n' >>"$REF"
+tids >"$T/tids.before"
+: >"$T/tids.seen"
+for i in $(seq 40); do
+	printf 'seq %d\n' "$i" >>"$D"
+	printf 'seq %d\n' "$i" >>"$REF"
+	tids >>"$T/tids.seen"
+done
+new=$(sort -u "$T/tids.seen" | comm -13 "$T/tids.before" - | wc -l)
+[ "$new" -le 4 ] || diag "$new threads started during 40 appends"
+ok $((new > 4)) "40 appends one after the other start at most 4 threads ($new)"
+check "the 40 appends read back" cmp -s "$D" "$REF"
+
+# dd in blocks that are not a divisor of a line, nor page-sized, nor
+# aligned with anything: the bytes come back in order, none dropped or
+# repeated.
+awk 'BEGIN { for (i = 0; i < 80000; i++) printf "dd line %06d %s\n", i, substr("abcdefghijklmnopqrstuvwxyz0123456789", 1, i % 37) }' >"$T/odd"
+for bs in 1 7 4093 65537 1048573 1048576 3000001; do
+	head -c $((bs < 100000 ? bs * 13 : 2500000)) "$T/odd" >"$T/chunk"
+	dd if="$T/chunk" of="$D" bs=$bs oflag=append conv=notrunc status=none
+	cat "$T/chunk" >>"$REF"
+	# the chunk may end inside a line: close() appends it with a newline
+	[ "$(tail -c 1 "$T/chunk" | od -An -c | tr -d ' ')" = '\n' ] || printf '\n' >>"$REF"
+done
+check "dd with odd block sizes reads back byte for byte" cmp -s "$D" "$REF"
+
 size=$(stat -c %s "$REF")
 expect_errno "> on a non-empty log is EPERM" "Operation not permitted" sh -c "echo x > '$D'"
 expect_errno "truncate is EPERM" "Operation not permitted" truncate -s 0 "$D"
