@@ -1,29 +1,42 @@
-/* builder.c - the index builder thread (search.h, "search_builder").
+/* builder.c - the index builder threads (search.h, "search_builder").
  *
- * WHY A THREAD. Building a segment's index (index.c) costs several times
- * what writing the segment does (FTS5 inserts, optimize, VACUUM). Done in
+ * WHY THREADS. Building a segment's index (index.c) costs several times
+ * what writing the segment does (FTS5 inserts, then optimize). Done in
  * the segment hook, it ran on the indexer's thread with the engine's
  * segment work paused, so the WAL drained at the pace of FTS5. With a
  * builder, the hook only queues the segment's path and returns; the
- * builder's own thread builds the index afterwards. Until then the segment
+ * builder's own threads build the index afterwards. Until then the segment
  * has no index and queries scan it (query.c), so results stay complete and
  * exact meanwhile; only slower.
  *
- * THE THREAD. One per builder. It
- *   1. sweeps once when started: for every topic and partition, each local
+ * WHY TWO. One build is one thread's work (one SQLite connection, one
+ * FTS5 table), so one thread leaves the other cores idle once appends
+ * stop, while the queue still holds segments. The builder runs
+ * BUILDER_THREADS threads (fewer on a machine with fewer online CPUs):
+ * with one segment queued one thread builds it; a second waiting segment
+ * starts on the second thread. Each build holds up to about 32 MiB of FTS5
+ * hash (index.c, BUILD), so two cost up to twice that.
+ *
+ * THE THREADS. They share one queue. They
+ *   1. sweep once when started: for every topic and partition, each local
  *      registered segment whose index is missing, unreadable, of another
  *      format or does not match the segment (fts_index_open) is rebuilt;
  *      in each partition's segment directory every <name>.fts whose
- *      segment file <name> is gone, and every <name>.fts.tmp (only this
- *      thread writes those), is removed, and the index handles queries
+ *      segment file <name> is gone, and every <name>.fts.tmp (only these
+ *      threads write those), is removed, and the index handles queries
  *      keep open on files gone or changed are closed (fts_cache_prune);
- *   2. then builds the queued segments in the order they were written (a
+ *   2. then build the queued segments in the order they were written (a
  *      segment gone meanwhile fails its build quietly; an index renamed
  *      into place after its segment went is an orphan for the next sweep);
- *   3. sweeps again after SWEEP_IDLE_MS without work, and when
+ *   3. sweep again after SWEEP_IDLE_MS without work, and when
  *      search_builder_sweep asks.
+ * A sweep runs alone: it starts once no build is running, and no build
+ * starts while one is asked for or running (it rebuilds what it finds,
+ * and removes .fts.tmp files, which a build in progress writes). Two
+ * threads never build the same path at once: a thread skips a job whose
+ * path the other is building (both would write <path>.fts.tmp).
  * A build that fails is logged; the segment is retried by the next sweep.
- * search_builder_stop joins the thread; what is still queued is built by
+ * search_builder_stop joins the threads; what is still queued is built by
  * the next start's sweep.
  */
 #include <dirent.h>
@@ -43,21 +56,32 @@
 #include "search.h"
 
 #define SWEEP_IDLE_MS 30000
+#define BUILDER_THREADS 2
 
 struct job {
 	struct job *next;
 	char path[];
 };
 
+struct builder_thread {
+	struct search_builder *b;
+	pthread_t thread;
+	const char *path; /* the job's path this thread builds, or NULL; under b->lock */
+};
+
 struct search_builder {
 	pthread_mutex_t lock;
-	pthread_cond_t wake; /* work queued, a sweep asked, stop */
-	pthread_cond_t idle; /* the thread has nothing to do */
+	pthread_cond_t wake; /* work queued, a build or sweep done, a sweep asked, stop */
+	pthread_cond_t idle; /* the threads have nothing to do */
 	struct engine *e;
-	pthread_t thread;
-	bool running, stop, sweep, busy;
-	/* Guarded by lock: the queue (head..tail), the flags above. busy: the
-	 * thread is building or sweeping outside the lock. */
+	struct builder_thread threads[BUILDER_THREADS];
+	int nthreads; /* started, <= BUILDER_THREADS */
+	bool running, stop, sweep, sweeping;
+	int busy;
+	/* Guarded by lock: the queue (head..tail), the flags above, busy and
+	 * each thread's path. busy: how many threads are building or
+	 * sweeping outside the lock; sweeping: one of them sweeps (busy is
+	 * then 1). sweep: a sweep is asked for (no build starts meanwhile). */
 	struct job *head, *tail;
 };
 
@@ -198,39 +222,65 @@ static void sweep(struct search_builder *b)
 	engine_strv_free(topics, nt);
 }
 
+/* The first queued job whose path no thread is building, taken out of
+ * the queue; NULL when none. Under b->lock. */
+static struct job *job_take(struct search_builder *b)
+{
+	struct job **link = &b->head, *prev = NULL;
+
+	for (struct job *j = b->head; j; prev = j, link = &j->next, j = j->next) {
+		bool taken = false;
+		for (int i = 0; i < b->nthreads && !taken; i++)
+			taken = b->threads[i].path && strcmp(b->threads[i].path, j->path) == 0;
+		if (taken)
+			continue;
+		*link = j->next;
+		if (b->tail == j)
+			b->tail = prev;
+		return j;
+	}
+	return NULL;
+}
+
 static void *builder_main(void *arg)
 {
-	struct search_builder *b = arg;
+	struct builder_thread *self = arg;
+	struct search_builder *b = self->b;
 	struct timespec ts;
+	struct job *j;
 
 	pthread_mutex_lock(&b->lock);
 	while (!b->stop) {
-		if (b->sweep) {
+		if (b->sweep && b->busy == 0) {
 			b->sweep = false;
-			b->busy = true;
+			b->sweeping = true;
+			b->busy++;
 			pthread_mutex_unlock(&b->lock);
 			sweep(b);
 			pthread_mutex_lock(&b->lock);
-			b->busy = false;
+			b->busy--;
+			b->sweeping = false;
+			pthread_cond_broadcast(&b->wake);
 			continue;
 		}
-		if (b->head) {
-			struct job *j = b->head;
-			b->head = j->next;
-			if (!b->head)
-				b->tail = NULL;
-			b->busy = true;
+		if (!b->sweep && !b->sweeping && (j = job_take(b))) {
+			self->path = j->path;
+			b->busy++;
 			pthread_mutex_unlock(&b->lock);
 			fts_build_logged(j->path);
-			free(j);
 			pthread_mutex_lock(&b->lock);
-			b->busy = false;
+			b->busy--;
+			self->path = NULL;
+			free(j);
+			pthread_cond_broadcast(&b->wake);
 			continue;
 		}
-		pthread_cond_broadcast(&b->idle);
+		if (!b->head && !b->sweep && b->busy == 0)
+			pthread_cond_broadcast(&b->idle);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += SWEEP_IDLE_MS / 1000;
-		if (pthread_cond_timedwait(&b->wake, &b->lock, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&b->wake, &b->lock, &ts) == ETIMEDOUT && !b->head &&
+		    b->busy == 0)
 			b->sweep = true;
 	}
 	pthread_cond_broadcast(&b->idle);
@@ -238,9 +288,19 @@ static void *builder_main(void *arg)
 	return NULL;
 }
 
+/* How many threads to start: BUILDER_THREADS, at most one per online CPU. */
+static int thread_count(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 1)
+		return 1;
+	return cpus < BUILDER_THREADS ? (int)cpus : BUILDER_THREADS;
+}
+
 int search_builder_start(struct search_builder *b, struct engine *e)
 {
-	int rc;
+	int rc = 0, want = thread_count();
 
 	pthread_mutex_lock(&b->lock);
 	if (b->running) {
@@ -250,9 +310,21 @@ int search_builder_start(struct search_builder *b, struct engine *e)
 	b->e = e;
 	b->stop = false;
 	b->sweep = true;
-	rc = -pthread_create(&b->thread, NULL, builder_main, b);
-	b->running = rc == 0;
+	b->nthreads = 0;
+	for (int i = 0; i < want; i++) {
+		b->threads[i] = (struct builder_thread){ .b = b, .path = NULL };
+		rc = -pthread_create(&b->threads[i].thread, NULL, builder_main, &b->threads[i]);
+		if (rc)
+			break;
+		b->nthreads++;
+	}
+	b->running = b->nthreads > 0;
 	pthread_mutex_unlock(&b->lock);
+	if (rc && b->running) {
+		log_msg(LOG_LVL_WARN, "search", "index builder: %d of %d threads started (%s)",
+			b->nthreads, want, chronik_strerror(rc));
+		rc = 0;
+	}
 	return rc;
 }
 
@@ -282,11 +354,13 @@ void search_builder_stop(struct search_builder *b)
 		return;
 	}
 	b->stop = true;
-	pthread_cond_signal(&b->wake);
+	pthread_cond_broadcast(&b->wake);
 	pthread_mutex_unlock(&b->lock);
-	pthread_join(b->thread, NULL);
+	for (int i = 0; i < b->nthreads; i++)
+		pthread_join(b->threads[i].thread, NULL);
 	pthread_mutex_lock(&b->lock);
 	b->running = false;
+	b->nthreads = 0;
 	b->e = NULL;
 	pthread_mutex_unlock(&b->lock);
 }

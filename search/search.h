@@ -5,7 +5,7 @@
  *     database of rowids only (format: index.c), built when the segment
  *     is written through the engine's segment hook
  *     (engine_segment_hook_set): on the indexer's thread (search_attach),
- *     or on the builder's own thread
+ *     or on the builder's own threads
  *     (search_builder, below: chronikd), and removed with it (retention,
  *     compaction, topic deletion);
  *   - a segment whose index is missing or does not match it (a crash
@@ -78,8 +78,9 @@ int search_attach(struct engine *e);
  * segments indexed right after open get their index too). */
 void search_engine_options(struct engine_options *o);
 
-/* The builder (builder.c): indexes built on a thread of their own, off the
- * indexer's path, and missing or stale ones rebuilt. Life cycle:
+/* The builder (builder.c): indexes built on threads of their own (two, at
+ * most one per online CPU), off the indexer's path, and missing or stale
+ * ones rebuilt. Life cycle:
  *   search_builder_new, search_builder_options (into the options of the
  *   engine to open), engine_open, search_builder_start; ... ;
  *   search_builder_stop, engine_close, search_builder_free.
