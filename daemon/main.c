@@ -136,9 +136,8 @@ static void malloc_arenas_bound(void)
 
 	if (arena_max_in_env())
 		return;
-	if (mallopt(M_ARENA_MAX, max) != 1)
-		log_msg(LOG_LVL_WARN, "chronikd", "cannot bound malloc's arenas to %d", max);
-	else
+	/* A sanitizer's malloc refuses (returns 0): nothing to bound then. */
+	if (mallopt(M_ARENA_MAX, max) == 1)
 		log_msg(LOG_LVL_DEBUG, "chronikd", "malloc arenas: at most %d", max);
 #endif
 }
