@@ -2,14 +2,16 @@
  *
  *   chronikd [options] DATA_DIR MOUNTPOINT
  *
- * Start-up order: parse settings (config file, then flags), check the mount
- * point, fork into the background unless -f (the parent waits for the child
- * to say "mounted" or to fail, and exits with the child's status, so a
- * failed start is never reported as success), block the shutdown signals
- * in every thread, open the engine (takes DATA/LOCK), start the Kafka
- * listener, mount, then serve. SIGINT, SIGTERM, SIGHUP or an unmount end
- * it: the listener stops, partial lines of open files are appended, the
- * mount goes away, and engine_close flushes, fsyncs and releases the lock.
+ * Start-up order: parse settings (config file, then flags), bound malloc's
+ * arenas (memory, below), check the mount point, fork into the background
+ * unless -f (the parent waits for the child to say "mounted" or to fail,
+ * and exits with the child's status, so a failed start is never reported
+ * as success), block the shutdown signals in every thread, open the engine
+ * (takes DATA/LOCK), start the Kafka listener, mount, then serve; the
+ * signal thread trims malloc's free memory every 10 s while it waits.
+ * SIGINT, SIGTERM, SIGHUP or an unmount end it: the listener stops, partial
+ * lines of open files are appended, the mount goes away, and engine_close
+ * flushes, fsyncs and releases the lock.
  *
  * This file is the composition root: the settings are settings.c's, the
  * log sink logsink.c's (daemon.h); the filesystem is fs/'s, the listener
@@ -122,11 +124,13 @@ static void daemon_ready(void)
 #define MALLOC_ARENAS_PER_CORE 2
 #define MALLOC_TRIM_SECONDS 10
 
+#ifdef __GLIBC__
 static bool arena_max_in_env(void)
 {
 	const char *t = getenv("GLIBC_TUNABLES");
 	return getenv("MALLOC_ARENA_MAX") || (t && strstr(t, "glibc.malloc.arena_max"));
 }
+#endif
 
 static void malloc_arenas_bound(void)
 {
