@@ -9,8 +9,13 @@ check() { local desc=$1; shift; if "$@"; then ok 0 "$desc"; else ok 1 "$desc"; f
 
 C topic create s --partitions 2 >/dev/null
 awk 'BEGIN { for (i = 1; i <= 4000; i++) print "row" i " " (i % 3 ? "common" : "tertius") (i % 500 ? "" : " uncommon") }' >"$T/lines"
+# Each produce's records share the clock's time at their append; the clock
+# is let pass a millisecond between produces, so the three chunks of s/0
+# have distinct timestamps and a time range can cut between them.
 for k in 0 1 2; do
 	sed -n "$((k * 1000 + 1)),$((k * 1000 + 1000))p" "$T/lines" | C --set wal.segment.bytes=16384 produce s/0
+	t=$(date +%s%3N)
+	while [ "$(date +%s%3N)" -le "$t" ]; do :; done
 done
 tail -n 1000 "$T/lines" | C --set wal.segment.bytes=32768 produce s/1
 # 7 values that are not text (a control byte, invalid UTF-8), then filler
@@ -32,6 +37,21 @@ n=$(C search s common --limit 5 | wc -l)
 check "--limit 5" test "$n" -eq 5
 n=$(C search s common --until 1 | wc -l)
 check "--until 1 excludes everything" test "$n" -eq 0
+# --since/--until against the timestamps of the hits (uncommon: rows 500,
+# 1000 in chunk 0; 1500, 2000 in chunk 1; 2500, 3000 in chunk 2).
+C search s/0 uncommon --jsonl >"$T/all"
+ts_of() { sed -n "s/^{\"offset\":[0-9]*,\"timestamp\":\([0-9]*\),.*\"value\":\"row$1 .*/\1/p" "$T/all"; }
+lo=$(ts_of 1500) hi=$(ts_of 2500) first=$(ts_of 500)
+check "the chunks' timestamps differ ($first < $lo < $hi)" test "${first:-0}" -lt "${lo:-0}" -a "${lo:-0}" -lt "${hi:-0}"
+C search s/0 uncommon --since "$lo" --until "$hi" >"$T/got"
+sed -n 1001,2000p "$T/lines" | grep -w uncommon >"$T/want"
+check "--since --until: the 2 of 6 hits in chunk 1" sh -c "[ \$(wc -l <'$T/want') -eq 2 ] && cmp -s '$T/got' '$T/want'"
+C search s/0 uncommon --since "$lo" >"$T/got"
+sed -n 1001,3000p "$T/lines" | grep -w uncommon >"$T/want"
+check "--since alone: the 4 hits from chunk 1 on" sh -c "[ \$(wc -l <'$T/want') -eq 4 ] && cmp -s '$T/got' '$T/want'"
+C search s/0 uncommon --until "$lo" >"$T/got"
+head -n 1000 "$T/lines" | grep -w uncommon >"$T/want"
+check "--until alone: the 2 hits of chunk 0" sh -c "[ \$(wc -l <'$T/want') -eq 2 ] && cmp -s '$T/got' '$T/want'"
 C search s/1 uncommon --jsonl >"$T/got"
 check "--jsonl prints records.jsonl lines" \
 	grep -q '^{"offset":[0-9]*,"timestamp":[0-9]*,"key":null,"value":"row3500 common uncommon","headers":\[\]}$' "$T/got"

@@ -22,7 +22,10 @@ awk -v n=6000 'BEGIN { split("alpha bravo charlie delta echo foxtrot golf hotel 
 # Three appends: the WAL rotates past wal.segment.bytes between them, and
 # the sealed files become indexed segments.
 split -l 2000 "$T/lines" "$T/part."
-check "lines appended to s/0/data" sh -c "for f in '$T'/part.*; do cat \"\$f\" >>'$T0/0/data' || exit 1; done"
+# The clock is let pass a millisecond between them, so that each append's
+# records have a later timestamp than the one's before (since:/until:).
+check "lines appended to s/0/data" sh -c "for f in '$T'/part.*; do cat \"\$f\" >>'$T0/0/data' || exit 1;
+	t=\$(date +%s%3N); while [ \"\$(date +%s%3N)\" -le \"\$t\" ]; do :; done; done"
 for _ in $(seq 100); do
 	ls "$DATA"/segments/*/0/*.seg.fts >/dev/null 2>&1 && break
 	sleep 0.1
@@ -54,6 +57,29 @@ grep -E '"value":"line1000 (golf|hotel)( |")' "$T0/0/records.jsonl" >"$T/want"
 check "phrase and OR syntax ($(wc -l <"$T/want") lines)" sh -c "test -s '$T/want' && cmp -s '$T/got' '$T/want'"
 n=$(wc -l <"$T0/0/search/line59*")
 check "prefix line59* finds 111 lines ($n)" test "$n" -eq 111
+
+# since:/until: in the query, against records.jsonl filtered by timestamp
+# (rareword: lines 1000, 2000 in the first append; 3000, 4000; 5000, 6000).
+ts_of() { sed -n "s/^{\"offset\":[0-9]*,\"timestamp\":\([0-9]*\),.*\"value\":\"line$1 .*/\1/p" "$T0/0/records.jsonl"; }
+in_range() { grep -w -e "$1" "$T0/0/records.jsonl" | awk -v lo="$2" -v hi="$3" '{
+	match($0, /"timestamp":[0-9]+/); ts = substr($0, RSTART + 12, RLENGTH - 12) + 0;
+	if (ts >= lo && (hi < 0 || ts < hi)) print }'; }
+lo=$(ts_of 3000) hi=$(ts_of 5000) first=$(ts_of 1000)
+check "the appends' timestamps differ ($first < $lo < $hi)" test "${first:-0}" -lt "${lo:-0}" -a "${lo:-0}" -lt "${hi:-0}"
+in_range rareword "$lo" "$hi" >"$T/want"
+cat "$T0/0/search/rareword since:$lo until:$hi" >"$T/got"
+check "since:$lo until:$hi = those of grep -w in the range (2 of 6)" \
+	sh -c "[ \$(wc -l <'$T/want') -eq 2 ] && cmp -s '$T/got' '$T/want'"
+in_range rareword "$lo" -1 >"$T/want"
+cat "$T0/0/search/rareword since:$lo" >"$T/got"
+check "since: alone (4 of 6)" sh -c "[ \$(wc -l <'$T/want') -eq 4 ] && cmp -s '$T/got' '$T/want'"
+in_range golf 0 "$hi" >"$T/want"
+cat "$T0/0/search/golf until:$hi" >"$T/got"
+n=$(grep -cw golf "$T0/0/records.jsonl")
+check "until: alone, a common word ($(wc -l <"$T/want") of $n)" \
+	sh -c "[ \$(wc -l <'$T/want') -gt 0 ] && [ \$(wc -l <'$T/want') -lt $n ] && cmp -s '$T/got' '$T/want'"
+n=$(wc -l <"$T0/search/rareword since:$lo until:$hi")
+check "topic-wide since:/until: (2)" test "$n" -eq 2
 
 echo "freshword just now" >>"$T0/1/data"
 check "a line appended a moment ago is found" \

@@ -18,8 +18,10 @@
  *      segments get indexes, the old indexes go with their segments).
  * Besides: every registered segment has an index and no index outlives its
  * segment; a line appended after indexing is found at once; the topic-wide
- * result is the union of the partitions' in timestamp order; limit: and
- * since:/until:; bad queries are -EINVAL; binary keys, values and headers
+ * result is the union of the partitions' in timestamp order; limit:;
+ * since:/until: (each chunk of lines appended has a timestamp of its own,
+ * so a range cuts some hits out: the answer must be the unranged hits
+ * filtered by timestamp); bad queries are -EINVAL; binary keys, values and headers
  * are skipped (counted) and the text beside them is still found;
  * search_index_verify is clean on every segment; a deleted topic leaves no
  * index behind.
@@ -90,16 +92,33 @@ static size_t gen_line(char *buf)
 	return len;
 }
 
+/* Each call's records share one timestamp, one millisecond after the
+ * previous call's (whatever the clock says), so that a time range cuts
+ * between chunks for certain (check_time_range). */
+static int64_t chunk_ts = 1700000000000;
+
 static void append_lines(struct partition *p, int n)
 {
 	char *buf = malloc((size_t)n * 160);
+	struct record_in *r = calloc((size_t)n, sizeof(*r));
 	size_t len = 0;
 	int64_t base;
-	for (int i = 0; i < n; i++)
-		len += gen_line(buf + len);
-	int rc = engine_append_lines(p, buf, len, &base);
+	if (!buf || !r)
+		bail("out of memory");
+	for (int i = 0; i < n; i++) {
+		size_t l = gen_line(buf + len);
+		r[i] = (struct record_in){ .timestamp = chunk_ts,
+					   .key = NULL,
+					   .key_len = -1,
+					   .value = buf + len,
+					   .value_len = (int32_t)(l - 1) };
+		len += l;
+	}
+	chunk_ts++;
+	int rc = engine_append_records(p, r, (size_t)n, &base);
 	if (rc)
 		bail("append: %s", chronik_strerror(rc));
+	free(r);
 	free(buf);
 }
 
@@ -344,50 +363,84 @@ static int drop_third(void *arg, const char *config_json, const struct engine_re
 
 static int64_t count_query(struct engine *e, int32_t part, const char *text);
 
-static int ts_hit(void *arg, struct partition *p, const struct engine_record *r)
+struct timed {
+	struct offs off, ts;
+};
+
+static int timed_hit(void *arg, struct partition *p, const struct engine_record *r)
 {
+	struct timed *t = arg;
 	(void)p;
-	offs_push(arg, r->timestamp);
+	offs_push(&t->off, r->offset);
+	offs_push(&t->ts, r->timestamp);
 	return 0;
 }
 
-/* A time range that cuts through word's hits on partition 0: since <=
- * timestamp < until, against the timestamps of all its hits. */
+static int run_timed(struct engine *e, const char *text, struct timed *t)
+{
+	struct search_query *q;
+	char err[256];
+	int rc = search_query_new(text, &q, err, sizeof(err));
+	t->off.n = t->ts.n = 0;
+	if (rc) {
+		diag("%s: %s", text, err);
+		return rc;
+	}
+	rc = search_run(e, "t", 0, q, timed_hit, t);
+	search_query_free(q);
+	return rc;
+}
+
+/* One range query (since, until: -1 for none) of word on partition 0: it
+ * must return exactly the hits of all (word without a range, the oracle
+ * for this) whose timestamp lies in since <= ts < until, in the same
+ * order, and the range must leave out some hits and keep some. */
+static void check_range(struct engine *e, const char *word, const struct timed *all, int64_t since,
+			int64_t until)
+{
+	struct timed got = { 0 };
+	struct offs want = { 0 };
+	char text[160];
+	size_t len = (size_t)snprintf(text, sizeof(text), "%s", word);
+
+	if (since >= 0)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, " since:%" PRId64, since);
+	if (until >= 0)
+		snprintf(text + len, sizeof(text) - len, " until:%" PRId64, until);
+	for (size_t i = 0; i < all->off.n; i++)
+		if ((since < 0 || all->ts.v[i] >= since) && (until < 0 || all->ts.v[i] < until))
+			offs_push(&want, all->off.v[i]);
+	int rc = run_timed(e, text, &got);
+	ok(rc == 0 && want.n > 0 && want.n < all->off.n && same(&got.off, &want),
+	   "'%s': %zu of %zu hits, the oracle's %zu (0 < it < all)", text, got.off.n, all->off.n,
+	   want.n);
+	free(got.off.v);
+	free(got.ts.v);
+	free(want.v);
+}
+
+/* Time ranges that cut through word's hits on partition 0 (at the 1/3 and
+ * 2/3 timestamps: the corpus has one timestamp per chunk of lines, so
+ * these differ and each cut falls between chunks): since and until, since
+ * alone, until alone. */
 static void check_time_range(struct engine *e, const char *word)
 {
-	struct offs ts = { 0 };
-	struct search_query *q;
-	char err[256], text[160];
+	struct timed all = { 0 };
 
-	if (search_query_new(word, &q, err, sizeof(err)) == 0) {
-		search_run(e, "t", 0, q, ts_hit, &ts);
-		search_query_free(q);
+	if (run_timed(e, word, &all) != 0 || all.off.n < 3) {
+		ok(0, "time range: '%s' has %zu hits, too few to cut", word, all.off.n);
+		goto out;
 	}
-	if (ts.n < 3) {
-		ok(0, "time range: '%s' has %zu hits, too few to cut", word, ts.n);
-		free(ts.v);
-		return;
-	}
-	int64_t lo = ts.v[ts.n / 3], hi = ts.v[2 * ts.n / 3];
-	if (hi == lo)
-		hi = lo + 1;
-	int64_t in = 0, from = 0, before = 0;
-	for (size_t i = 0; i < ts.n; i++) {
-		in += ts.v[i] >= lo && ts.v[i] < hi;
-		from += ts.v[i] >= lo;
-		before += ts.v[i] < hi;
-	}
-	snprintf(text, sizeof(text), "%s since:%" PRId64 " until:%" PRId64, word, lo, hi);
-	int64_t got = count_query(e, 0, text);
-	ok(got == in, "since:%" PRId64 " until:%" PRId64 ": %" PRId64 " of %zu hits (want %" PRId64 ")",
-	   lo, hi, got, ts.n, in);
-	snprintf(text, sizeof(text), "%s since:%" PRId64, word, lo);
-	got = count_query(e, 0, text);
-	ok(got == from, "since:%" PRId64 " alone: %" PRId64 " (want %" PRId64 ")", lo, got, from);
-	snprintf(text, sizeof(text), "%s until:%" PRId64, word, hi);
-	got = count_query(e, 0, text);
-	ok(got == before, "until:%" PRId64 " alone: %" PRId64 " (want %" PRId64 ")", hi, got, before);
-	free(ts.v);
+	int64_t lo = all.ts.v[all.off.n / 3], hi = all.ts.v[2 * all.off.n / 3];
+	ok(all.ts.v[0] < lo && lo < hi && hi <= all.ts.v[all.off.n - 1],
+	   "'%s': %zu hits, timestamps %" PRId64 " < %" PRId64 " < %" PRId64 " <= %" PRId64, word,
+	   all.off.n, all.ts.v[0], lo, hi, all.ts.v[all.off.n - 1]);
+	check_range(e, word, &all, lo, hi);
+	check_range(e, word, &all, lo, -1);
+	check_range(e, word, &all, -1, hi);
+out:
+	free(all.off.v);
+	free(all.ts.v);
 }
 
 static int64_t count_query(struct engine *e, int32_t part, const char *text)
