@@ -38,7 +38,7 @@
  * name (so header:NAME:word needs no column, only its token). Every
  * connection that reads an index must register it first
  * (fts_open), or FTS5 refuses the table.
- * meta rows (all integers): "format" = 3, "base_offset" and "last_offset"
+ * meta rows (all integers): "format" = 4, "base_offset" and "last_offset"
  * (the first and last offsets of the rows, -1 when none), "records" (rows),
  * "binary" (what was skipped as not text: each key and value that is not
  * null, each header name, and each header value that is not null; shown
@@ -80,10 +80,12 @@
  * rebuilds such an index and removes a .tmp and an index whose segment
  * is gone.
  *
- * VERSION POLICY. A reader that finds a format other than 3 scans the
+ * VERSION POLICY. A reader that finds a format other than 4 scans the
  * segment instead, and the builder (builder.c) rebuilds it at its next
  * sweep. Earlier formats: 1 (no header column, tokenizer unicode61,
- * detail=full), 2 (this schema with detail=full).
+ * detail=full), 2 (this schema with detail=full), 3 (this one, but a
+ * value holding ESC counted binary and not indexed: TEXT OR BINARY below;
+ * its rows would miss coloured log lines the WAL scan finds).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,7 +106,7 @@
 #include "search.h"
 #include "segment.h"
 
-#define SEARCH_FORMAT 3
+#define SEARCH_FORMAT 4
 /* FTS5's 'hashsize' while an index is built (BUILD above). */
 #define FTS_HASH_BYTES (32 * 1024 * 1024)
 
@@ -114,12 +116,26 @@ static const char schema[] =
 	"columnsize=0%s, tokenize=\"chronik remove_diacritics 0 tokenchars '_'\");"
 	"CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;";
 
+/* TEXT OR BINARY. A key, value, header name or header value is text, and
+ * indexed, when it is valid UTF-8 (jsonl_utf8_valid) and holds no control
+ * byte other than TAB, LF, CR and ESC (0x1b), and no DEL (0x7f); anything
+ * else is binary: skipped and counted (meta "binary"). ESC is text so that
+ * log lines with ANSI colour codes ("\x1b[31mERROR\x1b[0m: disk full")
+ * are indexed as grep sees them: the tokenizer splits at ESC and '[' as at
+ * any separator, so "disk" and "full" are words there, and the code's
+ * final letter is glued to what follows ("31merror", as grep -w sees no
+ * word ERROR there either). NUL and the other C0 bytes stay binary; 0x01,
+ * 0x02 and 0x03 must, since the header column uses them as markers. Every
+ * table of this schema is filled through fts_loader_add, so the index
+ * files, the scanned WAL tail and unindexed segments, and the exact
+ * re-check (query.c) all classify alike. */
 static bool is_text(const uint8_t *s, int32_t n)
 {
 	if (n < 0)
 		return false;
 	for (int32_t i = 0; i < n; i++)
-		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != 0x1b) ||
+		    s[i] == 0x7f)
 			return false;
 	return jsonl_utf8_valid(s, (size_t)n);
 }

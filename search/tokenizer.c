@@ -8,7 +8,8 @@
  * headers:
  *     0x01 { NAME 0x02 VALUE 0x03 }...
  * NAME and VALUE are header text (index.c: no control byte other than
- * TAB, LF, CR, so 0x01-0x03 cannot occur in them); VALUE may be empty.
+ * TAB, LF, CR, ESC, so 0x01-0x03 cannot occur in them); VALUE may be
+ * empty.
  * For each header, in order, the tokens are
  *     0x01 name 0x02              the header is there
  *     0x01 name 0x02 t            for each unicode61 token t of VALUE

@@ -4,7 +4,7 @@
  *
  * Records are appended with keys, values, header names and header values
  * that are text, null, or not text in the ways index.c's is_text refuses
- * (invalid UTF-8, a control character other than tab/CR/LF, DEL). A model
+ * (invalid UTF-8, a control character other than tab/CR/LF/ESC, DEL). A model
  * kept per offset counts, independently of the index code, what must be
  * skipped: each non-null key and value that is not text, each header
  * name that is not text, each non-null header value that is not text.
@@ -13,6 +13,10 @@
  * after indexing that tail, and with one segment's index removed (that
  * segment left out, and counted as unindexed). Queries still find the
  * text around the binary parts.
+ *
+ * Log lines with ANSI colour codes (ESC, 0x1b) are text: a word in them
+ * is found from an indexed segment and from the WAL tail alike, while a
+ * value holding NUL beside them is still counted binary.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -184,6 +188,44 @@ int main(void)
 	}
 
 	engine_partition_unref(p);
+
+	/* Coloured log lines: in a segment, then in the tail. */
+	{
+		static const char seg_lines[] = "\x1b[31mERROR\x1b[0m disk overheated segword\n"
+						"\x1b[1;33mWARN\x1b[0m: fan overheated segword\n"
+						"plain line overheated segword\n";
+		static const char tail_lines[] = "\x1b[32mok\x1b[0m cooled overheated tailword\n"
+						 "\x1b[2K\x1b[36m[progress]\x1b[0m tailword\n";
+		struct record_in nul = { 0, NULL, -1, "nul\0 overheated", 15, NULL, 0 };
+		ok(engine_topic_create(e, "c", 1, NULL) == 0, "topic c");
+		struct partition *c = part_or_bail(e, "c", 0);
+		ok(engine_append_lines(c, seg_lines, sizeof(seg_lines) - 1, NULL) == 0 &&
+			   engine_append_records(c, &nul, 1, NULL) == 0,
+		   "three lines (two coloured) and a value with NUL appended");
+		ok(engine_index_now(e) == 0, "indexed");
+		engine_partition_info(c, &info);
+		ok(search_partition_stats(c, &st) == 0 && info.wal_bytes == 0 &&
+			   info.segments >= 1 && st.unindexed_segments == 0,
+		   "all in indexed segments");
+		ok(st.binary_values == 1, "the NUL value is counted binary (%" PRIu64 ")",
+		   st.binary_values);
+		ok(search_count(e, "c", 0, "segword") == 3 &&
+			   search_count(e, "c", 0, "disk") == 1 &&
+			   search_count(e, "c", 0, "value:fan") == 1,
+		   "segment: words of coloured lines found");
+		ok(search_count(e, "c", 0, "overheated") == 3, "segment: not the NUL value's word");
+		ok(engine_append_lines(c, tail_lines, sizeof(tail_lines) - 1, NULL) == 0,
+		   "two coloured lines appended");
+		engine_partition_info(c, &info);
+		ok(info.wal_bytes > 0, "they are in the WAL tail");
+		ok(search_count(e, "c", 0, "tailword") == 2 &&
+			   search_count(e, "c", 0, "cooled") == 1 &&
+			   search_count(e, "c", 0, "progress") == 1,
+		   "tail: words of coloured lines found");
+		ok(search_count(e, "c", 0, "overheated") == 4, "tail and segment together");
+		engine_partition_unref(c);
+	}
+
 	ok(engine_close(e) == 0, "engine closed");
 	tmpdir_free(dir);
 	return tap_exit();

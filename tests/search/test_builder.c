@@ -10,7 +10,7 @@
  * (every segment scanned), so a rebuilt index that lost rows fails.
  * An index whose meta says another format (2, as written before indexes
  * lost their positions) fails verify, is not used, and the next sweep
- * rebuilds it as format 3.
+ * rebuilds it as format 4.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -203,15 +203,15 @@ int main(void)
 
 	/* An index of format 2: not used, rebuilt by the next sweep. */
 	index_path(e, 2, SEARCH_INDEX_SUFFIX, path, sizeof(path));
-	ok(index_format(path, -1) == 3 && index_format(path, 2) == 2,
+	ok(index_format(path, -1) == 4 && index_format(path, 2) == 2,
 	   "index of segment 2 marked format 2");
 	ok(verify(e, &nsegs) == 1, "verify sees it");
 	ok(count(e, "rarebird") == want && count(e, "word3 salt5") == want2,
 	   "results unchanged while that segment is scanned");
 	search_builder_sweep(b);
 	search_builder_wait(b);
-	ok(index_format(path, -1) == 3 && verify(e, &nsegs) == 0,
-	   "after a sweep: rebuilt as format 3, verify clean");
+	ok(index_format(path, -1) == 4 && verify(e, &nsegs) == 0,
+	   "after a sweep: rebuilt as format 4, verify clean");
 
 	/* Rows that are not the segment's records, meta and FTS5's own
 	 * consistency intact: verify compares the terms with the segment's. */
