@@ -26,8 +26,10 @@
  *      threads write those), is removed, and the index handles queries
  *      keep open on files gone or changed are closed (fts_cache_prune);
  *   2. then build the queued segments in the order they were written (a
- *      segment gone meanwhile fails its build quietly; an index renamed
- *      into place after its segment went is an orphan for the next sweep);
+ *      segment gone meanwhile, before or during its build, fails its
+ *      build quietly and leaves no index: index.c, "A SEGMENT GONE DURING
+ *      ITS BUILD"; so no orphan waits for a sweep, which under steady
+ *      ingest would come only at the next start);
  *   3. sweep again after SWEEP_IDLE_MS without work, and when
  *      search_builder_sweep asks.
  * A sweep runs alone: it starts once no build is running, and no build

@@ -60,6 +60,20 @@
  * fsynced. So an index under its final name is complete. Queries open it
  * read-only (immutable).
  *
+ * A SEGMENT GONE DURING ITS BUILD. Retention, compaction or topic deletion
+ * may remove the segment while its index is built (the builder reads the
+ * file by path and holds no reference on it). A segment is removed at its
+ * last unref (wal/segment.c): first the segment file is unlinked, then
+ * its sidecars, this index among them. So the build, after its rename,
+ * looks for the segment file again and, when it is gone, unlinks the
+ * index it just renamed into place and fails with -ENOENT. No order of
+ * the two leaves an orphan: if the build still finds the segment file,
+ * its unlink, and then the sidecars', come after the rename, and remove
+ * the index; if not, the build removes it. (A segment that goes before
+ * the walk ends fails the walk; its .tmp is removed.) The builder's sweep
+ * (builder.c) still removes any index without its segment, as after a
+ * crash between the rename and that check.
+ *
  * FTS5 keeps the rows inserted in an in-memory hash table and writes it to
  * the file as one b-tree (a "segment" of FTS5's) whenever it holds more
  * than 'hashsize' bytes; its default (1 MiB) cut a 32 MiB segment's index
@@ -347,6 +361,8 @@ static int vacuum_if_sparse(sqlite3 *db)
 	return sqlite3_exec(db, "VACUUM", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
+void (*fts_build_before_rename)(const char *seg_path);
+
 int search_index_build(const char *seg_path, struct search_index_stats *st)
 {
 	char tmp[4300], final[4200], dir[4200];
@@ -398,9 +414,16 @@ int search_index_build(const char *seg_path, struct search_index_stats *st)
 	rc = fsync_file(tmp, false);
 	if (rc)
 		goto fail;
+	if (fts_build_before_rename)
+		fts_build_before_rename(seg_path);
 	if (rename(tmp, final) < 0) {
 		rc = -errno;
 		goto fail;
+	}
+	/* A SEGMENT GONE DURING ITS BUILD (above): after the rename. */
+	if (access(seg_path, F_OK) < 0 && errno == ENOENT) {
+		unlink(final);
+		return -ENOENT;
 	}
 	snprintf(dir, sizeof(dir), "%s", seg_path);
 	return fsync_file(dirname(dir), true);

@@ -48,6 +48,13 @@ int fts_tokenizer_register(sqlite3 *db);
 int fts_query_tokenize(sqlite3 *db, const char *s, int n, int (*fn)(void *, const char *, int),
 		       void *arg);
 
+/* For tests only (NULL otherwise): when set, search_index_build calls it
+ * with seg_path once the index is complete under its .tmp name, just
+ * before the rename, so that a test can remove the segment in that window
+ * ("A SEGMENT GONE DURING ITS BUILD", index.c). Set it before any thread
+ * that builds indexes starts. */
+extern void (*fts_build_before_rename)(const char *seg_path);
+
 /* Build seg_path's index (search_index_build), logging a failure unless
  * the segment is gone. */
 void fts_build_logged(const char *seg_path);

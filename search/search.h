@@ -63,7 +63,8 @@
 
 /* Build the index of the segment file at seg_path as seg_path.fts: written
  * as seg_path.fts.tmp, optimized, fsynced, renamed into place, directory
- * fsynced. 0 or <0 (nothing left under either name). */
+ * fsynced. 0 or <0 (nothing left under either name); -ENOENT when the
+ * segment file is gone, also when it went during the build (index.c). */
 struct search_index_stats {
 	uint64_t records; /* rows (records) indexed */
 	uint64_t binary; /* key, value or header values skipped as binary */
