@@ -69,8 +69,8 @@
  * index it just renamed into place and fails with -ENOENT. No order of
  * the two leaves an orphan: if the build still finds the segment file,
  * its unlink, and then the sidecars', come after the rename, and remove
- * the index; if not, the build removes it. (A segment that goes before
- * the walk ends fails the walk; its .tmp is removed.) The builder's sweep
+ * the index; if not, the build removes it. (A segment already gone when
+ * the walk opens it fails the walk; its .tmp is removed.) The builder's sweep
  * (builder.c) still removes any index without its segment, as after a
  * crash between the rename and that check.
  *
