@@ -550,7 +550,8 @@ static int upload_one(struct engine *e, struct partition *p, struct segment *s)
 		reg.next_offset = p->seg_next_offset;
 		reg.raw_end = p->seg_raw_end;
 	}
-	bool gone = !found || p->deleted;
+	/* A halted partition (compact.c, "HALT") saves no registry. */
+	bool gone = !found || p->deleted || p->warm_halt_rc;
 	pthread_mutex_unlock(&p->lock);
 	if (gone) {
 		pthread_mutex_unlock(&e->warm_lock);
