@@ -35,7 +35,11 @@
  *       config names one in "compaction.filter", the engine calls it for
  *       every record the rules above keep; it answers keep (1) or drop
  *       (0). It runs whatever cleanup.policy says (a topic naming a filter
- *       is compacted even under "delete").
+ *       is compacted even under "delete"). It is called on the compacting
+ *       thread holding compact_lock and nothing else (the indexer and
+ *       retention go on); engine_compact_filter_register takes
+ *       compact_lock, so it waits for a compaction under way, and a
+ *       filter removed is never called after it returns.
  *
  * REWRITE. The kept records of the cleanable segments are written to new
  * segments (segment.h), one for each run of cleanable segments of at most
@@ -67,26 +71,86 @@
  * table of raw gaps per batch in the segment) and a cursor that walks
  * holes inside a batch; not done.
  *
- * SWAP, CRASH SAFETY. Under warm_lock (the indexer and retention wait):
- *   1. the new segments are written and fsynced, and the directory fsynced;
- *   2. the registry is saved with the new segments in place of the
- *      cleanable ones (registry.h, update rule): the one atomic step;
- *   3. under the partition lock the new segments replace the old ones in
- *      the partition's list; each old one is removed from disk at its last
- *      unref, so a reader holding one finishes on it (segment.h).
- * A crash before 2 leaves the old set registered and the new files
- * unlisted; after 2, the new set registered and the old files unlisted.
- * Either way the next open removes the files no registry lists (warm_load),
- * so the partition holds the old set or the new one, never a mix, never
- * neither. A failed save is treated as a crash there: both sets' files
- * stay, the engine goes on with the old set, the next open keeps the set
- * the registry lists. Log start offset, next offset and raw end do not
- * change.
+ * SNAPSHOT AND SWAP. One compaction runs at a time (compact_lock: the
+ * compaction thread's and engine_partition_compact's); warm_lock (which
+ * the indexer, retention, DeleteRecords, topic deletion and the cold
+ * tier's swap take) is held only at the two ends:
+ *   1. the snapshot, under warm_lock: a reference on each cleanable
+ *      segment (segs[0, k), k = nsegs - 1) and the log start offset;
+ *   2. the rewrite, without it: the passes above read the snapshot's
+ *      segments through a cursor, the filter is called, the new
+ *      segments are written and fsynced (each file created under
+ *      warm_lock, so that a topic deletion removes it or is seen first),
+ *      the segment hook is called, the directory fsynced; meanwhile the
+ *      indexer appends segments after the snapshot's, retention drops
+ *      whole segments, readers go on;
+ *   3. the swap, under warm_lock: only when the inputs are still the
+ *      head of the list, the same segments (retention or DeleteRecords
+ *      did not drop one, the cold tier did not swap one for its remote
+ *      copy), the log start unchanged (DeleteRecords did not move it
+ *      inside them), the topic not deleted and the partition not halted.
+ *      Then the registry is saved with the new segments in place of the
+ *      inputs and the segments after them as they are now (registry.h,
+ *      update rule): the one atomic step; then, under the partition lock,
+ *      the new segments replace the inputs in the list; each input is
+ *      removed from disk at its last unref, so a reader holding one
+ *      finishes on it (segment.h).
+ * When the inputs changed (also when the rewrite failed because they did:
+ * a segment gone under the cursor), the new files are removed and the
+ * compaction starts again at step 1, up to COMPACT_RETRIES (3) times;
+ * then engine_partition_compact returns -EAGAIN and the partition waits
+ * for the next pass. A topic deleted meanwhile ends it with 0.
+ *
+ * CRASH SAFETY. A crash before the save's rename leaves the old set
+ * registered and the new files unlisted; after it, the new set registered
+ * and the old files unlisted. Either way the next open removes the files
+ * no registry lists (warm_load), so the partition holds the old set or
+ * the new one, never a mix, never neither. Log start offset, next offset
+ * and raw end do not change.
+ *
+ * HALT. A failed save (a write, the temp file's fsync, the rename, the
+ * directory's fsync) may have left either registry on disk: the rename
+ * may have happened before the directory fsync failed. Memory keeps the
+ * old set, but if the disk lists the new one, any later save of this
+ * partition's registry from memory (the indexer's next segment,
+ * retention, the cold tier) would list the old segments again, some of
+ * them beside files the disk's registry already dropped, others replaced
+ * by new ones the next open would then remove: a mix, or records counted
+ * twice. So the partition's warm tier halts (warm_halt_rc, an ERROR in
+ * the log, engine_partition_info's warm_halted, "warm_halted" in
+ * info.json): from then on no registry of it is saved in this engine.
+ * The indexer indexes a WAL file's other partitions and keeps the file
+ * (open, for this partition's reads, and for the next open: nothing is
+ * lost); retention, compaction and the cold tier's upload skip it;
+ * DeleteRecords and engine_partition_compact return the save's error.
+ * Reads and appends go on (its records stay in the hot index and the
+ * WAL, which grows). Both sets' files stay. Reopening the engine recovers:
+ * warm_load keeps the set the registry lists and removes the other
+ * files, recovery skips the kept WAL files' frames that registries cover
+ * and takes up the rest.
+ *
+ * DISK. Under retention.bytes (retention.c, "DISK"), the new files count
+ * against the partition's budget while they are written beside the
+ * inputs: before each batch is written, the most it adds to its file
+ * (the batch, an index entry, the header and trailer of a new file) is
+ * added to the partition's compact_bytes, and refused (-ENOSPC, the
+ * compaction abandoned, its files removed) when the segments plus
+ * compact_bytes would pass the limit. Retention's passes and the
+ * indexer's make-room count compact_bytes with the segments, so the
+ * segments and compaction's files together stay within retention.bytes;
+ * when making room drops compaction's inputs, the compaction retries
+ * (SNAPSHOT AND SWAP). compact_bytes goes back to 0 at the swap (the new
+ * files are then counted as segments) or when they are removed.
  *
  * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
- * the background: the indexer thread, each time it has nothing left to
- * index (after retention), runs compact_run. It compacts each partition of
- * a topic whose cleanup.policy includes compact, or whose config names a
+ * the background: a compaction thread of its own (compactor_main; none in
+ * a read-only engine or one opened with no_index, started and stopped with
+ * the indexer) runs a pass (compact_run) each time the indexer has
+ * indexed a WAL file (compactor_kick) and at least every
+ * RETENTION_CHECK_MS. engine_compact_now kicks it and waits for the end
+ * of a pass begun after the call (a pass counts as begun in the same hold
+ * of compactor_lock that takes the kick). A pass compacts each partition
+ * of a topic whose cleanup.policy includes compact, or whose config names a
  * registered compaction.filter, once its dirty ratio is above
  * min.cleanable.dirty.ratio (default 0.5, Kafka's; a JSON number or a
  * decimal string in [0, 1]; 1 keeps the background out, as nothing is
@@ -95,7 +159,8 @@
  * wrote them) over all their bytes; the registry's gen keeps it across
  * restarts. Time-only policies ("delete" with retention.ms) are left to
  * retention.c's whole segments in the background; their in-segment drop
- * runs on demand.
+ * runs on demand. A halted partition is skipped, and with the indexer
+ * halted (indexer_halt_rc) no pass runs.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -290,7 +290,8 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 struct engine_record;
 typedef int (*engine_compact_fn)(void *arg, const char *config_json, const struct engine_record *r);
 /* Register fn under name (replacing one of that name; fn NULL removes
- * it). A topic whose config says "compaction.filter": name is compacted
+ * it). Waits for a compaction under way, so a filter removed or replaced
+ * is not called once this returns. A topic whose config says "compaction.filter": name is compacted
  * through it. The engine ships "value.prefix": it drops the records whose
  * value starts with the topic's "compaction.drop.value.prefix". */
 int engine_compact_filter_register(struct engine *e, const char *name, engine_compact_fn fn,

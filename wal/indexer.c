@@ -53,11 +53,15 @@
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. After each file it indexes, the
  * thread runs a retention pass (retention.c), so that retention keeps up
- * with a load that never lets it idle; with nothing left to index, it runs
- * retention and background compaction (compact.c, "WHEN"), then sleeps
- * until kicked or for RETENTION_CHECK_MS. That idle pass ends (what
- * engine_index_now waits for) only once a last look finds no sealed file:
- * one sealed while retention or compaction ran is indexed first.
+ * with a load that never lets it idle, and kicks the compaction thread
+ * (compact.c, "WHEN"), which compacts on its own, without warm_lock but
+ * for its snapshot and swap; with nothing left to index, it runs
+ * retention, then sleeps until kicked or for RETENTION_CHECK_MS. That
+ * idle pass ends (what engine_index_now waits for) only once a last look
+ * finds no sealed file: one sealed while retention ran is indexed first.
+ * A partition whose warm tier is halted (compact.c, "HALT") is not
+ * indexed: a file holding its frames is indexed for the other partitions
+ * and kept, open (wal_file.kept), until the next open.
  *
  * SEGMENT CUT. Under retention.bytes (retention_bytes_limit >= 0) a
  * partition's frames of one file are cut, in file order, into runs whose

@@ -46,10 +46,14 @@
  * retention.bytes / 8), the records still in the WAL besides; a
  * partition's newest segment is deleted too when it alone passes the
  * limit (retention.bytes below the cut: below 64 KiB, or a batch larger
- * than the limit). Outside the bound: a segment a reader still holds stays
- * on disk until the reader lets go (LevelDB's rule, below), full-text
- * indexes (search/, one per segment), and compaction's rewritten segments,
- * written beside the old ones until the swap (compact.c).
+ * than the limit). Compaction's rewritten segments, written beside the old
+ * ones until the swap, count: both rules add the partition's
+ * compact_bytes (what the running compaction has written) to its
+ * segments, and compaction refuses to write past the limit (compact.c,
+ * "DISK"). Outside the bound: a segment a reader still holds stays on
+ * disk until the reader lets go (LevelDB's rule, below; a compaction
+ * under way is such a reader of its inputs), and full-text indexes
+ * (search/, one per segment).
  *
  * DELETION: the registry is saved without the segments and with the new
  * log start offset (the first remaining segment's base offset, or the
@@ -79,7 +83,9 @@
  * file it indexes and each time it has nothing left to index, and at least
  * every RETENTION_CHECK_MS when idle, and makes room before each segment
  * it writes (DISK, rule 2); config changes are read at every pass and
- * every file indexed, so they take effect live.
+ * every file indexed, so they take effect live. A partition whose warm
+ * tier is halted (compact.c, "HALT") is skipped, and DeleteRecords on it
+ * returns the failed save's error.
  */
 #include <errno.h>
 #include <inttypes.h>
