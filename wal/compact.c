@@ -1100,11 +1100,14 @@ int engine_compact_now(struct engine *e)
 		pthread_mutex_unlock(&e->compactor_lock);
 		return compact_run(e); /* no_index: on this thread */
 	}
-	/* The pass after the one under way, if any: begun after this kick,
-	 * so it sees every segment registered before the call. Waiting for
-	 * the end of the pass under way instead (the race engine_index_now
-	 * had with its idle pass) would return before the partitions it
-	 * looked at before the call are compacted again. */
+	/* The first pass begun after this kick: a pass under way now may
+	 * have passed a partition over before the caller's segments were
+	 * registered, so its end is not enough (engine_index_now's idle
+	 * pass had that race with a file sealed during it). Passes begin in
+	 * the same hold of compactor_lock that takes the kick, so the one
+	 * numbered compact_pass_begun + 1 begins after this point. If more
+	 * passes ended meanwhile, the error is the last one's (it began
+	 * after this point too). */
 	want = e->compact_pass_begun + 1;
 	e->compactor_kicked = true;
 	pthread_cond_broadcast(&e->compactor_wake);
