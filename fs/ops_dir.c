@@ -112,14 +112,15 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"local_bytes\": %" PRIu64 ",\n"
 		     "  \"remote_segments\": %" PRIu64 ",\n"
 		     "  \"remote_bytes\": %" PRIu64 ",\n"
-		     "  \"max_timestamp\": %" PRId64 "\n"
+		     "  \"max_timestamp\": %" PRId64 ",\n"
+		     "  \"warm_halted\": %s\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
 		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
-		     info.wal_bytes, info.batches, info.segments, info.segment_bytes, ss.index_bytes,
-		     ss.unindexed_segments, ss.binary_values,
-		     info.segment_bytes - info.remote_bytes + info.wal_bytes,
-		     info.remote_segments, info.remote_bytes, info.max_timestamp);
+		     info.wal_bytes, info.batches, info.segments, info.segment_bytes,
+		     ss.index_bytes, ss.unindexed_segments, ss.binary_values,
+		     info.segment_bytes - info.remote_bytes + info.wal_bytes, info.remote_segments,
+		     info.remote_bytes, info.max_timestamp, info.warm_halted ? "true" : "false");
 	if (n < 0)
 		return -ENOMEM;
 	*out = s;
@@ -559,8 +560,8 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (err == 0)
 		err = child_of(fs, &pin, pt, name, &cin, &ct);
-	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART ||
-			 cin.kind == FS_SEARCHDIR || cin.kind == FS_GROUPSDIR))
+	if (err == 0 && (cin.kind == FS_TOPIC || cin.kind == FS_PART || cin.kind == FS_SEARCHDIR ||
+			 cin.kind == FS_GROUPSDIR))
 		err = -EISDIR;
 	/* else: a view file; accepted and kept (see the top of this file) */
 	fuse_reply_err(req, -err);

@@ -35,7 +35,11 @@
  *       config names one in "compaction.filter", the engine calls it for
  *       every record the rules above keep; it answers keep (1) or drop
  *       (0). It runs whatever cleanup.policy says (a topic naming a filter
- *       is compacted even under "delete").
+ *       is compacted even under "delete"). It is called on the compacting
+ *       thread holding compact_lock and nothing else (the indexer and
+ *       retention go on); engine_compact_filter_register takes
+ *       compact_lock, so it waits for a compaction under way, and a
+ *       filter removed is never called after it returns.
  *
  * REWRITE. The kept records of the cleanable segments are written to new
  * segments (segment.h), one for each run of cleanable segments of at most
@@ -67,26 +71,86 @@
  * table of raw gaps per batch in the segment) and a cursor that walks
  * holes inside a batch; not done.
  *
- * SWAP, CRASH SAFETY. Under warm_lock (the indexer and retention wait):
- *   1. the new segments are written and fsynced, and the directory fsynced;
- *   2. the registry is saved with the new segments in place of the
- *      cleanable ones (registry.h, update rule): the one atomic step;
- *   3. under the partition lock the new segments replace the old ones in
- *      the partition's list; each old one is removed from disk at its last
- *      unref, so a reader holding one finishes on it (segment.h).
- * A crash before 2 leaves the old set registered and the new files
- * unlisted; after 2, the new set registered and the old files unlisted.
- * Either way the next open removes the files no registry lists (warm_load),
- * so the partition holds the old set or the new one, never a mix, never
- * neither. A failed save is treated as a crash there: both sets' files
- * stay, the engine goes on with the old set, the next open keeps the set
- * the registry lists. Log start offset, next offset and raw end do not
- * change.
+ * SNAPSHOT AND SWAP. One compaction runs at a time (compact_lock: the
+ * compaction thread's and engine_partition_compact's); warm_lock (which
+ * the indexer, retention, DeleteRecords, topic deletion and the cold
+ * tier's swap take) is held only at the two ends:
+ *   1. the snapshot, under warm_lock: a reference on each cleanable
+ *      segment (segs[0, k), k = nsegs - 1) and the log start offset;
+ *   2. the rewrite, without it: the passes above read the snapshot's
+ *      segments through a cursor, the filter is called, the new
+ *      segments are written and fsynced (each file created under
+ *      warm_lock, so that a topic deletion removes it or is seen first),
+ *      the segment hook is called, the directory fsynced; meanwhile the
+ *      indexer appends segments after the snapshot's, retention drops
+ *      whole segments, readers go on;
+ *   3. the swap, under warm_lock: only when the inputs are still the
+ *      head of the list, the same segments (retention or DeleteRecords
+ *      did not drop one, the cold tier did not swap one for its remote
+ *      copy), the log start unchanged (DeleteRecords did not move it
+ *      inside them), the topic not deleted and the partition not halted.
+ *      Then the registry is saved with the new segments in place of the
+ *      inputs and the segments after them as they are now (registry.h,
+ *      update rule): the one atomic step; then, under the partition lock,
+ *      the new segments replace the inputs in the list; each input is
+ *      removed from disk at its last unref, so a reader holding one
+ *      finishes on it (segment.h).
+ * When the inputs changed (also when the rewrite failed because they did:
+ * a segment gone under the cursor), the new files are removed and the
+ * compaction starts again at step 1, up to COMPACT_RETRIES (3) times;
+ * then engine_partition_compact returns -EAGAIN and the partition waits
+ * for the next pass. A topic deleted meanwhile ends it with 0.
+ *
+ * CRASH SAFETY. A crash before the save's rename leaves the old set
+ * registered and the new files unlisted; after it, the new set registered
+ * and the old files unlisted. Either way the next open removes the files
+ * no registry lists (warm_load), so the partition holds the old set or
+ * the new one, never a mix, never neither. Log start offset, next offset
+ * and raw end do not change.
+ *
+ * HALT. A failed save (a write, the temp file's fsync, the rename, the
+ * directory's fsync) may have left either registry on disk: the rename
+ * may have happened before the directory fsync failed. Memory keeps the
+ * old set, but if the disk lists the new one, any later save of this
+ * partition's registry from memory (the indexer's next segment,
+ * retention, the cold tier) would list the old segments again, some of
+ * them beside files the disk's registry already dropped, others replaced
+ * by new ones the next open would then remove: a mix, or records counted
+ * twice. So the partition's warm tier halts (warm_halt_rc, an ERROR in
+ * the log, engine_partition_info's warm_halted, "warm_halted" in
+ * info.json): from then on no registry of it is saved in this engine.
+ * The indexer indexes a WAL file's other partitions and keeps the file
+ * (open, for this partition's reads, and for the next open: nothing is
+ * lost); retention, compaction and the cold tier's upload skip it;
+ * DeleteRecords and engine_partition_compact return the save's error.
+ * Reads and appends go on (its records stay in the hot index and the
+ * WAL, which grows). Both sets' files stay. Reopening the engine recovers:
+ * warm_load keeps the set the registry lists and removes the other
+ * files, recovery skips the kept WAL files' frames that registries cover
+ * and takes up the rest.
+ *
+ * DISK. Under retention.bytes (retention.c, "DISK"), the new files count
+ * against the partition's budget while they are written beside the
+ * inputs: before each batch is written, the most it adds to its file
+ * (the batch, an index entry, the header and trailer of a new file) is
+ * added to the partition's compact_bytes, and refused (-ENOSPC, the
+ * compaction abandoned, its files removed) when the segments plus
+ * compact_bytes would pass the limit. Retention's passes and the
+ * indexer's make-room count compact_bytes with the segments, so the
+ * segments and compaction's files together stay within retention.bytes;
+ * when making room drops compaction's inputs, the compaction retries
+ * (SNAPSHOT AND SWAP). compact_bytes goes back to 0 at the swap (the new
+ * files are then counted as segments) or when they are removed.
  *
  * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
- * the background: the indexer thread, each time it has nothing left to
- * index (after retention), runs compact_run. It compacts each partition of
- * a topic whose cleanup.policy includes compact, or whose config names a
+ * the background: a compaction thread of its own (compactor_main; none in
+ * a read-only engine or one opened with no_index, started and stopped with
+ * the indexer) runs a pass (compact_run) each time the indexer has
+ * indexed a WAL file (compactor_kick) and at least every
+ * RETENTION_CHECK_MS. engine_compact_now kicks it and waits for the end
+ * of a pass begun after the call (a pass counts as begun in the same hold
+ * of compactor_lock that takes the kick). A pass compacts each partition
+ * of a topic whose cleanup.policy includes compact, or whose config names a
  * registered compaction.filter, once its dirty ratio is above
  * min.cleanable.dirty.ratio (default 0.5, Kafka's; a JSON number or a
  * decimal string in [0, 1]; 1 keeps the background out, as nothing is
@@ -95,7 +159,8 @@
  * wrote them) over all their bytes; the registry's gen keeps it across
  * restarts. Time-only policies ("delete" with retention.ms) are left to
  * retention.c's whole segments in the background; their in-segment drop
- * runs on demand.
+ * runs on demand. A halted partition is skipped, and with the indexer
+ * halted (indexer_halt_rc) no pass runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +168,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "byteorder.h"
@@ -119,6 +185,7 @@ struct compact_policy {
 	int64_t retention_ms; /* -1: no time rule */
 	int64_t delete_retention_ms;
 	char *filter; /* compaction.filter, NULL if none */
+	int64_t bytes_limit; /* retention.bytes when it applies, else -1 (DISK) */
 };
 
 static void policy_parse(const char *config_json, struct compact_policy *pol)
@@ -130,6 +197,7 @@ static void policy_parse(const char *config_json, struct compact_policy *pol)
 	pol->retention_ms = topic_config_i64(NULL, "retention.ms");
 	pol->delete_retention_ms = topic_config_i64(NULL, "delete.retention.ms");
 	pol->filter = NULL;
+	pol->bytes_limit = -1;
 	pol->min_dirty = strtod(engine_topic_config_default("min.cleanable.dirty.ratio"), NULL);
 	if (!o)
 		return;
@@ -268,7 +336,10 @@ int engine_compact_filter_register(struct engine *e, const char *name, engine_co
 
 	if (!name || !*name)
 		return -EINVAL;
-	pthread_mutex_lock(&e->warm_lock);
+	/* compact_lock first: a compaction under way keeps the filter it
+	 * looked up until it ends. */
+	pthread_mutex_lock(&e->compact_lock);
+	pthread_mutex_lock(&e->hook_lock);
 	for (size_t i = 0; i < e->nfilters; i++) {
 		if (strcmp(e->filters[i].name, name) == 0) {
 			if (fn) {
@@ -298,7 +369,8 @@ int engine_compact_filter_register(struct engine *e, const char *name, engine_co
 	v[e->nfilters].arg = arg;
 	e->nfilters++;
 out:
-	pthread_mutex_unlock(&e->warm_lock);
+	pthread_mutex_unlock(&e->hook_lock);
+	pthread_mutex_unlock(&e->compact_lock);
 	return rc;
 }
 
@@ -327,6 +399,10 @@ int compact_filter_value_prefix(void *arg, const char *config_json, const struct
 
 /* One output segment under construction. */
 struct out_seg {
+	struct engine *e;
+	struct partition *p;
+	int64_t limit; /* retention.bytes, -1: none (DISK) */
+	uint64_t counted; /* bytes added to p->compact_bytes */
 	const char *dir;
 	uint32_t topic_id;
 	int32_t partition;
@@ -370,14 +446,40 @@ static int out_emit(struct out_seg *o)
 			free(z);
 		}
 	}
+	/* DISK: what this batch can add to the file, counted before it is
+	 * written, refused past retention.bytes. */
+	uint64_t add = blen + SEGMENT_INDEX_ENTRY_SIZE +
+		       (o->w ? 0 : SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE);
+	pthread_mutex_lock(&o->p->lock);
+	if (o->limit >= 0 && o->p->seg_bytes + o->p->compact_bytes + add > (uint64_t)o->limit) {
+		rc = -ENOSPC;
+	} else {
+		o->p->compact_bytes += add;
+		o->counted += add;
+	}
+	pthread_mutex_unlock(&o->p->lock);
+	if (rc)
+		goto out;
 	if (!o->w) {
 		char name[64];
 		struct segment_meta m = { .base_offset = o->run_base, .gen = o->gen };
 		registry_segment_file(&m, name, sizeof(name));
 		snprintf(o->path, sizeof(o->path), "%s/%s", o->dir, name);
-		unlink(o->path); /* a stale unregistered one */
-		rc = segment_writer_open(o->path, o->topic_id, o->partition, o->run_base,
-					 o->wal_seq, &o->w);
+		/* Created under warm_lock: topic deletion (which removes the
+		 * directory under it) then either comes after, and removes
+		 * this file too, or before, and the partition says so. */
+		pthread_mutex_lock(&o->e->warm_lock);
+		pthread_mutex_lock(&o->p->lock);
+		bool deleted = o->p->deleted;
+		pthread_mutex_unlock(&o->p->lock);
+		if (deleted) {
+			rc = CHRONIK_ENOTOPIC;
+		} else {
+			unlink(o->path); /* a stale unregistered one */
+			rc = segment_writer_open(o->path, o->topic_id, o->partition, o->run_base,
+						 o->wal_seq, &o->w);
+		}
+		pthread_mutex_unlock(&o->e->warm_lock);
 		if (rc)
 			goto out;
 	}
@@ -451,6 +553,34 @@ struct group {
 	struct segment *out; /* NULL: nothing kept */
 };
 
+/* compact_partition's answer when the inputs changed under the rewrite
+ * (SWAP): the outputs were discarded, take a new snapshot. */
+#define COMPACT_CHANGED 1
+/* How many times a compaction is retried from a new snapshot (SWAP). */
+#define COMPACT_RETRIES 3
+
+/* Are in[0, k) still the head of p's list, unchanged, and may p's registry
+ * be saved? warm_lock and p->lock held. *rc: 0, or why not to go on. */
+static bool inputs_same(struct engine *e, struct partition *p, struct segment **in, size_t k,
+			int64_t log_start, int *rc)
+{
+	*rc = 0;
+	if (p->deleted)
+		return false;
+	if (p->warm_halt_rc || atomic_load(&e->indexer_halt_rc)) {
+		*rc = p->warm_halt_rc ? p->warm_halt_rc : atomic_load(&e->indexer_halt_rc);
+		return false;
+	}
+	if (p->nsegs <= k || p->log_start_offset != log_start)
+		return false;
+	for (size_t i = 0; i < k; i++)
+		if (p->segs[i] != in[i])
+			return false;
+	return true;
+}
+
+/* One compaction of p (compact_lock held, warm_lock not): 0 (done, or
+ * nothing to do), COMPACT_CHANGED, or <0. */
 static int compact_partition(struct engine *e, struct partition *p,
 			     const struct compact_policy *pol, const char *config_json,
 			     const struct compact_filter *filter, struct engine_compact_result *res)
@@ -464,20 +594,28 @@ static int compact_partition(struct engine *e, struct partition *p,
 	struct engine_record r;
 	struct out_seg o = { 0 };
 	struct registry reg = { 0 };
-	int64_t now = now_ms(), first, last;
+	int64_t now = now_ms(), first, last, log_start;
 	bool keep_files = false;
-	int rc = 0;
+	int rc = 0, why;
 
+	/* The snapshot, under warm_lock: references on the cleanable
+	 * segments (SWAP). */
+	pthread_mutex_lock(&e->warm_lock);
 	pthread_mutex_lock(&p->lock);
-	if (p->deleted || p->nsegs < 2) {
+	rc = p->warm_halt_rc ? p->warm_halt_rc : atomic_load(&e->indexer_halt_rc);
+	if (rc || p->deleted || p->nsegs < 2) {
 		pthread_mutex_unlock(&p->lock);
-		return 0;
+		pthread_mutex_unlock(&e->warm_lock);
+		return rc;
 	}
 	k = p->nsegs - 1;
+	log_start = p->log_start_offset;
 	in = calloc(k, sizeof(*in));
 	groups = calloc(k, sizeof(*groups));
 	if (!in || !groups) {
 		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&e->warm_lock);
+		k = 0;
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -486,6 +624,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 		segment_ref(in[i]);
 	}
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&e->warm_lock);
 
 	/* Groups of cleanable segments, each one output segment. */
 	for (size_t i = 0; i < k; i++) {
@@ -517,11 +656,14 @@ static int compact_partition(struct engine *e, struct partition *p,
 		engine_cursor_close(c);
 		c = NULL;
 		if (rc)
-			goto out;
+			goto swap;
 	}
 
 	/* Pass 2: the kept records, group by group. */
 	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));
+	o.e = e;
+	o.p = p;
+	o.limit = pol->bytes_limit;
 	o.dir = dir;
 	o.topic_id = p->topic_id;
 	o.partition = p->index;
@@ -595,31 +737,42 @@ static int compact_partition(struct engine *e, struct partition *p,
 	c = NULL;
 	if (rc == 0 && gi != ngroups)
 		rc = CHRONIK_ECORRUPT; /* the cursor ended inside the segments */
-	if (rc)
-		goto out;
-	fsync_dir_path(dir);
+	if (rc == 0)
+		fsync_dir_path(dir);
 
-	/* The registry with the new set. */
+swap:
+	/* The swap, under warm_lock: only if the inputs are still the head
+	 * of the list as they were (SWAP). A rewrite that failed because
+	 * they changed (retention removed one under the cursor, the topic
+	 * went) is a change too. */
+	pthread_mutex_lock(&e->warm_lock);
 	pthread_mutex_lock(&p->lock);
-	bool same = p->nsegs > k && !p->deleted;
-	for (size_t i = 0; same && i < k; i++)
-		same = p->segs[i] == in[i];
+	bool same = inputs_same(e, p, in, k, log_start, &why);
+	if (!same || rc) {
+		bool deleted = p->deleted;
+		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&e->warm_lock);
+		if (why)
+			rc = why; /* halted meanwhile */
+		else if (!same)
+			rc = deleted ? 0 : COMPACT_CHANGED;
+		goto out;
+	}
 	size_t nout = 0;
 	for (size_t i = 0; i < ngroups; i++)
 		nout += groups[i].out != NULL;
 	/* Room for the swap, made now so that nothing can fail after the
 	 * registry is saved. */
-	if (same && p->nsegs - k + nout > p->segs_cap) {
+	if (p->nsegs - k + nout > p->segs_cap) {
 		struct segment **v = realloc(p->segs, (p->nsegs - k + nout) * sizeof(*v));
 		if (v) {
 			p->segs = v;
 			p->segs_cap = p->nsegs - k + nout;
 		} else {
-			same = false;
 			rc = -ENOMEM;
 		}
 	}
-	if (same) {
+	if (rc == 0) {
 		reg.segs = calloc(p->nsegs, sizeof(*reg.segs));
 		if (reg.segs) {
 			for (size_t i = 0; i < ngroups; i++)
@@ -627,6 +780,8 @@ static int compact_partition(struct engine *e, struct partition *p,
 					reg.segs[reg.n++] = *segment_meta_get(groups[i].out);
 			for (size_t i = k; i < p->nsegs; i++)
 				reg.segs[reg.n++] = *segment_meta_get(p->segs[i]);
+		} else {
+			rc = -ENOMEM;
 		}
 		reg.log_start_offset = p->log_start_offset;
 		reg.raw_start = p->raw_start;
@@ -634,20 +789,29 @@ static int compact_partition(struct engine *e, struct partition *p,
 		reg.raw_end = p->seg_raw_end;
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (!same)
-		goto out; /* rc 0: the topic went meanwhile, nothing to swap */
-	if (!reg.segs) {
-		rc = -ENOMEM;
+	if (rc == 0)
+		rc = registry_save(dir, p->topic_id, p->index, &reg);
+	if (rc && reg.segs) {
+		/* HALT: saved or not, the next open decides (it removes the
+		 * set the registry does not list). Until then no registry of
+		 * this partition is saved again: one saved from memory (the
+		 * old set) after a rename that did happen would list the old
+		 * set beside files the disk's registry already dropped, or
+		 * bring back segments the new set replaced. Both sets' files
+		 * stay; reads go on from the old set in memory. */
+		pthread_mutex_lock(&p->lock);
+		p->warm_halt_rc = rc;
+		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&e->warm_lock);
+		log_msg(LOG_LVL_ERROR, "compact",
+			"%s/%s: %s; the warm tier of %s/%d is halted until the data directory is "
+			"opened again (its records stay in the WAL)",
+			dir, REGISTRY_FILE, chronik_strerror(rc), p->topic_name, p->index);
+		keep_files = true;
 		goto out;
 	}
-	rc = registry_save(dir, p->topic_id, p->index, &reg);
 	if (rc) {
-		/* Saved or not, the next open decides (it removes the set the
-		 * registry does not list): both sets' files stay until then,
-		 * and this engine goes on with the old one. */
-		log_msg(LOG_LVL_ERROR, "compact", "%s/%s: %s", dir, REGISTRY_FILE,
-			chronik_strerror(rc));
-		keep_files = true;
+		pthread_mutex_unlock(&e->warm_lock);
 		goto out;
 	}
 
@@ -665,8 +829,11 @@ static int compact_partition(struct engine *e, struct partition *p,
 	}
 	p->nsegs = p->nsegs - k + nout;
 	p->seg_bytes = p->seg_bytes - res->bytes_in + res->bytes_out;
+	p->compact_bytes -= o.counted;
+	o.counted = 0;
 	pthread_cond_broadcast(&p->grown);
 	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&e->warm_lock);
 	for (size_t i = 0; i < k; i++) {
 		tier_remote_delete(p->e, segment_meta_get(in[i])); /* cold tier: queued */
 		segment_doom(in[i]);
@@ -679,8 +846,14 @@ static int compact_partition(struct engine *e, struct partition *p,
 		res->records_out);
 
 out:
+	engine_cursor_close(c);
 	if (o.w)
 		segment_writer_abort(o.w);
+	if (o.counted) {
+		pthread_mutex_lock(&p->lock);
+		p->compact_bytes -= o.counted;
+		pthread_mutex_unlock(&p->lock);
+	}
 	batch_builder_fini(&o.bb);
 	free(o.hdrs);
 	for (size_t i = 0; groups && i < ngroups; i++) {
@@ -721,22 +894,51 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 		config = strdup(p->t->config_json);
 	pthread_rwlock_unlock(&e->meta_lock);
 	policy_parse(config, &pol);
+	pol.bytes_limit = retention_bytes_limit(config);
 
-	pthread_mutex_lock(&e->warm_lock);
+	/* One compaction at a time; held while the filter is called, so that
+	 * engine_compact_filter_register (which takes it) never returns with
+	 * a removed filter still in use. */
+	pthread_mutex_lock(&e->compact_lock);
 	if (pol.filter) {
+		pthread_mutex_lock(&e->hook_lock);
 		for (size_t i = 0; i < e->nfilters; i++)
 			if (strcmp(e->filters[i].name, pol.filter) == 0) {
 				filter = e->filters[i];
 				have_filter = true;
 			}
+		pthread_mutex_unlock(&e->hook_lock);
 		if (!have_filter)
 			log_msg(LOG_LVL_WARN, "compact",
 				"%s: compaction.filter %s is not registered", p->topic_name,
 				pol.filter);
 	}
-	if (pol.key || pol.retention_ms >= 0 || have_filter)
-		rc = compact_partition(e, p, &pol, config, have_filter ? &filter : NULL, &res);
-	pthread_mutex_unlock(&e->warm_lock);
+	if (pol.key || pol.retention_ms >= 0 || have_filter) {
+		for (int attempt = 0;; attempt++) {
+			memset(&res, 0, sizeof(res));
+			rc = compact_partition(e, p, &pol, config, have_filter ? &filter : NULL,
+					       &res);
+			if (rc != COMPACT_CHANGED)
+				break;
+			if (attempt == COMPACT_RETRIES) {
+				log_msg(LOG_LVL_WARN, "compact",
+					"%s/%d: segments changed under %d compactions running; "
+					"left for later",
+					p->topic_name, p->index, COMPACT_RETRIES + 1);
+				rc = -EAGAIN;
+				break;
+			}
+			log_msg(LOG_LVL_DEBUG, "compact",
+				"%s/%d: segments changed under the rewrite; again", p->topic_name,
+				p->index);
+		}
+		if (rc == -ENOSPC)
+			log_msg(LOG_LVL_WARN, "compact",
+				"%s/%d: the rewritten segments would not fit in retention.bytes "
+				"beside the old ones; not compacted",
+				p->topic_name, p->index);
+	}
+	pthread_mutex_unlock(&e->compact_lock);
 	free(pol.filter);
 	free(config);
 	if (rc == 0 && out)
@@ -745,7 +947,7 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 }
 
 /* The partition's dirty ratio (WHEN, above); -1 with fewer than two
- * segments. */
+ * segments or when it is halted. */
 static double dirty_ratio(struct partition *p)
 {
 	uint64_t dirty = 0, total = 0;
@@ -758,7 +960,7 @@ static double dirty_ratio(struct partition *p)
 		if (m->gen == 0)
 			dirty += m->bytes;
 	}
-	if (p->nsegs >= 2 && total)
+	if (p->nsegs >= 2 && total && !p->warm_halt_rc && !p->deleted)
 		r = (double)dirty / (double)total;
 	pthread_mutex_unlock(&p->lock);
 	return r;
@@ -771,9 +973,10 @@ int compact_run(struct engine *e)
 	size_t n = 0, cap = 0;
 	int rc = 0;
 
-	/* warm_lock before meta_lock, the indexer's order. */
-	pthread_mutex_lock(&e->warm_lock);
+	if (atomic_load(&e->indexer_halt_rc))
+		return atomic_load(&e->indexer_halt_rc); /* no registry is saved */
 	pthread_rwlock_rdlock(&e->meta_lock);
+	pthread_mutex_lock(&e->hook_lock);
 	for (size_t i = 0; i < e->ntopics && rc == 0; i++) {
 		struct topic *t = e->topics[i];
 		struct compact_policy pol;
@@ -805,8 +1008,8 @@ int compact_run(struct engine *e)
 			engine_partition_ref(t->parts[j]);
 		}
 	}
+	pthread_mutex_unlock(&e->hook_lock);
 	pthread_rwlock_unlock(&e->meta_lock);
-	pthread_mutex_unlock(&e->warm_lock);
 	for (size_t i = 0; i < n; i++) {
 		double r = dirty_ratio(parts[i]);
 		if (r >= 0 && r > mins[i]) {
@@ -818,5 +1021,99 @@ int compact_run(struct engine *e)
 	}
 	free(parts);
 	free(mins);
+	return rc;
+}
+
+/* ---- the compaction thread ------------------------------------------------ */
+
+static void *compactor_main(void *arg)
+{
+	struct engine *e = arg;
+
+	pthread_mutex_lock(&e->compactor_lock);
+	while (!e->compactor_stop) {
+		if (!e->compactor_kicked) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += RETENTION_CHECK_MS / 1000;
+			pthread_cond_timedwait(&e->compactor_wake, &e->compactor_lock, &ts);
+			if (e->compactor_stop)
+				break;
+		}
+		/* A pass begins in the same hold of compactor_lock as the kick
+		 * it answers is taken: engine_compact_now waits for the first
+		 * pass begun after its kick (compact_pass_begun + 1 then). */
+		e->compactor_kicked = false;
+		e->compact_pass_begun++;
+		pthread_mutex_unlock(&e->compactor_lock);
+		int rc = compact_run(e);
+		pthread_mutex_lock(&e->compactor_lock);
+		e->compact_pass_err = rc;
+		e->compact_pass_ended++;
+		pthread_cond_broadcast(&e->compactor_done);
+	}
+	pthread_mutex_unlock(&e->compactor_lock);
+	return NULL;
+}
+
+int compactor_start(struct engine *e)
+{
+	int rc = pthread_create(&e->compactor_thread, NULL, compactor_main, e);
+	if (rc)
+		return -rc;
+	e->compactor_running = true;
+	return 0;
+}
+
+void compactor_stop(struct engine *e)
+{
+	if (!e->compactor_running)
+		return;
+	pthread_mutex_lock(&e->compactor_lock);
+	e->compactor_stop = true;
+	pthread_cond_broadcast(&e->compactor_wake);
+	pthread_mutex_unlock(&e->compactor_lock);
+	pthread_join(e->compactor_thread, NULL);
+	pthread_mutex_lock(&e->compactor_lock);
+	e->compactor_running = false;
+	pthread_cond_broadcast(&e->compactor_done);
+	pthread_mutex_unlock(&e->compactor_lock);
+}
+
+void compactor_kick(struct engine *e)
+{
+	pthread_mutex_lock(&e->compactor_lock);
+	e->compactor_kicked = true;
+	pthread_cond_broadcast(&e->compactor_wake);
+	pthread_mutex_unlock(&e->compactor_lock);
+}
+
+int engine_compact_now(struct engine *e)
+{
+	uint64_t want;
+	int rc;
+
+	if (e->opt.read_only)
+		return 0;
+	pthread_mutex_lock(&e->compactor_lock);
+	if (!e->compactor_running) {
+		pthread_mutex_unlock(&e->compactor_lock);
+		return compact_run(e); /* no_index: on this thread */
+	}
+	/* The first pass begun after this kick: a pass under way now may
+	 * have passed a partition over before the caller's segments were
+	 * registered, so its end is not enough (engine_index_now's idle
+	 * pass had that race with a file sealed during it). Passes begin in
+	 * the same hold of compactor_lock that takes the kick, so the one
+	 * numbered compact_pass_begun + 1 begins after this point. If more
+	 * passes ended meanwhile, the error is the last one's (it began
+	 * after this point too). */
+	want = e->compact_pass_begun + 1;
+	e->compactor_kicked = true;
+	pthread_cond_broadcast(&e->compactor_wake);
+	while (e->compact_pass_ended < want && !e->compactor_stop)
+		pthread_cond_wait(&e->compactor_done, &e->compactor_lock);
+	rc = e->compact_pass_ended >= want ? e->compact_pass_err : 0;
+	pthread_mutex_unlock(&e->compactor_lock);
 	return rc;
 }

@@ -73,6 +73,17 @@ struct partition {
 	int64_t seg_next_offset;
 	uint64_t seg_raw_end;
 	uint64_t seg_bytes;
+	/* Bytes of the segment files the running compaction of this partition
+	 * has written and not yet swapped in (compact.c, "DISK"); retention
+	 * counts them with seg_bytes. */
+	uint64_t compact_bytes;
+	/* 0, or the error of a registry save that failed with the registry
+	 * on disk listing one set or the other (compact.c, "HALT"): the
+	 * partition's warm tier is halted until the engine is reopened. Set
+	 * under warm_lock and lock, never cleared; every registry saver
+	 * (indexer, retention, DeleteRecords, compaction, the cold tier)
+	 * checks it under warm_lock and leaves the partition alone. */
+	int warm_halt_rc;
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;
@@ -101,6 +112,10 @@ struct wal_file {
 	int fd;
 	uint64_t bytes; /* a sealed file's size, counted in wal_sealed_bytes
 			 * (0 for the active file and for removed ones) */
+	/* Indexed for every partition but a halted one (warm_halt_rc): the
+	 * file stays, open, for that partition's reads and the next open; the
+	 * indexer does not look at it again (bytes 0). */
+	bool kept;
 };
 
 struct append_req;
@@ -195,16 +210,49 @@ struct engine {
 	 * drops that lock and holds it while it preads those frames, so the
 	 * indexer (which drops the entries first, then takes the lock for
 	 * writing to close the file) never closes a descriptor under it.
-	 * warm_lock serializes the indexer's segment work with topic deletion
-	 * (which removes the topic's segment directory). */
+	 * warm_lock serializes the changes of a partition's segment list and
+	 * registry (the indexer, retention, DeleteRecords, the cold tier's
+	 * swap, compaction's snapshot and swap) with topic deletion (which
+	 * removes the topic's segment directory); compaction's rewrite runs
+	 * without it.
+	 *
+	 * LOCK ORDER (a thread holding one takes only locks below it):
+	 *   compact_lock       one compaction at a time (compact.c)
+	 *   compactor_lock     the compaction thread's wake-ups (not held
+	 *                      while compacting)
+	 *   indexer_lock       (never held while indexing)
+	 *   warm_lock
+	 *   meta_lock          (read)
+	 *   hook_lock          the filter table and the segment hook
+	 *   p->lock, files_lock, wal_retire_lock (leaves as before)
+	 * The compaction thread calls filters and the segment hook holding
+	 * compact_lock only, so the indexer, retention, topic deletion and the
+	 * cold tier never wait for a rewrite. */
 	pthread_rwlock_t wal_retire_lock;
 	pthread_mutex_t warm_lock;
-	/* Compaction filters by name (compact.c), guarded by warm_lock. */
+	/* Compaction filters by name (compact.c) and the segment hook
+	 * (engine_segment_hook_set), guarded by hook_lock. A segment hook call
+	 * holds it, so the hook is called one segment at a time. A filter is
+	 * looked up under it by the compaction that calls it, which holds
+	 * compact_lock meanwhile; engine_compact_filter_register takes
+	 * compact_lock first, so a filter removed is not called once it
+	 * returns. */
+	pthread_mutex_t hook_lock;
 	struct compact_filter *filters;
 	size_t nfilters;
-	/* engine_segment_hook_set; guarded by warm_lock. */
 	engine_segment_written_fn seg_written;
 	void *seg_written_arg;
+	/* The compaction thread (compact.c, "WHEN"): compactor_lock guards the
+	 * flags and counters below. compact_pass_begun counts the passes
+	 * begun, compact_pass_ended those ended (broadcast on compactor_done),
+	 * compact_pass_err is the last ended pass's first error. */
+	pthread_mutex_t compact_lock;
+	pthread_mutex_t compactor_lock;
+	pthread_cond_t compactor_wake, compactor_done;
+	bool compactor_stop, compactor_kicked, compactor_running;
+	uint64_t compact_pass_begun, compact_pass_ended;
+	int compact_pass_err;
+	pthread_t compactor_thread;
 	pthread_mutex_t indexer_lock;
 	pthread_cond_t indexer_wake;
 	bool indexer_stop, indexer_kicked, indexer_running;
@@ -319,9 +367,15 @@ struct compact_filter {
 	engine_compact_fn fn;
 	void *arg;
 };
-/* One background compaction pass (compact.c, "WHEN"); the indexer thread
- * runs it after retention. */
+/* One compaction pass over every partition whose dirty ratio passes
+ * (compact.c, "WHEN"); the compaction thread runs it. */
 int compact_run(struct engine *e);
+/* The compaction thread (compact.c): started and stopped with the
+ * indexer; compactor_kick wakes it for a pass (the indexer, after it
+ * indexed a file). */
+int compactor_start(struct engine *e);
+void compactor_stop(struct engine *e);
+void compactor_kick(struct engine *e);
 /* The shipped filter "value.prefix" (compact.c). */
 int compact_filter_value_prefix(void *arg, const char *config_json, const struct engine_record *r);
 
@@ -339,7 +393,7 @@ void commit_wake_up(struct engine *e);
 /* Remove a deleted topic's segments (engine_topic_delete). */
 void warm_topic_drop(struct engine *e, uint32_t topic_id);
 /* Call the segment hook (engine_segment_hook_set) for the segment file
- * just written at path; caller holds warm_lock (segment_hook.c). */
+ * just written at path, under hook_lock (segment_hook.c). */
 void warm_segment_written(struct engine *e, struct partition *p, const char *path);
 /* Path of DATA/segments/<topic-id>/<partition> (partition < 0: the topic's). */
 void warm_dir(const struct engine *e, uint32_t topic_id, int32_t partition, char *buf, size_t len);
@@ -361,8 +415,7 @@ void tier_remote_delete(struct engine *e, const struct segment_meta *m);
  * remote one only when a store is attached (chronik verify --remote):
  * the object's size and ETag against the registry, then a fetched copy
  * (CRC32C) by segment_verify. Without a store it is skipped (0). */
-int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem,
-			void *arg);
+int tier_segment_verify(struct engine *e, struct segment *s, segment_problem_fn problem, void *arg);
 
 /* Partitions (engine.c). */
 struct partition *partition_new(struct engine *e, struct topic *t, int32_t index);

@@ -297,6 +297,7 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 	out->batches = p->n;
 	out->segments = p->nsegs;
 	out->segment_bytes = p->seg_bytes;
+	out->warm_halted = p->warm_halt_rc != 0;
 	out->remote_segments = out->remote_bytes = 0;
 	for (size_t i = 0; i < p->nsegs; i++) {
 		const struct segment_meta *m = segment_meta_get(p->segs[i]);
@@ -519,11 +520,16 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 	pthread_cond_init(&e->commit_done, NULL);
 	pthread_rwlock_init(&e->wal_retire_lock, NULL);
 	pthread_mutex_init(&e->warm_lock, NULL);
+	pthread_mutex_init(&e->hook_lock, NULL);
+	pthread_mutex_init(&e->compact_lock, NULL);
+	pthread_mutex_init(&e->compactor_lock, NULL);
+	pthread_cond_init(&e->compactor_done, NULL);
 	pthread_mutex_init(&e->indexer_lock, NULL);
 	pthread_condattr_t ica;
 	pthread_condattr_init(&ica);
 	pthread_condattr_setclock(&ica, CLOCK_MONOTONIC); /* the indexer's timed waits */
 	pthread_cond_init(&e->indexer_wake, &ica);
+	pthread_cond_init(&e->compactor_wake, &ica); /* its periodic wake too */
 	pthread_condattr_destroy(&ica);
 	pthread_cond_init(&e->indexer_idle, NULL);
 	/* The shipped example filter (compact.c). */
@@ -571,6 +577,9 @@ int engine_open(const char *dir, const struct engine_options *o, struct engine *
 		rc = e->opt.no_index ? 0 : indexer_start(e);
 		if (rc)
 			goto fail;
+		rc = e->opt.no_index ? 0 : compactor_start(e);
+		if (rc)
+			goto fail;
 	}
 	*out = e;
 	return 0;
@@ -586,6 +595,7 @@ int engine_close(struct engine *e)
 	if (!e)
 		return 0;
 	tier_stop(e);
+	compactor_stop(e); /* waits for a compaction under way */
 	indexer_stop(e);
 	commit_stop(e);
 	tier_free(e);
@@ -610,6 +620,11 @@ int engine_close(struct engine *e)
 	pthread_cond_destroy(&e->commit_done);
 	pthread_rwlock_destroy(&e->wal_retire_lock);
 	pthread_mutex_destroy(&e->warm_lock);
+	pthread_mutex_destroy(&e->hook_lock);
+	pthread_mutex_destroy(&e->compact_lock);
+	pthread_mutex_destroy(&e->compactor_lock);
+	pthread_cond_destroy(&e->compactor_wake);
+	pthread_cond_destroy(&e->compactor_done);
 	pthread_mutex_destroy(&e->indexer_lock);
 	pthread_cond_destroy(&e->indexer_wake);
 	pthread_cond_destroy(&e->indexer_idle);

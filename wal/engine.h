@@ -120,6 +120,15 @@ int engine_sync(struct engine *e);
  * (the files it could not index stay in the WAL). A no-op for a read-only
  * engine or one opened with no_index. */
 int engine_index_now(struct engine *e);
+/* Wake the compaction thread and wait until a whole compaction pass that
+ * began after this call has ended: every partition whose dirty ratio
+ * passes its min.cleanable.dirty.ratio compacted (wal/compact.c, "WHEN").
+ * It does not index: call engine_index_now first for the WAL's records.
+ * 0, or that pass's first error (-EAGAIN: a partition's segments kept
+ * changing under it, compact.c "SWAP"). A no-op (0) for a read-only
+ * engine; an engine opened with no_index has no compaction thread, and
+ * the pass runs on the caller's. */
+int engine_compact_now(struct engine *e);
 
 /* Group-commit counters since open. appends / groups is the average group
  * size; fsyncs counts WAL fdatasyncs (group commits, intervals, rotations,
@@ -209,6 +218,11 @@ struct partition_info {
 	int64_t max_timestamp; /* -1 when empty */
 	int64_t mtime_ns; /* wall clock of the last append (or open) */
 	int64_t ctime_ns; /* when the topic was created */
+	/* A registry save failed during compaction (wal/compact.c, "HALT"):
+	 * the partition's warm tier is halted until the data directory is
+	 * opened again (no indexing, retention or compaction for it; reads
+	 * and appends go on, its records stay in the WAL). */
+	bool warm_halted;
 };
 void engine_partition_info(struct partition *p, struct partition_info *out);
 
@@ -255,20 +269,29 @@ struct engine_compact_result {
  * (wal/compact.c states the policy): every registered segment but the
  * newest is rewritten, keeping each kept record's offset and raw
  * position; the new segments replace the old ones in the registry in
- * one step. 0 (also when there was nothing to do: *out all zero), or
- * <0 and the partition as it was. -EROFS on a read-only engine. out may
+ * one step. One compaction runs at a time (this waits for the compaction
+ * thread's); indexing, retention and reads go on meanwhile. 0 (also when
+ * there was nothing to do: *out all zero), or <0 and the partition as it
+ * was: -EAGAIN when its segments changed under the rewrite three times
+ * running (retention, DeleteRecords, the cold tier; compact.c "SWAP"),
+ * -ENOSPC when the rewrite would take the partition past its
+ * retention.bytes (compact.c "DISK"), the save's error when the registry
+ * could not be saved (the partition is then halted: compact.c "HALT";
+ * also when it was halted before). -EROFS on a read-only engine. out may
  * be NULL. */
 int engine_partition_compact(struct partition *p, struct engine_compact_result *out);
 
 /* A custom compaction policy: called by compaction for every record the
  * topic's cleanup.policy keeps, with the topic's config; returns 1 to keep
- * the record, 0 to drop it. It runs on the compacting thread with the
- * engine's segment work paused: it must not call into the engine. */
+ * the record, 0 to drop it. It runs on the compacting thread (the
+ * compaction thread, or the caller of engine_partition_compact) while
+ * the indexer, retention and readers go on; it must not call into the
+ * engine. */
 struct engine_record;
-typedef int (*engine_compact_fn)(void *arg, const char *config_json,
-				 const struct engine_record *r);
+typedef int (*engine_compact_fn)(void *arg, const char *config_json, const struct engine_record *r);
 /* Register fn under name (replacing one of that name; fn NULL removes
- * it). A topic whose config says "compaction.filter": name is compacted
+ * it). Waits for a compaction under way, so a filter removed or replaced
+ * is not called once this returns. A topic whose config says "compaction.filter": name is compacted
  * through it. The engine ships "value.prefix": it drops the records whose
  * value starts with the topic's "compaction.drop.value.prefix". */
 int engine_compact_filter_register(struct engine *e, const char *name, engine_compact_fn fn,
@@ -280,8 +303,9 @@ int engine_compact_filter_register(struct engine *e, const char *name, engine_co
  * keeps a file of its own beside each segment: <segment file><suffix>.
  * written is called on the thread that wrote a segment (the indexer, or
  * compaction for the segments it writes) once the segment file at
- * seg_path is complete and fsynced and before the registry lists it, with
- * the engine's segment work paused: it must read the file itself
+ * seg_path is complete and fsynced and before the registry lists it, one
+ * call at a time (the indexer and compaction may both write segments):
+ * it must read the file itself
  * (segment_file_walk) and must not call into the engine. A failure is its
  * own business (the segment is registered all the same). Files named
  * <segment file><suffix> are removed with their segment (retention,

@@ -53,11 +53,15 @@
  * engine_close lets the indexer finish the sealed files first, so a clean
  * close leaves only the active WAL file. After each file it indexes, the
  * thread runs a retention pass (retention.c), so that retention keeps up
- * with a load that never lets it idle; with nothing left to index, it runs
- * retention and background compaction (compact.c, "WHEN"), then sleeps
- * until kicked or for RETENTION_CHECK_MS. That idle pass ends (what
- * engine_index_now waits for) only once a last look finds no sealed file:
- * one sealed while retention or compaction ran is indexed first.
+ * with a load that never lets it idle, and kicks the compaction thread
+ * (compact.c, "WHEN"), which compacts on its own, without warm_lock but
+ * for its snapshot and swap; with nothing left to index, it runs
+ * retention, then sleeps until kicked or for RETENTION_CHECK_MS. That
+ * idle pass ends (what engine_index_now waits for) only once a last look
+ * finds no sealed file: one sealed while retention ran is indexed first.
+ * A partition whose warm tier is halted (compact.c, "HALT") is not
+ * indexed: a file holding its frames is indexed for the other partitions
+ * and kept, open (wal_file.kept), until the next open.
  *
  * SEGMENT CUT. Under retention.bytes (retention_bytes_limit >= 0) a
  * partition's frames of one file are cut, in file order, into runs whose
@@ -914,6 +918,7 @@ struct index_job {
 	enum batch_codec codec;
 	int64_t limit; /* retention.bytes, -1 when none (SEGMENT CUT) */
 	int rc;
+	bool halted; /* its partition's warm tier is halted: not indexed */
 };
 
 struct index_pool {
@@ -932,8 +937,16 @@ static void *index_worker(void *arg)
 	size_t k;
 	while ((k = atomic_fetch_add(&pl->next, 1)) < pl->njobs) {
 		struct index_job *j = &pl->jobs[k];
-		j->rc = index_partition_cut(pl->e, j->p, pl->seq, pl->map, j->fr, j->n,
-					    j->codec, j->limit, &pl->serial);
+		/* A halted partition (compact.c, "HALT") saves no registry:
+		 * its frames stay in the WAL, and so does the file. Stable
+		 * here: warm_lock is held (halting takes it). */
+		pthread_mutex_lock(&j->p->lock);
+		j->halted = j->p->warm_halt_rc != 0;
+		pthread_mutex_unlock(&j->p->lock);
+		if (j->halted)
+			continue;
+		j->rc = index_partition_cut(pl->e, j->p, pl->seq, pl->map, j->fr, j->n, j->codec,
+					    j->limit, &pl->serial);
 	}
 	return NULL;
 }
@@ -1038,8 +1051,9 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 	/* The partitions are indexed side by side, under the one warm_lock
 	 * this thread holds for them all (INDEXING, "in parallel"). */
 	if (rc == 0 && njobs) {
-		struct index_pool pl = { .e = e, .seq = seq, .map = map, .jobs = jobs,
-					 .njobs = njobs };
+		struct index_pool pl = {
+			.e = e, .seq = seq, .map = map, .jobs = jobs, .njobs = njobs
+		};
 		pthread_t tid[INDEX_WORKERS - 1];
 		size_t nt = 0;
 		atomic_init(&pl.next, 0);
@@ -1053,8 +1067,10 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 		pthread_mutex_destroy(&pl.serial);
 	}
 	pthread_mutex_unlock(&e->warm_lock);
+	bool keep = false;
 	for (size_t k = 0; k < njobs; k++) {
 		struct index_job *jb = &jobs[k];
+		keep |= jb->halted;
 		if (jb->rc) {
 			log_msg(quiet ? LOG_LVL_DEBUG : LOG_LVL_ERROR, "warm",
 				"%s: indexing %s/%d failed: %s", path, jb->p->topic_name,
@@ -1066,6 +1082,22 @@ static int index_file(struct engine *e, uint64_t seq, int fd, bool quiet)
 	}
 	if (rc)
 		goto out;
+	if (keep) {
+		/* Every partition but a halted one is indexed: the file stays,
+		 * open, for the halted one's reads and for the next open, which
+		 * skips what the registries list; it no longer counts as WAL
+		 * waiting for the indexer (back-pressure). */
+		pthread_mutex_lock(&e->files_lock);
+		for (size_t i = 0; i < e->nfiles; i++)
+			if (e->files[i].seq == seq && e->files[i].fd >= 0) {
+				e->files[i].kept = true;
+				atomic_fetch_sub(&e->wal_sealed_bytes, e->files[i].bytes);
+				e->files[i].bytes = 0;
+			}
+		pthread_mutex_unlock(&e->files_lock);
+		log_msg(LOG_LVL_DEBUG, "warm", "%s indexed but kept: a partition is halted", path);
+		goto out;
+	}
 
 	/* Every partition's segment from this file is durable and registered. */
 	if (unlink(path) < 0) {
@@ -1099,7 +1131,7 @@ static int next_sealed(struct engine *e, uint64_t *seq, int *fd)
 	int found = 0;
 	pthread_mutex_lock(&e->files_lock);
 	for (size_t i = 0; i + 1 < e->nfiles; i++)
-		if (e->files[i].fd >= 0) {
+		if (e->files[i].fd >= 0 && !e->files[i].kept) {
 			*seq = e->files[i].seq;
 			*fd = e->files[i].fd;
 			found = 1;
@@ -1131,17 +1163,12 @@ static void *indexer_main(void *arg)
 				break;
 			}
 			pthread_mutex_unlock(&e->indexer_lock);
-			/* Halted, retention and compaction wait too: they save
-			 * registries. */
+			/* Halted, retention waits too: it saves registries. */
 			rc = halt;
-			if (!halt) {
+			if (!halt)
 				rc = retention_run(e);
-				int crc = compact_run(e);
-				if (!rc)
-					rc = crc;
-			}
 			pthread_mutex_lock(&e->indexer_lock);
-			/* A file sealed while retention and compaction ran
+			/* A file sealed while retention ran
 			 * (engine_index_now's seal, a rotation) was not seen by
 			 * the look above: index it before this pass counts as
 			 * ended, or engine_index_now would return with it still
@@ -1174,8 +1201,10 @@ static void *indexer_main(void *arg)
 		 * under a load that always keeps a sealed file waiting the
 		 * idle branch never runs, and retention.bytes would not bound
 		 * the disk. A failed pass is retried at the next one. */
-		if (rc == 0)
+		if (rc == 0) {
 			(void)retention_run(e);
+			compactor_kick(e); /* new segments: dirt to look at */
+		}
 		pthread_mutex_lock(&e->indexer_lock);
 		if (rc == 0 && e->index_fail_rc) {
 			log_msg(LOG_LVL_INFO, "warm",

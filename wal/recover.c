@@ -399,6 +399,7 @@ int wal_files_push(struct engine *e, uint64_t seq, int fd)
 	e->files[e->nfiles].seq = seq;
 	e->files[e->nfiles].fd = fd;
 	e->files[e->nfiles].bytes = 0;
+	e->files[e->nfiles].kept = false;
 	e->nfiles++;
 	return 0;
 }

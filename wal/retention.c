@@ -46,10 +46,14 @@
  * retention.bytes / 8), the records still in the WAL besides; a
  * partition's newest segment is deleted too when it alone passes the
  * limit (retention.bytes below the cut: below 64 KiB, or a batch larger
- * than the limit). Outside the bound: a segment a reader still holds stays
- * on disk until the reader lets go (LevelDB's rule, below), full-text
- * indexes (search/, one per segment), and compaction's rewritten segments,
- * written beside the old ones until the swap (compact.c).
+ * than the limit). Compaction's rewritten segments, written beside the old
+ * ones until the swap, count: both rules add the partition's
+ * compact_bytes (what the running compaction has written) to its
+ * segments, and compaction refuses to write past the limit (compact.c,
+ * "DISK"). Outside the bound: a segment a reader still holds stays on
+ * disk until the reader lets go (LevelDB's rule, below; a compaction
+ * under way is such a reader of its inputs), and full-text indexes
+ * (search/, one per segment).
  *
  * DELETION: the registry is saved without the segments and with the new
  * log start offset (the first remaining segment's base offset, or the
@@ -79,7 +83,9 @@
  * file it indexes and each time it has nothing left to index, and at least
  * every RETENTION_CHECK_MS when idle, and makes room before each segment
  * it writes (DISK, rule 2); config changes are read at every pass and
- * every file indexed, so they take effect live.
+ * every file indexed, so they take effect live. A partition whose warm
+ * tier is halted (compact.c, "HALT") is skipped, and DeleteRecords on it
+ * returns the failed save's error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -129,8 +135,8 @@ uint64_t retention_cut_bytes(int64_t limit)
 /* Drop p's first k segments and move its log start to log_start (raw
  * start raw_start), by DELETION above: the registry first, then memory.
  * Called with warm_lock and p->lock held; returns with p->lock released. */
-static int segments_drop_front(struct engine *e, struct partition *p, size_t k,
-			       int64_t log_start, uint64_t raw_start)
+static int segments_drop_front(struct engine *e, struct partition *p, size_t k, int64_t log_start,
+			       uint64_t raw_start)
 {
 	char dir[4200];
 	struct registry reg = { 0 };
@@ -216,7 +222,7 @@ static int retention_partition(struct engine *e, struct partition *p,
 	size_t k = 0;
 
 	pthread_mutex_lock(&p->lock);
-	uint64_t total = p->seg_bytes;
+	uint64_t total = p->seg_bytes + p->compact_bytes;
 	while (k < p->nsegs) {
 		const struct segment_meta *m = segment_meta_get(p->segs[k]);
 		bool old = pol->ms >= 0 && m->max_timestamp < now - pol->ms;
@@ -226,7 +232,7 @@ static int retention_partition(struct engine *e, struct partition *p,
 		total -= m->bytes;
 		k++;
 	}
-	if (k == 0 || p->deleted) {
+	if (k == 0 || p->deleted || p->warm_halt_rc) {
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
@@ -240,10 +246,10 @@ int retention_make_room(struct engine *e, struct partition *p, int64_t limit, ui
 	if (limit < 0)
 		return 0;
 	pthread_mutex_lock(&p->lock);
-	uint64_t total = p->seg_bytes;
+	uint64_t total = p->seg_bytes + p->compact_bytes;
 	while (k < p->nsegs && total + bytes > (uint64_t)limit)
 		total -= segment_meta_get(p->segs[k++])->bytes;
-	if (k == 0 || p->deleted) {
+	if (k == 0 || p->deleted || p->warm_halt_rc) {
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
@@ -295,6 +301,11 @@ int engine_partition_delete_records(struct partition *p, int64_t offset, int64_t
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&p->lock);
+	if (p->warm_halt_rc) {
+		rc = p->warm_halt_rc; /* no registry saved (compact.c, "HALT") */
+		pthread_mutex_unlock(&p->lock);
+		goto out;
+	}
 	if (p->deleted || offset <= p->log_start_offset || offset > p->seg_next_offset) {
 		rc = p->deleted ? CHRONIK_ENOTOPIC : offset > p->log_start_offset ? -EAGAIN : 0;
 		pthread_mutex_unlock(&p->lock);

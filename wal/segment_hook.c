@@ -17,17 +17,21 @@ int engine_segment_hook_set(struct engine *e, const char *suffix, engine_segment
 
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&e->warm_lock);
+	pthread_mutex_lock(&e->hook_lock);
 	e->seg_written = fn;
 	e->seg_written_arg = arg;
-	pthread_mutex_unlock(&e->warm_lock);
+	pthread_mutex_unlock(&e->hook_lock);
 	return 0;
 }
 
 void warm_segment_written(struct engine *e, struct partition *p, const char *path)
 {
+	/* Under hook_lock: one call at a time, from the indexer's workers and
+	 * the compaction thread alike. */
+	pthread_mutex_lock(&e->hook_lock);
 	if (e->seg_written)
 		e->seg_written(e->seg_written_arg, p, path);
+	pthread_mutex_unlock(&e->hook_lock);
 }
 
 void engine_partition_segment_dir(struct partition *p, char *buf, size_t len)

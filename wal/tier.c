@@ -57,9 +57,12 @@
  *      after a backoff (1 s doubling to 60 s). An object left in the bucket
  *      by a failed or cut attempt counts for nothing (no registry names it)
  *      and the retry overwrites it under the same key.
- *   5. Under warm_lock (indexer, retention and compaction wait): if S is no
- *      longer registered (retention or compaction dropped it meanwhile),
- *      delete the object and stop. Else save the registry with S as
+ *   5. Under warm_lock (the indexer, retention and compaction's swap
+ *      wait; a compaction whose inputs hold S finds it swapped and
+ *      retries, compact.c "SNAPSHOT AND SWAP"): if S is no longer
+ *      registered (retention or compaction dropped it meanwhile), or its
+ *      partition is halted (compact.c, "HALT"), delete the object and
+ *      stop. Else save the registry with S as
  *      "remote" (remote_key, etag, crc32c) by registry.h's update rule
  *      (temp + fsync + rename + directory fsync). This rename is the
  *      commit point.
@@ -550,7 +553,8 @@ static int upload_one(struct engine *e, struct partition *p, struct segment *s)
 		reg.next_offset = p->seg_next_offset;
 		reg.raw_end = p->seg_raw_end;
 	}
-	bool gone = !found || p->deleted;
+	/* A halted partition (compact.c, "HALT") saves no registry. */
+	bool gone = !found || p->deleted || p->warm_halt_rc;
 	pthread_mutex_unlock(&p->lock);
 	if (gone) {
 		pthread_mutex_unlock(&e->warm_lock);

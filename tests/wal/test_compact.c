@@ -340,7 +340,8 @@ static void test_time_hybrid_custom(const char *root)
 	engine_close(e);
 }
 
-/* The indexer's pass compacts a partition once its dirty ratio is above
+/* The compaction thread's pass (engine_compact_now waits for one)
+ * compacts a partition once its dirty ratio is above
  * min.cleanable.dirty.ratio, and leaves a clean one alone. */
 static void test_background(const char *root)
 {
@@ -368,10 +369,12 @@ static void test_background(const char *root)
 			err |= append_one(q, key, val, T0);
 		}
 	err |= engine_index_now(e);
+	err |= engine_compact_now(e);
 	err |= append_one(p, "filler", "filler", T0);
 	err |= append_one(q, "filler", "filler", T0);
-	/* The indexer's pass after this seal compacts b. */
+	/* The compaction thread's pass after this seal compacts b. */
 	err |= engine_index_now(e);
+	err |= engine_compact_now(e);
 	ok(err == 0, "20 versions of 100 keys in both, indexed");
 	/* The segment that was newest at the first pass stays dirty (too
 	 * little of the whole to pass the ratio), so some older versions of
@@ -402,6 +405,7 @@ static void test_background(const char *root)
 	err |= engine_index_now(e);
 	err |= append_one(p, "filler", "filler2", T0);
 	err |= engine_index_now(e);
+	err |= engine_compact_now(e);
 	engine_partition_info(p, &info);
 	ok(err == 0 && info.segments == segs + 2 && info.segment_bytes > bytes,
 	   "a clean partition with a little new dirt is left alone (%" PRIu64 " segments)",

@@ -6,6 +6,11 @@
  * seal and did not see the sealed file. engine_index_now must not take
  * the end of that pass for the end of its own: when it returns, the
  * records appended before it are in a segment, none left in the WAL.
+ * Background compaction now runs on a thread of its own (compact.c,
+ * "WHEN"), so the filter holds that thread, not the indexer's idle pass:
+ * the test now also checks that engine_index_now does not wait for a
+ * compaction under way. The idle pass's own race (a file sealed during
+ * its retention) has no hook to hold it here.
  */
 #include <inttypes.h>
 #include <pthread.h>
