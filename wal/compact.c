@@ -129,18 +129,44 @@
  * files, recovery skips the kept WAL files' frames that registries cover
  * and takes up the rest.
  *
- * DISK. Under retention.bytes (retention.c, "DISK"), the new files count
- * against the partition's budget while they are written beside the
- * inputs: before each batch is written, the most it adds to its file
- * (the batch, an index entry, the header and trailer of a new file) is
- * added to the partition's compact_bytes, and refused (-ENOSPC, the
- * compaction abandoned, its files removed) when the segments plus
- * compact_bytes would pass the limit. Retention's passes and the
- * indexer's make-room count compact_bytes with the segments, so the
- * segments and compaction's files together stay within retention.bytes;
- * when making room drops compaction's inputs, the compaction retries
- * (SNAPSHOT AND SWAP). compact_bytes goes back to 0 at the swap (the new
- * files are then counted as segments) or when they are removed.
+ * DISK. Under retention.bytes L (retention.c, "DISK"), the segments sit
+ * just under L in steady state, so compaction's new files, written beside
+ * their inputs until the swap replaces these, get an allowance A over it:
+ * A = wal.segment.bytes (the engine option wal_segment_bytes). Before
+ * each batch is written, the most it adds to its file (the batch, an
+ * index entry, the header and trailer of a new file) is added to the
+ * partition's compact_bytes C, and refused (-ENOSPC, the compaction
+ * abandoned, its files removed) when
+ *     segments + R + C > L + A,
+ * R being the bound of the segment the indexer is writing for the
+ * partition, reserved by its make-room until the segment is listed
+ * (seg_reserved). Retention's passes and the indexer's make-room count
+ * only the part of C past the allowance, max(0, C - A)
+ * (compact_counted_bytes), with the segments. So:
+ *   - at every moment segments + R + C <= L + A: compaction checks it as
+ *     C grows; make-room keeps segments + R + max(0, C - A) <= L, which
+ *     is segments + R <= L while C <= A and segments + R + C <= L + A
+ *     after; the swap only shrinks the sum (the new files were counted in
+ *     C, the inputs leave the segments). The partition's segment files
+ *     and compaction's together never pass retention.bytes +
+ *     wal.segment.bytes; a partition not being compacted keeps retention's
+ *     bound, retention.bytes.
+ *   - a compaction whose output fits in A never makes retention drop
+ *     anything (least of all its inputs), so at the limit a compaction
+ *     that shrinks the segments to A or less completes; one whose output
+ *     needs more than A can still use the room the segments leave under
+ *     L, but that part counts against L, and if the indexer then makes
+ *     room by dropping compaction's inputs, the compaction retries
+ *     (SNAPSHOT AND SWAP). An output larger than the room fails -ENOSPC
+ *     (and the background backs off, WHEN).
+ * Make-room that drops inputs while compaction reads them leaves those
+ * files on disk until compaction lets go of them (retention.c, "DISK":
+ * a reader's segments are outside the bound). A new segment can also be
+ * refused room while make-room is saving the registry without the
+ * segments it drops (they count until then): compaction fails -ENOSPC
+ * and tries again after the segment (WHEN). compact_bytes goes back to 0
+ * at the swap (the new files are then counted as segments) or when they
+ * are removed.
  *
  * WHEN. On demand (engine_partition_compact, `chronik compact`), and in
  * the background: a compaction thread of its own (compactor_main; none in
@@ -161,6 +187,20 @@
  * retention.c's whole segments in the background; their in-segment drop
  * runs on demand. A halted partition is skipped, and with the indexer
  * halted (indexer_halt_rc) no pass runs.
+ *   Backoff: a compaction of a partition that failed with -ENOSPC (DISK)
+ * or -EAGAIN (SNAPSHOT AND SWAP) would fail the same way on the same
+ * segments, so the partition remembers the failure (its error, its
+ * segs_changes, a counter bumped whenever its segment list changes: a
+ * segment listed, dropped, swapped for compaction's output or for its
+ * remote copy; and its retention.bytes), and the background pass skips
+ * the partition, reporting the remembered error, while the counter and
+ * retention.bytes are unchanged. The counter remembered is the failed
+ * attempt's snapshot's for -ENOSPC, the one at the failure for -EAGAIN
+ * (its changes were the cause). Any compaction sets or clears it (an
+ * on-demand one fails the same as the background's would); on demand
+ * always tries. Other config changes (min.cleanable.dirty.ratio, the
+ * policy) and time (tombstones and retention.ms expiring) take effect at
+ * the next segment change or on demand.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -395,6 +435,12 @@ int compact_filter_value_prefix(void *arg, const char *config_json, const struct
 	return keep;
 }
 
+uint64_t compact_counted_bytes(const struct engine *e, const struct partition *p)
+{
+	uint64_t allowance = e->opt.wal_segment_bytes;
+	return p->compact_bytes > allowance ? p->compact_bytes - allowance : 0;
+}
+
 /* ---- rewriting -------------------------------------------------------------- */
 
 /* One output segment under construction. */
@@ -402,6 +448,7 @@ struct out_seg {
 	struct engine *e;
 	struct partition *p;
 	int64_t limit; /* retention.bytes, -1: none (DISK) */
+	uint64_t allowance; /* compaction's allowance over it (DISK) */
 	uint64_t counted; /* bytes added to p->compact_bytes */
 	const char *dir;
 	uint32_t topic_id;
@@ -447,11 +494,12 @@ static int out_emit(struct out_seg *o)
 		}
 	}
 	/* DISK: what this batch can add to the file, counted before it is
-	 * written, refused past retention.bytes. */
+	 * written, refused past retention.bytes plus the allowance. */
 	uint64_t add = blen + SEGMENT_INDEX_ENTRY_SIZE +
 		       (o->w ? 0 : SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE);
 	pthread_mutex_lock(&o->p->lock);
-	if (o->limit >= 0 && o->p->seg_bytes + o->p->compact_bytes + add > (uint64_t)o->limit) {
+	if (o->limit >= 0 && o->p->seg_bytes + o->p->seg_reserved + o->p->compact_bytes + add >
+				     (uint64_t)o->limit + o->allowance) {
 		rc = -ENOSPC;
 	} else {
 		o->p->compact_bytes += add;
@@ -580,10 +628,12 @@ static bool inputs_same(struct engine *e, struct partition *p, struct segment **
 }
 
 /* One compaction of p (compact_lock held, warm_lock not): 0 (done, or
- * nothing to do), COMPACT_CHANGED, or <0. */
+ * nothing to do), COMPACT_CHANGED, or <0. *seen: p->segs_changes at the
+ * snapshot (WHEN, backoff). */
 static int compact_partition(struct engine *e, struct partition *p,
 			     const struct compact_policy *pol, const char *config_json,
-			     const struct compact_filter *filter, struct engine_compact_result *res)
+			     const struct compact_filter *filter, struct engine_compact_result *res,
+			     uint64_t *seen)
 {
 	char dir[4200];
 	struct segment **in = NULL;
@@ -602,6 +652,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 	 * segments (SWAP). */
 	pthread_mutex_lock(&e->warm_lock);
 	pthread_mutex_lock(&p->lock);
+	*seen = p->segs_changes;
 	rc = p->warm_halt_rc ? p->warm_halt_rc : atomic_load(&e->indexer_halt_rc);
 	if (rc || p->deleted || p->nsegs < 2) {
 		pthread_mutex_unlock(&p->lock);
@@ -664,6 +715,7 @@ static int compact_partition(struct engine *e, struct partition *p,
 	o.e = e;
 	o.p = p;
 	o.limit = pol->bytes_limit;
+	o.allowance = e->opt.wal_segment_bytes;
 	o.dir = dir;
 	o.topic_id = p->topic_id;
 	o.partition = p->index;
@@ -828,6 +880,7 @@ swap:
 		groups[i].out = NULL; /* the list's reference now */
 	}
 	p->nsegs = p->nsegs - k + nout;
+	p->segs_changes++;
 	p->seg_bytes = p->seg_bytes - res->bytes_in + res->bytes_out;
 	p->compact_bytes -= o.counted;
 	o.counted = 0;
@@ -875,7 +928,10 @@ out:
 	return rc;
 }
 
-int engine_partition_compact(struct partition *p, struct engine_compact_result *out)
+/* engine_partition_compact, and the background pass's compaction of p
+ * (background: skipped while the backoff holds, WHEN). */
+static int partition_compact(struct partition *p, struct engine_compact_result *out,
+			     bool background)
 {
 	struct engine *e = p->e;
 	struct engine_compact_result res = { 0 };
@@ -883,6 +939,7 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 	struct compact_filter filter = { 0 };
 	char *config = NULL;
 	bool have_filter = false;
+	uint64_t seen = 0;
 	int rc = 0;
 
 	if (out)
@@ -900,6 +957,20 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 	 * engine_compact_filter_register (which takes it) never returns with
 	 * a removed filter still in use. */
 	pthread_mutex_lock(&e->compact_lock);
+	if (background && p->compact_fail_rc && p->compact_fail_limit == pol.bytes_limit) {
+		/* The backoff (WHEN): the segments as the failed compaction
+		 * left them, the same retention.bytes; not tried again. */
+		pthread_mutex_lock(&p->lock);
+		bool same = p->segs_changes == p->compact_fail_changes;
+		pthread_mutex_unlock(&p->lock);
+		if (same) {
+			rc = p->compact_fail_rc;
+			pthread_mutex_unlock(&e->compact_lock);
+			free(pol.filter);
+			free(config);
+			return rc;
+		}
+	}
 	if (pol.filter) {
 		pthread_mutex_lock(&e->hook_lock);
 		for (size_t i = 0; i < e->nfilters; i++)
@@ -917,7 +988,7 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 		for (int attempt = 0;; attempt++) {
 			memset(&res, 0, sizeof(res));
 			rc = compact_partition(e, p, &pol, config, have_filter ? &filter : NULL,
-					       &res);
+					       &res, &seen);
 			if (rc != COMPACT_CHANGED)
 				break;
 			if (attempt == COMPACT_RETRIES) {
@@ -926,6 +997,11 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 					"left for later",
 					p->topic_name, p->index, COMPACT_RETRIES + 1);
 				rc = -EAGAIN;
+				/* The backoff counts the changes after this
+				 * failure, not those that caused it. */
+				pthread_mutex_lock(&p->lock);
+				seen = p->segs_changes;
+				pthread_mutex_unlock(&p->lock);
 				break;
 			}
 			log_msg(LOG_LVL_DEBUG, "compact",
@@ -935,8 +1011,14 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 		if (rc == -ENOSPC)
 			log_msg(LOG_LVL_WARN, "compact",
 				"%s/%d: the rewritten segments would not fit in retention.bytes "
-				"beside the old ones; not compacted",
+				"plus wal.segment.bytes beside the old ones; not compacted, not "
+				"tried again in the background before the segments change",
 				p->topic_name, p->index);
+		/* The backoff (WHEN), set by either kind of compaction: what
+		 * failed here would fail the same in the background. */
+		p->compact_fail_rc = rc == -ENOSPC || rc == -EAGAIN ? rc : 0;
+		p->compact_fail_changes = seen;
+		p->compact_fail_limit = pol.bytes_limit;
 	}
 	pthread_mutex_unlock(&e->compact_lock);
 	free(pol.filter);
@@ -944,6 +1026,11 @@ int engine_partition_compact(struct partition *p, struct engine_compact_result *
 	if (rc == 0 && out)
 		*out = res;
 	return rc;
+}
+
+int engine_partition_compact(struct partition *p, struct engine_compact_result *out)
+{
+	return partition_compact(p, out, false);
 }
 
 /* The partition's dirty ratio (WHEN, above); -1 with fewer than two
@@ -1013,7 +1100,7 @@ int compact_run(struct engine *e)
 	for (size_t i = 0; i < n; i++) {
 		double r = dirty_ratio(parts[i]);
 		if (r >= 0 && r > mins[i]) {
-			int x = engine_partition_compact(parts[i], NULL);
+			int x = partition_compact(parts[i], NULL, true);
 			if (x && !rc)
 				rc = x;
 		}

@@ -73,10 +73,26 @@ struct partition {
 	int64_t seg_next_offset;
 	uint64_t seg_raw_end;
 	uint64_t seg_bytes;
+	/* Bumped (under lock) whenever segs changes: a segment added,
+	 * dropped, swapped for compaction's output or for its remote copy,
+	 * the list reloaded. compact.c ("WHEN", backoff) compares it. */
+	uint64_t segs_changes;
+	/* Under retention.bytes, the bound of the segment the indexer is
+	 * writing for this partition, from the make-room that let it in
+	 * until it is listed or given up (retention.c, "DISK"); compaction
+	 * counts it as a segment. */
+	uint64_t seg_reserved;
 	/* Bytes of the segment files the running compaction of this partition
 	 * has written and not yet swapped in (compact.c, "DISK"); retention
-	 * counts them with seg_bytes. */
+	 * counts those past compaction's allowance with seg_bytes
+	 * (compact_counted_bytes). */
 	uint64_t compact_bytes;
+	/* The background backoff (compact.c, "WHEN"), under compact_lock:
+	 * after a compaction failed with -ENOSPC or -EAGAIN, its error, the
+	 * segs_changes and retention.bytes it saw; compact_fail_rc 0: none. */
+	int compact_fail_rc;
+	uint64_t compact_fail_changes;
+	int64_t compact_fail_limit;
 	/* 0, or the error of a registry save that failed with the registry
 	 * on disk listing one set or the other (compact.c, "HALT"): the
 	 * partition's warm tier is halted until the engine is reopened. Set
@@ -362,6 +378,10 @@ uint64_t retention_cut_bytes(int64_t limit);
  * segments while the rest plus bytes would pass limit (-1: none), by
  * retention's rules (retention.c, "DISK", rule 2). warm_lock held. */
 int retention_make_room(struct engine *e, struct partition *p, int64_t limit, uint64_t bytes);
+/* What of p's compact_bytes retention counts with its segments: the part
+ * past compaction's allowance, wal_segment_bytes (compact.c, "DISK").
+ * p->lock held. */
+uint64_t compact_counted_bytes(const struct engine *e, const struct partition *p);
 struct compact_filter {
 	char *name;
 	engine_compact_fn fn;

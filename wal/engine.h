@@ -125,7 +125,8 @@ int engine_index_now(struct engine *e);
  * passes its min.cleanable.dirty.ratio compacted (wal/compact.c, "WHEN").
  * It does not index: call engine_index_now first for the WAL's records.
  * 0, or that pass's first error (-EAGAIN: a partition's segments kept
- * changing under it, compact.c "SWAP"). A no-op (0) for a read-only
+ * changing under it, compact.c "SWAP"; -ENOSPC: "DISK"; a partition
+ * skipped by the backoff, compact.c "WHEN", reports its last failure). A no-op (0) for a read-only
  * engine; an engine opened with no_index has no compaction thread, and
  * the pass runs on the caller's. */
 int engine_compact_now(struct engine *e);
@@ -275,7 +276,9 @@ struct engine_compact_result {
  * was: -EAGAIN when its segments changed under the rewrite three times
  * running (retention, DeleteRecords, the cold tier; compact.c "SWAP"),
  * -ENOSPC when the rewrite would take the partition past its
- * retention.bytes (compact.c "DISK"), the save's error when the registry
+ * retention.bytes plus wal.segment.bytes (compact.c "DISK"; the
+ * background then leaves the partition alone until its segments change,
+ * compact.c "WHEN"), the save's error when the registry
  * could not be saved (the partition is then halted: compact.c "HALT";
  * also when it was halted before). -EROFS on a read-only engine. out may
  * be NULL. */

@@ -354,6 +354,7 @@ static int partition_resync(const char *dir, struct partition *p, const struct r
 	p->segs = v;
 	p->nsegs = n;
 	p->segs_cap = r->n;
+	p->segs_changes++;
 	p->seg_bytes = bytes;
 	if (r->log_start_offset > p->log_start_offset) {
 		p->log_start_offset = r->log_start_offset;
@@ -414,6 +415,7 @@ static int partition_refresh(struct engine *e, struct partition *p)
 			break;
 		}
 		p->segs[p->nsegs++] = s;
+		p->segs_changes++;
 		p->seg_next_offset = m->last_offset + 1;
 		p->seg_raw_end = m->raw_end;
 		p->seg_bytes += m->bytes;
@@ -830,6 +832,7 @@ publish:
 			p->segs_cap = cap;
 		}
 		p->segs[p->nsegs++] = s;
+		p->segs_changes++;
 		p->seg_next_offset = meta.last_offset + 1;
 		p->seg_raw_end = meta.raw_end;
 		p->seg_bytes += meta.bytes;
@@ -902,6 +905,9 @@ static int index_partition_cut(struct engine *e, struct partition *p, uint64_t s
 		pthread_mutex_unlock(serial);
 		if (rc == 0)
 			rc = index_partition(e, p, seq, map, fr + i, j - i, codec, serial);
+		pthread_mutex_lock(&p->lock);
+		p->seg_reserved = 0; /* listed (counted in seg_bytes) or given up */
+		pthread_mutex_unlock(&p->lock);
 		i = j;
 	}
 	return rc;

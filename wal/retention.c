@@ -22,12 +22,14 @@
  * it, and the WAL not yet indexed is bounded apart (wal.unindexed.max.bytes,
  * commit.c "BACK-PRESSURE"). The data directory of a partition under
  * retention.bytes holds, at every moment, at most retention.bytes of
- * segment files plus wal.unindexed.max.bytes of WAL files (2 x
+ * segment files (retention.bytes + wal.segment.bytes while a compaction
+ * of it writes, below) plus wal.unindexed.max.bytes of WAL files (2 x
  * wal.segment.bytes by default; the WAL is shared by all partitions),
  * plus the metadata (meta.log, registries, directories) and the file
  * system's rounding to blocks. Two rules make it so:
  *   1. a pass deletes the oldest segments while the partition's segments
- *      hold more than retention.bytes;
+ *      hold more than retention.bytes (compaction's files past its
+ *      allowance counted with them, below);
  *   2. the indexer makes room before it writes (retention_make_room):
  *      before a segment file is begun, the oldest segments are deleted
  *      while the segments kept plus an upper bound of the new file's size
@@ -47,11 +49,18 @@
  * partition's newest segment is deleted too when it alone passes the
  * limit (retention.bytes below the cut: below 64 KiB, or a batch larger
  * than the limit). Compaction's rewritten segments, written beside the old
- * ones until the swap, count: both rules add the partition's
- * compact_bytes (what the running compaction has written) to its
- * segments, and compaction refuses to write past the limit (compact.c,
- * "DISK"). Outside the bound: a segment a reader still holds stays on
- * disk until the reader lets go (LevelDB's rule, below; a compaction
+ * ones until the swap, have an allowance of wal.segment.bytes over the
+ * limit (compact.c, "DISK"): both rules add to the segments only the part
+ * of the partition's compact_bytes (what the running compaction has
+ * written) past that allowance, and compaction refuses to write past
+ * retention.bytes + wal.segment.bytes counting the segments, the one the
+ * indexer is writing (rule 2 reserves its bound, seg_reserved, until it
+ * is listed) and its own files. So while a partition is compacted its
+ * segment files and compaction's hold at most retention.bytes +
+ * wal.segment.bytes, and a compaction whose files stay within the
+ * allowance makes neither rule drop a segment; otherwise the bound is
+ * retention.bytes. Outside the bound: a segment a reader still holds stays
+ * on disk until the reader lets go (LevelDB's rule, below; a compaction
  * under way is such a reader of its inputs), and full-text indexes
  * (search/, one per segment).
  *
@@ -179,6 +188,7 @@ static int segments_drop_front(struct engine *e, struct partition *p, size_t k, 
 	}
 	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
 	p->nsegs -= k;
+	p->segs_changes++;
 	p->log_start_offset = log_start;
 	p->raw_start = raw_start;
 	pthread_cond_broadcast(&p->grown);
@@ -222,7 +232,7 @@ static int retention_partition(struct engine *e, struct partition *p,
 	size_t k = 0;
 
 	pthread_mutex_lock(&p->lock);
-	uint64_t total = p->seg_bytes + p->compact_bytes;
+	uint64_t total = p->seg_bytes + compact_counted_bytes(e, p);
 	while (k < p->nsegs) {
 		const struct segment_meta *m = segment_meta_get(p->segs[k]);
 		bool old = pol->ms >= 0 && m->max_timestamp < now - pol->ms;
@@ -246,7 +256,11 @@ int retention_make_room(struct engine *e, struct partition *p, int64_t limit, ui
 	if (limit < 0)
 		return 0;
 	pthread_mutex_lock(&p->lock);
-	uint64_t total = p->seg_bytes + p->compact_bytes;
+	/* The new file's room, held until index_partition_cut lets it go
+	 * (the segment listed or given up), so that compaction, which
+	 * counts it, never takes it meanwhile. */
+	p->seg_reserved = bytes;
+	uint64_t total = p->seg_bytes + compact_counted_bytes(e, p);
 	while (k < p->nsegs && total + bytes > (uint64_t)limit)
 		total -= segment_meta_get(p->segs[k++])->bytes;
 	if (k == 0 || p->deleted || p->warm_halt_rc) {

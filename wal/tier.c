@@ -579,6 +579,7 @@ static int upload_one(struct engine *e, struct partition *p, struct segment *s)
 	/* Step 6. Only warm_lock holders change segs, so at still holds s. */
 	pthread_mutex_lock(&p->lock);
 	p->segs[at] = ns;
+	p->segs_changes++;
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&e->warm_lock);
 	segment_doom(s);
