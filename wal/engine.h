@@ -199,6 +199,9 @@ struct partition_info {
 	int64_t next_offset; /* the high watermark: offsets < this are readable */
 	uint64_t raw_start; /* raw-view position of log_start_offset */
 	uint64_t raw_size; /* raw-view size: sum(value len + 1) */
+	uint64_t records; /* records the partition holds now, at offsets
+			   * [log_start_offset, next_offset): retention,
+			   * compaction and DeleteRecords take theirs away */
 	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL not yet indexed */
 	uint64_t batches; /* batches in the WAL not yet indexed */
 	uint64_t segments; /* indexed segments */

@@ -774,6 +774,45 @@ int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry 
 	return 0;
 }
 
+int segment_count_from(struct segment *s, int64_t from, uint64_t *out)
+{
+	uint8_t h[BATCH_HEADER_SIZE];
+	struct segment_index_entry e;
+	uint64_t n = 0, pos;
+	int rc = segment_read_begin(s);
+
+	if (rc)
+		return rc;
+	/* The batches before the entry at or below from hold nothing >= from. */
+	segment_find_offset(s, from, &e);
+	pos = e.file_pos;
+	while (pos < s->m.data_end) {
+		/* RecordBatch v2 (batch.h): baseOffset at 0, batchLength at 8,
+		 * magic at 16, lastOffsetDelta at 23; the rest is not needed. */
+		ssize_t got = segment_pread(s, h, sizeof(h), pos);
+		if (got < 0) {
+			rc = (int)got;
+			break;
+		}
+		int64_t base = (int64_t)get_be64(h);
+		uint32_t blen = get_be32(h + 8);
+		int32_t delta = (int32_t)get_be32(h + 23);
+		if (got != (ssize_t)sizeof(h) || h[16] != 2 || blen < BATCH_HEADER_SIZE - 12 ||
+		    delta < 0) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		int64_t last = base + delta;
+		if (last >= from)
+			n += (uint64_t)(last - (base > from ? base : from) + 1);
+		pos += (uint64_t)blen + 12;
+	}
+	segment_read_end(s);
+	if (rc == 0)
+		*out = n;
+	return rc;
+}
+
 /* ---- verify and walk -------------------------------------------------------- */
 
 struct vctx {

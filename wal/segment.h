@@ -258,6 +258,13 @@ void segment_find_raw(struct segment *s, uint64_t raw_pos, struct segment_index_
 /* The first entry whose max timestamp >= ts: 0 and *out; 1 if none. */
 int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry *out);
 
+/* The records of segment s at offsets >= from: its batches' record counts
+ * (a batch's offsets are dense, segment.h), read from the batch headers
+ * (one pread each, so for the segment DeleteRecords cut into, not for
+ * every segment: the registry's records count the others). 0 and *out,
+ * or <0. Opens the segment for reading itself. */
+int segment_count_from(struct segment *s, int64_t from, uint64_t *out);
+
 /* ---- checks ---------------------------------------------------------------- */
 
 /* Check the file at path against rules 1-4 (and 5, against m, when m is
