@@ -332,6 +332,9 @@ enum batch_codec warm_store_codec(const char *config_json);
  * or the key's default (topic_config.c) when o is NULL, lacks it, or holds
  * something else. */
 int64_t topic_config_i64(json_object *o, const char *key);
+/* Every pair of the config object o through engine_topic_config_check:
+ * 0, or -EINVAL with "KEY: why" in why (len bytes; why may be NULL). */
+int topic_config_check_object(json_object *o, char *why, size_t len);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
 /* Wake the commit thread to look at back-pressure again (indexer). */
