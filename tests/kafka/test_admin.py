@@ -114,7 +114,7 @@ def alter(admin, rtype, name, cfg):
 
 def main():
     global daemon
-    print("1..32", flush=True)
+    print("1..37", flush=True)
     log = open(os.path.join(tmp, "chronikd.log"), "w")
     daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
                                "default.partitions=1", DATA, MNT],
@@ -153,6 +153,48 @@ def main():
     err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"retention.ms": "soon"})
     ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
        "a bad value gets INVALID_CONFIG (40): %s" % err)
+    # The engine's one check (engine_topic_config_check) decides, as for
+    # the CLI and config.json: exact cleanup.policy lists, "none" is
+    # "uncompressed".
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"cleanup.policy": "delete,delete"})
+    ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
+       "cleanup.policy delete,delete gets INVALID_CONFIG (40) and changes nothing: %s" % err)
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg",
+                {"cleanup.policy": "compact", "retention.bytes": "4096",
+                 "compression.type": "none"})
+    cj2 = config_json("cfg")
+    ok(err is None and cj2.get("compression.type") == "none",
+       "compression.type none is accepted (the same as uncompressed): %s %s" % (err, cj2))
+    fs = admin.create_topics([NewTopic("badcfg", 1, 1,
+                                       config={"cleanup.policy": "compact, delete"})],
+                             request_timeout=15)
+    try:
+        fs["badcfg"].result(timeout=15)
+        err = None
+    except KafkaException as e:
+        err = e.args[0]
+    ok(err is not None and err.code() == 40 and not os.path.exists(os.path.join(MNT, "badcfg")),
+       "create_topics with cleanup.policy 'compact, delete' gets 40, no topic: %s" % err)
+    # config.json on the mount: a value out of range fails the close with
+    # EINVAL and the config stays.
+    try:
+        with open(os.path.join(MNT, "cfg", "config.json"), "w") as f:
+            f.write('{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "2"}\n')
+        werr = 0
+    except OSError as e:
+        werr = e.errno
+    ok(werr == 22 and config_json("cfg") == cj2,
+       "config.json with min.cleanable.dirty.ratio 2: EINVAL, the config unchanged (%d, %s)"
+       % (werr, config_json("cfg")))
+    try:
+        with open(os.path.join(MNT, "cfg", "config.json"), "w") as f:
+            f.write('{"cleanup.policy": "compact", "retention.bytes": "4096"}\n')
+        werr = 0
+    except OSError as e:
+        werr = e.errno
+    cj = config_json("cfg")
+    ok(werr == 0 and cj == {"cleanup.policy": "compact", "retention.bytes": "4096"},
+       "a valid config.json is applied (%d, %s)" % (werr, cj))
     err = alter(admin, ConfigResource.Type.BROKER, "1", {"num.partitions": "3"})
     ok(err is not None and err.code() == 42, "the broker's configs are read-only: %s" % err)
     d = describe(admin, ConfigResource.Type.BROKER, "1")
