@@ -114,7 +114,7 @@ def alter(admin, rtype, name, cfg):
 
 def main():
     global daemon
-    print("1..37", flush=True)
+    print("1..38", flush=True)
     log = open(os.path.join(tmp, "chronikd.log"), "w")
     daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
                                "default.partitions=1", DATA, MNT],
@@ -320,11 +320,16 @@ def main():
     ok(data == b"four\nfive\n" and os.stat(data_path).st_size == size_before,
        "the mount's data now starts at four, its size unchanged: %r" % data)
     with open(os.path.join(MNT, "cfg", "3", "info.json")) as f:
-        ls = json.load(f)["log_start_offset"]
+        ij = json.load(f)
+    ls = ij["log_start_offset"]
     out = subprocess.run([CHRONIK, "--data", DATA, "info", "cfg/3"], capture_output=True,
                          timeout=30)
-    cls = json.loads(out.stdout.decode())["log_start_offset"] if out.returncode == 0 else None
+    ci = json.loads(out.stdout.decode()) if out.returncode == 0 else {}
+    cls = ci.get("log_start_offset")
     ok(ls == 1 and cls == 1, "info.json and chronik info say log start 1 (%s, %s)" % (ls, cls))
+    ok(ij.get("records") == 2 and ci.get("records") == 2,
+       "and records 2, what is left, not the 3 offsets (%s, %s)" %
+       (ij.get("records"), ci.get("records")))
     ok(daemon.poll() is None, "chronikd still running")
 
 
