@@ -73,6 +73,17 @@ struct partition {
 	int64_t seg_next_offset;
 	uint64_t seg_raw_end;
 	uint64_t seg_bytes;
+	/* engine_partition_info's count of the records past the log start in
+	 * the segment the log start cuts (when its offsets have holes), kept
+	 * so that it reads that segment's batch headers once, not at every
+	 * call: valid while the segment (base, last, gen) and the log start
+	 * are the ones it was counted for. */
+	struct {
+		bool valid;
+		int64_t base, last, from;
+		uint32_t gen;
+		uint64_t n;
+	} cut_count;
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;

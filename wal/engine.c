@@ -309,12 +309,18 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 		}
 		/* Records: the registry's count of each segment wholly at or
 		 * past the log start; the one the log start cuts (DeleteRecords)
-		 * is counted below, from its batches, unless it is dense. */
+		 * is counted below, from its batches, unless it is dense (or
+		 * was counted before: p->cut_count). */
 		if (m->base_offset >= p->log_start_offset) {
 			seg_records += m->records;
 		} else if (m->last_offset >= p->log_start_offset) {
 			if (m->records == (uint64_t)(m->last_offset - m->base_offset + 1)) {
 				seg_records += (uint64_t)(m->last_offset - p->log_start_offset + 1);
+			} else if (p->cut_count.valid && p->cut_count.base == m->base_offset &&
+				   p->cut_count.last == m->last_offset &&
+				   p->cut_count.gen == m->gen &&
+				   p->cut_count.from == p->log_start_offset) {
+				seg_records += p->cut_count.n;
 			} else {
 				cut = p->segs[i];
 				segment_ref(cut);
@@ -334,8 +340,18 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 		uint64_t n = 0;
 		const struct segment_meta *m = segment_meta_get(cut);
 		/* Unreadable: the upper bound, what is past the log start. */
-		if (segment_count_from(cut, out->log_start_offset, &n) != 0)
+		if (segment_count_from(cut, out->log_start_offset, &n) != 0) {
 			n = (uint64_t)(m->last_offset - out->log_start_offset + 1);
+		} else {
+			pthread_mutex_lock(&p->lock);
+			p->cut_count.valid = true;
+			p->cut_count.base = m->base_offset;
+			p->cut_count.last = m->last_offset;
+			p->cut_count.gen = m->gen;
+			p->cut_count.from = out->log_start_offset;
+			p->cut_count.n = n;
+			pthread_mutex_unlock(&p->lock);
+		}
 		out->records += n;
 		segment_unref(cut);
 	}

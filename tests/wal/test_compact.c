@@ -328,6 +328,12 @@ static void test_time_hybrid_custom(const char *root)
 	   "delete records below 11");
 	engine_partition_info(p, &info);
 	ok(info.records == 15, "records: 15 past the log start (%" PRIu64 ")", info.records);
+	engine_partition_info(p, &info);
+	ok(info.records == 15, "again, counted once and kept: 15 (%" PRIu64 ")", info.records);
+	ok(engine_partition_delete_records(p, 14, &ls) == 0 && ls == 14,
+	   "delete records below 14");
+	engine_partition_info(p, &info);
+	ok(info.records == 14, "records: 14 past the new log start (%" PRIu64 ")", info.records);
 	ok(engine_compact_filter_register(e, "drop-odd", NULL, NULL) == 0, "unregistered");
 	engine_partition_unref(p);
 
