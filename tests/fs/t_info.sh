@@ -3,7 +3,8 @@
 # daemon's compaction of 100 keys x 100 versions, the 100 newest versions
 # and the newest segment's record (which compaction never cleans), not the
 # 10001 offsets; after retention, the records past the log start. `wc -l`
-# of data agrees.
+# of data agrees. And config.json refuses what the engine's config check
+# refuses.
 . "$(dirname "$0")/lib.sh"
 export LC_ALL=C
 
@@ -50,4 +51,26 @@ ls=$(field r log_start_offset)
 check "records is next_offset - log_start ($(field r records) = 5000 - $ls)" \
 	test "$(field r records)" -eq $((5000 - ls))
 check "and data holds that many lines" test "$(wc -l <"$MNT/r/0/data")" -eq $((5000 - ls))
+
+# config.json takes only what engine_topic_config_check takes: a bad value
+# fails the close with EINVAL and the old config stays.
+before=$(cat "$MNT/r/config.json")
+bad_close() { # bad_close TEXT: 0 when writing TEXT to r's config.json fails with EINVAL
+	python3 - "$MNT/r/config.json" "$1" <<'PY'
+import errno, sys
+try:
+    with open(sys.argv[1], "w") as f:
+        f.write(sys.argv[2])
+except OSError as e:
+    sys.exit(0 if e.errno == errno.EINVAL else 1)
+sys.exit(1)
+PY
+}
+check "config.json with compression.type brotli: EINVAL" bad_close '{"compression.type":"brotli"}'
+check "config.json with cleanup.policy 'compact, delete': EINVAL" \
+	bad_close '{"cleanup.policy":"compact, delete"}'
+check "config.json with an unknown key: EINVAL" bad_close '{"retention.hours":"1"}'
+check "and the old config stays" test "$(cat "$MNT/r/config.json")" = "$before"
+printf '{"compression.type":"uncompressed"}' >"$MNT/r/config.json"
+check "uncompressed is taken" grep -q '"uncompressed"' "$MNT/r/config.json"
 done_testing
