@@ -41,6 +41,7 @@ static int partition_info_json(struct partition *p, char **out)
 	json_object_object_add(o, "partition", json_object_new_int(engine_partition_index(p)));
 	json_object_object_add(o, "log_start_offset", json_object_new_int64(in.log_start_offset));
 	json_object_object_add(o, "next_offset", json_object_new_int64(in.next_offset));
+	json_object_object_add(o, "records", json_object_new_uint64(in.records));
 	json_object_object_add(o, "raw_start", json_object_new_uint64(in.raw_start));
 	json_object_object_add(o, "raw_size", json_object_new_uint64(in.raw_size));
 	json_object_object_add(o, "wal_bytes", json_object_new_uint64(in.wal_bytes));

@@ -99,7 +99,7 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"partition\": %" PRId32 ",\n"
 		     "  \"log_start_offset\": %" PRId64 ",\n"
 		     "  \"next_offset\": %" PRId64 ",\n"
-		     "  \"records\": %" PRId64 ",\n"
+		     "  \"records\": %" PRIu64 ",\n"
 		     "  \"raw_start\": %" PRIu64 ",\n"
 		     "  \"raw_size\": %" PRIu64 ",\n"
 		     "  \"wal_bytes\": %" PRIu64 ",\n"
@@ -116,7 +116,7 @@ int fs_info_render(struct fs_part *fp, char **out, size_t *len)
 		     "  \"warm_halted\": %s\n"
 		     "}\n",
 		     fp->topic->name, fp->index, info.log_start_offset, info.next_offset,
-		     info.next_offset - info.log_start_offset, info.raw_start, info.raw_size,
+		     info.records, info.raw_start, info.raw_size,
 		     info.wal_bytes, info.batches, info.segments, info.segment_bytes,
 		     ss.index_bytes, ss.unindexed_segments, ss.binary_values,
 		     info.segment_bytes - info.remote_bytes + info.wal_bytes, info.remote_segments,

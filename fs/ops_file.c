@@ -60,7 +60,9 @@
  * change the copy, flush/close applies it if it was written. What is
  * written replaces the whole config: a key left out is removed, not kept. A write that makes the text something that can no longer
  * become a JSON object fails with EINVAL, and so does the close of a file
- * holding an invalid text.
+ * holding an invalid text, or a config the engine refuses (a key it does
+ * not know, a value out of range: engine_topic_config_check); the old
+ * config stays.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,8 @@
  *   retention.ms                log.retention.ms (>= -1)
  *   retention.bytes             log.retention.bytes (>= -1)
  *   compression.type            compression.type (uncompressed, zstd, lz4,
- *                               snappy, gzip, producer)
+ *                               snappy, gzip, producer; and none, the
+ *                               same as uncompressed)
  *   segment.bytes               log.segment.bytes (int32 >= 14)
  *   min.cleanable.dirty.ratio   log.cleaner.min.cleanable.ratio (in [0, 1])
  *   delete.retention.ms         log.cleaner.delete.retention.ms (>= 0)
@@ -22,8 +23,8 @@
  * config has source TOPIC_CONFIG (1), else its default has DEFAULT_CONFIG
  * (5) and IsDefault (v0). With IncludeSynonyms (v1+) a key lists itself
  * when set, then its broker synonym at its default. Keys of the JSON object
- * that are not Kafka's (the mount accepts any) are not listed, and the
- * alters leave them alone.
+ * that are not Kafka's (the engine's own, e.g. compaction.filter) are not
+ * listed, and the alters leave them alone.
  *
  * The broker resource (type 4, name "" or the node id "1") answers its
  * settings read-only (STATIC_BROKER_CONFIG 4, or DEFAULT_CONFIG 5 for the
@@ -37,7 +38,9 @@
  * key cleanup.policy, APPEND (2) and SUBTRACT (3); APPEND or SUBTRACT on
  * another key, or an unknown operation, is 40 INVALID_CONFIG. In both, an
  * unknown key or a value out of its range gets 40 INVALID_CONFIG for its
- * resource and changes nothing there; ValidateOnly checks and changes
+ * resource and changes nothing there (the values are checked by
+ * engine_topic_config_check, wal/topic_config.c, the check every way of
+ * setting a config shares); ValidateOnly checks and changes
  * nothing. A resource's change is one engine_topic_config_set (one durable
  * metadata-log event).
  */
@@ -90,53 +93,6 @@ static const struct topic_key *topic_key_find(const char *name)
 	return NULL;
 }
 
-/* Is s a comma-separated list of policies, each "delete" or "compact"? */
-static bool policy_valid(const char *s)
-{
-	char buf[64];
-	if (!*s || strlen(s) >= sizeof(buf))
-		return false;
-	snprintf(buf, sizeof(buf), "%s", s);
-	char *save = NULL;
-	int n = 0;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
-		while (*t == ' ')
-			t++;
-		if (strcmp(t, "delete") != 0 && strcmp(t, "compact") != 0)
-			return false;
-	}
-	return n > 0;
-}
-
-static bool value_valid(const struct topic_key *k, const char *v)
-{
-	char *end;
-	errno = 0;
-	switch (k->kind) {
-	case V_POLICY:
-		return policy_valid(v);
-	case V_COMPRESSION:
-		return strcmp(v, "uncompressed") == 0 || strcmp(v, "zstd") == 0 ||
-		       strcmp(v, "lz4") == 0 || strcmp(v, "snappy") == 0 ||
-		       strcmp(v, "gzip") == 0 || strcmp(v, "producer") == 0;
-	case V_LONG_MIN1:
-	case V_LONG_MIN0:
-	case V_INT_MIN14: {
-		long long x = strtoll(v, &end, 10);
-		if (!*v || *end || errno)
-			return false;
-		if (k->kind == V_INT_MIN14)
-			return x >= 14 && x <= INT32_MAX;
-		return x >= (k->kind == V_LONG_MIN1 ? -1 : 0);
-	}
-	case V_RATIO: {
-		double x = strtod(v, &end);
-		return *v && !*end && !errno && x >= 0.0 && x <= 1.0;
-	}
-	}
-	return false;
-}
-
 const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str value)
 {
 	char name[256], v[256];
@@ -151,7 +107,7 @@ const char *kafka_topic_config_check(struct kafka_str key, struct kafka_str valu
 	if (value.len >= (int32_t)sizeof(v))
 		return "invalid value for this config";
 	snprintf(v, sizeof(v), "%.*s", value.len, value.ptr);
-	return value_valid(tk, v) ? NULL : "invalid value for this config";
+	return engine_topic_config_check(tk->name, v);
 }
 
 /* ---- DescribeConfigs ------------------------------------------------------ */
@@ -489,10 +445,12 @@ static int16_t topic_config_alter(struct kafka_request *req, const char *topic, 
 		} else if (op == OP_DELETE) {
 			json_object_object_del(cfg, tk->name);
 		} else if (op == OP_SET) {
-			if (vs.len < 0 || vs.len >= (int32_t)sizeof(value) ||
-			    !value_valid(tk, value)) {
+			const char *why = vs.len < 0 || vs.len >= (int32_t)sizeof(value) ?
+						  "invalid value for this config" :
+						  engine_topic_config_check(tk->name, value);
+			if (why) {
 				err = KERR_INVALID_CONFIG;
-				*msg = "invalid value for this config";
+				*msg = why;
 			} else {
 				json_object_object_add(cfg, tk->name,
 						       json_object_new_string(value));
@@ -513,6 +471,8 @@ static int16_t topic_config_alter(struct kafka_request *req, const char *topic, 
 			} else if (!edited[0]) {
 				err = KERR_INVALID_CONFIG;
 				*msg = "cleanup.policy cannot be empty";
+			} else if ((*msg = engine_topic_config_check(tk->name, edited)) != NULL) {
+				err = KERR_INVALID_CONFIG;
 			} else {
 				json_object_object_add(cfg, tk->name,
 						       json_object_new_string(edited));

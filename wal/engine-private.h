@@ -100,6 +100,17 @@ struct partition {
 	 * (indexer, retention, DeleteRecords, compaction, the cold tier)
 	 * checks it under warm_lock and leaves the partition alone. */
 	int warm_halt_rc;
+	/* engine_partition_info's count of the records past the log start in
+	 * the segment the log start cuts (when its offsets have holes), kept
+	 * so that it reads that segment's batch headers once, not at every
+	 * call: valid while the segment (base, last, gen) and the log start
+	 * are the ones it was counted for. */
+	struct {
+		bool valid;
+		int64_t base, last, from;
+		uint32_t gen;
+		uint64_t n;
+	} cut_count;
 
 	int64_t c_next_offset;
 	uint64_t c_raw_size;
@@ -406,6 +417,9 @@ enum batch_codec warm_store_codec(const char *config_json);
  * or the key's default (topic_config.c) when o is NULL, lacks it, or holds
  * something else. */
 int64_t topic_config_i64(json_object *o, const char *key);
+/* Every pair of the config object o through engine_topic_config_check:
+ * 0, or -EINVAL with "KEY: why" in why (len bytes; why may be NULL). */
+int topic_config_check_object(json_object *o, char *why, size_t len);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
 /* Wake the commit thread to look at back-pressure again (indexer). */

@@ -288,6 +288,9 @@ uint32_t engine_partition_topic_id(const struct partition *p)
 
 void engine_partition_info(struct partition *p, struct partition_info *out)
 {
+	struct segment *cut = NULL; /* the segment log_start_offset lies inside */
+	uint64_t seg_records = 0;
+
 	pthread_mutex_lock(&p->lock);
 	out->log_start_offset = p->log_start_offset;
 	out->next_offset = p->next_offset;
@@ -305,11 +308,54 @@ void engine_partition_info(struct partition *p, struct partition_info *out)
 			out->remote_segments++;
 			out->remote_bytes += m->bytes;
 		}
+		/* Records: the registry's count of each segment wholly at or
+		 * past the log start; the one the log start cuts (DeleteRecords)
+		 * is counted below, from its batches, unless it is dense (or
+		 * was counted before: p->cut_count). */
+		if (m->base_offset >= p->log_start_offset) {
+			seg_records += m->records;
+		} else if (m->last_offset >= p->log_start_offset) {
+			if (m->records == (uint64_t)(m->last_offset - m->base_offset + 1)) {
+				seg_records += (uint64_t)(m->last_offset - p->log_start_offset + 1);
+			} else if (p->cut_count.valid && p->cut_count.base == m->base_offset &&
+				   p->cut_count.last == m->last_offset &&
+				   p->cut_count.gen == m->gen &&
+				   p->cut_count.from == p->log_start_offset) {
+				seg_records += p->cut_count.n;
+			} else {
+				cut = p->segs[i];
+				segment_ref(cut);
+			}
+		}
 	}
+	/* The WAL not yet indexed is dense in offsets. */
+	int64_t wal_from = p->seg_next_offset > p->log_start_offset ? p->seg_next_offset :
+								      p->log_start_offset;
+	out->records =
+		seg_records + (uint64_t)(p->next_offset > wal_from ? p->next_offset - wal_from : 0);
 	out->max_timestamp = p->max_timestamp;
 	out->mtime_ns = p->mtime_ns;
 	out->ctime_ns = p->ctime_ns;
 	pthread_mutex_unlock(&p->lock);
+	if (cut) {
+		uint64_t n = 0;
+		const struct segment_meta *m = segment_meta_get(cut);
+		/* Unreadable: the upper bound, what is past the log start. */
+		if (segment_count_from(cut, out->log_start_offset, &n) != 0) {
+			n = (uint64_t)(m->last_offset - out->log_start_offset + 1);
+		} else {
+			pthread_mutex_lock(&p->lock);
+			p->cut_count.valid = true;
+			p->cut_count.base = m->base_offset;
+			p->cut_count.last = m->last_offset;
+			p->cut_count.gen = m->gen;
+			p->cut_count.from = out->log_start_offset;
+			p->cut_count.n = n;
+			pthread_mutex_unlock(&p->lock);
+		}
+		out->records += n;
+		segment_unref(cut);
+	}
 }
 
 /* ---- appends ------------------------------------------------------------------- */

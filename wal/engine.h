@@ -182,11 +182,17 @@ int engine_topic_partitions(struct engine *e, const char *name, int32_t *partiti
 int engine_topic_partitions_add(struct engine *e, const char *name, int32_t partitions);
 /* Config as a JSON object text; *json malloc'd. */
 int engine_topic_config_get(struct engine *e, const char *name, char **json);
-/* Replace the config with json (a JSON object); -EINVAL if not an object. */
+/* Replace the config with json (a JSON object); -EINVAL, and nothing
+ * changed, if it is not an object or a pair fails
+ * engine_topic_config_check (engine_topic_create checks the same). */
 int engine_topic_config_set(struct engine *e, const char *name, const char *json);
 /* The default of a topic config key the engine knows (topic_config.c),
  * or NULL for a key it does not. Static storage. */
 const char *engine_topic_config_default(const char *key);
+/* Is value a valid value of the topic config key (topic_config.c,
+ * VALIDATION: the accepted keys and values)? NULL when it is, else why,
+ * a static text. The one check of every way a config is set. */
+const char *engine_topic_config_check(const char *key, const char *value);
 /* The whole metadata (topics, partitions, configs, group offsets) as JSON. */
 int engine_metadata_json(struct engine *e, char **json);
 
@@ -209,6 +215,9 @@ struct partition_info {
 	int64_t next_offset; /* the high watermark: offsets < this are readable */
 	uint64_t raw_start; /* raw-view position of log_start_offset */
 	uint64_t raw_size; /* raw-view size: sum(value len + 1) */
+	uint64_t records; /* records the partition holds now, at offsets
+			   * [log_start_offset, next_offset): retention,
+			   * compaction and DeleteRecords take theirs away */
 	uint64_t wal_bytes; /* bytes of frames of this partition in the WAL not yet indexed */
 	uint64_t batches; /* batches in the WAL not yet indexed */
 	uint64_t segments; /* indexed segments */

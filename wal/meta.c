@@ -129,16 +129,21 @@ static void topic_free(struct topic *t)
 	free(t);
 }
 
-/* Only a JSON object is a config; NULL means {}. *out malloc'd, canonical. */
+/* Only a JSON object whose pairs pass engine_topic_config_check is a
+ * config (-EINVAL); NULL means {}. *out malloc'd, canonical. */
 static int config_normalize(const char *json, char **out)
 {
 	json_object *o;
+	char why[160] = "";
 	if (!json) {
 		*out = strdup("{}");
 		return *out ? 0 : -ENOMEM;
 	}
 	o = json_tokener_parse(json);
-	if (!o || !json_object_is_type(o, json_type_object)) {
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    topic_config_check_object(o, why, sizeof(why)) != 0) {
+		if (o)
+			log_msg(LOG_LVL_DEBUG, "meta", "topic config refused: %s", why);
 		json_object_put(o);
 		return -EINVAL;
 	}
@@ -1077,7 +1082,6 @@ int engine_group_offset_commit(struct engine *e, const char *group, const char *
 	};
 	return engine_group_offsets_commit(e, group, &c, 1);
 }
-
 
 /* The event of a commit (with_offsets) or a delete of c[0, n): a JSON
  * object {"group", "offsets": [...]}, owned by the caller, or NULL (no

@@ -774,6 +774,45 @@ int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry 
 	return 0;
 }
 
+int segment_count_from(struct segment *s, int64_t from, uint64_t *out)
+{
+	uint8_t h[BATCH_HEADER_SIZE];
+	struct segment_index_entry e;
+	uint64_t n = 0, pos;
+	int rc = segment_read_begin(s);
+
+	if (rc)
+		return rc;
+	/* The batches before the entry at or below from hold nothing >= from. */
+	segment_find_offset(s, from, &e);
+	pos = e.file_pos;
+	while (pos < s->m.data_end) {
+		/* RecordBatch v2 (batch.h): baseOffset at 0, batchLength at 8,
+		 * magic at 16, lastOffsetDelta at 23; the rest is not needed. */
+		ssize_t got = segment_pread(s, h, sizeof(h), pos);
+		if (got < 0) {
+			rc = (int)got;
+			break;
+		}
+		int64_t base = (int64_t)get_be64(h);
+		uint32_t blen = get_be32(h + 8);
+		int32_t delta = (int32_t)get_be32(h + 23);
+		if (got != (ssize_t)sizeof(h) || h[16] != 2 || blen < BATCH_HEADER_SIZE - 12 ||
+		    delta < 0) {
+			rc = CHRONIK_ECORRUPT;
+			break;
+		}
+		int64_t last = base + delta;
+		if (last >= from)
+			n += (uint64_t)(last - (base > from ? base : from) + 1);
+		pos += (uint64_t)blen + 12;
+	}
+	segment_read_end(s);
+	if (rc == 0)
+		*out = n;
+	return rc;
+}
+
 /* ---- verify and walk -------------------------------------------------------- */
 
 struct vctx {
@@ -797,6 +836,61 @@ static void vreport(struct vctx *v, const char *fmt, ...)
 		v->problem(v->arg, msg);
 }
 
+/* What verify's walk of the batches found, for verify_meta. */
+struct vfacts {
+	uint64_t file_size;
+	uint64_t records;
+	int64_t min_timestamp, max_timestamp;
+	uint64_t raw_end;
+	int64_t last_offset;
+	uint32_t batches;
+};
+
+/* An index entry's raw position against the batches (rule 4): raw is the
+ * raw end of the batches before it, next the offset after them. An entry
+ * that continues them in offsets must start exactly at raw; one after a
+ * hole of k offsets at least k bytes further (every record, dropped or
+ * not, took value bytes + '\n' >= 1 raw byte when it was appended). */
+static bool verify_entry_raw(struct vctx *v, size_t ei, const struct segment_index_entry *e,
+			     int64_t next, uint64_t raw)
+{
+	if (e->offset == next ? e->raw_pos == raw :
+				e->raw_pos >= raw + (uint64_t)(e->offset - next))
+		return true;
+	vreport(v,
+		"index entry %zu: raw position %" PRIu64
+		" but the batches before it end at %" PRIu64 " (offset %" PRId64
+		", entry's offset %" PRId64 ")",
+		ei, e->raw_pos, raw, next, e->offset);
+	return false;
+}
+
+/* The registry's entry m against what the file holds: every field it
+ * records, each reported by name. */
+static void verify_meta(struct vctx *v, const struct segment_meta *m, const struct trailer *tr,
+			const struct segment_index_entry *first, const struct vfacts *f)
+{
+	struct {
+		const char *name;
+		int64_t reg, file;
+	} chk[] = {
+		{ "base_offset", m->base_offset, first->offset },
+		{ "last_offset", m->last_offset, f->last_offset },
+		{ "min_timestamp", m->min_timestamp, f->min_timestamp },
+		{ "max_timestamp", m->max_timestamp, f->max_timestamp },
+		{ "raw_start", (int64_t)m->raw_start, (int64_t)first->raw_pos },
+		{ "raw_end", (int64_t)m->raw_end, (int64_t)f->raw_end },
+		{ "bytes", (int64_t)m->bytes, (int64_t)f->file_size },
+		{ "data_end", (int64_t)m->data_end, (int64_t)tr->data_end },
+		{ "records", (int64_t)m->records, (int64_t)f->records },
+		{ "batches", (int64_t)m->batches, (int64_t)f->batches },
+	};
+	for (size_t i = 0; i < sizeof(chk) / sizeof(chk[0]); i++)
+		if (chk[i].reg != chk[i].file)
+			vreport(v, "registry says %s %" PRId64 ", the file %" PRId64, chk[i].name,
+				chk[i].reg, chk[i].file);
+}
+
 int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
 		   void *arg)
 {
@@ -816,10 +910,6 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 		vreport(&v, "invalid header, trailer or index (%s)", chronik_strerror(rc));
 		return v.problems;
 	}
-	if (m && (m->data_end != tr.data_end || m->last_offset != tr.last_offset ||
-		  m->raw_end != tr.raw_end || m->base_offset != idx[0].offset ||
-		  m->raw_start != idx[0].raw_pos || m->batches != tr.batches))
-		vreport(&v, "disagrees with the registry");
 	data = malloc(tr.data_end);
 	if (!data) {
 		rc = -ENOMEM;
@@ -829,8 +919,8 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 		vreport(&v, "short read");
 		goto out;
 	}
-	uint64_t pos = SEGMENT_HEADER_SIZE, raw = idx[0].raw_pos, entry_pos = 0;
-	int64_t next = idx[0].offset, maxts = -1;
+	uint64_t pos = SEGMENT_HEADER_SIZE, raw = idx[0].raw_pos, entry_pos = 0, records = 0;
+	int64_t next = idx[0].offset, maxts = -1, min_base_ts = INT64_MAX;
 	uint32_t batches = 0;
 	while (pos < tr.data_end) {
 		struct batch_header bh;
@@ -868,6 +958,8 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 				vreport(&v, "index entry %zu: span CRC mismatch", ei);
 				break;
 			}
+			if (ei > 0 && !verify_entry_raw(&v, ei, &idx[ei], next, raw))
+				break;
 			raw = idx[ei].raw_pos;
 			entry_pos = pos;
 			ei++;
@@ -877,6 +969,9 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 		}
 		if (bh.max_timestamp > maxts)
 			maxts = bh.max_timestamp;
+		if (bh.base_timestamp < min_base_ts)
+			min_base_ts = bh.base_timestamp;
+		records += (uint64_t)(bh.record_count > 0 ? bh.record_count : 0);
 		next = bh.base_offset + bh.last_offset_delta + 1;
 		raw += rawlen;
 		pos += len;
@@ -887,8 +982,21 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			vreport(&v, "%zu index entries point past the batches", n - ei);
 		else if (idx[n - 1].max_timestamp != maxts)
 			vreport(&v, "last index entry: wrong max timestamp");
-		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end)
+		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end ||
+		    min_base_ts != tr.min_timestamp || maxts != tr.max_timestamp)
 			vreport(&v, "trailer disagrees with the batches");
+		struct vfacts f = {
+			.file_size = tr.data_end + (uint64_t)n * SEGMENT_INDEX_ENTRY_SIZE +
+				     SEGMENT_TRAILER_SIZE,
+			.records = records,
+			.min_timestamp = min_base_ts,
+			.max_timestamp = maxts,
+			.raw_end = raw,
+			.last_offset = next - 1,
+			.batches = batches,
+		};
+		if (m)
+			verify_meta(&v, m, &tr, &idx[0], &f);
 	}
 out:
 	free(data);

@@ -98,9 +98,19 @@
  *      the first pointing at position 64;
  *   4. (verify) the batches fill [64, data_end) exactly, each one parses
  *      and its CRC matches, every span CRC matches, they are in offset order, their count is the
- *      trailer's, and the index agrees with them entry for entry.
+ *      trailer's, and the index agrees with them entry for entry: each
+ *      entry's offset is its batch's baseOffset, its max timestamp the
+ *      running maximum, and its raw position the one the batches give:
+ *      the raw end of the batches before it (records' value bytes + '\n'
+ *      each) when it continues them in offsets, and at least one byte
+ *      per missing offset further when it follows a hole; the trailer's
+ *      last offset, raw end and min/max timestamps are the batches';
+ *   5. (verify, against the registry entry, registry.h) base and last
+ *      offset, min and max timestamp, raw start and end, bytes (the file
+ *      size), data_end, records (the batches' recordCounts summed) and
+ *      batches are the file's.
  * Opening a segment checks 1-3 (a truncated or torn file fails them);
- * `chronik verify` checks 4 too. A segment is only read once the registry
+ * `chronik verify` checks 4 and 5 too. A segment is only read once the registry
  * (registry.h) lists it, and it is listed only after it was fsynced.
  *
  * VERSION POLICY: a new layout takes a new version; a reader that does not
@@ -248,9 +258,17 @@ void segment_find_raw(struct segment *s, uint64_t raw_pos, struct segment_index_
 /* The first entry whose max timestamp >= ts: 0 and *out; 1 if none. */
 int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry *out);
 
+/* The records of segment s at offsets >= from: its batches' record counts
+ * (a batch's offsets are dense, segment.h), read from the batch headers
+ * (one pread each, so for the segment DeleteRecords cut into, not for
+ * every segment: the registry's records count the others). 0 and *out,
+ * or <0. Opens the segment for reading itself. */
+int segment_count_from(struct segment *s, int64_t from, uint64_t *out);
+
 /* ---- checks ---------------------------------------------------------------- */
 
-/* Check the file at path against rules 1-4 (and against m when not NULL).
+/* Check the file at path against rules 1-4 (and 5, against m, when m is
+ * not NULL).
  * problem(arg, text) once per problem found; returns the count, or <0 when
  * the file cannot be read at all. */
 typedef void (*segment_problem_fn)(void *arg, const char *what);

@@ -16,8 +16,37 @@
  *                                            object store (when attached)
  *   local.retention.bytes      "-2"          tier.c: what stays local
  *   local.retention.ms         "-2"          (-2 = retention.*, -1 = all)
+ *   compaction.filter          (none)        compact.c: a custom policy
+ *   compaction.drop.value.prefix (none)      its shipped example's prefix
+ *
+ * VALIDATION (engine_topic_config_check, the one check every way of
+ * setting a config goes through: engine_topic_create and
+ * engine_topic_config_set refuse a config that fails it with -EINVAL and
+ * change nothing; the CLI, Kafka's CreateTopics / AlterConfigs /
+ * IncrementalAlterConfigs and config.json on the mount call it or get
+ * that -EINVAL). A key must be one of the above; its value, as a string
+ * (a JSON number or boolean as its text), must be:
+ *
+ *   cleanup.policy             delete, compact, compact,delete or
+ *                              delete,compact (exactly; no spaces)
+ *   compression.type           lz4, zstd, gzip, snappy, none,
+ *                              uncompressed (Kafka's name for none: the
+ *                              same everywhere) or producer
+ *   retention.ms, retention.bytes          an integer >= -1
+ *   local.retention.ms, local.retention.bytes  an integer >= -2
+ *   delete.retention.ms        an integer >= 0
+ *   segment.bytes              an integer in [14, 2^31 - 1] (Kafka's)
+ *   min.cleanable.dirty.ratio  a decimal number in [0, 1]
+ *   remote.storage.enable      true or false
+ *   compaction.filter, compaction.drop.value.prefix   any string
+ *
+ * Integers are decimal, with an optional '-', nothing else around them,
+ * within int64.
  */
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,4 +89,95 @@ int64_t topic_config_i64(json_object *o, const char *key)
 			return x;
 	}
 	return dflt;
+}
+
+/* s as a whole a decimal integer within int64 into *out. */
+static bool parse_i64(const char *s, long long *out)
+{
+	char *end;
+	if (!*s || !(*s == '-' || (*s >= '0' && *s <= '9')))
+		return false;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return !errno && end != s && !*end;
+}
+
+static const char *check_int(const char *v, long long min, long long max, const char *why)
+{
+	long long x;
+	return parse_i64(v, &x) && x >= min && x <= max ? NULL : why;
+}
+
+static bool one_of(const char *v, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(v, *set) == 0)
+			return true;
+	return false;
+}
+
+const char *engine_topic_config_check(const char *key, const char *value)
+{
+	static const char *const policies[] = { "delete", "compact", "compact,delete",
+						"delete,compact", NULL };
+	static const char *const codecs[] = { "lz4",  "zstd",	      "gzip",	  "snappy",
+					      "none", "uncompressed", "producer", NULL };
+	static const char *const bools[] = { "true", "false", NULL };
+
+	if (!key || !value)
+		return "missing key or value";
+	if (strcmp(key, "cleanup.policy") == 0)
+		return one_of(value, policies) ? NULL :
+						 "cleanup.policy must be delete, compact, "
+						 "compact,delete or delete,compact";
+	if (strcmp(key, "compression.type") == 0)
+		return one_of(value, codecs) ? NULL :
+					       "compression.type must be lz4, zstd, gzip, snappy, "
+					       "none, uncompressed or producer";
+	if (strcmp(key, "retention.ms") == 0 || strcmp(key, "retention.bytes") == 0)
+		return check_int(value, -1, INT64_MAX, "must be an integer >= -1");
+	if (strcmp(key, "local.retention.ms") == 0 || strcmp(key, "local.retention.bytes") == 0)
+		return check_int(value, -2, INT64_MAX, "must be an integer >= -2");
+	if (strcmp(key, "delete.retention.ms") == 0)
+		return check_int(value, 0, INT64_MAX, "must be an integer >= 0");
+	if (strcmp(key, "segment.bytes") == 0)
+		return check_int(value, 14, INT32_MAX, "must be an integer in [14, 2147483647]");
+	if (strcmp(key, "min.cleanable.dirty.ratio") == 0) {
+		char *end;
+		errno = 0;
+		double x = strtod(value, &end);
+		bool num = *value && ((*value >= '0' && *value <= '9') || *value == '.');
+		return num && !errno && !*end && isfinite(x) && x >= 0.0 && x <= 1.0 ?
+			       NULL :
+			       "min.cleanable.dirty.ratio must be a number in [0, 1]";
+	}
+	if (strcmp(key, "remote.storage.enable") == 0)
+		return one_of(value, bools) ? NULL : "remote.storage.enable must be true or false";
+	if (strcmp(key, "compaction.filter") == 0 ||
+	    strcmp(key, "compaction.drop.value.prefix") == 0)
+		return NULL;
+	return "unknown topic config key";
+}
+
+int topic_config_check_object(json_object *o, char *why, size_t len)
+{
+	json_object_object_foreach(o, key, v)
+	{
+		const char *text, *bad;
+		if (json_object_is_type(v, json_type_string) ||
+		    json_object_is_type(v, json_type_int) ||
+		    json_object_is_type(v, json_type_double) ||
+		    json_object_is_type(v, json_type_boolean)) {
+			text = json_object_get_string(v);
+			bad = engine_topic_config_check(key, text);
+		} else {
+			bad = "a config value must be a string, a number or a boolean";
+		}
+		if (bad) {
+			if (why)
+				snprintf(why, len, "%s: %s", key, bad);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }

@@ -2,11 +2,11 @@
 # chronik compact: on a topic whose config names the shipped value.prefix
 # filter, the records whose value starts with the prefix go from every
 # segment but the newest; the others keep their offsets and raw positions
-# (info's raw size is unchanged); verify is clean; a data directory a
+# (info's raw size is unchanged, its records count what is left); verify is clean; a data directory a
 # writer holds is refused.
 . "$(dirname "$0")/lib.sh"
 
-plan 9
+plan 10
 
 W="--set wal.segment.bytes=8192"
 run 0 --data "$D" topic create c --config compaction.filter=value.prefix \
@@ -30,9 +30,12 @@ run 0 --data "$D" consume c/0
 ok $? "the debug lines of the cleaned segments are gone, every info line is there"
 tail -n 1 "$T/out" | grep -qx 'info 4000'
 ok $? "the newest segment is kept as it is"
+kept=$(wc -l <"$T/out")
 run 0 --data "$D" info c/0
 [ "$(sed -n 's/.*"raw_size": \([0-9]*\).*/\1/p' "$T/out")" = "$size" ]
 ok $? "the raw size (positions) is unchanged"
+grep -q "\"records\": $kept," "$T/out"
+ok $? "info's records are the $kept records left, not the 4000 offsets"
 run 0 --data "$D" verify
 ok $? "verify is clean"
 

@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool had_new = false;
 	for (size_t i = 0; i < n; i++)
 		had_new |= strcmp(names[i], "fuzz-new") == 0;
-	int rc = engine_topic_create(e, "fuzz-new", 1, "{\"a\":\"b\"}");
+	int rc = engine_topic_create(e, "fuzz-new", 1, "{\"retention.ms\":\"1000\"}");
 	FUZZ_CHECK(had_new ? rc == CHRONIK_ETOPICEXISTS : rc == 0);
 	FUZZ_CHECK(engine_group_offset_commit(e, "g", "fuzz-new", 0, 7, "m") == 0);
 	FUZZ_CHECK(engine_close(e) == 0);

@@ -114,7 +114,7 @@ def alter(admin, rtype, name, cfg):
 
 def main():
     global daemon
-    print("1..32", flush=True)
+    print("1..38", flush=True)
     log = open(os.path.join(tmp, "chronikd.log"), "w")
     daemon = subprocess.Popen([CHRONIKD, "-f", "--kafka", BROKER, "--set",
                                "default.partitions=1", DATA, MNT],
@@ -153,6 +153,48 @@ def main():
     err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"retention.ms": "soon"})
     ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
        "a bad value gets INVALID_CONFIG (40): %s" % err)
+    # The engine's one check (engine_topic_config_check) decides, as for
+    # the CLI and config.json: exact cleanup.policy lists, "none" is
+    # "uncompressed".
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg", {"cleanup.policy": "delete,delete"})
+    ok(err is not None and err.code() == 40 and config_json("cfg") == cj,
+       "cleanup.policy delete,delete gets INVALID_CONFIG (40) and changes nothing: %s" % err)
+    err = alter(admin, ConfigResource.Type.TOPIC, "cfg",
+                {"cleanup.policy": "compact", "retention.bytes": "4096",
+                 "compression.type": "none"})
+    cj2 = config_json("cfg")
+    ok(err is None and cj2.get("compression.type") == "none",
+       "compression.type none is accepted (the same as uncompressed): %s %s" % (err, cj2))
+    fs = admin.create_topics([NewTopic("badcfg", 1, 1,
+                                       config={"cleanup.policy": "compact, delete"})],
+                             request_timeout=15)
+    try:
+        fs["badcfg"].result(timeout=15)
+        err = None
+    except KafkaException as e:
+        err = e.args[0]
+    ok(err is not None and err.code() == 40 and not os.path.exists(os.path.join(MNT, "badcfg")),
+       "create_topics with cleanup.policy 'compact, delete' gets 40, no topic: %s" % err)
+    # config.json on the mount: a value out of range fails the close with
+    # EINVAL and the config stays.
+    try:
+        with open(os.path.join(MNT, "cfg", "config.json"), "w") as f:
+            f.write('{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "2"}\n')
+        werr = 0
+    except OSError as e:
+        werr = e.errno
+    ok(werr == 22 and config_json("cfg") == cj2,
+       "config.json with min.cleanable.dirty.ratio 2: EINVAL, the config unchanged (%d, %s)"
+       % (werr, config_json("cfg")))
+    try:
+        with open(os.path.join(MNT, "cfg", "config.json"), "w") as f:
+            f.write('{"cleanup.policy": "compact", "retention.bytes": "4096"}\n')
+        werr = 0
+    except OSError as e:
+        werr = e.errno
+    cj = config_json("cfg")
+    ok(werr == 0 and cj == {"cleanup.policy": "compact", "retention.bytes": "4096"},
+       "a valid config.json is applied (%d, %s)" % (werr, cj))
     err = alter(admin, ConfigResource.Type.BROKER, "1", {"num.partitions": "3"})
     ok(err is not None and err.code() == 42, "the broker's configs are read-only: %s" % err)
     d = describe(admin, ConfigResource.Type.BROKER, "1")
@@ -278,11 +320,16 @@ def main():
     ok(data == b"four\nfive\n" and os.stat(data_path).st_size == size_before,
        "the mount's data now starts at four, its size unchanged: %r" % data)
     with open(os.path.join(MNT, "cfg", "3", "info.json")) as f:
-        ls = json.load(f)["log_start_offset"]
+        ij = json.load(f)
+    ls = ij["log_start_offset"]
     out = subprocess.run([CHRONIK, "--data", DATA, "info", "cfg/3"], capture_output=True,
                          timeout=30)
-    cls = json.loads(out.stdout.decode())["log_start_offset"] if out.returncode == 0 else None
+    ci = json.loads(out.stdout.decode()) if out.returncode == 0 else {}
+    cls = ci.get("log_start_offset")
     ok(ls == 1 and cls == 1, "info.json and chronik info say log start 1 (%s, %s)" % (ls, cls))
+    ok(ij.get("records") == 2 and ci.get("records") == 2,
+       "and records 2, what is left, not the 3 offsets (%s, %s)" %
+       (ij.get("records"), ci.get("records")))
     ok(daemon.poll() is None, "chronikd still running")
 
 

@@ -1325,6 +1325,21 @@ static void test_config_admin(int fd, struct kafka_writer *w)
 	int rc2 = describe_proto(fd, w, 0, "retention.ms", "x", text, sizeof(text));
 	ok(rc == 40 && rc2 == 0 && strcmp(text, "retention.ms=2000:0:0,") == 0,
 	   "an unknown key gets 40 and nothing of its resource changes (%d: %s)", rc, text);
+	/* The values as engine_topic_config_check takes them. */
+	static const char *const bad3[] = { "retention.ms", "3000", "compression.type", "brotli" };
+	rc = incremental_alter(fd, w, 2, "proto", bad3, sets, 2);
+	rc2 = describe_proto(fd, w, 0, "retention.ms", "compression.type", text, sizeof(text));
+	ok(rc == 40 && rc2 == 0 &&
+		   strcmp(text, "compression.type=lz4:1:0,retention.ms=2000:0:0,") == 0,
+	   "compression.type brotli gets 40 and nothing changes (%d: %s)", rc, text);
+	static const char *const bad4[] = { "cleanup.policy", "compact,compact" };
+	rc = incremental_alter(fd, w, 2, "proto", bad4, sets, 1);
+	ok(rc == 40, "SET cleanup.policy compact,compact gets 40 (%d)", rc);
+	static const char *const none1[] = { "compression.type", "none" };
+	rc = incremental_alter(fd, w, 2, "proto", none1, sets, 1);
+	rc2 = describe_proto(fd, w, 0, "compression.type", "x", text, sizeof(text));
+	ok(rc == 0 && rc2 == 0 && strcmp(text, "compression.type=none:0:0,") == 0,
+	   "SET compression.type none (the same as uncompressed) is taken (%d: %s)", rc, text);
 	static const char *const del1[] = { "retention.ms", NULL };
 	static const int8_t dels[] = { 1 };
 	rc = incremental_alter(fd, w, 2, "proto", del1, dels, 1);

@@ -82,6 +82,7 @@ static void test_key(const char *root)
 	   "a last record in a segment of its own");
 	engine_partition_info(p, &info);
 	ok(info.segments > 3 && info.wal_bytes == 0, "%" PRIu64 " segments", info.segments);
+	ok(info.records == NKEYS * NVERS + 1, "records before compaction: %" PRIu64, info.records);
 	uint64_t bytes_before = info.segment_bytes, raw_size = info.raw_size;
 
 	struct engine_cursor *held;
@@ -102,6 +103,9 @@ static void test_key(const char *root)
 		   info.next_offset == NKEYS * NVERS + 1 && info.log_start_offset == 0,
 	   "space freed (%" PRIu64 " -> %" PRIu64 " bytes); raw size and offsets unchanged",
 	   bytes_before, info.segment_bytes);
+	ok(info.records == NKEYS + 1,
+	   "records: the 100 kept and the newest segment's one, not every offset (%" PRIu64 ")",
+	   info.records);
 
 	/* The reader finishes on the old segment it holds. */
 	int64_t prev = 0, got = 1;
@@ -260,6 +264,9 @@ static void test_time_hybrid_custom(const char *root)
 	ok(n == 51 && offs[0] == 50 && raws[0] == 50 * 4 && strcmp(vals[0], "d50") == 0 &&
 		   offs[50] == 100,
 	   "the fresh ones remain at their offsets and raw positions");
+	struct partition_info info;
+	engine_partition_info(p, &info);
+	ok(info.records == 51, "records: 51 (%" PRIu64 ")", info.records);
 	engine_partition_unref(p);
 
 	/* Hybrid: ten keys two hours old, then five of them again, fresh. */
@@ -312,6 +319,21 @@ static void test_time_hybrid_custom(const char *root)
 	for (int i = 0; i < 20; i++)
 		wrong += offs[i] != 2 * i || raws[i] != (uint64_t)(2 * i) * 3;
 	ok(n == 21 && wrong == 0, "the records at even offsets remain, at their raw positions");
+	engine_partition_info(p, &info);
+	ok(info.records == 21, "records: 21 (%" PRIu64 ")", info.records);
+	/* DeleteRecords into the compacted segment, whose offsets have holes:
+	 * the even offsets 12..38 and the last record remain. */
+	int64_t ls;
+	ok(engine_partition_delete_records(p, 11, &ls) == 0 && ls == 11,
+	   "delete records below 11");
+	engine_partition_info(p, &info);
+	ok(info.records == 15, "records: 15 past the log start (%" PRIu64 ")", info.records);
+	engine_partition_info(p, &info);
+	ok(info.records == 15, "again, counted once and kept: 15 (%" PRIu64 ")", info.records);
+	ok(engine_partition_delete_records(p, 14, &ls) == 0 && ls == 14,
+	   "delete records below 14");
+	engine_partition_info(p, &info);
+	ok(info.records == 14, "records: 14 past the new log start (%" PRIu64 ")", info.records);
 	ok(engine_compact_filter_register(e, "drop-odd", NULL, NULL) == 0, "unregistered");
 	engine_partition_unref(p);
 

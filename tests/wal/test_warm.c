@@ -683,6 +683,8 @@ static void test_retention(const char *root)
 	ok(info.next_offset == n && info.raw_size == (uint64_t)n * REC_LEN &&
 		   info.raw_start == (uint64_t)info.log_start_offset * REC_LEN,
 	   "raw size unchanged, raw start at the log start's position");
+	ok(info.records == (uint64_t)(n - info.log_start_offset),
+	   "records: the %" PRIu64 " the partition holds past the log start", info.records);
 	int64_t ls = info.log_start_offset;
 	ssize_t m = engine_read_raw_at(p, 0, got, 100, &from);
 	raw_expect(want, (uint64_t)ls * REC_LEN, 100);
@@ -719,6 +721,7 @@ static void test_retention(const char *root)
 	engine_partition_info(q, &info);
 	ok(info.segments == 0 && info.log_start_offset == 5000 && info.raw_size == 5000 * REC_LEN,
 	   "retention.ms: records older than an hour are gone, positions kept");
+	ok(info.records == 0, "records: none held (%" PRIu64 ")", info.records);
 	int64_t base;
 	ok(engine_append_lines(q, "fresh\n", 6, &base) == 0 && base == 5000 &&
 		   engine_read_raw_at(q, 0, got, 100, &from) == 6 &&
@@ -771,6 +774,8 @@ static void test_delete_records(const char *root)
 	ok(info.log_start_offset == 40001 && info.raw_start == 40001 * REC_LEN &&
 		   info.next_offset == n && info.raw_size == (uint64_t)n * REC_LEN,
 	   "log start 40001, raw start at its position, sizes unchanged");
+	ok(info.records == (uint64_t)(n - 40001),
+	   "records: the %" PRIu64 " at and past the log start", info.records);
 	ok(info.segments < segs_before && info.segments > 0,
 	   "whole segments below it deleted (%" PRIu64 " of %" PRIu64 " left)", info.segments,
 	   segs_before);
