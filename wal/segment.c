@@ -27,12 +27,79 @@
 
 /* ---- encoding helpers ------------------------------------------------------ */
 
-static void header_encode(uint8_t h[SEGMENT_HEADER_SIZE], uint32_t topic_id, int32_t partition,
-			  int64_t base_offset, uint64_t wal_seq)
+/* ---- the key digest (segment.h, "Key digest") ------------------------------ */
+
+static inline uint64_t fmix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+#define LANE_A_SEED 0x9e3779b97f4a7c15ull
+#define LANE_A_MUL 0xbf58476d1ce4e5b9ull
+#define LANE_B_SEED 0xd6e8feb86659fd93ull
+#define LANE_B_MUL 0x94d049bb133111ebull
+
+void segment_key_digest(const void *key, size_t len, uint64_t digest[2])
+{
+	const uint8_t *k = key;
+	uint64_t a = LANE_A_SEED, b = LANE_B_SEED;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w = get_le64(k + i);
+		a = rotl((a ^ fmix(w ^ LANE_A_SEED)) * LANE_A_MUL, 29);
+		b = rotl((b ^ fmix(w ^ LANE_B_SEED)) * LANE_B_MUL, 29);
+	}
+	if (i < len) {
+		uint8_t tail[8] = { 0 };
+		memcpy(tail, k + i, len - i);
+		uint64_t w = get_le64(tail);
+		a = rotl((a ^ fmix(w ^ LANE_A_SEED)) * LANE_A_MUL, 29);
+		b = rotl((b ^ fmix(w ^ LANE_B_SEED)) * LANE_B_MUL, 29);
+	}
+	digest[0] = fmix(a ^ (uint64_t)len);
+	digest[1] = fmix(b ^ (uint64_t)len);
+}
+
+static void key_encode(uint8_t *p, const struct segment_key *k)
+{
+	put_le64(p, k->digest[0]);
+	put_le64(p + 8, k->digest[1]);
+	put_le64(p + 16, (uint64_t)k->offset);
+}
+
+static void key_decode(const uint8_t *p, struct segment_key *k)
+{
+	k->digest[0] = get_le64(p);
+	k->digest[1] = get_le64(p + 8);
+	k->offset = (int64_t)get_le64(p + 16);
+}
+
+static _Atomic uint32_t write_version = SEGMENT_VERSION;
+
+int segment_write_version(uint32_t version)
+{
+	if (version != 1 && version != SEGMENT_VERSION)
+		return -EINVAL;
+	return (int)atomic_exchange(&write_version, version);
+}
+
+static void header_encode(uint8_t h[SEGMENT_HEADER_SIZE], uint32_t version, uint32_t topic_id,
+			  int32_t partition, int64_t base_offset, uint64_t wal_seq)
 {
 	memset(h, 0, SEGMENT_HEADER_SIZE);
 	memcpy(h, SEGMENT_MAGIC, 8);
-	put_le32(h + 8, SEGMENT_VERSION);
+	put_le32(h + 8, version);
 	put_le32(h + 12, topic_id);
 	put_le32(h + 16, (uint32_t)partition);
 	put_le64(h + 24, (uint64_t)base_offset);
@@ -44,12 +111,18 @@ static int header_check(const uint8_t h[SEGMENT_HEADER_SIZE])
 {
 	if (memcmp(h, SEGMENT_MAGIC, 8) != 0 || get_le32(h + 60) != crc32c(0, h, 60))
 		return CHRONIK_ECORRUPT;
-	if (get_le32(h + 8) != SEGMENT_VERSION)
+	if (get_le32(h + 8) != 1 && get_le32(h + 8) != 2)
 		return CHRONIK_EVERSION;
 	return 0;
 }
 
+static size_t trailer_size(uint32_t version)
+{
+	return version == 1 ? SEGMENT_TRAILER_SIZE : SEGMENT_TRAILER_V2_SIZE;
+}
+
 struct trailer {
+	uint32_t version; /* from the header */
 	uint64_t data_end;
 	uint32_t entries;
 	uint32_t batches;
@@ -58,11 +131,15 @@ struct trailer {
 	int64_t min_timestamp;
 	int64_t max_timestamp;
 	uint32_t index_crc;
+	uint32_t keys; /* version 2 */
+	uint64_t key_pos;
+	uint32_t key_crc;
 };
 
-static void trailer_encode(uint8_t t[SEGMENT_TRAILER_SIZE], const struct trailer *tr)
+/* t holds trailer_size(tr->version) bytes. */
+static void trailer_encode(uint8_t *t, const struct trailer *tr)
 {
-	memset(t, 0, SEGMENT_TRAILER_SIZE);
+	memset(t, 0, trailer_size(tr->version));
 	memcpy(t, SEGMENT_TRAILER_MAGIC, 8);
 	put_le64(t + 8, tr->data_end);
 	put_le32(t + 16, tr->entries);
@@ -72,14 +149,26 @@ static void trailer_encode(uint8_t t[SEGMENT_TRAILER_SIZE], const struct trailer
 	put_le64(t + 40, (uint64_t)tr->min_timestamp);
 	put_le64(t + 48, (uint64_t)tr->max_timestamp);
 	put_le32(t + 56, tr->index_crc);
-	put_le32(t + 60, crc32c(0, t, 60));
+	if (tr->version == 1) {
+		put_le32(t + 60, crc32c(0, t, 60));
+		return;
+	}
+	put_le32(t + 60, tr->keys);
+	put_le64(t + 64, tr->key_pos);
+	put_le32(t + 72, tr->key_crc);
+	put_le32(t + 76, crc32c(0, t, 76));
 }
 
-static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_size,
+/* t holds trailer_size(version) bytes, the end of a file of file_size. */
+static int trailer_decode(const uint8_t *t, uint32_t version, uint64_t file_size,
 			  struct trailer *tr)
 {
-	if (memcmp(t, SEGMENT_TRAILER_MAGIC, 8) != 0 || get_le32(t + 60) != crc32c(0, t, 60))
+	size_t tsize = trailer_size(version);
+
+	if (memcmp(t, SEGMENT_TRAILER_MAGIC, 8) != 0 ||
+	    get_le32(t + tsize - 4) != crc32c(0, t, tsize - 4))
 		return CHRONIK_ECORRUPT;
+	tr->version = version;
 	tr->data_end = get_le64(t + 8);
 	tr->entries = get_le32(t + 16);
 	tr->batches = get_le32(t + 20);
@@ -88,10 +177,17 @@ static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_s
 	tr->min_timestamp = (int64_t)get_le64(t + 40);
 	tr->max_timestamp = (int64_t)get_le64(t + 48);
 	tr->index_crc = get_le32(t + 56);
+	tr->keys = 0;
+	tr->key_pos = tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE;
+	tr->key_crc = 0;
+	if (version == 2) {
+		tr->keys = get_le32(t + 60);
+		tr->key_crc = get_le32(t + 72);
+		if (get_le64(t + 64) != tr->key_pos)
+			return CHRONIK_ECORRUPT;
+	}
 	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->entries == 0 ||
-	    tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE +
-			    SEGMENT_TRAILER_SIZE !=
-		    file_size)
+	    tr->key_pos + (uint64_t)tr->keys * SEGMENT_KEY_ENTRY_SIZE + tsize != file_size)
 		return CHRONIK_ECORRUPT;
 	return 0;
 }
@@ -161,6 +257,10 @@ struct segment_writer {
 	uint64_t raw_next; /* last batch's raw end */
 	uint8_t *buf; /* batches not yet written */
 	size_t blen, bcap;
+	uint32_t version;
+	struct segment_key *keys; /* the key table (version 2) */
+	size_t nkeys, keys_cap;
+	struct batch_scratch scratch; /* decoding batches for their keys */
 };
 
 #define WRITER_BUF (1u << 20)
@@ -191,7 +291,8 @@ int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, 
 		free(w);
 		return rc;
 	}
-	header_encode(h, topic_id, partition, base_offset, wal_seq);
+	w->version = atomic_load(&write_version);
+	header_encode(h, w->version, topic_id, partition, base_offset, wal_seq);
 	memcpy(w->buf, h, sizeof(h));
 	w->blen = sizeof(h);
 	w->pos = SEGMENT_HEADER_SIZE;
@@ -212,6 +313,40 @@ static int writer_flush(struct segment_writer *w)
 	return rc;
 }
 
+/* The key table entries of the batch's keyed records. */
+static int writer_keys(struct segment_writer *w, const uint8_t *batch, size_t len)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	size_t n0 = w->nkeys;
+	int rc = batch_iter_init_with(&it, batch, len, &w->scratch);
+
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		if (r.key_len < 0) {
+			rc = 0;
+			continue;
+		}
+		if (w->nkeys == w->keys_cap) {
+			size_t cap = w->keys_cap ? w->keys_cap * 2 : 256;
+			struct segment_key *v = realloc(w->keys, cap * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			w->keys = v;
+			w->keys_cap = cap;
+		}
+		struct segment_key *k = &w->keys[w->nkeys++];
+		segment_key_digest(r.key, (size_t)r.key_len, k->digest);
+		k->offset = it.hdr.base_offset + r.offset_delta;
+		rc = 0;
+	}
+	batch_iter_fini(&it);
+	if (rc)
+		w->nkeys = n0;
+	return rc;
+}
+
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records)
 {
@@ -222,6 +357,11 @@ int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t le
 		return rc;
 	if (bh.base_offset < w->next_offset || w->pos + len > SEGMENT_MAX_BYTES / 2)
 		return -EINVAL;
+	if (w->version >= 2) {
+		rc = writer_keys(w, batch, len);
+		if (rc)
+			return rc;
+	}
 	bool first = w->n == 0;
 	bool cont = bh.base_offset == w->next_offset && raw_pos == w->raw_next;
 	if (first || !cont || w->pos - w->entry_pos >= SEGMENT_INDEX_INTERVAL) {
@@ -278,6 +418,8 @@ static void writer_free(struct segment_writer *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w->idx);
+	free(w->keys);
+	batch_scratch_fini(&w->scratch);
 	free(w->buf);
 	free(w->path);
 	free(w);
@@ -293,9 +435,10 @@ void segment_writer_abort(struct segment_writer *w)
 
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 {
-	uint8_t t[SEGMENT_TRAILER_SIZE];
-	struct trailer tr = { 0 };
-	uint8_t *ib = NULL;
+	uint8_t t[SEGMENT_TRAILER_V2_SIZE];
+	struct trailer tr = { .version = w->version };
+	uint8_t *ib = NULL, *kb = NULL;
+	size_t klen = w->nkeys * SEGMENT_KEY_ENTRY_SIZE;
 	int rc;
 
 	if (w->n == 0) {
@@ -320,10 +463,25 @@ int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 	tr.min_timestamp = w->m.min_timestamp;
 	tr.max_timestamp = w->m.max_timestamp;
 	tr.index_crc = crc32c(0, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (w->nkeys > UINT32_MAX) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (klen && !(kb = malloc(klen))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < w->nkeys; i++)
+		key_encode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &w->keys[i]);
+	tr.keys = (uint32_t)w->nkeys;
+	tr.key_pos = w->pos + w->n * SEGMENT_INDEX_ENTRY_SIZE;
+	tr.key_crc = klen ? crc32c(0, kb, klen) : 0;
 	trailer_encode(t, &tr);
 	rc = write_full(w->fd, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (rc == 0 && klen)
+		rc = write_full(w->fd, kb, klen);
 	if (rc == 0)
-		rc = write_full(w->fd, t, sizeof(t));
+		rc = write_full(w->fd, t, trailer_size(w->version));
 	if (rc == 0 && fsync(w->fd) < 0)
 		rc = -errno;
 	if (rc == 0 && close(w->fd) < 0)
@@ -332,13 +490,15 @@ int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 	if (rc)
 		goto fail;
 	w->m.data_end = w->pos;
-	w->m.bytes = w->pos + w->n * SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE;
+	w->m.bytes = tr.key_pos + klen + trailer_size(w->version);
 	*meta = w->m;
 	free(ib);
+	free(kb);
 	writer_free(w);
 	return 0;
 fail:
 	free(ib);
+	free(kb);
 	segment_writer_abort(w);
 	return rc;
 }
@@ -361,6 +521,7 @@ struct segment {
 	int fd;
 	struct segment_index_entry *idx;
 	size_t n;
+	struct trailer tr; /* while readers > 0 */
 	uint8_t *have;
 	const struct segment_remote_ops *rops; /* remote segments */
 	void *rops_arg;
@@ -469,8 +630,9 @@ const char *segment_path(const struct segment *s)
  * *n get the index. */
 static int fd_checked(int fd, struct trailer *tr, struct segment_index_entry **idx, size_t *n)
 {
-	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_SIZE];
+	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_V2_SIZE];
 	struct stat st;
+	size_t tsize;
 	uint8_t *ib = NULL;
 	struct segment_index_entry *v = NULL;
 	size_t ilen;
@@ -481,15 +643,18 @@ static int fd_checked(int fd, struct trailer *tr, struct segment_index_entry **i
 		goto fail;
 	}
 	rc = CHRONIK_ECORRUPT;
-	if ((uint64_t)st.st_size <
-		    SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE ||
-	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    pread_full(fd, t, sizeof(t), (uint64_t)st.st_size - sizeof(t)) != (ssize_t)sizeof(t))
+	if ((uint64_t)st.st_size < SEGMENT_HEADER_SIZE ||
+	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		goto fail;
 	rc = header_check(h);
 	if (rc)
 		goto fail;
-	rc = trailer_decode(t, (uint64_t)st.st_size, tr);
+	rc = CHRONIK_ECORRUPT;
+	tsize = trailer_size(get_le32(h + 8));
+	if ((uint64_t)st.st_size < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + tsize ||
+	    pread_full(fd, t, tsize, (uint64_t)st.st_size - tsize) != (ssize_t)tsize)
+		goto fail;
+	rc = trailer_decode(t, get_le32(h + 8), (uint64_t)st.st_size, tr);
 	if (rc)
 		goto fail;
 	ilen = (size_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE;
@@ -553,10 +718,36 @@ static int remote_open_checked(struct segment *s, struct trailer *tr)
 		return fd;
 	rc = fd_checked(fd, tr, &s->idx, &s->n);
 	if (rc == CHRONIK_ECORRUPT) {
+		uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_V2_SIZE];
 		rc = s->rops->fetch(s->rops_arg, s, fd, 0, SEGMENT_HEADER_SIZE);
+		if (rc == 0 && pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+			rc = CHRONIK_ECORRUPT;
 		if (rc == 0)
+			rc = header_check(h);
+		if (rc == 0 && get_le32(h + 8) == 1) {
+			/* index and trailer, one range */
 			rc = s->rops->fetch(s->rops_arg, s, fd, s->m.data_end,
 					    s->m.bytes - s->m.data_end);
+		} else if (rc == 0) {
+			/* the trailer, then the index it counts: not the key
+			 * table between them, which no remote read needs */
+			if (s->m.bytes < SEGMENT_TRAILER_V2_SIZE)
+				rc = CHRONIK_ECORRUPT;
+			if (rc == 0)
+				rc = s->rops->fetch(s->rops_arg, s, fd,
+						    s->m.bytes - SEGMENT_TRAILER_V2_SIZE,
+						    SEGMENT_TRAILER_V2_SIZE);
+			if (rc == 0 &&
+			    pread_full(fd, t, sizeof(t), s->m.bytes - SEGMENT_TRAILER_V2_SIZE) !=
+				    (ssize_t)sizeof(t))
+				rc = CHRONIK_ECORRUPT;
+			if (rc == 0)
+				rc = trailer_decode(t, 2, s->m.bytes, tr);
+			if (rc == 0)
+				rc = s->rops->fetch(s->rops_arg, s, fd, tr->data_end,
+						    (uint64_t)tr->entries *
+							    SEGMENT_INDEX_ENTRY_SIZE);
+		}
 		if (rc == 0)
 			rc = fd_checked(fd, tr, &s->idx, &s->n);
 	}
@@ -691,6 +882,8 @@ int segment_read_begin(struct segment *s)
 			s->have = NULL;
 			rc = CHRONIK_ECORRUPT;
 		}
+		if (rc == 0)
+			s->tr = tr;
 	}
 	if (rc == 0)
 		s->readers++;
@@ -729,6 +922,66 @@ ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos)
 			return rc;
 	}
 	return pread_full(fd, buf, len, pos);
+}
+
+uint32_t segment_version(const struct segment *s)
+{
+	return s->tr.version;
+}
+
+/* Read and check the key table of tr from fd. */
+static int keys_read(int fd, const struct trailer *tr, struct segment_key **keys, size_t *n)
+{
+	size_t klen = (size_t)tr->keys * SEGMENT_KEY_ENTRY_SIZE;
+	struct segment_key *v = NULL;
+	uint8_t *kb;
+
+	*keys = NULL;
+	*n = 0;
+	if (klen == 0)
+		return tr->key_crc == 0 ? 0 : CHRONIK_ECORRUPT;
+	kb = malloc(klen);
+	v = malloc((size_t)tr->keys * sizeof(*v));
+	if (!kb || !v) {
+		free(kb);
+		free(v);
+		return -ENOMEM;
+	}
+	ssize_t got = pread_full(fd, kb, klen, tr->key_pos);
+	int rc = got < 0 ? (int)got : CHRONIK_ECORRUPT;
+	if (got == (ssize_t)klen && crc32c(0, kb, klen) == tr->key_crc) {
+		rc = 0;
+		for (size_t i = 0; i < tr->keys && rc == 0; i++) {
+			key_decode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &v[i]);
+			if (v[i].offset > tr->last_offset || (i && v[i].offset <= v[i - 1].offset))
+				rc = CHRONIK_ECORRUPT;
+		}
+	}
+	free(kb);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*keys = v;
+	*n = tr->keys;
+	return 0;
+}
+
+int segment_read_keys(struct segment *s, struct segment_key **keys, size_t *n)
+{
+	pthread_mutex_lock(&s->lock);
+	int fd = s->fd;
+	pthread_mutex_unlock(&s->lock);
+	if (s->tr.version < 2 || s->m.state == SEGMENT_REMOTE)
+		return 1;
+	int rc = keys_read(fd, &s->tr, keys, n);
+	if (rc == 0 && *n && (*keys)[0].offset < s->m.base_offset) {
+		free(*keys);
+		*keys = NULL;
+		*n = 0;
+		rc = CHRONIK_ECORRUPT;
+	}
+	return rc;
 }
 
 /* The index is immutable while readers > 0; the caller is one. */
@@ -797,13 +1050,61 @@ static void vreport(struct vctx *v, const char *fmt, ...)
 		v->problem(v->arg, msg);
 }
 
+/* Rule 4's key table part for one batch: its keyed records against the
+ * table from entry *ki on. 0 (and *ki past them), 1 after a problem
+ * reported, -ENOMEM. */
+static int keys_check(struct vctx *v, const uint8_t *batch, size_t len,
+		      const struct segment_key *keys, size_t nkeys, size_t *ki)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	int rc = batch_iter_init(&it, batch, len);
+
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		rc = 0;
+		if (r.key_len < 0)
+			continue;
+		int64_t off = it.hdr.base_offset + r.offset_delta;
+		uint64_t d[2];
+		segment_key_digest(r.key, (size_t)r.key_len, d);
+		if (*ki >= nkeys) {
+			vreport(v, "key table: no entry for the keyed record at offset %" PRId64,
+				off);
+			rc = 1;
+		} else if (keys[*ki].offset != off) {
+			vreport(v,
+				"key table entry %zu: offset %" PRId64
+				", the keyed record there is at %" PRId64,
+				*ki, keys[*ki].offset, off);
+			rc = 1;
+		} else if (keys[*ki].digest[0] != d[0] || keys[*ki].digest[1] != d[1]) {
+			vreport(v,
+				"key table entry %zu: digest is not its record's key's (offset %" PRId64
+				")",
+				*ki, off);
+			rc = 1;
+		}
+		if (rc)
+			break;
+		(*ki)++;
+	}
+	batch_iter_fini(&it);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		vreport(v, "key table: records do not decode (%s)", chronik_strerror(rc));
+	return rc ? 1 : 0;
+}
+
 int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
 		   void *arg)
 {
 	struct vctx v = { .problem = problem, .arg = arg, .path = path };
 	struct segment_index_entry *idx = NULL;
+	struct segment_key *keys = NULL;
 	struct trailer tr;
-	size_t n = 0, ei = 0;
+	size_t n = 0, ei = 0, nkeys = 0, ki = 0;
+	bool check_keys = false;
 	uint8_t *data = NULL;
 	int fd = -1, rc;
 
@@ -815,6 +1116,16 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 	if (rc) {
 		vreport(&v, "invalid header, trailer or index (%s)", chronik_strerror(rc));
 		return v.problems;
+	}
+	if (tr.version >= 2) {
+		rc = keys_read(fd, &tr, &keys, &nkeys);
+		if (rc == -ENOMEM)
+			goto out;
+		if (rc)
+			vreport(&v, "key table: CRC mismatch or entries out of order (%s)",
+				chronik_strerror(rc));
+		check_keys = rc == 0;
+		rc = 0;
 	}
 	if (m && (m->data_end != tr.data_end || m->last_offset != tr.last_offset ||
 		  m->raw_end != tr.raw_end || m->base_offset != idx[0].offset ||
@@ -853,6 +1164,13 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			rc = 0;
 			break;
 		}
+		if (check_keys) {
+			rc = keys_check(&v, data + pos, len, keys, nkeys, &ki);
+			if (rc == -ENOMEM)
+				goto out;
+			check_keys = rc == 0;
+			rc = 0;
+		}
 		if (ei < n && idx[ei].file_pos == pos) {
 			if (idx[ei].offset != bh.base_offset || bh.base_offset < next) {
 				vreport(&v, "index entry %zu disagrees with its batch", ei);
@@ -889,12 +1207,35 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			vreport(&v, "last index entry: wrong max timestamp");
 		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end)
 			vreport(&v, "trailer disagrees with the batches");
+		if (check_keys && ki != nkeys)
+			vreport(&v, "key table: %zu entries for no keyed record", nkeys - ki);
 	}
 out:
+	free(keys);
 	free(data);
 	free(idx);
 	close(fd);
 	return rc < 0 ? rc : v.problems;
+}
+
+int segment_file_keys(const char *path, uint32_t *version, struct segment_key **keys, size_t *n)
+{
+	struct segment_index_entry *idx = NULL;
+	struct trailer tr;
+	size_t ni;
+	int fd = -1, rc;
+
+	rc = file_open_checked(path, &fd, &tr, &idx, &ni);
+	if (rc)
+		return rc;
+	free(idx);
+	*version = tr.version;
+	*keys = NULL;
+	*n = 0;
+	if (tr.version >= 2)
+		rc = keys_read(fd, &tr, keys, n);
+	close(fd);
+	return rc;
 }
 
 int segment_file_walk(const char *path, segment_batch_fn cb, void *arg)

@@ -10,13 +10,17 @@
  * <base-offset, %020lld>.g<gen>.seg, gen its generation (registry.h). All integers of chronik's own fields are little-endian;
  * the batches are Kafka RecordBatch v2 (batch.h), big-endian as Kafka's.
  *
+ *   version 2 (written now):
+ *   file = header (64) | batches | index entries (32 each)
+ *          | key entries (24 each) | trailer (80)
+ *   version 1 (read only; see VERSION POLICY):
  *   file = header (64) | batches | index entries (32 each) | trailer (64)
  *
  * Header, 64 bytes:
  *
  *   off size field
  *     0    8 magic "CHRONIKS"
- *     8    4 format version, 1
+ *     8    4 format version: 2 (1 for the older layout, no key table)
  *    12    4 topic id (u32)
  *    16    4 partition (i32)
  *    20    4 reserved, 0
@@ -77,7 +81,51 @@
  *   is its entry's raw position plus the lines of the records before it in
  *   the run, the position it had when it was appended.
  *
- * Trailer, the last 64 bytes:
+ * Key table (version 2), at the key table position (trailer), right after
+ * the index entries, key count entries of 24 bytes, one for every record
+ * of the segment whose key is not null (keyLength >= 0, an empty key
+ * included), in the order the records sit in the batches (so by offset,
+ * strictly increasing):
+ *
+ *     0    8 digest word 0 (u64): lane A of the key digest (below)
+ *     8    8 digest word 1 (u64): lane B of the key digest
+ *    16    8 offset (i64) of the record
+ *
+ *   It lets compaction build its offset map (compact.c) from 24 bytes a
+ *   keyed record instead of decompressing and decoding every batch.
+ *   Offset order, not digest order: the writer appends entries as the
+ *   batches come (no sort, no second buffer), verify checks the table in
+ *   step with the records it decodes, and compaction puts every entry of
+ *   every cleanable segment into one hash map anyway, so a per-segment
+ *   digest order would buy it nothing. A record without a key has no
+ *   entry (it is never superseded). No tombstone flag: compaction's
+ *   rewrite decodes every kept record and sees its null value there.
+ *
+ *   Key digest (segment_key_digest), 128 bits, two 64-bit lanes over the
+ *   key bytes k[0, n). With fmix(x) = x ^= x >> 33, x *= 0xff51afd7ed558ccd,
+ *   x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53, x ^= x >> 33 (all mod 2^64) and
+ *   rotl(x, r) the 64-bit left rotation, a lane with seed S and multiplier
+ *   M is:
+ *       h = S
+ *       for each 8-byte block w of k (little-endian u64; the last block,
+ *         when n is not a multiple of 8, zero-padded; none when n = 0):
+ *           h = rotl((h ^ fmix(w ^ S)) * M, 29)
+ *       h = fmix(h ^ n)
+ *   lane A: S = 0x9e3779b97f4a7c15, M = 0xbf58476d1ce4e5b9;
+ *   lane B: S = 0xd6e8feb86659fd93, M = 0x94d049bb133111eb.
+ *
+ *   COLLISIONS. Compaction takes two keys with the same digest for one key
+ *   (the older record of the other key would be dropped), the risk Kafka's
+ *   cleaner takes with the MD5 of keys in its offset map. For keys that
+ *   are not chosen to collide, treating the digest as a random 128-bit
+ *   function, the chance that any two of n distinct keys of one
+ *   compaction share a digest is at most n(n-1)/2^129: below 2^-89 for a
+ *   million keys, below 2^-63 for 2^32 keys. The digest is not
+ *   cryptographic: someone who can choose keys can make two collide (as
+ *   with MD5) and so make compaction drop their own older record of the
+ *   other key.
+ *
+ * Trailer, the last 80 bytes (version 2):
  *
  *     0    8 magic "CHRONIKX"
  *     8    8 data end (u64): position of the first index entry
@@ -88,23 +136,40 @@
  *    40    8 min timestamp (i64): the smallest batch baseTimestamp
  *    48    8 max timestamp (i64): the largest batch maxTimestamp
  *    56    4 CRC-32C of the index entries
+ *    60    4 key count (u32): entries in the key table
+ *    64    8 key table position (u64): data end + 32 * index entry count
+ *    72    4 CRC-32C of the key table (of zero bytes, 0, when it is empty)
+ *    76    4 CRC-32C of trailer bytes [0, 76)
+ *
+ * Trailer, the last 64 bytes (version 1): bytes 0-56 as version 2's, then
  *    60    4 CRC-32C of trailer bytes [0, 60)
+ * (and no key table).
  *
  * VALIDITY: a segment file is valid if and only if
- *   1. its header has the magic, version 1 and its CRC matches;
- *   2. its trailer has the magic and its CRC matches, and the file size is
- *      exactly data_end + 32 * entry count + 64, with data_end >= 64;
+ *   1. its header has the magic, version 1 or 2, and its CRC matches;
+ *   2. its trailer (80 bytes for version 2, 64 for 1) has the magic and its
+ *      CRC matches, and the file size is exactly data_end + 32 * entry
+ *      count + 24 * key count + 80 (version 1: data_end + 32 * entry count
+ *      + 64), with data_end >= 64 and (version 2) the key table position
+ *      data_end + 32 * entry count;
  *   3. the index CRC matches and the entries are sorted as said above,
  *      the first pointing at position 64;
  *   4. (verify) the batches fill [64, data_end) exactly, each one parses
  *      and its CRC matches, every span CRC matches, they are in offset order, their count is the
- *      trailer's, and the index agrees with them entry for entry.
+ *      trailer's, and the index agrees with them entry for entry; (version
+ *      2) the key table's CRC matches and it holds exactly one entry for
+ *      each record with a key, in record order, with that record's offset
+ *      and its key's digest.
  * Opening a segment checks 1-3 (a truncated or torn file fails them);
- * `chronik verify` checks 4 too. A segment is only read once the registry
+ * `chronik verify` checks 4 too; segment_read_keys checks the key table's
+ * CRC and order when it reads it. A segment is only read once the registry
  * (registry.h) lists it, and it is listed only after it was fsynced.
  *
  * VERSION POLICY: a new layout takes a new version; a reader that does not
- * know it fails with CHRONIK_EVERSION.
+ * know it fails with CHRONIK_EVERSION. Every reader here reads versions 1
+ * and 2 (a version 1 segment simply has no key table: compaction decodes
+ * its batches instead); writers write version 2 (segment_write_version
+ * can ask for 1, for tests of mixed sets).
  */
 #ifndef CHRONIK_SEGMENT_H
 #define CHRONIK_SEGMENT_H
@@ -115,11 +180,13 @@
 #include <sys/types.h>
 
 #define SEGMENT_HEADER_SIZE 64
-#define SEGMENT_TRAILER_SIZE 64
+#define SEGMENT_TRAILER_SIZE 64 /* version 1 */
+#define SEGMENT_TRAILER_V2_SIZE 80
 #define SEGMENT_INDEX_ENTRY_SIZE 32
+#define SEGMENT_KEY_ENTRY_SIZE 24
 #define SEGMENT_MAGIC "CHRONIKS"
 #define SEGMENT_TRAILER_MAGIC "CHRONIKX"
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 #define SEGMENT_INDEX_INTERVAL 4096
 #define SEGMENT_MERGE_BYTES (64u << 10)
 #define SEGMENT_SPLIT_BYTES (256u << 10)
@@ -163,7 +230,21 @@ struct segment_index_entry {
 	uint32_t span_crc;
 };
 
+/* One entry of the key table. */
+struct segment_key {
+	uint64_t digest[2];
+	int64_t offset;
+};
+
+/* The key digest (format above) of key[0, len). */
+void segment_key_digest(const void *key, size_t len, uint64_t digest[2]);
+
 /* ---- writing ------------------------------------------------------------- */
+
+/* The version writers opened from now on write: SEGMENT_VERSION (the
+ * default) or 1 (no key table), so that tests can make version 1 segments
+ * through the engine. Process-wide; returns the previous one, or -EINVAL. */
+int segment_write_version(uint32_t version);
 
 struct segment_writer;
 
@@ -176,7 +257,8 @@ int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, 
  * Batches must come in offset order. */
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records);
-/* Write index and trailer, fsync, close; *meta describes the segment. The
+/* (The writer decodes each batch it is given, for the key table.) */
+/* Write index, key table and trailer, fsync, close; *meta describes the segment. The
  * writer is freed whatever the result (on failure the file is removed). */
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);
 /* Close and remove the file, free the writer. */
@@ -248,6 +330,14 @@ void segment_find_raw(struct segment *s, uint64_t raw_pos, struct segment_index_
 /* The first entry whose max timestamp >= ts: 0 and *out; 1 if none. */
 int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry *out);
 
+/* The segment's version (between _begin and _end). */
+uint32_t segment_version(const struct segment *s);
+/* The key table (between _begin and _end), its CRC and order checked: 0
+ * and *keys (malloc'd, the caller frees; NULL when *n is 0) and *n; 1 when
+ * the segment has none (version 1) or is remote (its cache file need not
+ * hold it), nothing set; CHRONIK_ECORRUPT, -errno. */
+int segment_read_keys(struct segment *s, struct segment_key **keys, size_t *n);
+
 /* ---- checks ---------------------------------------------------------------- */
 
 /* Check the file at path against rules 1-4 (and against m when not NULL).
@@ -261,5 +351,9 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
  * batch's file position and bytes; a non-zero return stops the walk. */
 typedef int (*segment_batch_fn)(void *arg, uint64_t pos, const uint8_t *batch, size_t len);
 int segment_file_walk(const char *path, segment_batch_fn cb, void *arg);
+/* The version and the key table of the segment file at path (rules 1-3 and
+ * the key table CRC checked), for `chronik dump`: 0, *version, and *keys
+ * (malloc'd, NULL when none) with *n (0 for version 1); or <0. */
+int segment_file_keys(const char *path, uint32_t *version, struct segment_key **keys, size_t *n);
 
 #endif
