@@ -843,7 +843,16 @@ int segment_fetch_all(struct segment *s)
 {
 	if (s->m.state != SEGMENT_REMOTE)
 		return 0;
-	return remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
+	int rc = remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
+	if (rc == 0 && s->tr.keys) {
+		/* the key table, which opening left out (checked by its CRC
+		 * where it is read: segment_verify) */
+		pthread_mutex_lock(&s->fetch_lock);
+		rc = s->rops->fetch(s->rops_arg, s, s->fd, s->tr.key_pos,
+				    (uint64_t)s->tr.keys * SEGMENT_KEY_ENTRY_SIZE);
+		pthread_mutex_unlock(&s->fetch_lock);
+	}
+	return rc;
 }
 
 int segment_dup_fd(struct segment *s)

@@ -281,8 +281,9 @@ void segment_unref(struct segment *s);
  * opens (creating, sized to the object) and returns its descriptor, or
  * <0; ops->fetch writes bytes [off, off + len) of the object into fd at
  * off, or fails (<0, returned to the reader). segment_read_begin fetches
- * the header and the index with the trailer (unless the file holds them
- * already, as their CRCs say); segment_pread then fetches the index spans
+ * the header, the index and the trailer (unless the file holds them
+ * already, as their CRCs say; not a version 2 key table, compaction
+ * decodes a remote segment's batches instead); segment_pread then fetches the index spans
  * it reads that the file lacks (with read-ahead up to SEGMENT_FETCH_BYTES)
  * and checks each span's CRC. Both hooks are called with the segment's
  * locks held, one fetch per segment at a time. Set before the segment is
@@ -296,8 +297,10 @@ struct segment_remote_ops {
  * take their own). */
 #define SEGMENT_MAX_SPAN (1u << 20)
 void segment_set_remote(struct segment *s, const struct segment_remote_ops *ops, void *arg);
-/* Between _begin and _end: bring every batch byte of a remote segment
- * into its cache file (0 at once for a local one), e.g. to verify it. */
+/* Between _begin and _end: bring every byte of a remote segment into its
+ * cache file (0 at once for a local one), e.g. to verify it: the batches
+ * (each span's CRC checked) and the key table (version 2), which
+ * segment_read_begin does not fetch. */
 int segment_fetch_all(struct segment *s);
 /* Remove the file at the last unref (a segment dropped from the registry),
  * and with it every sidecar: <path><suffix> for each registered suffix. */

@@ -13,7 +13,9 @@
  *     (only the check against the records can find it), one with a wrong
  *     CRC too; and compaction goes by the table: a patched digest makes
  *     it keep the wrong version of that key (so a compaction that decoded
- *     the batches instead would fail this test). */
+ *     the batches instead would fail this test);
+ *   - remote segments (cold tier): verify finds the fetched copies whole,
+ *     key table included; compaction decodes them and keeps the same. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include "batch.h"
 #include "byteorder.h"
 #include "crc32c.h"
+#include "remote.h"
 #include "segment.h"
 #include "warmutil.h"
 
@@ -185,6 +188,103 @@ static void count_problem(void *arg, const char *what)
 		pr->key_crc++;
 	diag("(expected) %s", what);
 }
+
+/* ---- a store: one file per object, under a directory (as in
+ * test_reader_remote.c) ---------------------------------------------------- */
+
+struct dirstore {
+	char root[4200];
+	unsigned gets; /* calls of get */
+};
+
+static void obj_path(const struct dirstore *d, const char *key, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/", d->root);
+	for (const char *k = key; *k && (size_t)n + 1 < len; k++)
+		buf[n++] = *k == '/' ? '_' : *k;
+	buf[n] = 0;
+}
+
+static int copy_fd(int from, off_t from_off, int to, off_t *to_off, uint64_t len)
+{
+	char buf[65536];
+
+	while (len > 0) {
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = pread(from, buf, want, from_off);
+		if (r <= 0)
+			return -EIO;
+		ssize_t w = to_off ? pwrite(to, buf, (size_t)r, *to_off) :
+				     write(to, buf, (size_t)r);
+		if (w != r)
+			return -EIO;
+		from_off += r;
+		if (to_off)
+			*to_off += r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int ds_put(void *arg, const char *key, int fd, uint64_t size, char *etag, size_t etag_len)
+{
+	char path[4600];
+	off_t at = 0;
+
+	obj_path(arg, key, path, sizeof(path));
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0)
+		return -errno;
+	int rc = copy_fd(fd, 0, out, &at, size);
+	if (close(out) < 0 && rc == 0)
+		rc = -EIO;
+	snprintf(etag, etag_len, "\"size-%" PRIu64 "\"", size);
+	return rc;
+}
+
+static int ds_head(void *arg, const char *key, uint64_t *size, char *etag, size_t etag_len)
+{
+	char path[4600];
+	struct stat st;
+
+	obj_path(arg, key, path, sizeof(path));
+	if (stat(path, &st) < 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	snprintf(etag, etag_len, "\"size-%" PRIu64 "\"", *size);
+	return 0;
+}
+
+static int ds_get(void *arg, const char *key, uint64_t off, uint64_t len, int fd)
+{
+	struct dirstore *d = arg;
+	char path[4600];
+
+	__atomic_add_fetch(&d->gets, 1, __ATOMIC_RELAXED);
+	obj_path(d, key, path, sizeof(path));
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	int rc = copy_fd(in, (off_t)off, fd, NULL, len);
+	close(in);
+	return rc;
+}
+
+static int ds_del(void *arg, const char *key)
+{
+	char path[4600];
+
+	obj_path(arg, key, path, sizeof(path));
+	return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+static const struct engine_remote_ops dirstore_ops = {
+	.put = ds_put,
+	.head = ds_head,
+	.get = ds_get,
+	.del = ds_del,
+	.list = NULL,
+};
 
 /* ---- the workload -------------------------------------------------------- */
 
@@ -528,6 +628,59 @@ static void test_corrupt(const char *root)
 	engine_close(e);
 }
 
+/* Remote segments: opening one fetches header, index and trailer, not its
+ * key table; verify (which fetches the whole object and checks its
+ * CRC32C) still finds the copy whole; compaction decodes them instead of
+ * reading a table the cache file may not hold, and keeps the same
+ * records. */
+static void test_remote(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine_remote_options rop = { .key_prefix = "",
+					     .cache_bytes = 64 << 20,
+					     .scan_ms = 100 };
+	static struct dirstore store;
+	struct partition_info info;
+	struct engine_compact_result res;
+
+	snprintf(store.root, sizeof(store.root), "%s/bucket", root);
+	if (mkdir(store.root, 0755) < 0)
+		bail("mkdir %s", store.root);
+	struct engine *e = open_fresh_or_bail(root, "remote", 8 << 10, &o, dir, sizeof(dir));
+	struct partition *p = topic_or_bail(
+		e, "k",
+		"{\"cleanup.policy\":\"compact\",\"min.cleanable.dirty.ratio\":\"1\","
+		"\"remote.storage.enable\":\"true\",\"local.retention.bytes\":\"1\"}");
+	int err = 0;
+	for (int v = 0; v < NVERS; v++)
+		err |= append_version(p, v);
+	err |= engine_index_now(e);
+	err |= append_one(p, "filler", "filler", T0 + NKEYS * NVERS);
+	err |= engine_index_now(e);
+	ok(err == 0 && engine_remote_attach(e, &dirstore_ops, &store, &rop) == 0 &&
+		   engine_remote_drain(e) == 0,
+	   "keyed segments uploaded");
+	engine_partition_info(p, &info);
+	ok(info.remote_segments >= 2 && info.remote_segments + 1 == info.segments,
+	   "%" PRIu64 " of %" PRIu64 " segments remote", info.remote_segments, info.segments);
+	ok(read_all(p, NULL, NULL, NULL, 0) > NKEYS * NVERS, "read back from the store");
+	ok(engine_verify(e, verify_problem, NULL) == 0,
+	   "verify clean: the fetched copies are whole (key tables included)");
+	int crc = engine_partition_compact(p, &res);
+	ok(crc == 0 && res.map_keys_read == 0 &&
+		   res.map_records_decoded == res.records_in,
+	   "compaction decoded the remote segments for its map (%" PRIu64 " records)",
+	   res.map_records_decoded);
+	int64_t n = read_all(p, offs[0], raws[0], vals[0], MAXREC);
+	int newest = 0;
+	for (int64_t i = 0; i < n && i < MAXREC; i++)
+		newest += strncmp(vals[0][i], "v039-", 5) == 0;
+	ok(newest == NKEYS, "%d keys kept at their newest version", newest);
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 int main(int argc, char **argv)
 {
 	char *root = tmpdir_new("keyidx");
@@ -535,6 +688,7 @@ int main(int argc, char **argv)
 	test_tables(root);
 	test_mixed(root);
 	test_corrupt(root);
+	test_remote(root);
 	tmpdir_free(root);
 	return tap_exit();
 }
