@@ -186,7 +186,7 @@ static int trailer_decode(const uint8_t *t, uint32_t version, uint64_t file_size
 		if (get_le64(t + 64) != tr->key_pos)
 			return CHRONIK_ECORRUPT;
 	}
-	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->entries == 0 ||
+	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->data_end >= file_size || tr->entries == 0 ||
 	    tr->key_pos + (uint64_t)tr->keys * SEGMENT_KEY_ENTRY_SIZE + tsize != file_size)
 		return CHRONIK_ECORRUPT;
 	return 0;
