@@ -10,8 +10,10 @@
  *   cleanup.policy "compact": key-based. A first pass over the cleanable
  *       segments builds the offset map: key -> offset of its last record
  *       there (Kafka's LogCleaner). It reads each segment's key table
- *       (segment.h: a 128-bit digest and the offset of every keyed
- *       record), so that no batch is decompressed or decoded for it; a
+ *       (segment.h: each key of the segment once, a 128-bit digest and
+ *       the offset of its newest record there; the largest over the
+ *       segments is the newest), so that no batch is decompressed or
+ *       decoded for it; a
  *       segment without one (version 1, a remote segment, whose cache
  *       file need not hold the table, or a table failing its CRC) has its
  *       records decoded as before. The map is keyed by the digest, 24

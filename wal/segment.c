@@ -85,6 +85,17 @@ static void key_decode(const uint8_t *p, struct segment_key *k)
 	k->offset = (int64_t)get_le64(p + 16);
 }
 
+/* Key table order: by digest word 0, then word 1. */
+static int key_cmp(const void *a, const void *b)
+{
+	const struct segment_key *x = a, *y = b;
+	if (x->digest[0] != y->digest[0])
+		return x->digest[0] < y->digest[0] ? -1 : 1;
+	if (x->digest[1] != y->digest[1])
+		return x->digest[1] < y->digest[1] ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
 static _Atomic uint32_t write_version = SEGMENT_VERSION;
 
 int segment_write_version(uint32_t version)
@@ -258,8 +269,10 @@ struct segment_writer {
 	uint8_t *buf; /* batches not yet written */
 	size_t blen, bcap;
 	uint32_t version;
-	struct segment_key *keys; /* the key table (version 2) */
+	struct segment_key *keys; /* the key table (version 2): one a key */
 	size_t nkeys, keys_cap;
+	uint32_t *kslot; /* open addressing on digest word 0: index + 1 into keys, 0 empty */
+	size_t kcap; /* a power of two */
 	struct batch_scratch scratch; /* decoding batches for their keys */
 };
 
@@ -313,37 +326,66 @@ static int writer_flush(struct segment_writer *w)
 	return rc;
 }
 
-/* The key table entries of the batch's keyed records. */
+/* Key d seen at offset off: its entry (new, or the one it has, whose
+ * offset off, being later, replaces). */
+static int writer_key_put(struct segment_writer *w, const uint64_t d[2], int64_t off)
+{
+	if ((w->nkeys + 1) * 2 > w->kcap) {
+		size_t cap = w->kcap ? w->kcap * 2 : 1024;
+		uint32_t *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < w->nkeys; i++) {
+			size_t j = w->keys[i].digest[0] & (cap - 1);
+			while (v[j])
+				j = (j + 1) & (cap - 1);
+			v[j] = (uint32_t)(i + 1);
+		}
+		free(w->kslot);
+		w->kslot = v;
+		w->kcap = cap;
+	}
+	size_t i = d[0] & (w->kcap - 1);
+	for (; w->kslot[i]; i = (i + 1) & (w->kcap - 1)) {
+		struct segment_key *k = &w->keys[w->kslot[i] - 1];
+		if (k->digest[0] == d[0] && k->digest[1] == d[1]) {
+			k->offset = off;
+			return 0;
+		}
+	}
+	if (w->nkeys == UINT32_MAX - 1)
+		return -EINVAL;
+	if (w->nkeys == w->keys_cap) {
+		size_t cap = w->keys_cap ? w->keys_cap * 2 : 256;
+		struct segment_key *v = realloc(w->keys, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->keys = v;
+		w->keys_cap = cap;
+	}
+	w->keys[w->nkeys].digest[0] = d[0];
+	w->keys[w->nkeys].digest[1] = d[1];
+	w->keys[w->nkeys].offset = off;
+	w->kslot[i] = (uint32_t)++w->nkeys;
+	return 0;
+}
+
+/* The keys of the batch's keyed records into the key table. */
 static int writer_keys(struct segment_writer *w, const uint8_t *batch, size_t len)
 {
 	struct batch_iter it;
 	struct batch_record r;
-	size_t n0 = w->nkeys;
 	int rc = batch_iter_init_with(&it, batch, len, &w->scratch);
 
 	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
-		if (r.key_len < 0) {
-			rc = 0;
-			continue;
-		}
-		if (w->nkeys == w->keys_cap) {
-			size_t cap = w->keys_cap ? w->keys_cap * 2 : 256;
-			struct segment_key *v = realloc(w->keys, cap * sizeof(*v));
-			if (!v) {
-				rc = -ENOMEM;
-				break;
-			}
-			w->keys = v;
-			w->keys_cap = cap;
-		}
-		struct segment_key *k = &w->keys[w->nkeys++];
-		segment_key_digest(r.key, (size_t)r.key_len, k->digest);
-		k->offset = it.hdr.base_offset + r.offset_delta;
 		rc = 0;
+		if (r.key_len < 0)
+			continue;
+		uint64_t d[2];
+		segment_key_digest(r.key, (size_t)r.key_len, d);
+		rc = writer_key_put(w, d, it.hdr.base_offset + r.offset_delta);
 	}
 	batch_iter_fini(&it);
-	if (rc)
-		w->nkeys = n0;
 	return rc;
 }
 
@@ -419,6 +461,7 @@ static void writer_free(struct segment_writer *w)
 		close(w->fd);
 	free(w->idx);
 	free(w->keys);
+	free(w->kslot);
 	batch_scratch_fini(&w->scratch);
 	free(w->buf);
 	free(w->path);
@@ -471,6 +514,8 @@ int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (w->nkeys > 1)
+		qsort(w->keys, w->nkeys, sizeof(*w->keys), key_cmp);
 	for (size_t i = 0; i < w->nkeys; i++)
 		key_encode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &w->keys[i]);
 	tr.keys = (uint32_t)w->nkeys;
@@ -962,7 +1007,10 @@ static int keys_read(int fd, const struct trailer *tr, struct segment_key **keys
 		rc = 0;
 		for (size_t i = 0; i < tr->keys && rc == 0; i++) {
 			key_decode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &v[i]);
-			if (v[i].offset > tr->last_offset || (i && v[i].offset <= v[i - 1].offset))
+			if (v[i].offset > tr->last_offset ||
+			    (i && (v[i].digest[0] < v[i - 1].digest[0] ||
+				   (v[i].digest[0] == v[i - 1].digest[0] &&
+				    v[i].digest[1] <= v[i - 1].digest[1]))))
 				rc = CHRONIK_ECORRUPT;
 		}
 	}
@@ -984,11 +1032,13 @@ int segment_read_keys(struct segment *s, struct segment_key **keys, size_t *n)
 	if (s->tr.version < 2 || s->m.state == SEGMENT_REMOTE)
 		return 1;
 	int rc = keys_read(fd, &s->tr, keys, n);
-	if (rc == 0 && *n && (*keys)[0].offset < s->m.base_offset) {
+	for (size_t i = 0; rc == 0 && i < *n; i++)
+		if ((*keys)[i].offset < s->m.base_offset)
+			rc = CHRONIK_ECORRUPT;
+	if (rc && *keys) {
 		free(*keys);
 		*keys = NULL;
 		*n = 0;
-		rc = CHRONIK_ECORRUPT;
 	}
 	return rc;
 }
@@ -1059,11 +1109,16 @@ static void vreport(struct vctx *v, const char *fmt, ...)
 		v->problem(v->arg, msg);
 }
 
-/* Rule 4's key table part for one batch: its keyed records against the
- * table from entry *ki on. 0 (and *ki past them), 1 after a problem
- * reported, -ENOMEM. */
-static int keys_check(struct vctx *v, const uint8_t *batch, size_t len,
-		      const struct segment_key *keys, size_t nkeys, size_t *ki)
+/* Rule 4's key table part: the keys of one batch's keyed records, with
+ * their offsets, appended to *recs (the table that should be is made of
+ * them at the end: keys_compare). 0, -ENOMEM, or 1 after a problem
+ * reported. */
+struct keyrecs {
+	struct segment_key *v;
+	size_t n, cap;
+};
+
+static int keys_collect(struct vctx *v, const uint8_t *batch, size_t len, struct keyrecs *recs)
 {
 	struct batch_iter it;
 	struct batch_record r;
@@ -1073,29 +1128,19 @@ static int keys_check(struct vctx *v, const uint8_t *batch, size_t len,
 		rc = 0;
 		if (r.key_len < 0)
 			continue;
-		int64_t off = it.hdr.base_offset + r.offset_delta;
-		uint64_t d[2];
-		segment_key_digest(r.key, (size_t)r.key_len, d);
-		if (*ki >= nkeys) {
-			vreport(v, "key table: no entry for the keyed record at offset %" PRId64,
-				off);
-			rc = 1;
-		} else if (keys[*ki].offset != off) {
-			vreport(v,
-				"key table entry %zu: offset %" PRId64
-				", the keyed record there is at %" PRId64,
-				*ki, keys[*ki].offset, off);
-			rc = 1;
-		} else if (keys[*ki].digest[0] != d[0] || keys[*ki].digest[1] != d[1]) {
-			vreport(v,
-				"key table entry %zu: digest is not its record's key's (offset %" PRId64
-				")",
-				*ki, off);
-			rc = 1;
+		if (recs->n == recs->cap) {
+			size_t cap = recs->cap ? recs->cap * 2 : 1024;
+			struct segment_key *nv = realloc(recs->v, cap * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			recs->v = nv;
+			recs->cap = cap;
 		}
-		if (rc)
-			break;
-		(*ki)++;
+		struct segment_key *k = &recs->v[recs->n++];
+		segment_key_digest(r.key, (size_t)r.key_len, k->digest);
+		k->offset = it.hdr.base_offset + r.offset_delta;
 	}
 	batch_iter_fini(&it);
 	if (rc == -ENOMEM)
@@ -1105,6 +1150,41 @@ static int keys_check(struct vctx *v, const uint8_t *batch, size_t len,
 	return rc ? 1 : 0;
 }
 
+/* The table the records make (each key once, at its last offset, by
+ * digest) against the file's. */
+static void keys_compare(struct vctx *v, struct keyrecs *recs, const struct segment_key *keys,
+			 size_t nkeys)
+{
+	size_t n = 0;
+
+	if (recs->n > 1)
+		qsort(recs->v, recs->n, sizeof(*recs->v), key_cmp);
+	for (size_t i = 0; i < recs->n; i++) {
+		/* sorted by digest, then offset: the last of a run is newest */
+		if (i + 1 < recs->n && recs->v[i + 1].digest[0] == recs->v[i].digest[0] &&
+		    recs->v[i + 1].digest[1] == recs->v[i].digest[1])
+			continue;
+		recs->v[n++] = recs->v[i];
+	}
+	for (size_t i = 0; i < n && i < nkeys; i++) {
+		if (keys[i].digest[0] != recs->v[i].digest[0] ||
+		    keys[i].digest[1] != recs->v[i].digest[1]) {
+			vreport(v, "key table entry %zu: digest is not the records' key's there",
+				i);
+			return;
+		}
+		if (keys[i].offset != recs->v[i].offset) {
+			vreport(v,
+				"key table entry %zu: offset %" PRId64
+				", the newest record of its key is at %" PRId64,
+				i, keys[i].offset, recs->v[i].offset);
+			return;
+		}
+	}
+	if (n != nkeys)
+		vreport(v, "key table: %zu entries, the records hold %zu keys", nkeys, n);
+}
+
 int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
 		   void *arg)
 {
@@ -1112,7 +1192,8 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 	struct segment_index_entry *idx = NULL;
 	struct segment_key *keys = NULL;
 	struct trailer tr;
-	size_t n = 0, ei = 0, nkeys = 0, ki = 0;
+	size_t n = 0, ei = 0, nkeys = 0;
+	struct keyrecs recs = { 0 };
 	bool check_keys = false;
 	uint8_t *data = NULL;
 	int fd = -1, rc;
@@ -1174,7 +1255,7 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			break;
 		}
 		if (check_keys) {
-			rc = keys_check(&v, data + pos, len, keys, nkeys, &ki);
+			rc = keys_collect(&v, data + pos, len, &recs);
 			if (rc == -ENOMEM)
 				goto out;
 			check_keys = rc == 0;
@@ -1216,10 +1297,11 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			vreport(&v, "last index entry: wrong max timestamp");
 		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end)
 			vreport(&v, "trailer disagrees with the batches");
-		if (check_keys && ki != nkeys)
-			vreport(&v, "key table: %zu entries for no keyed record", nkeys - ki);
+		if (check_keys)
+			keys_compare(&v, &recs, keys, nkeys);
 	}
 out:
+	free(recs.v);
 	free(keys);
 	free(data);
 	free(idx);

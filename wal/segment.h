@@ -82,24 +82,28 @@
  *   the run, the position it had when it was appended.
  *
  * Key table (version 2), at the key table position (trailer), right after
- * the index entries, key count entries of 24 bytes, one for every record
- * of the segment whose key is not null (keyLength >= 0, an empty key
- * included), in the order the records sit in the batches (so by offset,
- * strictly increasing):
+ * the index entries, key count entries of 24 bytes: one for every distinct
+ * key among the segment's records whose key is not null (keyLength >= 0,
+ * the empty key included), holding the offset of the segment's newest
+ * record with that key, sorted by digest (word 0, then word 1; digests
+ * are distinct):
  *
  *     0    8 digest word 0 (u64): lane A of the key digest (below)
  *     8    8 digest word 1 (u64): lane B of the key digest
- *    16    8 offset (i64) of the record
+ *    16    8 offset (i64) of the segment's last record with that key
  *
- *   It lets compaction build its offset map (compact.c) from 24 bytes a
- *   keyed record instead of decompressing and decoding every batch.
- *   Offset order, not digest order: the writer appends entries as the
- *   batches come (no sort, no second buffer), verify checks the table in
- *   step with the records it decodes, and compaction puts every entry of
- *   every cleanable segment into one hash map anyway, so a per-segment
- *   digest order would buy it nothing. A record without a key has no
- *   entry (it is never superseded). No tombstone flag: compaction's
- *   rewrite decodes every kept record and sees its null value there.
+ *   It lets compaction build its offset map (compact.c: key -> newest
+ *   offset) from 24 bytes a key of each segment instead of decompressing
+ *   and decoding every batch: the newest offset of a key over several
+ *   segments is the largest of their entries for it. One entry a key,
+ *   not a record: a record superseded inside its own segment never
+ *   counts for the map, and a log of few keys written many times (what
+ *   compaction is for) gets a table of a few entries, not one as large
+ *   as its compressed records. By digest: the order the writer can sort
+ *   its entries into and a reader can check (and binary-search) without
+ *   the records. A record without a key has no entry (it is never
+ *   superseded). No tombstone flag: compaction's rewrite decodes every
+ *   kept record and sees its null value there.
  *
  *   Key digest (segment_key_digest), 128 bits, two 64-bit lanes over the
  *   key bytes k[0, n). With fmix(x) = x ^= x >> 33, x *= 0xff51afd7ed558ccd,
@@ -157,12 +161,12 @@
  *   4. (verify) the batches fill [64, data_end) exactly, each one parses
  *      and its CRC matches, every span CRC matches, they are in offset order, their count is the
  *      trailer's, and the index agrees with them entry for entry; (version
- *      2) the key table's CRC matches and it holds exactly one entry for
- *      each record with a key, in record order, with that record's offset
- *      and its key's digest.
+ *      2) the key table's CRC matches and it is exactly the table the
+ *      records make: one entry for each distinct non-null key, its digest
+ *      and the offset of the last record with it, by digest.
  * Opening a segment checks 1-3 (a truncated or torn file fails them);
  * `chronik verify` checks 4 too; segment_read_keys checks the key table's
- * CRC and order when it reads it. A segment is only read once the registry
+ * CRC, its order and its offsets' range when it reads it. A segment is only read once the registry
  * (registry.h) lists it, and it is listed only after it was fsynced.
  *
  * VERSION POLICY: a new layout takes a new version; a reader that does not
@@ -257,7 +261,8 @@ int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, 
  * Batches must come in offset order. */
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records);
-/* (The writer decodes each batch it is given, for the key table.) */
+/* (The writer decodes each batch it is given, for the key table; after a
+ * failed add the writer is fit only for _abort.) */
 /* Write index, key table and trailer, fsync, close; *meta describes the segment. The
  * writer is freed whatever the result (on failure the file is removed). */
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);
