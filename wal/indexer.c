@@ -539,7 +539,9 @@ static int pending_flush(struct pending *pd, struct segment_writer *w, enum batc
 			pd->raw_pos += raw;
 		}
 	} else {
-		rc = segment_writer_add(w, out, out_len, pd->raw_pos, pd->raw_len, pd->records);
+		/* the keys from the uncompressed batches it was made of */
+		rc = segment_writer_add_from(w, out, out_len, pd->raw_pos, pd->raw_len,
+					     pd->records, pd->b, pd->len, pd->n);
 		free(out);
 		if (rc)
 			return rc;
@@ -570,7 +572,10 @@ static int split_add(struct segment_writer *w, const uint8_t *b, size_t len, uin
 		return segment_writer_add(w, b, len, raw, rlen, records);
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = segment_writer_add(w, pc[i].b, pc[i].len, raw, pc[i].raw_len, pc[i].records);
+		/* the keys from the uncompressed batch they are pieces of,
+		 * with the first */
+		rc = segment_writer_add_from(w, pc[i].b, pc[i].len, raw, pc[i].raw_len,
+					     pc[i].records, &b, &len, i == 0);
 		raw += pc[i].raw_len;
 	}
 	recode_pieces_free(pc, n);

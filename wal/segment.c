@@ -378,12 +378,13 @@ static int writer_keys(struct segment_writer *w, const uint8_t *batch, size_t le
 	int rc = batch_iter_init_with(&it, batch, len, &w->scratch);
 
 	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		int64_t off = it.hdr.base_offset + r.offset_delta;
 		rc = 0;
 		if (r.key_len < 0)
 			continue;
 		uint64_t d[2];
 		segment_key_digest(r.key, (size_t)r.key_len, d);
-		rc = writer_key_put(w, d, it.hdr.base_offset + r.offset_delta);
+		rc = writer_key_put(w, d, off);
 	}
 	batch_iter_fini(&it);
 	return rc;
@@ -392,6 +393,13 @@ static int writer_keys(struct segment_writer *w, const uint8_t *batch, size_t le
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records)
 {
+	return segment_writer_add_from(w, batch, len, raw_pos, raw_len, records, &batch, &len, 1);
+}
+
+int segment_writer_add_from(struct segment_writer *w, const uint8_t *batch, size_t len,
+			    uint64_t raw_pos, uint64_t raw_len, uint32_t records,
+			    const uint8_t *const *src, const size_t *src_lens, size_t nsrc)
+{
 	struct batch_header bh;
 	int rc = batch_header_parse(batch, len, &bh);
 
@@ -399,8 +407,8 @@ int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t le
 		return rc;
 	if (bh.base_offset < w->next_offset || w->pos + len > SEGMENT_MAX_BYTES / 2)
 		return -EINVAL;
-	if (w->version >= 2) {
-		rc = writer_keys(w, batch, len);
+	for (size_t i = 0; w->version >= 2 && i < nsrc; i++) {
+		rc = writer_keys(w, src[i], src_lens[i]);
 		if (rc)
 			return rc;
 	}

@@ -263,6 +263,16 @@ int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t le
 		       uint64_t raw_len, uint32_t records);
 /* (The writer decodes each batch it is given, for the key table; after a
  * failed add the writer is fit only for _abort.) */
+/* segment_writer_add, with the key table's keys taken from the records of
+ * the batches src[0, nsrc) (src_lens their lengths) instead of the
+ * batch's: the same records in an encoding cheaper to decode (the
+ * uncompressed batches the indexer re-encoded it from). The records of
+ * src must be this batch's, or this batch's and those of the batches
+ * added right after it with nsrc 0 (the pieces of one split batch: the
+ * source goes with the first). */
+int segment_writer_add_from(struct segment_writer *w, const uint8_t *batch, size_t len,
+			    uint64_t raw_pos, uint64_t raw_len, uint32_t records,
+			    const uint8_t *const *src, const size_t *src_lens, size_t nsrc);
 /* Write index, key table and trailer, fsync, close; *meta describes the segment. The
  * writer is freed whatever the result (on failure the file is removed). */
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);

@@ -718,6 +718,46 @@ static void test_remote(const char *root)
 	engine_close(e);
 }
 
+/* One append larger than SEGMENT_SPLIT_BYTES: the indexer splits it into
+ * lz4 pieces and takes the key table's keys from the uncompressed batch
+ * (segment_writer_add_from); the tables still match the records. */
+static void test_split(const char *root)
+{
+	char dir[4200];
+	struct engine_options o;
+	struct engine *e = open_fresh_or_bail(root, "split", 0, &o, dir, sizeof(dir));
+	struct partition *p = topic_or_bail(e, "k", CONFIG);
+	static struct record_in r[4000];
+	static char keys[4000][16], bigvals[4000][128];
+	struct seg_list l;
+	uint32_t version;
+	size_t nkeys, total = 0;
+	int good = 0;
+	int64_t base;
+
+	for (int i = 0; i < 4000; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "big-%d", i % 700);
+		snprintf(bigvals[i], sizeof(bigvals[i]), "%04d-%0100d", i, i);
+		r[i] = (struct record_in){ .timestamp = T0 + i,
+					   .key = keys[i],
+					   .key_len = i % 9 == 0 ? -1 : (int32_t)strlen(keys[i]),
+					   .value = bigvals[i],
+					   .value_len = (int32_t)strlen(bigvals[i]) };
+	}
+	ok(engine_append_records(p, r, 4000, &base) == 0 && engine_index_now(e) == 0,
+	   "4000 keyed records (%d KiB) in one append, indexed", 4000 * 106 / 1024);
+	seg_files(dir, p, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		good += table_matches(l.path[i], &version, &nkeys) && version == 2;
+		total += nkeys;
+	}
+	ok(l.n >= 1 && good == (int)l.n && total == 700,
+	   "split into lz4 pieces, the key table matches: %zu entries in %zu segments", total, l.n);
+	ok(engine_verify(e, verify_problem, NULL) == 0, "verify clean");
+	engine_partition_unref(p);
+	engine_close(e);
+}
+
 int main(int argc, char **argv)
 {
 	char *root = tmpdir_new("keyidx");
@@ -726,6 +766,7 @@ int main(int argc, char **argv)
 	test_mixed(root);
 	test_corrupt(root);
 	test_remote(root);
+	test_split(root);
 	tmpdir_free(root);
 	return tap_exit();
 }
