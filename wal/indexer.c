@@ -540,8 +540,8 @@ static int pending_flush(struct pending *pd, struct segment_writer *w, enum batc
 		}
 	} else {
 		/* the keys from the uncompressed batches it was made of */
-		rc = segment_writer_add_from(w, out, out_len, pd->raw_pos, pd->raw_len,
-					     pd->records, pd->b, pd->len, pd->n);
+		rc = segment_writer_add_from(w, out, out_len, pd->raw_pos, pd->raw_len, pd->records,
+					     pd->b, pd->len, pd->n);
 		free(out);
 		if (rc)
 			return rc;
