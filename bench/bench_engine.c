@@ -52,7 +52,9 @@
  *   chronik-bench-engine compact DIR
  *       Opens DIR, indexes what its WAL holds (engine_index_now), then times
  *       engine_partition_compact of every partition of --topic and reports
- *       what it read and kept (segment bytes and records, summed).
+ *       what it read and kept (segment bytes and records, summed), and how
+ *       the offset map was built: map_keys_read key table entries read,
+ *       map_records_decoded records decoded (segments without a table).
  *   chronik-bench-engine recover DIR
  *       Opens an empty engine in DIR.empty (the fixed cost), then times
  *       engine_open(DIR) (seconds, and cpu_seconds: user + system of every
@@ -584,11 +586,14 @@ static int cmd_compact(const struct bench_opts *o)
 		sum.records_out += r.records_out;
 		sum.bytes_in += r.bytes_in;
 		sum.bytes_out += r.bytes_out;
+		sum.map_keys_read += r.map_keys_read;
+		sum.map_records_decoded += r.map_records_decoded;
 	}
 	printf("seconds=%.6f segments_in=%" PRIu64 " segments_out=%" PRIu64 " records_in=%" PRIu64
-	       " records_out=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 "\n",
+	       " records_out=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
+	       " map_keys_read=%" PRIu64 " map_records_decoded=%" PRIu64 "\n",
 	       secs, sum.segments_in, sum.segments_out, sum.records_in, sum.records_out,
-	       sum.bytes_in, sum.bytes_out);
+	       sum.bytes_in, sum.bytes_out, sum.map_keys_read, sum.map_records_decoded);
 	rc = engine_close(e);
 	if (rc)
 		die("engine_close", rc);

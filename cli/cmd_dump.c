@@ -1,4 +1,4 @@
-/* cmd_dump.c - chronik dump [--records] FILE: the frames of a WAL file, one
+/* cmd_dump.c - chronik dump [--records] [--keys] FILE: the frames of a WAL file, one
  * line each, in the spirit of kafka-dump-log:
  *
  *   position: 32 version: 2 topic_id: 1 partition: 0 base_offset: 0
@@ -16,8 +16,14 @@
  *   position: 64 base_offset: 0 last_offset: 999 count: 1000 codec: lz4
  *   max_timestamp: ... length: 4242 crc: 0x... status: valid
  *
- * and then "batches: N records: M", and the problems segment_verify finds
- * (exit status 1 when there are any).
+ * and then "batches: N records: M", then "version: V keys: K" (K the key
+ * table's entries; "version: 1 keys: none" for a version 1 segment), with
+ * --keys followed by one line per key table entry:
+ *
+ *   key: 0 offset: 17 digest: 3f2a...(32 hex digits, word 0 then word 1)
+ *
+ * and the problems segment_verify finds (exit status 1 when there are
+ * any). --keys on a WAL file is ignored (it has no key table).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,6 +40,7 @@
 
 struct dump_state {
 	bool records;
+	bool keys;
 	uint64_t frames;
 	uint64_t nrecords;
 	int err; /* first error while printing records */
@@ -205,6 +212,23 @@ static int dump_segment(const char *path, struct dump_state *s)
 	int rc = segment_file_walk(path, dump_seg_batch, s);
 	printf("batches: %" PRIu64 " records: %" PRIu64 "\n", s->frames, s->nrecords);
 	if (rc == 0) {
+		struct segment_key *keys = NULL;
+		uint32_t version = 0;
+		size_t n = 0;
+		int krc = segment_file_keys(path, &version, &keys, &n);
+		if (krc == 0 && version < 2)
+			printf("version: %" PRIu32 " keys: none\n", version);
+		else if (krc == 0)
+			printf("version: %" PRIu32 " keys: %zu\n", version, n);
+		else
+			printf("key table: unreadable (%s)\n", chronik_strerror(krc));
+		for (size_t i = 0; s->keys && i < n; i++)
+			printf("key: %zu offset: %" PRId64 " digest: %016" PRIx64 "%016" PRIx64
+			       "\n",
+			       i, keys[i].offset, keys[i].digest[0], keys[i].digest[1]);
+		free(keys);
+	}
+	if (rc == 0) {
 		int problems = segment_verify(path, NULL, dump_seg_problem, NULL);
 		if (problems > 0)
 			rc = CHRONIK_ECORRUPT;
@@ -223,6 +247,11 @@ int cmd_dump(struct cli *c, int argc, char **argv)
 	for (int i = 0; i < argc;) {
 		if (!strcmp(argv[i], "--records") || !strcmp(argv[i], "--print-data-log")) {
 			s.records = true;
+			i++;
+			continue;
+		}
+		if (!strcmp(argv[i], "--keys")) {
+			s.keys = true;
 			i++;
 			continue;
 		}

@@ -9,8 +9,20 @@
  * POLICY (per topic, its config; Kafka's names where Kafka has one):
  *   cleanup.policy "compact": key-based. A first pass over the cleanable
  *       segments builds the offset map: key -> offset of its last record
- *       there (Kafka's LogCleaner; here the map holds the key bytes, so
- *       two keys never share an entry). A second pass keeps a record when
+ *       there (Kafka's LogCleaner). It reads each segment's key table
+ *       (segment.h: each key of the segment once, a 128-bit digest and
+ *       the offset of its newest record there; the largest over the
+ *       segments is the newest), so that no batch is decompressed or
+ *       decoded for it; a
+ *       segment without one (version 1, a remote segment, whose cache
+ *       file need not hold the table, or a table failing its CRC) has its
+ *       records decoded as before. The map is keyed by the digest, 24
+ *       bytes a key whatever its length (it held the key bytes before):
+ *       two keys with one digest count as one key (segment.h,
+ *       "COLLISIONS": below 2^-89 for a million keys; Kafka's cleaner
+ *       takes the same risk with MD5). engine_compact_result counts the
+ *       key table entries read and the records decoded for the map. A
+ *       second pass keeps a record when
  *       it has no key (a record without a key cannot be superseded), or
  *       when it is the record the map names for its key. A newer record of
  *       the key in the newest segment or the WAL does not count: the map
@@ -264,36 +276,25 @@ static void policy_parse(const char *config_json, struct compact_policy *pol)
 
 /* ---- the offset map ------------------------------------------------------ */
 
+/* Key digest (segment_key_digest) -> the highest offset seen with it; 24
+ * bytes a key, whatever the key's length. Open addressing, linear
+ * probing on digest word 0. */
 struct map_slot {
-	uint64_t hash; /* 0 = empty */
-	int64_t offset;
-	size_t key_at; /* into keys */
-	int32_t key_len;
+	uint64_t d[2];
+	int64_t offset1; /* offset + 1; 0 = empty */
 };
 
 struct offset_map {
 	struct map_slot *slots;
 	size_t cap, n; /* cap a power of two */
-	uint8_t *keys;
-	size_t keys_len, keys_cap;
 };
 
-static uint64_t key_hash(const uint8_t *k, int32_t len)
+static struct map_slot *map_find(struct offset_map *m, const uint64_t d[2])
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (int32_t i = 0; i < len; i++)
-		h = (h ^ k[i]) * 1099511628211ull;
-	return h ? h : 1;
-}
-
-static struct map_slot *map_find(struct offset_map *m, const uint8_t *k, int32_t len, uint64_t h)
-{
-	size_t i = h & (m->cap - 1);
+	size_t i = d[0] & (m->cap - 1);
 	for (;; i = (i + 1) & (m->cap - 1)) {
 		struct map_slot *s = &m->slots[i];
-		if (s->hash == 0)
-			return s;
-		if (s->hash == h && s->key_len == len && memcmp(m->keys + s->key_at, k, len) == 0)
+		if (s->offset1 == 0 || (s->d[0] == d[0] && s->d[1] == d[1]))
 			return s;
 	}
 }
@@ -308,10 +309,10 @@ static int map_grow(struct offset_map *m)
 	m->slots = v;
 	m->cap = cap;
 	for (size_t i = 0; i < ocap; i++) {
-		if (old[i].hash == 0)
+		if (old[i].offset1 == 0)
 			continue;
-		size_t j = old[i].hash & (cap - 1);
-		while (v[j].hash)
+		size_t j = old[i].d[0] & (cap - 1);
+		while (v[j].offset1)
 			j = (j + 1) & (cap - 1);
 		v[j] = old[i];
 	}
@@ -319,9 +320,8 @@ static int map_grow(struct offset_map *m)
 	return 0;
 }
 
-static int map_put(struct offset_map *m, const uint8_t *k, int32_t len, int64_t offset)
+static int map_put(struct offset_map *m, const uint64_t d[2], int64_t offset)
 {
-	uint64_t h = key_hash(k, len);
 	struct map_slot *s;
 
 	if ((m->n + 1) * 4 > m->cap * 3) {
@@ -329,42 +329,75 @@ static int map_put(struct offset_map *m, const uint8_t *k, int32_t len, int64_t 
 		if (rc)
 			return rc;
 	}
-	s = map_find(m, k, len, h);
-	if (s->hash == 0) {
-		if (m->keys_len + (size_t)len > m->keys_cap) {
-			size_t cap = m->keys_cap ? m->keys_cap : 4096;
-			while (cap < m->keys_len + (size_t)len)
-				cap *= 2;
-			uint8_t *v = realloc(m->keys, cap);
-			if (!v)
-				return -ENOMEM;
-			m->keys = v;
-			m->keys_cap = cap;
-		}
-		if (len)
-			memcpy(m->keys + m->keys_len, k, (size_t)len);
-		s->hash = h;
-		s->key_at = m->keys_len;
-		s->key_len = len;
-		m->keys_len += (size_t)len;
+	s = map_find(m, d);
+	if (s->offset1 == 0) {
+		s->d[0] = d[0];
+		s->d[1] = d[1];
 		m->n++;
 	}
-	s->offset = offset;
+	if (offset + 1 > s->offset1)
+		s->offset1 = offset + 1;
 	return 0;
 }
 
 static int64_t map_get(struct offset_map *m, const uint8_t *k, int32_t len)
 {
+	uint64_t d[2];
+
 	if (!m->cap)
 		return -1;
-	struct map_slot *s = map_find(m, k, len, key_hash(k, len));
-	return s->hash ? s->offset : -1;
+	segment_key_digest(k, (size_t)len, d);
+	return map_find(m, d)->offset1 - 1;
 }
 
 static void map_fini(struct offset_map *m)
 {
 	free(m->slots);
-	free(m->keys);
+}
+
+/* Pass 1 over one cleanable segment: its key table when it has one, else
+ * (version 1, remote, or a table that fails its CRC) its records decoded
+ * through a cursor. */
+static int map_segment(struct partition *p, struct segment *s, struct offset_map *map,
+		       struct engine_compact_result *res)
+{
+	const struct segment_meta *m = segment_meta_get(s);
+	struct segment_key *keys = NULL;
+	struct engine_cursor *c = NULL;
+	struct engine_record r;
+	size_t n = 0;
+	int rc = segment_read_begin(s);
+
+	if (rc == 0) {
+		rc = segment_read_keys(s, &keys, &n);
+		segment_read_end(s);
+		if (rc == CHRONIK_ECORRUPT) {
+			log_msg(LOG_LVL_WARN, "compact", "%s: key table: %s; decoding its batches",
+				segment_path(s), chronik_strerror(rc));
+			rc = 1;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = map_put(map, keys[i].digest, keys[i].offset);
+		free(keys);
+		res->map_keys_read += n;
+		return rc;
+	}
+	rc = engine_cursor_open(p, m->base_offset, &c);
+	while (rc == 0 && (rc = engine_cursor_next(c, &r)) == 1 && r.offset <= m->last_offset) {
+		res->map_records_decoded++;
+		rc = 0;
+		if (r.key_len >= 0) {
+			uint64_t d[2];
+			segment_key_digest(r.key, (size_t)r.key_len, d);
+			rc = map_put(map, d, r.offset);
+		}
+	}
+	engine_cursor_close(c);
+	return rc > 0 ? 0 : rc;
 }
 
 /* ---- custom filters -------------------------------------------------------- */
@@ -696,19 +729,12 @@ static int compact_partition(struct engine *e, struct partition *p,
 	first = segment_meta_get(in[0])->base_offset;
 	last = segment_meta_get(in[k - 1])->last_offset;
 
-	/* Pass 1: the offset map. */
-	if (pol->key) {
-		rc = engine_cursor_open(p, first, &c);
-		while (rc == 0 && (rc = engine_cursor_next(c, &r)) == 1 && r.offset <= last) {
-			rc = r.key_len >= 0 ? map_put(&map, r.key, r.key_len, r.offset) : 0;
-		}
-		if (rc > 0)
-			rc = 0;
-		engine_cursor_close(c);
-		c = NULL;
-		if (rc)
-			goto swap;
-	}
+	/* Pass 1: the offset map, from the key tables (segment.h) of the
+	 * segments that have one. */
+	for (size_t i = 0; pol->key && i < k && rc == 0; i++)
+		rc = map_segment(p, in[i], &map, res);
+	if (rc)
+		goto swap;
 
 	/* Pass 2: the kept records, group by group. */
 	warm_dir(e, p->topic_id, p->index, dir, sizeof(dir));

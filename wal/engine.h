@@ -274,6 +274,9 @@ struct engine_compact_result {
 	uint64_t segments_in, segments_out; /* segments rewritten, written */
 	uint64_t records_in, records_out; /* records read, kept */
 	uint64_t bytes_in, bytes_out; /* segment file bytes before, after */
+	/* The offset map's pass (key compaction): key table entries read,
+	 * records decoded from segments without a key table (compact.c). */
+	uint64_t map_keys_read, map_records_decoded;
 };
 /* Compact the partition now by its topic's cleanup.policy and configs
  * (wal/compact.c states the policy): every registered segment but the

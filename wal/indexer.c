@@ -69,9 +69,10 @@
  * seg_bytes_bound of them stays within it, and at least one. The bound: a
  * V2 frame's batch as it is (re-encoding never grows it), a V1 frame's
  * twice its length plus a batch header (it is rebuilt as a batch), plus
- * the header, trailer and one index entry per SEGMENT_INDEX_INTERVAL bytes
+ * the header, trailer, one index entry per SEGMENT_INDEX_INTERVAL bytes
  * (at most one a batch: one file's frames of a partition are dense in
- * offsets and raw positions). Each run is indexed as steps 2 and 3 say, so
+ * offsets and raw positions) and one key table entry per record (as if
+ * every record had a key). Each run is indexed as steps 2 and 3 say, so
  * a crash between two of them leaves the first registered, as a crash
  * between two partitions does.
  *
@@ -544,7 +545,9 @@ static int pending_flush(struct pending *pd, struct segment_writer *w, enum batc
 			pd->raw_pos += raw;
 		}
 	} else {
-		rc = segment_writer_add(w, out, out_len, pd->raw_pos, pd->raw_len, pd->records);
+		/* the keys from the uncompressed batches it was made of */
+		rc = segment_writer_add_from(w, out, out_len, pd->raw_pos, pd->raw_len, pd->records,
+					     pd->b, pd->len, pd->n);
 		free(out);
 		if (rc)
 			return rc;
@@ -575,7 +578,10 @@ static int split_add(struct segment_writer *w, const uint8_t *b, size_t len, uin
 		return segment_writer_add(w, b, len, raw, rlen, records);
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = segment_writer_add(w, pc[i].b, pc[i].len, raw, pc[i].raw_len, pc[i].records);
+		/* the keys from the uncompressed batch they are pieces of,
+		 * with the first */
+		rc = segment_writer_add_from(w, pc[i].b, pc[i].len, raw, pc[i].raw_len,
+					     pc[i].records, &b, &len, i == 0);
 		raw += pc[i].raw_len;
 	}
 	recode_pieces_free(pc, n);
@@ -862,15 +868,21 @@ static uint64_t frame_batch_bound(const struct ifr *f)
 				 2 * (uint64_t)f->len + BATCH_HEADER_SIZE;
 }
 
-/* The most a segment file of n frames whose batches weigh at most data
- * bytes can weigh (SEGMENT CUT). */
-static uint64_t seg_bytes_bound(uint64_t data, size_t n)
+/* The records of a frame: the key table entries it may take. */
+static uint64_t frame_records(const struct ifr *f)
+{
+	return (uint64_t)(f->last_offset - f->base_offset + 1);
+}
+
+/* The most a segment file of n frames holding records records whose
+ * batches weigh at most data bytes can weigh (SEGMENT CUT). */
+static uint64_t seg_bytes_bound(uint64_t data, size_t n, uint64_t records)
 {
 	uint64_t entries = 1 + data / SEGMENT_INDEX_INTERVAL;
 	if (entries > n)
 		entries = n;
 	return SEGMENT_HEADER_SIZE + data + entries * SEGMENT_INDEX_ENTRY_SIZE +
-	       SEGMENT_TRAILER_SIZE;
+	       records * SEGMENT_KEY_ENTRY_SIZE + SEGMENT_TRAILER_V2_SIZE;
 }
 
 /* Index p's frames fr[0, n) of file seq: one segment, or under
@@ -897,11 +909,14 @@ static int index_partition_cut(struct engine *e, struct partition *p, uint64_t s
 		rc = index_partition(e, p, seq, map, fr, i, codec, serial);
 	while (rc == 0 && i < n) {
 		size_t j = i + 1;
-		uint64_t data = frame_batch_bound(&fr[i]);
-		while (j < n && seg_bytes_bound(data + frame_batch_bound(&fr[j]), j + 1 - i) <= cut)
+		uint64_t data = frame_batch_bound(&fr[i]), recs = frame_records(&fr[i]);
+		while (j < n && seg_bytes_bound(data + frame_batch_bound(&fr[j]), j + 1 - i,
+						recs + frame_records(&fr[j])) <= cut) {
+			recs += frame_records(&fr[j]);
 			data += frame_batch_bound(&fr[j++]);
+		}
 		pthread_mutex_lock(serial);
-		rc = retention_make_room(e, p, limit, seg_bytes_bound(data, j - i));
+		rc = retention_make_room(e, p, limit, seg_bytes_bound(data, j - i, recs));
 		pthread_mutex_unlock(serial);
 		if (rc == 0)
 			rc = index_partition(e, p, seq, map, fr + i, j - i, codec, serial);

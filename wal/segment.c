@@ -27,12 +27,90 @@
 
 /* ---- encoding helpers ------------------------------------------------------ */
 
-static void header_encode(uint8_t h[SEGMENT_HEADER_SIZE], uint32_t topic_id, int32_t partition,
-			  int64_t base_offset, uint64_t wal_seq)
+/* ---- the key digest (segment.h, "Key digest") ------------------------------ */
+
+static inline uint64_t fmix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static inline uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+#define LANE_A_SEED 0x9e3779b97f4a7c15ull
+#define LANE_A_MUL 0xbf58476d1ce4e5b9ull
+#define LANE_B_SEED 0xd6e8feb86659fd93ull
+#define LANE_B_MUL 0x94d049bb133111ebull
+
+void segment_key_digest(const void *key, size_t len, uint64_t digest[2])
+{
+	const uint8_t *k = key;
+	uint64_t a = LANE_A_SEED, b = LANE_B_SEED;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w = get_le64(k + i);
+		a = rotl((a ^ fmix(w ^ LANE_A_SEED)) * LANE_A_MUL, 29);
+		b = rotl((b ^ fmix(w ^ LANE_B_SEED)) * LANE_B_MUL, 29);
+	}
+	if (i < len) {
+		uint8_t tail[8] = { 0 };
+		memcpy(tail, k + i, len - i);
+		uint64_t w = get_le64(tail);
+		a = rotl((a ^ fmix(w ^ LANE_A_SEED)) * LANE_A_MUL, 29);
+		b = rotl((b ^ fmix(w ^ LANE_B_SEED)) * LANE_B_MUL, 29);
+	}
+	digest[0] = fmix(a ^ (uint64_t)len);
+	digest[1] = fmix(b ^ (uint64_t)len);
+}
+
+static void key_encode(uint8_t *p, const struct segment_key *k)
+{
+	put_le64(p, k->digest[0]);
+	put_le64(p + 8, k->digest[1]);
+	put_le64(p + 16, (uint64_t)k->offset);
+}
+
+static void key_decode(const uint8_t *p, struct segment_key *k)
+{
+	k->digest[0] = get_le64(p);
+	k->digest[1] = get_le64(p + 8);
+	k->offset = (int64_t)get_le64(p + 16);
+}
+
+/* Key table order: by digest word 0, then word 1. */
+static int key_cmp(const void *a, const void *b)
+{
+	const struct segment_key *x = a, *y = b;
+	if (x->digest[0] != y->digest[0])
+		return x->digest[0] < y->digest[0] ? -1 : 1;
+	if (x->digest[1] != y->digest[1])
+		return x->digest[1] < y->digest[1] ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static _Atomic uint32_t write_version = SEGMENT_VERSION;
+
+int segment_write_version(uint32_t version)
+{
+	if (version != 1 && version != SEGMENT_VERSION)
+		return -EINVAL;
+	return (int)atomic_exchange(&write_version, version);
+}
+
+static void header_encode(uint8_t h[SEGMENT_HEADER_SIZE], uint32_t version, uint32_t topic_id,
+			  int32_t partition, int64_t base_offset, uint64_t wal_seq)
 {
 	memset(h, 0, SEGMENT_HEADER_SIZE);
 	memcpy(h, SEGMENT_MAGIC, 8);
-	put_le32(h + 8, SEGMENT_VERSION);
+	put_le32(h + 8, version);
 	put_le32(h + 12, topic_id);
 	put_le32(h + 16, (uint32_t)partition);
 	put_le64(h + 24, (uint64_t)base_offset);
@@ -44,12 +122,18 @@ static int header_check(const uint8_t h[SEGMENT_HEADER_SIZE])
 {
 	if (memcmp(h, SEGMENT_MAGIC, 8) != 0 || get_le32(h + 60) != crc32c(0, h, 60))
 		return CHRONIK_ECORRUPT;
-	if (get_le32(h + 8) != SEGMENT_VERSION)
+	if (get_le32(h + 8) != 1 && get_le32(h + 8) != 2)
 		return CHRONIK_EVERSION;
 	return 0;
 }
 
+static size_t trailer_size(uint32_t version)
+{
+	return version == 1 ? SEGMENT_TRAILER_SIZE : SEGMENT_TRAILER_V2_SIZE;
+}
+
 struct trailer {
+	uint32_t version; /* from the header */
 	uint64_t data_end;
 	uint32_t entries;
 	uint32_t batches;
@@ -58,11 +142,15 @@ struct trailer {
 	int64_t min_timestamp;
 	int64_t max_timestamp;
 	uint32_t index_crc;
+	uint32_t keys; /* version 2 */
+	uint64_t key_pos;
+	uint32_t key_crc;
 };
 
-static void trailer_encode(uint8_t t[SEGMENT_TRAILER_SIZE], const struct trailer *tr)
+/* t holds trailer_size(tr->version) bytes. */
+static void trailer_encode(uint8_t *t, const struct trailer *tr)
 {
-	memset(t, 0, SEGMENT_TRAILER_SIZE);
+	memset(t, 0, trailer_size(tr->version));
 	memcpy(t, SEGMENT_TRAILER_MAGIC, 8);
 	put_le64(t + 8, tr->data_end);
 	put_le32(t + 16, tr->entries);
@@ -72,14 +160,26 @@ static void trailer_encode(uint8_t t[SEGMENT_TRAILER_SIZE], const struct trailer
 	put_le64(t + 40, (uint64_t)tr->min_timestamp);
 	put_le64(t + 48, (uint64_t)tr->max_timestamp);
 	put_le32(t + 56, tr->index_crc);
-	put_le32(t + 60, crc32c(0, t, 60));
+	if (tr->version == 1) {
+		put_le32(t + 60, crc32c(0, t, 60));
+		return;
+	}
+	put_le32(t + 60, tr->keys);
+	put_le64(t + 64, tr->key_pos);
+	put_le32(t + 72, tr->key_crc);
+	put_le32(t + 76, crc32c(0, t, 76));
 }
 
-static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_size,
+/* t holds trailer_size(version) bytes, the end of a file of file_size. */
+static int trailer_decode(const uint8_t *t, uint32_t version, uint64_t file_size,
 			  struct trailer *tr)
 {
-	if (memcmp(t, SEGMENT_TRAILER_MAGIC, 8) != 0 || get_le32(t + 60) != crc32c(0, t, 60))
+	size_t tsize = trailer_size(version);
+
+	if (memcmp(t, SEGMENT_TRAILER_MAGIC, 8) != 0 ||
+	    get_le32(t + tsize - 4) != crc32c(0, t, tsize - 4))
 		return CHRONIK_ECORRUPT;
+	tr->version = version;
 	tr->data_end = get_le64(t + 8);
 	tr->entries = get_le32(t + 16);
 	tr->batches = get_le32(t + 20);
@@ -88,10 +188,17 @@ static int trailer_decode(const uint8_t t[SEGMENT_TRAILER_SIZE], uint64_t file_s
 	tr->min_timestamp = (int64_t)get_le64(t + 40);
 	tr->max_timestamp = (int64_t)get_le64(t + 48);
 	tr->index_crc = get_le32(t + 56);
-	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->entries == 0 ||
-	    tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE +
-			    SEGMENT_TRAILER_SIZE !=
-		    file_size)
+	tr->keys = 0;
+	tr->key_pos = tr->data_end + (uint64_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE;
+	tr->key_crc = 0;
+	if (version == 2) {
+		tr->keys = get_le32(t + 60);
+		tr->key_crc = get_le32(t + 72);
+		if (get_le64(t + 64) != tr->key_pos)
+			return CHRONIK_ECORRUPT;
+	}
+	if (tr->data_end < SEGMENT_HEADER_SIZE || tr->data_end >= file_size || tr->entries == 0 ||
+	    tr->key_pos + (uint64_t)tr->keys * SEGMENT_KEY_ENTRY_SIZE + tsize != file_size)
 		return CHRONIK_ECORRUPT;
 	return 0;
 }
@@ -161,6 +268,12 @@ struct segment_writer {
 	uint64_t raw_next; /* last batch's raw end */
 	uint8_t *buf; /* batches not yet written */
 	size_t blen, bcap;
+	uint32_t version;
+	struct segment_key *keys; /* the key table (version 2): one a key */
+	size_t nkeys, keys_cap;
+	uint32_t *kslot; /* open addressing on digest word 0: index + 1 into keys, 0 empty */
+	size_t kcap; /* a power of two */
+	struct batch_scratch scratch; /* decoding batches for their keys */
 };
 
 #define WRITER_BUF (1u << 20)
@@ -191,7 +304,8 @@ int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, 
 		free(w);
 		return rc;
 	}
-	header_encode(h, topic_id, partition, base_offset, wal_seq);
+	w->version = atomic_load(&write_version);
+	header_encode(h, w->version, topic_id, partition, base_offset, wal_seq);
 	memcpy(w->buf, h, sizeof(h));
 	w->blen = sizeof(h);
 	w->pos = SEGMENT_HEADER_SIZE;
@@ -212,8 +326,79 @@ static int writer_flush(struct segment_writer *w)
 	return rc;
 }
 
+/* Key d seen at offset off: its entry (new, or the one it has, whose
+ * offset off, being later, replaces). */
+static int writer_key_put(struct segment_writer *w, const uint64_t d[2], int64_t off)
+{
+	if ((w->nkeys + 1) * 2 > w->kcap) {
+		size_t cap = w->kcap ? w->kcap * 2 : 1024;
+		uint32_t *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < w->nkeys; i++) {
+			size_t j = w->keys[i].digest[0] & (cap - 1);
+			while (v[j])
+				j = (j + 1) & (cap - 1);
+			v[j] = (uint32_t)(i + 1);
+		}
+		free(w->kslot);
+		w->kslot = v;
+		w->kcap = cap;
+	}
+	size_t i = d[0] & (w->kcap - 1);
+	for (; w->kslot[i]; i = (i + 1) & (w->kcap - 1)) {
+		struct segment_key *k = &w->keys[w->kslot[i] - 1];
+		if (k->digest[0] == d[0] && k->digest[1] == d[1]) {
+			k->offset = off;
+			return 0;
+		}
+	}
+	if (w->nkeys == UINT32_MAX - 1)
+		return -EINVAL;
+	if (w->nkeys == w->keys_cap) {
+		size_t cap = w->keys_cap ? w->keys_cap * 2 : 256;
+		struct segment_key *v = realloc(w->keys, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->keys = v;
+		w->keys_cap = cap;
+	}
+	w->keys[w->nkeys].digest[0] = d[0];
+	w->keys[w->nkeys].digest[1] = d[1];
+	w->keys[w->nkeys].offset = off;
+	w->kslot[i] = (uint32_t)++w->nkeys;
+	return 0;
+}
+
+/* The keys of the batch's keyed records into the key table. */
+static int writer_keys(struct segment_writer *w, const uint8_t *batch, size_t len)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	int rc = batch_iter_init_with(&it, batch, len, &w->scratch);
+
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		int64_t off = it.hdr.base_offset + r.offset_delta;
+		rc = 0;
+		if (r.key_len < 0)
+			continue;
+		uint64_t d[2];
+		segment_key_digest(r.key, (size_t)r.key_len, d);
+		rc = writer_key_put(w, d, off);
+	}
+	batch_iter_fini(&it);
+	return rc;
+}
+
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records)
+{
+	return segment_writer_add_from(w, batch, len, raw_pos, raw_len, records, &batch, &len, 1);
+}
+
+int segment_writer_add_from(struct segment_writer *w, const uint8_t *batch, size_t len,
+			    uint64_t raw_pos, uint64_t raw_len, uint32_t records,
+			    const uint8_t *const *src, const size_t *src_lens, size_t nsrc)
 {
 	struct batch_header bh;
 	int rc = batch_header_parse(batch, len, &bh);
@@ -222,6 +407,11 @@ int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t le
 		return rc;
 	if (bh.base_offset < w->next_offset || w->pos + len > SEGMENT_MAX_BYTES / 2)
 		return -EINVAL;
+	for (size_t i = 0; w->version >= 2 && i < nsrc; i++) {
+		rc = writer_keys(w, src[i], src_lens[i]);
+		if (rc)
+			return rc;
+	}
 	bool first = w->n == 0;
 	bool cont = bh.base_offset == w->next_offset && raw_pos == w->raw_next;
 	if (first || !cont || w->pos - w->entry_pos >= SEGMENT_INDEX_INTERVAL) {
@@ -278,6 +468,9 @@ static void writer_free(struct segment_writer *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w->idx);
+	free(w->keys);
+	free(w->kslot);
+	batch_scratch_fini(&w->scratch);
 	free(w->buf);
 	free(w->path);
 	free(w);
@@ -293,9 +486,10 @@ void segment_writer_abort(struct segment_writer *w)
 
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 {
-	uint8_t t[SEGMENT_TRAILER_SIZE];
-	struct trailer tr = { 0 };
-	uint8_t *ib = NULL;
+	uint8_t t[SEGMENT_TRAILER_V2_SIZE];
+	struct trailer tr = { .version = w->version };
+	uint8_t *ib = NULL, *kb = NULL;
+	size_t klen = w->nkeys * SEGMENT_KEY_ENTRY_SIZE;
 	int rc;
 
 	if (w->n == 0) {
@@ -320,10 +514,27 @@ int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 	tr.min_timestamp = w->m.min_timestamp;
 	tr.max_timestamp = w->m.max_timestamp;
 	tr.index_crc = crc32c(0, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (w->nkeys > UINT32_MAX) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (klen && !(kb = malloc(klen))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (w->nkeys > 1)
+		qsort(w->keys, w->nkeys, sizeof(*w->keys), key_cmp);
+	for (size_t i = 0; i < w->nkeys; i++)
+		key_encode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &w->keys[i]);
+	tr.keys = (uint32_t)w->nkeys;
+	tr.key_pos = w->pos + w->n * SEGMENT_INDEX_ENTRY_SIZE;
+	tr.key_crc = klen ? crc32c(0, kb, klen) : 0;
 	trailer_encode(t, &tr);
 	rc = write_full(w->fd, ib, w->n * SEGMENT_INDEX_ENTRY_SIZE);
+	if (rc == 0 && klen)
+		rc = write_full(w->fd, kb, klen);
 	if (rc == 0)
-		rc = write_full(w->fd, t, sizeof(t));
+		rc = write_full(w->fd, t, trailer_size(w->version));
 	if (rc == 0 && fsync(w->fd) < 0)
 		rc = -errno;
 	if (rc == 0 && close(w->fd) < 0)
@@ -332,13 +543,15 @@ int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta)
 	if (rc)
 		goto fail;
 	w->m.data_end = w->pos;
-	w->m.bytes = w->pos + w->n * SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE;
+	w->m.bytes = tr.key_pos + klen + trailer_size(w->version);
 	*meta = w->m;
 	free(ib);
+	free(kb);
 	writer_free(w);
 	return 0;
 fail:
 	free(ib);
+	free(kb);
 	segment_writer_abort(w);
 	return rc;
 }
@@ -361,6 +574,7 @@ struct segment {
 	int fd;
 	struct segment_index_entry *idx;
 	size_t n;
+	struct trailer tr; /* while readers > 0 */
 	uint8_t *have;
 	const struct segment_remote_ops *rops; /* remote segments */
 	void *rops_arg;
@@ -469,8 +683,9 @@ const char *segment_path(const struct segment *s)
  * *n get the index. */
 static int fd_checked(int fd, struct trailer *tr, struct segment_index_entry **idx, size_t *n)
 {
-	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_SIZE];
+	uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_V2_SIZE];
 	struct stat st;
+	size_t tsize;
 	uint8_t *ib = NULL;
 	struct segment_index_entry *v = NULL;
 	size_t ilen;
@@ -481,15 +696,18 @@ static int fd_checked(int fd, struct trailer *tr, struct segment_index_entry **i
 		goto fail;
 	}
 	rc = CHRONIK_ECORRUPT;
-	if ((uint64_t)st.st_size <
-		    SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE ||
-	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    pread_full(fd, t, sizeof(t), (uint64_t)st.st_size - sizeof(t)) != (ssize_t)sizeof(t))
+	if ((uint64_t)st.st_size < SEGMENT_HEADER_SIZE ||
+	    pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		goto fail;
 	rc = header_check(h);
 	if (rc)
 		goto fail;
-	rc = trailer_decode(t, (uint64_t)st.st_size, tr);
+	rc = CHRONIK_ECORRUPT;
+	tsize = trailer_size(get_le32(h + 8));
+	if ((uint64_t)st.st_size < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + tsize ||
+	    pread_full(fd, t, tsize, (uint64_t)st.st_size - tsize) != (ssize_t)tsize)
+		goto fail;
+	rc = trailer_decode(t, get_le32(h + 8), (uint64_t)st.st_size, tr);
 	if (rc)
 		goto fail;
 	ilen = (size_t)tr->entries * SEGMENT_INDEX_ENTRY_SIZE;
@@ -553,10 +771,36 @@ static int remote_open_checked(struct segment *s, struct trailer *tr)
 		return fd;
 	rc = fd_checked(fd, tr, &s->idx, &s->n);
 	if (rc == CHRONIK_ECORRUPT) {
+		uint8_t h[SEGMENT_HEADER_SIZE], t[SEGMENT_TRAILER_V2_SIZE];
 		rc = s->rops->fetch(s->rops_arg, s, fd, 0, SEGMENT_HEADER_SIZE);
+		if (rc == 0 && pread_full(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+			rc = CHRONIK_ECORRUPT;
 		if (rc == 0)
+			rc = header_check(h);
+		if (rc == 0 && get_le32(h + 8) == 1) {
+			/* index and trailer, one range */
 			rc = s->rops->fetch(s->rops_arg, s, fd, s->m.data_end,
 					    s->m.bytes - s->m.data_end);
+		} else if (rc == 0) {
+			/* the trailer, then the index it counts: not the key
+			 * table between them, which no remote read needs */
+			if (s->m.bytes < SEGMENT_TRAILER_V2_SIZE)
+				rc = CHRONIK_ECORRUPT;
+			if (rc == 0)
+				rc = s->rops->fetch(s->rops_arg, s, fd,
+						    s->m.bytes - SEGMENT_TRAILER_V2_SIZE,
+						    SEGMENT_TRAILER_V2_SIZE);
+			if (rc == 0 &&
+			    pread_full(fd, t, sizeof(t), s->m.bytes - SEGMENT_TRAILER_V2_SIZE) !=
+				    (ssize_t)sizeof(t))
+				rc = CHRONIK_ECORRUPT;
+			if (rc == 0)
+				rc = trailer_decode(t, 2, s->m.bytes, tr);
+			if (rc == 0)
+				rc = s->rops->fetch(s->rops_arg, s, fd, tr->data_end,
+						    (uint64_t)tr->entries *
+							    SEGMENT_INDEX_ENTRY_SIZE);
+		}
 		if (rc == 0)
 			rc = fd_checked(fd, tr, &s->idx, &s->n);
 	}
@@ -652,7 +896,16 @@ int segment_fetch_all(struct segment *s)
 {
 	if (s->m.state != SEGMENT_REMOTE)
 		return 0;
-	return remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
+	int rc = remote_ensure(s, SEGMENT_HEADER_SIZE, s->m.data_end);
+	if (rc == 0 && s->tr.keys) {
+		/* the key table, which opening left out (checked by its CRC
+		 * where it is read: segment_verify) */
+		pthread_mutex_lock(&s->fetch_lock);
+		rc = s->rops->fetch(s->rops_arg, s, s->fd, s->tr.key_pos,
+				    (uint64_t)s->tr.keys * SEGMENT_KEY_ENTRY_SIZE);
+		pthread_mutex_unlock(&s->fetch_lock);
+	}
+	return rc;
 }
 
 int segment_dup_fd(struct segment *s)
@@ -691,6 +944,8 @@ int segment_read_begin(struct segment *s)
 			s->have = NULL;
 			rc = CHRONIK_ECORRUPT;
 		}
+		if (rc == 0)
+			s->tr = tr;
 	}
 	if (rc == 0)
 		s->readers++;
@@ -729,6 +984,71 @@ ssize_t segment_pread(struct segment *s, void *buf, size_t len, uint64_t pos)
 			return rc;
 	}
 	return pread_full(fd, buf, len, pos);
+}
+
+uint32_t segment_version(const struct segment *s)
+{
+	return s->tr.version;
+}
+
+/* Read and check the key table of tr from fd. */
+static int keys_read(int fd, const struct trailer *tr, struct segment_key **keys, size_t *n)
+{
+	size_t klen = (size_t)tr->keys * SEGMENT_KEY_ENTRY_SIZE;
+	struct segment_key *v = NULL;
+	uint8_t *kb;
+
+	*keys = NULL;
+	*n = 0;
+	if (klen == 0)
+		return tr->key_crc == 0 ? 0 : CHRONIK_ECORRUPT;
+	kb = malloc(klen);
+	v = malloc((size_t)tr->keys * sizeof(*v));
+	if (!kb || !v) {
+		free(kb);
+		free(v);
+		return -ENOMEM;
+	}
+	ssize_t got = pread_full(fd, kb, klen, tr->key_pos);
+	int rc = got < 0 ? (int)got : CHRONIK_ECORRUPT;
+	if (got == (ssize_t)klen && crc32c(0, kb, klen) == tr->key_crc) {
+		rc = 0;
+		for (size_t i = 0; i < tr->keys && rc == 0; i++) {
+			key_decode(kb + i * SEGMENT_KEY_ENTRY_SIZE, &v[i]);
+			if (v[i].offset > tr->last_offset ||
+			    (i && (v[i].digest[0] < v[i - 1].digest[0] ||
+				   (v[i].digest[0] == v[i - 1].digest[0] &&
+				    v[i].digest[1] <= v[i - 1].digest[1]))))
+				rc = CHRONIK_ECORRUPT;
+		}
+	}
+	free(kb);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*keys = v;
+	*n = tr->keys;
+	return 0;
+}
+
+int segment_read_keys(struct segment *s, struct segment_key **keys, size_t *n)
+{
+	pthread_mutex_lock(&s->lock);
+	int fd = s->fd;
+	pthread_mutex_unlock(&s->lock);
+	if (s->tr.version < 2 || s->m.state == SEGMENT_REMOTE)
+		return 1;
+	int rc = keys_read(fd, &s->tr, keys, n);
+	for (size_t i = 0; rc == 0 && i < *n; i++)
+		if ((*keys)[i].offset < s->m.base_offset)
+			rc = CHRONIK_ECORRUPT;
+	if (rc && *keys) {
+		free(*keys);
+		*keys = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 /* The index is immutable while readers > 0; the caller is one. */
@@ -891,13 +1211,92 @@ static void verify_meta(struct vctx *v, const struct segment_meta *m, const stru
 				chk[i].reg, chk[i].file);
 }
 
+/* Rule 4's key table part: the keys of one batch's keyed records, with
+ * their offsets, appended to *recs (the table that should be is made of
+ * them at the end: keys_compare). 0, -ENOMEM, or 1 after a problem
+ * reported. */
+struct keyrecs {
+	struct segment_key *v;
+	size_t n, cap;
+};
+
+static int keys_collect(struct vctx *v, const uint8_t *batch, size_t len, struct keyrecs *recs)
+{
+	struct batch_iter it;
+	struct batch_record r;
+	int rc = batch_iter_init(&it, batch, len);
+
+	while (rc == 0 && (rc = batch_iter_next(&it, &r)) == 1) {
+		rc = 0;
+		if (r.key_len < 0)
+			continue;
+		if (recs->n == recs->cap) {
+			size_t cap = recs->cap ? recs->cap * 2 : 1024;
+			struct segment_key *nv = realloc(recs->v, cap * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			recs->v = nv;
+			recs->cap = cap;
+		}
+		struct segment_key *k = &recs->v[recs->n++];
+		segment_key_digest(r.key, (size_t)r.key_len, k->digest);
+		k->offset = it.hdr.base_offset + r.offset_delta;
+	}
+	batch_iter_fini(&it);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		vreport(v, "key table: records do not decode (%s)", chronik_strerror(rc));
+	return rc ? 1 : 0;
+}
+
+/* The table the records make (each key once, at its last offset, by
+ * digest) against the file's. */
+static void keys_compare(struct vctx *v, struct keyrecs *recs, const struct segment_key *keys,
+			 size_t nkeys)
+{
+	size_t n = 0;
+
+	if (recs->n > 1)
+		qsort(recs->v, recs->n, sizeof(*recs->v), key_cmp);
+	for (size_t i = 0; i < recs->n; i++) {
+		/* sorted by digest, then offset: the last of a run is newest */
+		if (i + 1 < recs->n && recs->v[i + 1].digest[0] == recs->v[i].digest[0] &&
+		    recs->v[i + 1].digest[1] == recs->v[i].digest[1])
+			continue;
+		recs->v[n++] = recs->v[i];
+	}
+	for (size_t i = 0; i < n && i < nkeys; i++) {
+		if (keys[i].digest[0] != recs->v[i].digest[0] ||
+		    keys[i].digest[1] != recs->v[i].digest[1]) {
+			vreport(v, "key table entry %zu: digest is not the records' key's there",
+				i);
+			return;
+		}
+		if (keys[i].offset != recs->v[i].offset) {
+			vreport(v,
+				"key table entry %zu: offset %" PRId64
+				", the newest record of its key is at %" PRId64,
+				i, keys[i].offset, recs->v[i].offset);
+			return;
+		}
+	}
+	if (n != nkeys)
+		vreport(v, "key table: %zu entries, the records hold %zu keys", nkeys, n);
+}
+
 int segment_verify(const char *path, const struct segment_meta *m, segment_problem_fn problem,
 		   void *arg)
 {
 	struct vctx v = { .problem = problem, .arg = arg, .path = path };
 	struct segment_index_entry *idx = NULL;
+	struct segment_key *keys = NULL;
 	struct trailer tr;
-	size_t n = 0, ei = 0;
+	size_t n = 0, ei = 0, nkeys = 0;
+	struct keyrecs recs = { 0 };
+	bool check_keys = false;
 	uint8_t *data = NULL;
 	int fd = -1, rc;
 
@@ -909,6 +1308,16 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 	if (rc) {
 		vreport(&v, "invalid header, trailer or index (%s)", chronik_strerror(rc));
 		return v.problems;
+	}
+	if (tr.version >= 2) {
+		rc = keys_read(fd, &tr, &keys, &nkeys);
+		if (rc == -ENOMEM)
+			goto out;
+		if (rc)
+			vreport(&v, "key table: CRC mismatch or entries out of order (%s)",
+				chronik_strerror(rc));
+		check_keys = rc == 0;
+		rc = 0;
 	}
 	data = malloc(tr.data_end);
 	if (!data) {
@@ -942,6 +1351,13 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 				chronik_strerror(rc));
 			rc = 0;
 			break;
+		}
+		if (check_keys) {
+			rc = keys_collect(&v, data + pos, len, &recs);
+			if (rc == -ENOMEM)
+				goto out;
+			check_keys = rc == 0;
+			rc = 0;
 		}
 		if (ei < n && idx[ei].file_pos == pos) {
 			if (idx[ei].offset != bh.base_offset || bh.base_offset < next) {
@@ -985,9 +1401,11 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 		if (batches != tr.batches || next - 1 != tr.last_offset || raw != tr.raw_end ||
 		    min_base_ts != tr.min_timestamp || maxts != tr.max_timestamp)
 			vreport(&v, "trailer disagrees with the batches");
+		if (check_keys)
+			keys_compare(&v, &recs, keys, nkeys);
 		struct vfacts f = {
-			.file_size = tr.data_end + (uint64_t)n * SEGMENT_INDEX_ENTRY_SIZE +
-				     SEGMENT_TRAILER_SIZE,
+			.file_size = tr.key_pos + (uint64_t)tr.keys * SEGMENT_KEY_ENTRY_SIZE +
+				     trailer_size(tr.version),
 			.records = records,
 			.min_timestamp = min_base_ts,
 			.max_timestamp = maxts,
@@ -999,10 +1417,32 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
 			verify_meta(&v, m, &tr, &idx[0], &f);
 	}
 out:
+	free(recs.v);
+	free(keys);
 	free(data);
 	free(idx);
 	close(fd);
 	return rc < 0 ? rc : v.problems;
+}
+
+int segment_file_keys(const char *path, uint32_t *version, struct segment_key **keys, size_t *n)
+{
+	struct segment_index_entry *idx = NULL;
+	struct trailer tr;
+	size_t ni;
+	int fd = -1, rc;
+
+	rc = file_open_checked(path, &fd, &tr, &idx, &ni);
+	if (rc)
+		return rc;
+	free(idx);
+	*version = tr.version;
+	*keys = NULL;
+	*n = 0;
+	if (tr.version >= 2)
+		rc = keys_read(fd, &tr, keys, n);
+	close(fd);
+	return rc;
 }
 
 int segment_file_walk(const char *path, segment_batch_fn cb, void *arg)

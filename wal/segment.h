@@ -10,13 +10,17 @@
  * <base-offset, %020lld>.g<gen>.seg, gen its generation (registry.h). All integers of chronik's own fields are little-endian;
  * the batches are Kafka RecordBatch v2 (batch.h), big-endian as Kafka's.
  *
+ *   version 2 (written now):
+ *   file = header (64) | batches | index entries (32 each)
+ *          | key entries (24 each) | trailer (80)
+ *   version 1 (read only; see VERSION POLICY):
  *   file = header (64) | batches | index entries (32 each) | trailer (64)
  *
  * Header, 64 bytes:
  *
  *   off size field
  *     0    8 magic "CHRONIKS"
- *     8    4 format version, 1
+ *     8    4 format version: 2 (1 for the older layout, no key table)
  *    12    4 topic id (u32)
  *    16    4 partition (i32)
  *    20    4 reserved, 0
@@ -77,7 +81,55 @@
  *   is its entry's raw position plus the lines of the records before it in
  *   the run, the position it had when it was appended.
  *
- * Trailer, the last 64 bytes:
+ * Key table (version 2), at the key table position (trailer), right after
+ * the index entries, key count entries of 24 bytes: one for every distinct
+ * key among the segment's records whose key is not null (keyLength >= 0,
+ * the empty key included), holding the offset of the segment's newest
+ * record with that key, sorted by digest (word 0, then word 1; digests
+ * are distinct):
+ *
+ *     0    8 digest word 0 (u64): lane A of the key digest (below)
+ *     8    8 digest word 1 (u64): lane B of the key digest
+ *    16    8 offset (i64) of the segment's last record with that key
+ *
+ *   It lets compaction build its offset map (compact.c: key -> newest
+ *   offset) from 24 bytes a key of each segment instead of decompressing
+ *   and decoding every batch: the newest offset of a key over several
+ *   segments is the largest of their entries for it. One entry a key,
+ *   not a record: a record superseded inside its own segment never
+ *   counts for the map, and a log of few keys written many times (what
+ *   compaction is for) gets a table of a few entries, not one as large
+ *   as its compressed records. By digest: the order the writer can sort
+ *   its entries into and a reader can check (and binary-search) without
+ *   the records. A record without a key has no entry (it is never
+ *   superseded). No tombstone flag: compaction's rewrite decodes every
+ *   kept record and sees its null value there.
+ *
+ *   Key digest (segment_key_digest), 128 bits, two 64-bit lanes over the
+ *   key bytes k[0, n). With fmix(x) = x ^= x >> 33, x *= 0xff51afd7ed558ccd,
+ *   x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53, x ^= x >> 33 (all mod 2^64) and
+ *   rotl(x, r) the 64-bit left rotation, a lane with seed S and multiplier
+ *   M is:
+ *       h = S
+ *       for each 8-byte block w of k (little-endian u64; the last block,
+ *         when n is not a multiple of 8, zero-padded; none when n = 0):
+ *           h = rotl((h ^ fmix(w ^ S)) * M, 29)
+ *       h = fmix(h ^ n)
+ *   lane A: S = 0x9e3779b97f4a7c15, M = 0xbf58476d1ce4e5b9;
+ *   lane B: S = 0xd6e8feb86659fd93, M = 0x94d049bb133111eb.
+ *
+ *   COLLISIONS. Compaction takes two keys with the same digest for one key
+ *   (the older record of the other key would be dropped), the risk Kafka's
+ *   cleaner takes with the MD5 of keys in its offset map. For keys that
+ *   are not chosen to collide, treating the digest as a random 128-bit
+ *   function, the chance that any two of n distinct keys of one
+ *   compaction share a digest is at most n(n-1)/2^129: below 2^-89 for a
+ *   million keys, below 2^-63 for 2^32 keys. The digest is not
+ *   cryptographic: someone who can choose keys can make two collide (as
+ *   with MD5) and so make compaction drop their own older record of the
+ *   other key.
+ *
+ * Trailer, the last 80 bytes (version 2):
  *
  *     0    8 magic "CHRONIKX"
  *     8    8 data end (u64): position of the first index entry
@@ -88,12 +140,22 @@
  *    40    8 min timestamp (i64): the smallest batch baseTimestamp
  *    48    8 max timestamp (i64): the largest batch maxTimestamp
  *    56    4 CRC-32C of the index entries
+ *    60    4 key count (u32): entries in the key table
+ *    64    8 key table position (u64): data end + 32 * index entry count
+ *    72    4 CRC-32C of the key table (of zero bytes, 0, when it is empty)
+ *    76    4 CRC-32C of trailer bytes [0, 76)
+ *
+ * Trailer, the last 64 bytes (version 1): bytes 0-56 as version 2's, then
  *    60    4 CRC-32C of trailer bytes [0, 60)
+ * (and no key table).
  *
  * VALIDITY: a segment file is valid if and only if
- *   1. its header has the magic, version 1 and its CRC matches;
- *   2. its trailer has the magic and its CRC matches, and the file size is
- *      exactly data_end + 32 * entry count + 64, with data_end >= 64;
+ *   1. its header has the magic, version 1 or 2, and its CRC matches;
+ *   2. its trailer (80 bytes for version 2, 64 for 1) has the magic and its
+ *      CRC matches, and the file size is exactly data_end + 32 * entry
+ *      count + 24 * key count + 80 (version 1: data_end + 32 * entry count
+ *      + 64), with data_end >= 64 and (version 2) the key table position
+ *      data_end + 32 * entry count;
  *   3. the index CRC matches and the entries are sorted as said above,
  *      the first pointing at position 64;
  *   4. (verify) the batches fill [64, data_end) exactly, each one parses
@@ -105,16 +167,24 @@
  *      each) when it continues them in offsets, and at least one byte
  *      per missing offset further when it follows a hole; the trailer's
  *      last offset, raw end and min/max timestamps are the batches';
+ *      (version 2) the key table's CRC matches and it is exactly the
+ *      table the records make: one entry for each distinct non-null key,
+ *      its digest and the offset of the last record with it, by digest;
  *   5. (verify, against the registry entry, registry.h) base and last
  *      offset, min and max timestamp, raw start and end, bytes (the file
  *      size), data_end, records (the batches' recordCounts summed) and
  *      batches are the file's.
  * Opening a segment checks 1-3 (a truncated or torn file fails them);
- * `chronik verify` checks 4 and 5 too. A segment is only read once the registry
+ * `chronik verify` checks 4 and 5 too; segment_read_keys checks the key
+ * table's CRC, its order and its offsets' range when it reads it. A
+ * segment is only read once the registry
  * (registry.h) lists it, and it is listed only after it was fsynced.
  *
  * VERSION POLICY: a new layout takes a new version; a reader that does not
- * know it fails with CHRONIK_EVERSION.
+ * know it fails with CHRONIK_EVERSION. Every reader here reads versions 1
+ * and 2 (a version 1 segment simply has no key table: compaction decodes
+ * its batches instead); writers write version 2 (segment_write_version
+ * can ask for 1, for tests of mixed sets).
  */
 #ifndef CHRONIK_SEGMENT_H
 #define CHRONIK_SEGMENT_H
@@ -125,11 +195,13 @@
 #include <sys/types.h>
 
 #define SEGMENT_HEADER_SIZE 64
-#define SEGMENT_TRAILER_SIZE 64
+#define SEGMENT_TRAILER_SIZE 64 /* version 1 */
+#define SEGMENT_TRAILER_V2_SIZE 80
 #define SEGMENT_INDEX_ENTRY_SIZE 32
+#define SEGMENT_KEY_ENTRY_SIZE 24
 #define SEGMENT_MAGIC "CHRONIKS"
 #define SEGMENT_TRAILER_MAGIC "CHRONIKX"
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 #define SEGMENT_INDEX_INTERVAL 4096
 #define SEGMENT_MERGE_BYTES (64u << 10)
 #define SEGMENT_SPLIT_BYTES (256u << 10)
@@ -173,7 +245,21 @@ struct segment_index_entry {
 	uint32_t span_crc;
 };
 
+/* One entry of the key table. */
+struct segment_key {
+	uint64_t digest[2];
+	int64_t offset;
+};
+
+/* The key digest (format above) of key[0, len). */
+void segment_key_digest(const void *key, size_t len, uint64_t digest[2]);
+
 /* ---- writing ------------------------------------------------------------- */
+
+/* The version writers opened from now on write: SEGMENT_VERSION (the
+ * default) or 1 (no key table), so that tests can make version 1 segments
+ * through the engine. Process-wide; returns the previous one, or -EINVAL. */
+int segment_write_version(uint32_t version);
 
 struct segment_writer;
 
@@ -186,7 +272,19 @@ int segment_writer_open(const char *path, uint32_t topic_id, int32_t partition, 
  * Batches must come in offset order. */
 int segment_writer_add(struct segment_writer *w, const uint8_t *batch, size_t len, uint64_t raw_pos,
 		       uint64_t raw_len, uint32_t records);
-/* Write index and trailer, fsync, close; *meta describes the segment. The
+/* (The writer decodes each batch it is given, for the key table; after a
+ * failed add the writer is fit only for _abort.) */
+/* segment_writer_add, with the key table's keys taken from the records of
+ * the batches src[0, nsrc) (src_lens their lengths) instead of the
+ * batch's: the same records in an encoding cheaper to decode (the
+ * uncompressed batches the indexer re-encoded it from). The records of
+ * src must be this batch's, or this batch's and those of the batches
+ * added right after it with nsrc 0 (the pieces of one split batch: the
+ * source goes with the first). */
+int segment_writer_add_from(struct segment_writer *w, const uint8_t *batch, size_t len,
+			    uint64_t raw_pos, uint64_t raw_len, uint32_t records,
+			    const uint8_t *const *src, const size_t *src_lens, size_t nsrc);
+/* Write index, key table and trailer, fsync, close; *meta describes the segment. The
  * writer is freed whatever the result (on failure the file is removed). */
 int segment_writer_finish(struct segment_writer *w, struct segment_meta *meta);
 /* Close and remove the file, free the writer. */
@@ -209,8 +307,9 @@ void segment_unref(struct segment *s);
  * opens (creating, sized to the object) and returns its descriptor, or
  * <0; ops->fetch writes bytes [off, off + len) of the object into fd at
  * off, or fails (<0, returned to the reader). segment_read_begin fetches
- * the header and the index with the trailer (unless the file holds them
- * already, as their CRCs say); segment_pread then fetches the index spans
+ * the header, the index and the trailer (unless the file holds them
+ * already, as their CRCs say; not a version 2 key table, compaction
+ * decodes a remote segment's batches instead); segment_pread then fetches the index spans
  * it reads that the file lacks (with read-ahead up to SEGMENT_FETCH_BYTES)
  * and checks each span's CRC. Both hooks are called with the segment's
  * locks held, one fetch per segment at a time. Set before the segment is
@@ -224,8 +323,10 @@ struct segment_remote_ops {
  * take their own). */
 #define SEGMENT_MAX_SPAN (1u << 20)
 void segment_set_remote(struct segment *s, const struct segment_remote_ops *ops, void *arg);
-/* Between _begin and _end: bring every batch byte of a remote segment
- * into its cache file (0 at once for a local one), e.g. to verify it. */
+/* Between _begin and _end: bring every byte of a remote segment into its
+ * cache file (0 at once for a local one), e.g. to verify it: the batches
+ * (each span's CRC checked) and the key table (version 2), which
+ * segment_read_begin does not fetch. */
 int segment_fetch_all(struct segment *s);
 /* Remove the file at the last unref (a segment dropped from the registry),
  * and with it every sidecar: <path><suffix> for each registered suffix. */
@@ -265,6 +366,14 @@ int segment_find_time(struct segment *s, int64_t ts, struct segment_index_entry 
  * or <0. Opens the segment for reading itself. */
 int segment_count_from(struct segment *s, int64_t from, uint64_t *out);
 
+/* The segment's version (between _begin and _end). */
+uint32_t segment_version(const struct segment *s);
+/* The key table (between _begin and _end), its CRC and order checked: 0
+ * and *keys (malloc'd, the caller frees; NULL when *n is 0) and *n; 1 when
+ * the segment has none (version 1) or is remote (its cache file need not
+ * hold it), nothing set; CHRONIK_ECORRUPT, -errno. */
+int segment_read_keys(struct segment *s, struct segment_key **keys, size_t *n);
+
 /* ---- checks ---------------------------------------------------------------- */
 
 /* Check the file at path against rules 1-4 (and 5, against m, when m is
@@ -279,5 +388,9 @@ int segment_verify(const char *path, const struct segment_meta *m, segment_probl
  * batch's file position and bytes; a non-zero return stops the walk. */
 typedef int (*segment_batch_fn)(void *arg, uint64_t pos, const uint8_t *batch, size_t len);
 int segment_file_walk(const char *path, segment_batch_fn cb, void *arg);
+/* The version and the key table of the segment file at path (rules 1-3 and
+ * the key table CRC checked), for `chronik dump`: 0, *version, and *keys
+ * (malloc'd, NULL when none) with *n (0 for version 1); or <0. */
+int segment_file_keys(const char *path, uint32_t *version, struct segment_key **keys, size_t *n);
 
 #endif

@@ -1,11 +1,12 @@
 #!/bin/bash
 # The warm tier through the CLI: a produce across many small WAL files is
 # indexed into segments; `segments` lists them, `consume` and `info` see
-# every record, `dump` reads a segment file, `verify` checks it and finds a
+# every record, `dump` reads a segment file (and its key table: none of
+# these records has a key), `verify` checks it and finds a
 # flipped byte; topic delete removes the topic's segments.
 . "$(dirname "$0")/lib.sh"
 
-plan 21
+plan 23
 
 W="--set wal.segment.bytes=8192"
 run 0 --data "$D" topic create s
@@ -44,6 +45,11 @@ ok $? "dump prints its lz4 batches"
 run 0 dump --records "$seg"
 grep -q '"value":"line 1"' "$T/out"
 ok $? "dump --records prints the records"
+grep -qx 'version: 2 keys: 0' "$T/out"
+ok $? "dump says the segment's version and its key table's entries (lines have no key)"
+run 0 dump --keys "$seg"
+! grep -q '^key: ' "$T/out" && grep -qx 'version: 2 keys: 0' "$T/out"
+ok $? "dump --keys lists no entry for a table of none"
 
 run 0 --data "$D" verify
 ok $? "verify of the indexed directory exits 0"

@@ -145,8 +145,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t data_end = 0;
 	uint32_t n = 0;
 	memset(&m, 0, sizeof(m));
-	if (len >= SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE) {
-		const uint8_t *t = file + len - SEGMENT_TRAILER_SIZE;
+	/* Version 1's trailer is 64 bytes, version 2's 80 with the key
+	 * table before it (segment.h). */
+	bool v1 = len >= 12 && get_le32(file + 8) == 1;
+	uint64_t tsize = v1 ? SEGMENT_TRAILER_SIZE : SEGMENT_TRAILER_V2_SIZE, tail = tsize;
+	if (len >= SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + tsize) {
+		const uint8_t *t = file + len - tsize;
+		if (!v1)
+			tail += (uint64_t)get_le32(t + 60) * SEGMENT_KEY_ENTRY_SIZE;
 		data_end = get_le64(t + 8);
 		n = get_le32(t + 16);
 		m.batches = get_le32(t + 20);
@@ -156,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		m.max_timestamp = (int64_t)get_le64(t + 48);
 		m.data_end = data_end;
 		m.bytes = len;
-		if (data_end <= len - SEGMENT_TRAILER_SIZE - SEGMENT_INDEX_ENTRY_SIZE) {
+		if (tail + SEGMENT_INDEX_ENTRY_SIZE <= len &&
+		    data_end <= len - tail - SEGMENT_INDEX_ENTRY_SIZE) {
 			m.base_offset = (int64_t)get_le64(file + data_end);
 			m.raw_start = get_le64(file + data_end + 8);
 		}
@@ -172,8 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(!disagree);
 		/* Rules 1-3 held: the trailer's sizes are the file's. */
 		FUZZ_CHECK(n >= 1 && data_end >= SEGMENT_HEADER_SIZE &&
-			   data_end + (uint64_t)n * SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE ==
-				   len);
+			   data_end + (uint64_t)n * SEGMENT_INDEX_ENTRY_SIZE + tail == len);
 		check_index(s, file, len, data_end, n);
 		segment_read_end(s);
 	}

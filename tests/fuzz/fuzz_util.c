@@ -133,16 +133,20 @@ void fuzz_fix_wal_crcs(uint8_t *buf, size_t len, size_t from)
 
 void fuzz_fix_segment_crcs(uint8_t *buf, size_t len)
 {
-	if (len < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_SIZE)
+	if (len < SEGMENT_HEADER_SIZE + SEGMENT_INDEX_ENTRY_SIZE + SEGMENT_TRAILER_V2_SIZE)
 		return;
 	put_le32(buf + 60, crc32c(0, buf, 60));
-	uint8_t *t = buf + len - SEGMENT_TRAILER_SIZE;
+	bool v1 = get_le32(buf + 8) == 1;
+	size_t tsize = v1 ? SEGMENT_TRAILER_SIZE : SEGMENT_TRAILER_V2_SIZE;
+	uint8_t *t = buf + len - tsize;
 	uint64_t data_end = get_le64(t + 8);
 	uint32_t entries = get_le32(t + 16);
-	if (data_end < SEGMENT_HEADER_SIZE || entries == 0 ||
-	    data_end > len - SEGMENT_TRAILER_SIZE ||
-	    (len - SEGMENT_TRAILER_SIZE - data_end) / SEGMENT_INDEX_ENTRY_SIZE != entries ||
-	    (len - SEGMENT_TRAILER_SIZE - data_end) % SEGMENT_INDEX_ENTRY_SIZE != 0)
+	uint64_t keys = v1 ? 0 : get_le32(t + 60);
+	uint64_t tail = tsize + keys * SEGMENT_KEY_ENTRY_SIZE;
+	if (data_end < SEGMENT_HEADER_SIZE || entries == 0 || tail > len ||
+	    data_end > len - tail ||
+	    (len - tail - data_end) / SEGMENT_INDEX_ENTRY_SIZE != entries ||
+	    (len - tail - data_end) % SEGMENT_INDEX_ENTRY_SIZE != 0)
 		return;
 	for (uint64_t p = SEGMENT_HEADER_SIZE; p + BATCH_HEADER_SIZE <= data_end;) {
 		uint64_t blen = (uint64_t)get_be32(buf + p + 8) + 12;
@@ -160,5 +164,12 @@ void fuzz_fix_segment_crcs(uint8_t *buf, size_t len)
 			put_le32(e + 28, crc32c(0, buf + from, (size_t)(to - from)));
 	}
 	put_le32(t + 56, crc32c(0, idx, (size_t)entries * SEGMENT_INDEX_ENTRY_SIZE));
-	put_le32(t + 60, crc32c(0, t, 60));
+	if (v1) {
+		put_le32(t + 60, crc32c(0, t, 60));
+		return;
+	}
+	uint8_t *kt = idx + (size_t)entries * SEGMENT_INDEX_ENTRY_SIZE;
+	put_le64(t + 64, (uint64_t)(kt - buf));
+	put_le32(t + 72, keys ? crc32c(0, kt, (size_t)keys * SEGMENT_KEY_ENTRY_SIZE) : 0);
+	put_le32(t + 76, crc32c(0, t, 76));
 }

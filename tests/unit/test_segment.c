@@ -1,7 +1,8 @@
 /* test_segment.c - segment files (segment.h), the lz4 re-encoding
  * (recode.h) and the registry (registry.h): every batch found again by
  * offset, raw position and timestamp; every truncation and a corruption of
- * every region detected; the registry round trip and its rules. */
+ * every region detected; the key table (format version 2) and version 1
+ * files; the registry round trip and its rules. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <fcntl.h>
@@ -229,6 +230,196 @@ static void test_plain(const char *dir, struct fixture *f)
 	ok(missed == 0, "every flipped byte reported by verify (%d of %d missed)", missed, tried);
 	free(orig);
 	unlink(cut);
+}
+
+/* The key digest against values computed from segment.h's description
+ * of it by a separate implementation (so the format text and the code
+ * agree). */
+static void test_digest(void)
+{
+	static const struct {
+		const char *key;
+		uint64_t d0, d1;
+	} v[] = {
+		{ "", 0x9ca066f1a4ab2eeaull, 0xe514fd3ba51117adull },
+		{ "a", 0x1a70409d9c475b87ull, 0x996b5986c8f0bafcull },
+		{ "key-007", 0x1dffd5d77cd16427ull, 0x3ed79cc106f5c8d5ull },
+		{ "0123456789abcdef-long key", 0x4f3a2e1ad5903af6ull, 0x67ed838bc2a6a302ull },
+	};
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		uint64_t d[2];
+		segment_key_digest(v[i].key, strlen(v[i].key), d);
+		bad += d[0] != v[i].d0 || d[1] != v[i].d1;
+	}
+	ok(bad == 0, "key digests as segment.h defines them (%d wrong)", bad);
+}
+
+static int key_order(const void *a, const void *b)
+{
+	const struct segment_key *x = a, *y = b;
+	if (x->digest[0] != y->digest[0])
+		return x->digest[0] < y->digest[0] ? -1 : 1;
+	if (x->digest[1] != y->digest[1])
+		return x->digest[1] < y->digest[1] ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Batches of keyed records (37 keys over 200 records, a null key every
+ * third, the empty key once), written as version 2 and as version 1: the
+ * version 2 table read through the segment holds each key once with the
+ * offset of its last record, by digest; the
+ * version 1 file has none; both verify clean; in version 2 a flipped byte
+ * anywhere in the key table or trailer is reported, a truncation refused. */
+static void test_keyed(const char *dir)
+{
+	char path[2][4200];
+	struct segment_key want[400];
+	size_t nwant = 0;
+	struct segment_meta m[2];
+	uint8_t *b[20];
+	size_t len[20];
+	int64_t off = 100;
+
+	for (int i = 0; i < 20; i++) {
+		struct batch_builder bb;
+		batch_builder_init(&bb);
+		int64_t base = off;
+		uint64_t rawlen = 0;
+		for (int j = 0; j < 10; j++, off++) {
+			char key[32], val[32];
+			snprintf(key, sizeof(key), "k%d", (i * 10 + j) % 37);
+			snprintf(val, sizeof(val), "v%lld", (long long)off);
+			struct record_in r = { .timestamp = 5000 + off,
+					       .key = off == 105 ? "" : key,
+					       .key_len = off % 3 == 0 ? -1 :
+							  off == 105   ? 0 :
+									 (int32_t)strlen(key),
+					       .value = val,
+					       .value_len = (int32_t)strlen(val) };
+			if (batch_builder_add(&bb, &r))
+				bail("builder");
+			rawlen += strlen(val) + 1;
+			if (r.key_len >= 0) {
+				segment_key_digest(r.key, (size_t)r.key_len, want[nwant].digest);
+				want[nwant++].offset = off;
+			}
+		}
+		if (batch_builder_finish(&bb, &b[i], &len[i]))
+			bail("builder finish");
+		batch_builder_fini(&bb);
+		batch_set_base_offset(b[i], base);
+		if (i % 2) { /* half of them lz4: the writer decodes those too */
+			uint8_t *z;
+			size_t zlen;
+			const uint8_t *in[1] = { b[i] };
+			if (recode_merge(in, &len[i], 1, BATCH_CODEC_LZ4, &z, &zlen))
+				bail("lz4");
+			free(b[i]);
+			b[i] = z;
+			len[i] = zlen;
+		}
+	}
+	/* The table those records make: by digest, each key's last offset. */
+	size_t nrec = nwant;
+	qsort(want, nwant, sizeof(want[0]), key_order);
+	nwant = 0;
+	for (size_t i = 0; i < nrec; i++)
+		if (i + 1 == nrec || want[i + 1].digest[0] != want[i].digest[0] ||
+		    want[i + 1].digest[1] != want[i].digest[1])
+			want[nwant++] = want[i];
+	for (int v = 0; v < 2; v++) {
+		struct segment_writer *w;
+		uint64_t rp = 0;
+		snprintf(path[v], sizeof(path[v]), "%s/keyed-v%d.seg", dir, 2 - v);
+		segment_write_version(v == 0 ? SEGMENT_VERSION : 1);
+		if (segment_writer_open(path[v], 9, 2, 100, 41, &w))
+			bail("writer open");
+		segment_write_version(SEGMENT_VERSION);
+		for (int i = 0; i < 20; i++) {
+			uint64_t rl;
+			if (batch_raw_size(b[i], len[i], &rl) ||
+			    segment_writer_add(w, b[i], len[i], rp, rl, 10))
+				bail("writer add");
+			rp += rl;
+		}
+		if (segment_writer_finish(w, &m[v]))
+			bail("writer finish");
+	}
+	struct segment *s;
+	struct segment_key *keys = NULL;
+	size_t n = 0;
+	int same = 0;
+	ok(segment_new(path[0], &m[0], &s) == 0 && segment_read_begin(s) == 0 &&
+		   segment_version(s) == 2,
+	   "version 2 segment opened");
+	int krc = segment_read_keys(s, &keys, &n);
+	ok(krc == 0 && n == nwant, "its key table: %zu entries of %zu", n, nwant);
+	for (size_t i = 0; i < n && i < nwant; i++)
+		same += keys[i].offset == want[i].offset &&
+			keys[i].digest[0] == want[i].digest[0] &&
+			keys[i].digest[1] == want[i].digest[1];
+	ok(same == (int)nwant && nwant == 37,
+	   "each key once (the empty key included, no null key), its last record's offset, by "
+	   "digest");
+	free(keys);
+	segment_read_end(s);
+	segment_unref(s);
+	ok(segment_verify(path[0], &m[0], NULL, NULL) == 0, "version 2: verify clean");
+
+	ok(segment_new(path[1], &m[1], &s) == 0 && segment_read_begin(s) == 0 &&
+		   segment_version(s) == 1 && segment_read_keys(s, &keys, &n) == 1,
+	   "version 1 segment opened, without a key table");
+	segment_read_end(s);
+	segment_unref(s);
+	ok(segment_verify(path[1], &m[1], NULL, NULL) == 0 &&
+		   m[1].bytes + nwant * SEGMENT_KEY_ENTRY_SIZE +
+				   (SEGMENT_TRAILER_V2_SIZE - SEGMENT_TRAILER_SIZE) ==
+			   m[0].bytes,
+	   "version 1: verify clean; it is the table and 16 trailer bytes shorter");
+
+	/* Flips in the index, key table and trailer of version 2; cuts. */
+	uint8_t *orig = malloc(m[0].bytes);
+	int fd = open(path[0], O_RDONLY);
+	if (!orig || read(fd, orig, m[0].bytes) != (ssize_t)m[0].bytes)
+		bail("read back");
+	close(fd);
+	char cut[4300];
+	snprintf(cut, sizeof(cut), "%s/keyed-cut.seg", dir);
+	int missed = 0, tried = 0, missed_open = 0;
+	for (uint64_t pos = m[0].data_end; pos < m[0].bytes; pos++) {
+		orig[pos] ^= 0x21;
+		fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (write(fd, orig, m[0].bytes) != (ssize_t)m[0].bytes)
+			bail("write flip");
+		close(fd);
+		orig[pos] ^= 0x21;
+		int np = 0;
+		tried++;
+		if (segment_verify(cut, &m[0], problem_count, &np) == 0 || np == 0)
+			missed++;
+	}
+	for (uint64_t l = m[0].data_end; l < m[0].bytes; l++) {
+		fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (write(fd, orig, l) != (ssize_t)l)
+			bail("write cut");
+		close(fd);
+		struct segment *c;
+		segment_new(cut, &m[0], &c);
+		if (segment_read_begin(c) == 0) {
+			missed_open++;
+			segment_read_end(c);
+		}
+		segment_unref(c);
+	}
+	ok(missed == 0 && missed_open == 0,
+	   "version 2: every flip past the batches reported (%d of %d missed), every cut refused "
+	   "(%d missed)",
+	   missed, tried, missed_open);
+	unlink(cut);
+	free(orig);
+	for (int i = 0; i < 20; i++)
+		free(b[i]);
 }
 
 static void test_recode(const char *dir, struct fixture *f)
@@ -592,6 +783,8 @@ int main(void)
 		bail("mkdtemp");
 	fixture_make(&f);
 	test_plain(dir, &f);
+	test_digest();
+	test_keyed(dir);
 	test_recode(dir, &f);
 	test_split();
 	test_registry(dir);
