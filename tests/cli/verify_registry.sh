@@ -57,7 +57,7 @@ done
 
 # The second index entry of the first segment: raw position one further,
 # index and trailer CRCs recomputed so that the file stays valid by rules
-# 1-3 and only the raw positions the batches give can tell.
+# 1-3 (either trailer layout) and only the raw positions the batches give can tell.
 rm -rf "$T/copy" && cp -a "$D" "$T/copy"
 seg=$(ls "$T"/copy/segments/*/0/00000000000000000000.seg)
 python3 - "$seg" <<'PY'
@@ -75,15 +75,17 @@ for i in range(256):
         c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
     crc32c.tab.append(c)
 b = bytearray(open(sys.argv[1], "rb").read())
-t = len(b) - 64
-assert struct.unpack_from("<I", b, t + 60)[0] == crc32c(b[t:t + 60]), "crc32c"
+version, = struct.unpack_from("<I", b, 8)
+tsize = 64 if version == 1 else 80  # trailer (wal/segment.h); its CRC last
+t = len(b) - tsize
+assert struct.unpack_from("<I", b, t + tsize - 4)[0] == crc32c(b[t:t + tsize - 4]), "crc32c"
 data_end, entries = struct.unpack_from("<QI", b, t + 8)
 assert entries >= 3, entries
 e = data_end + 32
 raw, = struct.unpack_from("<Q", b, e + 8)
 struct.pack_into("<Q", b, e + 8, raw + 1)
 struct.pack_into("<I", b, t + 56, crc32c(b[data_end:data_end + 32 * entries]))
-struct.pack_into("<I", b, t + 60, crc32c(b[t:t + 60]))
+struct.pack_into("<I", b, t + tsize - 4, crc32c(b[t:t + tsize - 4]))
 open(sys.argv[1], "wb").write(b)
 PY
 ok $? "patched the raw position of index entry 1 and its CRCs"
