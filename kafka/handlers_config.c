@@ -385,8 +385,10 @@ static char *policy_edit(const char *cur, const char *item, bool append)
 	snprintf(buf, sizeof(buf), "%s", cur);
 	char *save = NULL;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		while (*t == ' ')
+		while (*t == ' ' || *t == '\t')
 			t++;
+		for (size_t n = strlen(t); n && (t[n - 1] == ' ' || t[n - 1] == '\t');)
+			t[--n] = '\0';
 		if (strcmp(t, item) == 0) {
 			have = true;
 			if (!append)

@@ -254,7 +254,12 @@ struct engine {
 	 *   p->lock, files_lock, wal_retire_lock (leaves as before)
 	 * The compaction thread calls filters and the segment hook holding
 	 * compact_lock only, so the indexer, retention, topic deletion and the
-	 * cold tier never wait for a rewrite. */
+	 * cold tier never wait for a rewrite. They do wait for one hook call
+	 * (hook_lock makes the hook one segment at a time, and the indexer
+	 * calls it under warm_lock): a hook that does slow work inline (a
+	 * search index built synchronously, as in library use) delays them
+	 * by that call; chronikd's hook only queues the segment for the
+	 * builder threads (search/builder.c), so there the wait is short. */
 	pthread_rwlock_t wal_retire_lock;
 	pthread_mutex_t warm_lock;
 	/* Compaction filters by name (compact.c) and the segment hook
@@ -417,9 +422,12 @@ enum batch_codec warm_store_codec(const char *config_json);
  * or the key's default (topic_config.c) when o is NULL, lacks it, or holds
  * something else. */
 int64_t topic_config_i64(json_object *o, const char *key);
-/* Every pair of the config object o through engine_topic_config_check:
- * 0, or -EINVAL with "KEY: why" in why (len bytes; why may be NULL). */
-int topic_config_check_object(json_object *o, char *why, size_t len);
+/* Every pair of the config object o through engine_topic_config_check,
+ * but those keep (the config stored so far, or NULL) holds with the same
+ * value: a topic stored before a rule was tightened can still have its
+ * other keys changed. 0, or -EINVAL with "KEY: why" in why (len bytes;
+ * why may be NULL). */
+int topic_config_check_object(json_object *o, json_object *keep, char *why, size_t len);
 /* Tell the indexer a WAL file was sealed. */
 void indexer_kick(struct engine *e);
 /* Wake the commit thread to look at back-pressure again (indexer). */

@@ -130,22 +130,31 @@ static void topic_free(struct topic *t)
 }
 
 /* Only a JSON object whose pairs pass engine_topic_config_check is a
- * config (-EINVAL); NULL means {}. *out malloc'd, canonical. */
-static int config_normalize(const char *json, char **out)
+ * config (-EINVAL); NULL means {}. The pairs old (the topic's stored
+ * config, or NULL) holds unchanged are not checked again
+ * (topic_config_check_object). *out malloc'd, canonical. */
+static int config_normalize(const char *json, const char *old, char **out)
 {
-	json_object *o;
+	json_object *o, *keep;
 	char why[160] = "";
+	int rc;
+
 	if (!json) {
 		*out = strdup("{}");
 		return *out ? 0 : -ENOMEM;
 	}
 	o = json_tokener_parse(json);
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    topic_config_check_object(o, why, sizeof(why)) != 0) {
-		if (o)
-			log_msg(LOG_LVL_DEBUG, "meta", "topic config refused: %s", why);
+	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		return -EINVAL;
+	}
+	keep = old ? json_tokener_parse(old) : NULL;
+	rc = topic_config_check_object(o, keep, why, sizeof(why));
+	json_object_put(keep);
+	if (rc) {
+		log_msg(LOG_LVL_DEBUG, "meta", "topic config refused: %s", why);
+		json_object_put(o);
+		return rc;
 	}
 	*out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -866,7 +875,7 @@ int engine_topic_create(struct engine *e, const char *name, int32_t partitions,
 		partitions = e->opt.default_partitions;
 	if (partitions > TOPIC_PARTITIONS_MAX)
 		return -EINVAL;
-	rc = config_normalize(config_json, &cfg);
+	rc = config_normalize(config_json, NULL, &cfg);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&e->meta_lock);
@@ -1030,14 +1039,16 @@ int engine_topic_config_set(struct engine *e, const char *name, const char *json
 
 	if (!json)
 		return -EINVAL;
-	rc = config_normalize(json, &cfg);
-	if (rc)
-		return rc;
 	pthread_rwlock_wrlock(&e->meta_lock);
 	t = meta_topic_find(e, name);
 	if (!t) {
-		rc = CHRONIK_ENOTOPIC;
-		goto out;
+		pthread_rwlock_unlock(&e->meta_lock);
+		return CHRONIK_ENOTOPIC;
+	}
+	rc = config_normalize(json, t->config_json, &cfg);
+	if (rc) {
+		pthread_rwlock_unlock(&e->meta_lock);
+		return rc;
 	}
 	if (strcmp(t->config_json, cfg) == 0)
 		goto out;

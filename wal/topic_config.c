@@ -27,8 +27,9 @@
  * that -EINVAL). A key must be one of the above; its value, as a string
  * (a JSON number or boolean as its text), must be:
  *
- *   cleanup.policy             delete, compact, compact,delete or
- *                              delete,compact (exactly; no spaces)
+ *   cleanup.policy             a comma-separated list of delete and
+ *                              compact, each at most once, blanks
+ *                              around an item allowed ("compact, delete")
  *   compression.type           lz4, zstd, gzip, snappy, none,
  *                              uncompressed (Kafka's name for none: the
  *                              same everywhere) or producer
@@ -116,10 +117,38 @@ static bool one_of(const char *v, const char *const *set)
 	return false;
 }
 
+/* cleanup.policy: a comma-separated list of "delete" and "compact", each
+ * at most once, blanks around an item allowed (Kafka's list syntax:
+ * "compact, delete" is Kafka's too; compact.c and retention.c look for the
+ * words, so every spelling accepted here means what it says). */
+static bool policy_list(const char *v)
+{
+	bool seen[2] = { false, false };
+	static const char *const names[2] = { "delete", "compact" };
+
+	for (;;) {
+		while (*v == ' ' || *v == '\t')
+			v++;
+		size_t n = strcspn(v, ", \t");
+		int which = -1;
+		for (int i = 0; i < 2; i++)
+			if (n == strlen(names[i]) && strncmp(v, names[i], n) == 0)
+				which = i;
+		if (which < 0 || seen[which])
+			return false;
+		seen[which] = true;
+		v += n;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (!*v)
+			return true;
+		if (*v++ != ',')
+			return false;
+	}
+}
+
 const char *engine_topic_config_check(const char *key, const char *value)
 {
-	static const char *const policies[] = { "delete", "compact", "compact,delete",
-						"delete,compact", NULL };
 	static const char *const codecs[] = { "lz4",  "zstd",	      "gzip",	  "snappy",
 					      "none", "uncompressed", "producer", NULL };
 	static const char *const bools[] = { "true", "false", NULL };
@@ -127,9 +156,9 @@ const char *engine_topic_config_check(const char *key, const char *value)
 	if (!key || !value)
 		return "missing key or value";
 	if (strcmp(key, "cleanup.policy") == 0)
-		return one_of(value, policies) ? NULL :
-						 "cleanup.policy must be delete, compact, "
-						 "compact,delete or delete,compact";
+		return policy_list(value) ? NULL :
+					    "cleanup.policy must be delete, compact, "
+					    "compact,delete or delete,compact";
 	if (strcmp(key, "compression.type") == 0)
 		return one_of(value, codecs) ? NULL :
 					       "compression.type must be lz4, zstd, gzip, snappy, "
@@ -159,11 +188,16 @@ const char *engine_topic_config_check(const char *key, const char *value)
 	return "unknown topic config key";
 }
 
-int topic_config_check_object(json_object *o, char *why, size_t len)
+int topic_config_check_object(json_object *o, json_object *keep, char *why, size_t len)
 {
 	json_object_object_foreach(o, key, v)
 	{
 		const char *text, *bad;
+		json_object *was;
+		if (keep && json_object_object_get_ex(keep, key, &was) &&
+		    json_object_get_type(was) == json_object_get_type(v) &&
+		    strcmp(json_object_get_string(was), json_object_get_string(v)) == 0)
+			continue; /* kept as stored: not checked again */
 		if (json_object_is_type(v, json_type_string) ||
 		    json_object_is_type(v, json_type_int) ||
 		    json_object_is_type(v, json_type_double) ||

@@ -67,8 +67,8 @@ sys.exit(1)
 PY
 }
 check "config.json with compression.type brotli: EINVAL" bad_close '{"compression.type":"brotli"}'
-check "config.json with cleanup.policy 'compact, delete': EINVAL" \
-	bad_close '{"cleanup.policy":"compact, delete"}'
+check "config.json with cleanup.policy 'compact,,delete': EINVAL" \
+	bad_close '{"cleanup.policy":"compact,,delete"}'
 check "config.json with an unknown key: EINVAL" bad_close '{"retention.hours":"1"}'
 check "and the old config stays" test "$(cat "$MNT/r/config.json")" = "$before"
 printf '{"compression.type":"uncompressed"}' >"$MNT/r/config.json"

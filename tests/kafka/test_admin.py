@@ -166,7 +166,7 @@ def main():
     ok(err is None and cj2.get("compression.type") == "none",
        "compression.type none is accepted (the same as uncompressed): %s %s" % (err, cj2))
     fs = admin.create_topics([NewTopic("badcfg", 1, 1,
-                                       config={"cleanup.policy": "compact, delete"})],
+                                       config={"cleanup.policy": "compact,,delete"})],
                              request_timeout=15)
     try:
         fs["badcfg"].result(timeout=15)
@@ -174,7 +174,7 @@ def main():
     except KafkaException as e:
         err = e.args[0]
     ok(err is not None and err.code() == 40 and not os.path.exists(os.path.join(MNT, "badcfg")),
-       "create_topics with cleanup.policy 'compact, delete' gets 40, no topic: %s" % err)
+       "create_topics with cleanup.policy 'compact,,delete' gets 40, no topic: %s" % err)
     # config.json on the mount: a value out of range fails the close with
     # EINVAL and the config stays.
     try:
