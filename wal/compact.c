@@ -146,7 +146,8 @@
  * their inputs until the swap replaces these, get an allowance A over it:
  * A = wal.segment.bytes (the engine option wal_segment_bytes). Before
  * each batch is written, the most it adds to its file (the batch, an
- * index entry, the header and trailer of a new file) is added to the
+ * index entry, a key table entry per record, the header and the format 2
+ * trailer of a new file) is added to the
  * partition's compact_bytes C, and refused (-ENOSPC, the compaction
  * abandoned, its files removed) when
  *     segments + R + C > L + A,
@@ -529,7 +530,8 @@ static int out_emit(struct out_seg *o)
 	/* DISK: what this batch can add to the file, counted before it is
 	 * written, refused past retention.bytes plus the allowance. */
 	uint64_t add = blen + SEGMENT_INDEX_ENTRY_SIZE +
-		       (o->w ? 0 : SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_SIZE);
+		       (uint64_t)count * SEGMENT_KEY_ENTRY_SIZE /* at most one key each */ +
+		       (o->w ? 0 : SEGMENT_HEADER_SIZE + SEGMENT_TRAILER_V2_SIZE);
 	pthread_mutex_lock(&o->p->lock);
 	if (o->limit >= 0 && o->p->seg_bytes + o->p->seg_reserved + o->p->compact_bytes + add >
 				     (uint64_t)o->limit + o->allowance) {
@@ -770,8 +772,8 @@ static int compact_partition(struct engine *e, struct partition *p,
 					meta.gen = o.gen;
 					warm_segment_written(e, p, o.path);
 					rc = segment_new(o.path, &meta, &groups[gi].out);
-					if (rc)
-						unlink(o.path);
+					if (rc) /* the hook's sidecars too */
+						segment_file_remove(o.path);
 				}
 			}
 			if (rc)

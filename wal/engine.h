@@ -285,7 +285,7 @@ struct engine_compact_result {
  * one step. One compaction runs at a time (this waits for the compaction
  * thread's); indexing, retention and reads go on meanwhile. 0 (also when
  * there was nothing to do: *out all zero), or <0 and the partition as it
- * was: -EAGAIN when its segments changed under the rewrite three times
+ * was: -EAGAIN when its segments changed under the rewrite four times
  * running (retention, DeleteRecords, the cold tier; compact.c "SWAP"),
  * -ENOSPC when the rewrite would take the partition past its
  * retention.bytes plus wal.segment.bytes (compact.c "DISK"; the

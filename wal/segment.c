@@ -646,6 +646,12 @@ static void sidecars_remove(const char *path)
 	pthread_mutex_unlock(&sidecar_lock);
 }
 
+void segment_file_remove(const char *path)
+{
+	unlink(path);
+	sidecars_remove(path);
+}
+
 void segment_doom(struct segment *s)
 {
 	atomic_store(&s->doomed, true);
@@ -655,10 +661,8 @@ void segment_unref(struct segment *s)
 {
 	if (!s || atomic_fetch_sub(&s->refcnt, 1) != 1)
 		return;
-	if (atomic_load(&s->doomed)) {
-		unlink(s->path);
-		sidecars_remove(s->path);
-	}
+	if (atomic_load(&s->doomed))
+		segment_file_remove(s->path);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->idx);

@@ -331,6 +331,9 @@ int segment_fetch_all(struct segment *s);
 /* Remove the file at the last unref (a segment dropped from the registry),
  * and with it every sidecar: <path><suffix> for each registered suffix. */
 void segment_doom(struct segment *s);
+/* Unlink the segment file at path, then every sidecar of it (the order
+ * segment_unref keeps, search/index.c relies on it). */
+void segment_file_remove(const char *path);
 /* Register a sidecar suffix, process-wide (up to SEGMENT_SIDECARS_MAX,
  * each shorter than 16 bytes; registering one twice is a no-op). 0 or
  * -EINVAL. Thread-safe. */

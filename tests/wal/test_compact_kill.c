@@ -1,8 +1,8 @@
 /* test_compact_kill.c - kill -9 while compaction rewrites segments, 25
  * times at pseudo-random points. The child appends records of 50 keys
  * ("key-<offset % 50>", value "v-<offset>") to a compact topic whose WAL
- * rotates every 8 KiB, with min.cleanable.dirty.ratio 0 (the indexer
- * compacts after every segment) and a thread compacting on demand in a
+ * rotates every 8 KiB, with min.cleanable.dirty.ratio 0 (the compaction
+ * thread compacts after every segment) and a thread compacting on demand in a
  * loop; it reports each acknowledged offset through a pipe. After each
  * kill the partition is checked against a model of what compaction may
  * and may not have removed (check(), "THE MODEL"): by a cursor, by raw
